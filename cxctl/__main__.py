@@ -1,0 +1,3 @@
+from cxctl.cli import main
+
+main()

@@ -1,0 +1,441 @@
+"""The workspace model: journeys, key moments, questions, solicitation rules and settings.
+
+Declared once with pydantic (`extra="forbid"`, so a typo cannot pass); validation, the JSON
+Schema (`cxctl schema`) and the docs all derive from these classes. Cross-references between
+objects are checked in `cxctl.loader`, which knows where each object came from.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, available_timezones
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+from cxctl.durations import format_duration, parse_duration
+
+# --- scalar types -----------------------------------------------------------------------------
+
+DURATION_PATTERN = r"^\s*(?:\d+\s*[smhdw]\s*)+$"
+
+
+def _to_timedelta(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError(f"invalid duration {value!r}: write a number and a unit, e.g. 90m, 36h, 14d, 2w")
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_timedelta),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["36h", "14d", "2w"]}),
+]
+
+
+def _check_timezone(value: str) -> str:
+    if value in ("UTC", "Etc/UTC"):
+        return value
+    try:
+        ZoneInfo(value)
+    except Exception:
+        raise ValueError(
+            f"unknown time zone {value!r}: use an IANA name such as Europe/Paris or America/Montreal"
+        ) from None
+    if "/" not in value and value not in available_timezones():
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Paris")
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_check_timezone), WithJsonSchema({"type": "string", "examples": ["Europe/Paris"]})]
+
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+Language = Annotated[str, Field(pattern=LANGUAGE_PATTERN, examples=["fr", "en", "fr-CA"])]
+
+ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
+
+ENV_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+EnvVar = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
+
+# Localised wording: either a plain string (the default language) or {fr: ..., en: ...}.
+Text = Union[str, dict[Language, str]]
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+HOURS_PATTERN = r"^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
+
+
+class Model(BaseModel):
+    """Base for every YAML object: unknown keys are errors, values are checked strictly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+
+
+# --- workspace settings -----------------------------------------------------------------------
+
+
+class Sender(Model):
+    """Who the invitations come from."""
+
+    name: str
+    address: str
+    reply_to: str | None = None
+
+
+class SmtpSettings(Model):
+    """SMTP transport; secrets are named environment variables, never values."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "none"
+    username_env: EnvVar | None = None
+    password_env: EnvVar | None = None
+    concurrency: int = Field(4, ge=1, le=64)
+    rate_per_second: float | None = Field(None, gt=0)
+    max_per_hour: int | None = Field(None, ge=1)
+    max_per_day: int | None = Field(None, ge=1)
+    timeout: Duration = timedelta(seconds=30)
+    max_consecutive_failures: int = Field(10, ge=1)
+    max_attempts: int = Field(5, ge=1)
+    retry_after: Duration = timedelta(minutes=5)
+
+
+class Retention(Model):
+    """How long personal data is kept (applied by `cxctl db prune`)."""
+
+    responses: Duration | None = None
+    events: Duration | None = None
+    invitations: Duration | None = None
+    contacts_inactive: Duration | None = None
+
+
+class Settings(Model):
+    """The `workspace:` block of cxctl.yaml."""
+
+    name: str
+    database: str = "cxctl.db"
+    default_language: Language = "fr"
+    languages: list[Language] = Field(default_factory=lambda: ["fr", "en"])
+    timezone: TimeZone = "Europe/Paris"
+    sender: Sender
+    survey_url: str = Field(
+        description="Link to the survey; {token}, {moment} and {lang} are replaced. "
+        "Any form tool works: put {token} in a query parameter or hidden field.",
+        examples=["https://survey.example.com/s/{moment}?lang={lang}&t={token}"],
+    )
+    unsubscribe_url: str | None = Field(None, examples=["https://example.com/unsubscribe?t={token}"])
+    unsubscribe_mailto: str | None = None
+    token_secret_env: EnvVar = "CXCTL_SECRET"
+    templates: str = "templates"
+    transport: Literal["outbox", "smtp"] = "outbox"
+    outbox: str = "outbox"
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    retention: Retention = Field(default_factory=Retention)
+    min_responses: int = Field(30, ge=1, description="Below this n a scorecard cell is marked insufficient.")
+
+
+# --- journeys ---------------------------------------------------------------------------------
+
+
+class Journey(Model):
+    """A customer journey: ordered stages and the channels it runs through."""
+
+    name: Text
+    description: Text | None = None
+    stages: list[Identifier] = Field(min_length=1)
+    channels: list[Identifier] = Field(default_factory=list)
+
+
+# --- questions --------------------------------------------------------------------------------
+
+
+class Choice(Model):
+    """One answer option of a choice question (e.g. an NPS+ reason)."""
+
+    id: Identifier
+    label: Text
+
+
+class AskIf(Model):
+    """Follow-up condition: ask this question only when another's answer matches."""
+
+    question: Identifier
+    at_most: float | None = None
+    at_least: float | None = None
+    equals: str | float | None = None
+    any_of: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> "AskIf":
+        if all(v is None for v in (self.at_most, self.at_least, self.equals, self.any_of)):
+            raise ValueError("a condition needs at_most, at_least, equals or any_of")
+        return self
+
+
+QuestionType = Literal["nps", "csat", "ces", "rating", "single_choice", "multiple_choice", "open"]
+
+DEFAULT_SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+
+
+class Question(Model):
+    """A survey question with localised wording; scales default by type (NPS 0–10, CSAT 1–5, CES 1–7)."""
+
+    type: QuestionType
+    text: Text
+    min: int | None = None
+    max: int | None = None
+    labels: dict[int, Text] = Field(default_factory=dict)
+    choices: list[Choice] = Field(default_factory=list)
+    ask_if: AskIf | None = None
+    required: bool = False
+    top_box: int | None = Field(None, description="CSAT: how many top answers count as satisfied (default 2).")
+
+    @model_validator(mode="after")
+    def _scale(self) -> "Question":
+        if self.type in DEFAULT_SCALES:
+            lo, hi = DEFAULT_SCALES[self.type]
+            if self.type == "nps" and (self.min not in (None, 0) or self.max not in (None, 10)):
+                raise ValueError("an NPS question is always 0–10; remove min/max")
+            self.min = lo if self.min is None else self.min
+            self.max = hi if self.max is None else self.max
+        if self.type in ("nps", "csat", "ces", "rating"):
+            if self.min is None or self.max is None:
+                raise ValueError(f"a {self.type} question needs min and max")
+            if self.min >= self.max:
+                raise ValueError(f"impossible scale {self.min}–{self.max}: min must be below max")
+            bad = [k for k in self.labels if not self.min <= k <= self.max]
+            if bad:
+                raise ValueError(f"labels {bad} are outside the scale {self.min}–{self.max}")
+        if self.type in ("single_choice", "multiple_choice") and not self.choices:
+            raise ValueError(f"a {self.type} question needs choices")
+        return self
+
+    @property
+    def scale(self) -> tuple[int, int] | None:
+        return (self.min, self.max) if self.min is not None and self.max is not None else None
+
+
+# --- key moments ------------------------------------------------------------------------------
+
+
+class Trigger(Model):
+    """Transactional / in-the-moment: which event starts the survey, after how long, until when."""
+
+    event: Identifier
+    delay: Duration = timedelta(0)
+    expires: Duration = timedelta(days=7)
+
+
+class Schedule(Model):
+    """Relational waves: exactly one of `every` (quarter, month, or a duration) or `cron`."""
+
+    every: str | None = Field(None, examples=["quarter", "month", "90d"])
+    cron: str | None = Field(None, examples=["0 9 1 */3 *"])
+    spread: Duration | None = Field(None, description="Spread a wave over this long (with a daily cap).")
+
+    @model_validator(mode="after")
+    def _one(self) -> "Schedule":
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("a schedule needs exactly one of every or cron")
+        if self.every is not None and self.every not in ("quarter", "month", "year", "week"):
+            parse_duration(self.every)
+        if self.cron is not None:
+            from croniter import croniter
+
+            if not croniter.is_valid(self.cron):
+                raise ValueError(f"invalid cron expression {self.cron!r}: five fields, e.g. '0 9 1 */3 *'")
+        return self
+
+
+AttributeFilter = Union[str, int, float, bool, list[Union[str, int, float, bool]]]
+
+
+class Audience(Model):
+    """Who a moment addresses; every listed condition must hold (lists mean any of)."""
+
+    segment: list[str] | None = None
+    country: list[str] | None = None
+    language: list[Language] | None = None
+    role: list[str] | None = Field(None, description="B2B roles, e.g. requester, buyer, user.")
+    contact: dict[str, AttributeFilter] = Field(default_factory=dict, description="Other contact attributes.")
+    event: dict[str, AttributeFilter] = Field(default_factory=dict, description="Attributes of the triggering event.")
+
+
+class Reminders(Model):
+    """Reminders to non-responders."""
+
+    count: int = Field(1, ge=0, le=5)
+    after: Duration = timedelta(days=3)
+
+
+class SendWindow(Model):
+    """When messages may go out, in the contact's own time zone."""
+
+    days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    hours: str = Field("09:00-19:00", pattern=HOURS_PATTERN)
+
+    def bounds(self) -> tuple[time, time]:
+        start, end = self.hours.split("-")
+        def parse(hhmm: str) -> time:
+            h, m = (int(x) for x in hhmm.split(":"))
+            return time(23, 59, 59) if h == 24 else time(h, m)
+        return parse(start), parse(end)
+
+
+class Targets(Model):
+    """Targets per indicator, shown as met or missed on scorecards."""
+
+    nps: float | None = Field(None, ge=-100, le=100)
+    csat: float | None = Field(None, ge=0, le=100, description="% satisfied (top-2 box).")
+    ces: float | None = Field(None, ge=1, le=7, description="Mean effort score.")
+    response_rate: float | None = Field(None, ge=0, le=100)
+
+
+class ResponseMapping(Model):
+    """How a survey tool's export maps to this moment's questions (`cxctl responses import`)."""
+
+    format: Literal["qualtrics", "surveymonkey", "google_forms", "typeform", "limesurvey", "generic", "jsonl"] | None = None
+    columns: dict[Identifier, str] = Field(default_factory=dict, description="question id → export column")
+    token_column: str | None = None
+    email_column: str | None = None
+    external_id_column: str | None = None
+    submitted_column: str | None = None
+    response_id_column: str | None = None
+    match_window: Duration = timedelta(days=30)
+    keep: Literal["first", "last"] = "first"
+
+
+MomentKind = Literal["relational", "transactional", "in_the_moment"]
+
+
+class Moment(Model):
+    """A key moment of a journey, measured by a short survey."""
+
+    name: Text | None = None
+    journey: Identifier
+    stage: Identifier
+    kind: MomentKind
+    trigger: Trigger | None = None
+    schedule: Schedule | None = None
+    audience: Audience = Field(default_factory=Audience)
+    sample: float = Field(1.0, gt=0, le=1, description="Share of eligible people invited (hash-based, stable).")
+    priority: int = Field(100, ge=1, description="1 is the highest; rules.priority, when given, comes first.")
+    channel: Identifier = "email"
+    template: str = "invitation"
+    questions: list[Identifier] = Field(min_length=1)
+    reminders: Reminders | None = None
+    targets: Targets = Field(default_factory=Targets)
+    recontact: Duration | None = Field(None, description="Do not invite the same person for this moment again within this period.")
+    daily_cap: int | None = Field(None, ge=1)
+    send_window: SendWindow | None = None
+    responses: ResponseMapping = Field(default_factory=ResponseMapping)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "Moment":
+        if self.kind == "relational":
+            if self.schedule is None:
+                raise ValueError("a relational moment needs a schedule (every: quarter, or cron: ...)")
+            if self.trigger is not None:
+                raise ValueError("a relational moment has a schedule, not a trigger")
+        else:
+            if self.trigger is None:
+                raise ValueError(f"a {self.kind} moment needs a trigger (event, delay, expires)")
+            if self.schedule is not None:
+                raise ValueError(f"a {self.kind} moment has a trigger, not a schedule")
+        return self
+
+
+# --- solicitation rules -----------------------------------------------------------------------
+
+
+class Cap(Model):
+    """At most `max` invitations per person in any rolling `window`."""
+
+    max: int = Field(ge=1)
+    window: Duration
+
+
+class SuppressionSource(Model):
+    """Where opt-outs come from besides `cxctl suppress`: a contact attribute (CRM flag column)."""
+
+    attribute: str
+    values: list[str] = Field(default_factory=lambda: ["1", "true", "yes", "oui", "vrai", "x"])
+    reason: Literal["opt_out", "bounce", "complaint", "do_not_contact"] = "do_not_contact"
+
+
+class Rules(Model):
+    """Solicitation rules shared by every moment (a moment may override recontact, window, cap)."""
+
+    quiet_period: Duration = timedelta(days=30)
+    cap: Cap | None = None
+    recontact: Duration | None = Field(None, description="Default per-moment recontact period.")
+    max_reminders: int = Field(2, ge=0, le=5)
+    send_window: SendWindow = Field(default_factory=SendWindow)
+    priority: list[Identifier] = Field(default_factory=list, description="Moment ids, highest priority first.")
+    daily_cap: int | None = Field(None, ge=1, description="Invitations per day, all moments together.")
+    suppression_sources: list[SuppressionSource] = Field(default_factory=list)
+
+
+# --- import mappings --------------------------------------------------------------------------
+
+CONTACT_FIELDS = (
+    "external_id", "email", "first_name", "last_name", "language", "timezone",
+    "country", "segment", "company", "role",
+)
+EVENT_FIELDS = ("event_id", "external_id", "email", "type", "occurred_at")
+
+
+class Mapping(Model):
+    """A custom column mapping for `contacts import` / `events import --mapping ID`."""
+
+    kind: Literal["contacts", "events"] = "contacts"
+    preset: str | None = Field(None, description="Start from a built-in preset (salesforce_report, hubspot, …).")
+    columns: dict[str, str] = Field(default_factory=dict, description="export column → field (or attribute name)")
+    date_format: str | None = Field(None, examples=["%d/%m/%Y", "%d/%m/%Y %H:%M"])
+    decimal_comma: bool | None = None
+    values: dict[str, dict[str, str]] = Field(default_factory=dict, description="field → {export value: stored value}")
+    event_type: str | None = Field(None, description="Fixed event type when the file has no type column.")
+    encoding: str | None = None
+    delimiter: str | None = None
+
+
+# --- one file, and the whole workspace -----------------------------------------------------------
+
+
+class WorkspaceFile(Model):
+    """One YAML file of a workspace; any file may declare any section, ids are global."""
+
+    workspace: Settings | None = None
+    journeys: dict[Identifier, Journey] = Field(default_factory=dict)
+    moments: dict[Identifier, Moment] = Field(default_factory=dict)
+    questions: dict[Identifier, Question] = Field(default_factory=dict)
+    rules: Rules | None = None
+    mappings: dict[Identifier, Mapping] = Field(default_factory=dict)
+
+
+def localise(text: Text | None, language: str, default: str) -> str:
+    """Pick the wording for `language`, falling back to the base language, then the default."""
+    if text is None:
+        return ""
+    if isinstance(text, str):
+        return text
+    base = language.split("-")[0]
+    for key in (language, base, default, default.split("-")[0]):
+        if key in text:
+            return text[key]
+    return next(iter(text.values()))

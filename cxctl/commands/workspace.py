@@ -1,0 +1,7 @@
+"""Commands of this area (being built)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    return None

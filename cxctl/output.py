@@ -1,0 +1,83 @@
+"""The output layer: rich for people, plain text when not a terminal, JSON for scripts.
+
+stdout carries data (tables, JSON); stderr carries progress, warnings and errors.
+Core modules never import this: they return data, the commands render it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+stdout = Console(soft_wrap=True, highlight=False)
+stderr = Console(stderr=True, highlight=False)
+
+
+def _default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def to_json(data: Any) -> str:
+    """Stable JSON for scripts: sorted keys are not forced (order is meaningful), UTF-8 kept."""
+    return json.dumps(data, default=_default, ensure_ascii=False, indent=2)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(to_json(data) + "\n")
+    sys.stdout.flush()
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, justify: dict[str, str] | None = None) -> Table:
+    """A rich table; numbers are right-aligned unless `justify` says otherwise."""
+    rows = [list(r) for r in rows]
+    t = Table(title=title, title_justify="left", show_lines=False)
+    for i, name in enumerate(columns):
+        numeric = bool(rows) and all(isinstance(r[i], (int, float)) or r[i] in (None, "") for r in rows)
+        t.add_column(name, justify=(justify or {}).get(name, "right" if numeric else "left"))
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    return t
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], **kwargs: Any) -> None:
+    stdout.print(table(title, columns, rows, **kwargs))
+
+
+def warn(message: str) -> None:
+    stderr.print(f"[yellow]warning:[/] {message}" if stderr.is_terminal else f"warning: {message}", markup=stderr.is_terminal)
+
+
+def info(message: str) -> None:
+    stderr.print(message, markup=False)
+
+
+def error(message: str) -> None:
+    if stderr.is_terminal:
+        stderr.print(f"[bold red]error:[/] {_escape(message)}")
+    else:
+        stderr.print(f"error: {message}", markup=False)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,260 @@
+"""The SQLite store: one database per workspace, opened through sqlite-utils, versioned by numbered
+migrations recorded in the `migrations` table and applied on open.
+
+Migrations are append-only once released: to change the schema, add a function to MIGRATIONS.
+Times are UTC text (see cxctl.timeutil); free-form attributes are JSON text, queried with
+json_extract and a bound path, never by splicing a column name into SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from cxctl.errors import StoreError
+from cxctl.timeutil import to_db, utcnow
+
+
+def email_hash(email: str) -> str:
+    """Stable pseudonym of a normalised address: kept after `forget` so the person is not re-invited."""
+    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+
+
+def _run_script(db: sqlite_utils.Database, script: str) -> None:
+    """Run DDL statements inside the caller's transaction (executescript would commit it)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _m1_audience(db: sqlite_utils.Database) -> None:
+    """Contacts, events, suppressions and the import log."""
+    _run_script(db, 
+        """
+        CREATE TABLE contacts (
+            id INTEGER PRIMARY KEY,
+            external_id TEXT UNIQUE,
+            email TEXT,
+            email_hash TEXT,
+            first_name TEXT,
+            last_name TEXT,
+            language TEXT,
+            timezone TEXT,
+            country TEXT,
+            segment TEXT,
+            company TEXT,
+            role TEXT,
+            attributes TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            forgotten_at TEXT
+        );
+        CREATE INDEX contacts_email ON contacts(email);
+        CREATE INDEX contacts_email_hash ON contacts(email_hash);
+
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            event_key TEXT NOT NULL UNIQUE,
+            contact_id INTEGER NOT NULL REFERENCES contacts(id),
+            type TEXT NOT NULL,
+            occurred_at TEXT NOT NULL,
+            attributes TEXT NOT NULL DEFAULT '{}',
+            source TEXT,
+            imported_at TEXT NOT NULL
+        );
+        CREATE INDEX events_type_time ON events(type, occurred_at);
+        CREATE INDEX events_contact ON events(contact_id, occurred_at);
+
+        CREATE TABLE suppressions (
+            id INTEGER PRIMARY KEY,
+            email_hash TEXT NOT NULL UNIQUE,
+            email TEXT,
+            reason TEXT NOT NULL,
+            source TEXT,
+            note TEXT,
+            created_at TEXT NOT NULL
+        );
+
+        CREATE TABLE import_log (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            file_name TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            rows_read INTEGER NOT NULL DEFAULT 0,
+            inserted INTEGER NOT NULL DEFAULT 0,
+            updated INTEGER NOT NULL DEFAULT 0,
+            unchanged INTEGER NOT NULL DEFAULT 0,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            imported_at TEXT NOT NULL
+        );
+        """
+    )
+
+
+def _m2_invitations(db: sqlite_utils.Database) -> None:
+    """Invitations and reminders with their send states (planned → sending → sent | failed | bounced)."""
+    _run_script(db, 
+        """
+        CREATE TABLE invitations (
+            id INTEGER PRIMARY KEY,
+            dedupe_key TEXT NOT NULL UNIQUE,
+            token TEXT NOT NULL UNIQUE,
+            contact_id INTEGER NOT NULL REFERENCES contacts(id),
+            moment TEXT NOT NULL,
+            event_id INTEGER REFERENCES events(id),
+            wave TEXT,
+            kind TEXT NOT NULL DEFAULT 'invitation',
+            parent_id INTEGER REFERENCES invitations(id),
+            language TEXT,
+            email TEXT,
+            send_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'planned',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            last_error TEXT,
+            message_id TEXT,
+            sent_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX invitations_contact_time ON invitations(contact_id, send_at);
+        CREATE INDEX invitations_moment_contact ON invitations(moment, contact_id, send_at);
+        CREATE INDEX invitations_status ON invitations(status, send_at);
+        CREATE INDEX invitations_parent ON invitations(parent_id);
+        """
+    )
+
+
+def _m3_responses(db: sqlite_utils.Database) -> None:
+    """Responses, their answers, the quarantine of unmatched rows, and follow-up calls."""
+    _run_script(db, 
+        """
+        CREATE TABLE responses (
+            id INTEGER PRIMARY KEY,
+            response_key TEXT NOT NULL UNIQUE,
+            invitation_id INTEGER REFERENCES invitations(id),
+            contact_id INTEGER REFERENCES contacts(id),
+            moment TEXT NOT NULL,
+            source TEXT NOT NULL,
+            submitted_at TEXT NOT NULL,
+            complete INTEGER NOT NULL DEFAULT 1,
+            imported_at TEXT NOT NULL
+        );
+        CREATE INDEX responses_moment_time ON responses(moment, submitted_at);
+        CREATE INDEX responses_invitation ON responses(invitation_id);
+        CREATE INDEX responses_contact ON responses(contact_id);
+
+        CREATE TABLE answers (
+            response_id INTEGER NOT NULL REFERENCES responses(id) ON DELETE CASCADE,
+            question TEXT NOT NULL,
+            value_num REAL,
+            value_text TEXT,
+            PRIMARY KEY (response_id, question)
+        );
+
+        CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            file_name TEXT,
+            row_number INTEGER,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            imported_at TEXT NOT NULL
+        );
+
+        CREATE TABLE followups (
+            response_id INTEGER PRIMARY KEY REFERENCES responses(id) ON DELETE CASCADE,
+            status TEXT NOT NULL DEFAULT 'done',
+            note TEXT,
+            done_at TEXT NOT NULL
+        );
+        """
+    )
+
+
+def _m4_privacy(db: sqlite_utils.Database) -> None:
+    """Hashes of forgotten addresses, so a later import cannot bring the person back."""
+    _run_script(db, 
+        """
+        CREATE TABLE forgotten (
+            email_hash TEXT PRIMARY KEY,
+            forgotten_at TEXT NOT NULL
+        );
+        """
+    )
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
+    (1, "audience", _m1_audience),
+    (2, "invitations", _m2_invitations),
+    (3, "responses", _m3_responses),
+    (4, "privacy", _m4_privacy),
+]
+
+
+def connect(path: Path | str) -> sqlite_utils.Database:
+    """Open (creating if needed) the database with WAL, foreign keys and a busy timeout; migrate it."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot open the database ({exc}): is it a cxctl SQLite file?") from None
+    db = sqlite_utils.Database(conn)
+    migrate(db)
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> list[int]:
+    """Apply the migrations not yet recorded; return the versions applied."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    done = {row[0] for row in db.execute("SELECT version FROM migrations").fetchall()}
+    known = max(v for v, _, _ in MIGRATIONS)
+    if done and max(done) > known:
+        raise StoreError(f"the database is at schema version {max(done)}, newer than this cxctl knows ({known}): upgrade cxctl")
+    applied = []
+    for version, name, function in MIGRATIONS:
+        if version in done:
+            continue
+        # One transaction per migration: a crash leaves the schema at the previous version, never half-way.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            function(db)
+            db.execute("INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)", [version, name, to_db(utcnow())])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+@dataclass
+class StoreStatus:
+    """What `cxctl db status` shows."""
+
+    path: str
+    version: int
+    latest: int
+    counts: dict[str, int]
+
+
+COUNTED_TABLES = ("contacts", "events", "suppressions", "invitations", "responses", "answers", "quarantine", "followups", "import_log")
+
+
+def status(db: sqlite_utils.Database, path: Path | str) -> StoreStatus:
+    version = db.execute("SELECT COALESCE(MAX(version), 0) FROM migrations").fetchone()[0]
+    counts = {t: db.execute(f"SELECT COUNT(*) FROM [{t}]").fetchone()[0] for t in COUNTED_TABLES if db[t].exists()}
+    return StoreStatus(str(path), version, max(v for v, _, _ in MIGRATIONS), counts)
