@@ -1,0 +1,132 @@
+"""The foundation every area relies on: durations, tokens, times, emails, the store's migrations,
+and the CLI's single error handler."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cxctl import store, tokens
+from cxctl.durations import format_duration, parse_duration
+from cxctl.emails import normalise
+from cxctl.errors import StoreError, UsageError
+from cxctl.timeutil import from_db, parse_now, to_db
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("36h", timedelta(hours=36)), ("14d", timedelta(days=14)), ("2w", timedelta(weeks=2)),
+     ("90m", timedelta(minutes=90)), ("1d12h", timedelta(days=1, hours=12)), (" 3 d ", timedelta(days=3))],
+)
+def test_parse_duration_reads_the_units_people_write(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "14", "d14", "2 weeks", "1.5d", "-3d", "3y"])
+def test_parse_duration_refuses_malformed_durations_naming_the_forms(text):
+    with pytest.raises(ValueError, match=r"e\.g\. 90m, 36h, 14d, 2w"):
+        parse_duration(text)
+
+
+@given(st.integers(min_value=1, max_value=10 * 365 * 86400))
+def test_format_duration_round_trips(seconds):
+    delta = timedelta(seconds=seconds)
+    assert parse_duration(format_duration(delta)) == delta
+
+
+def test_tokens_verify_only_what_the_secret_signed():
+    token = tokens.new_token(b"s3cret")
+    assert tokens.verify(b"s3cret", token)
+    assert not tokens.verify(b"other", token)
+    random_id, tag = token.split(".")
+    assert not tokens.verify(b"s3cret", random_id + "." + tag[::-1])
+    assert not tokens.verify(b"s3cret", "x" + token)
+    assert not tokens.verify(b"s3cret", "no-dot")
+    assert not tokens.verify(b"s3cret", "é.é")
+
+
+@settings(max_examples=50)
+@given(st.text(min_size=1, max_size=5, alphabet="0123456789"))
+def test_one_click_values_cannot_be_altered(value):
+    token = tokens.new_token(b"k")
+    tag = tokens.sign_value(b"k", token, value)
+    assert tokens.verify_value(b"k", token, value, tag)
+    assert not tokens.verify_value(b"k", token, value + "0", tag)
+
+
+def test_tokens_are_unique_and_url_safe():
+    seen = {tokens.new_token(b"k") for _ in range(2000)}
+    assert len(seen) == 2000
+    assert all(set(t) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") for t in seen)
+
+
+def test_times_are_stored_as_utc_text_and_read_back():
+    paris = datetime(2026, 3, 29, 3, 30, tzinfo=timezone(timedelta(hours=2)))
+    assert to_db(paris) == "2026-03-29 01:30:00"
+    assert from_db("2026-03-29 01:30:00") == paris
+    with pytest.raises(ValueError):
+        to_db(datetime(2026, 1, 1))
+
+
+def test_now_reads_naive_times_in_the_workspace_zone():
+    assert to_db(parse_now("2026-07-01T09:00", "Europe/Paris")) == "2026-07-01 07:00:00"
+    assert to_db(parse_now("2026-01-01T09:00", "Europe/Paris")) == "2026-01-01 08:00:00"
+    assert to_db(parse_now("2026-01-01T09:00Z", "Europe/Paris")) == "2026-01-01 09:00:00"
+    with pytest.raises(UsageError, match="--now"):
+        parse_now("22/11/2026")
+
+
+def test_emails_are_normalised_once_for_everyone():
+    assert normalise("  Jean.Dupont@Exemple.FR ") == "Jean.Dupont@exemple.fr"
+    assert normalise("élodie@café.fr") == "élodie@xn--caf-dma.fr"
+    with pytest.raises(ValueError, match="invalid email"):
+        normalise("jean.dupont@")
+    assert store.email_hash("A@b.fr ") == store.email_hash("a@b.fr")
+
+
+def test_store_migrates_once_and_records_versions(tmp_path):
+    path = tmp_path / "cx.db"
+    db = store.connect(path)
+    versions = [r[0] for r in db.execute("SELECT version FROM migrations ORDER BY version")]
+    assert versions == [v for v, _, _ in store.MIGRATIONS]
+    assert store.migrate(store.connect(path)) == []
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_store_refuses_a_database_from_a_newer_cxctl(tmp_path):
+    path = tmp_path / "cx.db"
+    store.connect(path).execute("INSERT INTO migrations VALUES (999, 'future', '2030-01-01 00:00:00')")
+    with pytest.raises(StoreError, match="upgrade cxctl"):
+        store.connect(path)
+
+
+def test_store_reports_a_file_that_is_not_a_database(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("hello, this is not sqlite " * 100)
+    with pytest.raises(StoreError, match="cannot open the database"):
+        store.connect(path)
+
+
+def test_cli_exit_codes(cli, tmp_path):
+    code, out, err = cli("--version")
+    assert code == 0 and out.startswith("cxctl ")
+    code, out, err = cli("no-such-command")
+    assert code == 2 and "No such command" in err
+    code, out, err = cli("db", "status", "--workspace", str(tmp_path / "missing"))
+    assert code == 2 and "no such file or folder" in err
+
+
+def test_db_status_shows_version_and_counts(cli, workspace_dir):
+    code, out, err = cli("db", "status", "-w", str(workspace_dir), "--json")
+    assert code == 0, err
+    import json
+
+    data = json.loads(out)
+    assert data["version"] == data["latest"] == max(v for v, _, _ in store.MIGRATIONS)
+    assert data["counts"]["contacts"] == 0
+    assert (workspace_dir / "cxctl.db").exists()
