@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -17,8 +18,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
+    Tag,
     WithJsonSchema,
     model_validator,
 )
@@ -51,28 +54,98 @@ def _check_timezone(value: str) -> str:
         return value
     try:
         ZoneInfo(value)
+        known = "/" in value or value in _timezones()
     except Exception:
-        raise ValueError(
-            f"unknown time zone {value!r}: use an IANA name such as Europe/Paris or America/Montreal"
-        ) from None
-    if "/" not in value and value not in available_timezones():
-        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Paris")
+        known = False
+    if not known:
+        import difflib
+
+        close = difflib.get_close_matches(value, sorted(_timezones()), n=1, cutoff=0.7)
+        hint = f"did you mean {close[0]!r}?" if close else "use an IANA name such as Europe/Paris or America/Montreal"
+        raise ValueError(f"unknown time zone {value!r}: {hint}")
     return value
+
+
+@lru_cache(maxsize=1)
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 TimeZone = Annotated[str, AfterValidator(_check_timezone), WithJsonSchema({"type": "string", "examples": ["Europe/Paris"]})]
 
-LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
-Language = Annotated[str, Field(pattern=LANGUAGE_PATTERN, examples=["fr", "en", "fr-CA"])]
+class FieldError(ValueError):
+    """A model-level rule broken by one key: the loader points at `field` rather than the whole object."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+# BCP 47 (RFC 5646) language tag: language[-script][-region][-variant...]; private use and
+# grandfathered tags are not survey languages.
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-(?:[A-Za-z]{2}|[0-9]{3}))?(-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$"
+_LANGUAGE_RE = re.compile(LANGUAGE_PATTERN)
+# ISO 639-1, so that a typo such as `fe` or `eng` in a two-letter slot is caught.
+ISO_639_1 = frozenset(
+    "aa ab ae af ak am an ar as av ay az ba be bg bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz "
+    "ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii "
+    "ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi "
+    "mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw "
+    "sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk "
+    "ur uz ve vi vo wa wo xh yi yo za zh zu".split()
+)
+
+
+def _check_language(value: str) -> str:
+    hint = value.replace("_", "-") if "_" in value else "fr, en or fr-CA"
+    if not _LANGUAGE_RE.match(value):
+        raise ValueError(f"invalid language tag {value!r}: write a BCP 47 tag such as {hint}")
+    primary = value.split("-")[0].lower()
+    if len(primary) == 2 and primary not in ISO_639_1:
+        raise ValueError(f"unknown language {primary!r} in {value!r}: use an ISO 639-1 code such as fr, en, de, es")
+    return value
+
+
+Language = Annotated[
+    str,
+    AfterValidator(_check_language),
+    WithJsonSchema({"type": "string", "pattern": LANGUAGE_PATTERN, "examples": ["fr", "en", "fr-CA"]}),
+]
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
-Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def _check_identifier(value: str) -> str:
+    if not _ID_RE.match(value):
+        suggestion = re.sub(r"[^a-z0-9_]+", "_", value.lower()).strip("_")
+        hint = f", e.g. {suggestion!r}" if suggestion and suggestion[0].isalpha() else ""
+        raise ValueError(f"invalid id {value!r}: ids are lower-case letters, digits and _, starting with a letter{hint}")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_check_identifier), WithJsonSchema({"type": "string", "pattern": ID_PATTERN})]
 
 ENV_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 EnvVar = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
 
 # Localised wording: either a plain string (the default language) or {fr: ..., en: ...}.
-Text = Union[str, dict[Language, str]]
+def _text_form(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "by_language"
+    if isinstance(value, str):
+        return "text"
+    return None
+
+
+Text = Annotated[
+    Union[Annotated[str, Tag("text")], Annotated[dict[Language, str], Tag("by_language")]],
+    Discriminator(
+        _text_form,
+        custom_error_type="text_type",
+        custom_error_message="write the wording as text, or per language as {fr: ..., en: ...}",
+    ),
+]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -183,7 +256,7 @@ class AskIf(Model):
     @model_validator(mode="after")
     def _one_condition(self) -> "AskIf":
         if all(v is None for v in (self.at_most, self.at_least, self.equals, self.any_of)):
-            raise ValueError("a condition needs at_most, at_least, equals or any_of")
+            raise ValueError("a condition needs at_most, at_least, equals or any_of: add one")
         return self
 
 
@@ -210,19 +283,19 @@ class Question(Model):
         if self.type in DEFAULT_SCALES:
             lo, hi = DEFAULT_SCALES[self.type]
             if self.type == "nps" and (self.min not in (None, 0) or self.max not in (None, 10)):
-                raise ValueError("an NPS question is always 0–10; remove min/max")
+                raise FieldError("an NPS question is always 0–10: remove min and max", "min" if self.min not in (None, 0) else "max")
             self.min = lo if self.min is None else self.min
             self.max = hi if self.max is None else self.max
         if self.type in ("nps", "csat", "ces", "rating"):
             if self.min is None or self.max is None:
-                raise ValueError(f"a {self.type} question needs min and max")
+                raise FieldError(f"a {self.type} question needs min and max: add both, e.g. min: 1, max: 10", "type")
             if self.min >= self.max:
-                raise ValueError(f"impossible scale {self.min}–{self.max}: min must be below max")
+                raise FieldError(f"impossible scale {self.min}–{self.max}: min must be below max", "min")
             bad = [k for k in self.labels if not self.min <= k <= self.max]
             if bad:
-                raise ValueError(f"labels {bad} are outside the scale {self.min}–{self.max}")
+                raise FieldError(f"labels {bad} are outside the scale {self.min}–{self.max}: remove them or widen the scale", "labels")
         if self.type in ("single_choice", "multiple_choice") and not self.choices:
-            raise ValueError(f"a {self.type} question needs choices")
+            raise FieldError(f"a {self.type} question needs choices: add a list of {{id, label}}", "type")
         return self
 
     @property
@@ -251,14 +324,19 @@ class Schedule(Model):
     @model_validator(mode="after")
     def _one(self) -> "Schedule":
         if (self.every is None) == (self.cron is None):
-            raise ValueError("a schedule needs exactly one of every or cron")
+            raise ValueError("a schedule needs exactly one of every or cron: keep one")
         if self.every is not None and self.every not in ("quarter", "month", "year", "week"):
-            parse_duration(self.every)
+            try:
+                parse_duration(self.every)
+            except ValueError:
+                raise FieldError(
+                    f"invalid schedule {self.every!r}: write quarter, month, year, week or a duration such as 90d", "every"
+                ) from None
         if self.cron is not None:
             from croniter import croniter
 
             if not croniter.is_valid(self.cron):
-                raise ValueError(f"invalid cron expression {self.cron!r}: five fields, e.g. '0 9 1 */3 *'")
+                raise FieldError(f"invalid cron expression {self.cron!r}: five fields, e.g. '0 9 1 */3 *'", "cron")
         return self
 
 
@@ -349,14 +427,14 @@ class Moment(Model):
     def _kind_fields(self) -> "Moment":
         if self.kind == "relational":
             if self.schedule is None:
-                raise ValueError("a relational moment needs a schedule (every: quarter, or cron: ...)")
+                raise FieldError("a relational moment needs a schedule: add schedule: {every: quarter} or {cron: ...}", "kind")
             if self.trigger is not None:
-                raise ValueError("a relational moment has a schedule, not a trigger")
+                raise FieldError("a relational moment has a schedule, not a trigger: remove trigger or change kind", "trigger")
         else:
             if self.trigger is None:
-                raise ValueError(f"a {self.kind} moment needs a trigger (event, delay, expires)")
+                raise FieldError(f"a {self.kind} moment needs a trigger: add trigger: {{event: ..., delay: ..., expires: ...}}", "kind")
             if self.schedule is not None:
-                raise ValueError(f"a {self.kind} moment has a trigger, not a schedule")
+                raise FieldError(f"a {self.kind} moment has a trigger, not a schedule: remove schedule or change kind to relational", "schedule")
         return self
 
 

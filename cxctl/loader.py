@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from cxctl.campaign import (
     Journey,
@@ -30,6 +32,10 @@ from cxctl.errors import Problem, UsageError, WorkspaceError
 
 WORKSPACE_FILE = "cxctl.yaml"
 SECTIONS = ("journeys", "moments", "questions", "mappings")
+# Keys that hold a secret when written in clear (reported by checks.find_secrets).
+SECRET_KEYS = frozenset({"password", "passwd", "secret", "api_key", "apikey", "token", "token_secret", "smtp_password"})
+# libyaml when available: same marks and errors, several times faster on large workspaces.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Path_ = tuple[str | int, ...]
 
@@ -154,7 +160,7 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
     except OSError as exc:
         return None, [Problem(display, 1, 1, "", f"cannot read: {exc.strerror}")]
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _SafeLoader(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
@@ -195,70 +201,110 @@ def did_you_mean(word: str, candidates) -> str:
 # --- pydantic errors -> problems --------------------------------------------------------------
 
 
-def _model_fields_at(path: Path_) -> list[str]:
-    """Allowed keys at a path, for 'did you mean' on unknown keys."""
-    model: Any = WorkspaceFile
-    for part in path:
-        if model is None:
-            return []
-        fields = getattr(model, "model_fields", None)
-        if fields is None:
-            return []
-        if isinstance(part, str) and part in fields:
-            annotation = fields[part].annotation
-            model = _inner_model(annotation)
-            # dict[str, Model] sections: the next part is an id
-            if getattr(annotation, "__origin__", None) is dict:
-                model = ("dict", model)
-        elif isinstance(model, tuple):
-            model = model[1]
+def _unwrap(annotation: Any) -> Any:
+    """Strip Annotated/Optional/Union down to the model, dict or list an annotation holds."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
             continue
+        if origin in (Union, types.UnionType):
+            options = [_unwrap(a) for a in get_args(annotation) if a is not type(None)]
+            for option in options:
+                if _is_model(option) or get_origin(option) in (dict, list):
+                    return option
+            return options[0] if options else None
+        return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _model_fields_at(path: Path_) -> list[str]:
+    """Allowed keys at a data path, for 'did you mean' on unknown keys."""
+    annotation: Any = WorkspaceFile
+    for part in path:
+        annotation = _unwrap(annotation)
+        if _is_model(annotation):
+            if part not in annotation.model_fields:
+                return []
+            annotation = annotation.model_fields[part].annotation
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        elif get_origin(annotation) is list:
+            annotation = get_args(annotation)[0]
         else:
             return []
-        if isinstance(model, tuple):
-            continue
-    if isinstance(model, tuple):
-        return []
-    fields = getattr(model, "model_fields", None)
-    return list(fields) if fields else []
+    annotation = _unwrap(annotation)
+    return list(annotation.model_fields) if _is_model(annotation) else []
 
 
-def _inner_model(annotation: Any) -> Any:
-    from typing import get_args
+def _data_loc(data: Any, loc: tuple, keep_last: bool) -> Path_:
+    """pydantic's loc reduced to keys that exist in the data (dropping union tags and '[key]')."""
+    out: list[Any] = []
+    current = data
+    for i, part in enumerate(loc):
+        if isinstance(current, dict) and part in current:
+            out.append(part)
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            out.append(part)
+            current = current[part]
+        elif keep_last and i == len(loc) - 1:
+            out.append(part)
+    return tuple(out)
 
-    if hasattr(annotation, "model_fields"):
-        return annotation
-    for arg in get_args(annotation):
-        inner = _inner_model(arg)
-        if inner is not None:
-            return inner
-    return None
+
+def _exists(data: Any, path: Path_) -> bool:
+    return len(_data_loc(data, path, keep_last=False)) == len(path)
+
+
+_QUOTED = re.compile(r"'([^']*)'")
+_YAML_BOOL_HINT = "; YAML reads yes/no/on/off (and NO, the country code) as true/false: put the value in quotes"
+
+
+def _message(error: dict, loc: Path_, data: Any) -> tuple[str, Path_]:
+    """A readable message that ends with the fix, and the (possibly refined) place."""
+    kind, message, value = error["type"], error["msg"], error.get("input")
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        allowed = _model_fields_at(loc[:-1])
+        hint = did_you_mean(key, allowed)
+        if not hint and allowed:
+            hint = f": remove it, or use one of {', '.join(allowed)}"
+        return f"unknown key {key!r}" + hint, loc
+    if kind == "missing":
+        return f"missing required key {loc[-1]!r}: add it", loc
+    if kind == "literal_error":
+        options = _QUOTED.findall(error.get("ctx", {}).get("expected", ""))
+        hint = did_you_mean(value, options) if isinstance(value, str) else ""
+        return f"{value!r} is not allowed{hint}: use one of {', '.join(options)}", loc
+    if kind == "value_error":
+        cause = error.get("ctx", {}).get("error")
+        field_name = getattr(cause, "field", None)
+        if field_name is not None and _exists(data, loc + (field_name,)):
+            loc = loc + (field_name,)
+        return message, loc
+    if value is not None and not isinstance(value, (dict, list)):
+        message = f"{message}, got {value!r}"
+        if isinstance(value, bool):
+            message += _YAML_BOOL_HINT
+    return message, loc
 
 
 def _problems_from_validation(parsed: ParsedFile, exc: ValidationError) -> list[Problem]:
     problems = []
     for error in exc.errors(include_url=False):
-        # pydantic puts union branch names and 'function-after' markers in loc; keep data keys only.
-        loc = tuple(
-            p for p in error["loc"]
-            if not (isinstance(p, str) and (p.startswith("function-") or p in ("str", "dict[str,str]", "list[...]")
-                                            or "[" in p or p.startswith("constrained-")))
-        )
-        line, col = mark_for(parsed, loc)
-        message = error["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
-        if error["type"] == "extra_forbidden":
-            key = loc[-1]
-            message = f"unknown key {key!r}" + did_you_mean(key, _model_fields_at(loc[:-1]))
-        elif error["type"] == "missing":
-            message = f"missing required key {loc[-1]!r}"
-            loc_str = format_path(loc)
-            line, col = mark_for(parsed, loc[:-1])
-            problems.append(Problem(parsed.display, line, col, loc_str, message))
-            continue
-        elif error["type"] == "string_pattern_mismatch" and isinstance(loc[-2] if len(loc) > 1 else None, str) and loc and loc[0] in SECTIONS and len(loc) == 2:
-            message = f"invalid id {loc[-1]!r}: ids are lower-case letters, digits and _, starting with a letter"
+        missing = error["type"] == "missing"
+        loc = _data_loc(parsed.data, error["loc"], keep_last=missing)
+        message, loc = _message(error, loc, parsed.data)
+        # A missing key has no mark of its own: point at the object that lacks it.
+        line, col = mark_for(parsed, loc[:-1] if missing else loc)
+        if error["type"] == "extra_forbidden" and isinstance(loc[-1], str) and loc[-1].lower() in SECRET_KEYS:
+            continue  # reported by checks.find_secrets, with a better fix
         problems.append(Problem(parsed.display, line, col, format_path(loc), message))
     return problems
 
@@ -278,12 +324,7 @@ def workspace_files(paths: list[Path]) -> tuple[Path, list[Path]]:
         if p.is_dir():
             if (p / WORKSPACE_FILE).exists() and root is None:
                 root = p
-            found = sorted(
-                f for f in p.rglob("*")
-                if f.suffix in (".yaml", ".yml") and f.is_file()
-                and not any(part.startswith(".") for part in f.relative_to(p).parts)
-            )
-            files.extend(found)
+            files.extend(_yaml_files(p))
         else:
             files.append(p)
             if root is None:
@@ -304,6 +345,20 @@ def workspace_files(paths: list[Path]) -> tuple[Path, list[Path]]:
     return root, unique
 
 
+def _yaml_files(folder: Path) -> list[Path]:
+    """YAML files below `folder`, skipping hidden folders and nested workspaces (their own cxctl.yaml)."""
+    found: list[Path] = []
+    for current, dirs, names in os.walk(folder):
+        here = Path(current)
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and not (here / d / WORKSPACE_FILE).exists()
+        )
+        found.extend(
+            here / n for n in sorted(names) if n.endswith((".yaml", ".yml")) and not n.startswith(".")
+        )
+    return found
+
+
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
@@ -316,29 +371,31 @@ def check_workspace(paths: list[Path] | None = None) -> LoadResult:
     root, files = workspace_files([Path(p) for p in (paths or [])])
     problems: list[Problem] = []
     parsed_files: list[tuple[ParsedFile, WorkspaceFile]] = []
+    unparsed = False
     for path in files:
         parsed, found = parse_yaml(path, _display(path))
         problems.extend(found)
         if parsed is None:
+            unparsed = True
             continue
         try:
             model = WorkspaceFile.model_validate(parsed.data)
         except ValidationError as exc:
             problems.extend(_problems_from_validation(parsed, exc))
             model = _salvage(parsed)
-        if model is not None:
-            parsed_files.append((parsed, model))
+        parsed_files.append((parsed, model))
 
     from cxctl.checks import cross_check  # late import: checks needs the dataclasses above
 
-    workspace, found = cross_check(root, parsed_files, had_errors=any(p.severity == "error" for p in problems))
+    workspace, found = cross_check(root, parsed_files, had_errors=any(p.severity == "error" for p in problems),
+                                   incomplete=unparsed)
     problems.extend(found)
-    problems.sort(key=lambda p: (p.file, p.line, p.column, p.severity))
+    problems = sorted(set(problems), key=lambda p: (p.file, p.line, p.column, p.severity, p.message))
     has_errors = any(p.severity == "error" for p in problems)
     return LoadResult(None if has_errors else workspace, problems, files)
 
 
-def _salvage(parsed: ParsedFile) -> WorkspaceFile | None:
+def _salvage(parsed: ParsedFile) -> WorkspaceFile:
     """Keep the valid objects of a file with errors, so cross-references are still checked."""
     data = parsed.data
     kept: dict[str, Any] = {}
@@ -364,7 +421,7 @@ def _salvage(parsed: ParsedFile) -> WorkspaceFile | None:
     try:
         return WorkspaceFile.model_validate(kept)
     except ValidationError:
-        return None
+        return WorkspaceFile()
 
 
 def load_workspace(path: Path | str | None = None) -> Workspace:
