@@ -184,6 +184,12 @@ def _erase_contacts(db: sqlite_utils.Database, ws: Workspace | None, now: dateti
     stamp = to_db(now)
     free, fixed = _open_questions(ws)
     changes: dict[str, int] = {}
+    # Opt-outs stay honoured through their hash; the address and note written with them go.
+    changes["suppressions"] = _run(
+        db,
+        "UPDATE suppressions SET email = NULL, note = NULL WHERE (email IS NOT NULL OR note IS NOT NULL) AND email_hash IN "
+        "(SELECT email_hash FROM contacts WHERE id IN (SELECT id FROM _privacy_ids) AND email_hash IS NOT NULL)",
+    )
     nulls = ", ".join(f"{c} = NULL" for c in ERASED_CONTACT_COLUMNS)
     changes["contacts"] = _run(
         db,
@@ -302,7 +308,6 @@ def forget(ws: Workspace | None, db: sqlite_utils.Database, target: str, now: da
         for needle in needles:
             quarantined += _run(db, "DELETE FROM quarantine WHERE instr(lower(raw), lower(?)) > 0", [needle])
         changes["quarantine"] = quarantined
-        changes["suppressions"] = 0
         if person.email_hash:
             changes["suppressions"] += _run(
                 db, "UPDATE suppressions SET email = NULL, note = NULL WHERE email_hash = ? AND (email IS NOT NULL OR note IS NOT NULL)",

@@ -119,3 +119,15 @@ def helpers():
     import types
 
     return types.SimpleNamespace(ZOE=ZOE, seed_person=seed_person, text_cells_containing=text_cells_containing)
+
+
+RETENTION = "  retention: {responses: 52w, events: 26w, invitations: 52w, contacts_inactive: 104w}\n"
+
+
+@pytest.fixture
+def retention_workspace(workspace_dir: Path) -> Path:
+    """The shared test workspace with every retention period set."""
+    config = workspace_dir / "cxctl.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("  token_secret_env: CXCTL_SECRET\n", "  token_secret_env: CXCTL_SECRET\n" + RETENTION), encoding="utf-8")
+    return workspace_dir
