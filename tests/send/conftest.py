@@ -1,0 +1,197 @@
+"""Real SMTP servers (aiosmtpd on 127.0.0.1) and a workspace with contacts and due invitations."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import json
+import socket
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from cxctl import store, tokens
+from cxctl.loader import load_workspace
+from cxctl.timeutil import parse_now, to_db
+
+NOW = "2026-11-23T10:00:00+00:00"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sink:
+    """Collects every message; subclasses answer differently."""
+
+    def __init__(self, delay: float = 0.0):
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.delay = delay
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self.lock:
+            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        return "250 Message accepted"
+
+    def parsed(self) -> list[email.message.EmailMessage]:
+        return [email.message_from_bytes(data, policy=email.policy.default) for _, _, data in self.messages]
+
+    def per_address(self) -> Counter:
+        return Counter(rcpt for _, rcpts, _ in self.messages for rcpt in rcpts)
+
+
+class FlakySink(Sink):
+    """Answers 421 (closing) or 451 to the first tries of each recipient, then accepts."""
+
+    def __init__(self, refusals: int = 1, code: str = "451 4.3.0 try again later"):
+        super().__init__()
+        self.refusals = refusals
+        self.code = code
+        self.seen: Counter = Counter()
+
+    async def handle_DATA(self, server, session, envelope):
+        key = envelope.rcpt_tos[0]
+        self.seen[key] += 1
+        if self.seen[key] <= self.refusals:
+            return self.code
+        return await super().handle_DATA(server, session, envelope)
+
+
+class RefusingSink(Sink):
+    """Answers 550 (no such user) for recipients whose local part starts with `bad`."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("bad"):
+            return "550 5.1.1 no such user"
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
+class DroppingSink(Sink):
+    """Drops the connection in the middle of DATA for the first `drops` messages."""
+
+    def __init__(self, drops: int = 1):
+        super().__init__()
+        self.drops = drops
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.drops > 0:
+            self.drops -= 1
+            server.transport.close()
+            return "421 dropped"
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def smtp_server():
+    """Start a handler on 127.0.0.1; returns start(handler) -> port. Stopped at teardown."""
+    controllers = []
+
+    def start(handler) -> int:
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        controllers.append(controller)
+        return port
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+SMTP_WORKSPACE = """\
+workspace:
+  name: Boutique test
+  default_language: fr
+  languages: [fr, en]
+  timezone: Europe/Paris
+  sender:
+    name: Service Client Élodie
+    address: avis@boutique.example
+    reply_to: service@boutique.example
+  survey_url: "https://survey.example/s/{{moment}}?lang={{lang}}&t={{token}}"
+  unsubscribe_url: "https://boutique.example/desinscription?t={{token}}"
+  unsubscribe_mailto: desinscription@boutique.example
+  token_secret_env: CXCTL_SECRET
+  transport: {transport}
+  smtp:
+    host: 127.0.0.1
+    port: {port}
+    concurrency: {concurrency}
+    max_consecutive_failures: {max_failures}
+    max_attempts: 3
+    retry_after: 10m
+    timeout: 5s
+
+rules:
+  quiet_period: 30d
+  max_reminders: 2
+  priority: [support_ces, delivery_csat, nps_relational]
+"""
+
+
+def write_smtp_config(root: Path, port: int = 25, transport: str = "smtp", concurrency: int = 2,
+                      max_failures: int = 3) -> Path:
+    """Replace the shared test workspace's cxctl.yaml with one that sends to `port`."""
+    (root / "cxctl.yaml").write_text(SMTP_WORKSPACE.format(
+        transport=transport, port=port, concurrency=concurrency, max_failures=max_failures), encoding="utf-8")
+    return root
+
+
+def add_invitations(db, ws, people: list[dict], moment: str = "delivery_csat", now: str = NOW,
+                    kind: str = "invitation") -> list[int]:
+    """Insert contacts, a delivery event each, and one planned invitation each, due at `now`."""
+    stamp = to_db(parse_now(now))
+    secret = ws.secret()
+    ids = []
+    for i, person in enumerate(people):
+        email_address = person["email"]
+        contact_id = db.execute(
+            "INSERT INTO contacts (external_id, email, email_hash, first_name, last_name, language, attributes, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [person.get("external_id", f"C{i}-{email_address}"), email_address, store.email_hash(email_address),
+             person.get("first_name"), person.get("last_name"), person.get("language", "fr"),
+             json.dumps(person.get("attributes", {})), stamp, stamp]).lastrowid
+        event_id = db.execute(
+            "INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [f"E-{contact_id}-{i}", contact_id, "order_delivered", stamp, json.dumps(person.get("event", {"order_id": f"A{i:04d}"})), stamp]).lastrowid
+        invitation_id = db.execute(
+            "INSERT INTO invitations (dedupe_key, token, contact_id, moment, event_id, kind, language, email, send_at, status, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+            [f"{moment}|{contact_id}|e{event_id}", tokens.new_token(secret), contact_id, moment, event_id, kind,
+             person.get("language", "fr"), email_address, stamp, stamp, stamp]).lastrowid
+        ids.append(invitation_id)
+    return ids
+
+
+@pytest.fixture
+def smtp_ws(workspace_dir):
+    """make(port, transport=..., concurrency=..., max_failures=...) -> (workspace, db)."""
+
+    def make(port: int = 25, **kwargs):
+        write_smtp_config(workspace_dir, port, **kwargs)
+        ws = load_workspace(workspace_dir)
+        return ws, store.connect(ws.database)
+
+    return make
+
+
+@pytest.fixture
+def send_helpers():
+    """The helpers above, for test modules (importlib mode cannot import conftest)."""
+    import types
+
+    return types.SimpleNamespace(NOW=NOW, add_invitations=add_invitations, write_smtp_config=write_smtp_config,
+                                 Sink=Sink, FlakySink=FlakySink, RefusingSink=RefusingSink, DroppingSink=DroppingSink)

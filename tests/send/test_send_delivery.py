@@ -1,0 +1,182 @@
+"""Delivery to real SMTP servers on 127.0.0.1: what arrives, and the states recorded."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from cxctl import tokens
+from cxctl.send import deliver
+from cxctl.timeutil import parse_now
+from cxctl.transport import OutboxTransport, SmtpTransport
+
+SECRET = b"test-secret-do-not-use-in-production"
+
+PEOPLE = [
+    {"email": "zoe@example.fr", "first_name": "Zoé", "last_name": "Martin-Dubois", "language": "fr"},
+    {"email": "john@example.com", "first_name": "John", "last_name": "O'Neil", "language": "en"},
+    {"email": "li@example.com", "first_name": "李", "last_name": "小龙", "language": "de"},
+]
+
+
+def statuses(db):
+    return dict(db.execute("SELECT email, status FROM invitations").fetchall())
+
+
+def run(ws, db, transport=None, **kwargs):
+    kwargs.setdefault("retry_delays", (0.05, 0.05))
+    return deliver(ws, db, parse_now(kwargs.pop("now", "2026-11-23T10:00:00+00:00")),
+                   transport or SmtpTransport(ws.settings.smtp), **kwargs)
+
+
+def test_messages_arrive_multipart_with_headers_links_and_language(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.Sink()
+    ws, db = smtp_ws(smtp_server(sink))
+    send_helpers.add_invitations(db, ws, PEOPLE)
+    report = run(ws, db)
+    assert (report.sent, report.failed, report.bounced, report.in_doubt) == (3, 0, 0, 0)
+    assert set(statuses(db).values()) == {"sent"}
+    received = {str(m["To"].addresses[0].addr_spec): m for m in sink.parsed()}
+    assert sorted(received) == sorted(p["email"] for p in PEOPLE)
+
+    zoe = received["zoe@example.fr"]
+    assert zoe["To"].addresses[0].display_name == "Zoé Martin-Dubois"
+    assert zoe["From"].addresses[0].display_name == "Service Client Élodie"
+    assert zoe["Subject"].startswith("Zoé, votre avis")
+    assert zoe.get_content_type() == "multipart/alternative"
+    parts = [p.get_content_type() for p in zoe.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    text = zoe.get_body(("plain",)).get_content()
+    html = zoe.get_body(("html",)).get_content()
+    assert "Bonjour Zoé" in text and "Ne plus recevoir" in text
+    assert 'lang="fr"' in html and "Ne plus recevoir d’enquêtes" in html
+
+    token, invitation_id, message_id = db.execute(
+        "SELECT token, id, message_id FROM invitations WHERE email = 'zoe@example.fr'").fetchone()
+    assert tokens.verify(SECRET, token)
+    assert zoe["Message-ID"] == message_id
+    assert zoe["X-Cxctl-Invitation"] == str(invitation_id)
+    assert zoe["Reply-To"] == "service@boutique.example"
+    assert zoe["Date"].datetime is not None
+    assert zoe["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = zoe["List-Unsubscribe"]
+    assert "<mailto:desinscription@boutique.example?subject=unsubscribe%20" in unsubscribe
+    assert f"<https://boutique.example/desinscription?t={token}>" in unsubscribe
+
+    # One-click score links: the moment's first question is a CSAT 1–5, each link signed.
+    links = re.findall(r'href="([^"]+score=[^"]+)"', html)
+    assert len(links) == 5
+    for expected, link in zip(range(1, 6), links):
+        query = parse_qs(urlparse(link.replace("&amp;", "&")).query)
+        assert query["t"] == [token] and query["score"] == [str(expected)] and query["q"] == ["csat"]
+        assert tokens.verify_value(SECRET, token, str(expected), query["sig"][0])
+        assert not tokens.verify_value(SECRET, token, str(expected % 5 + 1), query["sig"][0])
+    assert f"https://survey.example/s/delivery_csat?lang=fr&t={token}" in text
+
+    # English contact gets English; a language the workspace does not speak falls back to French.
+    assert received["john@example.com"]["Subject"].startswith("John, how was")
+    assert received["john@example.com"]["To"].addresses[0].display_name == "John O'Neil"
+    assert received["li@example.com"]["Subject"].startswith("李, votre avis")
+
+
+def test_dry_run_renders_everything_and_changes_nothing(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.Sink()
+    ws, db = smtp_ws(smtp_server(sink))
+    send_helpers.add_invitations(db, ws, PEOPLE)
+    before = db.execute("SELECT * FROM invitations ORDER BY id").fetchall()
+    report = run(ws, db, dry_run=True)
+    assert report.would_send == 3 and report.sent == 0
+    assert sink.messages == []
+    assert db.execute("SELECT * FROM invitations ORDER BY id").fetchall() == before
+
+
+def test_temporary_refusals_are_retried_within_the_run(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.FlakySink(refusals=1, code="451 4.3.0 greylisted")
+    ws, db = smtp_ws(smtp_server(sink))
+    send_helpers.add_invitations(db, ws, PEOPLE[:2])
+    report = run(ws, db)
+    assert report.sent == 2 and report.failed == 0
+    assert sink.per_address() == {"zoe@example.fr": 1, "john@example.com": 1}
+    assert [r[0] for r in db.execute("SELECT attempts FROM invitations")] == [2, 2]
+
+
+def test_421_closing_then_accepting(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.FlakySink(refusals=1, code="421 4.3.2 shutting down")
+    ws, db = smtp_ws(smtp_server(sink))
+    send_helpers.add_invitations(db, ws, PEOPLE[:2])
+    report = run(ws, db)
+    assert report.sent == 2
+    assert sink.per_address() == {"zoe@example.fr": 1, "john@example.com": 1}
+
+
+def test_still_refused_goes_failed_with_backoff_then_succeeds_on_a_later_run(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.FlakySink(refusals=2)
+    ws, db = smtp_ws(smtp_server(sink))
+    send_helpers.add_invitations(db, ws, PEOPLE[:1])
+    report = run(ws, db, retry_delays=(0.05,))
+    assert (report.sent, report.failed) == (0, 1)
+    status, attempts, next_at = db.execute("SELECT status, attempts, next_attempt_at FROM invitations").fetchone()
+    assert (status, attempts) == ("failed", 2)
+    assert next_at >= "2026-11-23 10:20:00"  # retry_after 10m × 2^(attempts-1)
+    assert run(ws, db, now="2026-11-23T10:05:00+00:00").due == 0  # not yet
+    report = run(ws, db, now="2026-11-23T11:00:00+00:00")
+    assert report.sent == 1
+    assert sink.per_address() == {"zoe@example.fr": 1}
+
+
+def test_550_bounces_and_suppresses_the_address(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.RefusingSink()
+    ws, db = smtp_ws(smtp_server(sink))
+    send_helpers.add_invitations(db, ws, [{"email": "bad.address@example.com"}, {"email": "good@example.com"}])
+    report = run(ws, db)
+    assert (report.sent, report.bounced, report.failed) == (1, 1, 0)
+    assert statuses(db) == {"bad.address@example.com": "bounced", "good@example.com": "sent"}
+    reason, source = db.execute("SELECT reason, source FROM suppressions").fetchone()
+    assert (reason, source) == ("bounce", "send")
+    # A later invitation to the bounced address is cancelled, never sent.
+    send_helpers.add_invitations(db, ws, [{"email": "bad.address@example.com", "external_id": "again"}])
+    report = run(ws, db)
+    assert report.skipped == {"suppressed": 1} and report.sent == 0
+
+
+def test_dropped_connection_is_retried(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.DroppingSink(drops=1)
+    ws, db = smtp_ws(smtp_server(sink), concurrency=1)
+    send_helpers.add_invitations(db, ws, PEOPLE[:2])
+    report = run(ws, db)
+    assert report.sent == 2
+    assert sink.per_address() == {"zoe@example.fr": 1, "john@example.com": 1}
+
+
+def test_server_down_stops_after_consecutive_failures_without_failing_the_untried(smtp_ws, send_helpers):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    ws, db = smtp_ws(port, concurrency=1, max_failures=3)
+    send_helpers.add_invitations(db, ws, [{"email": f"p{i}@example.com"} for i in range(10)])
+    report = run(ws, db, retry_delays=())
+    assert report.stopped and "3 consecutive failures" in report.stopped
+    assert report.failed == 3 and report.sent == 0
+    counts = dict(db.execute("SELECT status, COUNT(*) FROM invitations GROUP BY status").fetchall())
+    assert counts == {"failed": 3, "planned": 7}
+    assert report.skipped == {"not_tried": 7}
+    assert not report.ok
+
+
+def test_outbox_writes_one_eml_per_invitation(smtp_ws, send_helpers):
+    ws, db = smtp_ws(transport="outbox")
+    send_helpers.add_invitations(db, ws, PEOPLE)
+    report = run(ws, db, transport=OutboxTransport(ws.outbox_dir))
+    assert report.sent == 3
+    files = sorted(ws.outbox_dir.glob("*.eml"))
+    assert len(files) == 3
+    import email
+    import email.policy
+
+    message = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    assert run(ws, db, transport=OutboxTransport(ws.outbox_dir)).sent == 0  # nothing due any more
