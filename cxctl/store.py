@@ -127,6 +127,11 @@ def _m2_invitations(db: sqlite_utils.Database) -> None:
         CREATE INDEX invitations_moment_contact ON invitations(moment, contact_id, send_at);
         CREATE INDEX invitations_status ON invitations(status, send_at);
         CREATE INDEX invitations_parent ON invitations(parent_id);
+        CREATE INDEX invitations_wave ON invitations(moment, wave, contact_id);
+        -- Fatigue rules read the live invitations of a recent window (cxctl.plan): the expression and the
+        -- WHERE must stay identical to the queries there for SQLite to use this partial index.
+        CREATE INDEX invitations_fatigue ON invitations(COALESCE(sent_at, send_at), contact_id, moment)
+            WHERE kind = 'invitation' AND status IN ('planned','sending','sent','in_doubt');
         """
     )
 

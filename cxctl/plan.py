@@ -1,0 +1,555 @@
+"""The solicitation engine: who gets which survey, when, and why not. `plan` shows it, `send` runs it.
+
+`compute_plan` is a pure read: it gathers the candidates (events due for transactional and
+in-the-moment moments, the audience of the current wave for relational ones) into temporary tables
+and applies the rules of `cxctl.rules.REASONS` in order with set-based SQL; Python only handles the
+small sets (one send-window computation per time zone and moment, the daily quotas, the final rows).
+`record_plan` writes the planned rows; planning twice never creates two invitations (dedupe keys).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import sqlite_utils
+
+from cxctl.campaign import Moment, SendWindow
+from cxctl.durations import format_duration
+from cxctl.errors import UsageError
+from cxctl.rules import LIVE_SQL, audience_sql, draw, pick_language, suppression_source_sql
+from cxctl.schedule import Wave, local_day_bounds, next_opening, wave_for, zone
+from cxctl.timeutil import from_db, to_db
+
+# Expired events are reported for this long after their expiry, then dropped silently, so a daily
+# plan does not list years of old events.
+EXPIRED_REPORT_FOR = timedelta(days=7)
+# A reminder that could not go out within this long after it was due is dropped (never sent late).
+REMINDER_GRACE = timedelta(days=7)
+
+TEMP_TABLES = ("plan_moments", "plan_cand", "plan_hist", "plan_hist_moment", "plan_eval", "plan_ok", "plan_slots",
+               "plan_quota", "plan_day_quota", "plan_final")
+
+
+@dataclass(slots=True)
+class PlannedInvitation:
+    """One invitation or reminder the engine would create (send_at is an aware UTC datetime)."""
+
+    contact_id: int
+    moment: str
+    kind: str  # "invitation" | "reminder"
+    event_id: int | None
+    wave: str | None
+    parent_id: int | None
+    send_at: datetime
+    language: str
+    email: str
+    dedupe_key: str
+
+
+@dataclass(slots=True)
+class Exclusion:
+    """A candidate not invited in this run, with the first rule that stopped it and the data behind it."""
+
+    contact_id: int
+    moment: str
+    reason: str
+    detail: str
+    event_id: int | None
+    wave: str | None
+    kind: str = "invitation"
+
+
+@dataclass
+class Plan:
+    """What one run decides. `counts` is exclusions by reason; `by_moment` is moment -> reason -> count."""
+
+    now: datetime
+    planned: list[PlannedInvitation]
+    exclusions: list[Exclusion]
+    counts: dict[str, int]
+    by_moment: dict[str, dict[str, int]] = field(default_factory=dict)
+    waves: dict[str, str] = field(default_factory=dict)
+
+
+def compute_plan(ws, db: sqlite_utils.Database, now: datetime, moment: str | None = None, *,
+                 list_exclusions: bool = True) -> Plan:
+    """Decide who gets which invitation or reminder at `now`; read-only.
+
+    `moment` restricts the result, not the decision: priorities are still settled across all moments.
+    `list_exclusions=False` skips building one Exclusion per excluded candidate (counts stay exact).
+    """
+    check_moment(ws, moment)
+    engine = _Engine(ws, db, now)
+    return engine.run(moment, list_exclusions=list_exclusions)
+
+
+def check_moment(ws, moment: str | None) -> None:
+    if moment is not None and moment not in ws.moments:
+        known = ", ".join(sorted(ws.moments)) or "none"
+        raise UsageError(f"unknown moment {moment!r}: the workspace defines {known}; pass one of them to --moment")
+
+
+def record_plan(db: sqlite_utils.Database, ws, plan: Plan, now: datetime) -> int:
+    """Insert the planned rows as `planned` invitations with fresh signed tokens; return how many were new.
+
+    Reminders point to their parent invitation. INSERT OR IGNORE on the dedupe key makes a second run
+    (or an overlapping one) a no-op for rows already recorded.
+    """
+    from cxctl.tokens import new_token
+
+    if not plan.planned:
+        return 0
+    secret = ws.secret()
+    stamp = to_db(now)
+    rows = [
+        (p.dedupe_key, new_token(secret), p.contact_id, p.moment, p.event_id, p.wave, p.kind, p.parent_id,
+         p.language, p.email, to_db(p.send_at), stamp, stamp)
+        for p in plan.planned
+    ]
+    conn = db.conn
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT OR IGNORE INTO invitations (dedupe_key, token, contact_id, moment, event_id, wave, kind, parent_id,"
+            " language, email, send_at, status, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+            rows,
+        )
+        inserted = conn.total_changes - before
+        if own:
+            conn.execute("COMMIT")
+    except BaseException:
+        if own:
+            conn.execute("ROLLBACK")
+        raise
+    return inserted
+
+
+def _mod(delta: timedelta) -> str:
+    """A datetime() modifier for SQLite."""
+    return f"{int(delta.total_seconds()):+d} seconds"
+
+
+def _window(ws, m: Moment) -> SendWindow:
+    return m.send_window or ws.rules.send_window
+
+
+def _recontact(ws, m: Moment) -> timedelta | None:
+    return m.recontact if m.recontact is not None else ws.rules.recontact
+
+
+class _Engine:
+    """One planning run over temporary tables (dropped at the end; the store file is not written)."""
+
+    def __init__(self, ws, db: sqlite_utils.Database, now: datetime, contact_id: int | None = None):
+        self.ws = ws
+        self.conn: sqlite3.Connection = db.conn
+        self.now = now.astimezone(timezone.utc).replace(microsecond=0)
+        self.now_db = to_db(self.now)
+        self.contact_id = contact_id
+        self.ranked = sorted(ws.moments, key=ws.moment_rank)
+        self.waves: dict[str, Wave] = {}
+        self.slots: dict[tuple[str, str], tuple[datetime, date]] = {}
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def sql(self, statement: str, params: list[Any] | tuple = ()) -> sqlite3.Cursor:
+        return self.conn.execute(statement, params)
+
+    def drop(self) -> None:
+        for name in TEMP_TABLES:
+            self.sql(f"DROP TABLE IF EXISTS temp.{name}")
+
+    def contact_filter(self, column: str) -> tuple[str, list[Any]]:
+        if self.contact_id is None:
+            return "", []
+        return f" AND {column} = ?", [self.contact_id]
+
+    def run(self, only: str | None, *, list_exclusions: bool, keep: bool = False) -> Plan:
+        self.conn.create_function("cx_draw", 3, draw, deterministic=True)
+        own = not self.conn.in_transaction
+        if own:
+            self.sql("BEGIN")  # one snapshot for the whole run
+        try:
+            self.drop()
+            self.moments_table()
+            self.gather()
+            self.history()
+            self.evaluate()
+            self.priority()
+            self.send_windows()
+            self.daily_caps()
+            plan = self.collect(only, list_exclusions)
+            self.reminders(plan, only, list_exclusions)
+            plan.planned.sort(key=lambda p: (p.send_at, p.moment, p.contact_id, p.kind))
+            return plan
+        finally:
+            if not keep:
+                self.drop()
+            if own and not keep:
+                self.sql("ROLLBACK")
+
+    # --- steps ------------------------------------------------------------------------------------
+
+    def moments_table(self) -> None:
+        self.sql(
+            "CREATE TEMP TABLE plan_moments (moment TEXT PRIMARY KEY, rank INTEGER, sample REAL, recontact_from TEXT,"
+            " recontact_txt TEXT, recontact_mod TEXT)"
+        )
+        rows = []
+        for rank, mid in enumerate(self.ranked):
+            m = self.ws.moments[mid]
+            recontact = _recontact(self.ws, m)
+            rows.append((mid, rank, m.sample,
+                         to_db(self.now - recontact) if recontact else None,
+                         format_duration(recontact) if recontact else None,
+                         _mod(recontact) if recontact else None))
+        self.conn.executemany("INSERT INTO plan_moments VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def gather(self) -> None:
+        """Candidates: due, unexpired events of each trigger; the audience of each relational wave."""
+        self.sql(
+            "CREATE TEMP TABLE plan_cand (id INTEGER PRIMARY KEY, contact_id INTEGER NOT NULL, moment TEXT NOT NULL,"
+            " event_id INTEGER, wave TEXT, eligible_at TEXT, dedupe_key TEXT, draw REAL, reason TEXT, detail TEXT)"
+        )
+        for mid in self.ranked:
+            m = self.ws.moments[mid]
+            if m.kind == "relational":
+                self.gather_wave(mid, m)
+            else:
+                self.gather_events(mid, m)
+
+    def _draw_sql(self, m: Moment, key: str) -> str:
+        return f"cx_draw(c.id, ?, {key})" if m.sample < 1 else "NULL"
+
+    def gather_events(self, mid: str, m: Moment) -> None:
+        trigger = m.trigger
+        where, params = audience_sql(m.audience, with_event=True)
+        only, only_params = self.contact_filter("e.contact_id")
+        key = "? || '|' || e.contact_id || '|e' || e.id"
+        draw_sql = self._draw_sql(m, "'e' || e.id")
+        draw_params = [mid] if m.sample < 1 else []
+        self.sql(
+            "INSERT INTO plan_cand (contact_id, moment, event_id, eligible_at, dedupe_key, draw)"
+            f" SELECT e.contact_id, ?, e.id, datetime(e.occurred_at, ?), {key}, {draw_sql}"
+            " FROM events e JOIN contacts c ON c.id = e.contact_id"
+            f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}",
+            [mid, _mod(trigger.delay), mid, *draw_params, trigger.event,
+             to_db(self.now - trigger.delay), to_db(self.now - trigger.expires), *params, *only_params],
+        )
+        expired_from = self.now - trigger.expires - EXPIRED_REPORT_FOR
+        self.sql(
+            "INSERT INTO plan_cand (contact_id, moment, event_id, eligible_at, dedupe_key, reason, detail)"
+            f" SELECT e.contact_id, ?, e.id, datetime(e.occurred_at, ?), {key}, 'expired',"
+            " printf('event of %s UTC expired on %s UTC (%s after the event)', substr(e.occurred_at, 1, 16),"
+            " substr(datetime(e.occurred_at, ?), 1, 16), ?)"
+            " FROM events e JOIN contacts c ON c.id = e.contact_id"
+            f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}"
+            f" AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.dedupe_key = {key})",
+            [mid, _mod(trigger.delay), mid, _mod(trigger.expires), format_duration(trigger.expires), trigger.event,
+             to_db(self.now - trigger.expires), to_db(expired_from), *params, *only_params, mid],
+        )
+
+    def gather_wave(self, mid: str, m: Moment) -> None:
+        wave = wave_for(m.schedule, self.now, self.ws.settings.timezone)
+        self.waves[mid] = wave
+        where, params = audience_sql(m.audience, with_event=False)
+        only, only_params = self.contact_filter("c.id")
+        draw_sql = self._draw_sql(m, "?")
+        draw_params = [mid, wave.id] if m.sample < 1 else []
+        self.sql(
+            "INSERT INTO plan_cand (contact_id, moment, wave, eligible_at, dedupe_key, draw)"
+            f" SELECT c.id, ?, ?, ?, ? || '|' || c.id || '|w' || ?, {draw_sql}"
+            f" FROM contacts c WHERE {where}{only}",
+            [mid, wave.id, to_db(wave.start), mid, wave.id, *draw_params, *params, *only_params],
+        )
+
+    def history(self) -> None:
+        """Per person: the last live invitation (any moment), how many fall in the cap window, and per moment."""
+        rules = self.ws.rules
+        spans = [rules.quiet_period, timedelta(days=1)]
+        if rules.cap:
+            spans.append(rules.cap.window)
+        since = to_db(self.now - max(spans))
+        cap_from = to_db(self.now - rules.cap.window) if rules.cap else self.now_db
+        only, only_params = self.contact_filter("contact_id")
+        self.sql("CREATE TEMP TABLE plan_hist (contact_id INTEGER PRIMARY KEY, last_any TEXT, last_moment TEXT, cap_count INTEGER)")
+        # The bare `moment` column takes its value from the row holding MAX(t) (an SQLite guarantee).
+        self.sql(
+            "INSERT INTO plan_hist SELECT contact_id, MAX(t), moment, SUM(t > ?) FROM ("
+            " SELECT contact_id, moment, COALESCE(sent_at, send_at) AS t FROM invitations"
+            f" WHERE kind = 'invitation' AND status IN {LIVE_SQL} AND COALESCE(sent_at, send_at) > ?{only})"
+            " GROUP BY contact_id",
+            [cap_from, since, *only_params],
+        )
+        self.sql("CREATE TEMP TABLE plan_hist_moment (contact_id INTEGER, moment TEXT, last TEXT, PRIMARY KEY (contact_id, moment)) WITHOUT ROWID")
+        recontacts = [r for r in (_recontact(self.ws, self.ws.moments[m]) for m in self.ranked) if r]
+        if recontacts:
+            self.sql(
+                "INSERT INTO plan_hist_moment SELECT contact_id, moment, MAX(COALESCE(sent_at, send_at)) FROM invitations"
+                f" WHERE kind = 'invitation' AND status IN {LIVE_SQL} AND COALESCE(sent_at, send_at) > ?{only}"
+                " AND moment IN (SELECT moment FROM plan_moments WHERE recontact_from IS NOT NULL)"
+                " GROUP BY contact_id, moment",
+                [to_db(self.now - max(recontacts)), *only_params],
+            )
+
+    def evaluate(self) -> None:
+        """Apply the per-candidate rules in the documented order; the first failing rule is the reason."""
+        rules = self.ws.rules
+        source_sql, source_params = suppression_source_sql(rules.suppression_sources)
+        quiet_from = to_db(self.now - rules.quiet_period)
+        cap_max = rules.cap.max if rules.cap else None
+        self.sql(
+            "CREATE TEMP TABLE plan_eval AS SELECT p.id, p.contact_id, p.moment, p.event_id, p.wave, p.eligible_at,"
+            " p.dedupe_key, p.draw, m.rank, m.sample, c.email, c.language, COALESCE(c.timezone, '') AS tz,"
+            " COALESCE(c.forgotten_at, f.forgotten_at) AS forgotten_at, s.reason AS supp_reason, s.created_at AS supp_since,"
+            f" {source_sql} AS source_flag, i.id AS inv_id, i.status AS inv_status,"
+            " h.last_any, h.last_moment, h.cap_count, hm.last AS moment_last,"
+            " CASE WHEN p.reason IS NOT NULL THEN p.reason"
+            "  WHEN c.forgotten_at IS NOT NULL OR f.email_hash IS NOT NULL THEN 'forgotten'"
+            f"  WHEN s.email_hash IS NOT NULL OR {source_sql} IS NOT NULL THEN 'suppressed'"
+            "  WHEN c.email IS NULL OR trim(c.email) = '' THEN 'no_email'"
+            "  WHEN i.id IS NOT NULL THEN 'already_invited'"
+            "  WHEN p.draw >= m.sample THEN 'not_sampled'"
+            "  WHEN h.last_any > ? THEN 'quiet_period'"
+            "  WHEN h.cap_count >= ? THEN 'cap'"
+            "  WHEN hm.last > m.recontact_from THEN 'recontact'"
+            " END AS reason, p.detail"
+            " FROM plan_cand p JOIN contacts c ON c.id = p.contact_id JOIN plan_moments m ON m.moment = p.moment"
+            " LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
+            " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
+            " LEFT JOIN invitations i ON i.dedupe_key = p.dedupe_key AND p.reason IS NULL"
+            " LEFT JOIN plan_hist h ON h.contact_id = p.contact_id"
+            " LEFT JOIN plan_hist_moment hm ON hm.contact_id = p.contact_id AND hm.moment = p.moment",
+            [*source_params, *source_params, quiet_from, cap_max],
+        )
+
+    def priority(self) -> None:
+        """One invitation per person per run: the highest-ranked moment, then the oldest event."""
+        self.sql(
+            "CREATE TEMP TABLE plan_ok AS SELECT id, contact_id, moment, rank, eligible_at, event_id, wave, tz,"
+            " ROW_NUMBER() OVER w AS rn, FIRST_VALUE(moment) OVER w AS top_moment"
+            " FROM plan_eval WHERE reason IS NULL"
+            " WINDOW w AS (PARTITION BY contact_id ORDER BY rank, eligible_at, event_id)"
+        )
+
+    def slot(self, tz: str, moment: str) -> tuple[datetime, date]:
+        """Send time (next window opening in the contact's zone) and its day in the workspace zone."""
+        key = (tz, moment)
+        if key not in self.slots:
+            send_at = next_opening(self.now, zone(tz, self.ws.settings.timezone), _window(self.ws, self.ws.moments[moment]))
+            self.slots[key] = (send_at, send_at.astimezone(zone(self.ws.settings.timezone, "UTC")).date())
+        return self.slots[key]
+
+    def send_windows(self) -> None:
+        self.sql("CREATE TEMP TABLE plan_slots (tz TEXT, moment TEXT, send_at TEXT, send_day TEXT, PRIMARY KEY (tz, moment))")
+        groups = self.sql("SELECT DISTINCT tz, moment FROM plan_ok WHERE rn = 1").fetchall()
+        rows = []
+        for tz, moment in groups:
+            send_at, day = self.slot(tz, moment)
+            rows.append((tz, moment, to_db(send_at), day.isoformat()))
+        self.conn.executemany("INSERT INTO plan_slots VALUES (?, ?, ?, ?)", rows)
+
+    def day_counts(self, days: set[str]) -> dict[str, Counter]:
+        """Live invitations already counted on each workspace-local day, per moment."""
+        tz = zone(self.ws.settings.timezone, "UTC")
+        out: dict[str, Counter] = {}
+        for day in days:
+            start, end = local_day_bounds(date.fromisoformat(day), tz)
+            rows = self.sql(
+                "SELECT moment, COUNT(*) FROM invitations"
+                f" WHERE kind = 'invitation' AND status IN {LIVE_SQL}"
+                " AND COALESCE(sent_at, send_at) >= ? AND COALESCE(sent_at, send_at) < ? GROUP BY moment",
+                [to_db(start), to_db(end)],
+            ).fetchall()
+            out[day] = Counter(dict(rows))
+        return out
+
+    def daily_caps(self) -> None:
+        """Per-moment then workspace daily volumes, counting what is already planned or sent that day."""
+        self.sql("CREATE TEMP TABLE plan_quota (moment TEXT, send_day TEXT, remaining INTEGER, PRIMARY KEY (moment, send_day))")
+        self.sql("CREATE TEMP TABLE plan_day_quota (send_day TEXT PRIMARY KEY, remaining INTEGER)")
+        days = {row[0] for row in self.sql("SELECT DISTINCT send_day FROM plan_slots")}
+        existing = self.day_counts(days)
+        survivors = dict(self.sql("SELECT moment, COUNT(*) FROM plan_ok WHERE rn = 1 GROUP BY moment").fetchall())
+        quotas = []
+        for mid in self.ranked:
+            m = self.ws.moments[mid]
+            for day in days:
+                limit = self.spread_limit(mid, m, survivors.get(mid, 0), existing[day][mid])
+                if m.daily_cap is not None:
+                    limit = m.daily_cap if limit is None else min(limit, m.daily_cap)
+                if limit is not None:
+                    quotas.append((mid, day, max(0, limit - existing[day][mid])))
+        self.conn.executemany("INSERT INTO plan_quota VALUES (?, ?, ?)", quotas)
+        if self.ws.rules.daily_cap is not None:
+            cap = self.ws.rules.daily_cap
+            self.conn.executemany("INSERT INTO plan_day_quota VALUES (?, ?)",
+                                  [(day, max(0, cap - sum(existing[day].values()))) for day in days])
+        self.sql(
+            "CREATE TEMP TABLE plan_final AS"
+            " WITH slotted AS ("
+            "  SELECT o.*, s.send_at, s.send_day, q.remaining AS moment_left,"
+            "   ROW_NUMBER() OVER (PARTITION BY o.moment, s.send_day ORDER BY o.eligible_at, o.contact_id) AS moment_n"
+            "  FROM plan_ok o JOIN plan_slots s ON s.tz = o.tz AND s.moment = o.moment"
+            "  LEFT JOIN plan_quota q ON q.moment = o.moment AND q.send_day = s.send_day WHERE o.rn = 1),"
+            " counted AS (SELECT *, moment_left IS NOT NULL AND moment_n > moment_left AS moment_cut FROM slotted)"
+            " SELECT c.*, g.remaining AS day_left,"
+            "  SUM(NOT c.moment_cut) OVER (PARTITION BY c.send_day ORDER BY c.rank, c.eligible_at, c.contact_id"
+            "   ROWS UNBOUNDED PRECEDING) AS day_n"
+            " FROM counted c LEFT JOIN plan_day_quota g ON g.send_day = c.send_day"
+        )
+
+    def spread_limit(self, mid: str, m: Moment, survivors: int, already_today: int) -> int | None:
+        """With `schedule.spread`, today's share of the wave: what remains over the days left to spread it."""
+        if m.kind != "relational" or m.schedule.spread is None:
+            return None
+        wave = self.waves[mid]
+        spread_end = wave.start + m.schedule.spread
+        days_left = max(1, math.ceil((spread_end - self.now).total_seconds() / 86400))
+        return math.ceil((survivors + already_today) / days_left)
+
+    # --- results ----------------------------------------------------------------------------------
+
+    def collect(self, only: str | None, list_exclusions: bool) -> Plan:
+        ws = self.ws
+        where, params = (" AND moment = ?", [only]) if only else ("", [])
+        planned: list[PlannedInvitation] = []
+        languages = {}
+        rows = self.sql(
+            "SELECT f.contact_id, f.moment, f.event_id, f.wave, f.send_at, e.language, e.email, e.dedupe_key"
+            " FROM plan_final f JOIN plan_eval e ON e.id = f.id"
+            f" WHERE NOT f.moment_cut AND (f.day_left IS NULL OR f.day_n <= f.day_left){where.replace('moment', 'f.moment')}",
+            params,
+        )
+        for contact_id, moment, event_id, wave, send_at, language, email, key in rows:
+            if language not in languages:
+                languages[language] = pick_language(language, ws.settings.languages, ws.settings.default_language)
+            planned.append(PlannedInvitation(contact_id, moment, "invitation", event_id, wave, None,
+                                             from_db(send_at), languages[language], email, key))
+        late = (
+            " SELECT id, contact_id, moment, event_id, wave, 'lower_priority' AS reason,"
+            "  printf('a higher-priority invitation (%s) is planned for this person in this run', top_moment) AS detail"
+            "  FROM plan_ok WHERE rn > 1"
+            " UNION ALL SELECT id, contact_id, moment, event_id, wave, 'daily_cap',"
+            "  CASE WHEN moment_cut THEN printf('daily cap of %s reached for %s', moment, send_day)"
+            "  ELSE printf('workspace daily cap reached for %s', send_day) END"
+            "  FROM plan_final WHERE moment_cut OR (day_left IS NOT NULL AND day_n > day_left)"
+        )
+        by_moment: dict[str, dict[str, int]] = defaultdict(dict)
+        counts: Counter = Counter()
+        for moment, reason, n in self.sql(
+            "SELECT moment, reason, COUNT(*) FROM (SELECT moment, reason FROM plan_eval WHERE reason IS NOT NULL"
+            f" UNION ALL SELECT moment, reason FROM ({late})) WHERE 1{where} GROUP BY moment, reason",
+            params,
+        ):
+            by_moment[moment][reason] = n
+            counts[reason] += n
+        exclusions: list[Exclusion] = []
+        if list_exclusions:
+            exclusions = [Exclusion(*row) for row in self.sql(
+                f"SELECT contact_id, moment, reason, detail, event_id, wave FROM ("
+                f" SELECT id, contact_id, moment, event_id, wave, reason, {self.detail_sql()} AS detail"
+                f" FROM plan_eval WHERE reason IS NOT NULL UNION ALL {late})"
+                f" WHERE 1{where} ORDER BY moment, reason, contact_id, event_id",
+                [*self.detail_params(), *params],
+            )]
+        return Plan(self.now, planned, exclusions, dict(counts), dict(by_moment),
+                    {mid: w.id for mid, w in self.waves.items() if only in (None, mid)})
+
+    def detail_sql(self) -> str:
+        return (
+            "CASE reason"
+            " WHEN 'expired' THEN detail"
+            " WHEN 'forgotten' THEN 'the person was forgotten on ' || substr(forgotten_at, 1, 10) || ': never contacted again'"
+            " WHEN 'suppressed' THEN COALESCE('the address is suppressed (' || supp_reason || ', since '"
+            "  || substr(supp_since, 1, 10) || ')', source_flag)"
+            " WHEN 'no_email' THEN 'the contact has no email address'"
+            " WHEN 'already_invited' THEN printf('invitation #%d already exists for this %s (status %s)', inv_id,"
+            "  CASE WHEN wave IS NULL THEN 'event' ELSE 'wave ' || wave END, inv_status)"
+            " WHEN 'not_sampled' THEN printf('sample draw %.4f is not below the sample share %g', draw, sample)"
+            " WHEN 'quiet_period' THEN printf('last invited %s UTC by %s: quiet period %s, free again %s UTC',"
+            "  substr(last_any, 1, 16), last_moment, ?, substr(datetime(last_any, ?), 1, 16))"
+            " WHEN 'cap' THEN printf('%d invitations since %s UTC: the cap is %d per %s', cap_count, ?, ?, ?)"
+            " WHEN 'recontact' THEN printf('last invited for %s on %s UTC: recontact period %s, free again %s UTC',"
+            "  moment, substr(moment_last, 1, 16), (SELECT recontact_txt FROM plan_moments pm WHERE pm.moment = plan_eval.moment),"
+            "  substr(datetime(moment_last, (SELECT recontact_mod FROM plan_moments pm WHERE pm.moment = plan_eval.moment)), 1, 16))"
+            " END"
+        )
+
+    def detail_params(self) -> list[Any]:
+        rules = self.ws.rules
+        cap = rules.cap
+        return [format_duration(rules.quiet_period), _mod(rules.quiet_period),
+                to_db(self.now - cap.window)[:16] if cap else None, cap.max if cap else None,
+                format_duration(cap.window) if cap else None]
+
+    def reminders(self, plan: Plan, only: str | None, list_exclusions: bool) -> None:
+        """Reminders to non-responders: due after `after`, up to min(count, rules.max_reminders).
+
+        They respect suppressions and send windows and never count toward fatigue caps.
+        """
+        source_sql, source_params = suppression_source_sql(self.ws.rules.suppression_sources)
+        only_contact, only_params = self.contact_filter("i.contact_id")
+        for mid in self.ranked:
+            m = self.ws.moments[mid]
+            if m.reminders is None or (only and mid != only):
+                continue
+            count = min(m.reminders.count, self.ws.rules.max_reminders)
+            if count == 0:
+                continue
+            after = m.reminders.after
+            oldest = self.now - after * count - REMINDER_GRACE
+            rows = self.sql(
+                "SELECT i.id, i.contact_id, i.event_id, i.wave, i.language, c.email, COALESCE(c.timezone, ''),"
+                " COALESCE(c.forgotten_at, f.forgotten_at), s.reason, s.created_at,"
+                f" {source_sql}, COALESCE(i.sent_at, i.send_at),"
+                " (SELECT COUNT(*) FROM invitations r WHERE r.parent_id = i.id),"
+                " (SELECT COUNT(*) FROM invitations r WHERE r.parent_id = i.id AND r.status <> 'sent'),"
+                " (SELECT MAX(r.sent_at) FROM invitations r WHERE r.parent_id = i.id)"
+                " FROM invitations i JOIN contacts c ON c.id = i.contact_id"
+                " LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
+                " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
+                f" WHERE i.kind = 'invitation' AND i.status IN {LIVE_SQL} AND COALESCE(i.sent_at, i.send_at) > ?"
+                " AND COALESCE(i.sent_at, i.send_at) <= ? AND i.status = 'sent' AND i.moment = ?"
+                f" AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.invitation_id = i.id){only_contact}",
+                [*source_params, to_db(oldest), to_db(self.now - after), mid, *only_params],
+            ).fetchall()
+            for (parent, contact_id, event_id, wave, language, email, tz, forgotten_at, supp_reason, supp_since,
+                 source_flag, sent_at, done, pending, last_reminder) in rows:
+                number = done + 1
+                if done >= count or pending:
+                    continue
+                base = from_db(max(sent_at, last_reminder or sent_at))
+                due = base + after
+                if due > self.now or self.now - due > REMINDER_GRACE:
+                    continue
+                reason = detail = None
+                if forgotten_at:
+                    reason, detail = "forgotten", f"the person was forgotten on {forgotten_at[:10]}: never contacted again"
+                elif supp_reason or source_flag:
+                    reason = "suppressed"
+                    detail = f"the address is suppressed ({supp_reason}, since {supp_since[:10]})" if supp_reason else source_flag
+                elif not email or not email.strip():
+                    reason, detail = "no_email", "the contact has no email address"
+                if reason:
+                    plan.counts[reason] = plan.counts.get(reason, 0) + 1
+                    plan.by_moment.setdefault(mid, {})
+                    plan.by_moment[mid][reason] = plan.by_moment[mid].get(reason, 0) + 1
+                    if list_exclusions:
+                        plan.exclusions.append(Exclusion(contact_id, mid, reason, f"reminder {number} to invitation #{parent}: {detail}",
+                                                         event_id, wave, "reminder"))
+                    continue
+                send_at, _ = self.slot(tz, mid)
+                plan.planned.append(PlannedInvitation(
+                    contact_id, mid, "reminder", event_id, wave, parent, send_at,
+                    language or pick_language(None, self.ws.settings.languages, self.ws.settings.default_language),
+                    email, f"{parent}|r{number}"))
