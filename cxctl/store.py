@@ -27,9 +27,16 @@ def email_hash(email: str) -> str:
 
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
     """Run DDL statements inside the caller's transaction (executescript would commit it)."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    # Split on complete statements (sqlite3.complete_statement), so trigger bodies keep their `;`.
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                db.execute(pending)
+            pending = ""
+    if pending.strip(" \n\t;"):
+        db.execute(pending)
 
 
 def _m1_audience(db: sqlite_utils.Database) -> None:
@@ -50,6 +57,7 @@ def _m1_audience(db: sqlite_utils.Database) -> None:
             company TEXT,
             role TEXT,
             attributes TEXT NOT NULL DEFAULT '{}',
+            row_hash TEXT,
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL,
             forgotten_at TEXT
@@ -137,22 +145,33 @@ def _m2_invitations(db: sqlite_utils.Database) -> None:
 
 
 def _m3_responses(db: sqlite_utils.Database) -> None:
-    """Responses, their answers, the quarantine of unmatched rows, and follow-up calls."""
+    """Responses, their answers, the quarantine of unusable rows, follow-up calls, and the rollups.
+
+    `status` of a response: counted (the one response that counts for its invitation), partial (not
+    finished), duplicate (another response to the same invitation counts), pending (being imported).
+    The rollups hold counts of counted responses per (moment, local day[, question, value]) and of sent
+    invitations per (moment, UTC hour); triggers keep them exact when rows are updated or deleted by
+    any writer (privacy, pruning); the bulk import adds its new rows set-based (cxctl.responses).
+    """
     _run_script(db, 
         """
         CREATE TABLE responses (
             id INTEGER PRIMARY KEY,
             response_key TEXT NOT NULL UNIQUE,
+            content_hash TEXT NOT NULL,
             invitation_id INTEGER REFERENCES invitations(id),
             contact_id INTEGER REFERENCES contacts(id),
             moment TEXT NOT NULL,
             source TEXT NOT NULL,
             submitted_at TEXT NOT NULL,
+            day TEXT NOT NULL,
             complete INTEGER NOT NULL DEFAULT 1,
+            status TEXT NOT NULL DEFAULT 'pending',
+            import_id INTEGER,
             imported_at TEXT NOT NULL
         );
-        CREATE INDEX responses_moment_time ON responses(moment, submitted_at);
-        CREATE INDEX responses_invitation ON responses(invitation_id);
+        CREATE INDEX responses_moment_day ON responses(moment, day);
+        CREATE INDEX responses_invitation ON responses(invitation_id, submitted_at);
         CREATE INDEX responses_contact ON responses(contact_id);
 
         CREATE TABLE answers (
@@ -161,13 +180,16 @@ def _m3_responses(db: sqlite_utils.Database) -> None:
             value_num REAL,
             value_text TEXT,
             PRIMARY KEY (response_id, question)
-        );
+        ) WITHOUT ROWID;
 
         CREATE TABLE quarantine (
             id INTEGER PRIMARY KEY,
+            row_key TEXT NOT NULL UNIQUE,
             source TEXT NOT NULL,
+            moment TEXT,
             file_name TEXT,
             row_number INTEGER,
+            kind TEXT NOT NULL,
             reason TEXT NOT NULL,
             raw TEXT NOT NULL,
             imported_at TEXT NOT NULL
@@ -179,6 +201,90 @@ def _m3_responses(db: sqlite_utils.Database) -> None:
             note TEXT,
             done_at TEXT NOT NULL
         );
+
+        CREATE TABLE score_rollup (
+            moment TEXT NOT NULL,
+            day TEXT NOT NULL,
+            question TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (moment, day, question, value)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE response_rollup (
+            moment TEXT NOT NULL,
+            day TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (moment, day)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE sent_rollup (
+            moment TEXT NOT NULL,
+            hour TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (moment, hour)
+        ) WITHOUT ROWID;
+
+        CREATE TRIGGER responses_uncount AFTER UPDATE OF status ON responses
+        WHEN old.status = 'counted' AND new.status <> 'counted'
+        BEGIN
+            INSERT INTO score_rollup (moment, day, question, value, n)
+                SELECT old.moment, old.day, question, CAST(value_num AS INTEGER), -1 FROM answers
+                WHERE response_id = old.id AND value_num IS NOT NULL
+                ON CONFLICT DO UPDATE SET n = n - 1;
+            INSERT INTO response_rollup (moment, day, n) VALUES (old.moment, old.day, -1)
+                ON CONFLICT DO UPDATE SET n = n - 1;
+        END;
+
+        CREATE TRIGGER responses_count AFTER UPDATE OF status ON responses
+        WHEN old.status NOT IN ('counted', 'pending') AND new.status = 'counted'
+        BEGIN
+            INSERT INTO score_rollup (moment, day, question, value, n)
+                SELECT new.moment, new.day, question, CAST(value_num AS INTEGER), 1 FROM answers
+                WHERE response_id = new.id AND value_num IS NOT NULL
+                ON CONFLICT DO UPDATE SET n = n + 1;
+            INSERT INTO response_rollup (moment, day, n) VALUES (new.moment, new.day, 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+
+        CREATE TRIGGER responses_delete BEFORE DELETE ON responses
+        WHEN old.status = 'counted'
+        BEGIN
+            INSERT INTO score_rollup (moment, day, question, value, n)
+                SELECT old.moment, old.day, question, CAST(value_num AS INTEGER), -1 FROM answers
+                WHERE response_id = old.id AND value_num IS NOT NULL
+                ON CONFLICT DO UPDATE SET n = n - 1;
+            INSERT INTO response_rollup (moment, day, n) VALUES (old.moment, old.day, -1)
+                ON CONFLICT DO UPDATE SET n = n - 1;
+        END;
+
+        CREATE TRIGGER invitations_sent_insert AFTER INSERT ON invitations
+        WHEN new.status = 'sent' AND new.kind = 'invitation'
+        BEGIN
+            INSERT INTO sent_rollup (moment, hour, n) VALUES (new.moment, substr(COALESCE(new.sent_at, new.send_at), 1, 13), 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+
+        CREATE TRIGGER invitations_sent_leave AFTER UPDATE OF status, sent_at, send_at, moment, kind ON invitations
+        WHEN old.status = 'sent' AND old.kind = 'invitation'
+        BEGIN
+            INSERT INTO sent_rollup (moment, hour, n) VALUES (old.moment, substr(COALESCE(old.sent_at, old.send_at), 1, 13), -1)
+                ON CONFLICT DO UPDATE SET n = n - 1;
+        END;
+
+        CREATE TRIGGER invitations_sent_enter AFTER UPDATE OF status, sent_at, send_at, moment, kind ON invitations
+        WHEN new.status = 'sent' AND new.kind = 'invitation'
+        BEGIN
+            INSERT INTO sent_rollup (moment, hour, n) VALUES (new.moment, substr(COALESCE(new.sent_at, new.send_at), 1, 13), 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+
+        CREATE TRIGGER invitations_sent_delete AFTER DELETE ON invitations
+        WHEN old.status = 'sent' AND old.kind = 'invitation'
+        BEGIN
+            INSERT INTO sent_rollup (moment, hour, n) VALUES (old.moment, substr(COALESCE(old.sent_at, old.send_at), 1, 13), -1)
+                ON CONFLICT DO UPDATE SET n = n - 1;
+        END;
         """
     )
 
