@@ -299,8 +299,10 @@ def _import_audience(ws, db, folder: Path, now: datetime, add) -> None:
         if not path.is_file():
             add(DemoStep(step, "skipped", f"the example has no data/{name}"))
             continue
+        # The example's CRM exports need its column mapping (`;`, dd/mm/yyyy, French headers).
+        mapping_id = next((mid for mid, m in ws.mappings.items() if m.kind == kind), None)
         try:
-            imported = function(ws, db, path, now)
+            imported = function(ws, db, path, now, mapping_id=mapping_id)
         except CxError as exc:
             add(DemoStep(step, "failed", str(exc)))
             continue
@@ -376,8 +378,10 @@ def _responses(ws, db, folder: Path, responses_now: datetime, add) -> None:
     except CxError as exc:
         add(DemoStep("import responses", "failed", str(exc)))
         return
-    counts = imported.counts() if hasattr(imported, "counts") else {}
-    add(DemoStep("import responses", "ok", ", ".join(f"{v} {k}" for k, v in counts.items()) or "imported", counts))
+    counts = {"read": imported.rows_read, "inserted": imported.inserted, "counted": imported.counted,
+              "quarantined": imported.quarantined_total}
+    add(DemoStep("import responses", "ok", f"{imported.rows_read} row(s) read, {imported.counted} counted, "
+                 f"{imported.quarantined_total} quarantined", counts))
 
 
 def _results(ws, db, responses_now: datetime, add) -> None:
