@@ -2,11 +2,37 @@
 
 Syntax only — no DNS or SMTP look-ups. The local part is kept as written (it may be case-sensitive);
 the domain is lower-cased and internationalised domains are converted to their ASCII (IDNA) form.
+
+Plain ASCII addresses (the vast majority) take a regular-expression fast path that gives exactly the
+result email-validator would; anything unusual (quotes, non-ASCII, IDNA labels) goes to
+email-validator. The fast path exists because a 1,000,000-row import spent most of its time there.
 """
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
+import re
+
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+
+# Conservative on purpose: whatever does not match is handed to email-validator, never rejected here.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_SIMPLE = re.compile(
+    r"(?P<local>[A-Za-z0-9_%+'-]+(?:\.[A-Za-z0-9_%+'-]+)*)@(?P<domain>(?:" + _LABEL + r"\.)+[A-Za-z]{2,63})"
+)
+_SPECIAL = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+
+
+def _fast(text: str) -> str | None:
+    match = _SIMPLE.fullmatch(text)
+    if match is None or len(text) > 254:
+        return None
+    local, domain = match.group("local"), match.group("domain").lower()
+    if len(local) > 64 or len(domain) > 253 or "--" in domain:
+        return None
+    labels = domain.split(".")
+    if labels[-1] in _SPECIAL or any(".".join(labels[i:]) in _SPECIAL for i in range(len(labels))):
+        return None
+    return f"{local}@{domain}"
 
 
 def normalise(raw: str) -> str:
@@ -16,6 +42,9 @@ def normalise(raw: str) -> str:
     text = raw.strip().strip("<>").strip()
     if not text:
         raise ValueError("empty email")
+    fast = _fast(text)
+    if fast is not None:
+        return fast
     try:
         result = validate_email(text, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:

@@ -1,0 +1,389 @@
+"""Contacts import: CRM and spreadsheet exports → the `contacts` table, losing nothing.
+
+The bulk path streams the file (cxctl.csvio), checks and normalises each row in Python, and stages
+the good rows in a TEMP table with `executemany`, in chunks; the merge into `contacts` is then a few
+set-based statements. Rows are merged by external id, then by email:
+
+- within a file, rows with the same external id (or, without one, the same email) are duplicates:
+  the last row wins; a row without external id whose email belongs to a row with one is merged into
+  that row;
+- across imports, a row matches the contact with its external id; failing that (or without an id),
+  the contact with its email (a row with an id only adopts a contact that has none);
+- `row_hash` (a digest of the row's mapped values) tells unchanged contacts from updated ones, so a
+  re-import of the same file writes nothing. Columns absent from the file leave the contact's values
+  untouched; an empty cell clears the field (or removes the attribute), except the email,
+  which an import never erases.
+
+Forgotten people (their email hash is in `forgotten`, see `cxctl forget`) are rejected with the
+reason "forgotten (GDPR erasure)". Opt-out columns (the preset's, and `rules.suppression_sources`)
+add the address to `suppressions`; later imports never remove a suppression.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from cxctl import emails, values
+from cxctl.campaign import CONTACT_FIELDS, Mapping
+from cxctl.csvio import CsvTable, RejectsWriter, normalise_header, open_csv
+from cxctl.errors import UsageError
+from cxctl.loader import Workspace, did_you_mean
+from cxctl.presets import Resolved, resolve
+from cxctl.timeutil import to_db
+
+CHUNK = 20_000
+REJECTS_SHOWN = 20
+FORGOTTEN = "forgotten (GDPR erasure)"
+
+
+@dataclass
+class ImportResult:
+    """What an import did (or, with dry_run, would do)."""
+
+    file: str
+    kind: str
+    sha256: str
+    encoding: str
+    delimiter: str
+    preset: str | None
+    columns: dict[str, str]
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    suppressed: int = 0
+    created_contacts: int = 0
+    rejects_file: str | None = None
+    rejects: list[dict] = field(default_factory=list)
+    footer: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    previously_imported: str | None = None
+    dry_run: bool = False
+
+    def counts(self) -> dict[str, int]:
+        keys = ("read", "inserted", "updated", "unchanged", "duplicates", "rejected", "suppressed")
+        return {k: getattr(self, k) for k in keys}
+
+
+def rejects_path(path: Path) -> Path:
+    """`<input>.rejects.csv`, next to the input."""
+    return path.with_name(path.name + ".rejects.csv")
+
+
+def pick_mapping(ws: Workspace | None, mapping_id: str | None, kind: str) -> Mapping | None:
+    """The workspace mapping named by `--mapping`, checked to be of the right kind."""
+    if mapping_id is None:
+        return None
+    mappings = ws.mappings if ws else {}
+    if mapping_id not in mappings:
+        raise UsageError(f"unknown mapping {mapping_id!r}{did_you_mean(mapping_id, mappings)}: declare it under "
+                         f"`mappings:` in the workspace YAML, or use --preset")
+    mapping = mappings[mapping_id]
+    if mapping.kind != kind:
+        raise UsageError(f"mapping {mapping_id!r} is for {mapping.kind}, not {kind}: pick a {kind} mapping")
+    return mapping
+
+
+def open_input(path: Path, mapping: Mapping | None, encoding: str | None, delimiter: str | None) -> CsvTable:
+    return open_csv(path, encoding or (mapping.encoding if mapping else None), delimiter or (mapping.delimiter if mapping else None))
+
+
+class _Log:
+    """Collects rejects: streamed to the rejects file (unless dry run), the first few kept for display."""
+
+    def __init__(self, path: Path, header: list[str], dry_run: bool):
+        self.writer = None if dry_run else RejectsWriter(rejects_path(path), header)
+        self.shown: list[dict] = []
+        self.count = 0
+        if not dry_run and rejects_path(path).exists():
+            rejects_path(path).unlink()  # a stale file from an earlier run would mislead
+
+    def reject(self, number: int, fields: list[str], reason: str) -> None:
+        self.count += 1
+        if len(self.shown) < REJECTS_SHOWN:
+            self.shown.append({"row": number, "reason": reason})
+        if self.writer is not None:
+            self.writer.add(number, fields, reason)
+
+    def close(self, result: ImportResult) -> None:
+        result.rejected = self.count
+        result.rejects = self.shown
+        if self.writer is not None:
+            self.writer.close()
+            if self.writer.count:
+                result.rejects_file = str(self.writer.path)
+
+
+def previous_import(db: sqlite_utils.Database, kind: str, sha256: str) -> str | None:
+    row = db.execute("SELECT imported_at FROM import_log WHERE kind = ? AND sha256 = ? ORDER BY id DESC LIMIT 1", [kind, sha256]).fetchone()
+    return row[0] if row else None
+
+
+def log_import(db: sqlite_utils.Database, result: ImportResult, now: datetime) -> None:
+    db.execute(
+        "INSERT INTO import_log (kind, file_name, sha256, rows_read, inserted, updated, unchanged, duplicates, rejected, imported_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [result.kind, Path(result.file).name, result.sha256, result.read, result.inserted, result.updated,
+         result.unchanged, result.duplicates, result.rejected, to_db(now)],
+    )
+
+
+def _suppression_sources(ws: Workspace | None, resolved: Resolved) -> list[tuple[int, frozenset[str], str]]:
+    """Opt-out columns: the preset's, plus `rules.suppression_sources` matched by attribute name."""
+    sources = list(resolved.suppress)
+    if ws is not None:
+        by_key = {c.name: c.index for c in resolved.columns if c.target == "attribute"}
+        for source in ws.rules.suppression_sources:
+            index = by_key.get(normalise_header(source.attribute))
+            if index is not None:
+                sources.append((index, frozenset(v.strip().lower() for v in source.values), source.reason))
+    return sources
+
+
+def _row_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]):
+    """Build the per-row function: fields → stage tuple, or raise ValueError with the reject reason."""
+    present = [c for c in resolved.columns if c.target == "field"]
+    field_index = {c.name: c.index for c in present}
+    attributes = [(c.name, c.index) for c in resolved.columns if c.target == "attribute"]
+    maps = resolved.values
+    suppress = _suppression_sources(ws, resolved)
+    date_format, comma = resolved.date_format, resolved.decimal_comma
+    other = [f for f in CONTACT_FIELDS if f not in ("external_id", "email") and f in field_index]
+    slots = [(f, field_index.get(f)) for f in CONTACT_FIELDS if f not in ("external_id", "email")]
+    i_ext, i_email = field_index.get("external_id"), field_index.get("email")
+    sha256 = hashlib.sha256
+    blake = hashlib.blake2b
+    dumps = json.dumps
+
+    def convert(fields: list[str]) -> tuple:
+        external_id = fields[i_ext].strip() if i_ext is not None else ""
+        raw_email = fields[i_email].strip() if i_email is not None else ""
+        if "external_id" in maps and external_id:
+            external_id = maps["external_id"].get(external_id.lower(), external_id)
+        email = email_hash = None
+        if raw_email:
+            email = emails.normalise(raw_email)
+            email_hash = sha256(email.lower().encode()).hexdigest()
+            if email_hash in forgotten:
+                raise ValueError(FORGOTTEN)
+        elif not external_id:
+            raise ValueError("no email and no external id: fill one of them, or map the right column (--mapping, --preset)")
+        row = [external_id or None, email, email_hash]
+        for name, index in slots:
+            if index is None:
+                row.append(None)
+                continue
+            value = fields[index].strip()
+            if value and name in maps:
+                value = maps[name].get(value.lower(), value)
+            if value:
+                if name == "language":
+                    value = values.language(value)
+                elif name == "timezone":
+                    value = values.timezone(value)
+            row.append(value or None)
+        attrs = {}
+        for key, index in attributes:
+            value = fields[index].strip()
+            if value:
+                if key in maps:
+                    value = maps[key].get(value.lower(), value)
+                if comma:
+                    value = values.decimal_comma(value)
+                if date_format:
+                    value = values.dated(value, date_format)
+                attrs[key] = value
+            else:
+                attrs[key] = None
+        attributes_json = dumps(attrs, ensure_ascii=False, separators=(",", ":"))
+        digest = blake(("\x1f".join(v or "" for v in row) + attributes_json).encode(), digest_size=12).hexdigest()
+        reason = None
+        if email is not None:
+            for index, accepted, why in suppress:
+                value = fields[index].strip().lower()
+                if value and (not accepted or value in accepted):
+                    reason = why
+                    break
+        key = external_id or "@" + email_hash
+        return (key, *row, attributes_json, digest, reason)
+
+    return convert, other
+
+
+def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path | str, now: datetime, *,
+                    mapping_id: str | None = None, preset: str | None = None, encoding: str | None = None,
+                    delimiter: str | None = None, date_format: str | None = None, decimal_comma: bool | None = None,
+                    dry_run: bool = False) -> ImportResult:
+    """Import a contacts file; returns the counts. Raises ImportFileError when the file is unreadable."""
+    path = Path(path)
+    mapping = pick_mapping(ws, mapping_id, "contacts")
+    with open_input(path, mapping, encoding, delimiter) as table:
+        resolved = resolve(table.header, table.keys, "contacts", mapping, preset)
+        if date_format:
+            resolved.date_format = date_format
+        if decimal_comma is not None:
+            resolved.decimal_comma = decimal_comma
+        if resolved.field_index("email") is None and resolved.field_index("external_id") is None:
+            raise UsageError(
+                f"{path}: no column holds an email or an external id (columns: {', '.join(table.header)}): "
+                f"declare a mapping with --mapping, or pick a --preset"
+            )
+        result = ImportResult(str(path), "contacts", table.sha256, table.encoding, table.delimiter, resolved.preset,
+                              resolved.describe(), dry_run=dry_run, previously_imported=previous_import(db, "contacts", table.sha256))
+        forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
+        convert, present = _row_converter(resolved, ws, forgotten)
+        log = _Log(path, table.header, dry_run)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            _stage_contacts(db, table, convert, log, result)
+            result.footer = table.footer
+            _merge_contacts(db, present, result, now)
+            log.close(result)
+            if dry_run:
+                db.execute("ROLLBACK")
+            else:
+                log_import(db, result, now)
+                db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            log.close(result)
+            raise
+        finally:
+            db.execute("DROP TABLE IF EXISTS temp.stage_contacts")
+    return result
+
+
+STAGE_COLUMNS = ("external_id", "email", "email_hash", *[f for f in CONTACT_FIELDS if f not in ("external_id", "email")])
+
+
+def _stage_contacts(db: sqlite_utils.Database, table: CsvTable, convert, log: _Log, result: ImportResult) -> None:
+    """Stream the file into temp.stage_contacts; one row per key (INSERT OR REPLACE: the last row wins)."""
+    db.execute("DROP TABLE IF EXISTS temp.stage_contacts")
+    db.execute(
+        "CREATE TEMP TABLE stage_contacts (k TEXT PRIMARY KEY, rn INTEGER NOT NULL, "
+        + ", ".join(f"{c} TEXT" for c in STAGE_COLUMNS)
+        + ", attributes TEXT, row_hash TEXT, suppress TEXT, contact_id INTEGER)"
+    )
+    columns = ("k", "rn", *STAGE_COLUMNS, "attributes", "row_hash", "suppress")
+    sql = f"INSERT OR REPLACE INTO stage_contacts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    conn = db.conn
+    batch: list[tuple] = []
+    staged = 0
+    for number, fields, problem in table.rows():
+        result.read += 1
+        if problem:
+            log.reject(number, fields, problem)
+            continue
+        try:
+            staged_row = convert(fields)
+        except ValueError as exc:
+            log.reject(number, fields, str(exc))
+            continue
+        batch.append((staged_row[0], number, *staged_row[1:]))
+        if len(batch) >= CHUNK:
+            conn.executemany(sql, batch)
+            staged += len(batch)
+            batch = []
+    if batch:
+        conn.executemany(sql, batch)
+        staged += len(batch)
+    kept = db.execute("SELECT COUNT(*) FROM stage_contacts").fetchone()[0]
+    result.duplicates = staged - kept
+
+
+def _merge_contacts(db: sqlite_utils.Database, present: list[str], result: ImportResult, now: datetime) -> None:
+    """Set-based merge of the staged rows into contacts; fills the counts."""
+    conn = db.conn
+    stamp = to_db(now)
+    has_contacts = conn.execute("SELECT EXISTS (SELECT 1 FROM contacts)").fetchone()[0]
+    no_id = conn.execute("SELECT COUNT(*) FROM stage_contacts WHERE external_id IS NULL").fetchone()[0]
+    if no_id:
+        conn.execute("CREATE INDEX temp.stage_contacts_hash ON stage_contacts(email_hash)")
+        # A row without id whose email belongs to a row with one is the same person: merge into the latter.
+        cur = conn.execute(
+            "DELETE FROM stage_contacts WHERE external_id IS NULL AND email_hash IN "
+            "(SELECT email_hash FROM stage_contacts WHERE external_id IS NOT NULL)"
+        )
+        result.duplicates += cur.rowcount
+    if has_contacts:
+        conn.execute(
+            "UPDATE stage_contacts SET contact_id = c.id FROM contacts c "
+            "WHERE stage_contacts.external_id IS NOT NULL AND c.external_id = stage_contacts.external_id"
+        )
+        conn.execute(
+            "UPDATE stage_contacts SET contact_id = m.id FROM "
+            "(SELECT email_hash, MIN(id) AS id FROM contacts WHERE external_id IS NULL AND email_hash IS NOT NULL GROUP BY email_hash) m "
+            "WHERE stage_contacts.contact_id IS NULL AND stage_contacts.email_hash = m.email_hash"
+        )
+        conn.execute(
+            "UPDATE stage_contacts SET contact_id = m.id FROM "
+            "(SELECT email_hash, MIN(id) AS id FROM contacts WHERE email_hash IS NOT NULL GROUP BY email_hash) m "
+            "WHERE stage_contacts.contact_id IS NULL AND stage_contacts.external_id IS NULL AND stage_contacts.email_hash = m.email_hash"
+        )
+        conn.execute("CREATE INDEX temp.stage_contacts_contact ON stage_contacts(contact_id)")
+        # Two rows with different ids adopting the same id-less contact: the last adopts it, the others are new people.
+        conn.execute(
+            "UPDATE stage_contacts SET contact_id = NULL WHERE contact_id IS NOT NULL AND external_id IS NOT NULL "
+            "AND rn < (SELECT MAX(s.rn) FROM stage_contacts s WHERE s.contact_id = stage_contacts.contact_id)"
+        )
+        cur = conn.execute(
+            "DELETE FROM stage_contacts WHERE external_id IS NULL AND contact_id IN "
+            "(SELECT contact_id FROM stage_contacts WHERE external_id IS NOT NULL AND contact_id IS NOT NULL)"
+        )
+        result.duplicates += cur.rowcount
+        matched = conn.execute("SELECT COUNT(*) FROM stage_contacts WHERE contact_id IS NOT NULL").fetchone()[0]
+        # Field names come from CONTACT_FIELDS (ours), never from the file.
+        assignments = ["external_id = COALESCE(s.external_id, contacts.external_id)",
+                       "email = COALESCE(s.email, contacts.email)", "email_hash = COALESCE(s.email_hash, contacts.email_hash)"]
+        assignments += [f"{name} = s.{name}" for name in present]
+        cur = conn.execute(
+            "UPDATE contacts SET " + ", ".join(assignments) + ", attributes = json_patch(contacts.attributes, s.attributes), "
+            "row_hash = s.row_hash, updated_at = ? FROM stage_contacts s "
+            "WHERE s.contact_id = contacts.id AND contacts.row_hash IS NOT s.row_hash",
+            [stamp],
+        )
+        result.updated = cur.rowcount
+        result.unchanged = matched - result.updated
+    columns = ["external_id", "email", "email_hash", *present]
+    cur = conn.execute(
+        f"INSERT INTO contacts ({', '.join(columns)}, attributes, row_hash, created_at, updated_at) "
+        f"SELECT {', '.join(columns)}, json_patch('{{}}', attributes), row_hash, ?, ? FROM stage_contacts "
+        "WHERE contact_id IS NULL ORDER BY rn",
+        [stamp, stamp],
+    )
+    result.inserted = cur.rowcount
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO suppressions (email_hash, email, reason, source, note, created_at) "
+        "SELECT email_hash, email, suppress, 'import', ?, ? FROM stage_contacts WHERE suppress IS NOT NULL AND email_hash IS NOT NULL",
+        [Path(result.file).name, stamp],
+    )
+    result.suppressed = cur.rowcount
+
+
+def list_contacts(db: sqlite_utils.Database, limit: int = 50, search: str | None = None) -> list[dict]:
+    """Contacts newest first, each with its attributes and whether its address is suppressed."""
+    sql = (
+        "SELECT c.id, c.external_id, c.email, c.first_name, c.last_name, c.language, c.timezone, c.country, c.segment, "
+        "c.company, c.role, c.attributes, s.reason AS suppressed FROM contacts c "
+        "LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
+    )
+    params: list = []
+    if search:
+        sql += " WHERE c.email LIKE ? OR c.first_name LIKE ? OR c.last_name LIKE ? OR c.external_id LIKE ?"
+        params += [f"%{search}%"] * 4
+    sql += " ORDER BY c.id DESC LIMIT ?"
+    params.append(limit)
+    cur = db.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, row)) for row in cur.fetchall()]
+    for row in rows:
+        row["attributes"] = json.loads(row["attributes"] or "{}")
+    return rows
