@@ -19,9 +19,8 @@ from typing import Any
 import sqlite_utils
 
 from cxctl.campaign import Moment, SendWindow
-from cxctl.durations import format_duration
 from cxctl.errors import UsageError
-from cxctl.rules import LIVE_SQL, audience_sql, draw, pick_language, suppression_source_sql
+from cxctl.rules import LIVE_SQL, audience_sql, draw, pick_language, span, suppression_source_sql
 from cxctl.schedule import Wave, local_day_bounds, next_opening, wave_for, zone
 from cxctl.timeutil import from_db, to_db
 
@@ -210,7 +209,7 @@ class _Engine:
             recontact = _recontact(self.ws, m)
             rows.append((mid, rank, m.sample,
                          to_db(self.now - recontact) if recontact else None,
-                         format_duration(recontact) if recontact else None,
+                         span(recontact) if recontact else None,
                          _mod(recontact) if recontact else None))
         self.conn.executemany("INSERT INTO plan_moments VALUES (?, ?, ?, ?, ?, ?)", rows)
 
@@ -254,7 +253,7 @@ class _Engine:
             " FROM events e JOIN contacts c ON c.id = e.contact_id"
             f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}"
             f" AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.dedupe_key = {key})",
-            [mid, _mod(trigger.delay), mid, _mod(trigger.expires), format_duration(trigger.expires), trigger.event,
+            [mid, _mod(trigger.delay), mid, _mod(trigger.expires), span(trigger.expires), trigger.event,
              to_db(self.now - trigger.expires), to_db(expired_from), *params, *only_params, mid],
         )
 
@@ -488,9 +487,9 @@ class _Engine:
     def detail_params(self) -> list[Any]:
         rules = self.ws.rules
         cap = rules.cap
-        return [format_duration(rules.quiet_period), _mod(rules.quiet_period),
+        return [span(rules.quiet_period), _mod(rules.quiet_period),
                 to_db(self.now - cap.window)[:16] if cap else None, cap.max if cap else None,
-                format_duration(cap.window) if cap else None]
+                span(cap.window) if cap else None]
 
     def reminders(self, plan: Plan, only: str | None, list_exclusions: bool) -> None:
         """Reminders to non-responders: due after `after`, up to min(count, rules.max_reminders).

@@ -7,9 +7,11 @@ The order is the contract documented in docs/plan.md: the first rule that fails 
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from typing import Any
 
 from cxctl.campaign import Audience, AttributeFilter, SuppressionSource
+from cxctl.durations import format_duration
 
 # Rule order. `expired` is decided when events are gathered; the rule-based reasons below are applied
 # in this order by one SQL CASE; `lower_priority` and `daily_cap` are decided over the whole run.
@@ -37,6 +39,14 @@ CONTACT_COLUMNS = {
     "language": "c.language", "timezone": "c.timezone", "country": "c.country", "segment": "c.segment",
     "company": "c.company", "role": "c.role",
 }
+
+
+def span(delta: timedelta) -> str:
+    """A period as people write it in rules: `30d` rather than `4w2d`, `36h`, `90m`."""
+    seconds = int(delta.total_seconds())
+    if seconds and seconds % 86400 == 0:
+        return f"{seconds // 86400}d"
+    return format_duration(delta)
 
 
 def draw(contact_id: int, moment: str, key: str) -> float:
