@@ -28,9 +28,10 @@ from cxctl.resources import examples_dir
 from cxctl.timeutil import to_db
 
 EXAMPLE = "ecommerce"
-# Inside the shipped example's data (orders delivered and tickets closed in early November 2026), so
-# the plan finds due invitations and the output is the same on every machine and every day.
-DEFAULT_NOW = datetime(2026, 11, 16, 9, 30, tzinfo=timezone.utc)
+# Friday 20 November 2026, 10:00 in Paris: the end of the shipped example's data (orders delivered,
+# tickets closed and calls from 2 to 20 November 2026), so the plan finds due invitations for every
+# moment, and the output is the same on every machine and every day.
+DEFAULT_NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 DEMO_SECRET = "cxctl-demo-secret-not-for-production"
 RESPONSE_SHARE = 0.6
 RESPONSE_DELAY = timedelta(days=3)
@@ -100,6 +101,16 @@ def _optional(module: str, name: str) -> Any | None:
         return None
 
 
+def example_timezone() -> str:
+    """The shipped example's time zone, in which a naive `--now` is read."""
+    from cxctl.loader import load_workspace
+
+    try:
+        return load_workspace(examples_dir() / EXAMPLE).settings.timezone
+    except CxError:
+        return "UTC"
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (the server binds it a moment later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -134,7 +145,8 @@ class MailServer:
         from aiosmtpd.controller import Controller
         from aiosmtpd.handlers import Mailbox
 
-        maildir.mkdir(parents=True, exist_ok=True)
+        # mailbox.Maildir creates tmp/new/cur only when it creates the folder itself.
+        maildir.parent.mkdir(parents=True, exist_ok=True)
         self.maildir = maildir
         self.port = free_port()
         self.controller = Controller(Mailbox(maildir), hostname="127.0.0.1", port=self.port)

@@ -34,9 +34,10 @@ from cxctl.timeutil import to_db
 
 INVITATION_HEADER = "X-Cxctl-Invitation"
 FORGOTTEN_MARK = "[forgotten]"
-# Contact columns erased by forget and retention; id, segment, country, language, role and the
-# timestamps are kept: alone they do not identify anyone and scorecards are broken down by them.
-ERASED_CONTACT_COLUMNS = ("external_id", "email", "email_hash", "first_name", "last_name", "timezone", "company")
+# Contact columns kept by forget and retention: alone they do not identify anyone, and scorecards are
+# broken down by them. Every other column (address, names, company, external id, time zone, and any
+# column added later) is erased; attributes become '{}'.
+KEPT_CONTACT_COLUMNS = ("id", "language", "country", "segment", "role", "attributes", "created_at", "updated_at", "forgotten_at")
 # Tables whose every text cell is searched for the address (the safety net after the targeted erasure).
 _SKIP_SWEEP = {"migrations", "forgotten", "sqlite_sequence"}
 
@@ -190,7 +191,8 @@ def _erase_contacts(db: sqlite_utils.Database, ws: Workspace | None, now: dateti
         "UPDATE suppressions SET email = NULL, note = NULL WHERE (email IS NOT NULL OR note IS NOT NULL) AND email_hash IN "
         "(SELECT email_hash FROM contacts WHERE id IN (SELECT id FROM _privacy_ids) AND email_hash IS NOT NULL)",
     )
-    nulls = ", ".join(f"{c} = NULL" for c in ERASED_CONTACT_COLUMNS)
+    erased = [c.name for c in db["contacts"].columns if c.name not in KEPT_CONTACT_COLUMNS and not c.notnull]
+    nulls = ", ".join(f"[{name}] = NULL" for name in erased)
     changes["contacts"] = _run(
         db,
         f"UPDATE contacts SET {nulls}, attributes = '{{}}', updated_at = ?, forgotten_at = COALESCE(forgotten_at, ?) "

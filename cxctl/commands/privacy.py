@@ -84,7 +84,8 @@ def demo_command(
     """
     from cxctl import demo
 
-    result = demo.run_demo(folder, now=parse_now(now) if now else None, force=force, progress=None if json_ else output.info)
+    when = parse_now(now, demo.example_timezone()) if now else None
+    result = demo.run_demo(folder, now=when, force=force, progress=None if json_ else output.info)
     if json_:
         output.print_json(result)
         return
