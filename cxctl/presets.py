@@ -115,7 +115,9 @@ for _field, _names in {
 
 AUTO_EVENTS: dict[str, str] = {}
 for _field, _names in {
-    "event_id": ("event_id", "event_key", "id_event", "id_evenement", "evenement_id", "id"),
+    "event_id": ("event_id", "event_key", "id_event", "id_evenement", "evenement_id", "id", "order_id", "order_number",
+                 "n_commande", "numero_commande", "no_commande", "commande", "ticket_id", "ticket_number", "n_ticket",
+                 "numero_ticket", "case_number", "transaction_id", "call_id", "id_appel"),
     "external_id": ("external_id", "customer_id", "client_id", "id_client", "contact_id", "numero_client",
                     "customer_number", "code_client"),
     "email": tuple(k for k, v in AUTO_CONTACTS.items() if v == "email"),

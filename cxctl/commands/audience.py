@@ -103,6 +103,7 @@ def events_import(
     encoding: EncodingOption = None,
     delimiter: DelimiterOption = None,
     date_format: DateFormatOption = None,
+    decimal_comma: Annotated[Optional[bool], typer.Option("--decimal-comma/--no-decimal-comma", help="Read 1 234,50 as 1234.50 in attributes.")] = None,
     dry_run: DryRunOption = False,
     json_: JsonOption = False,
     now: NowOption = None,
@@ -117,7 +118,8 @@ def events_import(
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
     result = import_events(ws, db, file, now_for(ws, now), event_type=type_, create_contacts=create_contacts,
-                           mapping_id=mapping, encoding=encoding, delimiter=delimiter, date_format=date_format, dry_run=dry_run)
+                           mapping_id=mapping, encoding=encoding, delimiter=delimiter, date_format=date_format,
+                           decimal_comma=decimal_comma, dry_run=dry_run)
     raise typer.Exit(_render(result, json_))
 
 
