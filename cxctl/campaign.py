@@ -106,6 +106,15 @@ def _check_language(value: str) -> str:
     return value
 
 
+def is_language(value: str) -> bool:
+    """True when `value` is a usable BCP 47 tag (see _check_language)."""
+    try:
+        _check_language(value)
+    except ValueError:
+        return False
+    return True
+
+
 Language = Annotated[
     str,
     AfterValidator(_check_language),

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cxctl.campaign import CONTACT_FIELDS, EVENT_FIELDS, Rules, Settings, WorkspaceFile
+from cxctl.campaign import CONTACT_FIELDS, EVENT_FIELDS, Rules, Settings, WorkspaceFile, is_language
 from cxctl.errors import Problem
 from cxctl.loader import (
     SECRET_KEYS,
@@ -147,7 +147,7 @@ def _check_moments(declared: _Declared, incomplete: bool, settings_raw: Any, tem
     questions = declared.raw["questions"]
     default_language = _get(settings_raw, "default_language")
     default_language = default_language if isinstance(default_language, str) else "fr"
-    languages = [lang for _, lang in _str_list(_get(settings_raw, "languages"))] or [default_language]
+    languages = [lang for _, lang in _str_list(_get(settings_raw, "languages")) if is_language(lang)] or [default_language]
     template_verdicts: dict[str, list[Problem]] = {}
 
     for moment_id, (parsed, raw) in declared.raw["moments"].items():
@@ -305,7 +305,7 @@ def _check_condition(parsed: ParsedFile, base: tuple, condition: dict, target_id
     numeric = [k for k in ("at_most", "at_least") if k in condition]
     if numeric and kind not in SCORED_TYPES:
         problems.append(_problem(parsed, base + ("ask_if", numeric[0]),
-            f"{numeric[0]} compares a score but {target_id!r} is a {kind} question: use equals or any_of"))
+            f"{numeric[0]} compares a score but {target_id!r} is {_article(kind)} {kind} question: use equals or any_of"))
     if kind in CHOICE_TYPES:
         choice_ids = [c.get("id") for c in _get(target, "choices") or [] if isinstance(c, dict)]
         values = condition.get("any_of") if isinstance(condition.get("any_of"), list) else []
@@ -476,4 +476,13 @@ def cross_check(root: Path, files: list[tuple[ParsedFile, WorkspaceFile]], had_e
         mappings=declared.models["mappings"],
         places=places,
     )
+    if not any(p.severity == "error" for p in problems):  # render each moment's templates (send area)
+        from cxctl.render import check_templates
+        for moment_id, message in check_templates(workspace):
+            parsed, raw = declared.raw["moments"][moment_id]
+            problems.append(_problem(parsed, ("moments", moment_id) + (("template",) if "template" in raw else ()), message))
     return workspace, problems
+
+
+def _article(word: Any) -> str:
+    return "an" if str(word)[:1] in "aeiou" else "a"

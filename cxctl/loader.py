@@ -169,8 +169,11 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = " ".join(x for x in (exc.context, exc.problem) if x)
-        return None, [Problem(display, line, col, "", f"YAML syntax error: {message}")]
+        message = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.context_mark is not None and exc.problem:
+            started = exc.context_mark
+            message += f" ({exc.context.removeprefix('while ')} that started at line {started.line + 1}, column {started.column + 1})"
+        return None, [Problem(display, line, col, "", f"YAML syntax error: {message}; check indentation, quotes and brackets")]
     except yaml.YAMLError as exc:
         return None, [Problem(display, 1, 1, "", f"YAML error: {exc}")]
     marks: dict[Path_, tuple[int, int]] = {}
@@ -292,7 +295,18 @@ def _message(error: dict, loc: Path_, data: Any) -> tuple[str, Path_]:
         message = f"{message}, got {value!r}"
         if isinstance(value, bool):
             message += _YAML_BOOL_HINT
-    return message, loc
+    return message + _TYPE_FIXES.get(kind.split("_")[0], ""), loc
+
+
+_TYPE_FIXES = {
+    "float": ": write a number, e.g. 0.5",
+    "int": ": write a whole number, e.g. 3",
+    "bool": ": write true or false",
+    "string": ": write text, in quotes if it looks like a number or yes/no",
+    "list": ": write a list, e.g. [a, b]",
+    "dict": ": write a mapping of keys and values",
+    "model": ": write a mapping of keys and values",
+}
 
 
 def _problems_from_validation(parsed: ParsedFile, exc: ValidationError) -> list[Problem]:

@@ -1,0 +1,156 @@
+"""Each error kind of `cxctl validate`, with the exact file, line, column and key path it reports.
+
+Every case adds one inline file to the shared valid workspace (tests/conftest.py), or replaces
+cxctl.yaml, and pins where the problem is reported and what the message says.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+MOMENT = """\
+moments:
+  m1:
+    journey: ecommerce
+    stage: delivery
+    kind: transactional
+    trigger: {{event: order_delivered{trigger}}}
+    questions: [{questions}]
+    targets: {{csat: 80}}
+{extra}"""
+
+
+def moment(trigger: str = "", questions: str = "csat", extra: str = "") -> str:
+    return MOMENT.format(trigger=trigger, questions=questions, extra=extra)
+
+
+SETTINGS_HEAD = """\
+workspace:
+  name: Test
+  sender: {name: Service, address: avis@test.example}
+  survey_url: "https://s.example/{moment}?t={token}"
+"""
+
+# (case id, files, expected error places [(file, line, col, key path)], a fragment of the first message)
+CASES = [
+    ("yaml_syntax", {"extra.yaml": "moments:\n  broken: [a, b\n  other: 1\n"},
+     [("ws/extra.yaml", 3, 8, "")], "did not find expected ',' or ']' (parsing a flow sequence that started at line 2, column 11)"),
+    ("unknown_key_did_you_mean", {"extra.yaml": moment(extra="    remiders: {count: 1}\n")},
+     [("ws/extra.yaml", 9, 5, "moments.m1.remiders")], "unknown key 'remiders' (did you mean 'reminders'?)"),
+    ("unknown_key_lists_allowed", {"extra.yaml": moment(trigger=", colour: blue")},
+     [("ws/extra.yaml", 6, 39, "moments.m1.trigger.colour")], "unknown key 'colour': remove it, or use one of event, delay, expires"),
+    ("wrong_type", {"extra.yaml": moment(extra="    sample: beaucoup\n")},
+     [("ws/extra.yaml", 9, 5, "moments.m1.sample")], "got 'beaucoup': write a number"),
+    ("yaml_norway_bool", {"extra.yaml": moment(extra="    audience: {country: [FR, NO]}\n")},
+     [("ws/extra.yaml", 9, 30, "moments.m1.audience.country[1]")], "put the value in quotes"),
+    ("literal_did_you_mean", {"extra.yaml": moment().replace("transactional", "transactionel")},
+     [("ws/extra.yaml", 5, 5, "moments.m1.kind")], "'transactionel' is not allowed (did you mean 'transactional'?)"),
+    ("missing_key", {"extra.yaml": moment().replace("    stage: delivery\n", "")},
+     [("ws/extra.yaml", 2, 3, "moments.m1.stage")], "missing required key 'stage'"),
+    ("duplicate_yaml_key", {"extra.yaml": moment(extra="    sample: 0.5\n    sample: 0.2\n")},
+     [("ws/extra.yaml", 10, 5, "moments.m1.sample")], "duplicate key 'sample' (first at line 9)"),
+    ("duplicate_id_across_files", {"extra.yaml": "questions:\n  nps:\n    type: open\n    text: Doublon\n"},
+     [("ws/extra.yaml", 2, 3, "questions.nps")], "duplicate question id 'nps', first declared at ws/ecommerce.yaml:"),
+    ("invalid_id", {"extra.yaml": "questions:\n  Effort-Client:\n    type: ces\n    text: Facile ?\n"},
+     [("ws/extra.yaml", 2, 3, "questions.Effort-Client")], "invalid id 'Effort-Client': ids are lower-case letters, digits and _, starting with a letter, e.g. 'effort_client'"),
+    ("unknown_question", {"extra.yaml": moment(questions="csat, nps_whyy")},
+     [("ws/extra.yaml", 7, 23, "moments.m1.questions[1]")], "unknown question 'nps_whyy' (did you mean 'nps_why'?)"),
+    ("unknown_journey", {"extra.yaml": moment().replace("journey: ecommerce", "journey: ecomerce")},
+     [("ws/extra.yaml", 3, 5, "moments.m1.journey")], "unknown journey 'ecomerce' (did you mean 'ecommerce'?)"),
+    ("unknown_stage", {"extra.yaml": moment().replace("stage: delivery", "stage: delivry")},
+     [("ws/extra.yaml", 4, 5, "moments.m1.stage")], "journey 'ecommerce' has no stage 'delivry' (did you mean 'delivery'?)"),
+    ("unknown_template", {"extra.yaml": moment(extra="    template: merci_livraison\n")},
+     [("ws/extra.yaml", 9, 5, "moments.m1.template")], "unknown template 'merci_livraison': merci_livraison.fr.subject.j2 and merci_livraison.fr.txt.j2 not found"),
+    ("malformed_duration", {"extra.yaml": moment(trigger=", delay: 2 jours")},
+     [("ws/extra.yaml", 6, 39, "moments.m1.trigger.delay")], "invalid duration '2 jours'"),
+    ("impossible_scale", {"extra.yaml": "questions:\n  effort:\n    type: rating\n    text: Note\n    min: 5\n    max: 1\n"},
+     [("ws/extra.yaml", 5, 5, "questions.effort.min")], "impossible scale 5–1: min must be below max"),
+    ("nps_scale_fixed", {"extra.yaml": "questions:\n  nps2:\n    type: nps\n    text: Note\n    max: 5\n"},
+     [("ws/extra.yaml", 5, 5, "questions.nps2.max")], "an NPS question is always 0–10"),
+    ("followup_unknown_question", {"extra.yaml": "questions:\n  why:\n    type: open\n    text: Pourquoi ?\n    ask_if: {question: npss, at_most: 6}\n"},
+     [("ws/extra.yaml", 5, 14, "questions.why.ask_if.question")], "follow-up condition on unknown question 'npss' (did you mean 'nps'?)"),
+    ("followup_on_text_question", {"extra.yaml": "questions:\n  why2:\n    type: open\n    text: Et encore ?\n    ask_if: {question: nps_why, at_most: 6}\n"},
+     [("ws/extra.yaml", 5, 33, "questions.why2.ask_if.at_most")], "at_most compares a score but 'nps_why' is an open question"),
+    ("followup_asked_before", {"extra.yaml": moment(questions="nps_why, nps")},
+     [("ws/extra.yaml", 7, 17, "moments.m1.questions[0]")], "question 'nps_why' follows up 'nps', which this moment does not ask before it"),
+    ("priority_unknown_moment", {"cxctl.yaml": SETTINGS_HEAD + "rules:\n  priority: [delivery_csat, suport_ces]\n"},
+     [("ws/cxctl.yaml", 6, 29, "rules.priority[1]")], "unknown moment 'suport_ces' (did you mean 'support_ces'?)"),
+    ("unknown_time_zone", {"cxctl.yaml": SETTINGS_HEAD + "  timezone: Europe/Pariss\n"},
+     [("ws/cxctl.yaml", 5, 3, "workspace.timezone")], "unknown time zone 'Europe/Pariss': did you mean 'Europe/Paris'?"),
+    ("bad_bcp47_language", {"cxctl.yaml": SETTINGS_HEAD + "  languages: [fr, en_GB]\n"},
+     [("ws/cxctl.yaml", 5, 19, "workspace.languages[1]")], "invalid language tag 'en_GB': write a BCP 47 tag such as en-GB"),
+    ("unknown_iso_language", {"extra.yaml": "questions:\n  q_fe:\n    type: open\n    text: {fr: Bonjour, fe: Hello}\n"},
+     [("ws/extra.yaml", 4, 25, "questions.q_fe.text.fe")], "unknown language 'fe'"),
+    ("secret_in_clear", {"cxctl.yaml": SETTINGS_HEAD + "  smtp:\n    host: smtp.example\n    password: hunter2\n"},
+     [("ws/cxctl.yaml", 7, 5, "workspace.smtp.password")], "a secret is written in clear"),
+    ("secret_in_url", {"cxctl.yaml": SETTINGS_HEAD.replace("https://s.example", "https://admin:hunter2@s.example")},
+     [("ws/cxctl.yaml", 4, 3, "workspace.survey_url")], "a password is written in clear in this URL"),
+    ("mapping_unknown_field", {"extra.yaml": "mappings:\n  crm:\n    columns:\n      Courriel: email\n      Prénom: first_nam\n      VIP: attributes.vip\n"},
+     [("ws/extra.yaml", 5, 7, "mappings.crm.columns.Prénom")], "column 'Prénom' maps to unknown contact field 'first_nam' (did you mean 'first_name'?)"),
+    ("mapping_event_field", {"extra.yaml": "mappings:\n  evts:\n    kind: events\n    columns: {Quand: occured_at}\n"},
+     [("ws/extra.yaml", 4, 15, "mappings.evts.columns.Quand")], "unknown event field 'occured_at' (did you mean 'occurred_at'?)"),
+    ("mapping_date_format", {"extra.yaml": "mappings:\n  crm:\n    date_format: dd/mm/yyyy\n"},
+     [("ws/extra.yaml", 3, 5, "mappings.crm.date_format")], "date_format 'dd/mm/yyyy' has no % code"),
+    ("mapping_bad_directive", {"extra.yaml": "mappings:\n  crm:\n    date_format: \"%d/%m/%Q\"\n"},
+     [("ws/extra.yaml", 3, 5, "mappings.crm.date_format")], "invalid date_format '%d/%m/%Q'"),
+    ("response_column_not_asked", {"extra.yaml": moment(extra="    responses: {columns: {csat: Q1, nps: Q2}}\n")},
+     [("ws/extra.yaml", 9, 37, "moments.m1.responses.columns.nps")], "question 'nps' is not asked by this moment"),
+    ("expires_before_delay", {"extra.yaml": moment(trigger=", delay: 3d, expires: 2d")},
+     [("ws/extra.yaml", 6, 50, "moments.m1.trigger.expires")], "the survey expires before it is due"),
+]
+
+
+@pytest.mark.parametrize("files, expected, fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_error_is_reported_at_its_exact_place(check, files, expected, fragment):
+    problems = check(files)
+    errors = [p for p in problems if p.severity == "error"]
+    assert [(p.file, p.line, p.column, p.path) for p in errors] == expected, [p.format() for p in problems]
+    assert fragment in errors[0].message
+    assert errors[0].format().startswith(f"{expected[0][0]}:{expected[0][1]}:{expected[0][2]}:")
+
+
+def test_invalid_moment_still_reports_its_unknown_journey(check):
+    """A schema error in a moment must not hide its broken references (both are reported)."""
+    text = moment().replace("journey: ecommerce", "journey: ecomerce").replace("transactional", "transactionel")
+    problems = check({"extra.yaml": text})
+    assert [(p.line, p.column, p.path) for p in problems if p.severity == "error"] == [
+        (3, 5, "moments.m1.journey"),
+        (5, 5, "moments.m1.kind"),
+    ]
+
+
+def test_invalid_question_is_still_a_declared_id(check):
+    """A question with a schema error exists: moments that ask it get no 'unknown question' noise."""
+    problems = check({"extra.yaml": moment(questions="csat, effort")
+                      + "questions:\n  effort:\n    type: ces\n    text: Facile ?\n    min: 9\n"})
+    assert [(p.path, p.message) for p in problems if p.severity == "error"] == [
+        ("questions.effort.min", "impossible scale 9–7: min must be below max"),
+    ]
+
+
+def test_every_problem_is_reported_not_only_the_first(check):
+    problems = check({
+        "a.yaml": moment(questions="csat, inconnue").replace("m1", "m_a"),
+        "b.yaml": moment(trigger=", delay: demain").replace("m1", "m_b"),
+        "c.yaml": "questions:\n  q_c:\n    type: csat\n    text: Note\n    min: 4\n    max: 2\n",
+    })
+    assert sorted((p.file, p.path) for p in problems if p.severity == "error") == [
+        ("ws/a.yaml", "moments.m_a.questions[1]"),
+        ("ws/b.yaml", "moments.m_b.trigger.delay"),
+        ("ws/c.yaml", "questions.q_c.min"),
+    ]
+
+
+def test_syntax_error_in_one_file_does_not_flood_unknown_ids(check):
+    """Ids declared in a file that cannot be parsed are unknown, not missing: no cascade of errors."""
+    problems = check({
+        "extra.yaml": moment(questions="csat, dans_le_fichier_casse"),
+        "casse.yaml": "questions:\n  dans_le_fichier_casse:\n    text: [oops\n",
+    })
+    assert [(p.file, p.path) for p in problems if p.severity == "error"] == [("ws/casse.yaml", "")]
+
+
+def test_nested_workspace_files_are_not_merged(check, workspace_dir):
+    """A sub-folder with its own cxctl.yaml is another workspace: its ids must not clash with ours."""
+    nested = {f"autre/{name}": (workspace_dir / name).read_text(encoding="utf-8") for name in ("cxctl.yaml", "ecommerce.yaml")}
+    assert check(nested) == []
