@@ -4,21 +4,16 @@ variables they see, plus `check_templates` for `cxctl validate`.
 Templates are `<name>.<lang>.subject.j2`, `<name>.<lang>.txt.j2`, `<name>.<lang>.html.j2`, looked up
 in the workspace's templates folder first, then in cxctl's bundled defaults. A missing variable is an
 error (StrictUndefined), never a blank in a sent message.
-
-The MIME bytes are built by hand (`MessageBuilder`): the constant headers are encoded once per run and
-only what varies (recipient, subject, ids, bodies) per message, with RFC 2047 encoded words and
-quoted-printable bodies — the standard EmailMessage API caps at ~300 messages/s, this at several thousand.
+The MIME bytes are built in cxctl.mime.
 """
 
 from __future__ import annotations
 
-import binascii
-import email.utils
 import json
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import jinja2
@@ -26,8 +21,10 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from cxctl import tokens
 from cxctl.campaign import DEFAULT_SCALES, localise
-from cxctl.loader import Workspace
 from cxctl.resources import default_templates_dir
+
+if TYPE_CHECKING:
+    from cxctl.loader import Workspace
 
 PARTS = ("subject", "txt", "html")
 SCORE_TYPES = tuple(DEFAULT_SCALES)  # nps, csat, ces: the types a one-click link can answer
@@ -207,13 +204,28 @@ class Renderer:
             current = html_t
             html = html_t.render(variables)
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"{current.name}: {exc.message}: give the variable a default "
+            raise TemplateError(f"{self._where(current, exc)}: {exc.message}: give the variable a default "
                                 f"({{{{ x | default('') }}}}) or use one listed in docs/send.md") from None
         except jinja2.exceptions.SecurityError as exc:
-            raise TemplateError(f"{current.name}: unsafe operation refused by the sandbox ({exc})") from None
+            raise TemplateError(f"{self._where(current, exc)}: unsafe operation refused by the sandbox ({exc})") from None
         except jinja2.TemplateError as exc:
-            raise TemplateError(f"{current.name}: {exc}") from None
+            raise TemplateError(f"{self._where(current, exc)}: {exc}") from None
         return Rendered(subject, text, html)
+
+    def _where(self, template: jinja2.Template, exc: BaseException) -> str:
+        """`file:line` of the failing template line (jinja maps template lines into the traceback)."""
+        path = template.filename or template.name
+        try:
+            shown = str(Path(path).relative_to(self.ws.root))
+        except ValueError:
+            shown = str(path)
+        line = None
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == template.filename:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        return f"{shown}:{line}" if line else shown
 
 
 def unsubscribe_link(ws: Workspace, token: str, moment_id: str, lang: str) -> str:
@@ -324,126 +336,77 @@ def check_templates(ws: Workspace, secret: bytes = b"check-templates") -> list[t
     return [(m, msg) for m, msg in dict.fromkeys(problems)]
 
 
-# --- MIME bytes -------------------------------------------------------------------------------
-
-_SPECIALS = set('()<>[]:;@\\,."')
+# --- preview ----------------------------------------------------------------------------------
 
 
-def clean_header_text(value: str) -> str:
-    """One line of header text: any line break or control character becomes a space, so a name or
-    subject containing a newline can never add a header."""
-    if value.isprintable():
-        return value.strip()
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
+@dataclass
+class Preview:
+    """A rendered message as `cxctl preview` shows it, and where its .eml and .html were written."""
+
+    moment: str
+    language: str
+    reminder: bool
+    contact: str
+    subject: str
+    text: str
+    html: str
+    headers: dict[str, str]
+    eml_path: str
+    html_path: str
 
 
-def _encoded_words(text: str) -> list[str]:
-    """RFC 2047 base64 encoded words of at most 75 characters, never splitting a character."""
-    words, chunk, size = [], [], 0
-    for ch in text:
-        n = len(ch.encode("utf-8"))
-        if size + n > 45:
-            words.append("".join(chunk))
-            chunk, size = [], 0
-        chunk.append(ch)
-        size += n
-    if chunk:
-        words.append("".join(chunk))
-    return ["=?utf-8?b?" + binascii.b2a_base64(w.encode("utf-8"), newline=False).decode("ascii") + "?=" for w in words]
+def preview(ws: Workspace, db: Any, moment_id: str, now: datetime, *, contact: str | None = None,
+            lang: str | None = None, reminder: bool = False, out_dir: Path | None = None) -> Preview:
+    """Render one moment's message for a stored contact (id or external id) or a sample one, with a
+    throw-away token; write it as .eml and .html into `out_dir` (default: <outbox>/preview)."""
+    import email
+    import email.policy
 
+    from cxctl.errors import UsageError
+    from cxctl.mime import MessageBuilder
 
-def encode_unstructured(value: str, name_length: int) -> str:
-    """A header value (Subject): plain folded ASCII when possible, else encoded words, folded."""
-    text = clean_header_text(value)
-    if text.isascii() and "=?" not in text:
-        words = text.split(" ")
-        lines, line = [], ""
-        budget = 78 - name_length - 2
-        for word in words:
-            if line and len(line) + 1 + len(word) > budget:
-                lines.append(line)
-                line, budget = word, 77
-            else:
-                line = f"{line} {word}" if line else word
-        lines.append(line)
-        return "\r\n ".join(lines)
-    return "\r\n ".join(_encoded_words(text))
-
-
-def encode_address(name: str, address: str) -> str:
-    """`Display Name <addr>` with the name quoted or encoded as needed (never able to break the line)."""
-    display = clean_header_text(name or "")
-    if not display:
-        return f"<{address}>"
-    if display.isascii() and "=?" not in display:
-        if any(ch in _SPECIALS for ch in display):
-            display = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        return f"{display} <{address}>"
-    return "\r\n ".join(_encoded_words(display)) + f" <{address}>"
-
-
-def _qp(text: str) -> bytes:
-    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
-    return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
-
-
-class MessageBuilder:
-    """Builds the bytes of a multipart/alternative message; the constant headers are encoded once."""
-
-    def __init__(self, ws: Workspace):
-        settings = ws.settings
-        self.sender = settings.sender.address
-        self.domain = self.sender.rpartition("@")[2] or "cxctl.invalid"
-        head = [f"From: {encode_address(settings.sender.name, settings.sender.address)}"]
-        if settings.sender.reply_to:
-            head.append(f"Reply-To: {settings.sender.reply_to}")
-        self._constant = ("\r\n".join(head) + "\r\n").encode("utf-8")
-        self._mailto = settings.unsubscribe_mailto
-        self._https = bool(settings.unsubscribe_url)
-
-    def message_id(self, invitation_id: int | str, token: str) -> str:
-        """Stable per invitation: a retried message keeps its Message-ID, so mail clients dedupe it."""
-        return f"<cx.{invitation_id}.{token.split('.')[0]}@{self.domain}>"
-
-    def build(self, *, invitation_id: int | str, token: str, to_name: str, to_address: str, rendered: Rendered,
-              date: datetime, unsubscribe_url: str) -> tuple[str, bytes]:
-        """(Message-ID, message bytes with CRLF line ends)."""
-        message_id = self.message_id(invitation_id, token)
-        unsubscribe = []
-        if self._mailto:
-            unsubscribe.append(f"<mailto:{self._mailto}?subject=unsubscribe%20{quote(token, safe='')}>")
-        if self._https or not self._mailto:
-            unsubscribe.append(f"<{unsubscribe_url}>")
-        boundary = "=_cx" + secrets.token_hex(12)
-        head = [
-            f"To: {encode_address(to_name, to_address)}",
-            f"Subject: {encode_unstructured(rendered.subject, 7)}",
-            f"Date: {email.utils.format_datetime(date)}",
-            f"Message-ID: {message_id}",
-            "List-Unsubscribe: " + ",\r\n ".join(unsubscribe),
-        ]
-        if any(u.startswith("<http") for u in unsubscribe):
-            head.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
-        head += [
-            f"X-Cxctl-Invitation: {invitation_id}",
-            "MIME-Version: 1.0",
-            f'Content-Type: multipart/alternative; boundary="{boundary}"',
-            "",
-            f"--{boundary}",
-            'Content-Type: text/plain; charset="utf-8"',
-            "Content-Transfer-Encoding: quoted-printable",
-            "",
-            "",
-        ]
-        middle = (f"\r\n--{boundary}\r\n"
-                  'Content-Type: text/html; charset="utf-8"\r\n'
-                  "Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        data = b"".join((
-            self._constant,
-            "\r\n".join(head).encode("utf-8"),
-            _qp(rendered.text),
-            middle.encode("ascii"),
-            _qp(rendered.html),
-            f"\r\n--{boundary}--\r\n".encode("ascii"),
-        ))
-        return message_id, data
+    if moment_id not in ws.moments:
+        known = ", ".join(sorted(ws.moments)) or "none"
+        raise UsageError(f"unknown moment {moment_id!r}: the workspace defines {known}")
+    if lang is not None and lang not in ws.settings.languages:
+        raise UsageError(f"language {lang!r} is not among the workspace's languages {ws.settings.languages}: pass one of them to --lang")
+    secret = ws.secret()
+    renderer = Renderer(ws, secret)
+    token = tokens.new_token(secret)
+    if contact is None:
+        used, templates = renderer.templates(moment_id, reminder, renderer.language_for(lang))
+        variables = sample_variables(renderer, moment_id, used, reminder, token)
+        variables["event"] = {"type": "sample", "occurred_at": "", "attributes": {}}
+        who = "sample contact"
+        to_name, to_address = variables["contact"]["name"], variables["contact"]["email"]
+    else:
+        row = db.execute("SELECT * FROM contacts WHERE external_id = ? OR CAST(id AS TEXT) = ? ORDER BY external_id = ? DESC LIMIT 1",
+                         [contact, contact, contact]).fetchone() if db is not None else None
+        if row is None:
+            raise UsageError(f"no contact with id or external id {contact!r}: check `cxctl contacts list`, or omit --contact for a sample")
+        names = [d[0] for d in db.execute("SELECT * FROM contacts LIMIT 0").description]
+        person = contact_vars(dict(zip(names, row)))
+        event = None
+        trigger = ws.moments[moment_id].trigger
+        if trigger is not None:
+            found = db.execute("SELECT type, occurred_at, attributes FROM events WHERE contact_id = ? AND type = ? "
+                               "ORDER BY occurred_at DESC LIMIT 1", [person["id"], trigger.event]).fetchone()
+            if found is not None:
+                event = event_vars(*found)
+        used, templates = renderer.templates(moment_id, reminder, renderer.language_for(lang or person["language"]))
+        variables = renderer.variables(token=token, moment_id=moment_id, lang=used, reminder=reminder, contact=person, event=event)
+        who = f"contact {person['external_id'] or person['id']}"
+        to_name, to_address = person["name"], person["email"] or "nobody@example.invalid"
+    rendered = renderer.render(templates, variables)
+    _, data = MessageBuilder(ws).build(invitation_id="preview", token=token, to_name=to_name, to_address=to_address,
+                                       rendered=rendered, date=now, unsubscribe_url=variables["unsubscribe_url"])
+    folder = Path(out_dir) if out_dir is not None else ws.outbox_dir / "preview"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{moment_id}.{used}" + (".reminder" if reminder else "")
+    eml_path, html_path = folder / f"{stem}.eml", folder / f"{stem}.html"
+    eml_path.write_bytes(data)
+    html_path.write_text(rendered.html, encoding="utf-8")
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    headers = {k: str(v) for k, v in parsed.items() if k.lower() not in ("content-type", "mime-version")}
+    return Preview(moment_id, used, reminder, who, rendered.subject, rendered.text, rendered.html, headers,
+                   str(eml_path), str(html_path))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import os
 import time
 from collections import Counter
@@ -25,7 +26,8 @@ import sqlite_utils
 
 from cxctl.errors import LockedError
 from cxctl.loader import Workspace
-from cxctl.render import MessageBuilder, Renderer, TemplateError, contact_vars, event_vars
+from cxctl.mime import MessageBuilder
+from cxctl.render import Renderer, TemplateError, contact_vars, event_vars
 from cxctl.store import email_hash
 from cxctl.timeutil import from_db, to_db
 from cxctl.transport import RateLimiter, SendFailure, Transport
@@ -57,6 +59,7 @@ class SendReport:
     elapsed_seconds: float = 0.0
     errors: list[dict[str, Any]] = field(default_factory=list)
     would_send: int = 0
+    plan_exclusions: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -129,6 +132,17 @@ SELECT i.id, i.token, i.moment, i.kind, i.parent_id, i.language, i.email, i.atte
 FROM invitations i JOIN contacts c ON c.id = i.contact_id LEFT JOIN events e ON e.id = i.event_id
 WHERE i.id > :after AND {_DUE_WHERE}
 ORDER BY i.id LIMIT :page
+"""
+
+
+_CONTACT_SQL = """
+SELECT c.id AS contact_id, c.external_id, c.email AS contact_email, c.first_name, c.last_name,
+       c.language AS contact_language, c.company, c.role, c.segment, c.country, c.attributes, c.forgotten_at,
+       e.type AS event_type, e.occurred_at AS event_occurred_at, e.attributes AS event_attributes,
+       (SELECT p.status FROM invitations p WHERE p.id = ?2) AS parent_status,
+       (SELECT 1 FROM responses r WHERE r.invitation_id = ?3 LIMIT 1) AS answered
+FROM contacts c LEFT JOIN events e ON e.id = ?1
+WHERE c.id = ?4
 """
 
 
@@ -434,9 +448,31 @@ class _Delivery:
             reason = "not_tried" if self.stopped else (self.budget_reason or "limit")
             self.skipped[reason] += self.total - self.done
 
-    def dry_run_all(self) -> None:
+    def unrecorded_rows(self, plan: Any) -> Iterator[dict[str, Any]]:
+        """Dry run: the plan's due rows not yet in the store, as rows with a throw-away token."""
+        from cxctl.tokens import new_token
+
+        secret = self.ws.secret()
+        for p in plan.planned:
+            if p.send_at > self.now or (self.moment and p.moment != self.moment):
+                continue
+            if self.db.execute("SELECT 1 FROM invitations WHERE dedupe_key = ?", [p.dedupe_key]).fetchone():
+                continue
+            cursor = self.db.execute(_CONTACT_SQL, [p.event_id, p.parent_id, p.parent_id, p.contact_id])
+            names = [d[0] for d in cursor.description]
+            found = cursor.fetchone()
+            if found is None:
+                continue
+            row = dict(zip(names, found))
+            row.update(id=0, token=new_token(secret), moment=p.moment, kind=p.kind, parent_id=p.parent_id,
+                       language=p.language, email=p.email, attempts=0, status="planned")
+            self.total += 1
+            yield row
+
+    def dry_run_all(self, plan: Any = None) -> None:
         budget = self.budget()
-        for row in self.rows():
+        extra = self.unrecorded_rows(plan) if plan is not None else iter(())
+        for row in itertools.chain(self.rows(), extra):
             if budget is not None and self.report.would_send >= budget:
                 break
             prepared = self.prepare(row)
@@ -461,9 +497,10 @@ class _Delivery:
 def deliver(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport, limit: int | None = None,
             moment: str | None = None, dry_run: bool = False, progress: ProgressCallback | None = None, *,
             wait: bool = False, resend_in_doubt: bool = False,
-            retry_delays: tuple[float, ...] = IN_RUN_RETRY_DELAYS) -> SendReport:
+            retry_delays: tuple[float, ...] = IN_RUN_RETRY_DELAYS, plan: Any = None) -> SendReport:
     """Send the due invitations and reminders (planned with send_at ≤ now, and failed ones whose next
-    try has come). Holds the send lock (LockedError when another run has it, unless `wait`)."""
+    try has come). Holds the send lock (LockedError when another run has it, unless `wait`).
+    With dry_run, renders every due message (and those of `plan` not yet recorded) and changes nothing."""
     run = _Delivery(ws, db, now, transport, limit, moment, dry_run, progress, retry_delays)
     lock = contextlib.nullcontext() if dry_run else send_lock(database_file(db), wait)
     with lock:
@@ -473,11 +510,31 @@ def deliver(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: 
             run.mark_in_doubt(resend_in_doubt)
         run.total = run.report.due = run.count_due()
         if dry_run:
-            run.dry_run_all()
+            run.dry_run_all(plan)
+            run.report.due = run.total
         else:
             asyncio.run(run.run())
     report = run.report
     report.skipped = dict(sorted(run.skipped.items()))
     report.stopped = run.stopped
     report.elapsed_seconds = round(time.monotonic() - run.started, 3)
+    return report
+
+
+def send_campaign(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport,
+                  limit: int | None = None, moment: str | None = None, dry_run: bool = False,
+                  progress: ProgressCallback | None = None, *, wait: bool = False,
+                  resend_in_doubt: bool = False) -> SendReport:
+    """`cxctl send`: plan (compute_plan → record_plan) and deliver, all under the send lock, so two
+    overlapping runs can neither plan nor send the same invitation twice."""
+    from cxctl.plan import compute_plan, record_plan
+
+    lock = contextlib.nullcontext() if dry_run else send_lock(database_file(db), wait)
+    with lock:
+        plan = compute_plan(ws, db, now, moment=moment, list_exclusions=False)
+        planned = 0 if dry_run else record_plan(db, ws, plan, now)
+        report = deliver(ws, db, now, transport, limit, moment, dry_run, progress,
+                         resend_in_doubt=resend_in_doubt, plan=plan if dry_run else None)
+    report.planned = planned if not dry_run else len(plan.planned)
+    report.plan_exclusions = dict(plan.counts)
     return report
