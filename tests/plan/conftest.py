@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import textwrap
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from cxctl import store
 from cxctl.emails import normalise
-from cxctl.loader import load_workspace
-from cxctl.timeutil import to_db
+from cxctl.loader import check_workspace
 
 STAMP = "2026-01-01 00:00:00"
 
@@ -33,11 +31,6 @@ journeys:
 """
 
 
-def utc(text: str) -> datetime:
-    """`2026-11-02 10:00` as an aware UTC datetime."""
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-
-
 class Store:
     """A workspace plus its store, with helpers that insert rows straight into the tables."""
 
@@ -45,7 +38,9 @@ class Store:
         root.mkdir(parents=True, exist_ok=True)
         (root / "cxctl.yaml").write_text(BASE + textwrap.dedent(rules), encoding="utf-8")
         (root / "moments.yaml").write_text(textwrap.dedent(moments), encoding="utf-8")
-        self.ws = load_workspace(root)
+        result = check_workspace([root])
+        assert not result.errors, "\n".join(p.format() for p in result.errors)
+        self.ws = result.workspace
         self.db = store.connect(self.ws.database)
         self._events = 0
 
@@ -59,7 +54,7 @@ class Store:
             "INSERT INTO contacts (external_id, email, email_hash, language, timezone, country, segment, role, attributes,"
             " created_at, updated_at, forgotten_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [external_id, address, store.email_hash(address) if address else None, language, timezone, country, segment,
-             role, json.dumps(attributes or {}), STAMP, STAMP, forgotten_at],
+             role, json.dumps(attributes or {}, ensure_ascii=False), STAMP, STAMP, forgotten_at],
         )
         return cur.lastrowid
 
@@ -67,7 +62,7 @@ class Store:
         self._events += 1
         cur = self.db.execute(
             "INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [f"ev{self._events}", contact_id, type_, occurred_at, json.dumps(attributes or {}), STAMP],
+            [f"ev{self._events}", contact_id, type_, occurred_at, json.dumps(attributes or {}, ensure_ascii=False), STAMP],
         )
         return cur.lastrowid
 
@@ -116,5 +111,3 @@ def make_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     return make
 
-
-ANYTIME = "send_window: {days: [mon, tue, wed, thu, fri, sat, sun], hours: '00:00-24:00'}"
