@@ -1,0 +1,95 @@
+"""Operational indicators from events, to read beside the survey scores of the same journey:
+the median and 90th percentile of the time between two event types (e.g. order_placed →
+order_delivered), and the number of events of one type per period (e.g. complaints)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from cxctl.errors import UsageError
+from cxctl.loader import Workspace
+from cxctl.scorecard import TIME_DIMENSIONS, period_label
+from cxctl.timeutil import from_db
+
+
+@dataclass
+class DurationRow:
+    period: str
+    n: int
+    median_hours: float | None
+    p90_hours: float | None
+
+
+@dataclass
+class CountRow:
+    period: str
+    count: int
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float | None:
+    """Linear interpolation between closest ranks (the usual spreadsheet PERCENTILE)."""
+    if not sorted_values:
+        return None
+    position = (len(sorted_values) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def _check(by: str) -> None:
+    if by not in TIME_DIMENSIONS:
+        raise UsageError(f"invalid --by {by!r}: use week, month or quarter")
+
+
+def durations(ws: Workspace, db: sqlite_utils.Database, start_type: str, end_type: str, by: str = "month",
+              since: str | None = None, until: str | None = None) -> list[DurationRow]:
+    """For each `end_type` event, the time since the same contact's latest `start_type` event before it;
+    median and p90 per period of the end event (workspace time zone)."""
+    _check(by)
+    sql = """SELECT e.occurred_at, (SELECT MAX(s.occurred_at) FROM events s WHERE s.contact_id = e.contact_id
+                                     AND s.type = ? AND s.occurred_at <= e.occurred_at)
+             FROM events e WHERE e.type = ?"""
+    params: list = [start_type, end_type]
+    if since:
+        sql += " AND e.occurred_at >= ?"
+        params.append(since)
+    if until:
+        sql += " AND e.occurred_at < date(?, '+1 day')"
+        params.append(until)
+    local = ZoneInfo(ws.settings.timezone)
+    groups: dict[str, list[float]] = defaultdict(list)
+    for end, start in db.execute(sql, params).fetchall():
+        if start is None:
+            continue
+        end_at = from_db(end)
+        hours = (end_at - from_db(start)).total_seconds() / 3600
+        groups[period_label(end_at.astimezone(local).date(), by)].append(hours)
+    rows = []
+    for period in sorted(groups):
+        values = sorted(groups[period])
+        rows.append(DurationRow(period, len(values), percentile(values, 0.5), percentile(values, 0.9)))
+    return rows
+
+
+def counts(ws: Workspace, db: sqlite_utils.Database, event_type: str, by: str = "month",
+           since: str | None = None, until: str | None = None) -> list[CountRow]:
+    """Number of `event_type` events per period (workspace time zone)."""
+    _check(by)
+    sql = "SELECT occurred_at FROM events WHERE type = ?"
+    params: list = [event_type]
+    if since:
+        sql += " AND occurred_at >= ?"
+        params.append(since)
+    if until:
+        sql += " AND occurred_at < date(?, '+1 day')"
+        params.append(until)
+    local = ZoneInfo(ws.settings.timezone)
+    tally: dict[str, int] = defaultdict(int)
+    for (occurred,) in db.execute(sql, params).fetchall():
+        tally[period_label(from_db(occurred).astimezone(local).date(), by)] += 1
+    return [CountRow(p, tally[p]) for p in sorted(tally)]
+

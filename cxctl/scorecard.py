@@ -1,0 +1,373 @@
+"""`cxctl scorecard`: NPS, CSAT, CES and response rate by moment, journey, segment, attribute and period,
+with 95 % margins, minimum-n flags, targets, change against the previous period and a sparkline.
+
+Breakdowns by moment, journey, stage and period read the rollups (counts per moment, local day,
+question and value, kept by the import and by triggers): a few hundred thousand rows at most, whatever
+the number of responses. Breakdowns by segment or any contact attribute need the contact of each
+response, so they scan the responses once (set-based, with the attribute read by a bound JSON path).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from cxctl.errors import UsageError
+from cxctl.loader import Workspace
+from cxctl.stats import Mean, Nps, Proportion, mean_change, nps_change, proportion_change, sparkline
+
+TIME_DIMENSIONS = ("week", "month", "quarter")
+MOMENT_DIMENSIONS = ("moment", "journey", "stage")
+CONTACT_COLUMNS = ("segment", "country", "language", "company", "role")
+SPARK_PERIODS = 8
+
+
+def period_label(day: date, granularity: str) -> str:
+    if granularity == "month":
+        return f"{day.year}-{day.month:02d}"
+    if granularity == "quarter":
+        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+    if granularity == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    raise ValueError(granularity)
+
+
+def period_start(day: date, granularity: str) -> date:
+    if granularity == "month":
+        return day.replace(day=1)
+    if granularity == "quarter":
+        return date(day.year, (day.month - 1) // 3 * 3 + 1, 1)
+    return day - timedelta(days=day.weekday())
+
+
+def previous_start(start: date, granularity: str) -> date:
+    return period_start(start - timedelta(days=1), granularity)
+
+
+@dataclass
+class Indicator:
+    """One indicator of one cell: value, its 95 % margin, n, and how it compares."""
+
+    value: float | None
+    margin: float | None
+    n: int
+    insufficient: bool
+    interval: tuple[float, float] | None = None
+    detail: dict[str, float | None] = field(default_factory=dict)
+    target: float | None = None
+    target_met: bool | None = None
+    change: float | None = None
+    significant: bool | None = None
+    trend: list[float | None] = field(default_factory=list)
+    sparkline: str = ""
+
+
+@dataclass
+class ScoreRow:
+    group: dict[str, str]
+    period: str | None
+    responses: int
+    sent: int
+    indicators: dict[str, Indicator]
+
+
+@dataclass
+class Scorecard:
+    by: list[str]
+    since: str | None
+    until: str | None
+    min_responses: int
+    rows: list[ScoreRow]
+
+
+@dataclass
+class _Cell:
+    """Counts accumulated for one (group, period label)."""
+
+    nps: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    csat_k: int = 0
+    csat_n: int = 0
+    ces: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    ces_agree: int = 0
+    responses: int = 0
+    sent: int = 0
+    moments: set = field(default_factory=set)
+
+
+def _parse_day(text: str | None, name: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        raise UsageError(f"invalid {name} {text!r}: use a date, e.g. 2026-01-31") from None
+
+
+def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, by: list[str] | None = None,
+                      since: str | None = None, until: str | None = None, moment: str | None = None) -> Scorecard:
+    """The scorecard rows for `by` (dimensions) between `since` and `until` (inclusive days, workspace time zone)."""
+    by = [b.strip() for b in (by or ["moment"]) if b.strip()]
+    times = [b for b in by if b in TIME_DIMENSIONS]
+    if len(times) > 1:
+        raise UsageError(f"--by names two periods ({', '.join(times)}): keep one of week, month, quarter")
+    if moment is not None and moment not in ws.moments:
+        raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
+    granularity = times[0] if times else "month"
+    groups = [b for b in by if b not in TIME_DIMENSIONS]
+    local = ZoneInfo(ws.settings.timezone)
+    today = now.astimezone(local).date()
+    until_day = _parse_day(until, "--until") or today
+    since_day = _parse_day(since, "--since")
+    if since_day is None:
+        first_response = db.execute("SELECT MIN(day) FROM response_rollup WHERE n > 0").fetchone()[0]
+        first_sent = db.execute("SELECT MIN(hour) FROM sent_rollup WHERE n > 0").fetchone()[0]
+        firsts = [date.fromisoformat(first_response)] if first_response else []
+        if first_sent:
+            firsts.append(datetime.fromisoformat(first_sent + ":00:00+00:00").astimezone(local).date())
+        since_day = min(firsts + [until_day])
+    if since_day > until_day:
+        raise UsageError(f"--since {since_day} is after --until {until_day}: swap them")
+    moments = [moment] if moment else list(ws.moments)
+
+    labels: dict[date, list[str]] = defaultdict(list)
+    order: list[str] = []
+    if times:
+        start = previous_start(period_start(since_day, granularity), granularity)
+        for _ in range(SPARK_PERIODS - 2):
+            start = previous_start(start, granularity)
+        day = start
+        while day <= until_day:
+            label = period_label(day, granularity)
+            labels[day].append(label)
+            if not order or order[-1] != label:
+                order.append(label)
+            day += timedelta(days=1)
+        shown = {period_label(d, granularity) for d in _days(since_day, until_day)}
+    else:
+        length = (until_day - since_day).days + 1
+        for d in _days(since_day, until_day):
+            labels[d].append("current")
+        if since is not None:
+            for d in _days(since_day - timedelta(days=length), since_day - timedelta(days=1)):
+                labels[d].append("previous")
+        month = period_start(until_day, "month")
+        months = [month]
+        for _ in range(SPARK_PERIODS - 1):
+            months.insert(0, previous_start(months[0], "month"))
+        for d in _days(months[0], until_day):
+            labels[d].append("m:" + period_label(d, "month"))
+        order = ["m:" + period_label(m, "month") for m in months]
+        shown = {"current"}
+
+    cells = _fetch(ws, db, groups, moments, labels, local)
+    rows = _rows(ws, cells, groups, times, order, shown)
+    return Scorecard(by, since_day.isoformat(), until_day.isoformat(), ws.settings.min_responses, rows)
+
+
+def _days(first: date, last: date):
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def _group_sql(ws: Workspace, groups: list[str]) -> tuple[list[str], list[str], list]:
+    """SQL expressions for the contact dimensions; attribute names are bound JSON paths, never spliced."""
+    exprs, names, params = [], [], []
+    for g in groups:
+        if g in MOMENT_DIMENSIONS:
+            continue
+        if g in CONTACT_COLUMNS:
+            exprs.append(f"COALESCE(c.{g}, '')")
+        else:
+            exprs.append("COALESCE(json_extract(c.attributes, ?), '')")
+            params.append('$."' + g.replace('"', '""') + '"')
+        names.append(g)
+    return exprs, names, params
+
+
+def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments: list[str],
+           labels: dict[date, list[str]], local: ZoneInfo) -> dict[tuple, dict]:
+    """Counts per (contact group values, moment, label): scores, responses, sent invitations."""
+    q = db.execute
+    q("CREATE TEMP TABLE IF NOT EXISTS sc_days (day TEXT, label TEXT)")
+    q("CREATE TEMP TABLE IF NOT EXISTS sc_hours (hour TEXT, label TEXT)")
+    q("CREATE TEMP TABLE IF NOT EXISTS sc_moments (moment TEXT PRIMARY KEY)")
+    for t in ("sc_days", "sc_hours", "sc_moments"):
+        q(f"DELETE FROM temp.{t}")
+    db.conn.executemany("INSERT INTO temp.sc_days VALUES (?, ?)", [(d.isoformat(), l) for d, ls in labels.items() for l in ls])
+    q("CREATE INDEX IF NOT EXISTS temp.sc_days_day ON sc_days(day)")
+    if labels:
+        first, last = min(labels), max(labels)
+        hour = datetime(first.year, first.month, first.day, tzinfo=local).astimezone(timezone.utc)
+        end = datetime(last.year, last.month, last.day, tzinfo=local).astimezone(timezone.utc) + timedelta(days=1)
+        hours = []
+        while hour < end:
+            for label in labels.get(hour.astimezone(local).date(), ()):
+                hours.append((hour.strftime("%Y-%m-%d %H"), label))
+            hour += timedelta(hours=1)
+        db.conn.executemany("INSERT INTO temp.sc_hours VALUES (?, ?)", hours)
+    q("CREATE INDEX IF NOT EXISTS temp.sc_hours_hour ON sc_hours(hour)")
+    db.conn.executemany("INSERT INTO temp.sc_moments VALUES (?)", [(m,) for m in moments])
+    scored = sorted({q_ for m in moments for q_ in ws.moments[m].questions if ws.questions[q_].type in ("nps", "csat", "ces")})
+    marks = ",".join("?" * len(scored)) or "NULL"
+    exprs, _, params = _group_sql(ws, groups)
+    select = "".join(e + ", " for e in exprs)
+    width = len(exprs)
+    out: dict[tuple, dict] = defaultdict(lambda: {"scores": defaultdict(int), "responses": 0, "sent": 0})
+    if not exprs:
+        scores = q(f"""SELECT r.moment, d.label, r.question, r.value, SUM(r.n) FROM score_rollup r
+                       JOIN temp.sc_days d ON d.day = r.day JOIN temp.sc_moments m ON m.moment = r.moment
+                       WHERE r.question IN ({marks}) GROUP BY 1, 2, 3, 4""", scored)
+        responses = q("""SELECT r.moment, d.label, SUM(r.n) FROM response_rollup r JOIN temp.sc_days d ON d.day = r.day
+                         JOIN temp.sc_moments m ON m.moment = r.moment GROUP BY 1, 2""")
+        sent = q("""SELECT s.moment, h.label, SUM(s.n) FROM sent_rollup s JOIN temp.sc_hours h ON h.hour = s.hour
+                    JOIN temp.sc_moments m ON m.moment = s.moment GROUP BY 1, 2""")
+    else:
+        group_by = ", ".join(str(i) for i in range(1, width + 5))
+        scores = q(f"""SELECT {select} r.moment, d.label, a.question, CAST(a.value_num AS INTEGER), COUNT(*)
+                       FROM responses r JOIN temp.sc_days d ON d.day = r.day JOIN temp.sc_moments m ON m.moment = r.moment
+                       JOIN answers a ON a.response_id = r.id LEFT JOIN contacts c ON c.id = r.contact_id
+                       WHERE r.status = 'counted' AND a.value_num IS NOT NULL AND a.question IN ({marks})
+                       GROUP BY {group_by}""", params + scored)
+        responses = q(f"""SELECT {select} r.moment, d.label, COUNT(*) FROM responses r JOIN temp.sc_days d ON d.day = r.day
+                          JOIN temp.sc_moments m ON m.moment = r.moment LEFT JOIN contacts c ON c.id = r.contact_id
+                          WHERE r.status = 'counted' GROUP BY {", ".join(str(i) for i in range(1, width + 3))}""", params)
+        sent = q(f"""SELECT {select} i.moment, h.label, COUNT(*) FROM invitations i
+                     JOIN temp.sc_hours h ON h.hour = substr(COALESCE(i.sent_at, i.send_at), 1, 13)
+                     JOIN temp.sc_moments m ON m.moment = i.moment LEFT JOIN contacts c ON c.id = i.contact_id
+                     WHERE i.status = 'sent' AND i.kind = 'invitation'
+                     GROUP BY {", ".join(str(i) for i in range(1, width + 3))}""", params)
+    for row in scores.fetchall():
+        key = tuple(str(v) for v in row[:width]) + (row[width], row[width + 1])
+        out[key]["scores"][(row[width + 2], row[width + 3])] += row[width + 4]
+    for row in responses.fetchall():
+        out[tuple(str(v) for v in row[:width]) + (row[width], row[width + 1])]["responses"] += row[width + 2]
+    for row in sent.fetchall():
+        out[tuple(str(v) for v in row[:width]) + (row[width], row[width + 1])]["sent"] += row[width + 2]
+    return out
+
+
+def _moment_group(ws: Workspace, moment_id: str, dimension: str) -> str:
+    spec = ws.moments[moment_id]
+    return {"moment": moment_id, "journey": spec.journey, "stage": spec.stage}[dimension]
+
+
+def _rows(ws: Workspace, raw: dict[tuple, dict], groups: list[str], times: list[str], order: list[str],
+          shown: set[str]) -> list[ScoreRow]:
+    contact_groups = [g for g in groups if g not in MOMENT_DIMENSIONS]
+    cells: dict[tuple, dict[str, _Cell]] = defaultdict(lambda: defaultdict(_Cell))
+    for key, data in raw.items():
+        *contact_values, moment_id, label = key
+        contact_map = dict(zip(contact_groups, contact_values))
+        group = tuple(_moment_group(ws, moment_id, g) if g in MOMENT_DIMENSIONS else contact_map[g] for g in groups)
+        cell = cells[group][label]
+        cell.moments.add(moment_id)
+        cell.responses += data["responses"]
+        cell.sent += data["sent"]
+        spec = ws.moments[moment_id]
+        kinds = {}
+        for qid in spec.questions:
+            kinds.setdefault(ws.questions[qid].type, qid)
+        for (qid, value), n in data["scores"].items():
+            question = ws.questions[qid]
+            if kinds.get(question.type) != qid:
+                continue  # only the first question of each type is the moment's indicator
+            if question.type == "nps":
+                cell.nps[value] += n
+            elif question.type == "csat":
+                top = question.top_box or 2
+                cell.csat_n += n
+                cell.csat_k += n if value > question.max - top else 0
+            elif question.type == "ces":
+                cell.ces[value] += n
+                cell.ces_agree += n if value >= question.max - 2 else 0
+    minimum = ws.settings.min_responses
+    rows = []
+    for group, by_label in sorted(cells.items()):
+        labels = [l for l in order if l in shown] if times else ["current"]
+        for label in labels:
+            cell = by_label.get(label)
+            if cell is None:
+                continue
+            previous = None
+            if times:
+                index = order.index(label)
+                previous = by_label.get(order[index - 1]) if index > 0 else None
+                window = order[max(0, index - SPARK_PERIODS + 1): index + 1]
+            else:
+                previous = by_label.get("previous")
+                window = order
+            trend_cells = [by_label.get(l) for l in window]
+            indicators = _indicators(ws, cell, previous, trend_cells, minimum)
+            if not indicators and cell.sent == 0:
+                continue
+            rows.append(ScoreRow(dict(zip(groups, group)), label if times else None, cell.responses, cell.sent, indicators))
+    return rows
+
+
+def _target(ws: Workspace, moments: set, name: str) -> float | None:
+    values = {getattr(ws.moments[m].targets, name) for m in moments}
+    return values.pop() if len(values) == 1 else None
+
+
+def _measure(cell: _Cell | None, name: str):
+    if cell is None:
+        return None
+    if name == "nps":
+        return Nps(*_nps_parts(cell.nps)) if cell.nps else None
+    if name == "csat":
+        return Proportion(cell.csat_k, cell.csat_n) if cell.csat_n else None
+    if name == "ces":
+        return Mean.of(cell.ces) if cell.ces else None
+    return Proportion(min(cell.responses, cell.sent), cell.sent) if cell.sent else None
+
+
+def _nps_parts(counts: dict[int, int]) -> tuple[int, int, int]:
+    return (sum(n for v, n in counts.items() if v >= 9), sum(n for v, n in counts.items() if 7 <= v <= 8),
+            sum(n for v, n in counts.items() if v <= 6))
+
+
+def _indicators(ws: Workspace, cell: _Cell, previous: _Cell | None, trend: list[_Cell | None], minimum: int) -> dict[str, Indicator]:
+    out = {}
+    for name in ("nps", "csat", "ces", "response_rate"):
+        measure = _measure(cell, name)
+        if measure is None:
+            continue
+        before = _measure(previous, name)
+        n = measure.n
+        insufficient = n < minimum
+        series = []
+        for t in trend:
+            m = _measure(t, name)
+            series.append(None if m is None or m.n < minimum else _value(m))
+        if name == "nps":
+            ind = Indicator(measure.score, measure.margin, n, insufficient,
+                            detail={"promoters": measure.share(measure.promoters), "passives": measure.share(measure.passives),
+                                    "detractors": measure.share(measure.detractors)})
+            change = nps_change(measure, before) if before is not None else None
+        elif name == "ces":
+            agree = Proportion(cell.ces_agree, n)
+            ind = Indicator(measure.value, measure.margin, n, insufficient, detail={"agree": agree.value})
+            change = mean_change(measure, before) if before is not None else None
+        else:
+            ind = Indicator(measure.value, measure.margin, n, insufficient, interval=measure.interval)
+            change = proportion_change(measure, before) if before is not None else None
+        if change is not None and before.n >= minimum and not insufficient:
+            ind.change, ind.significant = change.delta, change.significant
+        ind.target = _target(ws, cell.moments, name)
+        if ind.target is not None and not insufficient and ind.value is not None:
+            ind.target_met = ind.value >= ind.target
+        ind.trend = series
+        ind.sparkline = sparkline(series)
+        out[name] = ind
+    return out
+
+
+def _value(measure) -> float | None:
+    return measure.score if isinstance(measure, Nps) else measure.value

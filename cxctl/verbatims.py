@@ -1,0 +1,124 @@
+"""What people say: NPS+ reason counts (choice questions, by NPS category) and the most frequent words
+and word pairs of open answers, with French and English stop words removed."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from cxctl.errors import UsageError
+from cxctl.loader import Workspace
+
+STOP_WORDS = frozenset("""
+a à au aux avec ce ces cet cette c ça ca dans de des du d elle elles en et est été être il ils je j la le les l leur
+leurs lui ma mais me même mes moi mon ne n nos notre nous on ou où par pas pour qu que qui sa se ses son sur ta te tes
+toi ton tu un une vos votre vous y très tres trop plus moins bien fait faire été avait avoir ai as avons avez ont suis
+es sommes êtes sont était c'est cest n'est si tout tous toute toutes rien aussi encore alors donc car comme quand
+the a an and or but of to in on at for with is are was were be been being it its this that these those i me my we
+our you your he she they them their his her not no yes so very too as by from have has had do does did just than
+then there here what which who whom will would can could should all any some more most other such only own same
+""".split())
+
+WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of an answer, stop words and one-letter words removed (accents kept)."""
+    out = []
+    for w in WORD.findall(text.lower()):
+        w = w.replace("’", "'")
+        if "'" in w:  # l'équipe → équipe, n'est → est
+            w = w.split("'", 1)[1] if len(w.split("'", 1)[0]) <= 2 else w
+        if len(w) > 1 and w not in STOP_WORDS and _plain(w) not in STOP_WORDS:
+            out.append(w)
+    return out
+
+
+def _plain(word: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+
+
+@dataclass
+class ReasonCount:
+    moment: str
+    segment: str
+    question: str
+    category: str
+    reason: str
+    count: int
+
+
+@dataclass
+class Verbatims:
+    answers: int
+    words: list[tuple[str, int]] = field(default_factory=list)
+    pairs: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _category(score: float | None) -> str:
+    if score is None:
+        return "all"
+    return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+
+
+def reason_counts(ws: Workspace, db: sqlite_utils.Database, moment: str | None = None) -> list[ReasonCount]:
+    """Counts of each chosen reason per moment, segment and NPS category (promoter/passive/detractor)."""
+    if moment is not None and moment not in ws.moments:
+        raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
+    counts: Counter = Counter()
+    for m in [moment] if moment else list(ws.moments):
+        qs = ws.moments[m].questions
+        choice_qs = [q for q in qs if ws.questions[q].type in ("single_choice", "multiple_choice")]
+        nps_q = next((q for q in qs if ws.questions[q].type == "nps"), None)
+        if not choice_qs:
+            continue
+        marks = ",".join("?" * len(choice_qs))
+        rows = db.execute(f"""SELECT COALESCE(c.segment, ''), a.question, a.value_text,
+                                  (SELECT n.value_num FROM answers n WHERE n.response_id = r.id AND n.question = ?)
+                              FROM responses r JOIN answers a ON a.response_id = r.id LEFT JOIN contacts c ON c.id = r.contact_id
+                              WHERE r.status = 'counted' AND r.moment = ? AND a.question IN ({marks})""",
+                          [nps_q, m] + choice_qs).fetchall()
+        for segment, qid, text, score in rows:
+            chosen = json.loads(text) if text and text.startswith("[") else [text]
+            for reason in chosen:
+                if reason:
+                    counts[(m, segment, qid, _category(score), reason)] += 1
+    return [ReasonCount(*key, n) for key, n in sorted(counts.items(), key=lambda kv: (kv[0][:4], -kv[1], kv[0][4]))]
+
+
+def frequent_words(ws: Workspace, db: sqlite_utils.Database, moment: str | None = None, category: str | None = None,
+                   limit: int = 20) -> Verbatims:
+    """The most frequent words and adjacent word pairs of the open answers (optionally of one NPS category)."""
+    if moment is not None and moment not in ws.moments:
+        raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
+    if category not in (None, "promoter", "passive", "detractor"):
+        raise UsageError(f"unknown category {category!r}: use promoter, passive or detractor")
+    open_qs = sorted({q for m, spec in ws.moments.items() if moment in (None, m) for q in spec.questions
+                      if ws.questions[q].type == "open"})
+    if not open_qs:
+        return Verbatims(0)
+    nps_qs = sorted(q for q, spec in ws.questions.items() if spec.type == "nps")
+    marks, nmarks = ",".join("?" * len(open_qs)), ",".join("?" * len(nps_qs)) or "NULL"
+    sql = f"""SELECT a.value_text, (SELECT MIN(n.value_num) FROM answers n WHERE n.response_id = r.id AND n.question IN ({nmarks}))
+              FROM responses r JOIN answers a ON a.response_id = r.id
+              WHERE r.status = 'counted' AND a.question IN ({marks}) AND a.value_text IS NOT NULL"""
+    params: list = nps_qs + open_qs
+    if moment:
+        sql += " AND r.moment = ?"
+        params.append(moment)
+    single: Counter = Counter()
+    pairs: Counter = Counter()
+    answered = 0
+    for text, score in db.execute(sql, params).fetchall():
+        if category is not None and _category(score) != category:
+            continue
+        answered += 1
+        ws_ = words(text)
+        single.update(set(ws_))
+        pairs.update({f"{a} {b}" for a, b in zip(ws_, ws_[1:])})
+    return Verbatims(answered, single.most_common(limit), [(p, n) for p, n in pairs.most_common(limit) if n > 1])
