@@ -225,7 +225,8 @@ def _answers(ws, question_ids: list[str], language: str, mood: float, rng: rando
         if q.scale is not None:
             lo, hi = q.scale
             # Most customers are satisfied; a fifth are not. Noise keeps answers from being identical.
-            position = min(1.0, max(0.0, (0.25 if mood < 0.2 else 0.8) + rng.uniform(-0.25, 0.25)))
+            happy = mood >= 0.2
+            position = min(1.0, max(0.0, (0.85 if happy else 0.25) + rng.uniform(-0.15 if happy else -0.25, 0.15 if happy else 0.25)))
             value = lo + round(position * (hi - lo))
             numeric[qid] = value
             out[qid] = str(value)
@@ -300,7 +301,7 @@ def run_demo(folder: Path | str, now: datetime | None = None, *, force: bool = F
 
 def _import_audience(ws, db, folder: Path, now: datetime, add) -> None:
     import_contacts = _optional("audience", "import_contacts")
-    import_events = _optional("audience", "import_events")
+    import_events = _optional("events", "import_events") or _optional("audience", "import_events")
     data = folder / "data"
     for kind, function, name in (("contacts", import_contacts, "contacts.csv"), ("events", import_events, "events.csv")):
         step = f"import {kind}"
@@ -324,31 +325,33 @@ def _import_audience(ws, db, folder: Path, now: datetime, add) -> None:
 
 
 def _plan_and_send(ws, db, now: datetime, maildir: Path, add) -> None:
+    """`cxctl plan` (read-only, for the report) then `cxctl send` (plan → record → deliver)."""
     compute_plan = _optional("plan", "compute_plan")
-    record_plan = _optional("plan", "record_plan")
-    deliver = _optional("send", "deliver")
-    if compute_plan is None or record_plan is None:
+    send_campaign = _optional("send", "send_campaign")
+    if compute_plan is None:
         add(DemoStep("plan", "skipped", "this build has no plan engine yet"))
         add(DemoStep("send", "skipped", "nothing planned to send"))
         return
     try:
         plan = compute_plan(ws, db, now)
-        recorded = record_plan(db, ws, plan, now)
     except CxError as exc:
         add(DemoStep("plan", "failed", str(exc)))
         return
     by_moment: dict[str, int] = {}
     for item in plan.planned:
         by_moment[item.moment] = by_moment.get(item.moment, 0) + 1
-    excluded = dict(sorted(getattr(plan, "counts", {}).items()))
-    add(DemoStep("plan", "ok", f"{len(plan.planned)} invitation(s) and reminder(s) planned ({recorded} recorded), "
-                 f"{len(plan.exclusions)} exclusion(s)", {"planned": by_moment, "exclusions": excluded, "recorded": recorded}))
-    if deliver is None:
+    excluded = dict(sorted(plan.counts.items()))
+    reasons = ", ".join(f"{n} {reason}" for reason, n in excluded.items())
+    add(DemoStep("plan", "ok", f"{len(plan.planned)} invitation(s) and reminder(s) due or scheduled; "
+                 f"{len(plan.exclusions)} exclusion(s)" + (f" ({reasons})" if reasons else ""),
+                 {"planned": dict(sorted(by_moment.items())), "exclusions": excluded}))
+    if send_campaign is None:
         add(DemoStep("send", "skipped", "this build has no send engine yet"))
         return
     from cxctl.transport import make_transport
 
     # The run sends over SMTP to the embedded server; cxctl.yaml keeps its own transport (outbox).
+    saved = ws.settings.transport, ws.settings.smtp
     ws.settings.transport = "smtp"
     ws.settings.smtp = ws.settings.smtp.model_copy(update={
         "host": "127.0.0.1", "security": "none", "username_env": None, "password_env": None,
@@ -357,18 +360,19 @@ def _plan_and_send(ws, db, now: datetime, maildir: Path, add) -> None:
     try:
         with MailServer(maildir) as server:
             ws.settings.smtp.port = server.port
-            report = deliver(ws, db, now, make_transport(ws))
+            report = send_campaign(ws, db, now, make_transport(ws))
     except CxError as exc:
         add(DemoStep("send", "failed", str(exc)))
         return
     finally:
-        ws.settings.transport = "outbox"
+        ws.settings.transport, ws.settings.smtp = saved
     messages = count_messages(maildir)
-    add(DemoStep("send", "ok" if report.stopped is None else "failed",
+    later = db.execute("SELECT COUNT(*) FROM invitations WHERE status = 'planned'").fetchone()[0]
+    add(DemoStep("send", "ok" if report.stopped is None and report.failed == 0 else "failed",
                  f"{report.sent} message(s) sent over SMTP to 127.0.0.1:{server.port}, {messages} in the Maildir, "
-                 f"{report.failed} failed, {report.due - report.sent - report.failed} not due/skipped",
+                 f"{report.failed} failed, {later} scheduled for later (send window, delay, spread)",
                  {"sent": report.sent, "failed": report.failed, "bounced": report.bounced, "maildir_messages": messages,
-                  "skipped": report.skipped}))
+                  "scheduled_later": later, "skipped": report.skipped}))
 
 
 def _responses(ws, db, folder: Path, responses_now: datetime, add) -> None:
@@ -403,15 +407,21 @@ def _results(ws, db, responses_now: datetime, add) -> None:
     else:
         try:
             card = compute(ws, db, responses_now)
-            add(DemoStep("scorecard", "ok", "computed; printed below", {"scorecard": card}))
         except CxError as exc:
             add(DemoStep("scorecard", "failed", str(exc)))
-    followups = _optional("followups", "list_followups")
-    if followups is None:
+        else:
+            responses = sum(row.responses for row in card.rows)
+            add(DemoStep("scorecard", "ok", f"{len(card.rows)} moment(s), {responses} response(s) from {card.since} "
+                         f"to {card.until} (cells under {card.min_responses} responses are marked insufficient)",
+                         {"scorecard": card}))
+    list_followups = _optional("followups", "list_followups")
+    if list_followups is None:
         add(DemoStep("follow-ups", "skipped", "this build has no follow-ups yet"))
-    else:
-        try:
-            found = followups(ws, db, responses_now)
-            add(DemoStep("follow-ups", "ok", "listed below", {"followups": found}))
-        except CxError as exc:
-            add(DemoStep("follow-ups", "failed", str(exc)))
+        return
+    try:
+        found = list_followups(ws, db)
+    except CxError as exc:
+        add(DemoStep("follow-ups", "failed", str(exc)))
+        return
+    add(DemoStep("follow-ups", "ok", f"{len(found.items)} unhappy respondent(s) to call back",
+                 {"followups": found.items}))

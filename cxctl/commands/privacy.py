@@ -89,12 +89,46 @@ def demo_command(
     if json_:
         output.print_json(result)
         return
-    for step in result.steps:
-        if step.output:
-            output.stdout.print(step.output, markup=False, highlight=False)
+    _print_scorecard(result)
+    _print_followups(result)
     output.stdout.print(result.where_to_look(), markup=False, highlight=False)
     if result.failed:
         raise typer.Exit(1)
+
+
+INDICATORS = ("nps", "csat", "ces", "response_rate")
+
+
+def _cell(indicator) -> str:
+    if indicator is None or indicator.value is None:
+        return ""
+    text = f"{indicator.value:.1f}" if indicator.value % 1 else f"{indicator.value:.0f}"
+    if indicator.target is not None:
+        text += f"/{indicator.target:g}"
+    return text + ("*" if indicator.insufficient else "")
+
+
+def _print_scorecard(result) -> None:
+    step = result.step("scorecard")
+    if step is None or step.status != "ok":
+        return
+    card = step.details["scorecard"]
+    rows = [(row.group.get("moment", ""), row.sent, row.responses, *(_cell(row.indicators.get(i)) for i in INDICATORS))
+            for row in card.rows]
+    output.print_table(f"Scorecard {card.since} → {card.until}", ["moment", "sent", "answered", "NPS", "CSAT %", "CES", "rate %"], rows)
+    output.stdout.print(f"value/target; * fewer than {card.min_responses} responses, too few to conclude "
+                        f"(full view: cxctl scorecard -w {result.folder} --now {result.responses_now})", markup=False, highlight=False)
+
+
+def _print_followups(result) -> None:
+    step = result.step("follow-ups")
+    if step is None or step.status != "ok" or not step.details["followups"]:
+        return
+    rows = []
+    for item in step.details["followups"]:
+        who = " ".join(p for p in (item.contact.get("first_name"), item.contact.get("last_name")) if p) or item.contact.get("external_id") or ""
+        rows.append((item.id, item.moment, who, ", ".join(item.reasons), item.comment))
+    output.print_table("Follow-ups: unhappy respondents to call back", ["response", "moment", "who", "why", "comment"], rows)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -25,8 +26,9 @@ ZOE = {
 
 # Columns other areas add with NOT NULL and no default: filled with plausible values so the fixture
 # follows the schema as it grows.
-_FILLERS = {"content_hash": lambda row: f"h{id(row)}", "day": lambda row: row.get("submitted_at", "2026-01-01")[:10],
-            "row_key": lambda row: f"k{id(row)}", "kind": lambda row: "unmatched", "status": lambda row: "counted"}
+_SERIAL = itertools.count(1)
+_FILLERS = {"content_hash": lambda row: f"h{next(_SERIAL)}", "day": lambda row: row.get("submitted_at", "2026-01-01")[:10],
+            "row_key": lambda row: f"k{next(_SERIAL)}", "kind": lambda row: "unmatched", "status": lambda row: "counted"}
 
 
 def _insert(db, table: str, row: dict) -> int:

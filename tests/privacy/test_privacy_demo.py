@@ -54,3 +54,36 @@ def test_demo_is_reproducible_and_refuses_a_non_empty_folder(tmp_path: Path, cli
     assert code == 2 and "is not empty" in err and "--force" in err
     code, _, err = cli("demo", str(first), "--force", "--json")
     assert code == 0, err
+
+
+def test_forget_on_the_demo_data_keeps_every_scorecard(tmp_path: Path, no_secret, helpers):
+    """Real imports, plan, send and responses: forget the respondents who wrote comments."""
+    from cxctl import demo, privacy, store
+    from cxctl.loader import load_workspace
+    from cxctl.scorecard import compute_scorecard
+
+    result = demo.run_demo(tmp_path / "demo", force=False)
+    assert not result.failed
+    ws = load_workspace(tmp_path / "demo")
+    db = store.connect(ws.database)
+    later = demo.DEFAULT_NOW + demo.RESPONSE_DELAY
+    views = [["moment"], ["segment"], ["country", "month"], ["journey", "stage"]]
+    before = [compute_scorecard(ws, db, later, by=by) for by in views]
+    people = db.execute(
+        "SELECT DISTINCT c.external_id, c.email, c.first_name, c.last_name, a.value_text FROM answers a "
+        "JOIN responses r ON r.id = a.response_id JOIN contacts c ON c.id = r.contact_id "
+        "WHERE a.question = 'commentaire' AND a.value_text IS NOT NULL ORDER BY c.external_id LIMIT 3").fetchall()
+    assert len(people) == 3
+    for external_id, *_ in people:
+        privacy.forget(ws, db, external_id, later)
+    after = [compute_scorecard(ws, db, later, by=by) for by in views]
+    assert after == before
+    for _, email, first, last, comment in people:
+        for needle in (email, f"{first}", last):
+            assert helpers.text_cells_containing(db, needle) == [], needle
+    # The comments are gone from the forgotten people's answers (other people may have written the same words).
+    hashed = [privacy.email_hash(email) for _, email, *_ in people]
+    assert db.execute(f"SELECT COUNT(*) FROM forgotten WHERE email_hash IN ({','.join('?' * 3)})", hashed).fetchone()[0] == 3
+    assert db.execute(
+        "SELECT COUNT(*) FROM answers a JOIN responses r ON r.id = a.response_id JOIN contacts c ON c.id = r.contact_id "
+        "WHERE c.forgotten_at IS NOT NULL AND a.value_text IS NOT NULL AND a.question = 'commentaire'").fetchone()[0] == 0
