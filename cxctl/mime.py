@@ -31,14 +31,18 @@ def clean_header_text(value: str) -> str:
     return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
 
 
-def _encoded_words(text: str) -> list[str]:
-    """RFC 2047 base64 encoded words of at most 75 characters, never splitting a character."""
-    words, chunk, size = [], [], 0
+def _encoded_words(text: str, first_line_used: int = 0) -> list[str]:
+    """RFC 2047 base64 encoded words, one per folded line of at most 78 characters (the first line
+    also holds the header name, `first_line_used` characters), never splitting a character."""
+    def budget(used: int) -> int:  # bytes that fit: 12 characters of =?utf-8?b?...?= overhead, 4 base64 per 3 bytes
+        return max(3, min(45, (78 - used - 12) // 4 * 3))
+
+    words, chunk, size, limit = [], [], 0, budget(first_line_used)
     for ch in text:
         n = len(ch.encode("utf-8"))
-        if size + n > 45:
+        if chunk and size + n > limit:
             words.append("".join(chunk))
-            chunk, size = [], 0
+            chunk, size, limit = [], 0, budget(1)
         chunk.append(ch)
         size += n
     if chunk:
@@ -61,10 +65,10 @@ def encode_unstructured(value: str, name_length: int) -> str:
                 line = f"{line} {word}" if line else word
         lines.append(line)
         return "\r\n ".join(lines)
-    return "\r\n ".join(_encoded_words(text))
+    return "\r\n ".join(_encoded_words(text, name_length + 2))
 
 
-def encode_address(name: str, address: str) -> str:
+def encode_address(name: str, address: str, name_length: int = 4) -> str:
     """`Display Name <addr>` with the name quoted or encoded as needed (never able to break the line)."""
     display = clean_header_text(name or "")
     if not display:
@@ -73,7 +77,10 @@ def encode_address(name: str, address: str) -> str:
         if any(ch in _SPECIALS for ch in display):
             display = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
         return f"{display} <{address}>"
-    return "\r\n ".join(_encoded_words(display)) + f" <{address}>"
+    words = _encoded_words(display, name_length + 2)
+    last_line = len(words[-1]) + (name_length + 2 if len(words) == 1 else 1)
+    fold = "\r\n " if last_line + 3 + len(address) > 78 else " "
+    return "\r\n ".join(words) + f"{fold}<{address}>"
 
 
 def _qp(text: str) -> bytes:
@@ -88,7 +95,7 @@ class MessageBuilder:
         settings = ws.settings
         self.sender = settings.sender.address
         self.domain = self.sender.rpartition("@")[2] or "cxctl.invalid"
-        head = [f"From: {encode_address(settings.sender.name, settings.sender.address)}"]
+        head = [f"From: {encode_address(settings.sender.name, settings.sender.address, 4)}"]
         if settings.sender.reply_to:
             head.append(f"Reply-To: {settings.sender.reply_to}")
         self._constant = ("\r\n".join(head) + "\r\n").encode("utf-8")
@@ -110,7 +117,7 @@ class MessageBuilder:
             unsubscribe.append(f"<{unsubscribe_url}>")
         boundary = "=_cx" + secrets.token_hex(12)
         head = [
-            f"To: {encode_address(to_name, to_address)}",
+            f"To: {encode_address(to_name, to_address, 2)}",
             f"Subject: {encode_unstructured(rendered.subject, 7)}",
             f"Date: {email.utils.format_datetime(date)}",
             f"Message-ID: {message_id}",
