@@ -111,10 +111,22 @@ def _scan(path: Path, encoding: str | None) -> tuple[str, str]:
     digest = hashlib.sha256()
     utf8 = codecs.getincrementaldecoder("utf-8")()
     utf8_ok, cp1252_ok, first = encoding is None, True, b""
+    forced = codecs.getincrementaldecoder(encoding)() if encoding else None
+    lines = 0
     try:
         with open(path, "rb") as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
+                if forced is not None:
+                    try:
+                        forced.decode(chunk)
+                    except UnicodeDecodeError as exc:
+                        line = lines + chunk.count(b"\n", 0, max(0, exc.start)) + 1
+                        raise ImportFileError(
+                            f"{path}:{line}: not valid {encoding} ({exc.reason}): give the right --encoding "
+                            f"(or leave it out to detect it), e.g. --encoding cp1252"
+                        ) from None
+                    lines += chunk.count(b"\n")
                 if not first:
                     first = chunk[:4]
                     if encoding is None and first[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
@@ -207,10 +219,10 @@ class CsvTable:
         return start, fields
 
     def _open(self) -> None:
+        with open(self.path, encoding=self.encoding, errors="replace", newline="") as probe:
+            sample = probe.read(65536)
         handle = open(self.path, encoding=self.encoding, newline="")
         self._handle = handle
-        sample = handle.read(65536)
-        handle.seek(0)
         if not self.delimiter:
             self.delimiter = _sniff(sample)
         self._reader = csv.reader(handle, delimiter=self.delimiter, strict=False)
