@@ -59,7 +59,7 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
         if fixed_type:
             result.columns["(--type)"] = fixed_type
         # The id column stays an attribute too: templates and filters want the order or ticket number.
-        attributes = [(c.name, c.index) for c in resolved.columns
+        attributes = [(c.name if c.target == "attribute" else table.keys[c.index], c.index) for c in resolved.columns
                       if c.target == "attribute" or (c.target == "field" and c.name == "event_id")]
         comma = resolved.decimal_comma
         type_map = resolved.values.get("type", {})
@@ -105,7 +105,8 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
                 "CREATE TEMP TABLE stage_events (k TEXT PRIMARY KEY, rn INTEGER NOT NULL, external_id TEXT, email TEXT, "
                 "email_hash TEXT, type TEXT, occurred_at TEXT, attributes TEXT, raw TEXT, contact_id INTEGER)"
             )
-            sql = ("INSERT OR REPLACE INTO stage_events (k, rn, external_id, email, email_hash, type, occurred_at, attributes, raw) "
+            # An event happens once: of two rows with the same key, the first is kept.
+            sql = ("INSERT OR IGNORE INTO stage_events (k, rn, external_id, email, email_hash, type, occurred_at, attributes, raw) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
             batch, staged = [], 0
             for number, fields, problem in table.rows():
