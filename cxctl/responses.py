@@ -188,10 +188,12 @@ def _token_from(cell: str) -> str:
 def _plan_for(ws: Workspace, export: Export, moment_id: str) -> _Plan:
     moment = ws.moments[moment_id]
     mapping = moment.responses
+    # The declared columns describe the moment's own tool; another tool's export is matched by question id or text.
+    declared = mapping.columns if mapping.format in (None, export.format) else {}
     readers = []
     for qid in moment.questions:
         question = ws.questions[qid]
-        column = mapping.columns.get(qid)
+        column = declared.get(qid)
         if column is not None:
             readers.append(QuestionReader.build(qid, question, export.column((), column)))
             continue
@@ -245,8 +247,6 @@ def import_responses(ws: Workspace, db: sqlite_utils.Database, path: Path | str,
     Raises ImportFileError when the file cannot be read or its columns do not fit the moment,
     UsageError for an unknown moment or a file that does not say its moment.
     """
-    if format is None and moment is not None:
-        format = ws.moments[moment].responses.format if moment in ws.moments else None
     export = open_export(path, format=format, encoding=encoding, delimiter=delimiter)
     try:
         return _import(ws, db, export, now, moment)
@@ -259,7 +259,8 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     mapping0 = ws.moments[moment].responses if moment in ws.moments else None
 
     def col(names, attribute):
-        given = getattr(mapping0, attribute) if mapping0 is not None else None
+        own = mapping0 is not None and mapping0.format in (None, export.format)
+        given = getattr(mapping0, attribute) if own else None
         return export.column(names, given)
 
     token_i = col(conv.token, "token_column")
@@ -267,6 +268,12 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     chosen = _choose_moment(ws, export, moment, moment_i, token_i, db)
     if chosen not in (None, "?"):
         mapping0 = ws.moments[chosen].responses
+        token_i = col(conv.token, "token_column")
+    # Several token-like columns (a `token` column and a `t` hidden field): the first non-empty one wins.
+    token_columns = [token_i] if token_i is not None else []
+    if token_i is not None and not (mapping0 is not None and mapping0.token_column):
+        token_columns = [i for name in conv.token for i in [export.column([name])] if i is not None]
+        token_columns = list(dict.fromkeys(token_columns))
     rid_i = col(conv.response_id, "response_id_column")
     sub_i = col(conv.submitted, "submitted_column")
     start_i = export.column(conv.started) if conv.started else None
@@ -315,7 +322,11 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         if why:
             skipped[why] += 1
             continue
-        token = _token_from(fields[token_i]) if token_i is not None else ""
+        token = ""
+        for index in token_columns:
+            token = _token_from(fields[index])
+            if token:
+                break
         if chosen == "?":
             found = db.execute("SELECT moment FROM invitations WHERE token = ?", [token]).fetchone() if token else None
             if found is None:

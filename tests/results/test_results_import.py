@@ -1,0 +1,259 @@
+"""Importing real-format exports of each survey tool: what lands, what is skipped, what goes to quarantine."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from cxctl import tokens
+from cxctl.errors import ImportFileError, UsageError
+from cxctl.formats import open_export
+from cxctl.responses import import_responses, list_quarantine
+
+NOW = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
+
+
+def people(db, sql, moment: str, sent_at: str, names=("alice", "bob", "carol", "erin")) -> dict[str, str]:
+    """Contacts alice, bob, carol, erin (segment particulier) and C-004 denis (pro), each with a sent invitation."""
+    found = {}
+    for name in names:
+        row = db.execute("SELECT id FROM contacts WHERE external_id = ?", [name.upper()]).fetchone()
+        cid = row[0] if row else sql.add_contact(db, name.upper(), f"{name}@example.fr", "particulier", first_name=name.title())
+        found[name] = sql.add_invitation(db, cid, moment, sent_at)
+    row = db.execute("SELECT id FROM contacts WHERE external_id = 'C-004'").fetchone()
+    cid = row[0] if row else sql.add_contact(db, "C-004", "denis@example.fr", "pro", first_name="Denis")
+    found["denis"] = sql.add_invitation(db, cid, moment, sent_at)
+    return found
+
+
+def statuses(db) -> dict[str, str]:
+    return dict(db.execute("SELECT c.external_id || '/' || r.moment, group_concat(r.status) FROM responses r"
+                           " JOIN contacts c ON c.id = r.contact_id GROUP BY 1").fetchall())
+
+
+def answer(db, external_id: str, moment: str, question: str):
+    row = db.execute("""SELECT a.value_num, a.value_text FROM answers a JOIN responses r ON r.id = a.response_id
+                        JOIN contacts c ON c.id = r.contact_id WHERE c.external_id = ? AND r.moment = ?
+                        AND a.question = ? AND r.status = 'counted'""", [external_id, moment, question]).fetchone()
+    return None if row is None else (row[0] if row[0] is not None else row[1])
+
+
+def rollup_matches_raw(db) -> bool:
+    """The rollups equal a full recount of the counted responses (the invariant the scorecard relies on)."""
+    raw = db.execute("""SELECT r.moment, r.day, a.question, CAST(a.value_num AS INTEGER), COUNT(*) FROM responses r
+                        JOIN answers a ON a.response_id = r.id WHERE r.status = 'counted' AND a.value_num IS NOT NULL
+                        GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4""").fetchall()
+    rolled = db.execute("SELECT moment, day, question, value, n FROM score_rollup WHERE n <> 0 ORDER BY 1, 2, 3, 4").fetchall()
+    raw_r = db.execute("SELECT moment, day, COUNT(*) FROM responses WHERE status = 'counted' GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    rolled_r = db.execute("SELECT moment, day, n FROM response_rollup WHERE n <> 0 ORDER BY 1, 2").fetchall()
+    return raw == rolled and raw_r == rolled_r
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("qualtrics_nps.csv", "qualtrics"), ("surveymonkey_store.csv", "surveymonkey"),
+    ("google_forms_web.csv", "google_forms"), ("typeform_delivery.csv", "typeform"),
+    ("limesurvey_support.csv", "limesurvey"), ("generic_mixed.csv", "generic"), ("responses.jsonl", "jsonl"),
+])
+def test_format_is_detected_from_the_headers(tmp_path, sql, name, expected):
+    export = open_export(sql.fixture_copy(name, tmp_path))
+    try:
+        assert export.format == expected
+    finally:
+        export.close()
+
+
+def test_qualtrics_previews_tests_spam_skipped_partial_kept_duplicate_and_quarantine(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
+    t["forged"] = t["alice"][:-3] + ("AAA" if not t["alice"].endswith("AAA") else "BBB")
+    report = import_responses(ws, db, sql.fixture_copy("qualtrics_nps.csv", tmp_path, **t), NOW)
+
+    assert report.format == "qualtrics" and report.moment == "nps_relational"
+    assert report.rows_read == 10
+    assert report.skipped == {"preview": 1, "test": 1, "spam": 1}
+    assert (report.inserted, report.counted, report.partial, report.duplicates) == (5, 3, 1, 1)
+    assert report.quarantined == {"invalid": 1, "unmatched": 1}
+    assert [(p.row, p.kind) for p in report.problems] == [(11, "invalid"), (12, "unmatched")]
+    assert "outside the 0–10 scale" in report.problems[0].reason
+    assert "signature" in report.problems[1].reason
+    # Alice answered twice: the first completed response counts, the second is kept as a duplicate.
+    assert statuses(db)["ALICE/nps_relational"] == "counted,duplicate"
+    assert statuses(db)["CAROL/nps_relational"] == "partial"
+    assert answer(db, "ALICE", "nps_relational", "nps") == 10  # "10 - Extremely likely"
+    assert answer(db, "ALICE", "nps_relational", "nps_reason") == "delai"  # label "Le délai de livraison"
+    assert answer(db, "C-004", "nps_relational", "nps") == 7  # matched by ExternalReference, no token
+    # Times are read in the export's time zone (ImportId row: Europe/Paris) and stored in UTC.
+    submitted = db.execute("SELECT submitted_at FROM responses WHERE response_key LIKE '%R_1a2B3c4D5e6F7g8'").fetchone()[0]
+    assert submitted == "2026-10-05 08:01:41"
+    stored = list_quarantine(db)
+    assert [q.row_number for q in stored] == [11, 12] and stored[0].raw["ResponseId"] == "R_5e6F7g8H9i0J1k2"
+    assert rollup_matches_raw(db)
+
+
+def test_reimporting_the_same_export_changes_nothing(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
+    t["forged"] = t["bob"][:-2] + "xx"
+    path = sql.fixture_copy("qualtrics_nps.csv", tmp_path, **t)
+    import_responses(ws, db, path, NOW)
+    before = [db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() for table in ("responses", "answers", "quarantine", "score_rollup")]
+    again = import_responses(ws, db, path, NOW)
+    after = [db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() for table in ("responses", "answers", "quarantine", "score_rollup")]
+    assert (again.inserted, again.replaced, again.unchanged) == (0, 0, 5)
+    assert before == after
+
+
+def test_surveymonkey_two_header_rows_us_dates_email_window_and_labels(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = people(db, sql, "store_visit", "2026-10-10 08:00:00")
+    report = import_responses(ws, db, sql.fixture_copy("surveymonkey_store.csv", tmp_path, **t), NOW)
+
+    assert report.format == "surveymonkey" and report.moment == "store_visit"
+    assert (report.inserted, report.counted) == (3, 3)
+    assert answer(db, "ALICE", "store_visit", "nps") == 10
+    assert answer(db, "BOB", "store_visit", "nps") == 2  # matched by email within match_window (10d)
+    assert answer(db, "C-004", "store_visit", "nps") == 9  # "9 - Very likely", matched by Custom Data 1
+    reasons = {p.row: p.reason for p in report.problems}
+    assert "no contact with this email" in reasons[6]
+    assert "within the match window" in reasons[7]  # carol answered 23 days after her invitation
+    assert "'twelve' is neither a number nor a known label" in reasons[8]
+    alice = db.execute("SELECT submitted_at FROM responses WHERE response_key LIKE '%114587236501'").fetchone()[0]
+    assert alice == "2026-10-12 07:16:40"  # 10/12/2026 09:16:40 AM, Paris, month first
+
+
+def test_quarantined_row_lands_once_its_contact_exists(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = people(db, sql, "store_visit", "2026-10-10 08:00:00")
+    path = sql.fixture_copy("surveymonkey_store.csv", tmp_path, **t)
+    import_responses(ws, db, path, NOW)
+    assert any("nobody@example.fr" in json.dumps(q.raw) for q in list_quarantine(db))
+    cid = sql.add_contact(db, "NOBODY", "nobody@example.fr", "particulier")
+    sql.add_invitation(db, cid, "store_visit", "2026-10-10 08:00:00")
+    again = import_responses(ws, db, path, NOW)
+    assert again.inserted == 1 and answer(db, "NOBODY", "store_visit", "nps") == 8
+    assert not any("nobody@example.fr" in json.dumps(q.raw) for q in list_quarantine(db))
+
+
+def test_google_forms_french_day_first_labels_and_keep_last(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = people(db, sql, "web_csat", "2026-10-11 08:00:00")
+    report = import_responses(ws, db, sql.fixture_copy("google_forms_web.csv", tmp_path, **t), NOW)
+
+    assert report.format == "google_forms" and report.moment == "web_csat"
+    assert (report.inserted, report.counted, report.duplicates) == (3, 2, 1)
+    assert answer(db, "ALICE", "web_csat", "csat") == 5  # "Très satisfait"
+    assert answer(db, "BOB", "web_csat", "csat") == 4  # keep: last → the later "Satisfait" counts
+    assert statuses(db)["BOB/web_csat"] in ("duplicate,counted", "counted,duplicate")
+    assert report.problems[0].row == 5 and "outside the 1–5 scale" in report.problems[0].reason
+    days = [r[0] for r in db.execute("SELECT day FROM responses ORDER BY submitted_at").fetchall()]
+    assert days == ["2026-10-12", "2026-10-12", "2026-10-14"]  # 12/10/2026 is 12 October for a French workspace
+
+
+def test_typeform_hidden_token_utc_dates_partial_and_unknown_token(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = people(db, sql, "delivery_csat", "2026-10-19 08:00:00")
+    t["unknown"] = tokens.new_token(sql.secret.encode())  # signed, but no invitation carries it
+    report = import_responses(ws, db, sql.fixture_copy("typeform_delivery.csv", tmp_path, **t), NOW)
+
+    assert report.format == "typeform"
+    assert (report.inserted, report.counted, report.partial) == (3, 2, 1)
+    assert statuses(db)["CAROL/delivery_csat"] == "partial"
+    assert report.problems[0].kind == "unmatched" and "unknown token" in report.problems[0].reason
+    alice = db.execute("SELECT submitted_at FROM responses WHERE response_key = 'typeform:delivery_csat:8x2k0qj1mz7c4v5b'").fetchone()
+    assert alice == ("2026-10-20 08:00:12",)
+
+
+def test_limesurvey_bom_semicolons_codes_and_out_of_range(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = people(db, sql, "support_ces", "2026-10-24 08:00:00")
+    report = import_responses(ws, db, sql.fixture_copy("limesurvey_support.csv", tmp_path, **t), NOW)
+
+    assert report.format == "limesurvey"
+    assert (report.counted, report.partial) == (2, 1)
+    assert answer(db, "ALICE", "support_ces", "ces") == 7
+    assert answer(db, "BOB", "support_ces", "ces") == 1  # "Pas du tout d'accord"
+    assert report.quarantined == {"invalid": 1} and "outside the 1–7 scale" in report.problems[0].reason
+
+
+def test_generic_csv_with_a_moment_column_and_no_way_to_match(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00", names=("alice",))
+    t.update({"bob": people(db, sql, "delivery_csat", "2026-10-01 08:00:00", names=("bob",))["bob"]})
+    report = import_responses(ws, db, sql.fixture_copy("generic_mixed.csv", tmp_path, **t), NOW)
+
+    assert report.counted == 2
+    assert answer(db, "ALICE", "nps_relational", "nps") == 9
+    assert answer(db, "BOB", "delivery_csat", "csat") == 3
+    assert "no token, email or external reference" in report.problems[0].reason
+    assert db.execute("SELECT submitted_at FROM responses WHERE response_key LIKE '%:g-1'").fetchone()[0] == "2026-10-05 08:00:00"
+
+
+def test_jsonl_nested_hidden_fields_and_bad_lines(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00", names=("alice", "bob"))
+    report = import_responses(ws, db, sql.fixture_copy("responses.jsonl", tmp_path, **t), NOW, moment="nps_relational")
+    assert report.format == "jsonl" and report.counted == 2
+    assert answer(db, "BOB", "nps_relational", "nps") == 4
+    assert report.problems[0].row == 3 and report.problems[0].kind == "unreadable"
+
+
+def test_newer_version_replaces_older_is_ignored_and_rollups_follow(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00", names=("alice",))
+    first = tmp_path / "v1.csv"
+    first.write_text(f"response_id,token,submitted_at,nps\nx-1,{t['alice']},2026-10-05 10:00,3\n", encoding="utf-8")
+    import_responses(ws, db, first, NOW, moment="nps_relational")
+    newer = tmp_path / "v2.csv"
+    newer.write_text(f"response_id,token,submitted_at,nps\nx-1,{t['alice']},2026-10-06 10:00,9\n", encoding="utf-8")
+    report = import_responses(ws, db, newer, NOW, moment="nps_relational")
+    assert report.replaced == 1 and answer(db, "ALICE", "nps_relational", "nps") == 9
+    assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 1
+    assert rollup_matches_raw(db)
+    older = import_responses(ws, db, first, NOW, moment="nps_relational")
+    assert older.unchanged == 1 and answer(db, "ALICE", "nps_relational", "nps") == 9
+    # Another writer deleting a response (forget, prune) keeps the rollups exact through the triggers.
+    db.execute("DELETE FROM responses")
+    assert rollup_matches_raw(db)
+
+
+def test_keep_first_promotes_the_earlier_response_arriving_later(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00", names=("alice",))
+    late = tmp_path / "late.csv"
+    late.write_text(f"response_id,token,submitted_at,nps\nb,{t['alice']},2026-10-09 10:00,2\n", encoding="utf-8")
+    early = tmp_path / "early.csv"
+    early.write_text(f"response_id,token,submitted_at,nps\na,{t['alice']},2026-10-03 10:00,10\n", encoding="utf-8")
+    import_responses(ws, db, late, NOW, moment="nps_relational")
+    report = import_responses(ws, db, early, NOW, moment="nps_relational")
+    assert report.counted == 1
+    assert answer(db, "ALICE", "nps_relational", "nps") == 10
+    assert rollup_matches_raw(db)
+
+
+def test_unreadable_inputs_raise_with_the_fix(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    with pytest.raises(UsageError, match="--moment"):
+        bare = tmp_path / "bare.csv"
+        bare.write_text("email,submitted_at,nps\na@example.fr,2026-10-05,9\n", encoding="utf-8")
+        import_responses(ws, db, bare, NOW)
+    with pytest.raises(ImportFileError, match="no column answers a question"):
+        other = tmp_path / "other.csv"
+        other.write_text("email,submitted_at,score\na@example.fr,2026-10-05,9\n", encoding="utf-8")
+        import_responses(ws, db, other, NOW, moment="nps_relational")
+    with pytest.raises(UsageError, match="unknown moment"):
+        import_responses(ws, db, other, NOW, moment="nps_relationel")
+
+
+def test_cli_import_reports_quarantine_and_exits_1(results_ws, sql, tmp_path, cli):
+    ws, db = results_ws
+    t = people(db, sql, "support_ces", "2026-10-24 08:00:00")
+    path = sql.fixture_copy("limesurvey_support.csv", tmp_path, **t)
+    code, out, err = cli("responses", "import", str(path), "-w", str(ws.root), "--json", "--now", "2026-11-10T12:00")
+    assert code == 1
+    data = json.loads(out)
+    assert data["counted"] == 2 and data["quarantined"] == {"invalid": 1}
+    assert f"{path}:5: invalid: ces: '0' is outside the 1–7 scale" in err
+    code, out, _ = cli("responses", "quarantine", "-w", str(ws.root), "--json")
+    assert code == 0 and json.loads(out)[0]["row_number"] == 5
