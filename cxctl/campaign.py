@@ -165,7 +165,7 @@ HOURS_PATTERN = r"^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
 class Model(BaseModel):
     """Base for every YAML object: unknown keys are errors, values are checked strictly."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True, use_attribute_docstrings=True)
 
 
 # --- workspace settings -----------------------------------------------------------------------
@@ -175,59 +175,93 @@ class Sender(Model):
     """Who the invitations come from."""
 
     name: str
+    """Display name in the From header, e.g. Service Client."""
     address: str
+    """From address; use a domain whose SPF/DKIM you control."""
     reply_to: str | None = None
+    """Where replies to an invitation go."""
 
 
 class SmtpSettings(Model):
     """SMTP transport; secrets are named environment variables, never values."""
 
     host: str = "127.0.0.1"
+    """SMTP server."""
     port: int = Field(25, ge=1, le=65535)
+    """SMTP port (587 with starttls, 465 with tls)."""
     security: Literal["none", "starttls", "tls"] = "none"
+    """Connection security."""
     username_env: EnvVar | None = None
+    """Name of the environment variable holding the SMTP user."""
     password_env: EnvVar | None = None
+    """Name of the environment variable holding the SMTP password."""
     concurrency: int = Field(4, ge=1, le=64)
+    """Parallel SMTP connections."""
     rate_per_second: float | None = Field(None, gt=0)
+    """Throttle: messages per second."""
     max_per_hour: int | None = Field(None, ge=1)
+    """Provider quota per hour."""
     max_per_day: int | None = Field(None, ge=1)
+    """Provider quota per day."""
     timeout: Duration = timedelta(seconds=30)
+    """Per-message timeout."""
     max_consecutive_failures: int = Field(10, ge=1)
+    """Stop the run after this many failures in a row."""
     max_attempts: int = Field(5, ge=1)
+    """Attempts before a temporary failure becomes final."""
     retry_after: Duration = timedelta(minutes=5)
+    """Wait before retrying a temporary failure."""
 
 
 class Retention(Model):
     """How long personal data is kept (applied by `cxctl db prune`)."""
 
     responses: Duration | None = None
+    """Anonymise responses older than this."""
     events: Duration | None = None
+    """Delete events older than this."""
     invitations: Duration | None = None
+    """Delete invitations older than this."""
     contacts_inactive: Duration | None = None
+    """Forget contacts with no activity for this long."""
 
 
 class Settings(Model):
     """The `workspace:` block of cxctl.yaml."""
 
     name: str
+    """The programme's name."""
     database: str = "cxctl.db"
+    """SQLite file, relative to the workspace."""
     default_language: Language = "fr"
+    """BCP 47 tag; every wording must exist in it."""
     languages: list[Language] = Field(default_factory=lambda: ["fr", "en"])
+    """Languages the programme speaks (BCP 47 tags)."""
     timezone: TimeZone = "Europe/Paris"
+    """IANA time zone of the team; contacts may have their own."""
     sender: Sender
+    """Who the invitations come from."""
     survey_url: str = Field(
         description="Link to the survey; {token}, {moment} and {lang} are replaced. "
         "Any form tool works: put {token} in a query parameter or hidden field.",
         examples=["https://survey.example.com/s/{moment}?lang={lang}&t={token}"],
     )
     unsubscribe_url: str | None = Field(None, examples=["https://example.com/unsubscribe?t={token}"])
+    """Opt-out link ({token} is replaced); also sent as List-Unsubscribe."""
     unsubscribe_mailto: str | None = None
+    """Opt-out address for the List-Unsubscribe header."""
     token_secret_env: EnvVar = "CXCTL_SECRET"
+    """Name of the environment variable holding the secret that signs survey links."""
     templates: str = "templates"
+    """Folder of the workspace's email templates (cxctl's defaults are used for names not found there)."""
     transport: Literal["outbox", "smtp"] = "outbox"
+    """outbox writes .eml files; smtp sends."""
     outbox: str = "outbox"
+    """Folder the outbox transport writes to."""
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    """SMTP settings (transport: smtp)."""
     retention: Retention = Field(default_factory=Retention)
+    """How long personal data is kept."""
     min_responses: int = Field(30, ge=1, description="Below this n a scorecard cell is marked insufficient.")
 
 
@@ -238,9 +272,13 @@ class Journey(Model):
     """A customer journey: ordered stages and the channels it runs through."""
 
     name: Text
+    """Name shown on scorecards."""
     description: Text | None = None
+    """What the journey covers."""
     stages: list[Identifier] = Field(min_length=1)
+    """Ordered stage ids."""
     channels: list[Identifier] = Field(default_factory=list)
+    """Channel ids a moment may name (web, store, contact centre…)."""
 
 
 # --- questions --------------------------------------------------------------------------------
@@ -250,17 +288,24 @@ class Choice(Model):
     """One answer option of a choice question (e.g. an NPS+ reason)."""
 
     id: Identifier
+    """Answer id, stored in responses."""
     label: Text
+    """Wording of the answer."""
 
 
 class AskIf(Model):
     """Follow-up condition: ask this question only when another's answer matches."""
 
     question: Identifier
+    """The question whose answer decides."""
     at_most: float | None = None
+    """Ask when the score is at most this (e.g. 6 for NPS detractors)."""
     at_least: float | None = None
+    """Ask when the score is at least this."""
     equals: str | float | None = None
+    """Ask when the answer equals this (a choice id or a score)."""
     any_of: list[str] | None = None
+    """Ask when the answer is one of these choice ids."""
 
     @model_validator(mode="after")
     def _one_condition(self) -> "AskIf":
@@ -278,13 +323,21 @@ class Question(Model):
     """A survey question with localised wording; scales default by type (NPS 0–10, CSAT 1–5, CES 1–7)."""
 
     type: QuestionType
+    """nps, csat, ces, rating, single_choice, multiple_choice or open."""
     text: Text
+    """Wording, per language."""
     min: int | None = None
+    """Lowest score (rating; CSAT/CES to change the default)."""
     max: int | None = None
+    """Highest score."""
     labels: dict[int, Text] = Field(default_factory=dict)
+    """Wording of some scale points, e.g. {1: Pas du tout, 5: Tout à fait}."""
     choices: list[Choice] = Field(default_factory=list)
+    """Answers of a choice question (e.g. NPS+ reasons)."""
     ask_if: AskIf | None = None
+    """Follow-up condition on another question's answer."""
     required: bool = False
+    """The respondent must answer."""
     top_box: int | None = Field(None, description="CSAT: how many top answers count as satisfied (default 2).")
 
     @model_validator(mode="after")
@@ -319,15 +372,20 @@ class Trigger(Model):
     """Transactional / in-the-moment: which event starts the survey, after how long, until when."""
 
     event: Identifier
+    """Event type that starts the survey (as imported: order_delivered, ticket_closed…)."""
     delay: Duration = timedelta(0)
+    """Wait after the event."""
     expires: Duration = timedelta(days=7)
+    """Do not send once this long has passed since the event."""
 
 
 class Schedule(Model):
     """Relational waves: exactly one of `every` (quarter, month, or a duration) or `cron`."""
 
     every: str | None = Field(None, examples=["quarter", "month", "90d"])
+    """quarter, month, year, week, or a duration such as 90d."""
     cron: str | None = Field(None, examples=["0 9 1 */3 *"])
+    """Five-field cron expression, in the workspace time zone."""
     spread: Duration | None = Field(None, description="Spread a wave over this long (with a daily cap).")
 
     @model_validator(mode="after")
@@ -356,8 +414,11 @@ class Audience(Model):
     """Who a moment addresses; every listed condition must hold (lists mean any of)."""
 
     segment: list[str] | None = None
+    """Contact segments (any of)."""
     country: list[str] | None = None
+    """Contact countries (any of), e.g. FR, BE."""
     language: list[Language] | None = None
+    """Contact languages (any of)."""
     role: list[str] | None = Field(None, description="B2B roles, e.g. requester, buyer, user.")
     contact: dict[str, AttributeFilter] = Field(default_factory=dict, description="Other contact attributes.")
     event: dict[str, AttributeFilter] = Field(default_factory=dict, description="Attributes of the triggering event.")
@@ -367,14 +428,18 @@ class Reminders(Model):
     """Reminders to non-responders."""
 
     count: int = Field(1, ge=0, le=5)
+    """How many reminders to non-responders."""
     after: Duration = timedelta(days=3)
+    """Wait after the invitation (and between reminders)."""
 
 
 class SendWindow(Model):
     """When messages may go out, in the contact's own time zone."""
 
     days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    """Days messages may go out (mon…sun)."""
     hours: str = Field("09:00-19:00", pattern=HOURS_PATTERN)
+    """Hours, HH:MM-HH:MM in the contact's time zone."""
 
     def bounds(self) -> tuple[time, time]:
         start, end = self.hours.split("-")
@@ -388,23 +453,33 @@ class Targets(Model):
     """Targets per indicator, shown as met or missed on scorecards."""
 
     nps: float | None = Field(None, ge=-100, le=100)
+    """Target NPS (−100…100)."""
     csat: float | None = Field(None, ge=0, le=100, description="% satisfied (top-2 box).")
     ces: float | None = Field(None, ge=1, le=7, description="Mean effort score.")
     response_rate: float | None = Field(None, ge=0, le=100)
+    """Target response rate, in %."""
 
 
 class ResponseMapping(Model):
     """How a survey tool's export maps to this moment's questions (`cxctl responses import`)."""
 
     format: Literal["qualtrics", "surveymonkey", "google_forms", "typeform", "limesurvey", "generic", "jsonl"] | None = None
+    """The survey tool's export format."""
     columns: dict[Identifier, str] = Field(default_factory=dict, description="question id → export column")
     token_column: str | None = None
+    """Column holding the invitation token."""
     email_column: str | None = None
+    """Column holding the respondent's email (fallback match)."""
     external_id_column: str | None = None
+    """Column holding the customer id (fallback match)."""
     submitted_column: str | None = None
+    """Column holding the submission time."""
     response_id_column: str | None = None
+    """Column holding the tool's response id (deduplication)."""
     match_window: Duration = timedelta(days=30)
+    """How far back a fallback match looks for the invitation."""
     keep: Literal["first", "last"] = "first"
+    """Which response wins when a person answers twice."""
 
 
 MomentKind = Literal["relational", "transactional", "in_the_moment"]
@@ -414,23 +489,38 @@ class Moment(Model):
     """A key moment of a journey, measured by a short survey."""
 
     name: Text | None = None
+    """Name shown on scorecards."""
     journey: Identifier
+    """Journey id."""
     stage: Identifier
+    """Stage of that journey."""
     kind: MomentKind
+    """relational, transactional or in_the_moment."""
     trigger: Trigger | None = None
+    """Transactional and in-the-moment: the event, delay and expiry."""
     schedule: Schedule | None = None
+    """Relational: when waves go out."""
     audience: Audience = Field(default_factory=Audience)
+    """Who is asked (all conditions must hold)."""
     sample: float = Field(1.0, gt=0, le=1, description="Share of eligible people invited (hash-based, stable).")
     priority: int = Field(100, ge=1, description="1 is the highest; rules.priority, when given, comes first.")
     channel: Identifier = "email"
+    """Channel of the journey this moment measures."""
     template: str = "invitation"
+    """Email template name (files <name>.<lang>.subject/txt/html.j2)."""
     questions: list[Identifier] = Field(min_length=1)
+    """Question ids, in the order asked."""
     reminders: Reminders | None = None
+    """Reminders to non-responders."""
     targets: Targets = Field(default_factory=Targets)
+    """Targets per indicator."""
     recontact: Duration | None = Field(None, description="Do not invite the same person for this moment again within this period.")
     daily_cap: int | None = Field(None, ge=1)
+    """At most this many invitations per day for this moment."""
     send_window: SendWindow | None = None
+    """Overrides rules.send_window for this moment."""
     responses: ResponseMapping = Field(default_factory=ResponseMapping)
+    """How a survey tool's export maps to the questions."""
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "Moment":
@@ -454,28 +544,38 @@ class Cap(Model):
     """At most `max` invitations per person in any rolling `window`."""
 
     max: int = Field(ge=1)
+    """Invitations per person…"""
     window: Duration
+    """…in any rolling window this long."""
 
 
 class SuppressionSource(Model):
     """Where opt-outs come from besides `cxctl suppress`: a contact attribute (CRM flag column)."""
 
     attribute: str
+    """Contact attribute holding the flag."""
     values: list[str] = Field(default_factory=lambda: ["1", "true", "yes", "oui", "vrai", "x"])
+    """Values that mean 'do not contact' (case-insensitive)."""
     reason: Literal["opt_out", "bounce", "complaint", "do_not_contact"] = "do_not_contact"
+    """Reason recorded for the suppression."""
 
 
 class Rules(Model):
     """Solicitation rules shared by every moment (a moment may override recontact, window, cap)."""
 
     quiet_period: Duration = timedelta(days=30)
+    """Minimum time between two invitations to one person, all moments together."""
     cap: Cap | None = None
+    """At most N invitations per person in a rolling window."""
     recontact: Duration | None = Field(None, description="Default per-moment recontact period.")
     max_reminders: int = Field(2, ge=0, le=5)
+    """Upper bound for every moment's reminders.count."""
     send_window: SendWindow = Field(default_factory=SendWindow)
+    """When messages may go out."""
     priority: list[Identifier] = Field(default_factory=list, description="Moment ids, highest priority first.")
     daily_cap: int | None = Field(None, ge=1, description="Invitations per day, all moments together.")
     suppression_sources: list[SuppressionSource] = Field(default_factory=list)
+    """Opt-out flags read from contact attributes."""
 
 
 # --- import mappings --------------------------------------------------------------------------
@@ -491,14 +591,19 @@ class Mapping(Model):
     """A custom column mapping for `contacts import` / `events import --mapping ID`."""
 
     kind: Literal["contacts", "events"] = "contacts"
+    """contacts or events."""
     preset: str | None = Field(None, description="Start from a built-in preset (salesforce_report, hubspot, …).")
     columns: dict[str, str] = Field(default_factory=dict, description="export column → field (or attribute name)")
     date_format: str | None = Field(None, examples=["%d/%m/%Y", "%d/%m/%Y %H:%M"])
+    """strptime format of the file's dates, e.g. %d/%m/%Y."""
     decimal_comma: bool | None = None
+    """Numbers are written 4,5."""
     values: dict[str, dict[str, str]] = Field(default_factory=dict, description="field → {export value: stored value}")
     event_type: str | None = Field(None, description="Fixed event type when the file has no type column.")
     encoding: str | None = None
+    """File encoding (detected when absent)."""
     delimiter: str | None = None
+    """Column separator (sniffed when absent)."""
 
 
 # --- one file, and the whole workspace -----------------------------------------------------------
@@ -508,11 +613,17 @@ class WorkspaceFile(Model):
     """One YAML file of a workspace; any file may declare any section, ids are global."""
 
     workspace: Settings | None = None
+    """Workspace settings (once, in cxctl.yaml)."""
     journeys: dict[Identifier, Journey] = Field(default_factory=dict)
+    """Journeys by id."""
     moments: dict[Identifier, Moment] = Field(default_factory=dict)
+    """Key moments by id."""
     questions: dict[Identifier, Question] = Field(default_factory=dict)
+    """Questions by id."""
     rules: Rules | None = None
+    """Solicitation rules (once per workspace)."""
     mappings: dict[Identifier, Mapping] = Field(default_factory=dict)
+    """Custom import mappings by id."""
 
 
 def localise(text: Text | None, language: str, default: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cxctl import __version__
-from cxctl.campaign import WorkspaceFile
+from cxctl.campaign import DURATION_PATTERN, WorkspaceFile
 from cxctl.errors import CxError, Problem, UsageError
 from cxctl.loader import WORKSPACE_FILE, check_workspace
 
@@ -160,6 +160,7 @@ def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one workspace file, derived from the model."""
     schema = WorkspaceFile.model_json_schema(mode="validation")
     _close_pattern_maps(schema)
+    _duration_defaults(schema)
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": SCHEMA_ID,
@@ -184,6 +185,24 @@ def _close_pattern_maps(node: Any) -> None:
     elif isinstance(node, list):
         for value in node:
             _close_pattern_maps(value)
+
+
+def _duration_defaults(node: Any) -> None:
+    """Duration defaults as people write them (`7d`), not as ISO 8601 (`P7D`), which the pattern rejects."""
+    from pydantic import TypeAdapter
+    from datetime import timedelta
+
+    from cxctl.durations import format_duration
+
+    if isinstance(node, dict):
+        default = node.get("default")
+        if isinstance(default, str) and default.startswith("P") and node.get("pattern") == DURATION_PATTERN:
+            node["default"] = format_duration(TypeAdapter(timedelta).validate_python(default))
+        for value in node.values():
+            _duration_defaults(value)
+    elif isinstance(node, list):
+        for value in node:
+            _duration_defaults(value)
 
 
 # --- init -------------------------------------------------------------------------------------
@@ -215,3 +234,97 @@ def init_workspace(folder: Path, force: bool = False, name: str | None = None) -
         path.write_text(text, encoding="utf-8")
         created.append(path)
     return InitResult(folder, created)
+
+
+# --- key reference (docs) ---------------------------------------------------------------------
+
+REFERENCE_SECTIONS = [
+    ("workspace", "Settings"), ("workspace.sender", "Sender"), ("workspace.smtp", "SmtpSettings"),
+    ("workspace.retention", "Retention"), ("journeys.<id>", "Journey"), ("questions.<id>", "Question"),
+    ("questions.<id>.choices[]", "Choice"), ("questions.<id>.ask_if", "AskIf"), ("moments.<id>", "Moment"),
+    ("moments.<id>.trigger", "Trigger"), ("moments.<id>.schedule", "Schedule"), ("moments.<id>.audience", "Audience"),
+    ("moments.<id>.reminders", "Reminders"), ("moments.<id>.targets", "Targets"),
+    ("moments.<id>.send_window, rules.send_window", "SendWindow"), ("moments.<id>.responses", "ResponseMapping"),
+    ("rules", "Rules"), ("rules.cap", "Cap"), ("rules.suppression_sources[]", "SuppressionSource"),
+    ("mappings.<id>", "Mapping"),
+]
+
+
+def _type_name(annotation: Any) -> str:
+    import types
+    import typing
+    from datetime import timedelta
+
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        base = args[0]
+        if base is timedelta:
+            return "duration"
+        if base is str:
+            names = {"_check_language": "language", "_check_identifier": "id", "_check_timezone": "time zone"}
+            for meta in args[1:]:
+                func = getattr(getattr(meta, "func", None), "__name__", "")
+                if func in names:
+                    return names[func]
+        return _type_name(base)
+    if origin in (typing.Union, types.UnionType):
+        if any(typing.get_origin(a) is typing.Annotated and type(typing.get_args(a)[1]).__name__ == "Tag" for a in args):
+            return "text or {lang: text}"  # the Text union: tagged str and dict branches
+        options = [a for a in args if a is not type(None)]
+        if any(typing.get_origin(a) is list for a in options) and len(options) > 2:
+            return "value or list of values"
+        return " or ".join(_type_name(a) for a in options)
+    if annotation is timedelta:
+        return "duration"
+    if origin is typing.Literal:
+        return " \\| ".join(str(a) for a in args)
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return f"map {_type_name(args[0])} → {_type_name(args[1])}"
+    if isinstance(annotation, type):
+        return {"str": "text", "int": "integer", "float": "number", "bool": "true/false"}.get(annotation.__name__,
+                                                                                          annotation.__name__)
+    return str(annotation)
+
+
+def _default_text(info: Any) -> str:
+    from datetime import timedelta
+
+    from pydantic_core import PydanticUndefined
+
+    from cxctl.durations import format_duration
+
+    if info.is_required():
+        return "**required**"
+    if info.default_factory is not None:
+        value = info.default_factory()
+        if hasattr(value, "model_dump"):
+            return "see below"
+        return f"`{json.dumps(value, ensure_ascii=False)}`" if value else "—"
+    value = info.default
+    if value is None or value is PydanticUndefined:
+        return "—"
+    if isinstance(value, timedelta):
+        return f"`{format_duration(value)}`"
+    return f"`{value}`"
+
+
+def reference_markdown() -> str:
+    """A Markdown table per YAML object, generated from the model (docs/workspace.md embeds it)."""
+    import typing
+
+    from cxctl import campaign
+
+    out = []
+    for where, class_name in REFERENCE_SECTIONS:
+        model = getattr(campaign, class_name)
+        doc = (model.__doc__ or "").strip().splitlines()[0]
+        out.append(f"#### `{where}`\n\n{doc}\n\n| key | type | default | meaning |\n|---|---|---|---|")
+        for key, info in model.model_fields.items():
+            meaning = (info.description or "").replace("|", "\\|").replace("\n", " ")
+            annotation = typing.Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+            out.append(f"| `{key}` | {_type_name(annotation)} | {_default_text(info)} | {meaning} |")
+        out.append("")
+    return "\n".join(out)
