@@ -1,0 +1,103 @@
+"""The user's path: `cxctl send`, `cxctl preview`, and `cxctl validate` catching a template variable."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+
+from cxctl import store
+from cxctl.loader import load_workspace
+
+
+def seed_contacts_and_events(workspace_dir, n: int = 3) -> None:
+    """Contacts with a delivery each (no invitations): `cxctl send` must plan them itself."""
+    ws = load_workspace(workspace_dir)
+    db = store.connect(ws.database)
+    for i in range(n):
+        address = f"client{i}@example.fr"
+        contact_id = db.execute(
+            "INSERT INTO contacts (external_id, email, email_hash, first_name, language, attributes, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, '{}', '2026-11-01 00:00:00', '2026-11-01 00:00:00')",
+            [f"C-{i}", address, store.email_hash(address), "Anaïs", "fr" if i % 2 == 0 else "en"]).lastrowid
+        db.execute("INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) "
+                   "VALUES (?, ?, 'order_delivered', '2026-11-20 10:00:00', '{\"order_id\": \"A1\"}', '2026-11-20 11:00:00')",
+                   [f"E-{i}", contact_id])
+    db.conn.close()
+
+
+def test_send_plans_then_writes_the_outbox_and_a_second_run_sends_nothing(cli, workspace_dir):
+    seed_contacts_and_events(workspace_dir)
+    code, out, err = cli("send", "-w", str(workspace_dir), "--now", "2026-11-23T12:00:00+00:00", "--moment", "delivery_csat", "--dry-run", "--json")
+    assert code == 0, err
+    dry = json.loads(out)
+    assert dry["dry_run"] and dry["would_send"] == 3 and dry["sent"] == 0
+    assert not (workspace_dir / "outbox").exists() or not list((workspace_dir / "outbox").glob("*.eml"))
+
+    code, out, err = cli("send", "-w", str(workspace_dir), "--now", "2026-11-23T12:00:00+00:00", "--moment", "delivery_csat", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["planned"] == 3 and report["sent"] == 3 and report["ok"]
+    files = sorted((workspace_dir / "outbox").glob("*.eml"))
+    assert len(files) == 3
+    subjects = sorted(str(email.message_from_bytes(f.read_bytes(), policy=email.policy.default)["Subject"]) for f in files)
+    assert subjects[0].startswith("Anaïs, how was") and subjects[-1].startswith("Anaïs, votre avis")
+
+    code, out, _ = cli("send", "-w", str(workspace_dir), "--now", "2026-11-23T12:00:00+00:00", "--moment", "delivery_csat", "--json")
+    assert code == 0 and json.loads(out)["sent"] == 0 and json.loads(out)["planned"] == 0
+
+
+def test_send_summary_table_in_plain_text(cli, workspace_dir):
+    code, out, err = cli("send", "-w", str(workspace_dir), "--now", "2026-11-23T12:00:00+00:00")
+    assert code == 0, err
+    assert "send via outbox" in out and "sent" in out and "in doubt" in out
+
+
+def test_preview_writes_eml_and_html_in_the_requested_language(cli, workspace_dir, tmp_path):
+    code, out, err = cli("preview", "support_ces", "-w", str(workspace_dir), "--lang", "en", "--out", str(tmp_path / "p"))
+    assert code == 0, err
+    eml = tmp_path / "p" / "support_ces.en.eml"
+    html = tmp_path / "p" / "support_ces.en.html"
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert message["Subject"].startswith("Camille, how was")
+    assert "It was easy to get my issue solved." in out
+    assert html.read_text(encoding="utf-8").count("score=") == 7  # CES 1–7, one link each
+    assert "Unsubscribe from surveys" in html.read_text(encoding="utf-8")
+
+
+def test_preview_for_a_stored_contact_and_clear_errors(cli, workspace_dir, tmp_path):
+    seed_contacts_and_events(workspace_dir, 1)
+    code, out, err = cli("preview", "delivery_csat", "-w", str(workspace_dir), "--contact", "C-0", "--out", str(tmp_path))
+    assert code == 0, err
+    assert "client0@example.fr" in out and "Bonjour Anaïs" in out
+    code, _, err = cli("preview", "delivery_csat", "-w", str(workspace_dir), "--contact", "nobody")
+    assert code == 2 and "no contact with id or external id 'nobody'" in err
+    code, _, err = cli("preview", "livraison", "-w", str(workspace_dir))
+    assert code == 2 and "unknown moment 'livraison'" in err and "delivery_csat" in err
+
+
+def test_validate_reports_an_unknown_template_variable_with_its_line(cli, workspace_dir):
+    templates = workspace_dir / "templates"
+    templates.mkdir()
+    for part in ("subject", "txt", "html"):
+        (templates / f"invitation.fr.{part}.j2").write_text("Bonjour\n", encoding="utf-8")
+    (templates / "invitation.fr.txt.j2").write_text("Bonjour,\n\nCommande {{ commande.numero }}\n", encoding="utf-8")
+    code, out, err = cli("validate", str(workspace_dir))
+    assert code == 1
+    assert "templates/invitation.fr.txt.j2:3: 'commande' is undefined" in out + err
+
+
+def test_an_opt_out_after_planning_cancels_instead_of_sending(smtp_ws, send_helpers):
+    ws, db = smtp_ws(transport="outbox")
+    send_helpers.add_invitations(db, ws, [{"email": "client0@example.fr"}, {"email": "client1@example.fr"}])
+    db.execute("INSERT INTO suppressions (email_hash, email, reason, source, created_at) "
+               "VALUES (?, ?, 'opt_out', 'test', '2026-11-23 09:00:00')",
+               [store.email_hash("client0@example.fr"), "client0@example.fr"])
+    from cxctl.send import deliver
+    from cxctl.timeutil import parse_now
+    from cxctl.transport import OutboxTransport
+
+    report = deliver(ws, db, parse_now(send_helpers.NOW), OutboxTransport(ws.outbox_dir))
+    assert report.skipped == {"suppressed": 1} and report.sent == 1
+    assert dict(db.execute("SELECT email, status FROM invitations").fetchall()) == {
+        "client0@example.fr": "cancelled", "client1@example.fr": "sent"}
