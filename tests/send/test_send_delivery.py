@@ -180,3 +180,38 @@ def test_outbox_writes_one_eml_per_invitation(smtp_ws, send_helpers):
     message = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
     assert message.get_content_type() == "multipart/alternative"
     assert run(ws, db, transport=OutboxTransport(ws.outbox_dir)).sent == 0  # nothing due any more
+
+
+def test_reminders_go_to_non_responders_only_and_say_so(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.Sink()
+    ws, db = smtp_ws(smtp_server(sink))
+    parents = send_helpers.add_invitations(db, ws, PEOPLE[:2])
+    assert run(ws, db).sent == 2
+    answered = db.execute("SELECT contact_id, moment FROM invitations WHERE id = ?", [parents[0]]).fetchone()
+    response = {"response_key": "r1", "invitation_id": parents[0], "contact_id": answered[0], "moment": answered[1],
+                "source": "test", "submitted_at": "2026-11-24 08:00:00", "imported_at": "2026-11-24 09:00:00"}
+    for _, column, _, notnull, default, pk in db.execute("PRAGMA table_info(responses)").fetchall():
+        if notnull and default is None and not pk and column not in response:  # columns the results area adds
+            response[column] = "2026-11-24" if column == "day" else f"filler-{column}"
+    db.execute(f"INSERT INTO responses ({', '.join(response)}) VALUES ({', '.join('?' * len(response))})", list(response.values()))
+    for n, parent in enumerate(parents):
+        db.execute("INSERT INTO invitations (dedupe_key, token, contact_id, moment, event_id, kind, parent_id, language, email, "
+                   "send_at, status, created_at, updated_at) SELECT ?, ?, contact_id, moment, event_id, 'reminder', id, language, "
+                   "email, '2026-11-26 10:00:00', 'planned', created_at, updated_at FROM invitations WHERE id = ?",
+                   [f"{parent}|r1", tokens.new_token(SECRET), parent])
+    report = run(ws, db, now="2026-11-26T10:00:00+00:00")
+    assert (report.sent, report.reminders, report.skipped) == (1, 1, {"responded": 1})
+    reminder = sink.parsed()[-1]
+    assert reminder["To"].addresses[0].addr_spec == PEOPLE[1]["email"]
+    assert reminder["Subject"].startswith("Reminder: John")  # John reads English
+    statuses_by_kind = db.execute("SELECT parent_id, status FROM invitations WHERE kind = 'reminder' ORDER BY parent_id").fetchall()
+    assert statuses_by_kind == [(parents[0], "cancelled"), (parents[1], "sent")]
+
+
+def test_expired_invitations_are_not_sent(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.Sink()
+    ws, db = smtp_ws(smtp_server(sink))
+    send_helpers.add_invitations(db, ws, PEOPLE[:1])
+    report = run(ws, db, now="2026-12-20T10:00:00+00:00")  # delivery_csat expires 14 days after the delivery
+    assert report.skipped == {"expired": 1} and sink.messages == []
+    assert statuses(db) == {"zoe@example.fr": "expired"}
