@@ -36,3 +36,15 @@ def test_every_command_is_in_the_readme():
     text = README.read_text(encoding="utf-8")
     missing = [name for name in command_names(app) if f"cxctl {name}" not in text]
     assert missing == [], f"commands missing from README.md: {missing}"
+
+
+def test_docs_key_reference_is_generated_from_the_model():
+    """docs/workspace.md embeds reference_markdown(); regenerate it when the model changes."""
+    from cxctl.workspace import reference_markdown
+
+    text = (README.parent / "docs" / "workspace.md").read_text(encoding="utf-8")
+    start, end = "<!-- key-reference:start -->\n", "<!-- key-reference:end -->"
+    embedded = text[text.index(start) + len(start):text.index(end)]
+    assert embedded == reference_markdown() + "\n", (
+        "docs/workspace.md is out of date: replace the key reference with "
+        "`python -c 'from cxctl.workspace import reference_markdown; print(reference_markdown())'`")
