@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -149,49 +151,40 @@ def _suppression_sources(ws: Workspace | None, resolved: Resolved) -> list[tuple
 
 
 def _row_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]):
-    """Build the per-row function: fields → stage tuple, or raise ValueError with the reject reason."""
-    present = [c for c in resolved.columns if c.target == "field"]
-    field_index = {c.name: c.index for c in present}
-    attributes = [(c.name, c.index) for c in resolved.columns if c.target == "attribute"]
+    """Build the per-row function: fields → stage tuple, or raise ValueError with the reject reason.
+
+    Returns (convert, staged field names). This is the hot loop of a million-row import: the
+    per-column decisions are taken here, once, so `convert` only does what each column needs."""
+    field_index = {c.name: c.index for c in resolved.columns if c.target == "field"}
     maps = resolved.values
     suppress = _suppression_sources(ws, resolved)
     date_format, comma = resolved.date_format, resolved.decimal_comma
-    other = [f for f in CONTACT_FIELDS if f not in ("external_id", "email") and f in field_index]
-    slots = [(f, field_index.get(f)) for f in CONTACT_FIELDS if f not in ("external_id", "email")]
+    validators = {"language": values.language, "timezone": values.timezone}
+    special, plain = [], []
+    for name in CONTACT_FIELDS[2:]:
+        if name in field_index:
+            if name in validators or name in maps:
+                special.append((name, field_index[name], maps.get(name), validators.get(name)))
+            else:
+                plain.append((name, field_index[name]))
+    staged = [name for name, *_ in special] + [name for name, _ in plain]
+    plain_idx = [index for _, index in plain]
+    attr_keys = [c.name for c in resolved.columns if c.target == "attribute"]
+    attr_idx = [c.index for c in resolved.columns if c.target == "attribute"]
+    attr_plain = not (comma or date_format or any(k in maps for k in attr_keys))
+    used_idx = [c.index for c in resolved.columns if c.target != "ignore"]
+    # The row hash covers the used cells and how they are read, so a changed mapping is a change too.
+    signature = repr((resolved.describe(), sorted(maps.items()), date_format, comma)).encode()
+    hash_key = hashlib.blake2b(signature, digest_size=32).digest()
     i_ext, i_email = field_index.get("external_id"), field_index.get("email")
-    sha256 = hashlib.sha256
-    blake = hashlib.blake2b
-    dumps = json.dumps
+    ext_map = maps.get("external_id")
+    sha256, blake = hashlib.sha256, hashlib.blake2b
+    normalise = emails.normalise
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # the C encoder, built once
 
-    def convert(fields: list[str]) -> tuple:
-        external_id = fields[i_ext].strip() if i_ext is not None else ""
-        raw_email = fields[i_email].strip() if i_email is not None else ""
-        if "external_id" in maps and external_id:
-            external_id = maps["external_id"].get(external_id.lower(), external_id)
-        email = email_hash = None
-        if raw_email:
-            email = emails.normalise(raw_email)
-            email_hash = sha256(email.lower().encode()).hexdigest()
-            if email_hash in forgotten:
-                raise ValueError(FORGOTTEN)
-        elif not external_id:
-            raise ValueError("no email and no external id: fill one of them, or map the right column (--mapping, --preset)")
-        row = [external_id or None, email, email_hash]
-        for name, index in slots:
-            if index is None:
-                row.append(None)
-                continue
-            value = fields[index].strip()
-            if value and name in maps:
-                value = maps[name].get(value.lower(), value)
-            if value:
-                if name == "language":
-                    value = values.language(value)
-                elif name == "timezone":
-                    value = values.timezone(value)
-            row.append(value or None)
+    def slow_attributes(fields: list[str]) -> dict:
         attrs = {}
-        for key, index in attributes:
+        for key, index in zip(attr_keys, attr_idx):
             value = fields[index].strip()
             if value:
                 if key in maps:
@@ -200,22 +193,78 @@ def _row_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]
                     value = values.decimal_comma(value)
                 if date_format:
                     value = values.dated(value, date_format)
-                attrs[key] = value
-            else:
-                attrs[key] = None
-        attributes_json = dumps(attrs, ensure_ascii=False, separators=(",", ":"))
-        digest = blake(("\x1f".join(v or "" for v in row) + attributes_json).encode(), digest_size=12).hexdigest()
+            attrs[key] = value or None
+        return attrs
+
+    def convert(fields: list[str]) -> tuple:
+        external_id = fields[i_ext].strip() if i_ext is not None else ""
+        if ext_map and external_id:
+            external_id = ext_map.get(external_id.lower(), external_id)
+        raw_email = fields[i_email].strip() if i_email is not None else ""
+        email = email_hash = None
+        if raw_email:
+            email = normalise(raw_email)
+            email_hash = sha256(email.lower().encode()).hexdigest()
+            if email_hash in forgotten:
+                raise ValueError(FORGOTTEN)
+        elif not external_id:
+            raise ValueError("no email and no external id: fill one of them, or map the right column (--mapping, --preset)")
+        row = [external_id or "@" + email_hash, external_id or None, email, email_hash]
+        for _, index, table, check in special:
+            value = fields[index].strip()
+            if value:
+                if table:
+                    value = table.get(value.lower(), value)
+                if check:
+                    value = check(value)
+            row.append(value or None)
+        row += [fields[i].strip() or None for i in plain_idx]
+        if attr_plain:
+            attrs = dict(zip(attr_keys, [fields[i].strip() or None for i in attr_idx]))
+        else:
+            attrs = slow_attributes(fields)
+        row.append(dumps(attrs))
+        row.append(blake("\x1f".join([fields[i] for i in used_idx]).encode(), digest_size=12, key=hash_key).hexdigest())
         reason = None
-        if email is not None:
+        if suppress and email is not None:
             for index, accepted, why in suppress:
                 value = fields[index].strip().lower()
                 if value and (not accepted or value in accepted):
                     reason = why
                     break
-        key = external_id or "@" + email_hash
-        return (key, *row, attributes_json, digest, reason)
+        row.append(reason)
+        return row
 
-    return convert, other
+    return convert, staged
+
+
+class _BatchWriter:
+    """`executemany` in a second thread: SQLite releases the GIL while it writes, so parsing goes on."""
+
+    def __init__(self, conn, sql: str):
+        self.conn, self.sql, self.error = conn, sql, None
+        self.queue: queue.Queue = queue.Queue(maxsize=4)
+        self.thread = threading.Thread(target=self._run, name="cxctl-import-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.conn.executemany(self.sql, batch)
+                except BaseException as exc:  # handed to the main thread
+                    self.error = exc
+
+    def put(self, batch: list) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(batch)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path | str, now: datetime, *,
@@ -239,13 +288,17 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
         result = ImportResult(str(path), "contacts", table.sha256, table.encoding, table.delimiter, resolved.preset,
                               resolved.describe(), dry_run=dry_run, previously_imported=previous_import(db, "contacts", table.sha256))
         forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
-        convert, present = _row_converter(resolved, ws, forgotten)
+        convert, staged = _row_converter(resolved, ws, forgotten)
         log = _Log(path, table.header, dry_run)
+        cache = [db.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] for schema in ("main", "temp")]
+        # A bigger page cache keeps the indexes of a million-row table in memory while they are written.
+        db.execute("PRAGMA main.cache_size = -131072")
+        db.execute("PRAGMA temp.cache_size = -65536")
         db.execute("BEGIN IMMEDIATE")
         try:
-            _stage_contacts(db, table, convert, log, result)
+            _stage_contacts(db, table, convert, staged, log, result)
             result.footer = table.footer
-            _merge_contacts(db, present, result, now)
+            _merge_contacts(db, staged, result, now)
             log.close(result)
             if dry_run:
                 db.execute("ROLLBACK")
@@ -258,45 +311,57 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
             raise
         finally:
             db.execute("DROP TABLE IF EXISTS temp.stage_contacts")
+            db.execute(f"PRAGMA main.cache_size = {int(cache[0])}")
+            db.execute(f"PRAGMA temp.cache_size = {int(cache[1])}")
     return result
 
 
-STAGE_COLUMNS = ("external_id", "email", "email_hash", *[f for f in CONTACT_FIELDS if f not in ("external_id", "email")])
-
-
-def _stage_contacts(db: sqlite_utils.Database, table: CsvTable, convert, log: _Log, result: ImportResult) -> None:
-    """Stream the file into temp.stage_contacts; one row per key (INSERT OR REPLACE: the last row wins)."""
+def _stage_contacts(db: sqlite_utils.Database, table: CsvTable, convert, staged: list[str], log: _Log,
+                    result: ImportResult) -> None:
+    """Stream the good rows into temp.stage_contacts; keep only the last row of each key."""
     db.execute("DROP TABLE IF EXISTS temp.stage_contacts")
-    db.execute(
-        "CREATE TEMP TABLE stage_contacts (k TEXT PRIMARY KEY, rn INTEGER NOT NULL, "
-        + ", ".join(f"{c} TEXT" for c in STAGE_COLUMNS)
-        + ", attributes TEXT, row_hash TEXT, suppress TEXT, contact_id INTEGER)"
-    )
-    columns = ("k", "rn", *STAGE_COLUMNS, "attributes", "row_hash", "suppress")
-    sql = f"INSERT OR REPLACE INTO stage_contacts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    conn = db.conn
-    batch: list[tuple] = []
-    staged = 0
-    for number, fields, problem in table.rows():
-        result.read += 1
-        if problem:
-            log.reject(number, fields, problem)
-            continue
-        try:
-            staged_row = convert(fields)
-        except ValueError as exc:
-            log.reject(number, fields, str(exc))
-            continue
-        batch.append((staged_row[0], number, *staged_row[1:]))
-        if len(batch) >= CHUNK:
-            conn.executemany(sql, batch)
-            staged += len(batch)
-            batch = []
-    if batch:
-        conn.executemany(sql, batch)
-        staged += len(batch)
-    kept = db.execute("SELECT COUNT(*) FROM stage_contacts").fetchone()[0]
-    result.duplicates = staged - kept
+    columns = ("k", "external_id", "email", "email_hash", *staged, "attributes", "row_hash", "suppress")
+    # Column names are ours (CONTACT_FIELDS), never the file's.
+    db.execute("CREATE TEMP TABLE stage_contacts (rn INTEGER PRIMARY KEY, " + ", ".join(f"{c} TEXT" for c in columns)
+               + ", contact_id INTEGER)")
+    writer = _BatchWriter(db.conn, f"INSERT INTO stage_contacts (rn, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})")
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    batch: list = []
+    try:
+        for number, fields, problem in table.rows():
+            result.read += 1
+            if problem:
+                log.reject(number, fields, problem)
+                continue
+            try:
+                row = convert(fields)
+            except ValueError as exc:
+                log.reject(number, fields, str(exc))
+                continue
+            key = row[0]
+            if key in seen:
+                repeated.add(key)
+                result.duplicates += 1
+            else:
+                seen.add(key)
+            row.insert(0, number)
+            batch.append(row)
+            if len(batch) >= CHUNK:
+                writer.put(batch)
+                batch = []
+        if batch:
+            writer.put(batch)
+    finally:
+        writer.close()
+    if repeated:
+        # Within a file the last row of a key wins.
+        db.execute("CREATE TEMP TABLE stage_repeated (k TEXT PRIMARY KEY)")
+        db.conn.executemany("INSERT INTO stage_repeated (k) VALUES (?)", ((k,) for k in repeated))
+        db.execute("CREATE INDEX temp.stage_contacts_k ON stage_contacts(k)")
+        db.execute("DELETE FROM stage_contacts WHERE k IN (SELECT k FROM stage_repeated) AND rn NOT IN "
+                   "(SELECT MAX(rn) FROM stage_contacts WHERE k IN (SELECT k FROM stage_repeated) GROUP BY k)")
+        db.execute("DROP TABLE temp.stage_repeated")
 
 
 def _merge_contacts(db: sqlite_utils.Database, present: list[str], result: ImportResult, now: datetime) -> None:

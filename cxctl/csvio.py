@@ -238,6 +238,8 @@ class CsvTable:
         self.keys = unique_keys(self.header)
 
     def _footer_like(self, fields: list[str]) -> bool:
+        if len(fields) > 1 and fields[0] and fields[-1]:
+            return False  # two filled cells: data (the common case, decided without a scan)
         filled = [f for f in fields if f.strip()]
         if not filled:
             return True

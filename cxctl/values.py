@@ -23,6 +23,7 @@ LANGUAGE_NAMES = {
 }
 
 
+@lru_cache(maxsize=1024)
 def language(value: str) -> str:
     """`fr`, `fr_FR`, `FR-fr`, `Français`, `English` → BCP 47 (`fr`, `fr-FR`, `en`)."""
     text = value.strip()

@@ -1,0 +1,140 @@
+"""Benchmark: `cxctl contacts import` against the sqlite3 shell's `.import` of the same file, same run.
+
+    python bench/audience_import.py [--rows 1000000] [--keep]
+
+Generates bench/data/contacts_<rows>.csv (10 columns, git-ignored; reused when present), then times
+  1. sqlite3 new.db '.import --csv FILE contacts'   (the baseline: no checks, no merge)
+  2. cxctl contacts import FILE                    (fresh database)
+  3. cxctl contacts import FILE                    (again: every row unchanged)
+each in its own process, with the peak RSS of that process (os.wait4), and prints a table with the
+ratio to the baseline. The target (issue 3): ratio <= 3 and peak RSS < 500 MB for 1,000,000 rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+FIRST = ["Jeanne", "Luc", "Amélie", "Zoé", "François", "Hélène", "Paul", "Inès", "Gérard", "Chloé", "Tom", "Anaïs"]
+LAST = ["Martin", "Bernard", "Dubois", "Lefèvre", "Müller", "Moreau", "Petit", "Roux", "Côté", "Lemaître", "Durand"]
+COUNTRIES = ["FR", "BE", "CH", "CA", "LU", "DE"]
+SEGMENTS = ["b2c", "b2b", "vip"]
+CITIES = ["Paris", "Lyon", "Marseille", "Lille", "Nantes", "Bordeaux", "Montréal", "Genève", "Bruxelles"]
+WORKSPACE = """\
+workspace:
+  name: Benchmark
+  timezone: Europe/Paris
+  sender: {name: Bench, address: bench@example.com}
+  survey_url: "https://survey.example/s/{moment}?t={token}"
+"""
+
+
+def ascii_name(name: str) -> str:
+    """Addresses are ASCII in real exports even when names are not (Zoé → zoe)."""
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+
+
+def generate(path: Path, rows: int) -> None:
+    """A realistic 10-column export (accents, quoted commas in company names), deterministic."""
+    rng = random.Random(42)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        handle.write("external_id,email,first_name,last_name,language,country,segment,company,loyalty_tier,city\r\n")
+        lines = []
+        for n in range(rows):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            lines.append(
+                f"C{n:07d},{ascii_name(first)}.{ascii_name(last)}.{n}@example{n % 97}.fr,{first},{last},{rng.choice(('fr', 'en'))},"
+                f"{rng.choice(COUNTRIES)},{rng.choice(SEGMENTS)},\"{last} & Fils, SARL\",{rng.choice(('gold', 'silver', 'bronze'))},"
+                f"{rng.choice(CITIES)}\r\n"
+            )
+            if len(lines) == 10_000:
+                handle.writelines(lines)
+                lines = []
+        handle.writelines(lines)
+    tmp.rename(path)
+
+
+def run(command: list[str], env: dict | None = None) -> tuple[float, float, int, str]:
+    """Run one process; return (wall seconds, CPU seconds, peak RSS in MB of that process, stdout)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out = process.stdout.read()
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode not in (0,):
+        sys.exit(f"{' '.join(command)} failed ({process.returncode}):\n{err.decode()[-2000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, out.decode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the databases in bench/data/")
+    args = parser.parse_args()
+    source = DATA / f"contacts_{args.rows}.csv"
+    if not source.exists():
+        print(f"generating {source} …", file=sys.stderr)
+        generate(source, args.rows)
+    size_mb = source.stat().st_size / 1e6
+
+    baseline_db = DATA / "baseline.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(baseline_db) + suffix).unlink(missing_ok=True)
+    sqlite3 = shutil.which("sqlite3")
+    if sqlite3 is None:
+        sys.exit("the sqlite3 command-line shell is needed for the baseline: apt-get install sqlite3")
+    base_s, base_cpu, base_rss, _ = run([sqlite3, str(baseline_db), f".import --csv {source} contacts"])
+
+    ws = DATA / "ws"
+    shutil.rmtree(ws, ignore_errors=True)
+    ws.mkdir(parents=True)
+    (ws / "cxctl.yaml").write_text(WORKSPACE, encoding="utf-8")
+    env = {**os.environ, "CXCTL_SECRET": "bench"}
+    cxctl = [sys.executable, "-m", "cxctl", "contacts", "import", str(source), "-w", str(ws), "--json", "--now", "2026-01-01T10:00"]
+    fresh_s, fresh_cpu, fresh_rss, out = run(cxctl, env)
+    fresh = json.loads(out)
+    again_s, again_cpu, again_rss, out = run(cxctl, env)
+    again = json.loads(out)
+    assert fresh["inserted"] == args.rows and again["unchanged"] == args.rows, (fresh, again)
+
+    rows = [
+        ("sqlite3 .import (baseline)", base_s, base_cpu, base_rss, "-"),
+        ("cxctl contacts import, fresh", fresh_s, fresh_cpu, fresh_rss, f"{fresh['inserted']:,} inserted"),
+        ("cxctl contacts import, again", again_s, again_cpu, again_rss, f"{again['unchanged']:,} unchanged"),
+    ]
+    version = subprocess.run([sqlite3, "--version"], capture_output=True, text=True).stdout.split()[0]
+    print(f"{args.rows:,} contacts × 10 columns, {size_mb:.0f} MB CSV, {os.cpu_count()} CPU(s), load average "
+          f"{os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]}, SQLite shell {version}")
+    print()
+    print("| run | wall s | × baseline (wall) | CPU s | × baseline (CPU) | peak RSS MB | result |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for name, seconds, cpu, rss, note in rows:
+        print(f"| {name} | {seconds:.1f} | {seconds / base_s:.2f} | {cpu:.1f} | {cpu / base_cpu:.2f} | {rss} | {note} |")
+    worst = max(fresh_s, again_s) / base_s
+    worst_cpu = max(fresh_cpu, again_cpu) / base_cpu
+    peak = max(fresh_rss, again_rss)
+    print()
+    print(f"target: ≤ 3.00 × baseline and < 500 MB — {'met' if worst <= 3 and peak < 500 else 'MISSED'} "
+          f"(worst {worst:.2f}× wall, {worst_cpu:.2f}× CPU, peak {peak} MB)")
+    if not args.keep:
+        shutil.rmtree(ws, ignore_errors=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(baseline_db) + suffix).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
