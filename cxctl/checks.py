@@ -353,13 +353,20 @@ def _check_mappings(declared: _Declared) -> list[Problem]:
                     problems.append(_problem(parsed, base + ("columns", column),
                         f"column {column!r} maps to unknown {kind[:-1] if kind in ('contacts', 'events') else ''} field "
                         f"{target!r}" + did_you_mean(target, fields)
-                        + f": use one of {', '.join(fields)}, or attributes.<name> for any other value"))
+                        + f": use one of {', '.join(fields)}, attributes.<name> for any other value, or - to skip it"))
         values = raw.get("values")
         if isinstance(values, dict):
             for target in values:
                 if isinstance(target, str) and not _known_field(target, fields):
                     problems.append(_problem(parsed, base + ("values", target),
                         f"unknown field {target!r}" + did_you_mean(target, fields) + f": use one of {', '.join(fields)}"))
+        preset = raw.get("preset")
+        if isinstance(preset, str):
+            from cxctl.presets import PRESETS  # the audience area's built-in export formats
+
+            if preset.strip().lower().replace("-", "_") not in PRESETS:
+                problems.append(_problem(parsed, base + ("preset",), f"unknown preset {preset!r}"
+                                         + did_you_mean(preset, PRESETS) + f": use one of {', '.join(PRESETS)}"))
         date_format = raw.get("date_format")
         if isinstance(date_format, str):
             reason = date_format_problem(date_format)
@@ -368,8 +375,11 @@ def _check_mappings(declared: _Declared) -> list[Problem]:
     return problems
 
 
+IGNORE_TARGETS = ("-", "ignore")  # cxctl.presets: the column is skipped on import
+
+
 def _known_field(target: str, fields: tuple[str, ...]) -> bool:
-    if target in fields:
+    if target in fields or target in IGNORE_TARGETS:
         return True
     prefix, _, name = target.partition(".")
     return prefix == "attributes" and bool(name.strip())

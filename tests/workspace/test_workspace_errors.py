@@ -89,6 +89,8 @@ CASES = [
      [("ws/extra.yaml", 5, 7, "mappings.crm.columns.Prénom")], "column 'Prénom' maps to unknown contact field 'first_nam' (did you mean 'first_name'?)"),
     ("mapping_event_field", {"extra.yaml": "mappings:\n  evts:\n    kind: events\n    columns: {Quand: occured_at}\n"},
      [("ws/extra.yaml", 4, 15, "mappings.evts.columns.Quand")], "unknown event field 'occured_at' (did you mean 'occurred_at'?)"),
+    ("mapping_unknown_preset", {"extra.yaml": "mappings:\n  crm:\n    preset: hubspott\n    columns: {Checksum: '-', Origine: ignore}\n"},
+     [("ws/extra.yaml", 3, 5, "mappings.crm.preset")], "unknown preset 'hubspott' (did you mean 'hubspot'?)"),
     ("mapping_date_format", {"extra.yaml": "mappings:\n  crm:\n    date_format: dd/mm/yyyy\n"},
      [("ws/extra.yaml", 3, 5, "mappings.crm.date_format")], "date_format 'dd/mm/yyyy' has no % code"),
     ("mapping_bad_directive", {"extra.yaml": "mappings:\n  crm:\n    date_format: \"%d/%m/%Q\"\n"},
