@@ -210,6 +210,9 @@ class Renderer:
             raise TemplateError(f"{self._where(current, exc)}: unsafe operation refused by the sandbox ({exc})") from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"{self._where(current, exc)}: {exc}") from None
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            # e.g. `{{ event.amount + 1 }}` on a text attribute: a problem of this message, not a crash of the run
+            raise TemplateError(f"{self._where(current, exc)}: {type(exc).__name__}: {exc}: fix the expression") from None
         return Rendered(subject, text, html)
 
     def _where(self, template: jinja2.Template, exc: BaseException) -> str:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import fcntl
 import itertools
+import json
 import os
 import time
 from collections import Counter
@@ -186,6 +187,7 @@ class _Delivery:
         self.done = 0
         self.total = 0
         self.budget_reason: str | None = None
+        self.bounced_now: set[str] = set()  # addresses that bounced during this run
 
     def clock(self) -> datetime:
         """The run's `now` moved on by the real time elapsed (sent_at, Date, next tries)."""
@@ -235,6 +237,13 @@ class _Delivery:
             page = [dict(zip(names, r)) for r in cursor.fetchall()]
             if not page:
                 return
+            # One look-up per page; addresses bounced during this run are checked separately (bounced_now).
+            hashes = [email_hash(r["email"] or r["contact_email"] or "") for r in page]
+            suppressed = {h for (h,) in self.db.execute(
+                "SELECT email_hash FROM suppressions WHERE email_hash IN (SELECT value FROM json_each(?))",
+                [json.dumps(hashes)])}
+            for row, hashed in zip(page, hashes):
+                row["suppressed"] = hashed in suppressed
             yield from page
             params["after"] = page[-1]["id"]
 
@@ -246,7 +255,9 @@ class _Delivery:
         address = row["email"] or row["contact_email"]
         if row["forgotten_at"] or not address:
             return "forgotten" if row["forgotten_at"] else "no_email", "cancelled"
-        if self.db.execute("SELECT 1 FROM suppressions WHERE email_hash = ?", [email_hash(address)]).fetchone():
+        if row.get("suppressed") or address in self.bounced_now or (
+                "suppressed" not in row and self.db.execute("SELECT 1 FROM suppressions WHERE email_hash = ?",
+                                                            [email_hash(address)]).fetchone()):
             return "suppressed", "cancelled"
         if moment.trigger is not None and row["event_occurred_at"]:
             if from_db(row["event_occurred_at"]) + moment.trigger.expires < self.now:
@@ -291,20 +302,32 @@ class _Delivery:
         if not finished and not starting:
             return []
         stamp = to_db(self.clock())
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
         try:
+            sent = [o for o in finished if o.result == "sent"]
+            for outcome in sent:
+                self.report.sent += 1
+                self.report.reminders += outcome.item.kind == "reminder"
+            conn.executemany(
+                "UPDATE invitations SET status = 'sent', sent_at = ?, message_id = ?, attempts = ?, last_error = NULL, "
+                "next_attempt_at = NULL, updated_at = ? WHERE id = ?",
+                [(to_db(o.at), o.item.message_id, o.item.prev_attempts + o.tries, stamp, o.item.id) for o in sent])
             for outcome in finished:
-                self._record_one(outcome, stamp)
-            marked = []
-            for item in starting:
-                cursor = db.execute("UPDATE invitations SET status = 'sending', updated_at = ? WHERE id = ? AND status = ?",
-                                    [stamp, item.id, item.prev_status])
-                if cursor.rowcount == 1:
-                    marked.append(item)
-            db.execute("COMMIT")
+                if outcome.result != "sent":
+                    self._record_one(outcome, stamp)
+            before = conn.total_changes
+            conn.executemany("UPDATE invitations SET status = 'sending', updated_at = ? WHERE id = ? AND status = ?",
+                             [(stamp, item.id, item.prev_status) for item in starting])
+            marked = starting
+            if conn.total_changes - before != len(starting):  # a row changed under us: send only those we marked
+                ids = {r[0] for r in conn.execute(
+                    "SELECT id FROM invitations WHERE status = 'sending' AND id IN (SELECT value FROM json_each(?))",
+                    [json.dumps([item.id for item in starting])])}
+                marked = [item for item in starting if item.id in ids]
+            conn.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            conn.execute("ROLLBACK")
             raise
         return marked
 
@@ -321,17 +344,12 @@ class _Delivery:
         item_id = item.id if isinstance(item, Prepared) else item["id"]
         prev_attempts = item.prev_attempts if isinstance(item, Prepared) else item["attempts"]
         attempts = prev_attempts + outcome.tries
-        if result == "sent":
-            report.sent += 1
-            report.reminders += item.kind == "reminder"
-            db.execute("UPDATE invitations SET status = 'sent', sent_at = ?, message_id = ?, attempts = ?, last_error = NULL, "
-                       "next_attempt_at = NULL, updated_at = ? WHERE id = ?",
-                       [to_db(outcome.at), item.message_id, attempts, stamp, item_id])
-        elif result == "untried":
+        if result == "untried":
             db.execute("UPDATE invitations SET status = ?, updated_at = ? WHERE id = ?", [item.prev_status, stamp, item_id])
             self.skipped["not_tried"] += 1
         elif result == "bounce":
             report.bounced += 1
+            self.bounced_now.add(item.address)
             db.execute("UPDATE invitations SET status = 'bounced', attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
                        [attempts, outcome.error, stamp, item_id])
             db.execute("INSERT OR IGNORE INTO suppressions (email_hash, email, reason, source, note, created_at) "
@@ -444,6 +462,9 @@ class _Delivery:
             for _ in workers:
                 queue.put_nowait(None)
             await asyncio.gather(*workers, return_exceptions=True)
+            if results:  # after an unexpected error: record what did go, so it is not left in doubt
+                self.record(results[:], [])
+                results.clear()
         if self.done < self.total:
             reason = "not_tried" if self.stopped else (self.budget_reason or "limit")
             self.skipped[reason] += self.total - self.done
