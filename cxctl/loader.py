@@ -154,9 +154,13 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
     """Parse one file safely; return it with its marks, or the syntax problem."""
     problems: list[Problem] = []
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return None, [Problem(display, 1, 1, "", f"not UTF-8 ({exc.reason} at byte {exc.start}): save the file as UTF-8")]
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        return None, [Problem(display, line, column, "", f"not UTF-8 (byte 0x{raw[exc.start]:02x}: {exc.reason}; "
+                              "probably saved as Windows-1252/Latin-1): save the file as UTF-8")]
     except OSError as exc:
         return None, [Problem(display, 1, 1, "", f"cannot read: {exc.strerror}")]
     try:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from cxctl import output
-from cxctl.commands.common import workspace_path
+from cxctl.commands.common import WorkspaceOption, workspace_path
 from cxctl.workspace import github_annotation, init_workspace, json_schema, validate
 
 
@@ -27,6 +27,7 @@ def validate_command(
     strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too (exit 1).")] = False,
     format_: Annotated[Format, typer.Option("--format", "-f", help="text for people, json for scripts, "
                                             "github for workflow annotations on pull requests.")] = Format.text,
+    workspace: WorkspaceOption = None,
 ) -> int:
     """Check the workspace YAML: syntax, schema, ids and references across files, secrets.
 
@@ -35,7 +36,8 @@ def validate_command(
 
     Example: cxctl validate campaigns/ --strict --format github
     """
-    report = validate(list(paths) if paths else [workspace_path(None)], strict=strict)
+    targets = list(paths or []) + ([workspace] if workspace is not None else [])
+    report = validate(targets or [workspace_path(None)], strict=strict)
     if format_ is Format.json:
         output.print_json(report.to_dict())
     elif format_ is Format.github:

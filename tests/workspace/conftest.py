@@ -11,7 +11,7 @@ from cxctl.errors import Problem
 from cxctl.loader import check_workspace
 
 
-def write_files(root: Path, files: dict[str, str | None]) -> None:
+def write_files(root: Path, files: dict[str, str | bytes | None]) -> None:
     """Write (or, for None, delete) files below root; YAML is dedented so it can be indented inline."""
     for name, text in files.items():
         path = root / name
@@ -19,7 +19,10 @@ def write_files(root: Path, files: dict[str, str | None]) -> None:
             path.unlink(missing_ok=True)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        if isinstance(text, bytes):
+            path.write_bytes(text)  # as some editor saved it
+        else:
+            path.write_text(textwrap.dedent(text), encoding="utf-8")
 
 
 @pytest.fixture

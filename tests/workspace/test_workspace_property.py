@@ -121,3 +121,25 @@ def test_any_model_workspace_dumped_to_yaml_validates(tmp_path, generated):
     assert result.workspace is not None
     assert set(result.workspace.moments) == set(model.moments)
     assert result.workspace.moments == model.moments
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(generated=workspace(), data=st.data())
+def test_an_unknown_question_is_reported_exactly_where_it_is_written(tmp_path, generated, data):
+    """Wherever the dump puts it, the one broken reference is reported at its own line and column,
+    found here by searching the file's text, independently of the loader's marks."""
+    model, parts = generated
+    model = model.model_copy(deep=True)
+    moment_id = data.draw(st.sampled_from(sorted(model.moments)))
+    model.moments[moment_id].questions.append("zz_inconnue")
+    root = tmp_path / "mutated"
+    shutil.rmtree(root, ignore_errors=True)
+    dump_split(model, parts, root)
+    [path] = [p for p in root.rglob("*.yaml") if "zz_inconnue" in p.read_text(encoding="utf-8")]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if "zz_inconnue" in text)
+    column = lines[line - 1].index("zz_inconnue") + 1
+    errors = [p for p in check_workspace([root]).problems if p.severity == "error"]
+    index = len(model.moments[moment_id].questions) - 1
+    assert [(Path(p.file).resolve(), p.line, p.column, p.path) for p in errors] == [
+        (path.resolve(), line, column, f"moments.{moment_id}.questions[{index}]")]
