@@ -1,0 +1,105 @@
+"""Rate limit, caps, --limit, and SMTP authentication with secrets from the environment."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from aiosmtpd.smtp import AuthResult
+
+from cxctl.errors import UsageError
+from cxctl.send import deliver
+from cxctl.timeutil import parse_now
+from cxctl.transport import SmtpTransport
+
+NOW = "2026-11-23T10:00:00+00:00"
+
+
+def people(n: int) -> list[dict]:
+    return [{"email": f"p{i}@example.com"} for i in range(n)]
+
+
+def test_rate_limit_spaces_the_messages(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.Sink()
+    ws, db = smtp_ws(smtp_server(sink), concurrency=4)
+    ws.settings.smtp.rate_per_second = 20
+    send_helpers.add_invitations(db, ws, people(11))
+    start = time.monotonic()
+    report = deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp))
+    assert report.sent == 11
+    assert time.monotonic() - start >= 0.45  # 11 messages at 20/s: 10 intervals of 50 ms
+
+
+def test_hourly_cap_counts_what_was_already_sent(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.Sink()
+    ws, db = smtp_ws(smtp_server(sink))
+    ws.settings.smtp.max_per_hour = 4
+    send_helpers.add_invitations(db, ws, people(3))
+    assert deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp)).sent == 3
+    more = [{"email": f"q{i}@example.com"} for i in range(5)]
+    send_helpers.add_invitations(db, ws, more, now="2026-11-23T10:10:00+00:00")
+    report = deliver(ws, db, parse_now("2026-11-23T10:10:00+00:00"), SmtpTransport(ws.settings.smtp))
+    assert report.sent == 1 and report.skipped == {"hourly_cap": 4}
+    assert db.execute("SELECT COUNT(*) FROM invitations WHERE status = 'planned'").fetchone()[0] == 4
+    later = deliver(ws, db, parse_now("2026-11-23T11:30:00+00:00"), SmtpTransport(ws.settings.smtp))
+    assert later.sent == 4
+
+
+def test_limit_leaves_the_rest_planned(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.Sink()
+    ws, db = smtp_ws(smtp_server(sink))
+    send_helpers.add_invitations(db, ws, people(7))
+    report = deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp), limit=3)
+    assert report.sent == 3 and report.skipped == {"limit": 4}
+    assert len(sink.messages) == 3
+
+
+class Authenticator:
+    def __init__(self):
+        self.logins = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        self.logins.append((auth_data.login, auth_data.password))
+        if auth_data.login == b"cx" and auth_data.password == b"s3cret-pw":
+            return AuthResult(success=True)
+        # An explicit message: without one, aiosmtpd 1.4 leaves the client waiting for an answer.
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
+
+
+def start_auth_server(handler, authenticator) -> int:
+    from aiosmtpd.controller import Controller
+
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_require_tls=False, auth_required=True)
+    controller.start()
+    return port, controller
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_login_uses_the_environment_and_a_refused_login_stops_the_run(smtp_ws, send_helpers, monkeypatch):
+    sink, authenticator = send_helpers.Sink(), Authenticator()
+    port, controller = start_auth_server(sink, authenticator)
+    try:
+        ws, db = smtp_ws(port)
+        ws.settings.smtp.username_env, ws.settings.smtp.password_env = "CX_USER", "CX_PASSWORD"
+        with pytest.raises(UsageError, match="CX_USER"):
+            SmtpTransport(ws.settings.smtp)
+        monkeypatch.setenv("CX_USER", "cx")
+        monkeypatch.setenv("CX_PASSWORD", "s3cret-pw")
+        send_helpers.add_invitations(db, ws, people(2))
+        assert deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp)).sent == 2
+        assert (b"cx", b"s3cret-pw") in authenticator.logins
+
+        monkeypatch.setenv("CX_PASSWORD", "wrong-pw")
+        send_helpers.add_invitations(db, ws, [{"email": "late@example.com"}])
+        report = deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp), retry_delays=())
+        assert report.stopped and "refused the login" in report.stopped and "wrong-pw" not in report.stopped
+        assert report.sent == 0
+        assert db.execute("SELECT status FROM invitations WHERE email = 'late@example.com'").fetchone()[0] == "planned"
+    finally:
+        controller.stop()
