@@ -32,7 +32,7 @@ from cxctl.errors import Problem, UsageError, WorkspaceError
 
 WORKSPACE_FILE = "cxctl.yaml"
 SECTIONS = ("journeys", "moments", "questions", "mappings")
-# Keys that hold a secret when written in clear (reported by checks.find_secrets).
+# Keys that hold a secret when written in clear (reported by workspace_checks.find_secrets).
 SECRET_KEYS = frozenset({"password", "passwd", "secret", "api_key", "apikey", "token", "token_secret", "smtp_password"})
 # libyaml when available: same marks and errors, several times faster on large workspaces.
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -322,7 +322,7 @@ def _problems_from_validation(parsed: ParsedFile, exc: ValidationError) -> list[
         # A missing key has no mark of its own: point at the object that lacks it.
         line, col = mark_for(parsed, loc[:-1] if missing else loc)
         if error["type"] == "extra_forbidden" and isinstance(loc[-1], str) and loc[-1].lower() in SECRET_KEYS:
-            continue  # reported by checks.find_secrets, with a better fix
+            continue  # reported by workspace_checks.find_secrets, with a better fix
         problems.append(Problem(parsed.display, line, col, format_path(loc), message))
     return problems
 
