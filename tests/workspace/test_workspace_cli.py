@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from cxctl.errors import Problem
 from cxctl.workspace import github_annotation
@@ -147,6 +148,12 @@ def test_init_writes_a_workspace_that_validates(cli, tmp_path):
     assert "name: Mon programme" in (target / "cxctl.yaml").read_text(encoding="utf-8")
     code, out, _ = cli("validate", str(target), "--strict")
     assert (code, out) == (0, "")
+    # The schema it writes for editors accepts the files it writes.
+    validator = jsonschema.Draft202012Validator(json.loads((target / "cxctl.schema.json").read_text(encoding="utf-8")))
+    for path in target.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        assert text.startswith("# yaml-language-server: $schema=./cxctl.schema.json\n")
+        assert list(validator.iter_errors(json.loads(json.dumps(yaml.safe_load(text))))) == []
 
 
 def test_init_refuses_to_overwrite_then_force(cli, tmp_path):
