@@ -103,3 +103,50 @@ def test_smtp_login_uses_the_environment_and_a_refused_login_stops_the_run(smtp_
         assert db.execute("SELECT status FROM invitations WHERE email = 'late@example.com'").fetchone()[0] == "planned"
     finally:
         controller.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_context(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 (openssl), as a server-side SSLContext."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    return context, cert
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_starttls_and_implicit_tls(smtp_ws, send_helpers, tls_context, security):
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    context, cert = tls_context
+    sink = send_helpers.Sink()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    if security == "starttls":
+        controller = Controller(sink, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True)
+    else:
+        controller = Controller(sink, hostname="127.0.0.1", port=port, ssl_context=context)
+    controller.start()
+    try:
+        ws, db = smtp_ws(port)
+        ws.settings.smtp.security = security
+        send_helpers.add_invitations(db, ws, people(2))
+        transport = SmtpTransport(ws.settings.smtp)
+        transport.validate_certs = False  # self-signed; a real server's certificate is checked
+        report = deliver(ws, db, parse_now(NOW), transport)
+        assert report.sent == 2, report.errors
+        assert len(sink.messages) == 2
+    finally:
+        controller.stop()
