@@ -160,3 +160,35 @@ def test_nested_workspace_files_are_not_merged(check, workspace_dir):
     """A sub-folder with its own cxctl.yaml is another workspace: its ids must not clash with ours."""
     nested = {f"autre/{name}": (workspace_dir / name).read_text(encoding="utf-8") for name in ("cxctl.yaml", "ecommerce.yaml")}
     assert check(nested) == []
+
+
+IN_THE_MOMENT = """\
+moments:
+  appel:
+    journey: ecommerce
+    stage: support
+    kind: in_the_moment
+    trigger: {event: call_ended, delay: 2d, expires: 5d}
+    questions: [csat]
+    reminders: {count: 1, after: 1d}
+    targets: {csat: 80}
+"""
+
+WARNINGS = [
+    ("reminder_in_the_moment", {"extra.yaml": IN_THE_MOMENT},
+     [("ws/extra.yaml", 6, 34, "moments.appel.trigger.delay"), ("ws/extra.yaml", 8, 5, "moments.appel.reminders")]),
+    ("question_never_asked", {"extra.yaml": "questions:\n  orpheline:\n    type: open\n    text: Rien ?\n"},
+     [("ws/extra.yaml", 2, 3, "questions.orpheline")]),
+    ("wording_in_unlisted_language", {"extra.yaml": moment(questions="csat, q_de")
+                                      + "questions:\n  q_de:\n    type: open\n    text: {fr: Oui, de: Ja}\n"},
+     [("ws/extra.yaml", 12, 21, "questions.q_de.text.de")]),
+    ("link_without_token", {"cxctl.yaml": SETTINGS_HEAD.replace("?t={token}", "")},
+     [("ws/cxctl.yaml", 4, 3, "workspace.survey_url")]),
+]
+
+
+@pytest.mark.parametrize("files, expected", [c[1:] for c in WARNINGS], ids=[c[0] for c in WARNINGS])
+def test_warnings_are_separate_from_errors_and_located(check, files, expected):
+    problems = check(files)
+    assert [p for p in problems if p.severity == "error"] == []
+    assert [(p.file, p.line, p.column, p.path) for p in problems if p.severity == "warning"] == expected
