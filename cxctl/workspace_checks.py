@@ -174,6 +174,17 @@ def check_settings(settings: Settings | None, place: ParsedFile | None) -> list[
     problems: list[Problem] = []
     if settings is None or place is None:
         return problems
+    from cxctl.emails import normalise
+
+    for key, address in (("address", settings.sender.address), ("reply_to", settings.sender.reply_to),
+                         ("unsubscribe_mailto", settings.unsubscribe_mailto)):
+        if address is None:
+            continue
+        try:
+            normalise(address)
+        except ValueError as exc:
+            where = ("workspace", "sender", key) if key != "unsubscribe_mailto" else ("workspace", key)
+            problems.append(problem_at(place, where, f"{str(exc).rstrip('.')}: write a full address such as avis@example.com"))
     if settings.default_language not in settings.languages:
         problems.append(problem_at(place, ("workspace", "default_language"),
             f"default language {settings.default_language!r} is not in languages {settings.languages}: add it there"))

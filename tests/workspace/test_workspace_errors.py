@@ -89,6 +89,8 @@ CASES = [
      [("ws/cxctl.yaml", 7, 5, "workspace.smtp.password")], "a secret is written in clear"),
     ("secret_in_url", {"cxctl.yaml": SETTINGS_HEAD.replace("https://s.example", "https://admin:hunter2@s.example")},
      [("ws/cxctl.yaml", 4, 3, "workspace.survey_url")], "a password is written in clear in this URL"),
+    ("sender_address", {"cxctl.yaml": SETTINGS_HEAD.replace("avis@test.example", "avis-at-test.example")},
+     [("ws/cxctl.yaml", 3, 27, "workspace.sender.address")], "invalid email 'avis-at-test.example'"),
     ("mapping_unknown_field", {"extra.yaml": "mappings:\n  crm:\n    columns:\n      Courriel: email\n      Prénom: first_nam\n      VIP: attributes.vip\n"},
      [("ws/extra.yaml", 5, 7, "mappings.crm.columns.Prénom")], "column 'Prénom' maps to unknown contact field 'first_nam' (did you mean 'first_name'?)"),
     ("mapping_event_field", {"extra.yaml": "mappings:\n  evts:\n    kind: events\n    columns: {Quand: occured_at}\n"},
