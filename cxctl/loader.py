@@ -360,6 +360,8 @@ def workspace_files(paths: list[Path]) -> tuple[Path, list[Path]]:
         if r not in seen:
             seen.add(r)
             unique.append(f)
+    # cxctl.yaml first: its workspace/rules blocks are the ones a duplicate elsewhere is compared with.
+    unique.sort(key=lambda f: not (f.name == WORKSPACE_FILE and f.resolve().parent == root.resolve()))
     return root, unique
 
 

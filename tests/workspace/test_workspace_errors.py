@@ -194,3 +194,11 @@ def test_warnings_are_separate_from_errors_and_located(check, files, expected):
     problems = check(files)
     assert [p for p in problems if p.severity == "error"] == []
     assert [(p.file, p.line, p.column, p.path) for p in problems if p.severity == "warning"] == expected
+
+
+def test_a_second_workspace_block_is_reported_outside_cxctl_yaml(check):
+    """a.yaml sorts before cxctl.yaml, yet cxctl.yaml's block is the one kept."""
+    problems = check({"a.yaml": SETTINGS_HEAD})
+    assert [(p.file, p.line, p.column, p.path) for p in problems if p.severity == "error"] == [
+        ("ws/a.yaml", 1, 1, "workspace")]
+    assert "a second workspace block (the first is in ws/cxctl.yaml)" in problems[0].message
