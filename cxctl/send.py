@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import itertools
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,8 +23,8 @@ from typing import Any, Callable, Iterator
 
 import sqlite_utils
 
-from cxctl.errors import LockedError
 from cxctl.loader import Workspace
+from cxctl.lock import database_file, send_lock  # noqa: F401  (part of this module's API)
 from cxctl.mime import MessageBuilder
 from cxctl.render import Renderer, TemplateError, contact_vars, event_vars
 from cxctl.store import email_hash
@@ -66,54 +64,6 @@ class SendReport:
     def ok(self) -> bool:
         """False when the run needs a look: stopped, failures, or messages in doubt."""
         return self.stopped is None and self.failed == 0 and self.in_doubt == 0
-
-
-# --- the lock ---------------------------------------------------------------------------------
-
-_HELD: dict[str, int] = {}
-
-
-def database_file(db: sqlite_utils.Database) -> Path | None:
-    for _, name, file in db.execute("PRAGMA database_list").fetchall():
-        if name == "main" and file:
-            return Path(file)
-    return None
-
-
-@contextlib.contextmanager
-def send_lock(db_file: Path | None, wait: bool = False) -> Iterator[None]:
-    """Hold `<db>.send.lock` (fcntl.flock) for the run; re-entrant within one process.
-    Raises LockedError at once when another process holds it, unless `wait`."""
-    if db_file is None:
-        yield
-        return
-    path = f"{db_file}.send.lock"
-    if path in _HELD:
-        _HELD[path] += 1
-        try:
-            yield
-        finally:
-            _HELD[path] -= 1
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise LockedError(
-                f"another `cxctl send` (process {holder}) is running on {db_file}: it holds {path}; "
-                f"let it finish, or rerun with --wait to start when it does"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        _HELD[path] = 1
-        try:
-            yield
-        finally:
-            del _HELD[path]
-    finally:
-        os.close(fd)  # closing releases the flock, also when the process dies
 
 
 # --- rows -------------------------------------------------------------------------------------
