@@ -3,9 +3,9 @@
 Each invitation moves through recorded states: planned → sending → sent | failed (attempts, next try) |
 bounced (address suppressed), or cancelled/expired before it goes. A row is committed as `sending`
 before its message is handed to the transport, and its outcome is committed right after, so after a
-`kill -9` the rows still `sending` are exactly the messages that were in flight: the next run marks
-them `in_doubt` and reports them, never re-sends them silently. At most `window` (2 × concurrency)
-rows are `sending` at any time. A file lock (`<db>.send.lock`) keeps two runs apart.
+`kill -9` the rows still `sending` are the messages in flight plus the few queued behind them — at most
+2 × concurrency: the next run marks them `in_doubt` and reports them, never re-sends them silently.
+A file lock (cxctl.lock) keeps two runs apart.
 """
 
 from __future__ import annotations
