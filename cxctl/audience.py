@@ -174,11 +174,14 @@ def _row_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]
     attr_plain = not (comma or date_format or any(k in maps for k in attr_keys))
     used_idx = [c.index for c in resolved.columns if c.target != "ignore"]
     # The row hash covers the used cells and how they are read, so a changed mapping is a change too.
-    signature = repr((resolved.describe(), sorted(maps.items()), date_format, comma)).encode()
-    hash_key = hashlib.blake2b(signature, digest_size=32).digest()
+    signature = hashlib.sha256(repr((resolved.describe(), sorted(maps.items()), date_format, comma)).encode()).hexdigest()[:8]
+    md5 = hashlib.md5
+    # Attributes JSON written directly: json.dumps costs more than the rest of the row on a million rows.
+    attr_prefixes = ["," + json.dumps(k, ensure_ascii=False) + ":" for k in attr_keys]
+    quote = json.encoder.encode_basestring  # ensure_ascii=False, C implementation
     i_ext, i_email = field_index.get("external_id"), field_index.get("email")
     ext_map = maps.get("external_id")
-    sha256, blake = hashlib.sha256, hashlib.blake2b
+    sha256 = hashlib.sha256
     normalise = emails.normalise
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # the C encoder, built once
 
@@ -193,10 +196,11 @@ def _row_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]
                     value = values.decimal_comma(value)
                 if date_format:
                     value = values.dated(value, date_format)
-            attrs[key] = value or None
+            if value:
+                attrs[key] = value
         return attrs
 
-    def convert(fields: list[str]) -> tuple:
+    def convert(number: int, fields: list[str]) -> list:
         external_id = fields[i_ext].strip() if i_ext is not None else ""
         if ext_map and external_id:
             external_id = ext_map.get(external_id.lower(), external_id)
@@ -209,7 +213,7 @@ def _row_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]
                 raise ValueError(FORGOTTEN)
         elif not external_id:
             raise ValueError("no email and no external id: fill one of them, or map the right column (--mapping, --preset)")
-        row = [external_id or "@" + email_hash, external_id or None, email, email_hash]
+        row = [number, external_id or None, email, email_hash]
         for _, index, table, check in special:
             value = fields[index].strip()
             if value:
@@ -220,11 +224,19 @@ def _row_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]
             row.append(value or None)
         row += [fields[i].strip() or None for i in plain_idx]
         if attr_plain:
-            attrs = dict(zip(attr_keys, [fields[i].strip() or None for i in attr_idx]))
+            parts = []
+            for prefix, index in zip(attr_prefixes, attr_idx):
+                value = fields[index].strip()
+                if value:
+                    parts.append(prefix + quote(value))
+            if parts:
+                parts[0] = "{" + parts[0][1:]
+                row.append("".join(parts) + "}")
+            else:
+                row.append("{}")
         else:
-            attrs = slow_attributes(fields)
-        row.append(dumps(attrs))
-        row.append(blake("\x1f".join([fields[i] for i in used_idx]).encode(), digest_size=12, key=hash_key).hexdigest())
+            row.append(dumps(slow_attributes(fields)))
+        row.append(md5("\x1f".join([fields[i] for i in used_idx]).encode(), usedforsecurity=False).hexdigest()[:24] + signature)
         reason = None
         if suppress and email is not None:
             for index, accepted, why in suppress:
@@ -235,7 +247,7 @@ def _row_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]
         row.append(reason)
         return row
 
-    return convert, staged
+    return convert, staged, attr_keys
 
 
 class _BatchWriter:
@@ -288,7 +300,7 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
         result = ImportResult(str(path), "contacts", table.sha256, table.encoding, table.delimiter, resolved.preset,
                               resolved.describe(), dry_run=dry_run, previously_imported=previous_import(db, "contacts", table.sha256))
         forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
-        convert, staged = _row_converter(resolved, ws, forgotten)
+        convert, staged, attr_keys = _row_converter(resolved, ws, forgotten)
         log = _Log(path, table.header, dry_run)
         cache = [db.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] for schema in ("main", "temp")]
         # A bigger page cache keeps the indexes of a million-row table in memory while they are written.
@@ -298,7 +310,7 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
         try:
             _stage_contacts(db, table, convert, staged, log, result)
             result.footer = table.footer
-            _merge_contacts(db, staged, result, now)
+            _merge_contacts(db, staged, attr_keys, result, now)
             log.close(result)
             if dry_run:
                 db.execute("ROLLBACK")
@@ -320,7 +332,7 @@ def _stage_contacts(db: sqlite_utils.Database, table: CsvTable, convert, staged:
                     result: ImportResult) -> None:
     """Stream the good rows into temp.stage_contacts; keep only the last row of each key."""
     db.execute("DROP TABLE IF EXISTS temp.stage_contacts")
-    columns = ("k", "external_id", "email", "email_hash", *staged, "attributes", "row_hash", "suppress")
+    columns = ("external_id", "email", "email_hash", *staged, "attributes", "row_hash", "suppress")
     # Column names are ours (CONTACT_FIELDS), never the file's.
     db.execute("CREATE TEMP TABLE stage_contacts (rn INTEGER PRIMARY KEY, " + ", ".join(f"{c} TEXT" for c in columns)
                + ", contact_id INTEGER)")
@@ -335,17 +347,16 @@ def _stage_contacts(db: sqlite_utils.Database, table: CsvTable, convert, staged:
                 log.reject(number, fields, problem)
                 continue
             try:
-                row = convert(fields)
+                row = convert(number, fields)
             except ValueError as exc:
                 log.reject(number, fields, str(exc))
                 continue
-            key = row[0]
+            key = row[1] or "@" + row[3]
             if key in seen:
                 repeated.add(key)
                 result.duplicates += 1
             else:
                 seen.add(key)
-            row.insert(0, number)
             batch.append(row)
             if len(batch) >= CHUNK:
                 writer.put(batch)
@@ -358,18 +369,20 @@ def _stage_contacts(db: sqlite_utils.Database, table: CsvTable, convert, staged:
         # Within a file the last row of a key wins.
         db.execute("CREATE TEMP TABLE stage_repeated (k TEXT PRIMARY KEY)")
         db.conn.executemany("INSERT INTO stage_repeated (k) VALUES (?)", ((k,) for k in repeated))
-        db.execute("CREATE INDEX temp.stage_contacts_k ON stage_contacts(k)")
-        db.execute("DELETE FROM stage_contacts WHERE k IN (SELECT k FROM stage_repeated) AND rn NOT IN "
-                   "(SELECT MAX(rn) FROM stage_contacts WHERE k IN (SELECT k FROM stage_repeated) GROUP BY k)")
+        key = "COALESCE(external_id, '@' || email_hash)"
+        db.execute(f"CREATE INDEX temp.stage_contacts_k ON stage_contacts({key})")
+        db.execute(f"DELETE FROM stage_contacts WHERE {key} IN (SELECT k FROM stage_repeated) AND rn NOT IN "
+                   f"(SELECT MAX(rn) FROM stage_contacts WHERE {key} IN (SELECT k FROM stage_repeated) GROUP BY {key})")
         db.execute("DROP TABLE temp.stage_repeated")
 
 
-def _merge_contacts(db: sqlite_utils.Database, present: list[str], result: ImportResult, now: datetime) -> None:
+def _merge_contacts(db: sqlite_utils.Database, present: list[str], attr_keys: list[str], result: ImportResult,
+                    now: datetime) -> None:
     """Set-based merge of the staged rows into contacts; fills the counts."""
     conn = db.conn
     stamp = to_db(now)
-    has_contacts = conn.execute("SELECT EXISTS (SELECT 1 FROM contacts)").fetchone()[0]
-    no_id = conn.execute("SELECT COUNT(*) FROM stage_contacts WHERE external_id IS NULL").fetchone()[0]
+    existing = conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+    no_id = conn.execute("SELECT EXISTS (SELECT 1 FROM stage_contacts WHERE external_id IS NULL)").fetchone()[0]
     if no_id:
         conn.execute("CREATE INDEX temp.stage_contacts_hash ON stage_contacts(email_hash)")
         # A row without id whose email belongs to a row with one is the same person: merge into the latter.
@@ -378,53 +391,65 @@ def _merge_contacts(db: sqlite_utils.Database, present: list[str], result: Impor
             "(SELECT email_hash FROM stage_contacts WHERE external_id IS NOT NULL)"
         )
         result.duplicates += cur.rowcount
-    if has_contacts:
+    if existing:
         conn.execute(
             "UPDATE stage_contacts SET contact_id = c.id FROM contacts c "
             "WHERE stage_contacts.external_id IS NOT NULL AND c.external_id = stage_contacts.external_id"
         )
-        conn.execute(
-            "UPDATE stage_contacts SET contact_id = m.id FROM "
-            "(SELECT email_hash, MIN(id) AS id FROM contacts WHERE external_id IS NULL AND email_hash IS NOT NULL GROUP BY email_hash) m "
-            "WHERE stage_contacts.contact_id IS NULL AND stage_contacts.email_hash = m.email_hash"
-        )
-        conn.execute(
-            "UPDATE stage_contacts SET contact_id = m.id FROM "
-            "(SELECT email_hash, MIN(id) AS id FROM contacts WHERE email_hash IS NOT NULL GROUP BY email_hash) m "
-            "WHERE stage_contacts.contact_id IS NULL AND stage_contacts.external_id IS NULL AND stage_contacts.email_hash = m.email_hash"
-        )
-        conn.execute("CREATE INDEX temp.stage_contacts_contact ON stage_contacts(contact_id)")
-        # Two rows with different ids adopting the same id-less contact: the last adopts it, the others are new people.
-        conn.execute(
-            "UPDATE stage_contacts SET contact_id = NULL WHERE contact_id IS NOT NULL AND external_id IS NOT NULL "
-            "AND rn < (SELECT MAX(s.rn) FROM stage_contacts s WHERE s.contact_id = stage_contacts.contact_id)"
-        )
-        cur = conn.execute(
-            "DELETE FROM stage_contacts WHERE external_id IS NULL AND contact_id IN "
-            "(SELECT contact_id FROM stage_contacts WHERE external_id IS NOT NULL AND contact_id IS NOT NULL)"
-        )
-        result.duplicates += cur.rowcount
+        adopted = 0
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM stage_contacts WHERE contact_id IS NULL AND email_hash IS NOT NULL)").fetchone()[0]:
+            adopted += conn.execute(
+                "UPDATE stage_contacts SET contact_id = (SELECT MIN(c.id) FROM contacts c WHERE c.email_hash = stage_contacts.email_hash "
+                "AND c.external_id IS NULL) WHERE contact_id IS NULL AND email_hash IS NOT NULL"
+            ).rowcount
+            conn.execute(
+                "UPDATE stage_contacts SET contact_id = (SELECT MIN(c.id) FROM contacts c WHERE c.email_hash = stage_contacts.email_hash) "
+                "WHERE contact_id IS NULL AND external_id IS NULL AND email_hash IS NOT NULL"
+            )
+        if adopted:
+            conn.execute("CREATE INDEX temp.stage_contacts_contact ON stage_contacts(contact_id)")
+            # Two rows with different ids adopting the same id-less contact: the last adopts it, the others are new people.
+            conn.execute(
+                "UPDATE stage_contacts SET contact_id = NULL WHERE contact_id IS NOT NULL AND external_id IS NOT NULL "
+                "AND rn < (SELECT MAX(s.rn) FROM stage_contacts s WHERE s.contact_id = stage_contacts.contact_id)"
+            )
+            cur = conn.execute(
+                "DELETE FROM stage_contacts WHERE external_id IS NULL AND contact_id IN "
+                "(SELECT contact_id FROM stage_contacts WHERE external_id IS NOT NULL AND contact_id IS NOT NULL)"
+            )
+            result.duplicates += cur.rowcount
         matched = conn.execute("SELECT COUNT(*) FROM stage_contacts WHERE contact_id IS NOT NULL").fetchone()[0]
-        # Field names come from CONTACT_FIELDS (ours), never from the file.
+        # Field names come from CONTACT_FIELDS (ours), never from the file; attribute names are bound JSON paths.
         assignments = ["external_id = COALESCE(s.external_id, contacts.external_id)",
                        "email = COALESCE(s.email, contacts.email)", "email_hash = COALESCE(s.email_hash, contacts.email_hash)"]
         assignments += [f"{name} = s.{name}" for name in present]
+        paths = ['$."' + key.replace('"', '""') + '"' for key in attr_keys]
+        # The file's attribute columns replace the contact's (an empty cell removes one); others stay.
+        attributes = f"json_patch(json_remove(contacts.attributes{', ?' * len(paths)}), s.attributes)" if paths else \
+            "json_patch(contacts.attributes, s.attributes)"
         cur = conn.execute(
-            "UPDATE contacts SET " + ", ".join(assignments) + ", attributes = json_patch(contacts.attributes, s.attributes), "
+            "UPDATE contacts SET " + ", ".join(assignments) + f", attributes = {attributes}, "
             "row_hash = s.row_hash, updated_at = ? FROM stage_contacts s "
             "WHERE s.contact_id = contacts.id AND contacts.row_hash IS NOT s.row_hash",
-            [stamp],
+            [*paths, stamp],
         )
         result.updated = cur.rowcount
         result.unchanged = matched - result.updated
     columns = ["external_id", "email", "email_hash", *present]
-    cur = conn.execute(
-        f"INSERT INTO contacts ({', '.join(columns)}, attributes, row_hash, created_at, updated_at) "
-        f"SELECT {', '.join(columns)}, json_patch('{{}}', attributes), row_hash, ?, ? FROM stage_contacts "
-        "WHERE contact_id IS NULL ORDER BY rn",
-        [stamp, stamp],
-    )
-    result.inserted = cur.rowcount
+    insert = (f"INSERT INTO contacts ({', '.join(columns)}, attributes, row_hash, created_at, updated_at) "
+              f"SELECT {', '.join(columns)}, attributes, row_hash, ?, ? FROM stage_contacts WHERE contact_id IS NULL ORDER BY rn")
+    new = conn.execute("SELECT COUNT(*) FROM stage_contacts WHERE contact_id IS NULL").fetchone()[0]
+    if new >= 50_000 and new > existing:
+        # Building an index once, sorted, is several times faster than a million random insertions into it.
+        indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contacts' "
+                               "AND sql IS NOT NULL").fetchall()
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+        result.inserted = conn.execute(insert, [stamp, stamp]).rowcount
+        for _, sql in indexes:
+            conn.execute(sql)
+    else:
+        result.inserted = conn.execute(insert, [stamp, stamp]).rowcount
     cur = conn.execute(
         "INSERT OR IGNORE INTO suppressions (email_hash, email, reason, source, note, created_at) "
         "SELECT email_hash, email, suppress, 'import', ?, ? FROM stage_contacts WHERE suppress IS NOT NULL AND email_hash IS NOT NULL",

@@ -40,7 +40,9 @@ def normalise(raw: str) -> str:
     """Return the normalised address; raise ValueError with a readable reason."""
     if raw is None:
         raise ValueError("empty email")
-    text = raw.strip().strip("<>").strip()
+    text = raw.strip()
+    if text[:1] == "<" or text[-1:] == ">":
+        text = text.strip("<>").strip()
     if not text:
         raise ValueError("empty email")
     fast = _fast(text)
