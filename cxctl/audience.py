@@ -200,52 +200,60 @@ def _row_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]
                 attrs[key] = value
         return attrs
 
-    def convert(number: int, fields: list[str]) -> list:
-        external_id = fields[i_ext].strip() if i_ext is not None else ""
-        if ext_map and external_id:
-            external_id = ext_map.get(external_id.lower(), external_id)
-        raw_email = fields[i_email].strip() if i_email is not None else ""
-        email = email_hash = None
-        if raw_email:
-            email = normalise(raw_email)
-            email_hash = sha256(email.lower().encode()).hexdigest()
-            if email_hash in forgotten:
-                raise ValueError(FORGOTTEN)
-        elif not external_id:
-            raise ValueError("no email and no external id: fill one of them, or map the right column (--mapping, --preset)")
-        row = [number, external_id or None, email, email_hash]
-        for _, index, table, check in special:
-            value = fields[index].strip()
-            if value:
-                if table:
-                    value = table.get(value.lower(), value)
-                if check:
-                    value = check(value)
-            row.append(value or None)
-        row += [fields[i].strip() or None for i in plain_idx]
-        if attr_plain:
-            parts = []
-            for prefix, index in zip(attr_prefixes, attr_idx):
-                value = fields[index].strip()
-                if value:
-                    parts.append(prefix + quote(value))
-            if parts:
-                parts[0] = "{" + parts[0][1:]
-                row.append("".join(parts) + "}")
-            else:
-                row.append("{}")
-        else:
-            row.append(dumps(slow_attributes(fields)))
-        row.append(md5("\x1f".join([fields[i] for i in used_idx]).encode(), usedforsecurity=False).hexdigest()[:24] + signature)
-        reason = None
-        if suppress and email is not None:
-            for index, accepted, why in suppress:
-                value = fields[index].strip().lower()
-                if value and (not accepted or value in accepted):
-                    reason = why
-                    break
-        row.append(reason)
-        return row
+    def suppress_reason(fields: list[str]) -> str | None:
+        for index, accepted, why in suppress:
+            value = fields[index].strip().lower()
+            if value and (not accepted or value in accepted):
+                return why
+        return None
+
+    # The converter is generated for this file's columns: on a million rows, the loops, zips and
+    # branches of a generic function cost more than the work itself. Only integer indexes and repr()
+    # literals are written into the source; cell values are never part of it.
+    source = ["def convert(number, fields):"]
+    source.append(f"    external_id = fields[{i_ext}].strip()" if i_ext is not None else "    external_id = ''")
+    if ext_map:
+        source.append("    if external_id: external_id = ext_map.get(external_id.lower(), external_id)")
+    source.append(f"    raw_email = fields[{i_email}].strip()" if i_email is not None else "    raw_email = ''")
+    source += [
+        "    if raw_email:",
+        "        email = normalise(raw_email)",
+        "        email_hash = sha256(email.lower().encode()).hexdigest()",
+        "        if email_hash in forgotten: raise ValueError(FORGOTTEN)",
+        "    elif not external_id: raise ValueError(NO_KEY)",
+        "    else: email = email_hash = None",
+    ]
+    namespace = {"normalise": normalise, "sha256": sha256, "forgotten": forgotten, "FORGOTTEN": FORGOTTEN, "md5": md5,
+                 "NO_KEY": "no email and no external id: fill one of them, or map the right column (--mapping, --preset)",
+                 "ext_map": ext_map, "quote": quote, "signature": signature, "dumps": dumps,
+                 "slow_attributes": slow_attributes, "suppress_reason": suppress_reason}
+    values_out = ["number", "external_id or None", "email", "email_hash"]
+    for n, (_, index, table, check) in enumerate(special):
+        source.append(f"    v{n} = fields[{index}].strip()")
+        if table:
+            namespace[f"table_{n}"] = table
+            source.append(f"    if v{n}: v{n} = table_{n}.get(v{n}.lower(), v{n})")
+        if check:
+            namespace[f"check_{n}"] = check
+            source.append(f"    if v{n}: v{n} = check_{n}(v{n})")
+        values_out.append(f"v{n} or None")
+    values_out += [f"fields[{i}].strip() or None" for i in plain_idx]
+    if not attr_keys:
+        source.append("    attributes = '{}'")
+    elif attr_plain:
+        source.append("    parts = []")
+        for prefix, index in zip(attr_prefixes, attr_idx):
+            source.append(f"    value = fields[{index}].strip()")
+            source.append(f"    if value: parts.append({prefix!r} + quote(value))")
+        source.append("    attributes = '{' + ''.join(parts)[1:] + '}' if parts else '{}'")
+    else:
+        source.append("    attributes = dumps(slow_attributes(fields))")
+    used = ", ".join(f"fields[{i}]" for i in used_idx)
+    source.append(f"    digest = md5('\\x1f'.join(({used},)).encode(), usedforsecurity=False).hexdigest()[:24] + signature")
+    values_out += ["attributes", "digest", "suppress_reason(fields) if email is not None else None" if suppress else "None"]
+    source.append(f"    return [{', '.join(values_out)}]")
+    exec(compile("\n".join(source), "<cxctl contacts converter>", "exec"), namespace)
+    convert = namespace["convert"]
 
     return convert, staged, attr_keys
 
