@@ -47,10 +47,13 @@ def test_send_plans_then_writes_the_outbox_and_a_second_run_sends_nothing(cli, w
     assert code == 0 and json.loads(out)["sent"] == 0 and json.loads(out)["planned"] == 0
 
 
-def test_send_summary_table_in_plain_text(cli, workspace_dir):
-    code, out, err = cli("send", "-w", str(workspace_dir), "--now", "2026-11-23T12:00:00+00:00")
+def test_send_summary_table_and_plain_progress_lines_under_cron(cli, workspace_dir):
+    seed_contacts_and_events(workspace_dir, 2)
+    code, out, err = cli("send", "-w", str(workspace_dir), "--now", "2026-11-23T12:00:00+00:00", "-m", "delivery_csat")
     assert code == 0, err
-    assert "send via outbox" in out and "sent" in out and "in doubt" in out
+    assert "send via outbox" in out and "in doubt" in out
+    assert "│ sent" in out or "sent " in out
+    assert "send: 2/2 done" in err  # not a terminal: log lines, no progress bar
 
 
 def test_preview_writes_eml_and_html_in_the_requested_language(cli, workspace_dir, tmp_path):

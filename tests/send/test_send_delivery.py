@@ -215,3 +215,18 @@ def test_expired_invitations_are_not_sent(smtp_server, smtp_ws, send_helpers):
     report = run(ws, db, now="2026-12-20T10:00:00+00:00")  # delivery_csat expires 14 days after the delivery
     assert report.skipped == {"expired": 1} and sink.messages == []
     assert statuses(db) == {"zoe@example.fr": "expired"}
+
+
+def test_rows_left_sending_become_in_doubt_and_go_again_only_when_asked(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.Sink()
+    ws, db = smtp_ws(smtp_server(sink))
+    ids = send_helpers.add_invitations(db, ws, PEOPLE[:2])
+    db.execute("UPDATE invitations SET status = 'sending' WHERE id = ?", [ids[0]])  # as a killed run leaves it
+    report = run(ws, db)
+    assert (report.in_doubt, report.in_doubt_ids, report.sent) == (1, [ids[0]], 1)
+    assert not report.ok
+    assert statuses(db) == {"zoe@example.fr": "in_doubt", "john@example.com": "sent"}
+    assert run(ws, db).in_doubt == 0  # reported once, then left alone
+    report = run(ws, db, resend_in_doubt=True)
+    assert (report.resent_in_doubt, report.sent) == (1, 1)
+    assert sink.per_address() == {"zoe@example.fr": 1, "john@example.com": 1}
