@@ -302,9 +302,12 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     skipped: Counter = Counter()
 
     def flush() -> None:
+        # Staging rows go to a temporary table in one transaction per batch (not one commit per row).
+        db.execute("BEGIN")
         db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, moment, token, email, external_id,"
                             " submitted_at, day, complete, fields) VALUES (?,?,?,?,?,?,?,?,?,?,?)", stage)
         db.conn.executemany("INSERT INTO temp.stage_answers VALUES (?,?,?,?)", answers)
+        db.execute("COMMIT")
         stage.clear()
         answers.clear()
 

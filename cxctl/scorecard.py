@@ -164,7 +164,12 @@ def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *
         order = ["m:" + period_label(m, "month") for m in months]
         shown = {"current"}
 
-    cells = _fetch(ws, db, groups, moments, labels, local)
+    # One read transaction: a consistent snapshot, and the temporary tables filled without a commit per row.
+    db.execute("BEGIN")
+    try:
+        cells = _fetch(ws, db, groups, moments, labels, local)
+    finally:
+        db.execute("COMMIT")
     rows = _rows(ws, cells, groups, times, order, shown)
     return Scorecard(by, since_day.isoformat(), until_day.isoformat(), ws.settings.min_responses, rows)
 
@@ -223,11 +228,11 @@ def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments:
     if not exprs:
         scores = q(f"""SELECT r.moment, d.label, r.question, r.value, SUM(r.n) FROM score_rollup r
                        JOIN temp.sc_days d ON d.day = r.day JOIN temp.sc_moments m ON m.moment = r.moment
-                       WHERE r.question IN ({marks}) GROUP BY 1, 2, 3, 4""", scored)
+                       WHERE r.question IN ({marks}) AND r.n <> 0 GROUP BY 1, 2, 3, 4""", scored)
         responses = q("""SELECT r.moment, d.label, SUM(r.n) FROM response_rollup r JOIN temp.sc_days d ON d.day = r.day
-                         JOIN temp.sc_moments m ON m.moment = r.moment GROUP BY 1, 2""")
+                         JOIN temp.sc_moments m ON m.moment = r.moment WHERE r.n <> 0 GROUP BY 1, 2""")
         sent = q("""SELECT s.moment, h.label, SUM(s.n) FROM sent_rollup s JOIN temp.sc_hours h ON h.hour = s.hour
-                    JOIN temp.sc_moments m ON m.moment = s.moment GROUP BY 1, 2""")
+                    JOIN temp.sc_moments m ON m.moment = s.moment WHERE s.n <> 0 GROUP BY 1, 2""")
     else:
         group_by = ", ".join(str(i) for i in range(1, width + 5))
         scores = q(f"""SELECT {select} r.moment, d.label, a.question, CAST(a.value_num AS INTEGER), COUNT(*)
@@ -320,11 +325,11 @@ def _measure(cell: _Cell | None, name: str):
     if cell is None:
         return None
     if name == "nps":
-        return Nps(*_nps_parts(cell.nps)) if cell.nps else None
+        return Nps(*_nps_parts(cell.nps)) if sum(cell.nps.values()) else None
     if name == "csat":
         return Proportion(cell.csat_k, cell.csat_n) if cell.csat_n else None
     if name == "ces":
-        return Mean.of(cell.ces) if cell.ces else None
+        return Mean.of(cell.ces) if sum(cell.ces.values()) else None
     return Proportion(min(cell.responses, cell.sent), cell.sent) if cell.sent else None
 
 
