@@ -188,7 +188,7 @@ class _Delivery:
             if not page:
                 return
             # One look-up per page; addresses bounced during this run are checked separately (bounced_now).
-            hashes = [email_hash(r["email"] or r["contact_email"] or "") for r in page]
+            hashes = [email_hash(r["contact_email"] or r["email"] or "") for r in page]
             suppressed = {h for (h,) in self.db.execute(
                 "SELECT email_hash FROM suppressions WHERE email_hash IN (SELECT value FROM json_each(?))",
                 [json.dumps(hashes)])}
@@ -202,7 +202,7 @@ class _Delivery:
         moment = self.ws.moments.get(row["moment"])
         if moment is None:
             return "unknown_moment", None
-        address = row["email"] or row["contact_email"]
+        address = row["contact_email"] or row["email"]  # the contact's current address, if it changed since planning
         if row["forgotten_at"] or not address:
             return "forgotten" if row["forgotten_at"] else "no_email", "cancelled"
         if row.get("suppressed") or address in self.bounced_now or (
@@ -228,7 +228,7 @@ class _Delivery:
         refused = self.check(row)
         if refused is not None:
             return Outcome(row, "skip:" + refused[0], error=refused[1])
-        address = row["email"] or row["contact_email"]
+        address = row["contact_email"] or row["email"]
         try:
             lang, templates = self.renderer.templates(row["moment"], row["kind"] == "reminder",
                                                       self.renderer.language_for(row["language"] or row["contact_language"]))

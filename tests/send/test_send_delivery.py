@@ -230,3 +230,15 @@ def test_rows_left_sending_become_in_doubt_and_go_again_only_when_asked(smtp_ser
     report = run(ws, db, resend_in_doubt=True)
     assert (report.resent_in_doubt, report.sent) == (1, 1)
     assert sink.per_address() == {"zoe@example.fr": 1, "john@example.com": 1}
+
+
+def test_a_changed_address_is_used_and_a_forgotten_contact_is_not_sent(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.Sink()
+    ws, db = smtp_ws(smtp_server(sink))
+    ids = send_helpers.add_invitations(db, ws, PEOPLE[:2])
+    db.execute("UPDATE contacts SET email = 'zoe.new@example.fr' WHERE id = (SELECT contact_id FROM invitations WHERE id = ?)", [ids[0]])
+    db.execute("UPDATE contacts SET email = NULL, forgotten_at = '2026-11-23 09:00:00' "
+               "WHERE id = (SELECT contact_id FROM invitations WHERE id = ?)", [ids[1]])
+    report = run(ws, db)
+    assert report.sent == 1 and report.skipped == {"forgotten": 1}
+    assert sink.per_address() == {"zoe.new@example.fr": 1}
