@@ -1,0 +1,116 @@
+"""Closing the loop: follow-ups, reasons, verbatims and operational indicators."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from cxctl.errors import UsageError
+from cxctl.followups import list_followups, mark_done
+from cxctl.operational import counts, durations, percentile
+from cxctl.responses import import_responses
+from cxctl.verbatims import frequent_words, reason_counts, words
+
+NOW = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def answered(results_ws, sql, tmp_path):
+    """Four NPS answers and two delivery CSAT answers, with events behind the delivery invitations."""
+    ws, db = results_ws
+    nps_rows, csat_rows = [], []
+    for i, (segment, nps, why, reason) in enumerate([
+        ("pro", 3, "Livraison en retard, colis abîmé", "Le délai de livraison"),
+        ("particulier", 10, "Livraison rapide, merci", "Le prix"),
+        ("pro", 6, "Livraison en retard et service client injoignable", "Le délai de livraison"),
+        ("particulier", 8, "", "La qualité"),
+    ]):
+        cid = sql.add_contact(db, f"N{i}", f"n{i}@example.fr", segment, first_name=f"Nom{i}")
+        token = sql.add_invitation(db, cid, "nps_relational", "2026-10-01 08:00:00")
+        nps_rows.append([f"n-{i}", token, f"2026-10-0{5 - i} 10:00", nps, why, reason])
+    for i, csat in enumerate([1, 5]):
+        cid = sql.add_contact(db, f"D{i}", f"d{i}@example.fr", "pro")
+        event = sql.add_event(db, cid, "order_delivered", "2026-10-02 08:00:00", json.dumps({"order": f"CMD-{i}", "carrier": "Colissimo"}))
+        token = sql.add_invitation(db, cid, "delivery_csat", "2026-10-04 08:00:00", event_id=event)
+        csat_rows.append([f"d-{i}", token, "2026-10-06 10:00", csat, "Colis perdu" if csat == 1 else ""])
+    for name, head, rows, moment in (("nps.csv", ["response_id", "token", "submitted_at", "nps", "nps_why", "nps_reason"], nps_rows, "nps_relational"),
+                                      ("csat.csv", ["response_id", "token", "submitted_at", "csat", "csat_why"], csat_rows, "delivery_csat")):
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows([head] + rows)
+        (tmp_path / name).write_text(buffer.getvalue(), encoding="utf-8")
+        import_responses(ws, db, tmp_path / name, NOW, moment=moment)
+    return ws, db
+
+
+def test_followups_are_detractors_and_dissatisfied_oldest_first_with_event(answered):
+    ws, db = answered
+    items = list_followups(ws, db).items
+    assert [(f.contact["external_id"], f.reasons) for f in items] == [
+        ("N2", ["detractor"]), ("N0", ["detractor"]), ("D0", ["dissatisfied"])]
+    assert items[0].comment == "Livraison en retard et service client injoignable"
+    assert items[2].event == {"type": "order_delivered", "occurred_at": "2026-10-02 08:00:00",
+                              "attributes": {"order": "CMD-0", "carrier": "Colissimo"}}
+    assert [f.contact["external_id"] for f in list_followups(ws, db, moment="delivery_csat").items] == ["D0"]
+    assert [f.contact["external_id"] for f in list_followups(ws, db, since="2026-10-04").items] == ["N0", "D0"]
+
+
+def test_done_followups_leave_the_list_and_keep_their_note(answered):
+    ws, db = answered
+    first = list_followups(ws, db).items[0]
+    mark_done(db, first.id, "Rappelée, geste commercial", NOW)
+    assert first.id not in [f.id for f in list_followups(ws, db).items]
+    done = [f for f in list_followups(ws, db, include_done=True).items if f.id == first.id][0]
+    assert done.done and done.note == "Rappelée, geste commercial"
+    with pytest.raises(UsageError, match="no response 999"):
+        mark_done(db, 999, None, NOW)
+
+
+def test_cli_followups_csv_and_done(answered, cli):
+    ws, _ = answered
+    code, out, _ = cli("followups", "-w", str(ws.root), "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [r["external_id"] for r in rows] == ["N2", "N0", "D0"]
+    assert json.loads(rows[2]["event_attributes"]) == {"order": "CMD-0", "carrier": "Colissimo"}
+    code, _, err = cli("followups", "done", rows[0]["id"], "--note", "ok", "-w", str(ws.root))
+    assert code == 0 and "marked done" in err
+    code, out, _ = cli("followups", "-w", str(ws.root), "--json")
+    assert [f["contact"]["external_id"] for f in json.loads(out)] == ["N0", "D0"]
+
+
+def test_reason_counts_by_moment_segment_and_category(answered):
+    ws, db = answered
+    got = {(r.segment, r.category, r.reason): r.count for r in reason_counts(ws, db, "nps_relational")}
+    assert got == {("pro", "detractor", "delai"): 2, ("particulier", "promoter", "prix"): 1,
+                   ("particulier", "passive", "qualite"): 1}
+
+
+def test_frequent_words_and_pairs_without_stop_words(answered):
+    ws, db = answered
+    result = frequent_words(ws, db, "nps_relational")
+    assert result.answers == 3
+    assert result.words[0] == ("livraison", 3)
+    assert ("retard", 2) in result.words and not any(w in ("en", "et", "merci") for w, _ in result.words[:2])
+    assert result.pairs == [("livraison retard", 2)]
+    assert frequent_words(ws, db, "nps_relational", category="promoter").answers == 1
+    assert words("L'équipe n'est pas venue, the delivery was late") == ["équipe", "venue", "delivery", "late"]
+
+
+def test_operational_durations_and_counts(results_ws, sql):
+    ws, db = results_ws
+    for i, hours in enumerate([24, 48, 72, 96, 120]):
+        cid = sql.add_contact(db, f"O{i}", None)
+        sql.add_event(db, cid, "order_placed", "2026-10-01 08:00:00")
+        end = datetime(2026, 10, 1, 8, tzinfo=timezone.utc).timestamp() + hours * 3600
+        sql.add_event(db, cid, "order_delivered", datetime.fromtimestamp(end, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"))
+        sql.add_event(db, cid, "complaint", f"2026-{10 + i % 2}-15 10:00:00")
+    (row,) = durations(ws, db, "order_placed", "order_delivered")
+    assert (row.period, row.n, row.median_hours) == ("2026-10", 5, 72)
+    assert row.p90_hours == pytest.approx(120 - 0.1 * 4 * 24)  # 10 % of the way from 96 h to 120 h
+    assert [(c.period, c.count) for c in counts(ws, db, "complaint")] == [("2026-10", 3), ("2026-11", 2)]
+    assert percentile([], 0.5) is None
+    with pytest.raises(UsageError, match="week, month or quarter"):
+        counts(ws, db, "complaint", by="day")
