@@ -290,13 +290,18 @@ def _m3_responses(db: sqlite_utils.Database) -> None:
 
 
 def _m4_privacy(db: sqlite_utils.Database) -> None:
-    """Hashes of forgotten addresses, so a later import cannot bring the person back."""
+    """Hashes of forgotten addresses, so a later import cannot bring the person back.
+
+    The index on invitations(event_id) serves the foreign-key check when retention deletes old
+    events: without it every deleted event scans all invitations (quadratic on a large store).
+    """
     _run_script(db, 
         """
         CREATE TABLE forgotten (
             email_hash TEXT PRIMARY KEY,
             forgotten_at TEXT NOT NULL
         );
+        CREATE INDEX IF NOT EXISTS invitations_event ON invitations(event_id);
         """
     )
 
