@@ -312,8 +312,8 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
         log = _Log(path, table.header, dry_run)
         cache = [db.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] for schema in ("main", "temp")]
         # A bigger page cache keeps the indexes of a million-row table in memory while they are written.
-        db.execute("PRAGMA main.cache_size = -131072")
-        db.execute("PRAGMA temp.cache_size = -65536")
+        db.execute("PRAGMA main.cache_size = -65536")
+        db.execute("PRAGMA temp.cache_size = -32768")
         db.execute("BEGIN IMMEDIATE")
         try:
             _stage_contacts(db, table, convert, staged, log, result)
