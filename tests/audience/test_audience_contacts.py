@@ -204,3 +204,19 @@ def test_unknown_mapping_and_preset_are_usage_errors(workspace, db, fixture_file
         import_contacts(workspace, db, path, now, mapping_id="livraisons")
     with pytest.raises(UsageError, match="unknown preset 'sap'"):
         import_contacts(workspace, db, path, now, preset="sap")
+
+
+def test_a_big_import_rebuilds_the_contact_indexes_it_dropped(workspace, db, tmp_path, rows_of, now):
+    indexes = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contacts' ORDER BY name"
+    before = db.execute(indexes).fetchall()
+    path = tmp_path / "big.csv"
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("id,email,tier\n")
+        handle.writelines(f"B{n},b{n}@example.fr,{n % 3}\n" for n in range(50_001))
+        handle.write("B7,b7@example.fr,changed\n")  # a duplicate at the end: the last row wins
+    result = import_contacts(workspace, db, path, now)
+    assert (result.inserted, result.duplicates) == (50_001, 1)
+    assert db.execute(indexes).fetchall() == before
+    plan = " ".join(str(r) for r in db.execute("EXPLAIN QUERY PLAN SELECT id FROM contacts WHERE email_hash = ?", [email_hash("b9@example.fr")]))
+    assert "contacts_email_hash" in plan
+    assert db.execute("SELECT attributes FROM contacts WHERE external_id = 'B7'").fetchone() == ('{"tier":"changed"}',)
