@@ -1,0 +1,119 @@
+"""Benchmark of `forget`, `export-person` and `db prune` on a store of realistic size.
+
+Run: python bench/privacy_forget.py [contacts]   (default 100 000 contacts; data under bench/data/)
+Each contact has 2 events, 1 invitation; 40 % answered (a score and, for a third, a comment).
+Baseline, in the same run: one full scan of every text column of every table (what any "find this
+address anywhere" check costs), so the figures can be compared across machines.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cxctl import privacy, store
+from cxctl.loader import load_workspace
+
+ROOT = Path(__file__).resolve().parent / "data" / "privacy"
+YAML = """\
+workspace:
+  name: Bench
+  sender: {name: Bench, address: bench@example.com}
+  survey_url: "https://s.example/{token}"
+  retention: {responses: 52w, events: 26w, invitations: 52w, contacts_inactive: 104w}
+journeys:
+  j: {name: J, stages: [s]}
+questions:
+  nps: {type: nps, text: NPS}
+  why: {type: open, text: Why}
+moments:
+  m:
+    journey: j
+    stage: s
+    kind: transactional
+    trigger: {event: order_delivered}
+    questions: [nps, why]
+"""
+
+
+def build(n: int) -> tuple[object, object]:
+    ROOT.mkdir(parents=True, exist_ok=True)
+    (ROOT / "cxctl.yaml").write_text(YAML, encoding="utf-8")
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(ROOT / "cxctl.db") + suffix).unlink(missing_ok=True)
+    ws = load_workspace(ROOT)
+    db = store.connect(ws.database)
+    rng = random.Random(7)
+    conn = db.conn
+    conn.execute("BEGIN")
+    days = [f"20{y}-{m:02d}-{d:02d} 10:00:00" for y in (24, 25, 26) for m in range(1, 13) for d in (3, 17)]
+    conn.executemany(
+        "INSERT INTO contacts (id, external_id, email, email_hash, first_name, last_name, language, country, segment, attributes, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, 'fr', 'FR', 'retail', ?, ?, ?)",
+        ((i, f"C{i}", f"person{i}@example.com", store.email_hash(f"person{i}@example.com"), f"Prénom{i}", f"Nom{i}",
+          json.dumps({"phone": f"06{i:08d}"}), d, d) for i in range(1, n + 1) for d in [rng.choice(days)]))
+    conn.executemany(
+        "INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) VALUES (?, ?, 'order_delivered', ?, ?, ?)",
+        ((f"E{i}-{k}", i, d, json.dumps({"order": f"CMD-{i}-{k}"}), d) for i in range(1, n + 1) for k in (1, 2) for d in [rng.choice(days)]))
+    conn.executemany(
+        "INSERT INTO invitations (id, dedupe_key, token, contact_id, moment, event_id, email, send_at, status, sent_at, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, 'm', ?, ?, ?, 'sent', ?, ?, ?)",
+        ((i, f"m|{i}|e{2 * i - 1}", f"tok{i}.sig", i, 2 * i - 1, f"person{i}@example.com", d, d, d, d)
+         for i in range(1, n + 1) for d in [rng.choice(days)]))
+    answered = [i for i in range(1, n + 1) if rng.random() < 0.4]
+    response_columns = {c.name for c in db["responses"].columns}
+    extra = [c for c in ("content_hash", "day", "status") if c in response_columns]
+    conn.executemany(
+        f"INSERT INTO responses (id, response_key, invitation_id, contact_id, moment, source, submitted_at, imported_at{''.join(', ' + c for c in extra)}) "
+        f"VALUES (?, ?, ?, ?, 'm', 'bench', ?, ?{', ?' * len(extra)})",
+        ((i, f"r{i}", i, i, d, d, *[{"content_hash": f"h{i}", "day": d[:10], "status": "counted"}[c] for c in extra])
+         for i in answered for d in [rng.choice(days)]))
+    conn.executemany("INSERT INTO answers (response_id, question, value_num, value_text) VALUES (?, 'nps', ?, NULL)",
+                     ((i, rng.randint(0, 10)) for i in answered))
+    conn.executemany("INSERT INTO answers (response_id, question, value_num, value_text) VALUES (?, 'why', NULL, ?)",
+                     ((i, f"Commentaire de Prénom{i}") for i in answered if i % 3 == 0))
+    conn.execute("COMMIT")
+    return ws, db
+
+
+def timed(label: str, function, rows: list) -> object:
+    start = time.perf_counter()
+    value = function()
+    rows.append((label, time.perf_counter() - start))
+    return value
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    rows: list[tuple[str, float]] = []
+    ws, db = timed(f"build store ({n} contacts)", lambda: build(n), rows)
+    now = datetime(2026, 11, 22, 9, tzinfo=timezone.utc)
+
+    def full_scan() -> int:
+        total = 0
+        for table in db.table_names():
+            for column in db[table].columns:
+                total += db.execute(f"SELECT COUNT(*) FROM [{table}] WHERE [{column.name}] LIKE ?", ["%person77@example.com%"]).fetchone()[0]
+        return total
+
+    timed("baseline: LIKE scan of every column of every table", full_scan, rows)
+    target = f"person{n // 2}@example.com"
+    timed("export-person (by email)", lambda: privacy.export_person(db, target, now), rows)
+    timed("forget --dry-run (by email)", lambda: privacy.forget(ws, db, target, now, dry_run=True), rows)
+    timed("forget (by email)", lambda: privacy.forget(ws, db, target, now), rows)
+    timed("forget (by external id)", lambda: privacy.forget(ws, db, f"C{n // 3}", now), rows)
+    result = timed("db prune --dry-run", lambda: privacy.prune(ws, db, now, dry_run=True), rows)
+    timed("db prune", lambda: privacy.prune(ws, db, now), rows)
+    print(f"| operation ({n} contacts, {2 * n} events, {n} invitations) | seconds |")
+    print("|---|---|")
+    for label, seconds in rows:
+        print(f"| {label} | {seconds:.3f} |")
+    print(f"\nprune changed {result.total} row(s): " + "; ".join(f"{r.name}: {r.changes}" for r in result.rules))
+
+
+if __name__ == "__main__":
+    main()
