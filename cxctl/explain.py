@@ -78,7 +78,7 @@ def explain(ws, db: sqlite_utils.Database, now: datetime, contact: str, moment: 
     try:
         plan = engine.run(None, list_exclusions=True, keep=True)
         rows = engine.sql(
-            "SELECT e.*, o.rn, o.top_moment, f.send_at AS final_send_at, f.moment_cut, f.day_left, f.day_n, f.send_day"
+            "SELECT e.*, o.rn, o.top_moment, f.send_at AS final_send_at, f.too_late, f.moment_cut, f.day_left, f.day_n, f.send_day"
             " FROM plan_eval e LEFT JOIN plan_ok o ON o.id = e.id LEFT JOIN plan_final f ON f.id = e.id"
             " ORDER BY e.rank, e.eligible_at, e.event_id"
         )
@@ -165,7 +165,10 @@ def _verdict(ws, engine: _Engine, row: dict) -> MomentVerdict:
     if row["rn"] is not None:
         checks.append(Check("priority", row["rn"] == 1, "highest priority for this person in this run" if row["rn"] == 1
                             else f"{row['top_moment']} ranks higher in this run"))
-    if row["final_send_at"] is not None:
+    if row["final_send_at"] is not None and row["too_late"]:
+        checks.append(Check("expired", False, f"the next send window opens {_day(row['final_send_at'])} UTC, "
+                                              "after the event expires"))
+    elif row["final_send_at"] is not None:
         capped = bool(row["moment_cut"]) or (row["day_left"] is not None and row["day_n"] > row["day_left"])
         checks.append(Check("daily_cap", not capped, f"daily volume for {row['send_day']}: "
                             + ("reached" if capped else "room left")))

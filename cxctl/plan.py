@@ -201,7 +201,7 @@ class _Engine:
     def moments_table(self) -> None:
         self.sql(
             "CREATE TEMP TABLE plan_moments (moment TEXT PRIMARY KEY, rank INTEGER, sample REAL, recontact_from TEXT,"
-            " recontact_txt TEXT, recontact_mod TEXT)"
+            " recontact_txt TEXT, recontact_mod TEXT, expiry_mod TEXT)"
         )
         rows = []
         for rank, mid in enumerate(self.ranked):
@@ -210,8 +210,9 @@ class _Engine:
             rows.append((mid, rank, m.sample,
                          to_db(self.now - recontact) if recontact else None,
                          span(recontact) if recontact else None,
-                         _mod(recontact) if recontact else None))
-        self.conn.executemany("INSERT INTO plan_moments VALUES (?, ?, ?, ?, ?, ?)", rows)
+                         _mod(recontact) if recontact else None,
+                         _mod(m.trigger.expires - m.trigger.delay) if m.trigger else None))
+        self.conn.executemany("INSERT INTO plan_moments VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def gather(self) -> None:
         """Candidates: due, unexpired events of each trigger; the audience of each relational wave."""
@@ -395,14 +396,18 @@ class _Engine:
                                   [(day, max(0, cap - sum(existing[day].values()))) for day in days])
         self.sql(
             "CREATE TEMP TABLE plan_final AS"
-            " WITH slotted AS ("
-            "  SELECT o.*, s.send_at, s.send_day, q.remaining AS moment_left,"
-            "   ROW_NUMBER() OVER (PARTITION BY o.moment, s.send_day ORDER BY o.eligible_at, o.contact_id) AS moment_n"
+            # An event whose next send window opens after its expiry could never go: `expired`, no quota used.
+            " WITH placed AS ("
+            "  SELECT o.*, s.send_at, s.send_day, q.remaining AS moment_left, datetime(o.eligible_at, m.expiry_mod) AS expires_at,"
+            "   (o.event_id IS NOT NULL AND s.send_at >= datetime(o.eligible_at, m.expiry_mod)) AS too_late"
             "  FROM plan_ok o JOIN plan_slots s ON s.tz = o.tz AND s.moment = o.moment"
+            "  JOIN plan_moments m ON m.moment = o.moment"
             "  LEFT JOIN plan_quota q ON q.moment = o.moment AND q.send_day = s.send_day WHERE o.rn = 1),"
-            " counted AS (SELECT *, moment_left IS NOT NULL AND moment_n > moment_left AS moment_cut FROM slotted)"
+            " slotted AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY moment, send_day, too_late ORDER BY eligible_at, contact_id)"
+            "  AS moment_n FROM placed),"
+            " counted AS (SELECT *, NOT too_late AND moment_left IS NOT NULL AND moment_n > moment_left AS moment_cut FROM slotted)"
             " SELECT c.*, g.remaining AS day_left,"
-            "  SUM(NOT c.moment_cut) OVER (PARTITION BY c.send_day ORDER BY c.rank, c.eligible_at, c.contact_id"
+            "  SUM(NOT c.moment_cut AND NOT c.too_late) OVER (PARTITION BY c.send_day ORDER BY c.rank, c.eligible_at, c.contact_id"
             "   ROWS UNBOUNDED PRECEDING) AS day_n"
             " FROM counted c LEFT JOIN plan_day_quota g ON g.send_day = c.send_day"
         )
@@ -426,7 +431,8 @@ class _Engine:
         rows = self.sql(
             "SELECT f.contact_id, f.moment, f.event_id, f.wave, f.send_at, e.language, e.email, e.dedupe_key"
             " FROM plan_final f JOIN plan_eval e ON e.id = f.id"
-            f" WHERE NOT f.moment_cut AND (f.day_left IS NULL OR f.day_n <= f.day_left){where.replace('moment', 'f.moment')}",
+            " WHERE NOT f.too_late AND NOT f.moment_cut AND (f.day_left IS NULL OR f.day_n <= f.day_left)"
+            f"{where.replace('moment', 'f.moment')}",
             params,
         )
         for contact_id, moment, event_id, wave, send_at, language, email, key in rows:
@@ -434,20 +440,23 @@ class _Engine:
                 languages[language] = pick_language(language, ws.settings.languages, ws.settings.default_language)
             planned.append(PlannedInvitation(contact_id, moment, "invitation", event_id, wave, None,
                                              from_db(send_at), languages[language], email, key))
-        late = (
+        run_wide = (
             " SELECT id, contact_id, moment, event_id, wave, 'lower_priority' AS reason,"
             "  printf('a higher-priority invitation (%s) is planned for this person in this run', top_moment) AS detail"
             "  FROM plan_ok WHERE rn > 1"
+            " UNION ALL SELECT id, contact_id, moment, event_id, wave, 'expired',"
+            "  printf('the next send window opens %s UTC, after the event expires (%s UTC)', substr(send_at, 1, 16),"
+            "  substr(expires_at, 1, 16)) FROM plan_final WHERE too_late"
             " UNION ALL SELECT id, contact_id, moment, event_id, wave, 'daily_cap',"
             "  CASE WHEN moment_cut THEN printf('daily cap of %s reached for %s', moment, send_day)"
             "  ELSE printf('workspace daily cap reached for %s', send_day) END"
-            "  FROM plan_final WHERE moment_cut OR (day_left IS NOT NULL AND day_n > day_left)"
+            "  FROM plan_final WHERE NOT too_late AND (moment_cut OR (day_left IS NOT NULL AND day_n > day_left))"
         )
         by_moment: dict[str, dict[str, int]] = defaultdict(dict)
         counts: Counter = Counter()
         for moment, reason, n in self.sql(
             "SELECT moment, reason, COUNT(*) FROM (SELECT moment, reason FROM plan_eval WHERE reason IS NOT NULL"
-            f" UNION ALL SELECT moment, reason FROM ({late})) WHERE 1{where} GROUP BY moment, reason",
+            f" UNION ALL SELECT moment, reason FROM ({run_wide})) WHERE 1{where} GROUP BY moment, reason",
             params,
         ):
             by_moment[moment][reason] = n
@@ -457,7 +466,7 @@ class _Engine:
             exclusions = [Exclusion(*row) for row in self.sql(
                 f"SELECT contact_id, moment, reason, detail, event_id, wave FROM ("
                 f" SELECT id, contact_id, moment, event_id, wave, reason, {self.detail_sql()} AS detail"
-                f" FROM plan_eval WHERE reason IS NOT NULL UNION ALL {late})"
+                f" FROM plan_eval WHERE reason IS NOT NULL UNION ALL {run_wide})"
                 f" WHERE 1{where} ORDER BY moment, reason, contact_id, event_id",
                 [*self.detail_params(), *params],
             )]

@@ -111,3 +111,10 @@ def make_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     return make
 
+
+
+# `pytest tests/plan --hypothesis-profile=plan-no-shrink`: report a failing example at once (used
+# to check that the property tests catch a deliberately broken rule without minutes of shrinking).
+from hypothesis import Phase, settings as _settings  # noqa: E402
+
+_settings.register_profile("plan-no-shrink", phases=[Phase.explicit, Phase.reuse, Phase.generate])

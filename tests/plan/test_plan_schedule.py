@@ -129,3 +129,21 @@ moments:
     send = {p.contact_id: p.send_at for p in plan.planned}
     assert send[montreal] == utc("2026-11-20 18:30")
     assert send[paris] == send[broken] == local("2026-11-23 09:00", PARIS)
+
+
+def test_event_whose_window_opens_after_its_expiry_is_expired_not_planned(make_store):
+    s = make_store("rules: {quiet_period: 30d, send_window: {days: [mon, tue, wed, thu, fri], hours: '09:00-19:00'}}\n", """
+moments:
+  chat:
+    journey: shop
+    stage: support
+    kind: in_the_moment
+    trigger: {event: chat_closed, delay: 0s, expires: 1d}
+    questions: [csat]
+""")
+    c = s.contact("c1")
+    s.event(c, "chat_closed", "2026-11-20 17:00:00")  # Friday 18:00 Paris; expires Saturday 18:00
+    plan = compute_plan(s.ws, s.db, utc("2026-11-20 18:30"))
+    assert plan.planned == []
+    [x] = plan.exclusions
+    assert x.reason == "expired" and "opens 2026-11-23 08:00 UTC" in x.detail
