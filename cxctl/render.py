@@ -319,8 +319,7 @@ def check_templates(ws: Workspace, secret: bytes = b"check-templates") -> list[t
     token = tokens.new_token(secret)
     problems: list[tuple[str, str]] = []
     for moment_id, moment in ws.moments.items():
-        if moment.channel != "email":
-            continue
+        # Every invitation is an email, whatever touchpoint (`channel`) the moment measures.
         reminders = [False] + ([True] if moment.reminders and moment.reminders.count else [])
         seen: set[tuple[str, ...]] = set()
         for lang in dict.fromkeys([ws.settings.default_language, *ws.settings.languages]):
