@@ -14,6 +14,7 @@ import importlib
 import mailbox
 import os
 import random
+import re
 import shutil
 import socket
 from collections.abc import Callable
@@ -37,6 +38,9 @@ RESPONSE_SHARE = 0.6
 RESPONSE_DELAY = timedelta(days=3)
 SEED = 20261116
 MAILDIR = "maildir"
+# The example's 40 customers give a few responses per moment: below the example's min_responses (30)
+# every scorecard cell would read "insufficient", so the demo's copy shows cells from this n on.
+DEMO_MIN_RESPONSES = 5
 RESPONSES_FILE = "demo-responses.csv"
 
 Progress = Callable[[str], None]
@@ -85,7 +89,7 @@ class DemoResult:
             f"  cxctl validate {folder}",
             f"  cxctl plan -w {folder} --now {self.now}",
             f"  cxctl scorecard -w {folder} --now {self.responses_now}",
-            f"  cxctl followups -w {folder} --now {self.responses_now}",
+            f"  cxctl followups -w {folder}",
             f"  cxctl export-person <external id or email> -w {folder}",
         ]
         if self.secret_note:
@@ -135,6 +139,12 @@ def prepare_folder(folder: Path, force: bool) -> Path:
             elif target.exists():
                 target.unlink()
     shutil.copytree(source, folder, dirs_exist_ok=True)
+    config = folder / "cxctl.yaml"
+    text = config.read_text(encoding="utf-8")
+    lowered = re.sub(r"(?m)^(\s+)min_responses:\s*\d+.*$",
+                     rf"\g<1>min_responses: {DEMO_MIN_RESPONSES}   # lowered by cxctl demo: the sample data is small", text, count=1)
+    if lowered != text:
+        config.write_text(lowered, encoding="utf-8")
     return folder
 
 
@@ -259,7 +269,8 @@ def run_demo(folder: Path | str, now: datetime | None = None, *, force: bool = F
     responses_now = now + RESPONSE_DELAY
     maildir = folder / MAILDIR
     prepare_folder(folder, force)
-    say(f"demo workspace copied from the shipped example '{EXAMPLE}' into {folder}")
+    say(f"demo workspace copied from the shipped example '{EXAMPLE}' into {folder} "
+        f"(min_responses lowered to {DEMO_MIN_RESPONSES}: the sample data is small)")
 
     secret_note = None
     result = DemoResult(str(folder), "", str(maildir), now.isoformat(), responses_now.isoformat(), None)
@@ -282,8 +293,9 @@ def run_demo(folder: Path | str, now: datetime | None = None, *, force: bool = F
     secret_env = ws.settings.token_secret_env
     if not os.environ.get(secret_env):
         os.environ[secret_env] = DEMO_SECRET
-        secret_note = (f"note: {secret_env} was not set, so the demo used a fixed demo secret for this run. "
-                       f"Set your own before running other commands in {folder}: export {secret_env}=$(openssl rand -hex 32)")
+        secret_note = (f"note: {secret_env} was not set, so the demo signed its survey links with a fixed, public demo secret. "
+                       f"To keep working in {folder}: export {secret_env}={DEMO_SECRET} — "
+                       f"for real campaigns use your own: export {secret_env}=$(openssl rand -hex 32)")
     result.secret_note = secret_note
     db = store.connect(ws.database)
     result.database = str(ws.database)
