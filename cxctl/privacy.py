@@ -1,5 +1,5 @@
-"""Personal data under the GDPR: erase a person (`forget`), export what is stored about them
-(`export-person`, subject access) and apply the workspace's retention periods (`db prune`).
+"""Personal data under the GDPR: erase a person (`forget`) and export what is stored about them
+(`export-person`, subject access). Retention periods (`db prune`) are in cxctl.retention.
 
 Erasure keeps what is needed so that nothing else changes: the contact row stays (with its id and the
 non-identifying segment, country, language and role, so past scorecards and their breakdowns do not
@@ -70,27 +70,6 @@ class ForgetResult:
     dry_run: bool
 
 
-@dataclass
-class PruneRule:
-    """One retention rule applied: its period, the cut-off date and rows changed per table."""
-
-    name: str
-    period: str | None
-    cutoff: str | None
-    changes: dict[str, int]
-
-
-@dataclass
-class PruneResult:
-    rules: list[PruneRule]
-    files: list[str]
-    dry_run: bool
-
-    @property
-    def total(self) -> int:
-        return sum(sum(rule.changes.values()) for rule in self.rules) + len(self.files)
-
-
 class _DryRun(Exception):
     """Raised inside the transaction to roll it back after counting."""
 
@@ -109,7 +88,7 @@ def _transaction(db: sqlite_utils.Database, dry_run: bool) -> Iterator[None]:
         raise
 
 
-def _run(db: sqlite_utils.Database, sql: str, params: Any = ()) -> int:
+def changed_rows(db: sqlite_utils.Database, sql: str, params: Any = ()) -> int:
     return max(db.execute(sql, params).rowcount, 0)
 
 
@@ -164,7 +143,7 @@ def find_person(db: sqlite_utils.Database, target: str) -> Person:
 # --- erasing ----------------------------------------------------------------------------------------
 
 
-def _open_questions(ws: Workspace | None) -> tuple[list[str], list[str]]:
+def free_and_fixed_questions(ws: Workspace | None) -> tuple[list[str], list[str]]:
     """(free-text question ids, fixed-answer question ids) of the workspace."""
     if ws is None:
         return [], []
@@ -173,39 +152,39 @@ def _open_questions(ws: Workspace | None) -> tuple[list[str], list[str]]:
     return free, fixed
 
 
-def _load_ids(db: sqlite_utils.Database, ids: list[int]) -> None:
+def load_contact_ids(db: sqlite_utils.Database, ids: list[int]) -> None:
     """Put the contact ids in a temp table so every statement is one set-based UPDATE."""
     db.execute("CREATE TEMP TABLE IF NOT EXISTS _privacy_ids (id INTEGER PRIMARY KEY)")
     db.execute("DELETE FROM _privacy_ids")
     db.conn.executemany("INSERT OR IGNORE INTO _privacy_ids (id) VALUES (?)", [(i,) for i in ids])
 
 
-def _erase_contacts(db: sqlite_utils.Database, ws: Workspace | None, now: datetime) -> dict[str, int]:
+def erase_contacts(db: sqlite_utils.Database, ws: Workspace | None, now: datetime) -> dict[str, int]:
     """Erase the personal data of the contacts in _privacy_ids; keep ids, categories and scores."""
     stamp = to_db(now)
-    free, fixed = _open_questions(ws)
+    free, fixed = free_and_fixed_questions(ws)
     changes: dict[str, int] = {}
     # Opt-outs stay honoured through their hash; the address and note written with them go.
-    changes["suppressions"] = _run(
+    changes["suppressions"] = changed_rows(
         db,
         "UPDATE suppressions SET email = NULL, note = NULL WHERE (email IS NOT NULL OR note IS NOT NULL) AND email_hash IN "
         "(SELECT email_hash FROM contacts WHERE id IN (SELECT id FROM _privacy_ids) AND email_hash IS NOT NULL)",
     )
     erased = [c.name for c in db["contacts"].columns if c.name not in KEPT_CONTACT_COLUMNS and not c.notnull]
     nulls = ", ".join(f"[{name}] = NULL" for name in erased)
-    changes["contacts"] = _run(
+    changes["contacts"] = changed_rows(
         db,
         f"UPDATE contacts SET {nulls}, attributes = '{{}}', updated_at = ?, forgotten_at = COALESCE(forgotten_at, ?) "
         "WHERE id IN (SELECT id FROM _privacy_ids)",
         [stamp, stamp],
     )
     # The event key is often an order or ticket number: replaced by a random unique key, unlinkable.
-    changes["events"] = _run(
+    changes["events"] = changed_rows(
         db,
         "UPDATE events SET attributes = '{}', event_key = 'forgotten:' || hex(randomblob(12)) || ':' || id "
         "WHERE contact_id IN (SELECT id FROM _privacy_ids) AND (attributes != '{}' OR event_key NOT LIKE 'forgotten:%')",
     )
-    changes["invitations"] = _run(
+    changes["invitations"] = changed_rows(
         db,
         "UPDATE invitations SET email = NULL, last_error = NULL "
         "WHERE contact_id IN (SELECT id FROM _privacy_ids) AND (email IS NOT NULL OR last_error IS NOT NULL)",
@@ -218,13 +197,13 @@ def _erase_contacts(db: sqlite_utils.Database, ws: Workspace | None, now: dateti
     # fixed-answer (choice ids and scores are kept: they are the anonymised part of the response).
     free_marks = ",".join("?" * len(free)) or "NULL"
     fixed_marks = ",".join("?" * len(fixed)) or "NULL"
-    changes["answers"] = _run(
+    changes["answers"] = changed_rows(
         db,
         f"UPDATE answers SET value_text = NULL WHERE value_text IS NOT NULL AND response_id IN ({person_responses}) "
         f"AND (question IN ({free_marks}) OR (question NOT IN ({fixed_marks}) AND value_num IS NULL))",
         [*free, *fixed],
     )
-    changes["followups"] = _run(
+    changes["followups"] = changed_rows(
         db,
         f"UPDATE followups SET note = NULL WHERE note IS NOT NULL AND response_id IN ({person_responses})",
     )
@@ -261,7 +240,7 @@ def _sweep_text(db: sqlite_utils.Database, needles: list[str]) -> int:
     return changed
 
 
-def _invitation_keys(db: sqlite_utils.Database) -> set[str]:
+def invitation_keys(db: sqlite_utils.Database) -> set[str]:
     """Ids and tokens of the invitations of the contacts in _privacy_ids (how messages name them)."""
     keys: set[str] = set()
     for inv_id, token, message_id in db.execute(
@@ -300,28 +279,28 @@ def forget(ws: Workspace | None, db: sqlite_utils.Database, target: str, now: da
     already = bool(person.email_hash) and db.execute(
         "SELECT 1 FROM forgotten WHERE email_hash = ?", [person.email_hash]
     ).fetchone() is not None
-    with _transaction_result(db, dry_run) as box:
-        _load_ids(db, person.contact_ids)
-        keys = _invitation_keys(db)
-        changes = _erase_contacts(db, ws, now)
+    with transaction(db, dry_run) as box:
+        load_contact_ids(db, person.contact_ids)
+        keys = invitation_keys(db)
+        changes = erase_contacts(db, ws, now)
         # Unmatched response rows and import rejects may hold anything the person wrote: deleted.
         needles = [*person.emails, *(k for k in keys if "." in k)]
         quarantined = 0
         for needle in needles:
-            quarantined += _run(db, "DELETE FROM quarantine WHERE instr(lower(raw), lower(?)) > 0", [needle])
+            quarantined += changed_rows(db, "DELETE FROM quarantine WHERE instr(lower(raw), lower(?)) > 0", [needle])
         changes["quarantine"] = quarantined
         if person.email_hash:
-            changes["suppressions"] += _run(
+            changes["suppressions"] += changed_rows(
                 db, "UPDATE suppressions SET email = NULL, note = NULL WHERE email_hash = ? AND (email IS NOT NULL OR note IS NOT NULL)",
                 [person.email_hash],
             )
-            changes["suppressions"] += _run(
+            changes["suppressions"] += changed_rows(
                 db,
                 "INSERT OR IGNORE INTO suppressions (email_hash, email, reason, source, note, created_at) "
                 "VALUES (?, NULL, 'do_not_contact', 'forget', NULL, ?)",
                 [person.email_hash, stamp],
             )
-            changes["forgotten"] = _run(
+            changes["forgotten"] = changed_rows(
                 db, "INSERT OR IGNORE INTO forgotten (email_hash, forgotten_at) VALUES (?, ?)", [person.email_hash, stamp]
             )
         changes["other"] = _sweep_text(db, person.emails)
@@ -344,7 +323,7 @@ def forget(ws: Workspace | None, db: sqlite_utils.Database, target: str, now: da
 
 
 @contextmanager
-def _transaction_result(db: sqlite_utils.Database, dry_run: bool) -> Iterator[list]:
+def transaction(db: sqlite_utils.Database, dry_run: bool) -> Iterator[list]:
     """Like _transaction, but swallows the dry-run rollback so the caller keeps what it counted."""
     box: list = []
     try:
@@ -413,105 +392,6 @@ def export_person(db: sqlite_utils.Database, target: str, now: datetime) -> dict
         "quarantine": list({row["id"]: row for row in quarantine}.values()),
         "forgotten": _rows(db, "SELECT forgotten_at FROM forgotten WHERE email_hash = ?", [hashed]) if hashed else [],
     }
-
-
-# --- retention ----------------------------------------------------------------------------------------
-
-
-def prune(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, dry_run: bool = False) -> PruneResult:
-    """Apply `workspace.retention` as of `now`: erase the personal data that has outlived its period.
-
-    - responses: free-text answers, follow-up notes and quarantined rows older than the period are
-      erased (scores are kept, so scorecards do not change);
-    - events: details (attributes) are erased; events no invitation refers to are deleted;
-    - invitations: the address and error text of invitations sent (or planned) before the cut-off are
-      erased, and their rendered messages deleted;
-    - contacts_inactive: contacts with no update, event, invitation or response since the cut-off are
-      anonymised like `forget`, without blocking them (they may be imported again later).
-    A rule without a period is skipped.
-    """
-    retention = ws.settings.retention
-    rules: list[PruneRule] = []
-    free, fixed = _open_questions(ws)
-    keys: set[str] = set()
-    with _transaction_result(db, dry_run) as box:
-        def cutoff_of(period) -> str | None:
-            return to_db(now - period) if period is not None else None
-
-        def rule(name: str, period) -> tuple[PruneRule, str | None]:
-            from cxctl.durations import format_duration
-
-            item = PruneRule(name, format_duration(period) if period is not None else None, cutoff_of(period), {})
-            rules.append(item)
-            return item, item.cutoff
-
-        item, cutoff = rule("responses", retention.responses)
-        if cutoff:
-            old = "SELECT id FROM responses WHERE submitted_at < ?"
-            free_marks = ",".join("?" * len(free)) or "NULL"
-            fixed_marks = ",".join("?" * len(fixed)) or "NULL"
-            item.changes["answers"] = _run(
-                db,
-                f"UPDATE answers SET value_text = NULL WHERE value_text IS NOT NULL AND response_id IN ({old}) "
-                f"AND (question IN ({free_marks}) OR (question NOT IN ({fixed_marks}) AND value_num IS NULL))",
-                [cutoff, *free, *fixed],
-            )
-            item.changes["followups"] = _run(
-                db, f"UPDATE followups SET note = NULL WHERE note IS NOT NULL AND response_id IN ({old})", [cutoff]
-            )
-            item.changes["quarantine"] = _run(db, "DELETE FROM quarantine WHERE imported_at < ?", [cutoff])
-
-        item, cutoff = rule("events", retention.events)
-        if cutoff:
-            item.changes["events deleted"] = _run(
-                db,
-                "DELETE FROM events WHERE occurred_at < ? AND id NOT IN (SELECT event_id FROM invitations WHERE event_id IS NOT NULL)",
-                [cutoff],
-            )
-            item.changes["events erased"] = _run(
-                db, "UPDATE events SET attributes = '{}' WHERE occurred_at < ? AND attributes != '{}'", [cutoff]
-            )
-
-        item, cutoff = rule("invitations", retention.invitations)
-        if cutoff:
-            for inv_id, token, message_id in db.execute(
-                "SELECT id, token, message_id FROM invitations WHERE COALESCE(sent_at, send_at) < ?", [cutoff]
-            ):
-                keys.update(str(v).strip("<>") for v in (inv_id, token, message_id) if v)
-            item.changes["invitations"] = _run(
-                db,
-                "UPDATE invitations SET email = NULL, last_error = NULL "
-                "WHERE COALESCE(sent_at, send_at) < ? AND (email IS NOT NULL OR last_error IS NOT NULL)",
-                [cutoff],
-            )
-
-        item, cutoff = rule("contacts_inactive", retention.contacts_inactive)
-        if cutoff:
-            inactive = [
-                r[0]
-                for r in db.execute(
-                    """
-                    SELECT c.id FROM contacts c
-                    WHERE c.forgotten_at IS NULL AND c.updated_at < :cutoff
-                      AND NOT EXISTS (SELECT 1 FROM events e WHERE e.contact_id = c.id AND e.occurred_at >= :cutoff)
-                      AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.contact_id = c.id AND i.send_at >= :cutoff)
-                      AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.contact_id = c.id AND r.submitted_at >= :cutoff)
-                    """,
-                    {"cutoff": cutoff},
-                )
-            ]
-            if inactive:
-                _load_ids(db, inactive)
-                keys |= _invitation_keys(db)
-                item.changes.update(_erase_contacts(db, ws, now))
-            else:
-                item.changes["contacts"] = 0
-        box.append(keys)
-    files = message_files(ws.outbox_dir, keys)
-    if not dry_run:
-        for path in files:
-            path.unlink(missing_ok=True)
-    return PruneResult(rules, [str(p) for p in files], dry_run)
 
 
 def is_forgotten(db: sqlite_utils.Database, email: str) -> bool:

@@ -37,11 +37,11 @@ def prune_command(
 
     Example: cxctl db prune --dry-run
     """
-    from cxctl import privacy
+    from cxctl import retention
 
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
-    result = privacy.prune(ws, db, now_for(ws, now), dry_run=dry_run)
+    result = retention.prune(ws, db, now_for(ws, now), dry_run=dry_run)
     if json_:
         output.print_json(result)
         return

@@ -41,7 +41,6 @@ def test_forget_leaves_no_trace_of_the_person_in_any_table(populated, target, he
 
 
 def test_forget_keeps_a_hash_that_blocks_the_address(populated, helpers):
-    text_cells_containing = helpers.text_cells_containing
     ws, db, people = populated
     privacy.forget(ws, db, "C-1", NOW)
     hashed = email_hash(people["zoe"]["email"])
@@ -56,7 +55,6 @@ def test_forget_keeps_a_hash_that_blocks_the_address(populated, helpers):
 
 
 def test_forget_deletes_only_the_persons_rendered_messages(populated, helpers):
-    text_cells_containing = helpers.text_cells_containing
     ws, db, people = populated
     result = privacy.forget(ws, db, "C-1", NOW)
     remaining = sorted(p.name for p in ws.outbox_dir.glob("*.eml"))
@@ -65,7 +63,6 @@ def test_forget_deletes_only_the_persons_rendered_messages(populated, helpers):
 
 
 def test_dry_run_reports_exact_counts_and_changes_nothing(populated, helpers):
-    text_cells_containing = helpers.text_cells_containing
     ws, db, people = populated
     dump = list(db.conn.iterdump())
     planned = privacy.forget(ws, db, "zoe.martin@exemple.fr", NOW, dry_run=True)
@@ -78,7 +75,6 @@ def test_dry_run_reports_exact_counts_and_changes_nothing(populated, helpers):
 
 
 def test_forget_twice_is_harmless_and_says_so(populated, helpers):
-    text_cells_containing = helpers.text_cells_containing
     ws, db, _ = populated
     privacy.forget(ws, db, "zoe.martin@exemple.fr", NOW)
     again = privacy.forget(ws, db, "zoe.martin@exemple.fr", NOW)
@@ -88,7 +84,6 @@ def test_forget_twice_is_harmless_and_says_so(populated, helpers):
 
 
 def test_forget_an_address_never_imported_still_blocks_it(populated, helpers):
-    text_cells_containing = helpers.text_cells_containing
     ws, db, _ = populated
     result = privacy.forget(ws, db, "inconnu@example.org", NOW)
     assert result.contacts == [] and result.changes["forgotten"] == 1
@@ -98,7 +93,6 @@ def test_forget_an_address_never_imported_still_blocks_it(populated, helpers):
 
 
 def test_unknown_external_id_and_bad_address_are_clear_errors(populated, helpers):
-    text_cells_containing = helpers.text_cells_containing
     ws, db, _ = populated
     with pytest.raises(PersonNotFound, match="no contact has the external id 'C-404'"):
         privacy.forget(ws, db, "C-404", NOW)
@@ -107,7 +101,6 @@ def test_unknown_external_id_and_bad_address_are_clear_errors(populated, helpers
 
 
 def test_export_person_holds_everything_stored_but_no_token(populated, helpers):
-    text_cells_containing = helpers.text_cells_containing
     ws, db, people = populated
     data = privacy.export_person(db, "C-1", NOW)
     text = json.dumps(data, ensure_ascii=False).lower()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cxctl import privacy, store
+from cxctl import privacy, retention, store
 from cxctl.loader import load_workspace
 from cxctl.timeutil import parse_now
 
@@ -28,7 +28,7 @@ def setup(retention_workspace, helpers):
 def test_prune_erases_what_outlived_its_period_and_nothing_else(retention_workspace, helpers):
     ws, db, old, new = setup(retention_workspace, helpers)
     scores = db.execute("SELECT response_id, question, value_num FROM answers WHERE value_num IS NOT NULL ORDER BY 1").fetchall()
-    result = privacy.prune(ws, db, NOW)
+    result = retention.prune(ws, db, NOW)
     by_rule = {rule.name: rule for rule in result.rules}
     assert by_rule["responses"].cutoff == "2025-11-23 09:00:00"
     assert by_rule["responses"].changes == {"answers": 1, "followups": 1, "quarantine": 1}
@@ -45,15 +45,15 @@ def test_prune_erases_what_outlived_its_period_and_nothing_else(retention_worksp
     # Retention does not block: the inactive person may be imported again later.
     assert not privacy.is_forgotten(db, "ancien@example.fr")
     # A second run finds nothing left to do.
-    assert privacy.prune(ws, db, NOW).total == 0
+    assert retention.prune(ws, db, NOW).total == 0
 
 
 def test_dry_run_counts_exactly_and_changes_nothing(retention_workspace, helpers):
     ws, db, _, _ = setup(retention_workspace, helpers)
     dump = list(db.conn.iterdump())
-    planned = privacy.prune(ws, db, NOW, dry_run=True)
+    planned = retention.prune(ws, db, NOW, dry_run=True)
     assert list(db.conn.iterdump()) == dump and len(list(ws.outbox_dir.glob("*.eml"))) == 2
-    done = privacy.prune(ws, db, NOW)
+    done = retention.prune(ws, db, NOW)
     assert [(r.name, r.changes) for r in planned.rules] == [(r.name, r.changes) for r in done.rules]
     assert planned.total == done.total > 0
 
