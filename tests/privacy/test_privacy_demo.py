@@ -33,7 +33,21 @@ def test_demo_runs_the_whole_loop_into_a_maildir(tmp_path: Path, cli, no_secret)
         assert message["X-Cxctl-Invitation"], "each message names its invitation"
         assert str(make_header(decode_header(message["From"]))).endswith("<avis@maison-lumen.example>")
         assert message["X-RcptTo"] == message["To"].split("<")[-1].rstrip(">")  # delivered to the addressee
-    # The scorecard and where to look are printed on stdout.
+    # The scorecard printed on stdout agrees with the store: sent and answered per moment.
+    assert "Scorecard 2026-11-20 → 2026-11-23" in out
+    printed = {}
+    for line in out.split("Follow-ups")[0].splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) == 7 and cells[1].isdigit():
+            printed[cells[0]] = (int(cells[1]), int(cells[2]))
+    from cxctl import store
+
+    db = store.connect(folder / "cxctl.db")
+    stored = {m: (sent, answered) for m, sent, answered in db.execute(
+        "SELECT i.moment, COUNT(DISTINCT i.id), COUNT(DISTINCT r.id) FROM invitations i "
+        "LEFT JOIN responses r ON r.invitation_id = i.id AND r.status = 'counted' "
+        "WHERE i.kind = 'invitation' AND i.status = 'sent' GROUP BY i.moment")}
+    assert printed == stored and sum(sent for sent, _ in printed.values()) == len(messages)
     assert "Where to look:" in out and str(maildir) in out
     assert "CXCTL_SECRET was not set" in out
 
