@@ -324,13 +324,20 @@ def forget(ws: Workspace | None, db: sqlite_utils.Database, target: str, now: da
 
 @contextmanager
 def transaction(db: sqlite_utils.Database, dry_run: bool) -> Iterator[list]:
-    """Like _transaction, but swallows the dry-run rollback so the caller keeps what it counted."""
+    """One erasing transaction; yields a list the body fills with what it counted.
+
+    secure_delete makes SQLite overwrite freed content with zeros (many builds leave it off), and the
+    checkpoint after the commit moves the scrubbed pages into the database file and empties the WAL,
+    so the erased values do not linger in either file. The dry-run rollback is swallowed here.
+    """
     box: list = []
+    db.execute("PRAGMA secure_delete = ON")
     try:
         with _transaction(db, dry_run):
             yield box
     except _DryRun:
-        pass
+        return
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 # --- subject access ---------------------------------------------------------------------------------

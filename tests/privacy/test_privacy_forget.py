@@ -145,3 +145,17 @@ def test_forget_erases_any_address_name_and_text(workspace_dir, tmp_path_factory
             for value in row if isinstance(value, str)
         ), needle
     assert db.execute("SELECT COUNT(*) FROM answers WHERE value_num IS NOT NULL").fetchone()[0] == 2
+
+
+def test_forgotten_values_do_not_linger_in_the_database_files(populated):
+    """Not only no query: the bytes of the database file and its WAL no longer hold the address."""
+    ws, db, _ = populated
+    for secure in ("OFF", "ON"):
+        db.execute(f"PRAGMA secure_delete = {secure}")  # whatever the build's default, forget turns it on
+    privacy.forget(ws, db, "C-1", NOW)
+    files = [p for p in ws.database.parent.glob(ws.database.name + "*") if p.is_file()]
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        for needle in ("zoe.martin@exemple.fr", "Martin-Dubois", "Livreur impoli"):
+            assert needle.encode("utf-8") not in data, (path.name, needle)
