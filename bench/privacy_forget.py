@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cxctl import privacy, store
+from cxctl import privacy, retention, store
 from cxctl.loader import load_workspace
 
 ROOT = Path(__file__).resolve().parent / "data" / "privacy"
@@ -106,8 +106,8 @@ def main() -> None:
     timed("forget --dry-run (by email)", lambda: privacy.forget(ws, db, target, now, dry_run=True), rows)
     timed("forget (by email)", lambda: privacy.forget(ws, db, target, now), rows)
     timed("forget (by external id)", lambda: privacy.forget(ws, db, f"C{n // 3}", now), rows)
-    result = timed("db prune --dry-run", lambda: privacy.prune(ws, db, now, dry_run=True), rows)
-    timed("db prune", lambda: privacy.prune(ws, db, now), rows)
+    result = timed("db prune --dry-run", lambda: retention.prune(ws, db, now, dry_run=True), rows)
+    timed("db prune", lambda: retention.prune(ws, db, now), rows)
     print(f"| operation ({n} contacts, {2 * n} events, {n} invitations) | seconds |")
     print("|---|---|")
     for label, seconds in rows:
