@@ -42,6 +42,7 @@ MAILDIR = "maildir"
 # every scorecard cell would read "insufficient", so the demo's copy shows cells from this n on.
 DEMO_MIN_RESPONSES = 5
 RESPONSES_FILE = "demo-responses.csv"
+MARKER = ".cxctl-demo"
 
 Progress = Callable[[str], None]
 
@@ -131,14 +132,21 @@ def prepare_folder(folder: Path, force: bool) -> Path:
         raise UsageError(f"{folder} is a file: name a folder for the demo, e.g. `cxctl demo ./cxctl-demo`")
     if folder.is_dir() and any(folder.iterdir()):
         if not force:
-            raise UsageError(f"{folder} is not empty: name a new folder, or add --force to replace the demo files in it")
-        for name in (MAILDIR, "outbox", RESPONSES_FILE):
-            target = folder / name
+            raise UsageError(f"{folder} is not empty: name a new folder, or add --force to start the demo in it again")
+        if (folder / "cxctl.yaml").exists() and not (folder / MARKER).exists():
+            raise UsageError(f"{folder} holds a workspace that cxctl demo did not create: name another folder "
+                             f"(--force only restarts a demo folder)")
+        # A fresh start: the demo's database, messages and generated files go; anything else stays.
+        for target in [folder / n for n in (MAILDIR, "outbox", RESPONSES_FILE)] + sorted(folder.glob("cxctl.db*")) \
+                + sorted((folder / "data").glob("*.rejects.csv")):
             if target.is_dir():
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    shutil.copytree(source, folder, dirs_exist_ok=True)
+    # Only the example's sources: never a database or outputs left by someone running it in place.
+    leftovers = shutil.ignore_patterns("*.db", "*.db-*", "*.lock", "*.rejects.csv", "outbox", MAILDIR, "__pycache__")
+    shutil.copytree(source, folder, dirs_exist_ok=True, ignore=leftovers)
+    (folder / MARKER).write_text("created by `cxctl demo`; `cxctl demo --force` may reset this folder\n", encoding="utf-8")
     config = folder / "cxctl.yaml"
     text = config.read_text(encoding="utf-8")
     lowered = re.sub(r"(?m)^(\s+)min_responses:\s*\d+.*$",

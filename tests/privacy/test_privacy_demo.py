@@ -66,8 +66,18 @@ def test_demo_is_reproducible_and_refuses_a_non_empty_folder(tmp_path: Path, cli
     assert without_tokens(first / "demo-responses.csv") == without_tokens(second / "demo-responses.csv")
     code, _, err = cli("demo", str(first))
     assert code == 2 and "is not empty" in err and "--force" in err
-    code, _, err = cli("demo", str(first), "--force", "--json")
+    code, again, err = cli("demo", str(first), "--force", "--json")
     assert code == 0, err
+    assert strip_port(summaries(json.loads(again), first)) == strip_port(summaries(a, first)), "--force starts afresh"
+
+
+def test_force_never_overwrites_a_workspace_the_demo_did_not_create(tmp_path: Path, cli, no_secret):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "cxctl.yaml").write_text("workspace: {name: mine}\n", encoding="utf-8")
+    code, _, err = cli("demo", str(mine), "--force")
+    assert code == 2 and "did not create" in err
+    assert (mine / "cxctl.yaml").read_text(encoding="utf-8") == "workspace: {name: mine}\n"
 
 
 def test_forget_on_the_demo_data_keeps_every_scorecard(tmp_path: Path, no_secret, helpers):
