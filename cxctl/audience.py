@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -258,35 +256,6 @@ def _row_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]
     return convert, staged, attr_keys
 
 
-class _BatchWriter:
-    """`executemany` in a second thread: SQLite releases the GIL while it writes, so parsing goes on."""
-
-    def __init__(self, conn, sql: str):
-        self.conn, self.sql, self.error = conn, sql, None
-        self.queue: queue.Queue = queue.Queue(maxsize=4)
-        self.thread = threading.Thread(target=self._run, name="cxctl-import-writer", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (batch := self.queue.get()) is not None:
-            if self.error is None:
-                try:
-                    self.conn.executemany(self.sql, batch)
-                except BaseException as exc:  # handed to the main thread
-                    self.error = exc
-
-    def put(self, batch: list) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(batch)
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-
 def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path | str, now: datetime, *,
                     mapping_id: str | None = None, preset: str | None = None, encoding: str | None = None,
                     delimiter: str | None = None, date_format: str | None = None, decimal_comma: bool | None = None,
@@ -344,35 +313,33 @@ def _stage_contacts(db: sqlite_utils.Database, table: CsvTable, convert, staged:
     # Column names are ours (CONTACT_FIELDS), never the file's.
     db.execute("CREATE TEMP TABLE stage_contacts (rn INTEGER PRIMARY KEY, " + ", ".join(f"{c} TEXT" for c in columns)
                + ", contact_id INTEGER)")
-    writer = _BatchWriter(db.conn, f"INSERT INTO stage_contacts (rn, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})")
+    sql = f"INSERT INTO stage_contacts (rn, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})"
+    executemany = db.conn.executemany
     seen: set[str] = set()
     repeated: set[str] = set()
     batch: list = []
-    try:
-        for number, fields, problem in table.rows():
-            result.read += 1
-            if problem:
-                log.reject(number, fields, problem)
-                continue
-            try:
-                row = convert(number, fields)
-            except ValueError as exc:
-                log.reject(number, fields, str(exc))
-                continue
-            key = row[1] or "@" + row[3]
-            if key in seen:
-                repeated.add(key)
-                result.duplicates += 1
-            else:
-                seen.add(key)
-            batch.append(row)
-            if len(batch) >= CHUNK:
-                writer.put(batch)
-                batch = []
-        if batch:
-            writer.put(batch)
-    finally:
-        writer.close()
+    for number, fields, problem in table.rows():
+        result.read += 1
+        if problem:
+            log.reject(number, fields, problem)
+            continue
+        try:
+            row = convert(number, fields)
+        except ValueError as exc:
+            log.reject(number, fields, str(exc))
+            continue
+        key = row[1] or "@" + row[3]
+        if key in seen:
+            repeated.add(key)
+            result.duplicates += 1
+        else:
+            seen.add(key)
+        batch.append(row)
+        if len(batch) >= CHUNK:
+            executemany(sql, batch)
+            batch = []
+    if batch:
+        executemany(sql, batch)
     if repeated:
         # Within a file the last row of a key wins.
         db.execute("CREATE TEMP TABLE stage_repeated (k TEXT PRIMARY KEY)")
