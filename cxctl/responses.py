@@ -15,7 +15,7 @@ import json
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -50,6 +50,7 @@ BUILTIN_LABELS = {
         "not at all likely": 0, "pas du tout probable": 0, "tres improbable": 0,
     },
 }
+INDICATORS = {"nps": 0, "csat": 1, "ces": 2}
 FALSE_WORDS = {"0", "false", "faux", "no", "non", "n", "f"}
 
 
@@ -73,6 +74,7 @@ class QuestionReader:
     index: int
     labels: dict[str, int] = field(default_factory=dict)
     choices: dict[str, str] = field(default_factory=dict)
+    indicator: int | None = None  # 0 nps, 1 csat, 2 ces: this answer is the moment's indicator
 
     @classmethod
     def build(cls, qid: str, question: Question, index: int) -> "QuestionReader":
@@ -130,6 +132,31 @@ class QuestionReader:
             known = ", ".join(c.id for c in self.question.choices)
             raise ValueProblem(f"{self.id}: {text.strip()!r} is not one of the choices ({known}): add it to the question's choices")
         return self.choices[key]
+
+
+class _Clock:
+    """Export times → (UTC store text, local day), fast: the UTC offset is cached per local hour, since a
+    zone's offset only changes at whole-hour transitions (a million-row import parses a million times)."""
+
+    def __init__(self, tz: ZoneInfo, local: ZoneInfo, *, utc: bool, us_dates: bool, day_first: bool):
+        self.tz, self.local, self.utc, self.us_dates, self.day_first = tz, local, utc, us_dates, day_first
+        self.same_zone = not utc and str(tz) == str(local)
+        self.offsets: dict[str, timedelta] = {}
+
+    def read(self, text: str) -> tuple[str, str]:
+        if self.same_zone and len(text) in (16, 19) and text[4] == "-" and text[10] in " T":
+            hour = text[:13]
+            offset = self.offsets.get(hour)
+            try:
+                naive = datetime.fromisoformat(text)
+            except ValueError:
+                naive = None
+            if naive is not None:
+                if offset is None:
+                    offset = self.offsets[hour] = naive.replace(tzinfo=self.tz).utcoffset()
+                return (naive - offset).isoformat(" "), text[:10]
+        when = parse_time(text, self.tz, utc=self.utc, us_dates=self.us_dates, day_first=self.day_first)
+        return to_db(when), when.astimezone(self.local).date().isoformat()
 
 
 @dataclass
@@ -201,6 +228,13 @@ def _plan_for(ws: Workspace, export: Export, moment_id: str) -> _Plan:
         index = export.column(wordings)
         if index is not None:
             readers.append(QuestionReader.build(qid, question, index))
+    seen = set()
+    for reader in readers:
+        kind = reader.question.type
+        if kind in INDICATORS and kind not in seen and moment.questions.index(reader.id) == min(
+                moment.questions.index(q) for q in moment.questions if ws.questions[q].type == kind):
+            reader.indicator = INDICATORS[kind]
+            seen.add(kind)
     if not readers:
         raise ImportFileError(
             f"{export.path}: no column answers a question of moment {moment_id!r} ({', '.join(moment.questions)}): "
@@ -232,6 +266,7 @@ STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS stage (
     row_number INTEGER PRIMARY KEY, response_key TEXT, content_hash TEXT, moment TEXT, token TEXT,
     email TEXT, external_id TEXT, submitted_at TEXT, day TEXT, complete INTEGER, fields TEXT,
+    score_nps INTEGER, score_csat INTEGER, score_ces INTEGER,
     invitation_id INTEGER, contact_id INTEGER, invitation_moment TEXT, outcome TEXT, existing_id INTEGER)
 ;
 CREATE TEMP TABLE IF NOT EXISTS stage_answers (
@@ -284,6 +319,7 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     tz = ZoneInfo(export.time_zone or ws.settings.timezone)
     local = ZoneInfo(ws.settings.timezone)
     day_first = not ws.settings.default_language.startswith("en")
+    clock = _Clock(tz, local, utc=conv.utc, us_dates=conv.us_dates, day_first=day_first)
     report = ImportReport(str(export.path), export.format, None if chosen == "?" else chosen)
     plans: dict[str, _Plan] = {}
     if chosen not in (None, "?"):
@@ -300,12 +336,14 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     answers: list[tuple] = []
     quarantine: list[tuple] = []
     skipped: Counter = Counter()
+    keys_seen: set[str] = set()
+    staged = 0
 
     def flush() -> None:
         # Staging rows go to a temporary table in one transaction per batch (not one commit per row).
         db.execute("BEGIN")
         db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, moment, token, email, external_id,"
-                            " submitted_at, day, complete, fields) VALUES (?,?,?,?,?,?,?,?,?,?,?)", stage)
+                            " submitted_at, day, complete, fields, score_nps, score_csat, score_ces) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
         db.conn.executemany("INSERT INTO temp.stage_answers VALUES (?,?,?,?)", answers)
         db.execute("COMMIT")
         stage.clear()
@@ -360,12 +398,13 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
             quarantine_row(number, fields, "invalid", "no submission time: export the submission date column", moment_id)
             continue
         try:
-            when = parse_time(when_text, tz, utc=conv.utc, us_dates=conv.us_dates, day_first=day_first)
+            submitted, day = clock.read(when_text)
         except ValueError as exc:
             quarantine_row(number, fields, "invalid", str(exc), moment_id)
             continue
         values = []
         errors = []
+        scores = [None, None, None]
         for reader in plan.readers:
             try:
                 value = reader.read(fields[reader.index])
@@ -374,6 +413,8 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 continue
             if value is not None:
                 values.append((number, reader.id, value[0], value[1]))
+                if reader.indicator is not None:
+                    scores[reader.indicator] = int(value[0])
         if errors:
             quarantine_row(number, fields, "invalid", "; ".join(errors), moment_id)
             continue
@@ -383,20 +424,22 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 email = normalise(email)
             except ValueError:
                 email = ""
+        keys_seen.add(response_key)
+        staged += 1
         stage.append((number, response_key, hashlib.sha1(joined.encode()).hexdigest(), moment_id, token or None,
                       email or None, (fields[ext_i].strip() or None) if ext_i is not None else None,
-                      to_db(when), when.astimezone(local).date().isoformat(), complete, joined))
+                      submitted, day, complete, joined, *scores))
         answers.extend(values)
         if len(stage) >= 20000:
             flush()
     flush()
     report.skipped = dict(skipped)
-    _settle(ws, db, export, report, quarantine, imported_at, secret, columns)
+    _settle(ws, db, export, report, quarantine, imported_at, secret, columns, len(keys_seen) < staged)
     return report
 
 
 def _settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: ImportReport,
-            quarantine: list[tuple], imported_at: str, secret: bytes, columns: list[str]) -> None:
+            quarantine: list[tuple], imported_at: str, secret: bytes, columns: list[str], report_repeats: bool) -> None:
     """The set-based part, in one transaction: match, quarantine, replace, insert, choose, roll up."""
     q = db.execute
     keep_last = [m for m, spec in ws.moments.items() if spec.responses.keep == "last"]
@@ -404,7 +447,8 @@ def _settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Im
     q("BEGIN IMMEDIATE")
     try:
         # Newer duplicates of one response id inside the file: the last row wins.
-        q("DELETE FROM temp.stage WHERE row_number NOT IN (SELECT MAX(row_number) FROM temp.stage GROUP BY response_key)")
+        if report_repeats:
+            q("DELETE FROM temp.stage WHERE row_number NOT IN (SELECT MAX(row_number) FROM temp.stage GROUP BY response_key)")
         q("UPDATE temp.stage SET invitation_id = i.id, contact_id = i.contact_id, invitation_moment = i.moment"
           " FROM invitations i WHERE i.token = temp.stage.token")
         q("CREATE TEMP TABLE IF NOT EXISTS windows (moment TEXT PRIMARY KEY, seconds INTEGER)")
@@ -458,11 +502,13 @@ def _settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Im
         q("UPDATE responses SET status = 'pending' WHERE id IN (SELECT existing_id FROM temp.stage WHERE outcome = 'replace')")
         q("DELETE FROM answers WHERE response_id IN (SELECT existing_id FROM temp.stage WHERE outcome = 'replace')")
         q("""UPDATE responses SET content_hash = s.content_hash, invitation_id = s.invitation_id, contact_id = s.contact_id,
-                 submitted_at = s.submitted_at, day = s.day, complete = s.complete, imported_at = ?
+                 submitted_at = s.submitted_at, day = s.day, complete = s.complete, imported_at = ?,
+                 score_nps = s.score_nps, score_csat = s.score_csat, score_ces = s.score_ces
              FROM temp.stage s WHERE s.outcome = 'replace' AND responses.id = s.existing_id""", [imported_at])
         q("""INSERT INTO responses (response_key, content_hash, invitation_id, contact_id, moment, source, submitted_at, day,
-                 complete, status, imported_at)
-             SELECT response_key, content_hash, invitation_id, contact_id, moment, ?, submitted_at, day, complete, 'pending', ?
+                 complete, status, imported_at, score_nps, score_csat, score_ces)
+             SELECT response_key, content_hash, invitation_id, contact_id, moment, ?, submitted_at, day, complete, 'pending', ?,
+                 score_nps, score_csat, score_ces
              FROM temp.stage WHERE outcome IS NULL ORDER BY row_number""", [export.format, imported_at])
         report.inserted = q("SELECT changes()").fetchone()[0]
         q("""INSERT INTO answers (response_id, question, value_num, value_text)
@@ -499,8 +545,9 @@ def _settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Im
         # A row that lands now leaves the quarantine it may have been in.
         db.conn.executemany("INSERT OR IGNORE INTO quarantine (row_key, source, moment, file_name, row_number, kind, reason, raw,"
                             " imported_at) VALUES (?,?,?,?,?,?,?,?,?)", quarantine)
-        q("""DELETE FROM quarantine WHERE source = ? AND row_key IN (
-                 SELECT 'q:' || s.content_hash FROM temp.stage s)""", [export.format])
+        if q("SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = ?)", [export.format]).fetchone()[0]:
+            q("""DELETE FROM quarantine WHERE source = ? AND row_key IN (
+                     SELECT 'q:' || s.content_hash FROM temp.stage s)""", [export.format])
         q("""INSERT INTO import_log (kind, file_name, sha256, rows_read, inserted, updated, unchanged, duplicates, rejected, imported_at)
              VALUES ('responses', ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
           [export.path.name, export.sha256, report.rows_read, report.inserted, report.replaced, report.unchanged,
@@ -546,3 +593,25 @@ def list_quarantine(db: sqlite_utils.Database, moment: str | None = None) -> lis
 
 def question_label(ws: Workspace, qid: str) -> str:
     return localise(ws.questions[qid].text, ws.settings.default_language, ws.settings.default_language)
+
+
+def rebuild_rollups(db: sqlite_utils.Database) -> None:
+    """Recount the scorecard rollups from the raw rows (after a bulk load that bypassed the import, or to repair)."""
+    q = db.execute
+    q("BEGIN IMMEDIATE")
+    try:
+        q("DELETE FROM score_rollup")
+        q("DELETE FROM response_rollup")
+        q("DELETE FROM sent_rollup")
+        q("""INSERT INTO score_rollup (moment, day, question, value, n)
+             SELECT r.moment, r.day, a.question, CAST(a.value_num AS INTEGER), COUNT(*) FROM responses r
+             JOIN answers a ON a.response_id = r.id WHERE r.status = 'counted' AND a.value_num IS NOT NULL GROUP BY 1, 2, 3, 4""")
+        q("""INSERT INTO response_rollup (moment, day, n)
+             SELECT moment, day, COUNT(*) FROM responses WHERE status = 'counted' GROUP BY 1, 2""")
+        q("""INSERT INTO sent_rollup (moment, hour, n)
+             SELECT moment, substr(COALESCE(sent_at, send_at), 1, 13), COUNT(*) FROM invitations
+             WHERE status = 'sent' AND kind = 'invitation' GROUP BY 1, 2""")
+        q("COMMIT")
+    except BaseException:
+        q("ROLLBACK")
+        raise

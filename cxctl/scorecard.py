@@ -164,6 +164,10 @@ def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *
         order = ["m:" + period_label(m, "month") for m in months]
         shown = {"current"}
 
+    # A big page cache and in-memory temporary tables: a breakdown walks millions of index entries and looks
+    # each contact up in a temporary table (the defaults, 2 MB and temp files, make that I/O-bound).
+    db.execute("PRAGMA temp_store=MEMORY")
+    db.execute("PRAGMA cache_size=-262144")
     # One read transaction: a consistent snapshot, and the temporary tables filled without a commit per row.
     db.execute("BEGIN")
     try:
@@ -207,11 +211,11 @@ def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments:
         q(f"DELETE FROM temp.{t}")
     db.conn.executemany("INSERT INTO temp.sc_days VALUES (?, ?)", [(d.isoformat(), l) for d, ls in labels.items() for l in ls])
     q("CREATE INDEX IF NOT EXISTS temp.sc_days_day ON sc_days(day)")
+    hours: list[tuple[str, str]] = []
     if labels:
         first, last = min(labels), max(labels)
         hour = datetime(first.year, first.month, first.day, tzinfo=local).astimezone(timezone.utc)
         end = datetime(last.year, last.month, last.day, tzinfo=local).astimezone(timezone.utc) + timedelta(days=1)
-        hours = []
         while hour < end:
             for label in labels.get(hour.astimezone(local).date(), ()):
                 hours.append((hour.strftime("%Y-%m-%d %H"), label))
@@ -226,28 +230,21 @@ def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments:
     width = len(exprs)
     out: dict[tuple, dict] = defaultdict(lambda: {"scores": defaultdict(int), "responses": 0, "sent": 0})
     if not exprs:
-        scores = q(f"""SELECT r.moment, d.label, r.question, r.value, SUM(r.n) FROM score_rollup r
-                       JOIN temp.sc_days d ON d.day = r.day JOIN temp.sc_moments m ON m.moment = r.moment
-                       WHERE r.question IN ({marks}) AND r.n <> 0 GROUP BY 1, 2, 3, 4""", scored)
-        responses = q("""SELECT r.moment, d.label, SUM(r.n) FROM response_rollup r JOIN temp.sc_days d ON d.day = r.day
-                         JOIN temp.sc_moments m ON m.moment = r.moment WHERE r.n <> 0 GROUP BY 1, 2""")
-        sent = q("""SELECT s.moment, h.label, SUM(s.n) FROM sent_rollup s JOIN temp.sc_hours h ON h.hour = s.hour
-                    JOIN temp.sc_moments m ON m.moment = s.moment WHERE s.n <> 0 GROUP BY 1, 2""")
+        # The rollups drive the loops (CROSS JOIN fixes the order): moment, then a day range of the primary key.
+        days = [min(labels).isoformat(), max(labels).isoformat()] if labels else ["", ""]
+        span = [hours[0][0], hours[-1][0]] if hours else ["", ""]
+        scores = q(f"""SELECT r.moment, d.label, r.question, r.value, SUM(r.n) FROM temp.sc_moments m
+                       CROSS JOIN score_rollup r ON r.moment = m.moment AND r.day BETWEEN ? AND ?
+                       CROSS JOIN temp.sc_days d ON d.day = r.day
+                       WHERE r.question IN ({marks}) AND r.n <> 0 GROUP BY 1, 2, 3, 4""", days + scored)
+        responses = q("""SELECT r.moment, d.label, SUM(r.n) FROM temp.sc_moments m
+                         CROSS JOIN response_rollup r ON r.moment = m.moment AND r.day BETWEEN ? AND ?
+                         CROSS JOIN temp.sc_days d ON d.day = r.day WHERE r.n <> 0 GROUP BY 1, 2""", days)
+        sent = q("""SELECT s.moment, h.label, SUM(s.n) FROM temp.sc_moments m
+                    CROSS JOIN sent_rollup s ON s.moment = m.moment AND s.hour BETWEEN ? AND ?
+                    CROSS JOIN temp.sc_hours h ON h.hour = s.hour WHERE s.n <> 0 GROUP BY 1, 2""", span)
     else:
-        group_by = ", ".join(str(i) for i in range(1, width + 5))
-        scores = q(f"""SELECT {select} r.moment, d.label, a.question, CAST(a.value_num AS INTEGER), COUNT(*)
-                       FROM responses r JOIN temp.sc_days d ON d.day = r.day JOIN temp.sc_moments m ON m.moment = r.moment
-                       JOIN answers a ON a.response_id = r.id LEFT JOIN contacts c ON c.id = r.contact_id
-                       WHERE r.status = 'counted' AND a.value_num IS NOT NULL AND a.question IN ({marks})
-                       GROUP BY {group_by}""", params + scored)
-        responses = q(f"""SELECT {select} r.moment, d.label, COUNT(*) FROM responses r JOIN temp.sc_days d ON d.day = r.day
-                          JOIN temp.sc_moments m ON m.moment = r.moment LEFT JOIN contacts c ON c.id = r.contact_id
-                          WHERE r.status = 'counted' GROUP BY {", ".join(str(i) for i in range(1, width + 3))}""", params)
-        sent = q(f"""SELECT {select} i.moment, h.label, COUNT(*) FROM invitations i
-                     JOIN temp.sc_hours h ON h.hour = substr(COALESCE(i.sent_at, i.send_at), 1, 13)
-                     JOIN temp.sc_moments m ON m.moment = i.moment LEFT JOIN contacts c ON c.id = i.contact_id
-                     WHERE i.status = 'sent' AND i.kind = 'invitation'
-                     GROUP BY {", ".join(str(i) for i in range(1, width + 3))}""", params)
+        return _fetch_by_contact(ws, db, exprs, params, moments, labels, hours)
     for row in scores.fetchall():
         key = tuple(str(v) for v in row[:width]) + (row[width], row[width + 1])
         out[key]["scores"][(row[width + 2], row[width + 3])] += row[width + 4]
@@ -255,6 +252,129 @@ def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments:
         out[tuple(str(v) for v in row[:width]) + (row[width], row[width + 1])]["responses"] += row[width + 2]
     for row in sent.fetchall():
         out[tuple(str(v) for v in row[:width]) + (row[width], row[width + 1])]["sent"] += row[width + 2]
+    return out
+
+
+def _indicator_questions(ws: Workspace, moment_id: str) -> list[str | None]:
+    """The moment's indicator question ids, in score column order (nps, csat, ces): the first of each type."""
+    out: list[str | None] = [None, None, None]
+    for qid in ws.moments[moment_id].questions:
+        index = {"nps": 0, "csat": 1, "ces": 2}.get(ws.questions[qid].type)
+        if index is not None and out[index] is None:
+            out[index] = qid
+    return out
+
+
+PIVOT_LIMIT = 40
+
+
+def _group_table(conn, exprs: list[str], params: list) -> None:
+    conn.execute("DROP TABLE IF EXISTS temp.sc_groups")
+    conn.execute("CREATE TEMP TABLE sc_groups (contact_id INTEGER PRIMARY KEY, g TEXT)")
+    conn.execute(f"INSERT INTO temp.sc_groups SELECT c.id, {' || char(31) || '.join(exprs)} FROM contacts c", params)
+
+
+def _sent_by_contact(path: str, exprs: list[str], params: list, nobody: str, first: str, last: str, result: list) -> None:
+    """Sent invitations per (group, moment, UTC hour), on its own read-only connection so it runs beside the
+    responses query (sqlite3 releases the GIL while a statement runs: two cores, two scans)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute("PRAGMA cache_size=-262144")
+            _group_table(conn, exprs, params)
+            values = [row[0] for row in conn.execute("SELECT DISTINCT g FROM temp.sc_groups").fetchall()]
+            hour = "substr(COALESCE(i.sent_at, i.send_at), 1, 13)"  # as in the partial index invitations_sent_hour
+            if len(values) <= PIVOT_LIMIT:
+                columns = ", ".join(["SUM(g.g IS NULL)"] + ["SUM(g.g = ?)"] * len(values))
+                rows = conn.execute(
+                    f"""SELECT i.moment, {hour}, {columns} FROM invitations i INDEXED BY invitations_sent_hour
+                        LEFT JOIN temp.sc_groups g ON g.contact_id = i.contact_id
+                        WHERE i.status = 'sent' AND i.kind = 'invitation' AND {hour} BETWEEN ? AND ?
+                        GROUP BY 1, 2""", values + [first, last]).fetchall()
+                groups = [nobody] + values
+                result.extend((group, moment, at, n) for moment, at, *counts in rows for group, n in zip(groups, counts) if n)
+            else:
+                result.extend(conn.execute(
+                    f"""SELECT COALESCE(g.g, ?), i.moment, {hour}, COUNT(*) FROM invitations i INDEXED BY invitations_sent_hour
+                        LEFT JOIN temp.sc_groups g ON g.contact_id = i.contact_id
+                        WHERE i.status = 'sent' AND i.kind = 'invitation' AND {hour} BETWEEN ? AND ?
+                        GROUP BY 1, 2, 3""", [nobody, first, last]).fetchall())
+        finally:
+            conn.close()
+    except Exception as exc:  # handed back to the caller's thread
+        result.append(exc)
+
+
+def _fetch_by_contact(ws: Workspace, db: sqlite_utils.Database, exprs: list[str], params: list, moments: list[str],
+                      labels: dict[date, list[str]], hours: list[tuple[str, str]]) -> dict[tuple, dict]:
+    """Breakdown by contact columns/attributes: one pass over the responses' score columns (covering index) and
+    one over the sent invitations, each joined to a temporary table of every contact's group value.
+
+    With few distinct group values (the usual segment, channel or region), the responses are counted per
+    value in columns (SUM(g = ?)), which streams in index order with no sort of millions of rows.
+    """
+    import threading
+
+    width = len(exprs)
+    nobody = "\x1f".join([""] * width)
+    out: dict[tuple, dict] = defaultdict(lambda: {"scores": defaultdict(int), "responses": 0, "sent": 0})
+    if not labels:
+        return out
+    by_hour: dict[str, list[str]] = defaultdict(list)
+    for hour, label in hours:
+        by_hour[hour].append(label)
+    path = db.execute("PRAGMA main.database_list").fetchone()[2]
+    sent_rows: list = []
+    worker = threading.Thread(target=_sent_by_contact, args=(path, exprs, params, nobody, min(by_hour), max(by_hour), sent_rows))
+    worker.start()
+    try:
+        q = db.execute
+        _group_table(db.conn, exprs, params)
+        wanted = set(moments)
+        indicators = {m: _indicator_questions(ws, m) for m in wanted}
+        by_day = {d.isoformat(): ls for d, ls in labels.items()}
+        span = [min(by_day), max(by_day)]
+        values = [row[0] for row in q("SELECT DISTINCT g FROM temp.sc_groups").fetchall()]
+        if len(values) <= PIVOT_LIMIT:
+            columns = ", ".join(["SUM(g.g IS NULL)"] + ["SUM(g.g = ?)"] * len(values))
+            rows = q(f"""SELECT r.moment, r.day, r.score_nps, r.score_csat, r.score_ces, {columns}
+                         FROM responses r INDEXED BY responses_scores LEFT JOIN temp.sc_groups g ON g.contact_id = r.contact_id
+                         WHERE r.status = 'counted' AND r.day BETWEEN ? AND ? GROUP BY 1, 2, 3, 4, 5""", values + span)
+            groups = [nobody] + values
+            tallies = ((moment_id, day, scores, zip(groups, counts)) for moment_id, day, *scores_and_counts in rows.fetchall()
+                       for scores, counts in [(scores_and_counts[:3], scores_and_counts[3:])])
+        else:
+            rows = q("""SELECT r.moment, r.day, r.score_nps, r.score_csat, r.score_ces, COALESCE(g.g, ?), COUNT(*)
+                        FROM responses r INDEXED BY responses_scores LEFT JOIN temp.sc_groups g ON g.contact_id = r.contact_id
+                        WHERE r.status = 'counted' AND r.day BETWEEN ? AND ? GROUP BY 1, 2, 3, 4, 5, 6""", [nobody] + span)
+            tallies = ((moment_id, day, (nps, csat, ces), [(group, n)]) for moment_id, day, nps, csat, ces, group, n in rows.fetchall())
+        for moment_id, day, scores, counts in tallies:
+            if moment_id not in wanted:
+                continue
+            questions = indicators[moment_id]
+            for group, n in counts:
+                if not n:
+                    continue
+                key = tuple(group.split("\x1f"))
+                for label in by_day.get(day, ()):
+                    cell = out[key + (moment_id, label)]
+                    cell["responses"] += n
+                    for qid, value in zip(questions, scores):
+                        if qid is not None and value is not None:
+                            cell["scores"][(qid, value)] += n
+    finally:
+        worker.join()
+    if sent_rows and isinstance(sent_rows[-1], Exception):
+        raise sent_rows[-1]
+    for group, moment_id, hour, n in sent_rows:
+        if moment_id not in wanted:
+            continue
+        key = tuple(group.split("\x1f"))
+        for label in by_hour.get(hour, ()):
+            out[key + (moment_id, label)]["sent"] += n
     return out
 
 

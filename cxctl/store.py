@@ -149,6 +149,8 @@ def _m3_responses(db: sqlite_utils.Database) -> None:
 
     `status` of a response: counted (the one response that counts for its invitation), partial (not
     finished), duplicate (another response to the same invitation counts), pending (being imported).
+    score_nps/csat/ces copy the moment's indicator answers onto the response row, so a breakdown by a
+    contact attribute scans one narrow table instead of joining every answer.
     The rollups hold counts of counted responses per (moment, local day[, question, value]) and of sent
     invitations per (moment, UTC hour); triggers keep them exact when rows are updated or deleted by
     any writer (privacy, pruning); the bulk import adds its new rows set-based (cxctl.responses).
@@ -167,12 +169,16 @@ def _m3_responses(db: sqlite_utils.Database) -> None:
             day TEXT NOT NULL,
             complete INTEGER NOT NULL DEFAULT 1,
             status TEXT NOT NULL DEFAULT 'pending',
+            score_nps INTEGER,
+            score_csat INTEGER,
+            score_ces INTEGER,
             import_id INTEGER,
             imported_at TEXT NOT NULL
         );
         CREATE INDEX responses_moment_day ON responses(moment, day);
         CREATE INDEX responses_invitation ON responses(invitation_id, submitted_at);
         CREATE INDEX responses_contact ON responses(contact_id);
+        CREATE INDEX responses_scores ON responses(status, moment, day, score_nps, score_csat, score_ces, contact_id);
 
         CREATE TABLE answers (
             response_id INTEGER NOT NULL REFERENCES responses(id) ON DELETE CASCADE,
@@ -257,6 +263,9 @@ def _m3_responses(db: sqlite_utils.Database) -> None:
             INSERT INTO response_rollup (moment, day, n) VALUES (old.moment, old.day, -1)
                 ON CONFLICT DO UPDATE SET n = n - 1;
         END;
+
+        CREATE INDEX invitations_sent_hour ON invitations(moment, substr(COALESCE(sent_at, send_at), 1, 13), contact_id)
+            WHERE status = 'sent' AND kind = 'invitation';
 
         CREATE TRIGGER invitations_sent_insert AFTER INSERT ON invitations
         WHEN new.status = 'sent' AND new.kind = 'invitation'
