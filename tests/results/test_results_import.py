@@ -257,3 +257,12 @@ def test_cli_import_reports_quarantine_and_exits_1(results_ws, sql, tmp_path, cl
     assert f"{path}:5: invalid: ces: '0' is outside the 1–7 scale" in err
     code, out, _ = cli("responses", "quarantine", "-w", str(ws.root), "--json")
     assert code == 0 and json.loads(out)[0]["row_number"] == 5
+
+
+def test_validate_rejects_a_mapping_of_a_question_the_moment_does_not_ask(results_ws, cli):
+    ws, _ = results_ws
+    path = ws.root / "ecommerce.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("columns: {ces: CES1}", "columns: {ces: CES1, nps: Q9}"), encoding="utf-8")
+    code, out, err = cli("validate", str(ws.root))
+    assert code == 1
+    assert "responses.columns maps nps, not a question of this moment: use one of ces" in out + err
