@@ -106,14 +106,16 @@ def find_person(db: sqlite_utils.Database, target: str) -> Person:
     if not target:
         raise UsageError("no contact given: pass an external id or an email address, e.g. `cxctl forget C-1042`")
     email: str | None = None
-    if "@" in target:
+    # Some CRMs use the address as the external id: an exact external id match wins.
+    by_external_id = [r[0] for r in db.execute("SELECT id FROM contacts WHERE external_id = ?", [target]).fetchall()]
+    if "@" in target and not by_external_id:
         try:
             email = emails.normalise(target)
         except ValueError as exc:
             raise UsageError(f"{exc}: pass the address as stored, e.g. jean.dupont@example.com") from None
         ids = []
     else:
-        ids = [r[0] for r in db.execute("SELECT id FROM contacts WHERE external_id = ?", [target]).fetchall()]
+        ids = by_external_id
         if not ids:
             raise PersonNotFound(
                 f"no contact has the external id {target!r}: check the id, or pass the email address "
