@@ -4,8 +4,9 @@
 
 Generates bench/data/contacts_<rows>.csv (10 columns, git-ignored; reused when present), then times
   1. sqlite3 new.db '.import --csv FILE contacts'   (the baseline: no checks, no merge)
-  2. cxctl contacts import FILE                    (fresh database)
-  3. cxctl contacts import FILE                    (again: every row unchanged)
+  2. csv.reader + executemany in one transaction   (the floor of any Python import, for reference)
+  3. cxctl contacts import FILE                    (fresh database)
+  4. cxctl contacts import FILE                    (again: every row unchanged)
 each in its own process, with the peak RSS of that process (os.wait4), and prints a table with the
 ratio to the baseline. The target (issue 3): ratio <= 3 and peak RSS < 500 MB for 1,000,000 rows.
 """
@@ -42,6 +43,20 @@ workspace:
 def ascii_name(name: str) -> str:
     """Addresses are ASCII in real exports even when names are not (Zoé → zoe)."""
     return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+
+
+PLAIN = """
+import csv, sqlite3, sys
+conn = sqlite3.connect(sys.argv[2], isolation_level=None)
+conn.execute("PRAGMA journal_mode=WAL")
+with open(sys.argv[1], encoding="utf-8", newline="") as handle:
+    reader = csv.reader(handle)
+    header = next(reader)
+    conn.execute("CREATE TABLE contacts (" + ", ".join(f"c{i} TEXT" for i in range(len(header))) + ")")
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO contacts VALUES (" + ", ".join("?" * len(header)) + ")", reader)
+    conn.execute("COMMIT")
+"""
 
 
 def generate(path: Path, rows: int) -> None:
@@ -99,6 +114,12 @@ def main() -> None:
         sys.exit("the sqlite3 command-line shell is needed for the baseline: apt-get install sqlite3")
     base_s, base_cpu, base_rss, _ = run([sqlite3, str(baseline_db), f".import --csv {source} contacts"])
 
+    # The floor of any Python import: csv.reader + executemany into a bare table, one WAL transaction.
+    plain_db = DATA / "plain.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(plain_db) + suffix).unlink(missing_ok=True)
+    plain_s, plain_cpu, plain_rss, _ = run([sys.executable, "-c", PLAIN, str(source), str(plain_db)])
+
     ws = DATA / "ws"
     shutil.rmtree(ws, ignore_errors=True)
     ws.mkdir(parents=True)
@@ -113,6 +134,7 @@ def main() -> None:
 
     rows = [
         ("sqlite3 .import (baseline)", base_s, base_cpu, base_rss, "-"),
+        ("python csv + executemany (no checks)", plain_s, plain_cpu, plain_rss, "floor of a Python import"),
         ("cxctl contacts import, fresh", fresh_s, fresh_cpu, fresh_rss, f"{fresh['inserted']:,} inserted"),
         ("cxctl contacts import, again", again_s, again_cpu, again_rss, f"{again['unchanged']:,} unchanged"),
     ]
@@ -132,8 +154,9 @@ def main() -> None:
           f"(worst {worst:.2f}× wall, {worst_cpu:.2f}× CPU, peak {peak} MB)")
     if not args.keep:
         shutil.rmtree(ws, ignore_errors=True)
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(baseline_db) + suffix).unlink(missing_ok=True)
+        for db_path in (baseline_db, plain_db):
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(db_path) + suffix).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
