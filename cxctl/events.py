@@ -1,8 +1,9 @@
 """Events import: what happened to whom and when (order_delivered, ticket_closed…), the triggers of
 transactional and in-the-moment surveys.
 
-A row names its contact by external id or email, its type (a column, the mapping's `event_type` or
-`--type`; written like `Order delivered` it is stored as `order_delivered`), its time and any other
+A row names its contact by external id or email, its type (`--type` for every row; else a type
+column, else the mapping's `event_type`; written like `Order delivered` it is stored as
+`order_delivered`), its time and any other
 columns as attributes. Times: ISO 8601 with an offset as given; naive times and dates in the workspace
 time zone; dd/mm/yyyy read day first unless `--date-format` says otherwise; stored in UTC.
 
@@ -79,7 +80,7 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
                     raise ValueError(FORGOTTEN)
             elif not external_id:
                 raise ValueError("no contact: fill the external id or the email")
-            kind = get("type") or fixed_type
+            kind = event_type or get("type") or resolved.event_type
             if not kind:
                 raise ValueError("no event type: fill the type column or give --type")
             kind = normalise_header(type_map.get(kind.lower(), kind))
