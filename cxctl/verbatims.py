@@ -121,4 +121,7 @@ def frequent_words(ws: Workspace, db: sqlite_utils.Database, moment: str | None 
         ws_ = words(text)
         single.update(set(ws_))
         pairs.update({f"{a} {b}" for a, b in zip(ws_, ws_[1:])})
-    return Verbatims(answered, single.most_common(limit), [(p, n) for p, n in pairs.most_common(limit) if n > 1])
+    def top(counter: Counter) -> list[tuple[str, int]]:
+        return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]  # ties in a stable, readable order
+
+    return Verbatims(answered, top(single), [(p, n) for p, n in top(pairs) if n > 1])

@@ -114,3 +114,19 @@ def test_operational_durations_and_counts(results_ws, sql):
     assert percentile([], 0.5) is None
     with pytest.raises(UsageError, match="week, month or quarter"):
         counts(ws, db, "complaint", by="day")
+
+
+def test_cli_reasons_verbatims_and_ops(answered, sql, cli):
+    ws, db = answered
+    code, out, _ = cli("reasons", "-w", str(ws.root), "--moment", "nps_relational", "--json")
+    assert code == 0 and {"moment": "nps_relational", "segment": "pro", "question": "nps_reason", "category": "detractor",
+                          "reason": "delai", "count": 2} in json.loads(out)
+    code, out, _ = cli("verbatims", "-w", str(ws.root), "--category", "detractor", "--json")
+    assert code == 0 and json.loads(out)["words"][0] == ["livraison", 2]
+    cid = sql.add_contact(db, "OPS", None)
+    sql.add_event(db, cid, "order_placed", "2026-10-01 08:00:00")
+    sql.add_event(db, cid, "order_delivered", "2026-10-03 20:00:00")
+    code, out, _ = cli("ops", "duration", "order_placed", "order_delivered", "-w", str(ws.root), "--json")
+    assert code == 0 and json.loads(out) == [{"period": "2026-10", "n": 1, "median_hours": 60.0, "p90_hours": 60.0}]
+    code, out, _ = cli("ops", "count", "order_delivered", "--by", "week", "-w", str(ws.root), "--json")
+    assert code == 0 and json.loads(out) == [{"period": "2026-W40", "count": 3}]
