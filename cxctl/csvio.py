@@ -2,7 +2,8 @@
 
 What it copes with: UTF-8 with or without BOM, UTF-16 with BOM (Excel "Unicode text"), Windows-1252
 (or Latin-1 when the bytes are not valid Windows-1252); `,` `;` tab and `|` delimiters; quoted fields
-holding delimiters and newlines; header names with stray spaces or odd case; blank lines; and the
+holding delimiters and newlines; Excel's `sep=;` first line; header names with stray spaces or odd
+case; blank lines; and the
 footers report tools append after the data (Salesforce: a blank line, "Grand Totals (N records)",
 "Confidential Information - Do Not Distribute", a copyright line).
 
@@ -223,9 +224,16 @@ class CsvTable:
             sample = probe.read(65536)
         handle = open(self.path, encoding=self.encoding, newline="")
         self._handle = handle
+        skip = 0
+        hint = re.match(r'"?sep=(.)"?\r?\n', sample.lstrip("\ufeff"))
+        if hint:  # Excel's "sep=;" first line names the delimiter
+            self.delimiter = self.delimiter or hint.group(1)
+            skip = 1
         if not self.delimiter:
             self.delimiter = _sniff(sample)
         self._reader = csv.reader(handle, delimiter=self.delimiter, strict=False)
+        for _ in range(skip):
+            self._next()
         while True:
             item = self._next()
             if item is None:

@@ -161,3 +161,11 @@ def test_any_contacts_table_reads_back_the_same_in_any_encoding_and_delimiter(pe
         db.conn.close()
     assert stored == [(f"K{n}", f"p{n}@exemple.fr", p["first_name"] or None, p["last_name"] or None, p["company"] or None,
                        p["note"] or None) for n, p in enumerate(people)]
+
+
+def test_excel_sep_line_names_the_delimiter_and_is_not_the_header(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("sep=;\r\nCourriel;Société\r\nzoe@exemple.fr;Café, Thé & Co\r\n".encode("cp1252"))
+    with open_csv(path) as table:
+        assert (table.delimiter, table.header, table.header_line) == (";", ["Courriel", "Société"], 2)
+        assert [(r.number, r.values) for r in table.records()] == [(3, {"Courriel": "zoe@exemple.fr", "Société": "Café, Thé & Co"})]
