@@ -250,8 +250,22 @@ def _row_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]
     source.append(f"    digest = md5('\\x1f'.join(({used},)).encode(), usedforsecurity=False).hexdigest()[:24] + signature")
     values_out += ["attributes", "digest", "suppress_reason(fields) if email is not None else None" if suppress else "None"]
     source.append(f"    return [{', '.join(values_out)}]")
+    # digest(fields) → the row hash, and key(fields) → the external id, straight from the raw cells:
+    # with them an unchanged row of a re-import is recognised without being converted or staged.
+    source.append("def digest(fields):")
+    source.append(f"    return md5('\\x1f'.join(({used},)).encode(), usedforsecurity=False).hexdigest()[:24] + signature")
+    source.append("def key(fields):")
+    if i_ext is None:
+        source.append("    return ''")
+    else:
+        source.append(f"    external_id = fields[{i_ext}].strip()")
+        if ext_map:
+            source.append("    if external_id: external_id = ext_map.get(external_id.lower(), external_id)")
+        source.append("    return external_id")
     exec(compile("\n".join(source), "<cxctl contacts converter>", "exec"), namespace)
     convert = namespace["convert"]
+    convert.digest, convert.key = namespace["digest"], namespace["key"]
+    convert.suppressed = suppress_reason if suppress else None
 
     return convert, staged, attr_keys
 
@@ -318,11 +332,30 @@ def _stage_contacts(db: sqlite_utils.Database, table: CsvTable, convert, staged:
     seen: set[str] = set()
     repeated: set[str] = set()
     batch: list = []
+    # Stored digests by external id (Python's hash of the text: a dict of a million ints, not strings).
+    stored = {k: hash(h) for k, h in db.execute("SELECT external_id, row_hash FROM contacts WHERE external_id IS NOT NULL "
+                                               "AND row_hash IS NOT NULL")}
+    skipped: set[str] = set()
+    stored_digest: dict[str, int] = {}
+    digest, quick_key, suppressed = convert.digest, convert.key, convert.suppressed
     for number, fields, problem in table.rows():
         result.read += 1
         if problem:
             log.reject(number, fields, problem)
             continue
+        if stored or skipped:
+            ext = quick_key(fields)
+            if ext and (suppressed is None or suppressed(fields) is None):
+                if ext in seen:
+                    if ext in skipped and hash(digest(fields)) == stored_digest.get(ext):
+                        result.duplicates += 1
+                        continue
+                elif stored.get(ext) == hash(digest(fields)):
+                    # Unchanged since the last import: nothing to convert, stage or write.
+                    stored_digest[ext] = stored.pop(ext)
+                    skipped.add(ext)
+                    seen.add(ext)
+                    continue
         try:
             row = convert(number, fields)
         except ValueError as exc:
@@ -330,8 +363,11 @@ def _stage_contacts(db: sqlite_utils.Database, table: CsvTable, convert, staged:
             continue
         key = row[1] or "@" + row[3]
         if key in seen:
-            repeated.add(key)
             result.duplicates += 1
+            if key in skipped:
+                skipped.discard(key)  # the earlier copy was not staged: this row alone stands for the key
+            else:
+                repeated.add(key)
         else:
             seen.add(key)
         batch.append(row)
@@ -340,6 +376,7 @@ def _stage_contacts(db: sqlite_utils.Database, table: CsvTable, convert, staged:
             batch = []
     if batch:
         executemany(sql, batch)
+    result.unchanged += len(skipped)
     if repeated:
         # Within a file the last row of a key wins.
         db.execute("CREATE TEMP TABLE stage_repeated (k TEXT PRIMARY KEY)")
@@ -409,7 +446,7 @@ def _merge_contacts(db: sqlite_utils.Database, present: list[str], attr_keys: li
             [*paths, stamp],
         )
         result.updated = cur.rowcount
-        result.unchanged = matched - result.updated
+        result.unchanged += matched - result.updated
     columns = ["external_id", "email", "email_hash", *present]
     insert = (f"INSERT INTO contacts ({', '.join(columns)}, attributes, row_hash, created_at, updated_at) "
               f"SELECT {', '.join(columns)}, attributes, row_hash, ?, ? FROM stage_contacts WHERE contact_id IS NULL ORDER BY rn")

@@ -220,3 +220,20 @@ def test_a_big_import_rebuilds_the_contact_indexes_it_dropped(workspace, db, tmp
     plan = " ".join(str(r) for r in db.execute("EXPLAIN QUERY PLAN SELECT id FROM contacts WHERE email_hash = ?", [email_hash("b9@example.fr")]))
     assert "contacts_email_hash" in plan
     assert db.execute("SELECT attributes FROM contacts WHERE external_id = 'B7'").fetchone() == ('{"tier":"changed"}',)
+
+
+def test_reimport_recognises_unchanged_rows_and_still_lets_the_last_duplicate_win(workspace, db, tmp_path, rows_of, now):
+    path = tmp_path / "crm.csv"
+    path.write_text("id;email;tier\nK1;k1@example.fr;gold\nK2;k2@example.fr;gold\nK3;k3@example.fr;gold\nK4;k4@example.fr;gold\n")
+    import_contacts(workspace, db, path, now)
+    path.write_text(
+        "id;email;tier\n"
+        "K1;k1@example.fr;gold\nK1;k1@example.fr;silver\n"   # unchanged, then changed: the change wins
+        "K2;k2@example.fr;bronze\nK2;k2@example.fr;gold\n"   # changed, then back as stored: stays as stored
+        "K3;k3@example.fr;gold\nK3;k3@example.fr;gold\n"     # unchanged twice
+        "K4;k4@example.fr;gold\nK5;k5@example.fr;new\n"
+    )
+    result = import_contacts(workspace, db, path, now)
+    assert (result.inserted, result.updated, result.unchanged, result.duplicates) == (1, 1, 3, 3)
+    tiers = {k: v["attributes"]["tier"] for k, v in rows_of(db).items()}
+    assert tiers == {"K1": "silver", "K2": "gold", "K3": "gold", "K4": "gold", "K5": "new"}
