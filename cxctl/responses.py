@@ -267,7 +267,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage (
     row_number INTEGER PRIMARY KEY, response_key TEXT, content_hash TEXT, moment TEXT, token TEXT,
     email TEXT, external_id TEXT, submitted_at TEXT, day TEXT, complete INTEGER, fields TEXT,
     score_nps INTEGER, score_csat INTEGER, score_ces INTEGER,
-    invitation_id INTEGER, contact_id INTEGER, invitation_moment TEXT, outcome TEXT, existing_id INTEGER)
+    invitation_id INTEGER, contact_id INTEGER, invitation_moment TEXT, outcome TEXT, existing_id INTEGER, status TEXT)
 ;
 CREATE TEMP TABLE IF NOT EXISTS stage_answers (
     row_number INTEGER, question TEXT, value_num REAL, value_text TEXT, PRIMARY KEY (row_number, question))
@@ -328,6 +328,9 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     secret = ws.secret()
     imported_at = to_db(now)
 
+    # Staging a million rows: keep temporary tables in memory and give SQLite a real page cache.
+    db.execute("PRAGMA temp_store=MEMORY")
+    db.execute("PRAGMA cache_size=-262144")
     for statement in STAGE_DDL.split(";"):
         db.execute(statement)
     db.execute("DELETE FROM temp.stage")
@@ -505,43 +508,65 @@ def _settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Im
                  submitted_at = s.submitted_at, day = s.day, complete = s.complete, imported_at = ?,
                  score_nps = s.score_nps, score_csat = s.score_csat, score_ces = s.score_ces
              FROM temp.stage s WHERE s.outcome = 'replace' AND responses.id = s.existing_id""", [imported_at])
+        # One response counts per invitation: the first completed (or the last, with keep: last). The choice is
+        # made before the new rows are written, so they go in with their final status (no second pass over them).
+        q("CREATE TEMP TABLE IF NOT EXISTS target (src TEXT, id INTEGER, status TEXT)")
+        q("DELETE FROM temp.target")
+        marks = ",".join("?" * len(keep_last)) or "NULL"
+        q(f"""INSERT INTO temp.target (src, id, status)
+             SELECT src, id, CASE WHEN complete = 0 THEN 'partial' WHEN rank = 1 THEN 'counted' ELSE 'duplicate' END FROM (
+                 SELECT src, id, complete, ROW_NUMBER() OVER (PARTITION BY invitation_id ORDER BY complete DESC,
+                     CASE WHEN moment IN ({marks}) THEN submitted_at END DESC, submitted_at, src, id) AS rank
+                 FROM (SELECT 'r' AS src, r.id, r.invitation_id, r.complete, r.moment, r.submitted_at FROM responses r
+                       WHERE r.invitation_id IN (SELECT invitation_id FROM temp.stage)
+                       UNION ALL
+                       SELECT 's', row_number, invitation_id, complete, moment, submitted_at FROM temp.stage
+                       WHERE outcome IS NULL))""", keep_last)
+        q("CREATE INDEX IF NOT EXISTS temp.target_src_id ON target(src, id)")
+        q("""UPDATE temp.stage SET outcome = 'new', status = t.status
+             FROM temp.target t WHERE t.src = 's' AND t.id = temp.stage.row_number""")
         q("""INSERT INTO responses (response_key, content_hash, invitation_id, contact_id, moment, source, submitted_at, day,
                  complete, status, imported_at, score_nps, score_csat, score_ces)
-             SELECT response_key, content_hash, invitation_id, contact_id, moment, ?, submitted_at, day, complete, 'pending', ?,
-                 score_nps, score_csat, score_ces
-             FROM temp.stage WHERE outcome IS NULL ORDER BY row_number""", [export.format, imported_at])
+             SELECT response_key, content_hash, invitation_id, contact_id, moment, ?, submitted_at, day, complete,
+                 status, ?, score_nps, score_csat, score_ces
+             FROM temp.stage WHERE outcome = 'new' ORDER BY row_number""", [export.format, imported_at])
         report.inserted = q("SELECT changes()").fetchone()[0]
         q("""INSERT INTO answers (response_id, question, value_num, value_text)
              SELECT r.id, a.question, a.value_num, a.value_text
              FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number
              JOIN responses r ON r.response_key = s.response_key""")
-
-        # One response counts per invitation: the first completed (or the last, with keep: last).
-        q("CREATE TEMP TABLE IF NOT EXISTS target (id INTEGER PRIMARY KEY, status TEXT)")
-        q("DELETE FROM temp.target")
-        marks = ",".join("?" * len(keep_last)) or "NULL"
-        q(f"""INSERT INTO temp.target (id, status)
-             SELECT id, CASE WHEN complete = 0 THEN 'partial' WHEN rank = 1 THEN 'counted' ELSE 'duplicate' END FROM (
-                 SELECT r.id, r.complete, ROW_NUMBER() OVER (PARTITION BY r.invitation_id ORDER BY r.complete DESC,
-                     CASE WHEN r.moment IN ({marks}) THEN r.submitted_at END DESC, r.submitted_at, r.id) AS rank
-                 FROM responses r WHERE r.invitation_id IN (SELECT invitation_id FROM temp.stage))""", keep_last)
-        # Rows new to counting are added set-based; status changes of older rows go through the triggers.
+        # Counts: new counted rows straight from the staging tables; replaced rows (pending → counted) from the
+        # store; every other status change of an older row goes through the triggers.
         q("""INSERT INTO score_rollup (moment, day, question, value, n)
-             SELECT r.moment, r.day, a.question, CAST(a.value_num AS INTEGER), COUNT(*)
-             FROM temp.target t JOIN responses r ON r.id = t.id JOIN answers a ON a.response_id = r.id
-             WHERE t.status = 'counted' AND r.status = 'pending' AND a.value_num IS NOT NULL
-             GROUP BY 1, 2, 3, 4
+             SELECT moment, day, question, value, SUM(n) FROM (
+                 SELECT s.moment, s.day, a.question, CAST(a.value_num AS INTEGER) AS value, COUNT(*) AS n
+                 FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number
+                 WHERE s.outcome = 'new' AND s.status = 'counted' AND a.value_num IS NOT NULL GROUP BY 1, 2, 3, 4
+                 UNION ALL
+                 SELECT r.moment, r.day, a.question, CAST(a.value_num AS INTEGER), COUNT(*)
+                 FROM temp.target t JOIN responses r ON r.id = t.id JOIN answers a ON a.response_id = r.id
+                 WHERE t.src = 'r' AND t.status = 'counted' AND r.status = 'pending' AND a.value_num IS NOT NULL
+                 GROUP BY 1, 2, 3, 4)
+             WHERE true GROUP BY 1, 2, 3, 4
              ON CONFLICT DO UPDATE SET n = n + excluded.n""")
         q("""INSERT INTO response_rollup (moment, day, n)
-             SELECT r.moment, r.day, COUNT(*) FROM temp.target t JOIN responses r ON r.id = t.id
-             WHERE t.status = 'counted' AND r.status = 'pending'
-             GROUP BY 1, 2
+             SELECT moment, day, SUM(n) FROM (
+                 SELECT moment, day, COUNT(*) AS n FROM temp.stage WHERE outcome = 'new' AND status = 'counted'
+                 GROUP BY 1, 2
+                 UNION ALL
+                 SELECT r.moment, r.day, COUNT(*) FROM temp.target t JOIN responses r ON r.id = t.id
+                 WHERE t.src = 'r' AND t.status = 'counted' AND r.status = 'pending' GROUP BY 1, 2)
+             WHERE true GROUP BY 1, 2
              ON CONFLICT DO UPDATE SET n = n + excluded.n""")
-        q("UPDATE responses SET status = t.status FROM temp.target t WHERE responses.id = t.id AND responses.status <> t.status")
+        q("""UPDATE responses SET status = t.status FROM temp.target t
+             WHERE t.src = 'r' AND responses.id = t.id AND responses.status <> t.status""")
         q("DELETE FROM score_rollup WHERE n = 0 AND EXISTS (SELECT 1 FROM temp.stage WHERE outcome = 'replace')")
-        for status, n in q("""SELECT t.status, COUNT(*) FROM temp.target t JOIN responses r ON r.id = t.id
-                               JOIN temp.stage s ON s.response_key = r.response_key GROUP BY 1""").fetchall():
-            setattr(report, {"counted": "counted", "partial": "partial", "duplicate": "duplicates"}[status], n)
+        for status, n in q("""SELECT status, COUNT(*) FROM temp.stage WHERE outcome = 'new' GROUP BY 1
+                               UNION ALL
+                               SELECT t.status, COUNT(*) FROM temp.stage s JOIN temp.target t ON t.src = 'r' AND t.id = s.existing_id
+                               WHERE s.outcome = 'replace' GROUP BY 1""").fetchall():
+            name = {"counted": "counted", "partial": "partial", "duplicate": "duplicates"}[status]
+            setattr(report, name, getattr(report, name) + n)
         # A row that lands now leaves the quarantine it may have been in.
         db.conn.executemany("INSERT OR IGNORE INTO quarantine (row_key, source, moment, file_name, row_number, kind, reason, raw,"
                             " imported_at) VALUES (?,?,?,?,?,?,?,?,?)", quarantine)
