@@ -109,6 +109,9 @@ class _Log:
 
     def reject(self, number: int, fields: list[str], reason: str) -> None:
         self.count += 1
+        if reason == FORGOTTEN:
+            # The person asked to be erased: the rejects file must not copy their data back to disk.
+            fields = [""] * len(fields)
         if len(self.shown) < REJECTS_SHOWN:
             self.shown.append({"row": number, "reason": reason})
         if self.writer is not None:

@@ -170,6 +170,20 @@ def test_forgotten_people_are_rejected(workspace, db, fixture_file, rows_of, rej
     assert [r["reason"] for r in rejects_of(rejects_path(path))] == [FORGOTTEN, rejects_of(rejects_path(path))[1]["reason"]]
 
 
+def test_rejects_file_keeps_no_personal_data_of_forgotten_people(workspace, db, tmp_path, rejects_of, now):
+    db.execute("INSERT INTO forgotten (email_hash, forgotten_at) VALUES (?, '2026-01-01 00:00:00')", [email_hash("luc@example.fr")])
+    path = tmp_path / "crm.csv"
+    path.write_text("id;email;first_name;city\nK1;Luc@Example.FR;Luc;Lyon\nK2;ana@example.fr;Ana;Paris\nK3;bad-address;Eve;Nice\n",
+                    encoding="utf-8")
+    result = import_contacts(workspace, db, path, now)
+    assert (result.inserted, result.rejected) == (1, 2)
+    rejects = rejects_of(rejects_path(path))
+    assert rejects[0] == {"row": "2", "reason": FORGOTTEN, "id": "", "email": "", "first_name": "", "city": ""}
+    assert "luc" not in rejects_path(path).read_text(encoding="utf-8-sig").lower()
+    # Other rejects still carry their original row, so it can be fixed and imported again.
+    assert (rejects[1]["row"], rejects[1]["id"], rejects[1]["email"], rejects[1]["city"]) == ("4", "K3", "bad-address", "Nice")
+
+
 def test_crm_do_not_contact_column_suppresses_and_later_imports_never_lift_it(workspace, db, tmp_path, now):
     path = tmp_path / "crm.csv"
     path.write_text("email;Ne pas contacter\nsam@example.fr;Oui\nmax@example.fr;Non\n", encoding="utf-8")
