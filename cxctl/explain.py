@@ -16,7 +16,7 @@ import sqlite_utils
 from cxctl.emails import normalise
 from cxctl.errors import UsageError
 from cxctl.plan import Exclusion, PlannedInvitation, _Engine, _recontact, _window, check_moment
-from cxctl.rules import audience_sql, span
+from cxctl.rules import audience_sql, draw, span
 from cxctl.store import email_hash
 from cxctl.timeutil import from_db, to_db
 
@@ -138,10 +138,6 @@ def _verdict(ws, engine: _Engine, row: dict) -> MomentVerdict:
     checks.append(Check("no_email", has_email, row["email"] if has_email else "no email address"))
     checks.append(Check("already_invited", row["inv_id"] is None,
                         f"invitation #{row['inv_id']} exists ({row['inv_status']})" if row["inv_id"] else "not yet invited"))
-    if row["draw"] is None:
-        checks.append(Check("sample", True, "everyone is invited (sample 1)"))
-    else:
-        checks.append(Check("sample", row["draw"] < row["sample"], f"draw {row['draw']:.4f} against sample share {row['sample']:g}"))
     last = row["last_any"]
     if last:
         free = from_db(last) + rules.quiet_period
@@ -162,6 +158,11 @@ def _verdict(ws, engine: _Engine, row: dict) -> MomentVerdict:
                             f"last invited for {row['moment']} {_day(ml)} UTC: recontact {span(recontact)}, "
                             f"free again {_day(to_db(free))} UTC" if free else f"not invited for {row['moment']} in the last "
                             f"{span(recontact)}"))
+    if row["sample"] >= 1:
+        checks.append(Check("sample", True, "everyone is invited (sample 1)"))
+    else:
+        value = draw(row["contact_id"], row["moment"], row["wave"] or f"e{row['event_id']}")
+        checks.append(Check("sample", value < row["sample"], f"draw {value:.4f} against sample share {row['sample']:g}"))
     if row["rn"] is not None:
         checks.append(Check("priority", row["rn"] == 1, "highest priority for this person in this run" if row["rn"] == 1
                             else f"{row['top_moment']} ranks higher in this run"))

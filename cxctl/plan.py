@@ -30,6 +30,10 @@ EXPIRED_REPORT_FOR = timedelta(days=7)
 # A reminder that could not go out within this long after it was due is dropped (never sent late).
 REMINDER_GRACE = timedelta(days=7)
 
+# Contact fields copied into the candidates when they are gathered (the contact row is read once).
+CONTACT_COPY = "email, email_hash, language, tz, forgotten_at"
+CONTACT_COPY_FROM = "c.email, c.email_hash, c.language, COALESCE(c.timezone, ''), c.forgotten_at"
+
 TEMP_TABLES = ("plan_moments", "plan_cand", "plan_hist", "plan_hist_moment", "plan_eval", "plan_ok", "plan_slots",
                "plan_quota", "plan_day_quota", "plan_final")
 
@@ -157,6 +161,7 @@ class _Engine:
         self.ranked = sorted(ws.moments, key=ws.moment_rank)
         self.waves: dict[str, Wave] = {}
         self.slots: dict[tuple[str, str], tuple[datetime, date]] = {}
+        self.source = suppression_source_sql(ws.rules.suppression_sources)
 
     # --- plumbing ---------------------------------------------------------------------------------
 
@@ -175,6 +180,7 @@ class _Engine:
     def run(self, only: str | None, *, list_exclusions: bool, keep: bool = False) -> Plan:
         self.conn.create_function("cx_draw", 3, draw, deterministic=True)
         own = not self.conn.in_transaction
+        saved = self.tune() if own and self.contact_id is None else None
         if own:
             self.sql("BEGIN")  # one snapshot for the whole run
         try:
@@ -195,6 +201,26 @@ class _Engine:
                 self.drop()
             if own and not keep:
                 self.sql("ROLLBACK")
+            if saved:
+                self.untune(saved)
+
+    def tune(self) -> dict[str, Any]:
+        """Keep the working tables in memory and give SQLite a larger page cache for this run.
+
+        Switching temp_store drops existing temporary tables, so it is only done when there are none.
+        The whole run stays well under 1 GB (see docs/plan.md).
+        """
+        saved = {name: self.sql(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")}
+        self.sql("PRAGMA cache_size = -131072")
+        if not self.sql("SELECT 1 FROM sqlite_temp_master LIMIT 1").fetchone():
+            self.sql("PRAGMA temp_store = MEMORY")
+        return saved
+
+    def untune(self, saved: dict[str, Any]) -> None:
+        self.sql(f"PRAGMA cache_size = {int(saved['cache_size'])}")
+        if saved["temp_store"] != self.sql("PRAGMA temp_store").fetchone()[0] and \
+                not self.sql("SELECT 1 FROM sqlite_temp_master LIMIT 1").fetchone():
+            self.sql(f"PRAGMA temp_store = {int(saved['temp_store'])}")
 
     # --- steps ------------------------------------------------------------------------------------
 
@@ -218,7 +244,8 @@ class _Engine:
         """Candidates: due, unexpired events of each trigger; the audience of each relational wave."""
         self.sql(
             "CREATE TEMP TABLE plan_cand (id INTEGER PRIMARY KEY, contact_id INTEGER NOT NULL, moment TEXT NOT NULL,"
-            " event_id INTEGER, wave TEXT, eligible_at TEXT, dedupe_key TEXT, inv_id INTEGER, draw REAL, reason TEXT, detail TEXT)"
+            " event_id INTEGER, wave TEXT, eligible_at TEXT, dedupe_key TEXT, inv_id INTEGER, source_flag TEXT,"
+            " email TEXT, email_hash TEXT, language TEXT, tz TEXT, forgotten_at TEXT, reason TEXT, detail TEXT)"
         )
         for mid in self.ranked:
             m = self.ws.moments[mid]
@@ -227,23 +254,19 @@ class _Engine:
             else:
                 self.gather_events(mid, m)
 
-    def _draw_sql(self, m: Moment, key: str) -> str:
-        return f"cx_draw(c.id, ?, {key})" if m.sample < 1 else "NULL"
-
     def gather_events(self, mid: str, m: Moment) -> None:
         trigger = m.trigger
+        source_sql, source_params = self.source
         where, params = audience_sql(m.audience, with_event=True)
         only, only_params = self.contact_filter("e.contact_id")
         key = "? || '|' || e.contact_id || '|e' || e.id"
-        draw_sql = self._draw_sql(m, "'e' || e.id")
-        draw_params = [mid] if m.sample < 1 else []
         self.sql(
-            "INSERT INTO plan_cand (contact_id, moment, event_id, eligible_at, dedupe_key, inv_id, draw)"
-            f" SELECT e.contact_id, ?, e.id, datetime(e.occurred_at, ?), {key},"
-            f" (SELECT i.id FROM invitations i WHERE i.dedupe_key = {key}), {draw_sql}"
+            "INSERT INTO plan_cand (contact_id, moment, event_id, eligible_at, dedupe_key, inv_id, source_flag,"
+            f" {CONTACT_COPY}) SELECT e.contact_id, ?, e.id, datetime(e.occurred_at, ?), {key},"
+            f" (SELECT i.id FROM invitations i WHERE i.dedupe_key = {key}), {source_sql}, {CONTACT_COPY_FROM}"
             " FROM events e JOIN contacts c ON c.id = e.contact_id"
             f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}",
-            [mid, _mod(trigger.delay), mid, mid, *draw_params, trigger.event,
+            [mid, _mod(trigger.delay), mid, mid, *source_params, trigger.event,
              to_db(self.now - trigger.delay), to_db(self.now - trigger.expires), *params, *only_params],
         )
         expired_from = self.now - trigger.expires - EXPIRED_REPORT_FOR
@@ -262,18 +285,17 @@ class _Engine:
     def gather_wave(self, mid: str, m: Moment) -> None:
         wave = wave_for(m.schedule, self.now, self.ws.settings.timezone)
         self.waves[mid] = wave
+        source_sql, source_params = self.source
         where, params = audience_sql(m.audience, with_event=False)
         only, only_params = self.contact_filter("c.id")
-        draw_sql = self._draw_sql(m, "?")
-        draw_params = [mid, wave.id] if m.sample < 1 else []
         self.sql(
-            "INSERT INTO plan_cand (contact_id, moment, wave, eligible_at, dedupe_key, inv_id, draw)"
+            f"INSERT INTO plan_cand (contact_id, moment, wave, eligible_at, dedupe_key, inv_id, source_flag, {CONTACT_COPY})"
             f" SELECT c.id, ?, ?, ?, ? || '|' || c.id || '|w' || ?,"
             # By (moment, wave, contact) rather than the dedupe key: any invitation of this wave counts.
             " (SELECT i.id FROM invitations i WHERE i.moment = ? AND i.wave = ? AND i.contact_id = c.id"
-            f"  AND i.kind = 'invitation' LIMIT 1), {draw_sql}"
+            f"  AND i.kind = 'invitation' LIMIT 1), {source_sql}, {CONTACT_COPY_FROM}"
             f" FROM contacts c WHERE {where}{only}",
-            [mid, wave.id, to_db(wave.start), mid, wave.id, mid, wave.id, *draw_params, *params, *only_params],
+            [mid, wave.id, to_db(wave.start), mid, wave.id, mid, wave.id, *source_params, *params, *only_params],
         )
 
     def history(self) -> None:
@@ -311,38 +333,40 @@ class _Engine:
     def evaluate(self) -> None:
         """Apply the per-candidate rules in the documented order; the first failing rule is the reason."""
         rules = self.ws.rules
-        source_sql, source_params = suppression_source_sql(rules.suppression_sources)
         quiet_from = to_db(self.now - rules.quiet_period)
         cap_max = rules.cap.max if rules.cap else None
         self.sql(
             "CREATE TEMP TABLE plan_eval AS SELECT p.id, p.contact_id, p.moment, p.event_id, p.wave, p.eligible_at,"
-            " p.dedupe_key, p.draw, m.rank, m.sample, c.email, c.language, COALESCE(c.timezone, '') AS tz,"
-            " COALESCE(c.forgotten_at, f.forgotten_at) AS forgotten_at, s.reason AS supp_reason, s.created_at AS supp_since,"
-            f" {source_sql} AS source_flag, i.id AS inv_id, i.status AS inv_status,"
+            " p.dedupe_key, m.rank, m.sample, p.email, p.language, p.tz,"
+            " COALESCE(p.forgotten_at, f.forgotten_at) AS forgotten_at, s.reason AS supp_reason, s.created_at AS supp_since,"
+            " p.source_flag, i.id AS inv_id, i.status AS inv_status,"
             " h.last_any, h.last_moment, h.cap_count, hm.last AS moment_last,"
             " CASE WHEN p.reason IS NOT NULL THEN p.reason"
-            "  WHEN c.forgotten_at IS NOT NULL OR f.email_hash IS NOT NULL THEN 'forgotten'"
-            f"  WHEN s.email_hash IS NOT NULL OR {source_sql} IS NOT NULL THEN 'suppressed'"
-            "  WHEN c.email IS NULL OR trim(c.email) = '' THEN 'no_email'"
+            "  WHEN p.forgotten_at IS NOT NULL OR f.email_hash IS NOT NULL THEN 'forgotten'"
+            "  WHEN s.email_hash IS NOT NULL OR p.source_flag IS NOT NULL THEN 'suppressed'"
+            "  WHEN p.email IS NULL OR trim(p.email) = '' THEN 'no_email'"
             "  WHEN i.id IS NOT NULL THEN 'already_invited'"
-            "  WHEN p.draw >= m.sample THEN 'not_sampled'"
             "  WHEN h.last_any > ? THEN 'quiet_period'"
             "  WHEN h.cap_count >= ? THEN 'cap'"
             "  WHEN hm.last > m.recontact_from THEN 'recontact'"
+            # Last of the per-person rules: the (Python) draw is computed only for who reaches it.
+            "  WHEN m.sample < 1 AND cx_draw(p.contact_id, p.moment, COALESCE(p.wave, 'e' || p.event_id)) >= m.sample"
+            "   THEN 'not_sampled'"
             " END AS reason, p.detail"
-            " FROM plan_cand p JOIN contacts c ON c.id = p.contact_id JOIN plan_moments m ON m.moment = p.moment"
-            " LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
-            " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
+            " FROM plan_cand p JOIN plan_moments m ON m.moment = p.moment"
+            " LEFT JOIN forgotten f ON f.email_hash = p.email_hash"
+            " LEFT JOIN suppressions s ON s.email_hash = p.email_hash"
             " LEFT JOIN invitations i ON i.id = p.inv_id AND p.reason IS NULL"
             " LEFT JOIN plan_hist h ON h.contact_id = p.contact_id"
             " LEFT JOIN plan_hist_moment hm ON hm.contact_id = p.contact_id AND hm.moment = p.moment",
-            [*source_params, *source_params, quiet_from, cap_max],
+            [quiet_from, cap_max],
         )
 
     def priority(self) -> None:
         """One invitation per person per run: the highest-ranked moment, then the oldest event."""
         self.sql(
             "CREATE TEMP TABLE plan_ok AS SELECT id, contact_id, moment, rank, eligible_at, event_id, wave, tz,"
+            " email, language, dedupe_key,"
             " ROW_NUMBER() OVER w AS rn, FIRST_VALUE(moment) OVER w AS top_moment"
             " FROM plan_eval WHERE reason IS NULL"
             " WINDOW w AS (PARTITION BY contact_id ORDER BY rank, eligible_at, event_id)"
@@ -436,8 +460,8 @@ class _Engine:
         planned: list[PlannedInvitation] = []
         languages = {}
         rows = self.sql(
-            "SELECT f.contact_id, f.moment, f.event_id, f.wave, f.send_at, e.language, e.email, e.dedupe_key"
-            " FROM plan_final f JOIN plan_eval e ON e.id = f.id"
+            "SELECT f.contact_id, f.moment, f.event_id, f.wave, f.send_at, f.language, f.email, f.dedupe_key"
+            " FROM plan_final f"
             " WHERE NOT f.too_late AND NOT f.moment_cut AND (f.day_left IS NULL OR f.day_n <= f.day_left)"
             f"{where.replace('moment', 'f.moment')}",
             params,
@@ -490,7 +514,8 @@ class _Engine:
             " WHEN 'no_email' THEN 'the contact has no email address'"
             " WHEN 'already_invited' THEN printf('invitation #%d already exists for this %s (status %s)', inv_id,"
             "  CASE WHEN wave IS NULL THEN 'event' ELSE 'wave ' || wave END, inv_status)"
-            " WHEN 'not_sampled' THEN printf('sample draw %.4f is not below the sample share %g', draw, sample)"
+            " WHEN 'not_sampled' THEN printf('sample draw %.4f is not below the sample share %g',"
+            "  cx_draw(contact_id, moment, COALESCE(wave, 'e' || event_id)), sample)"
             " WHEN 'quiet_period' THEN printf('last invited %s UTC by %s: quiet period %s, free again %s UTC',"
             "  substr(last_any, 1, 16), last_moment, ?, substr(datetime(last_any, ?), 1, 16))"
             " WHEN 'cap' THEN printf('%d invitations since %s UTC: the cap is %d per %s', cap_count, ?, ?, ?)"

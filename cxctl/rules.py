@@ -21,10 +21,10 @@ REASONS = (
     "suppressed",       # the address is suppressed (opt-out, bounce, complaint, CRM flag)
     "no_email",         # no address to write to
     "already_invited",  # an invitation exists for this event / this wave
-    "not_sampled",      # the hash draw is above the moment's sample share
     "quiet_period",     # invited by any moment less than rules.quiet_period ago
     "cap",              # rules.cap.max invitations already in the rolling window
     "recontact",        # invited for this moment less than its recontact period ago
+    "not_sampled",      # the hash draw is not below the moment's sample share
     "lower_priority",   # a higher-priority invitation is planned for this person in this run
     "daily_cap",        # the moment's or the workspace's daily volume is reached for that day
 )
