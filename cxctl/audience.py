@@ -35,11 +35,11 @@ from cxctl.campaign import Mapping
 from cxctl.csvio import CsvTable, RejectsWriter, open_csv
 from cxctl.errors import UsageError
 from cxctl.loader import Workspace, did_you_mean
+from cxctl.contact_bulk import Tally, add_suppressions, converted_batches, drop_stage, in_worker, load_fresh, load_staged, merge_staged, parallel_possible
 from cxctl.contact_rows import FORGOTTEN, build_converter  # noqa: F401  (FORGOTTEN: the reject reason, for callers)
 from cxctl.presets import resolve
 from cxctl.timeutil import to_db
 
-CHUNK = 20_000
 REJECTS_SHOWN = 20
 
 
@@ -117,13 +117,17 @@ class _Log:
         if self.writer is not None:
             self.writer.add(number, fields, reason)
 
-    def close(self, result: ImportResult) -> None:
-        result.rejected = self.count
-        result.rejects = self.shown
+    def close_writer(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            if self.writer.count:
-                result.rejects_file = str(self.writer.path)
+
+    def close(self, result: ImportResult) -> None:
+        """Fill the result's rejects; the rows may have been written by the worker process."""
+        result.rejected = self.count
+        result.rejects = self.shown
+        self.close_writer()
+        if self.writer is not None and self.count and rejects_path(Path(result.file)).exists():
+            result.rejects_file = str(self.writer.path)
 
 
 def previous_import(db: sqlite_utils.Database, kind: str, sha256: str) -> str | None:
@@ -163,6 +167,7 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
         forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
         convert, staged, attr_keys = build_converter(resolved, ws, forgotten)
         log = _Log(path, table.header, dry_run)
+        stamp = to_db(now)
         cache = [db.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] for schema in ("main", "temp")]
         # A bigger page cache keeps the indexes of a million-row table in memory while they are written.
         db.execute("PRAGMA main.cache_size = -65536")
@@ -171,9 +176,35 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
         collecting = gc.isenabled()
         gc.disable()  # the loop makes a million short-lived lists and no cycles: collections are pure cost
         try:
-            _stage_contacts(db, table, convert, staged, log, result)
-            result.footer = table.footer
-            _merge_contacts(db, staged, attr_keys, result, now)
+            fresh = db.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts)").fetchone()[0]
+            # Stored digests by external id (Python's hash of the text: a dict of a million ints, not strings).
+            stored = {} if fresh else {k: hash(h) for k, h in db.execute(
+                "SELECT external_id, row_hash FROM contacts WHERE external_id IS NOT NULL AND row_hash IS NOT NULL")}
+            tally = Tally()
+
+            def produce():
+                return converted_batches(table, convert, log, tally, stored)
+
+            def finish() -> Tally:
+                log.close_writer()
+                tally.rejected, tally.shown = log.count, log.shown
+                return tally
+
+            if parallel_possible(path.stat().st_size):
+                batches, finished = in_worker(produce, finish)
+            else:
+                batches, finished = produce(), finish
+            if fresh:
+                tally, result.inserted, merged = load_fresh(db, batches, staged, stamp, finished)
+            else:
+                tally = load_staged(db, batches, staged, finished)
+            log.count, log.shown = tally.rejected, tally.shown
+            result.read, result.duplicates, result.unchanged, result.footer = tally.read, tally.duplicates, tally.unchanged, tally.footer
+            if fresh:
+                result.duplicates += merged
+            else:
+                merge_staged(db, staged, attr_keys, result, stamp)
+            result.suppressed = add_suppressions(db, fresh, path.name, stamp)
             log.close(result)
             if dry_run:
                 db.execute("ROLLBACK")
@@ -187,161 +218,10 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
         finally:
             if collecting:
                 gc.enable()
-            db.execute("DROP TABLE IF EXISTS temp.stage_contacts")
+            drop_stage(db)
             db.execute(f"PRAGMA main.cache_size = {int(cache[0])}")
             db.execute(f"PRAGMA temp.cache_size = {int(cache[1])}")
     return result
-
-
-def _stage_contacts(db: sqlite_utils.Database, table: CsvTable, convert, staged: list[str], log: _Log,
-                    result: ImportResult) -> None:
-    """Stream the good rows into temp.stage_contacts; keep only the last row of each key."""
-    db.execute("DROP TABLE IF EXISTS temp.stage_contacts")
-    columns = ("external_id", "email", "email_hash", *staged, "attributes", "row_hash", "suppress")
-    # Column names are ours (CONTACT_FIELDS), never the file's.
-    db.execute("CREATE TEMP TABLE stage_contacts (rn INTEGER PRIMARY KEY, " + ", ".join(f"{c} TEXT" for c in columns)
-               + ", contact_id INTEGER)")
-    sql = f"INSERT INTO stage_contacts (rn, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})"
-    executemany = db.conn.executemany
-    seen: set[str] = set()
-    repeated: set[str] = set()
-    batch: list = []
-    # Stored digests by external id (Python's hash of the text: a dict of a million ints, not strings).
-    stored = {k: hash(h) for k, h in db.execute("SELECT external_id, row_hash FROM contacts WHERE external_id IS NOT NULL "
-                                               "AND row_hash IS NOT NULL")}
-    skipped: set[str] = set()
-    stored_digest: dict[str, int] = {}
-    digest, quick_key, suppressed = convert.digest, convert.key, convert.suppressed
-    for number, fields, problem in table.rows():
-        result.read += 1
-        if problem:
-            log.reject(number, fields, problem)
-            continue
-        if stored or skipped:
-            ext = quick_key(fields)
-            if ext and (suppressed is None or suppressed(fields) is None):
-                if ext in seen:
-                    if ext in skipped and hash(digest(fields)) == stored_digest.get(ext):
-                        result.duplicates += 1
-                        continue
-                elif stored.get(ext) == hash(digest(fields)):
-                    # Unchanged since the last import: nothing to convert, stage or write.
-                    stored_digest[ext] = stored.pop(ext)
-                    skipped.add(ext)
-                    seen.add(ext)
-                    continue
-        try:
-            row = convert(number, fields)
-        except ValueError as exc:
-            log.reject(number, fields, str(exc))
-            continue
-        key = row[1] or "@" + row[3]
-        if key in seen:
-            result.duplicates += 1
-            if key in skipped:
-                skipped.discard(key)  # the earlier copy was not staged: this row alone stands for the key
-            else:
-                repeated.add(key)
-        else:
-            seen.add(key)
-        batch.append(row)
-        if len(batch) >= CHUNK:
-            executemany(sql, batch)
-            batch = []
-    if batch:
-        executemany(sql, batch)
-    result.unchanged += len(skipped)
-    if repeated:
-        # Within a file the last row of a key wins.
-        db.execute("CREATE TEMP TABLE stage_repeated (k TEXT PRIMARY KEY)")
-        db.conn.executemany("INSERT INTO stage_repeated (k) VALUES (?)", ((k,) for k in repeated))
-        key = "COALESCE(external_id, '@' || email_hash)"
-        db.execute(f"CREATE INDEX temp.stage_contacts_k ON stage_contacts({key})")
-        db.execute(f"DELETE FROM stage_contacts WHERE {key} IN (SELECT k FROM stage_repeated) AND rn NOT IN "
-                   f"(SELECT MAX(rn) FROM stage_contacts WHERE {key} IN (SELECT k FROM stage_repeated) GROUP BY {key})")
-        db.execute("DROP TABLE temp.stage_repeated")
-
-
-def _merge_contacts(db: sqlite_utils.Database, present: list[str], attr_keys: list[str], result: ImportResult,
-                    now: datetime) -> None:
-    """Set-based merge of the staged rows into contacts; fills the counts."""
-    conn = db.conn
-    stamp = to_db(now)
-    existing = conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
-    no_id = conn.execute("SELECT EXISTS (SELECT 1 FROM stage_contacts WHERE external_id IS NULL)").fetchone()[0]
-    if no_id:
-        conn.execute("CREATE INDEX temp.stage_contacts_hash ON stage_contacts(email_hash)")
-        # A row without id whose email belongs to a row with one is the same person: merge into the latter.
-        cur = conn.execute(
-            "DELETE FROM stage_contacts WHERE external_id IS NULL AND email_hash IN "
-            "(SELECT email_hash FROM stage_contacts WHERE external_id IS NOT NULL)"
-        )
-        result.duplicates += cur.rowcount
-    if existing:
-        conn.execute(
-            "UPDATE stage_contacts SET contact_id = c.id FROM contacts c "
-            "WHERE stage_contacts.external_id IS NOT NULL AND c.external_id = stage_contacts.external_id"
-        )
-        adopted = 0
-        if conn.execute("SELECT EXISTS (SELECT 1 FROM stage_contacts WHERE contact_id IS NULL AND email_hash IS NOT NULL)").fetchone()[0]:
-            adopted += conn.execute(
-                "UPDATE stage_contacts SET contact_id = (SELECT MIN(c.id) FROM contacts c WHERE c.email_hash = stage_contacts.email_hash "
-                "AND c.external_id IS NULL) WHERE contact_id IS NULL AND email_hash IS NOT NULL"
-            ).rowcount
-            conn.execute(
-                "UPDATE stage_contacts SET contact_id = (SELECT MIN(c.id) FROM contacts c WHERE c.email_hash = stage_contacts.email_hash) "
-                "WHERE contact_id IS NULL AND external_id IS NULL AND email_hash IS NOT NULL"
-            )
-        if adopted:
-            conn.execute("CREATE INDEX temp.stage_contacts_contact ON stage_contacts(contact_id)")
-            # Two rows with different ids adopting the same id-less contact: the last adopts it, the others are new people.
-            conn.execute(
-                "UPDATE stage_contacts SET contact_id = NULL WHERE contact_id IS NOT NULL AND external_id IS NOT NULL "
-                "AND rn < (SELECT MAX(s.rn) FROM stage_contacts s WHERE s.contact_id = stage_contacts.contact_id)"
-            )
-            cur = conn.execute(
-                "DELETE FROM stage_contacts WHERE external_id IS NULL AND contact_id IN "
-                "(SELECT contact_id FROM stage_contacts WHERE external_id IS NOT NULL AND contact_id IS NOT NULL)"
-            )
-            result.duplicates += cur.rowcount
-        matched = conn.execute("SELECT COUNT(*) FROM stage_contacts WHERE contact_id IS NOT NULL").fetchone()[0]
-        # Field names come from CONTACT_FIELDS (ours), never from the file; attribute names are bound JSON paths.
-        assignments = ["external_id = COALESCE(s.external_id, contacts.external_id)",
-                       "email = COALESCE(s.email, contacts.email)", "email_hash = COALESCE(s.email_hash, contacts.email_hash)"]
-        assignments += [f"{name} = s.{name}" for name in present]
-        paths = ['$."' + key.replace('"', '""') + '"' for key in attr_keys]
-        # The file's attribute columns replace the contact's (an empty cell removes one); others stay.
-        attributes = f"json_patch(json_remove(contacts.attributes{', ?' * len(paths)}), s.attributes)" if paths else \
-            "json_patch(contacts.attributes, s.attributes)"
-        cur = conn.execute(
-            "UPDATE contacts SET " + ", ".join(assignments) + f", attributes = {attributes}, "
-            "row_hash = s.row_hash, updated_at = ? FROM stage_contacts s "
-            "WHERE s.contact_id = contacts.id AND contacts.row_hash IS NOT s.row_hash",
-            [*paths, stamp],
-        )
-        result.updated = cur.rowcount
-        result.unchanged += matched - result.updated
-    columns = ["external_id", "email", "email_hash", *present]
-    insert = (f"INSERT INTO contacts ({', '.join(columns)}, attributes, row_hash, created_at, updated_at) "
-              f"SELECT {', '.join(columns)}, attributes, row_hash, ?, ? FROM stage_contacts WHERE contact_id IS NULL ORDER BY rn")
-    new = conn.execute("SELECT COUNT(*) FROM stage_contacts WHERE contact_id IS NULL").fetchone()[0]
-    if new >= 50_000 and new > existing:
-        # Building an index once, sorted, is several times faster than a million random insertions into it.
-        indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contacts' "
-                               "AND sql IS NOT NULL").fetchall()
-        for name, _ in indexes:
-            conn.execute(f'DROP INDEX "{name}"')
-        result.inserted = conn.execute(insert, [stamp, stamp]).rowcount
-        for _, sql in indexes:
-            conn.execute(sql)
-    else:
-        result.inserted = conn.execute(insert, [stamp, stamp]).rowcount
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO suppressions (email_hash, email, reason, source, note, created_at) "
-        "SELECT email_hash, email, suppress, 'import', ?, ? FROM stage_contacts WHERE suppress IS NOT NULL AND email_hash IS NOT NULL",
-        [Path(result.file).name, stamp],
-    )
-    result.suppressed = cur.rowcount
 
 
 def list_contacts(db: sqlite_utils.Database, limit: int = 50, search: str | None = None) -> list[dict]:

@@ -31,10 +31,13 @@ def _suppression_sources(ws: Workspace | None, resolved: Resolved) -> list[tuple
 
 
 def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]):
-    """Build the per-row function: fields → stage tuple, or raise ValueError with the reject reason.
+    """Build the per-row function: fields → [row number, external id, email, email hash, *staged
+    fields, attributes JSON, row hash], or raise ValueError with the reject reason.
 
-    Returns (convert, staged field names). This is the hot loop of a million-row import: the
-    per-column decisions are taken here, once, so `convert` only does what each column needs."""
+    Returns (convert, staged field names, attribute keys); `convert.key(fields)`,
+    `convert.digest(fields)` and `convert.suppressed(fields)` (None without opt-out columns) read
+    the raw cells. This is the hot loop of a million-row import: the per-column decisions are taken
+    here, once, so `convert` only does what each column needs."""
     field_index = {c.name: c.index for c in resolved.columns if c.target == "field"}
     maps = resolved.values
     suppress = _suppression_sources(ws, resolved)
@@ -55,7 +58,6 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
     used_idx = [c.index for c in resolved.columns if c.target != "ignore"]
     # The row hash covers the used cells and how they are read, so a changed mapping is a change too.
     signature = hashlib.sha256(repr((resolved.describe(), sorted(maps.items()), date_format, comma)).encode()).hexdigest()[:8]
-    md5 = hashlib.md5
     # Attributes JSON written directly: json.dumps costs more than the rest of the row on a million rows.
     attr_prefixes = ["," + json.dumps(k, ensure_ascii=False) + ":" for k in attr_keys]
     quote = json.encoder.encode_basestring  # ensure_ascii=False, C implementation
@@ -88,8 +90,9 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
         return None
 
     # The converter is generated for this file's columns: on a million rows, the loops, zips and
-    # branches of a generic function cost more than the work itself. Only integer indexes and repr()
-    # literals are written into the source; cell values are never part of it.
+    # branches of a generic function cost more than the work itself. Only our own names and integer
+    # indexes are written into the source: nothing from the file (header names, cells) is ever part of
+    # it — header-derived values such as the attribute JSON prefixes are passed in `namespace`.
     source = ["def convert(number, fields):"]
     source.append(f"    external_id = fields[{i_ext}].strip()" if i_ext is not None else "    external_id = ''")
     if ext_map:
@@ -97,13 +100,14 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
     source.append(f"    raw_email = fields[{i_email}].strip()" if i_email is not None else "    raw_email = ''")
     source += [
         "    if raw_email:",
-        "        email = normalise(raw_email)",
+        "        email = fast(raw_email)",
+        "        if email is None: email = normalise(raw_email)",
         "        email_hash = sha256(email.lower().encode()).hexdigest()",
         "        if email_hash in forgotten: raise ValueError(FORGOTTEN)",
         "    elif not external_id: raise ValueError(NO_KEY)",
         "    else: email = email_hash = None",
     ]
-    namespace = {"normalise": normalise, "sha256": sha256, "forgotten": forgotten, "FORGOTTEN": FORGOTTEN, "md5": md5,
+    namespace = {"normalise": normalise, "fast": emails.fast, "blake2b": hashlib.blake2b, "sha256": sha256, "forgotten": forgotten, "FORGOTTEN": FORGOTTEN,
                  "NO_KEY": "no email and no external id: fill one of them, or map the right column (--mapping, --preset)",
                  "ext_map": ext_map, "quote": quote, "signature": signature, "dumps": dumps,
                  "slow_attributes": slow_attributes, "suppress_reason": suppress_reason}
@@ -122,20 +126,21 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
         source.append("    attributes = '{}'")
     elif attr_plain:
         source.append("    parts = []")
-        for prefix, index in zip(attr_prefixes, attr_idx):
+        for n, (prefix, index) in enumerate(zip(attr_prefixes, attr_idx)):
+            namespace[f"prefix_{n}"] = prefix
             source.append(f"    value = fields[{index}].strip()")
-            source.append(f"    if value: parts.append({prefix!r} + quote(value))")
+            source.append(f"    if value: parts.append(prefix_{n} + quote(value))")
         source.append("    attributes = '{' + ''.join(parts)[1:] + '}' if parts else '{}'")
     else:
         source.append("    attributes = dumps(slow_attributes(fields))")
     used = ", ".join(f"fields[{i}]" for i in used_idx)
-    source.append(f"    digest = md5('\\x1f'.join(({used},)).encode(), usedforsecurity=False).hexdigest()[:24] + signature")
-    values_out += ["attributes", "digest", "suppress_reason(fields) if email is not None else None" if suppress else "None"]
+    source.append(f"    digest = blake2b('\\x1f'.join(({used},)).encode(), digest_size=12).hexdigest() + signature")
+    values_out += ["attributes", "digest"]
     source.append(f"    return [{', '.join(values_out)}]")
     # digest(fields) → the row hash, and key(fields) → the external id, straight from the raw cells:
     # with them an unchanged row of a re-import is recognised without being converted or staged.
     source.append("def digest(fields):")
-    source.append(f"    return md5('\\x1f'.join(({used},)).encode(), usedforsecurity=False).hexdigest()[:24] + signature")
+    source.append(f"    return blake2b('\\x1f'.join(({used},)).encode(), digest_size=12).hexdigest() + signature")
     source.append("def key(fields):")
     if i_ext is None:
         source.append("    return ''")
