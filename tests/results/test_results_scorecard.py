@@ -176,3 +176,22 @@ def test_cli_scorecard_formats(results_ws, sql, tmp_path, cli):
     assert code == 2 and "use table, json, csv or markdown" in err
     code, out, _ = cli(*base)
     assert code == 0 and "insufficient" in out and "(n=3)" in out
+
+
+@pytest.mark.parametrize("towns", [15, 40, 300])
+def test_breakdowns_with_few_or_many_attribute_values_agree(results_ws, sql, tmp_path, towns):
+    """Per-value columns (few values), a sorted group vector (many), two-byte groups (over 255 values)."""
+    ws, db = results_ws
+    ws.settings.min_responses = 1
+    rows = [(f"V{i}", "pro", {"ville": f"ville-{i % towns}"}, "2026-10-01 08:00:00", "2026-10-02 10:00", i % 11)
+            for i in range(2 * towns)]
+    rows.append(("NOATTR", "pro", {}, "2026-10-01 08:00:00", "2026-10-02 10:00", 10))
+    seed(ws, db, sql, tmp_path, rows)
+    card = compute_scorecard(ws, db, NOW, by=["ville"], since="2026-10-01", until="2026-10-31")
+    by_town = {r.group["ville"]: r for r in card.rows}
+    assert len(by_town) == towns + 1 and by_town[""].indicators["nps"].n == 1
+    assert sum(r.indicators["nps"].n for r in card.rows) == 2 * towns + 1 and sum(r.sent for r in card.rows) == 2 * towns + 1
+    for town in ("ville-0", f"ville-{towns - 1}"):
+        values = [i % 11 for i in range(2 * towns) if f"ville-{i % towns}" == town]
+        expected = 100.0 * (sum(v >= 9 for v in values) - sum(v <= 6 for v in values)) / len(values)
+        assert by_town[town].indicators["nps"].n == len(values) and by_town[town].indicators["nps"].value == expected
