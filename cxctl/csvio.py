@@ -137,8 +137,6 @@ def _scan(path: Path, encoding: str | None) -> tuple[str, str]:
                         utf8.decode(chunk)
                     except UnicodeDecodeError:
                         utf8_ok = False
-                if cp1252_ok and encoding is None and _CP1252_UNDEFINED.search(chunk):
-                    cp1252_ok = False
             if utf8_ok:
                 try:
                     utf8.decode(b"", final=True)
@@ -150,6 +148,11 @@ def _scan(path: Path, encoding: str | None) -> tuple[str, str]:
         if utf8_ok:
             encoding = "utf-8-sig" if first.startswith(codecs.BOM_UTF8) else "utf-8"
         else:
+            # A second pass only for files that are not UTF-8: on the common UTF-8 file this
+            # search cost more than hashing and decoding together.
+            with open(path, "rb") as handle:
+                while cp1252_ok and (chunk := handle.read(_CHUNK)):
+                    cp1252_ok = _CP1252_UNDEFINED.search(chunk) is None
             encoding = "cp1252" if cp1252_ok else "latin-1"
     return encoding, digest.hexdigest()
 
