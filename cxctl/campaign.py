@@ -534,10 +534,6 @@ class Moment(Model):
                 raise FieldError(f"a {self.kind} moment needs a trigger: add trigger: {{event: ..., delay: ..., expires: ...}}", "kind")
             if self.schedule is not None:
                 raise FieldError(f"a {self.kind} moment has a trigger, not a schedule: remove schedule or change kind to relational", "schedule")
-        unknown = [q for q in self.responses.columns if q not in self.questions]
-        if unknown:
-            raise FieldError(f"responses.columns maps {', '.join(unknown)}, not a question of this moment: "
-                             f"use one of {', '.join(self.questions)}", "responses")
         return self
 
 
