@@ -30,11 +30,7 @@ EXPIRED_REPORT_FOR = timedelta(days=7)
 # A reminder that could not go out within this long after it was due is dropped (never sent late).
 REMINDER_GRACE = timedelta(days=7)
 
-# Contact fields copied into the candidates when they are gathered (the contact row is read once).
-CONTACT_COPY = "email, email_hash, language, tz, forgotten_at"
-CONTACT_COPY_FROM = "c.email, c.email_hash, c.language, COALESCE(c.timezone, ''), c.forgotten_at"
-
-TEMP_TABLES = ("plan_moments", "plan_cand", "plan_hist", "plan_hist_moment", "plan_eval", "plan_ok", "plan_slots",
+TEMP_TABLES = ("plan_moments", "plan_waved", "plan_hist", "plan_hist_moment", "plan_eval", "plan_ok", "plan_slots",
                "plan_quota", "plan_day_quota", "plan_final")
 
 
@@ -186,9 +182,8 @@ class _Engine:
         try:
             self.drop()
             self.moments_table()
-            self.gather()
             self.history()
-            self.evaluate()
+            self.gather()
             self.priority()
             self.send_windows()
             self.daily_caps()
@@ -241,12 +236,17 @@ class _Engine:
         self.conn.executemany("INSERT INTO plan_moments VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def gather(self) -> None:
-        """Candidates: due, unexpired events of each trigger; the audience of each relational wave."""
+        """Candidates with every per-person rule applied in one pass: due, unexpired events of each
+        trigger, the audience of each relational wave. The first failing rule is the reason."""
         self.sql(
-            "CREATE TEMP TABLE plan_cand (id INTEGER PRIMARY KEY, contact_id INTEGER NOT NULL, moment TEXT NOT NULL,"
-            " event_id INTEGER, wave TEXT, eligible_at TEXT, dedupe_key TEXT, inv_id INTEGER, source_flag TEXT,"
-            " email TEXT, email_hash TEXT, language TEXT, tz TEXT, forgotten_at TEXT, reason TEXT, detail TEXT)"
+            "CREATE TEMP TABLE plan_eval (id INTEGER PRIMARY KEY, contact_id INTEGER NOT NULL, moment TEXT NOT NULL,"
+            " event_id INTEGER, wave TEXT, eligible_at TEXT, dedupe_key TEXT, rank INTEGER, sample REAL, email TEXT,"
+            " language TEXT, tz TEXT, forgotten_at TEXT, supp_reason TEXT, supp_since TEXT, source_flag TEXT,"
+            " inv_id INTEGER, inv_status TEXT, last_any TEXT, last_moment TEXT, cap_count INTEGER, moment_last TEXT,"
+            " reason TEXT, detail TEXT)"
         )
+        self.sql("CREATE TEMP TABLE plan_waved (moment TEXT, contact_id INTEGER, inv_id INTEGER,"
+                 " PRIMARY KEY (moment, contact_id)) WITHOUT ROWID")
         for mid in self.ranked:
             m = self.ws.moments[mid]
             if m.kind == "relational":
@@ -254,48 +254,91 @@ class _Engine:
             else:
                 self.gather_events(mid, m)
 
+    def _rules_select(self, mid: str, m: Moment, key: str, key_params: list[Any]) -> tuple[str, list[Any]]:
+        """The rule columns and reason over contact `c`, invitation `i`, history `h`/`hm` (one pass)."""
+        rules = self.ws.rules
+        source_sql, source_params = self.source
+        recontact = _recontact(self.ws, m)
+        rank = self.ranked.index(mid)
+        sql = (
+            f" {rank}, ?, c.email, c.language, COALESCE(c.timezone, ''), COALESCE(c.forgotten_at, f.forgotten_at),"
+            f" s.reason, s.created_at, {source_sql}, i.id, i.status, h.last_any, h.last_moment, h.cap_count, hm.last,"
+            " CASE WHEN c.forgotten_at IS NOT NULL OR f.email_hash IS NOT NULL THEN 'forgotten'"
+            f"  WHEN s.email_hash IS NOT NULL OR {source_sql} IS NOT NULL THEN 'suppressed'"
+            "  WHEN c.email IS NULL OR trim(c.email) = '' THEN 'no_email'"
+            "  WHEN i.id IS NOT NULL THEN 'already_invited'"
+            "  WHEN h.last_any > ? THEN 'quiet_period'"
+            "  WHEN h.cap_count >= ? THEN 'cap'"
+            "  WHEN hm.last > ? THEN 'recontact'"
+            # Last of the per-person rules: the (Python) draw is computed only for who reaches it.
+            f"  WHEN ? < 1 AND cx_draw(c.id, ?, {key}) >= ? THEN 'not_sampled'"
+            " END"
+        )
+        params = [m.sample, *source_params, *source_params, to_db(self.now - rules.quiet_period),
+                  rules.cap.max if rules.cap else None, to_db(self.now - recontact) if recontact else None,
+                  m.sample, mid, *key_params, m.sample]
+        return sql, params
+
+    JOINS = (" LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
+             " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
+             " LEFT JOIN plan_hist h ON h.contact_id = c.id"
+             " LEFT JOIN plan_hist_moment hm ON hm.contact_id = c.id AND hm.moment = ?")
+
     def gather_events(self, mid: str, m: Moment) -> None:
         trigger = m.trigger
-        source_sql, source_params = self.source
         where, params = audience_sql(m.audience, with_event=True)
         only, only_params = self.contact_filter("e.contact_id")
         key = "? || '|' || e.contact_id || '|e' || e.id"
+        rules_sql, rules_params = self._rules_select(mid, m, "'e' || e.id", [])
         self.sql(
-            "INSERT INTO plan_cand (contact_id, moment, event_id, eligible_at, dedupe_key, inv_id, source_flag,"
-            f" {CONTACT_COPY}) SELECT e.contact_id, ?, e.id, datetime(e.occurred_at, ?), {key},"
-            f" (SELECT i.id FROM invitations i WHERE i.dedupe_key = {key}), {source_sql}, {CONTACT_COPY_FROM}"
+            "INSERT INTO plan_eval (contact_id, moment, event_id, wave, eligible_at, dedupe_key, rank, sample, email,"
+            " language, tz, forgotten_at, supp_reason, supp_since, source_flag, inv_id, inv_status, last_any, last_moment,"
+            " cap_count, moment_last, reason)"
+            f" SELECT e.contact_id, ?, e.id, NULL, datetime(e.occurred_at, ?), {key},{rules_sql}"
             " FROM events e JOIN contacts c ON c.id = e.contact_id"
+            f" LEFT JOIN invitations i ON i.dedupe_key = {key}{self.JOINS}"
             f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}",
-            [mid, _mod(trigger.delay), mid, mid, *source_params, trigger.event,
+            [mid, _mod(trigger.delay), mid, *rules_params, mid, mid, trigger.event,
              to_db(self.now - trigger.delay), to_db(self.now - trigger.expires), *params, *only_params],
         )
         expired_from = self.now - trigger.expires - EXPIRED_REPORT_FOR
         self.sql(
-            "INSERT INTO plan_cand (contact_id, moment, event_id, eligible_at, dedupe_key, reason, detail)"
-            f" SELECT e.contact_id, ?, e.id, datetime(e.occurred_at, ?), {key}, 'expired',"
+            "INSERT INTO plan_eval (contact_id, moment, event_id, eligible_at, dedupe_key, rank, sample, email,"
+            " language, tz, reason, detail)"
+            f" SELECT e.contact_id, ?, e.id, datetime(e.occurred_at, ?), {key}, ?, ?, c.email, c.language,"
+            " COALESCE(c.timezone, ''), 'expired',"
             " printf('event of %s UTC expired on %s UTC (%s after the event)', substr(e.occurred_at, 1, 16),"
             " substr(datetime(e.occurred_at, ?), 1, 16), ?)"
             " FROM events e JOIN contacts c ON c.id = e.contact_id"
             f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}"
             f" AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.dedupe_key = {key})",
-            [mid, _mod(trigger.delay), mid, _mod(trigger.expires), span(trigger.expires), trigger.event,
-             to_db(self.now - trigger.expires), to_db(expired_from), *params, *only_params, mid],
+            [mid, _mod(trigger.delay), mid, self.ranked.index(mid), m.sample, _mod(trigger.expires),
+             span(trigger.expires), trigger.event, to_db(self.now - trigger.expires), to_db(expired_from),
+             *params, *only_params, mid],
         )
 
     def gather_wave(self, mid: str, m: Moment) -> None:
         wave = wave_for(m.schedule, self.now, self.ws.settings.timezone)
         self.waves[mid] = wave
-        source_sql, source_params = self.source
         where, params = audience_sql(m.audience, with_event=False)
         only, only_params = self.contact_filter("c.id")
+        # Already invited = any invitation of this moment and wave (not only by dedupe key).
         self.sql(
-            f"INSERT INTO plan_cand (contact_id, moment, wave, eligible_at, dedupe_key, inv_id, source_flag, {CONTACT_COPY})"
-            f" SELECT c.id, ?, ?, ?, ? || '|' || c.id || '|w' || ?,"
-            # By (moment, wave, contact) rather than the dedupe key: any invitation of this wave counts.
-            " (SELECT i.id FROM invitations i WHERE i.moment = ? AND i.wave = ? AND i.contact_id = c.id"
-            f"  AND i.kind = 'invitation' LIMIT 1), {source_sql}, {CONTACT_COPY_FROM}"
-            f" FROM contacts c WHERE {where}{only}",
-            [mid, wave.id, to_db(wave.start), mid, wave.id, mid, wave.id, *source_params, *params, *only_params],
+            "INSERT INTO plan_waved SELECT moment, contact_id, MIN(id) FROM invitations"
+            f" WHERE moment = ? AND wave = ? AND kind = 'invitation'{self.contact_filter('contact_id')[0]}"
+            " GROUP BY contact_id",
+            [mid, wave.id, *only_params],
+        )
+        rules_sql, rules_params = self._rules_select(mid, m, "?", [wave.id])
+        self.sql(
+            "INSERT INTO plan_eval (contact_id, moment, event_id, wave, eligible_at, dedupe_key, rank, sample, email,"
+            " language, tz, forgotten_at, supp_reason, supp_since, source_flag, inv_id, inv_status, last_any, last_moment,"
+            " cap_count, moment_last, reason)"
+            f" SELECT c.id, ?, NULL, ?, ?, ? || '|' || c.id || '|w' || ?,{rules_sql}"
+            " FROM contacts c LEFT JOIN plan_waved w ON w.moment = ? AND w.contact_id = c.id"
+            f" LEFT JOIN invitations i ON i.id = w.inv_id{self.JOINS}"
+            f" WHERE {where}{only}",
+            [mid, wave.id, to_db(wave.start), mid, wave.id, *rules_params, mid, mid, *params, *only_params],
         )
 
     def history(self) -> None:
@@ -329,38 +372,6 @@ class _Engine:
                 " GROUP BY contact_id, moment",
                 [to_db(self.now - max(recontacts)), *only_params],
             )
-
-    def evaluate(self) -> None:
-        """Apply the per-candidate rules in the documented order; the first failing rule is the reason."""
-        rules = self.ws.rules
-        quiet_from = to_db(self.now - rules.quiet_period)
-        cap_max = rules.cap.max if rules.cap else None
-        self.sql(
-            "CREATE TEMP TABLE plan_eval AS SELECT p.id, p.contact_id, p.moment, p.event_id, p.wave, p.eligible_at,"
-            " p.dedupe_key, m.rank, m.sample, p.email, p.language, p.tz,"
-            " COALESCE(p.forgotten_at, f.forgotten_at) AS forgotten_at, s.reason AS supp_reason, s.created_at AS supp_since,"
-            " p.source_flag, i.id AS inv_id, i.status AS inv_status,"
-            " h.last_any, h.last_moment, h.cap_count, hm.last AS moment_last,"
-            " CASE WHEN p.reason IS NOT NULL THEN p.reason"
-            "  WHEN p.forgotten_at IS NOT NULL OR f.email_hash IS NOT NULL THEN 'forgotten'"
-            "  WHEN s.email_hash IS NOT NULL OR p.source_flag IS NOT NULL THEN 'suppressed'"
-            "  WHEN p.email IS NULL OR trim(p.email) = '' THEN 'no_email'"
-            "  WHEN i.id IS NOT NULL THEN 'already_invited'"
-            "  WHEN h.last_any > ? THEN 'quiet_period'"
-            "  WHEN h.cap_count >= ? THEN 'cap'"
-            "  WHEN hm.last > m.recontact_from THEN 'recontact'"
-            # Last of the per-person rules: the (Python) draw is computed only for who reaches it.
-            "  WHEN m.sample < 1 AND cx_draw(p.contact_id, p.moment, COALESCE(p.wave, 'e' || p.event_id)) >= m.sample"
-            "   THEN 'not_sampled'"
-            " END AS reason, p.detail"
-            " FROM plan_cand p JOIN plan_moments m ON m.moment = p.moment"
-            " LEFT JOIN forgotten f ON f.email_hash = p.email_hash"
-            " LEFT JOIN suppressions s ON s.email_hash = p.email_hash"
-            " LEFT JOIN invitations i ON i.id = p.inv_id AND p.reason IS NULL"
-            " LEFT JOIN plan_hist h ON h.contact_id = p.contact_id"
-            " LEFT JOIN plan_hist_moment hm ON hm.contact_id = p.contact_id AND hm.moment = p.moment",
-            [quiet_from, cap_max],
-        )
 
     def priority(self) -> None:
         """One invitation per person per run: the highest-ranked moment, then the oldest event."""
