@@ -133,14 +133,16 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
         source.append("    attributes = '{' + ''.join(parts)[1:] + '}' if parts else '{}'")
     else:
         source.append("    attributes = dumps(slow_attributes(fields))")
-    used = ", ".join(f"fields[{i}]" for i in used_idx)
-    source.append(f"    digest = blake2b('\\x1f'.join(({used},)).encode(), digest_size=12).hexdigest() + signature")
+    # Rows reaching the converter have exactly one field per column, so when every column is used the
+    # list itself can be joined (no tuple built per row).
+    used = "fields" if used_idx == list(range(len(resolved.columns))) else "(" + ", ".join(f"fields[{i}]" for i in used_idx) + ",)"
+    source.append(f"    digest = blake2b('\\x1f'.join({used}).encode(), digest_size=12).hexdigest() + signature")
     values_out += ["attributes", "digest"]
     source.append(f"    return [{', '.join(values_out)}]")
     # digest(fields) → the row hash, and key(fields) → the external id, straight from the raw cells:
     # with them an unchanged row of a re-import is recognised without being converted or staged.
     source.append("def digest(fields):")
-    source.append(f"    return blake2b('\\x1f'.join(({used},)).encode(), digest_size=12).hexdigest() + signature")
+    source.append(f"    return blake2b('\\x1f'.join({used}).encode(), digest_size=12).hexdigest() + signature")
     source.append("def key(fields):")
     if i_ext is None:
         source.append("    return ''")

@@ -212,15 +212,16 @@ class CsvTable:
             fields = next(self._reader)
         except StopIteration:
             return None
-        except csv.Error as exc:
-            raise ImportFileError(
-                f"{self.path}:{start}: the CSV cannot be parsed ({exc}): check the quoting around line {start}"
-            ) from None
-        except UnicodeDecodeError as exc:
-            raise ImportFileError(
-                f"{self.path}:{start}: not valid {self.encoding} ({exc.reason}): give the right --encoding (e.g. cp1252)"
-            ) from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise self._error(exc, start) from None
         return start, fields
+
+    def _error(self, exc: Exception, start: int) -> ImportFileError:
+        if isinstance(exc, UnicodeDecodeError):
+            return ImportFileError(
+                f"{self.path}:{start}: not valid {self.encoding} ({exc.reason}): give the right --encoding (e.g. cp1252)"
+            )
+        return ImportFileError(f"{self.path}:{start}: the CSV cannot be parsed ({exc}): check the quoting around line {start}")
 
     def _open(self) -> None:
         with open(self.path, encoding=self.encoding, errors="replace", newline="") as probe:
@@ -278,10 +279,23 @@ class CsvTable:
             if item is None:
                 break
             number, fields = item
-            # The common case inline (a full row with two filled ends): this loop runs a million times.
+            # The common case inline (a full row with two filled ends): this loop runs a million times,
+            # so it reads the csv reader directly; _next() (the error messages) takes over on anything else.
             if len(fields) == width and width > 1 and fields[0] and fields[-1] and not pending:
                 yield number, fields, None
-                continue
+                reader = self._reader
+                number = reader.line_num + 1
+                try:
+                    for fields in reader:
+                        if len(fields) == width and fields[0] and fields[-1]:
+                            yield number, fields, None
+                            number = reader.line_num + 1
+                        else:
+                            break
+                    else:
+                        break
+                except (csv.Error, UnicodeDecodeError) as exc:
+                    raise self._error(exc, number) from None
             if self._footer_like(fields):
                 pending.append((number, fields))
                 continue
