@@ -177,7 +177,8 @@ def _verdict(ws, engine: _Engine, row: dict) -> MomentVerdict:
         checks.append(Check("send_window", True, f"{window.hours} on {','.join(window.days)} in "
                             f"{row['tz'] or ws.settings.timezone}: sends at {_day(row['final_send_at'])} UTC"))
     planned = row["final_send_at"] is not None and all(c.ok for c in checks)
-    reason = row["reason"] or next((c.rule if c.rule != "priority" else "lower_priority" for c in checks if not c.ok), None)
+    renamed = {"priority": "lower_priority", "sample": "not_sampled"}
+    reason = row["reason"] or next((renamed.get(c.rule, c.rule) for c in checks if not c.ok), None)
     return MomentVerdict(row["moment"], "planned" if planned else "excluded", None if planned else reason,
                          row["event_id"], row["wave"], from_db(row["final_send_at"]) if planned else None, checks)
 
@@ -190,10 +191,13 @@ def _not_eligible(ws, engine: _Engine, mid: str, contact_id: int) -> MomentVerdi
                     else f"not in the audience ({m.audience.model_dump(exclude_defaults=True)})")]
     if m.kind != "relational":
         trigger = m.trigger
-        last = engine.sql("SELECT MAX(occurred_at) FROM events WHERE contact_id = ? AND type = ?",
-                          [contact_id, trigger.event]).fetchone()[0]
-        if last is None:
+        last, upcoming = engine.sql(
+            "SELECT MAX(CASE WHEN occurred_at <= ? THEN occurred_at END), MIN(CASE WHEN occurred_at > ? THEN occurred_at END)"
+            " FROM events WHERE contact_id = ? AND type = ?", [engine.now_db, engine.now_db, contact_id, trigger.event]).fetchone()
+        if last is None and upcoming is None:
             detail = f"no {trigger.event} event for this person"
+        elif last is None:
+            detail = f"the next {trigger.event} event is dated {_day(upcoming)} UTC, after the planning time"
         elif from_db(last) + trigger.delay > engine.now:
             detail = f"last {trigger.event} at {_day(last)} UTC: due after {span(trigger.delay)}, " \
                      f"at {_day(to_db(from_db(last) + trigger.delay))} UTC"

@@ -57,8 +57,11 @@ def _render_plan(plan) -> None:
         languages = Counter(p.language for p in items)
         rows.append([moment, kind, len(items), times[0].strftime("%Y-%m-%d %H:%M"), times[-1].strftime("%Y-%m-%d %H:%M"),
                      " ".join(f"{lang}:{n}" for lang, n in sorted(languages.items()))])
-    output.print_table(f"Planned at {plan.now:%Y-%m-%d %H:%M} UTC (send times in UTC)",
-                       ["moment", "kind", "count", "first send", "last send", "languages"], rows)
+    if rows:
+        output.print_table(f"Planned at {plan.now:%Y-%m-%d %H:%M} UTC (send times in UTC)",
+                           ["moment", "kind", "count", "first send", "last send", "languages"], rows)
+    else:
+        output.stdout.print(f"Nothing to plan at {plan.now:%Y-%m-%d %H:%M} UTC.")
     excluded = [[moment, reason, n] for moment, reasons in sorted(plan.by_moment.items()) for reason, n in sorted(reasons.items())]
     if excluded:
         output.print_table("Excluded", ["moment", "reason", "count"], excluded)

@@ -105,3 +105,15 @@ def test_explain_unknown_contact_is_a_usage_error(make_store, cli):
     s = make_store(RULES, MOMENTS)
     code, _, err = cli("plan", "-w", str(s.ws.root), "--explain", "nobody@example.com")
     assert code == 2 and "no contact 'nobody@example.com'" in err
+
+
+def test_explain_names_the_reason_of_a_sampled_out_person_and_an_empty_plan_says_so(make_store, cli):
+    s = make_store(RULES, MOMENTS.replace("schedule: {every: quarter}", "schedule: {every: quarter}\n    sample: 0.01"))
+    anna = s.contact("A-1")
+    code, out, _ = cli("plan", "-w", str(s.ws.root), "--now", "2026-11-20T11:00", "--explain", "A-1", "--json")
+    [nps] = [m for m in json.loads(out)["moments"] if m["moment"] == "nps"]
+    from cxctl.rules import draw
+    assert draw(anna, "nps", "2026Q4") >= 0.01  # this id is drawn out
+    assert nps["verdict"] == "excluded" and nps["reason"] == "not_sampled"
+    code, out, _ = cli("plan", "-w", str(s.ws.root), "--now", "2026-11-20T11:00")
+    assert code == 0 and "Nothing to plan at 2026-11-20 10:00 UTC." in out
