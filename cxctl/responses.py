@@ -388,8 +388,9 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 continue
             plan = plans[moment_id] = _plan_for(ws, export, moment_id)
         joined = "\x1f".join(fields)
+        content_hash = hashlib.sha1(joined.encode()).hexdigest()
         raw_id = fields[rid_i].strip() if rid_i is not None else ""
-        response_id = raw_id or "h" + hashlib.sha1(joined.encode()).hexdigest()
+        response_id = raw_id or "h" + content_hash
         response_key = f"{export.format}:{moment_id}:{response_id}"
         complete = 1
         if fin_i is not None and fields[fin_i].strip().lower() in FALSE_WORDS:
@@ -429,7 +430,7 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 email = ""
         keys_seen.add(response_key)
         staged += 1
-        stage.append((number, response_key, hashlib.sha1(joined.encode()).hexdigest(), moment_id, token or None,
+        stage.append((number, response_key, content_hash, moment_id, token or None,
                       email or None, (fields[ext_i].strip() or None) if ext_i is not None else None,
                       submitted, day, complete, joined, *scores))
         answers.extend(values)

@@ -176,9 +176,9 @@ def _m3_responses(db: sqlite_utils.Database) -> None:
             import_id INTEGER,
             imported_at TEXT NOT NULL
         );
-        CREATE INDEX responses_moment_day ON responses(moment, day);
         CREATE INDEX responses_invitation ON responses(invitation_id, submitted_at);
         CREATE INDEX responses_contact ON responses(contact_id);
+        -- Serves every read by status, moment and day (scorecard breakdowns, follow-ups, reasons), covering.
         CREATE INDEX responses_scores ON responses(status, moment, day, score_nps, score_csat, score_ces, contact_id);
 
         CREATE TABLE answers (
