@@ -378,8 +378,8 @@ class _Engine:
     def priority(self) -> None:
         """One invitation per person per run: the highest-ranked moment, then the oldest event."""
         self.sql(
-            "CREATE TEMP TABLE plan_ok AS SELECT id, contact_id, moment, rank, eligible_at, event_id, wave, tz,"
-            " email, language, dedupe_key,"
+            # Narrow on purpose: the window sort copies every column (2 s instead of 0.9 s on 390k rows).
+            "CREATE TEMP TABLE plan_ok AS SELECT id, contact_id, moment, rank, eligible_at, event_id, tz,"
             " ROW_NUMBER() OVER w AS rn, FIRST_VALUE(moment) OVER w AS top_moment"
             " FROM plan_eval WHERE reason IS NULL"
             " WINDOW w AS (PARTITION BY contact_id ORDER BY rank, eligible_at, event_id)"
@@ -473,8 +473,8 @@ class _Engine:
         planned: list[PlannedInvitation] = []
         languages = {}
         rows = self.sql(
-            "SELECT f.contact_id, f.moment, f.event_id, f.wave, f.send_at, f.language, f.email, f.dedupe_key"
-            " FROM plan_final f"
+            "SELECT f.contact_id, f.moment, f.event_id, e.wave, f.send_at, e.language, e.email, e.dedupe_key"
+            " FROM plan_final f JOIN plan_eval e ON e.id = f.id"
             " WHERE NOT f.too_late AND NOT f.moment_cut AND (f.day_left IS NULL OR f.day_n <= f.day_left)"
             f"{where.replace('moment', 'f.moment')}",
             params,
@@ -485,16 +485,17 @@ class _Engine:
             planned.append(PlannedInvitation(contact_id, moment, "invitation", event_id, wave, None,
                                              from_db(send_at), languages[language], email, key))
         run_wide = (
-            " SELECT id, contact_id, moment, event_id, wave, 'lower_priority' AS reason,"
-            "  printf('a higher-priority invitation (%s) is planned for this person in this run', top_moment) AS detail"
-            "  FROM plan_ok WHERE rn > 1"
-            " UNION ALL SELECT id, contact_id, moment, event_id, wave, 'expired',"
-            "  printf('the next send window opens %s UTC, after the event expires (%s UTC)', substr(send_at, 1, 16),"
-            "  substr(expires_at, 1, 16)) FROM plan_final WHERE too_late"
-            " UNION ALL SELECT id, contact_id, moment, event_id, wave, 'daily_cap',"
-            "  CASE WHEN moment_cut THEN printf('daily cap of %s reached for %s', moment, send_day)"
-            "  ELSE printf('workspace daily cap reached for %s', send_day) END"
-            "  FROM plan_final WHERE NOT too_late AND (moment_cut OR (day_left IS NOT NULL AND day_n > day_left))"
+            " SELECT o.id, o.contact_id, o.moment, o.event_id, e.wave, 'lower_priority' AS reason,"
+            "  printf('a higher-priority invitation (%s) is planned for this person in this run', o.top_moment) AS detail"
+            "  FROM plan_ok o JOIN plan_eval e ON e.id = o.id WHERE o.rn > 1"
+            " UNION ALL SELECT f.id, f.contact_id, f.moment, f.event_id, e.wave, 'expired',"
+            "  printf('the next send window opens %s UTC, after the event expires (%s UTC)', substr(f.send_at, 1, 16),"
+            "  substr(f.expires_at, 1, 16)) FROM plan_final f JOIN plan_eval e ON e.id = f.id WHERE f.too_late"
+            " UNION ALL SELECT f.id, f.contact_id, f.moment, f.event_id, e.wave, 'daily_cap',"
+            "  CASE WHEN f.moment_cut THEN printf('daily cap of %s reached for %s', f.moment, f.send_day)"
+            "  ELSE printf('workspace daily cap reached for %s', f.send_day) END"
+            "  FROM plan_final f JOIN plan_eval e ON e.id = f.id"
+            "  WHERE NOT f.too_late AND (f.moment_cut OR (f.day_left IS NOT NULL AND f.day_n > f.day_left))"
         )
         by_moment: dict[str, dict[str, int]] = defaultdict(dict)
         counts: Counter = Counter()
