@@ -508,13 +508,20 @@ class _Engine:
             counts[reason] += n
         exclusions: list[Exclusion] = []
         if list_exclusions:
-            exclusions = [Exclusion(*row) for row in self.sql(
-                f"SELECT contact_id, moment, reason, detail, event_id, wave FROM ("
-                f" SELECT id, contact_id, moment, event_id, wave, reason, {self.detail_sql()} AS detail"
-                f" FROM plan_eval WHERE reason IS NOT NULL UNION ALL {run_wide})"
-                f" WHERE 1{where} ORDER BY moment, reason, contact_id, event_id",
-                [*self.detail_params(), *params],
-            )]
+            # One string object per distinct moment, reason and wave: a million exclusions share a handful.
+            shared: dict[str, str] = {}
+            one = shared.setdefault
+            exclusions = [
+                Exclusion(contact_id, one(moment, moment), one(reason, reason), detail, event_id,
+                          one(wave, wave) if wave else None)
+                for contact_id, moment, reason, detail, event_id, wave in self.sql(
+                    f"SELECT contact_id, moment, reason, detail, event_id, wave FROM ("
+                    f" SELECT id, contact_id, moment, event_id, wave, reason, {self.detail_sql()} AS detail"
+                    f" FROM plan_eval WHERE reason IS NOT NULL UNION ALL {run_wide})"
+                    f" WHERE 1{where} ORDER BY moment, reason, contact_id, event_id",
+                    [*self.detail_params(), *params],
+                )
+            ]
         return Plan(self.now, planned, exclusions, dict(counts), dict(by_moment),
                     {mid: w.id for mid, w in self.waves.items() if only in (None, mid)})
 
