@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from cxctl import tokens
+from cxctl import store, tokens
 from cxctl.campaign import Moment, Question, localise
 from cxctl.emails import normalise
 from cxctl.errors import ImportFileError, UsageError
@@ -513,29 +513,42 @@ def _settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Im
         # made before the new rows are written, so they go in with their final status (no second pass over them).
         q("CREATE TEMP TABLE IF NOT EXISTS target (src TEXT, id INTEGER, status TEXT)")
         q("DELETE FROM temp.target")
-        marks = ",".join("?" * len(keep_last)) or "NULL"
-        q(f"""INSERT INTO temp.target (src, id, status)
-             SELECT src, id, CASE WHEN complete = 0 THEN 'partial' WHEN rank = 1 THEN 'counted' ELSE 'duplicate' END FROM (
-                 SELECT src, id, complete, ROW_NUMBER() OVER (PARTITION BY invitation_id ORDER BY complete DESC,
-                     CASE WHEN moment IN ({marks}) THEN submitted_at END DESC, submitted_at, src, id) AS rank
-                 FROM (SELECT 'r' AS src, r.id, r.invitation_id, r.complete, r.moment, r.submitted_at FROM responses r
-                       WHERE r.invitation_id IN (SELECT invitation_id FROM temp.stage)
-                       UNION ALL
-                       SELECT 's', row_number, invitation_id, complete, moment, submitted_at FROM temp.stage
-                       WHERE outcome IS NULL))""", keep_last)
-        q("CREATE INDEX IF NOT EXISTS temp.target_src_id ON target(src, id)")
-        q("""UPDATE temp.stage SET outcome = 'new', status = t.status
-             FROM temp.target t WHERE t.src = 's' AND t.id = temp.stage.row_number""")
-        q("""INSERT INTO responses (response_key, content_hash, invitation_id, contact_id, moment, source, submitted_at, day,
+        if report.replaced or _competing(db):
+            marks = ",".join("?" * len(keep_last)) or "NULL"
+            q(f"""INSERT INTO temp.target (src, id, status)
+                 SELECT src, id, CASE WHEN complete = 0 THEN 'partial' WHEN rank = 1 THEN 'counted' ELSE 'duplicate' END FROM (
+                     SELECT src, id, complete, ROW_NUMBER() OVER (PARTITION BY invitation_id ORDER BY complete DESC,
+                         CASE WHEN moment IN ({marks}) THEN submitted_at END DESC, submitted_at, src, id) AS rank
+                     FROM (SELECT 'r' AS src, r.id, r.invitation_id, r.complete, r.moment, r.submitted_at FROM responses r
+                           WHERE r.invitation_id IN (SELECT invitation_id FROM temp.stage)
+                           UNION ALL
+                           SELECT 's', row_number, invitation_id, complete, moment, submitted_at FROM temp.stage
+                           WHERE outcome IS NULL))""", keep_last)
+            q("CREATE INDEX IF NOT EXISTS temp.target_src_id ON target(src, id)")
+            q("""UPDATE temp.stage SET outcome = 'new', status = t.status
+                 FROM temp.target t WHERE t.src = 's' AND t.id = temp.stage.row_number""")
+        else:
+            # The common bulk case: every invitation answered once, by this file only — nothing to choose.
+            q("UPDATE temp.stage SET outcome = 'new', status = CASE WHEN complete = 0 THEN 'partial' ELSE 'counted' END")
+        # New rows get their ids here (last id + file row number), so their answers need no look-up by key.
+        base = q("SELECT COALESCE(MAX(id), 0) FROM responses").fetchone()[0]
+        rebuild = base == 0 and q("SELECT COUNT(*) >= 10000 FROM temp.stage WHERE outcome = 'new'").fetchone()[0]
+        if rebuild:
+            # An empty table loaded in bulk: build the secondary indexes once at the end (one sort each).
+            for statement in store.RESPONSE_INDEXES:
+                q(f"DROP INDEX IF EXISTS {statement.split()[2]}")
+        q("""INSERT INTO responses (id, response_key, content_hash, invitation_id, contact_id, moment, source, submitted_at, day,
                  complete, status, imported_at, score_nps, score_csat, score_ces)
-             SELECT response_key, content_hash, invitation_id, contact_id, moment, ?, submitted_at, day, complete,
+             SELECT ? + row_number, response_key, content_hash, invitation_id, contact_id, moment, ?, submitted_at, day, complete,
                  status, ?, score_nps, score_csat, score_ces
-             FROM temp.stage WHERE outcome = 'new' ORDER BY row_number""", [export.format, imported_at])
+             FROM temp.stage WHERE outcome = 'new' ORDER BY row_number""", [base, export.format, imported_at])
         report.inserted = q("SELECT changes()").fetchone()[0]
+        if rebuild:
+            for statement in store.RESPONSE_INDEXES:
+                q(statement)
         q("""INSERT INTO answers (response_id, question, value_num, value_text)
-             SELECT r.id, a.question, a.value_num, a.value_text
-             FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number
-             JOIN responses r ON r.response_key = s.response_key""")
+             SELECT CASE s.outcome WHEN 'new' THEN ? + s.row_number ELSE s.existing_id END, a.question, a.value_num, a.value_text
+             FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number""", [base])
         # Counts: new counted rows straight from the staging tables; replaced rows (pending → counted) from the
         # store; every other status change of an older row goes through the triggers.
         q("""INSERT INTO score_rollup (moment, day, question, value, n)
@@ -586,6 +599,13 @@ def _settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Im
         report.quarantined[entry[5]] = report.quarantined.get(entry[5], 0) + 1
         report.problems.append(Problem(entry[4], entry[5], entry[6]))
     report.problems.sort(key=lambda p: p.row)
+
+
+def _competing(db: sqlite_utils.Database) -> bool:
+    """Whether an invitation of the staged rows has another response, in the file or already stored."""
+    return bool(db.execute("""SELECT EXISTS (SELECT 1 FROM temp.stage GROUP BY invitation_id HAVING COUNT(*) > 1)
+                              OR EXISTS (SELECT 1 FROM temp.stage s JOIN responses r ON r.invitation_id = s.invitation_id)""")
+                .fetchone()[0])
 
 
 def _q_entry(export: Export, columns: list[str], number: int, joined: str, kind: str, reason: str,
