@@ -175,6 +175,7 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
         db.execute("BEGIN IMMEDIATE")
         collecting = gc.isenabled()
         gc.disable()  # the loop makes a million short-lived lists and no cycles: collections are pure cost
+        batches = None
         try:
             fresh = db.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts)").fetchone()[0]
             # Stored digests by external id (Python's hash of the text: a dict of a million ints, not strings).
@@ -212,6 +213,8 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
                 log_import(db, result, now)
                 db.execute("COMMIT")
         except BaseException:
+            if batches is not None:
+                batches.close()  # stops the worker process, if any, now rather than when collected
             db.execute("ROLLBACK")
             log.close(result)
             raise

@@ -166,13 +166,30 @@ def in_worker(produce: Callable[[], Iterator[Batch]], finish: Callable[[], Tally
                     outcome.append(payload)
                     return
         finally:
-            receiver.close()
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
-                process.join()
+            stop()
 
-    return batches(), lambda: outcome[0]
+    def stop() -> None:
+        receiver.close()
+        process.join(timeout=0 if not outcome else 5)
+        if process.is_alive():
+            process.terminate()
+            process.join()
+
+    return _Batches(batches(), stop), lambda: outcome[0]
+
+
+class _Batches:
+    """The worker's batches; `close()` stops the worker even when no batch was read yet."""
+
+    def __init__(self, generator: Iterator[Batch], stop: Callable[[], None]):
+        self.generator, self.stop = generator, stop
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.generator
+
+    def close(self) -> None:
+        self.generator.close()
+        self.stop()
 
 
 def _secondary_indexes(conn) -> list[tuple[str, str]]:

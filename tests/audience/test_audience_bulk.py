@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
 import tempfile
 from pathlib import Path
 
@@ -102,6 +103,7 @@ def test_an_error_in_the_worker_process_reaches_the_caller_and_writes_nothing(wo
         import_contacts(workspace, db, path, NOW)
     assert db.execute("SELECT COUNT(*) FROM contacts").fetchone() == (0,)
     assert db.execute("SELECT COUNT(*) FROM import_log").fetchone() == (0,)
+    assert multiprocessing.active_children() == []  # the worker was stopped and reaped
 
 
 KEYS = st.sampled_from(["", "K1", "K2", "K3"])
