@@ -442,7 +442,9 @@ class _Engine:
             "CREATE TEMP TABLE plan_final AS"
             # An event whose next send window opens after its expiry could never go: `expired`, no quota used.
             " WITH placed AS ("
-            "  SELECT o.*, s.send_at, s.send_day, q.remaining AS moment_left, datetime(o.eligible_at, m.expiry_mod) AS expires_at,"
+            # Only the columns the windows need: a window sort copies every column it carries.
+            "  SELECT o.id, o.contact_id, o.moment, o.rank, o.eligible_at, o.event_id, s.send_at, s.send_day,"
+            "   q.remaining AS moment_left,"
             "   (o.event_id IS NOT NULL AND s.send_at >= datetime(o.eligible_at, m.expiry_mod)) AS too_late"
             "  FROM plan_ok o JOIN plan_slots s ON s.tz = o.tz AND s.moment = o.moment"
             "  JOIN plan_moments m ON m.moment = o.moment"
@@ -490,7 +492,8 @@ class _Engine:
             "  FROM plan_ok o JOIN plan_eval e ON e.id = o.id WHERE o.rn > 1"
             " UNION ALL SELECT f.id, f.contact_id, f.moment, f.event_id, e.wave, 'expired',"
             "  printf('the next send window opens %s UTC, after the event expires (%s UTC)', substr(f.send_at, 1, 16),"
-            "  substr(f.expires_at, 1, 16)) FROM plan_final f JOIN plan_eval e ON e.id = f.id WHERE f.too_late"
+            "  substr(datetime(e.eligible_at, (SELECT expiry_mod FROM plan_moments pm WHERE pm.moment = f.moment)), 1, 16))"
+            "  FROM plan_final f JOIN plan_eval e ON e.id = f.id WHERE f.too_late"
             " UNION ALL SELECT f.id, f.contact_id, f.moment, f.event_id, e.wave, 'daily_cap',"
             "  CASE WHEN f.moment_cut THEN printf('daily cap of %s reached for %s', f.moment, f.send_day)"
             "  ELSE printf('workspace daily cap reached for %s', f.send_day) END"
