@@ -7,8 +7,8 @@ Generates bench/data/contacts_<rows>.csv (10 columns, git-ignored; reused when p
   2. csv.reader + executemany in one transaction   (the floor of any Python import, for reference)
   3. cxctl contacts import FILE                    (fresh database)
   4. cxctl contacts import FILE                    (again: every row unchanged)
-each in its own process, with the peak RSS of that process (os.wait4), and prints a table with the
-ratio to the baseline. The target (issue 3): ratio <= 3 and peak RSS < 500 MB for 1,000,000 rows.
+each in its own process, with its CPU time (including the import's worker process) and the peak
+RSS of the largest process of its tree (os.wait4), and prints a table with the ratio to the baseline. The target (issue 3): ratio <= 3 and peak RSS < 500 MB for 1,000,000 rows.
 """
 
 from __future__ import annotations
