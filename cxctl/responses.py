@@ -75,10 +75,15 @@ class QuestionReader:
     labels: dict[str, int] = field(default_factory=dict)
     choices: dict[str, str] = field(default_factory=dict)
     indicator: int | None = None  # 0 nps, 1 csat, 2 ces: this answer is the moment's indicator
+    # Cell text → reading, for the questions whose answers repeat (scales, choices): a million rows hold a
+    # handful of distinct cells. Open answers are not cached.
+    cache: dict[str, tuple[float | None, str | None] | None] | None = None
 
     @classmethod
     def build(cls, qid: str, question: Question, index: int) -> "QuestionReader":
         reader = cls(qid, question, index)
+        if question.type in ("nps", "csat", "ces", "rating", "single_choice"):
+            reader.cache = {}
         reader.labels.update(BUILTIN_LABELS.get(question.type, {}))
         for value, text in question.labels.items():
             for wording in (text.values() if isinstance(text, dict) else [text]):
@@ -91,6 +96,17 @@ class QuestionReader:
 
     def read(self, cell: str) -> tuple[float | None, str | None] | None:
         """None for an empty cell (no answer)."""
+        cache = self.cache
+        if cache is not None:
+            if cell in cache:
+                return cache[cell]
+            value = self._read(cell)
+            if len(cache) < 4096:
+                cache[cell] = value
+            return value
+        return self._read(cell)
+
+    def _read(self, cell: str) -> tuple[float | None, str | None] | None:
         text = cell.strip()
         if not text:
             return None
@@ -265,9 +281,10 @@ def _choose_moment(ws: Workspace, export: Export, moment: str | None, moment_ind
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS stage (
     row_number INTEGER PRIMARY KEY, response_key TEXT, content_hash TEXT, moment TEXT, token TEXT,
-    email TEXT, external_id TEXT, submitted_at TEXT, day TEXT, complete INTEGER, fields TEXT,
+    email TEXT, external_id TEXT, submitted_at TEXT, day TEXT, complete INTEGER, status TEXT,
     score_nps INTEGER, score_csat INTEGER, score_ces INTEGER,
-    invitation_id INTEGER, contact_id INTEGER, invitation_moment TEXT, outcome TEXT, existing_id INTEGER, status TEXT)
+    invitation_id INTEGER, contact_id INTEGER, invitation_moment TEXT, outcome TEXT, existing_id INTEGER,
+    fields TEXT)
 ;
 CREATE TEMP TABLE IF NOT EXISTS stage_answers (
     row_number INTEGER, question TEXT, value_num REAL, value_text TEXT, PRIMARY KEY (row_number, question))
@@ -346,7 +363,8 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         # Staging rows go to a temporary table in one transaction per batch (not one commit per row).
         db.execute("BEGIN")
         db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, moment, token, email, external_id,"
-                            " submitted_at, day, complete, fields, score_nps, score_csat, score_ces) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
+                            " submitted_at, day, complete, status, fields, score_nps, score_csat, score_ces)"
+                            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
         db.conn.executemany("INSERT INTO temp.stage_answers VALUES (?,?,?,?)", answers)
         db.execute("COMMIT")
         stage.clear()
@@ -357,18 +375,28 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         key = "q:" + hashlib.sha1("\x1f".join(fields).encode()).hexdigest()
         quarantine.append((key, export.format, moment_id, export.path.name, number, kind, reason, raw, imported_at))
 
+    check_skip = status_i is not None and export.format == "qualtrics"
+    tokens_seen: set[str] = set()
+    # The rollup counts of the staged rows, exact when every staged row lands as it was staged (the usual bulk case).
+    value_counts: Counter = Counter()
+    day_counts: Counter = Counter()
+    tokenless = 0
+    rows_read = 0
     for number, fields, problem in export.rows:
-        report.rows_read += 1
+        rows_read += 1
         if problem:
             quarantine_row(number, fields, "unreadable", problem, chosen)
             continue
-        why = export.skip_reason(fields, status_i)
-        if why:
-            skipped[why] += 1
-            continue
+        if check_skip:
+            why = export.skip_reason(fields, status_i)
+            if why:
+                skipped[why] += 1
+                continue
         token = ""
         for index in token_columns:
-            token = _token_from(fields[index])
+            token = fields[index].strip()
+            if "://" in token or token[:1] == "?":  # a survey URL carrying the token
+                token = _token_from(token)
             if token:
                 break
         if chosen == "?":
@@ -417,6 +445,8 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 continue
             if value is not None:
                 values.append((number, reader.id, value[0], value[1]))
+                if complete and value[0] is not None:
+                    value_counts[moment_id, day, reader.id, int(value[0])] += 1
                 if reader.indicator is not None:
                     scores[reader.indicator] = int(value[0])
         if errors:
@@ -430,90 +460,70 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 email = ""
         keys_seen.add(response_key)
         staged += 1
+        day_counts[moment_id, day, complete] += 1
+        if token:
+            tokens_seen.add(token)
+        else:
+            tokenless += 1
         stage.append((number, response_key, content_hash, moment_id, token or None,
                       email or None, (fields[ext_i].strip() or None) if ext_i is not None else None,
-                      submitted, day, complete, joined, *scores))
+                      submitted, day, complete, "counted" if complete else "partial", joined, *scores))
         answers.extend(values)
         if len(stage) >= 20000:
             flush()
     flush()
+    report.rows_read = rows_read
     report.skipped = dict(skipped)
-    _settle(ws, db, export, report, quarantine, imported_at, secret, columns, len(keys_seen) < staged)
+    facts = _Facts(repeated_keys=len(keys_seen) < staged, tokenless=tokenless > 0,
+                   repeated_tokens=len(tokens_seen) < staged - tokenless, value_counts=value_counts, day_counts=day_counts)
+    _settle(ws, db, export, report, quarantine, imported_at, secret, columns, facts)
     return report
 
 
+@dataclass
+class _Facts:
+    """What the streaming pass learnt about the staged rows, so the set-based pass skips the steps that
+    cannot apply (each skipped step is a full scan of the staging table)."""
+
+    repeated_keys: bool = False  # one response id on several rows of the file
+    tokenless: bool = False  # some row has no token (matched by email or external reference)
+    repeated_tokens: bool = False  # one token on several rows
+    value_counts: Counter = field(default_factory=Counter)  # (moment, day, question, value) of complete rows
+    day_counts: Counter = field(default_factory=Counter)  # (moment, day, complete) of all rows
+
+
 def _settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: ImportReport,
-            quarantine: list[tuple], imported_at: str, secret: bytes, columns: list[str], report_repeats: bool) -> None:
-    """The set-based part, in one transaction: match, quarantine, replace, insert, choose, roll up."""
+            quarantine: list[tuple], imported_at: str, secret: bytes, columns: list[str], facts: _Facts) -> None:
+    """The set-based part, in one transaction: match, quarantine, replace, insert, choose, roll up.
+
+    Staged rows still to insert have `outcome` NULL and the status their completeness gives; the choice of
+    the counting response per invitation only runs when an invitation has several responses.
+    """
     q = db.execute
     keep_last = [m for m, spec in ws.moments.items() if spec.responses.keep == "last"]
     windows = {m: int(spec.responses.match_window.total_seconds()) for m, spec in ws.moments.items()}
     q("BEGIN IMMEDIATE")
     try:
         # Newer duplicates of one response id inside the file: the last row wins.
-        if report_repeats:
+        if facts.repeated_keys:
             q("DELETE FROM temp.stage WHERE row_number NOT IN (SELECT MAX(row_number) FROM temp.stage GROUP BY response_key)")
         q("UPDATE temp.stage SET invitation_id = i.id, contact_id = i.contact_id, invitation_moment = i.moment"
           " FROM invitations i WHERE i.token = temp.stage.token")
-        q("CREATE TEMP TABLE IF NOT EXISTS windows (moment TEXT PRIMARY KEY, seconds INTEGER)")
-        q("DELETE FROM temp.windows")
-        db.conn.executemany("INSERT INTO temp.windows VALUES (?, ?)", list(windows.items()))
-        # No token: the contact by external reference, else by email; then its latest invitation to
-        # this moment sent within match_window before the response.
-        q("""UPDATE temp.stage SET contact_id = COALESCE(
-                 (SELECT c.id FROM contacts c WHERE c.external_id = temp.stage.external_id),
-                 (SELECT c.id FROM contacts c WHERE c.email = temp.stage.email ORDER BY c.id LIMIT 1))
-             WHERE token IS NULL""")
-        q("""UPDATE temp.stage SET invitation_id = (
-                 SELECT i.id FROM invitations i, temp.windows w
-                 WHERE i.contact_id = temp.stage.contact_id AND i.moment = temp.stage.moment AND i.kind = 'invitation'
-                   AND w.moment = i.moment AND COALESCE(i.sent_at, i.send_at) <= temp.stage.submitted_at
-                   AND COALESCE(i.sent_at, i.send_at) >= datetime(temp.stage.submitted_at, '-' || w.seconds || ' seconds')
-                 ORDER BY COALESCE(i.sent_at, i.send_at) DESC LIMIT 1),
-               invitation_moment = temp.stage.moment
-             WHERE token IS NULL AND contact_id IS NOT NULL""")
-        unmatched = q("SELECT row_number, token, email, external_id, contact_id, moment, fields FROM temp.stage"
-                      " WHERE invitation_id IS NULL").fetchall()
-        for number, token, email, external_id, contact_id, moment_id, fields in unmatched:
-            if token and not tokens.verify(secret, token):
-                reason = "invalid token signature (altered or forged link, or another workspace's secret)"
-            elif token:
-                reason = "unknown token: no invitation carries it (another database, or pruned)"
-            elif contact_id is not None:
-                reason = f"no invitation of moment {moment_id!r} to this contact within the match window: widen responses.match_window"
-            elif email or external_id:
-                reason = "no contact with this email or external reference: import the contacts, then import again"
-            else:
-                reason = "no token, email or external reference to match: add the token as a hidden field"
-            quarantine.append(_q_entry(export, columns, number, fields, "unmatched", reason, moment_id, imported_at))
-        mismatched = q("SELECT row_number, moment, invitation_moment, fields FROM temp.stage"
-                       " WHERE invitation_id IS NOT NULL AND invitation_moment <> moment").fetchall()
-        for number, moment_id, inv_moment, fields in mismatched:
-            quarantine.append(_q_entry(export, columns, number, fields, "unmatched",
-                                       f"the token belongs to moment {inv_moment!r}, not {moment_id!r}: import with --moment {inv_moment}",
-                                       moment_id, imported_at))
-        q("DELETE FROM temp.stage WHERE invitation_id IS NULL OR invitation_moment <> moment")
+        if facts.tokenless:
+            _match_without_token(db, windows)
+        removed = _quarantine_unmatched(db, export, quarantine, imported_at, secret, columns)
 
-        # Known response ids: identical → unchanged; an older version → unchanged; otherwise replaced.
-        q("""UPDATE temp.stage SET outcome = CASE
-                 WHEN r.content_hash = temp.stage.content_hash OR temp.stage.submitted_at < r.submitted_at THEN 'unchanged'
-                 ELSE 'replace' END, existing_id = r.id
-             FROM responses r WHERE r.response_key = temp.stage.response_key""")
-        report.unchanged = q("SELECT COUNT(*) FROM temp.stage WHERE outcome = 'unchanged'").fetchone()[0]
-        report.replaced = q("SELECT COUNT(*) FROM temp.stage WHERE outcome = 'replace'").fetchone()[0]
-        q("DELETE FROM temp.stage WHERE outcome = 'unchanged'")
-        # Replaced: leave the counts (trigger), swap the answers, then let the choice below recount.
-        q("UPDATE responses SET status = 'pending' WHERE id IN (SELECT existing_id FROM temp.stage WHERE outcome = 'replace')")
-        q("DELETE FROM answers WHERE response_id IN (SELECT existing_id FROM temp.stage WHERE outcome = 'replace')")
-        q("""UPDATE responses SET content_hash = s.content_hash, invitation_id = s.invitation_id, contact_id = s.contact_id,
-                 submitted_at = s.submitted_at, day = s.day, complete = s.complete, imported_at = ?,
-                 score_nps = s.score_nps, score_csat = s.score_csat, score_ces = s.score_ces
-             FROM temp.stage s WHERE s.outcome = 'replace' AND responses.id = s.existing_id""", [imported_at])
+        stored = q("SELECT EXISTS (SELECT 1 FROM responses)").fetchone()[0]
+        if stored:
+            _replace_known(db, report, imported_at)
+        # Every staged row lands as staged: the counts taken while reading are the rollup increments.
+        intact = not (facts.repeated_keys or removed or report.unchanged or report.replaced)
         # One response counts per invitation: the first completed (or the last, with keep: last). The choice is
         # made before the new rows are written, so they go in with their final status (no second pass over them).
         q("CREATE TEMP TABLE IF NOT EXISTS target (src TEXT, id INTEGER, status TEXT)")
         q("DELETE FROM temp.target")
-        if report.replaced or _competing(db):
+        if report.replaced or facts.tokenless or facts.repeated_tokens or (stored and _answered_before(db)):
+            intact = False
             marks = ",".join("?" * len(keep_last)) or "NULL"
             q(f"""INSERT INTO temp.target (src, id, status)
                  SELECT src, id, CASE WHEN complete = 0 THEN 'partial' WHEN rank = 1 THEN 'counted' ELSE 'duplicate' END FROM (
@@ -525,14 +535,11 @@ def _settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Im
                            SELECT 's', row_number, invitation_id, complete, moment, submitted_at FROM temp.stage
                            WHERE outcome IS NULL))""", keep_last)
             q("CREATE INDEX IF NOT EXISTS temp.target_src_id ON target(src, id)")
-            q("""UPDATE temp.stage SET outcome = 'new', status = t.status
+            q("""UPDATE temp.stage SET status = t.status
                  FROM temp.target t WHERE t.src = 's' AND t.id = temp.stage.row_number""")
-        else:
-            # The common bulk case: every invitation answered once, by this file only — nothing to choose.
-            q("UPDATE temp.stage SET outcome = 'new', status = CASE WHEN complete = 0 THEN 'partial' ELSE 'counted' END")
         # New rows get their ids here (last id + file row number), so their answers need no look-up by key.
         base = q("SELECT COALESCE(MAX(id), 0) FROM responses").fetchone()[0]
-        rebuild = base == 0 and q("SELECT COUNT(*) >= 10000 FROM temp.stage WHERE outcome = 'new'").fetchone()[0]
+        rebuild = base == 0 and q("SELECT COUNT(*) >= 10000 FROM (SELECT 1 FROM temp.stage LIMIT 10000)").fetchone()[0]
         if rebuild:
             # An empty table loaded in bulk: build the secondary indexes once at the end (one sort each).
             for statement in store.RESPONSE_INDEXES:
@@ -541,46 +548,18 @@ def _settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Im
                  complete, status, imported_at, score_nps, score_csat, score_ces)
              SELECT ? + row_number, response_key, content_hash, invitation_id, contact_id, moment, ?, submitted_at, day, complete,
                  status, ?, score_nps, score_csat, score_ces
-             FROM temp.stage WHERE outcome = 'new' ORDER BY row_number""", [base, export.format, imported_at])
+             FROM temp.stage WHERE outcome IS NULL ORDER BY row_number""", [base, export.format, imported_at])
         report.inserted = q("SELECT changes()").fetchone()[0]
         if rebuild:
             for statement in store.RESPONSE_INDEXES:
                 q(statement)
         q("""INSERT INTO answers (response_id, question, value_num, value_text)
-             SELECT CASE s.outcome WHEN 'new' THEN ? + s.row_number ELSE s.existing_id END, a.question, a.value_num, a.value_text
+             SELECT CASE WHEN s.outcome IS NULL THEN ? + s.row_number ELSE s.existing_id END, a.question, a.value_num, a.value_text
              FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number""", [base])
-        # Counts: new counted rows straight from the staging tables; replaced rows (pending → counted) from the
-        # store; every other status change of an older row goes through the triggers.
-        q("""INSERT INTO score_rollup (moment, day, question, value, n)
-             SELECT moment, day, question, value, SUM(n) FROM (
-                 SELECT s.moment, s.day, a.question, CAST(a.value_num AS INTEGER) AS value, COUNT(*) AS n
-                 FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number
-                 WHERE s.outcome = 'new' AND s.status = 'counted' AND a.value_num IS NOT NULL GROUP BY 1, 2, 3, 4
-                 UNION ALL
-                 SELECT r.moment, r.day, a.question, CAST(a.value_num AS INTEGER), COUNT(*)
-                 FROM temp.target t JOIN responses r ON r.id = t.id JOIN answers a ON a.response_id = r.id
-                 WHERE t.src = 'r' AND t.status = 'counted' AND r.status = 'pending' AND a.value_num IS NOT NULL
-                 GROUP BY 1, 2, 3, 4)
-             WHERE true GROUP BY 1, 2, 3, 4
-             ON CONFLICT DO UPDATE SET n = n + excluded.n""")
-        q("""INSERT INTO response_rollup (moment, day, n)
-             SELECT moment, day, SUM(n) FROM (
-                 SELECT moment, day, COUNT(*) AS n FROM temp.stage WHERE outcome = 'new' AND status = 'counted'
-                 GROUP BY 1, 2
-                 UNION ALL
-                 SELECT r.moment, r.day, COUNT(*) FROM temp.target t JOIN responses r ON r.id = t.id
-                 WHERE t.src = 'r' AND t.status = 'counted' AND r.status = 'pending' GROUP BY 1, 2)
-             WHERE true GROUP BY 1, 2
-             ON CONFLICT DO UPDATE SET n = n + excluded.n""")
-        q("""UPDATE responses SET status = t.status FROM temp.target t
-             WHERE t.src = 'r' AND responses.id = t.id AND responses.status <> t.status""")
-        q("DELETE FROM score_rollup WHERE n = 0 AND EXISTS (SELECT 1 FROM temp.stage WHERE outcome = 'replace')")
-        for status, n in q("""SELECT status, COUNT(*) FROM temp.stage WHERE outcome = 'new' GROUP BY 1
-                               UNION ALL
-                               SELECT t.status, COUNT(*) FROM temp.stage s JOIN temp.target t ON t.src = 'r' AND t.id = s.existing_id
-                               WHERE s.outcome = 'replace' GROUP BY 1""").fetchall():
-            name = {"counted": "counted", "partial": "partial", "duplicate": "duplicates"}[status]
-            setattr(report, name, getattr(report, name) + n)
+        if intact:
+            _roll_up_counted(db, report, facts)
+        else:
+            _roll_up(db, report)
         # A row that lands now leaves the quarantine it may have been in.
         db.conn.executemany("INSERT OR IGNORE INTO quarantine (row_key, source, moment, file_name, row_number, kind, reason, raw,"
                             " imported_at) VALUES (?,?,?,?,?,?,?,?,?)", quarantine)
@@ -601,10 +580,141 @@ def _settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Im
     report.problems.sort(key=lambda p: p.row)
 
 
-def _competing(db: sqlite_utils.Database) -> bool:
-    """Whether an invitation of the staged rows has another response, in the file or already stored."""
-    return bool(db.execute("""SELECT EXISTS (SELECT 1 FROM temp.stage GROUP BY invitation_id HAVING COUNT(*) > 1)
-                              OR EXISTS (SELECT 1 FROM temp.stage s JOIN responses r ON r.invitation_id = s.invitation_id)""")
+def _match_without_token(db: sqlite_utils.Database, windows: dict[str, int]) -> None:
+    """No token: the contact by external reference, else by email; then its latest invitation to this moment
+    sent within match_window before the response."""
+    q = db.execute
+    q("CREATE TEMP TABLE IF NOT EXISTS windows (moment TEXT PRIMARY KEY, seconds INTEGER)")
+    q("DELETE FROM temp.windows")
+    db.conn.executemany("INSERT INTO temp.windows VALUES (?, ?)", list(windows.items()))
+    q("""UPDATE temp.stage SET contact_id = COALESCE(
+             (SELECT c.id FROM contacts c WHERE c.external_id = temp.stage.external_id),
+             (SELECT c.id FROM contacts c WHERE c.email = temp.stage.email ORDER BY c.id LIMIT 1))
+         WHERE token IS NULL""")
+    q("""UPDATE temp.stage SET invitation_id = (
+             SELECT i.id FROM invitations i, temp.windows w
+             WHERE i.contact_id = temp.stage.contact_id AND i.moment = temp.stage.moment AND i.kind = 'invitation'
+               AND w.moment = i.moment AND COALESCE(i.sent_at, i.send_at) <= temp.stage.submitted_at
+               AND COALESCE(i.sent_at, i.send_at) >= datetime(temp.stage.submitted_at, '-' || w.seconds || ' seconds')
+             ORDER BY COALESCE(i.sent_at, i.send_at) DESC LIMIT 1),
+           invitation_moment = temp.stage.moment
+         WHERE token IS NULL AND contact_id IS NOT NULL""")
+
+
+def _quarantine_unmatched(db: sqlite_utils.Database, export: Export, quarantine: list[tuple], imported_at: str,
+                          secret: bytes, columns: list[str]) -> int:
+    """Rows tied to no invitation, or to another moment's, go to quarantine with the reason (one scan); returns
+    how many left the staging table."""
+    rows = db.execute("SELECT row_number, token, email, external_id, contact_id, moment, invitation_moment, fields,"
+                      " invitation_id IS NULL FROM temp.stage WHERE invitation_id IS NULL OR invitation_moment <> moment"
+                      " ORDER BY row_number").fetchall()
+    if not rows:
+        return 0
+    for number, token, email, external_id, contact_id, moment_id, _, fields, unmatched in rows:
+        if not unmatched:
+            continue
+        # A token no invitation carries is checked against the secret (once per row, only here): a forged
+        # link is named as such.
+        if token and not tokens.verify(secret, token):
+            reason = "invalid token signature (altered or forged link, or another workspace's secret)"
+        elif token:
+            reason = "unknown token: no invitation carries it (another database, or pruned)"
+        elif contact_id is not None:
+            reason = f"no invitation of moment {moment_id!r} to this contact within the match window: widen responses.match_window"
+        elif email or external_id:
+            reason = "no contact with this email or external reference: import the contacts, then import again"
+        else:
+            reason = "no token, email or external reference to match: add the token as a hidden field"
+        quarantine.append(_q_entry(export, columns, number, fields, "unmatched", reason, moment_id, imported_at))
+    for number, _, _, _, _, moment_id, inv_moment, fields, unmatched in rows:
+        if not unmatched:
+            quarantine.append(_q_entry(export, columns, number, fields, "unmatched",
+                                       f"the token belongs to moment {inv_moment!r}, not {moment_id!r}: import with --moment {inv_moment}",
+                                       moment_id, imported_at))
+    db.execute("DELETE FROM temp.stage WHERE invitation_id IS NULL OR invitation_moment <> moment")
+    return len(rows)
+
+
+def _replace_known(db: sqlite_utils.Database, report: ImportReport, imported_at: str) -> None:
+    """Known response ids: identical → unchanged; an older version → unchanged; otherwise replaced."""
+    q = db.execute
+    q("""UPDATE temp.stage SET outcome = CASE
+             WHEN r.content_hash = temp.stage.content_hash OR temp.stage.submitted_at < r.submitted_at THEN 'unchanged'
+             ELSE 'replace' END, existing_id = r.id
+         FROM responses r WHERE r.response_key = temp.stage.response_key""")
+    unchanged, replaced = q("SELECT COUNT(*) FILTER (WHERE outcome = 'unchanged'), COUNT(*) FILTER (WHERE outcome = 'replace')"
+                            " FROM temp.stage WHERE outcome IS NOT NULL").fetchone()
+    report.unchanged, report.replaced = unchanged, replaced
+    if unchanged:
+        q("DELETE FROM temp.stage WHERE outcome = 'unchanged'")
+    if replaced:
+        # Replaced: leave the counts (trigger), swap the answers, then let the choice recount.
+        q("UPDATE responses SET status = 'pending' WHERE id IN (SELECT existing_id FROM temp.stage WHERE outcome = 'replace')")
+        q("DELETE FROM answers WHERE response_id IN (SELECT existing_id FROM temp.stage WHERE outcome = 'replace')")
+        q("""UPDATE responses SET content_hash = s.content_hash, invitation_id = s.invitation_id, contact_id = s.contact_id,
+                 submitted_at = s.submitted_at, day = s.day, complete = s.complete, imported_at = ?,
+                 score_nps = s.score_nps, score_csat = s.score_csat, score_ces = s.score_ces
+             FROM temp.stage s WHERE s.outcome = 'replace' AND responses.id = s.existing_id""", [imported_at])
+
+
+def _roll_up_counted(db: sqlite_utils.Database, report: ImportReport, facts: _Facts) -> None:
+    """The rollup increments and the report's counts from the counts taken while reading (no scan)."""
+    db.conn.executemany("INSERT INTO score_rollup (moment, day, question, value, n) VALUES (?, ?, ?, ?, ?)"
+                        " ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                        [(*key, n) for key, n in sorted(facts.value_counts.items())])
+    counted: Counter = Counter()
+    for (moment, day, complete), n in facts.day_counts.items():
+        if complete:
+            counted[moment, day] += n
+            report.counted += n
+        else:
+            report.partial += n
+    db.conn.executemany("INSERT INTO response_rollup (moment, day, n) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                        [(*key, n) for key, n in sorted(counted.items())])
+
+
+def _roll_up(db: sqlite_utils.Database, report: ImportReport) -> None:
+    """Counts: new counted rows straight from the staging tables; replaced rows (pending → counted) from the
+    store; every other status change of an older row goes through the triggers. Fills the report's counts."""
+    q = db.execute
+    q("""INSERT INTO score_rollup (moment, day, question, value, n)
+         SELECT moment, day, question, value, SUM(n) FROM (
+             SELECT s.moment, s.day, a.question, CAST(a.value_num AS INTEGER) AS value, COUNT(*) AS n
+             FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number
+             WHERE s.outcome IS NULL AND s.status = 'counted' AND a.value_num IS NOT NULL GROUP BY 1, 2, 3, 4
+             UNION ALL
+             SELECT r.moment, r.day, a.question, CAST(a.value_num AS INTEGER), COUNT(*)
+             FROM temp.target t JOIN responses r ON r.id = t.id JOIN answers a ON a.response_id = r.id
+             WHERE t.src = 'r' AND t.status = 'counted' AND r.status = 'pending' AND a.value_num IS NOT NULL
+             GROUP BY 1, 2, 3, 4)
+         WHERE true GROUP BY 1, 2, 3, 4
+         ON CONFLICT DO UPDATE SET n = n + excluded.n""")
+    # New rows per (moment, day, status): one scan gives both the response rollup and the report's counts.
+    counted: Counter = Counter()
+    names = {"counted": "counted", "partial": "partial", "duplicate": "duplicates"}
+    for moment, day, status, n in q("SELECT moment, day, status, COUNT(*) FROM temp.stage WHERE outcome IS NULL"
+                                    " GROUP BY 1, 2, 3").fetchall():
+        setattr(report, names[status], getattr(report, names[status]) + n)
+        if status == "counted":
+            counted[moment, day] += n
+    if report.replaced:
+        for moment, day, n in q("""SELECT r.moment, r.day, COUNT(*) FROM temp.target t JOIN responses r ON r.id = t.id
+                                   WHERE t.src = 'r' AND t.status = 'counted' AND r.status = 'pending' GROUP BY 1, 2""").fetchall():
+            counted[moment, day] += n
+        for status, n in q("""SELECT t.status, COUNT(*) FROM temp.stage s JOIN temp.target t ON t.src = 'r' AND t.id = s.existing_id
+                              WHERE s.outcome = 'replace' GROUP BY 1""").fetchall():
+            setattr(report, names[status], getattr(report, names[status]) + n)
+    db.conn.executemany("INSERT INTO response_rollup (moment, day, n) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                        [(m, d, n) for (m, d), n in counted.items()])
+    q("""UPDATE responses SET status = t.status FROM temp.target t
+         WHERE t.src = 'r' AND responses.id = t.id AND responses.status <> t.status""")
+    if report.replaced:
+        q("DELETE FROM score_rollup WHERE n = 0")
+
+
+def _answered_before(db: sqlite_utils.Database) -> bool:
+    """Whether an invitation of the staged rows already has a stored response (then the choice must run)."""
+    return bool(db.execute("SELECT EXISTS (SELECT 1 FROM temp.stage s JOIN responses r ON r.invitation_id = s.invitation_id)")
                 .fetchone()[0])
 
 
