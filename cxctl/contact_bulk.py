@@ -124,8 +124,9 @@ def in_worker(produce: Callable[[], Iterator[Batch]], finish: Callable[[], Tally
     """Run `produce()` in a forked process; return (the batches it yields, a function giving `finish()`'s
     result computed in the worker). The pipe holds a few batches at most, so memory stays bounded.
 
-    Fork, not spawn: the generated converter and the sets of known hashes are inherited, not pickled.
-    The worker never touches the parent's SQLite connection."""
+    Fork, not spawn: the generated converter and the sets of known hashes are inherited, not pickled,
+    and the worker keeps the parent's string hash seed, which the stored digests (`hash()` values
+    computed in the parent) rely on. The worker never touches the parent's SQLite connection."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
 
