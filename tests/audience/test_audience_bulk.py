@@ -127,3 +127,16 @@ def test_an_empty_table_and_a_table_with_other_contacts_get_the_same_contacts(wo
         fresh = _import(workspace, tmp / "fresh" / "cx.db", out.getvalue(), tmp / "fresh", worker=False, existing=False)
         merged = _import(workspace, tmp / "merge" / "cx.db", out.getvalue(), tmp / "merge", worker=False, existing=True)
     assert fresh == merged
+
+
+@pytest.mark.skipif(not contact_bulk.parallel_possible(10**12), reason="needs fork and a second core")
+def test_a_reimport_through_the_worker_recognises_unchanged_rows(workspace, db, tmp_path, monkeypatch):
+    path = tmp_path / "crm.csv"
+    path.write_text("id;email;tier\n" + "".join(f"K{n};k{n}@example.fr;gold\n" for n in range(50)), encoding="utf-8")
+    import_contacts(workspace, db, path, NOW)
+    path.write_text("id;email;tier\n" + "".join(f"K{n};k{n}@example.fr;{'silver' if n == 7 else 'gold'}\n" for n in range(50)),
+                    encoding="utf-8")
+    monkeypatch.setattr(contact_bulk, "PARALLEL_BYTES", 0)
+    result = import_contacts(workspace, db, path, NOW)
+    assert (result.inserted, result.updated, result.unchanged) == (0, 1, 49)
+    assert contacts(db)["K7"]["attributes"] == {"tier": "silver"}
