@@ -16,7 +16,17 @@ from typing import Any, Iterable, Sequence
 from rich.console import Console
 from rich.table import Table
 
-stdout = Console(soft_wrap=True, highlight=False)
+import os
+
+
+def _pipe_width() -> int | None:
+    """Tables piped to a file or another program are not cut at 80 columns; $COLUMNS still wins."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return 200
+
+
+stdout = Console(soft_wrap=True, highlight=False, width=_pipe_width())
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
