@@ -145,16 +145,6 @@ def _m2_invitations(db: sqlite_utils.Database) -> None:
     )
 
 
-# The secondary indexes of `responses`, also used by the bulk import, which builds them after loading an
-# empty table (one sort each instead of a million random B-tree inserts).
-RESPONSE_INDEXES = (
-    "CREATE INDEX responses_invitation ON responses(invitation_id, submitted_at)",
-    "CREATE INDEX responses_contact ON responses(contact_id)",
-    # Serves every read by status, moment and day (scorecard breakdowns, follow-ups, reasons), covering.
-    "CREATE INDEX responses_scores ON responses(status, moment, day, score_nps, score_csat, score_ces, contact_id)",
-)
-
-
 def _m3_responses(db: sqlite_utils.Database) -> None:
     """Responses, their answers, the quarantine of unusable rows, follow-up calls, and the rollups.
 
@@ -186,7 +176,10 @@ def _m3_responses(db: sqlite_utils.Database) -> None:
             import_id INTEGER,
             imported_at TEXT NOT NULL
         );
-        """ + ";\n".join(RESPONSE_INDEXES) + """;
+        CREATE INDEX responses_invitation ON responses(invitation_id, submitted_at);
+        CREATE INDEX responses_contact ON responses(contact_id);
+        -- Serves every read by status, moment and day (scorecard breakdowns, follow-ups, reasons), covering.
+        CREATE INDEX responses_scores ON responses(status, moment, day, score_nps, score_csat, score_ces, contact_id);
 
         CREATE TABLE answers (
             response_id INTEGER NOT NULL REFERENCES responses(id) ON DELETE CASCADE,
