@@ -52,7 +52,10 @@ def _flags(ws: Workspace, moment: str) -> dict[str, tuple[str, float]]:
 
 def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | None = None, moment: str | None = None,
                    include_done: bool = False) -> FollowupList:
-    """Counted responses with a low NPS (≤ 6), CSAT (bottom two) or CES (≤ 3 on 1–7), oldest first."""
+    """Counted responses with a low NPS (≤ 6), CSAT (bottom two) or CES (≤ 3 on 1–7), oldest first.
+
+    Forgotten people (`cxctl forget`) are left out: their answers still count, but nobody is left to call.
+    """
     if moment is not None and moment not in ws.moments:
         raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
     moments = [moment] if moment else list(ws.moments)
@@ -63,8 +66,10 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
             params += [m, qid, threshold]
     if not conditions:
         return FollowupList()
+    # A forgotten person's answers stay in the scores, anonymous; there is nobody left to call back.
     sql = f"""SELECT DISTINCT r.id FROM responses r JOIN answers a ON a.response_id = r.id
-              WHERE r.status = 'counted' AND ({' OR '.join(conditions)})"""
+              WHERE r.status = 'counted' AND ({' OR '.join(conditions)})
+                AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = r.contact_id AND c.forgotten_at IS NOT NULL)"""
     if since:
         sql += " AND r.submitted_at >= ?"
         params.append(since.replace("T", " "))

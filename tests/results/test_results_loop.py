@@ -69,6 +69,17 @@ def test_done_followups_leave_the_list_and_keep_their_note(answered):
         mark_done(db, 999, None, NOW)
 
 
+def test_forgotten_people_leave_the_followups_but_their_scores_stay(answered):
+    from cxctl.privacy import forget
+
+    ws, db = answered
+    counted = db.execute("SELECT COUNT(*) FROM responses WHERE status = 'counted'").fetchone()[0]
+    forget(ws, db, "N0", NOW)
+    assert [f.contact["external_id"] for f in list_followups(ws, db).items] == ["N2", "D0"]
+    assert all(f.contact["external_id"] for f in list_followups(ws, db, include_done=True).items)
+    assert db.execute("SELECT COUNT(*) FROM responses WHERE status = 'counted'").fetchone()[0] == counted
+
+
 def test_cli_followups_csv_and_done(answered, cli):
     ws, _ = answered
     code, out, _ = cli("followups", "-w", str(ws.root), "--csv")
