@@ -117,9 +117,10 @@ AUTO_EVENTS: dict[str, str] = {}
 for _field, _names in {
     "event_id": ("event_id", "event_key", "id_event", "id_evenement", "evenement_id", "id", "order_id", "order_number",
                  "n_commande", "numero_commande", "no_commande", "commande", "ticket_id", "ticket_number", "n_ticket",
-                 "numero_ticket", "case_number", "transaction_id", "call_id", "id_appel"),
+                 "numero_ticket", "case_number", "transaction_id", "call_id", "id_appel", "ref_evenement",
+                 "reference_evenement", "ref_event", "event_ref"),
     "external_id": ("external_id", "customer_id", "client_id", "id_client", "contact_id", "numero_client",
-                    "customer_number", "code_client"),
+                    "no_client", "n_client", "num_client", "identifiant_client", "customer_number", "code_client"),
     "email": tuple(k for k, v in AUTO_CONTACTS.items() if v == "email"),
     "type": ("type", "event_type", "event", "evenement", "type_evenement", "type_d_evenement"),
     "occurred_at": ("occurred_at", "date", "datetime", "timestamp", "time", "event_date", "event_time",
