@@ -93,3 +93,31 @@ def counts(ws: Workspace, db: sqlite_utils.Database, event_type: str, by: str = 
         tally[period_label(from_db(occurred).astimezone(local).date(), by)] += 1
     return [CountRow(p, tally[p]) for p in sorted(tally)]
 
+
+
+@dataclass
+class OpsIndicator:
+    """One operational indicator shown beside a scorecard: `START..END` durations or a `TYPE` count."""
+
+    spec: str
+    kind: str  # duration | count
+    rows: list
+
+
+def beside_scorecard(ws: Workspace, db: sqlite_utils.Database, specs: list[str], by: str, since: str,
+                     until: str) -> list[OpsIndicator]:
+    """The operational indicators named by `specs` (`order_placed..order_delivered` for a duration, `complaint`
+    for a count) over the scorecard's own period and granularity, so both read side by side."""
+    out = []
+    for spec in specs:
+        spec = spec.strip()
+        if ".." in spec:
+            start, _, end = spec.partition("..")
+            if not start.strip() or not end.strip():
+                raise UsageError(f"invalid --ops {spec!r}: write START..END (e.g. order_placed..order_delivered) or one event type")
+            out.append(OpsIndicator(spec, "duration", durations(ws, db, start.strip(), end.strip(), by, since, until)))
+        elif spec:
+            out.append(OpsIndicator(spec, "count", counts(ws, db, spec, by, since, until)))
+        else:
+            raise UsageError("empty --ops: write START..END (e.g. order_placed..order_delivered) or one event type")
+    return out

@@ -132,6 +132,7 @@ def scorecard_command(
     until: UntilOption = None,
     moment: MomentOption = None,
     format: Annotated[str, typer.Option("--format", help="table, json, csv or markdown.")] = "table",
+    ops: Annotated[Optional[list[str]], typer.Option("--ops", help="Also show an operational indicator over the same period: START..END (median and p90 hours between two events) or an event type (count). Repeatable.")] = None,
     json_: JsonOption = False,
     now: NowOption = None,
     workspace: WorkspaceOption = None,
@@ -139,18 +140,26 @@ def scorecard_command(
     """NPS, CSAT, CES and response rate with 95 % margins, targets, change and trend.
 
     Cells below workspace.min_responses are marked insufficient; `*` marks a significant change (95 %).
+    With --ops, the operational indicators of the same period follow, per period of --by (month by default).
 
-    Example: cxctl scorecard --by moment,month --since 2026-01-01 --format markdown
+    Example: cxctl scorecard --by moment,month --since 2026-01-01 --ops order_placed..order_delivered --ops complaint
     """
-    from cxctl.scorecard import compute_scorecard
+    from cxctl.operational import beside_scorecard
+    from cxctl.scorecard import TIME_DIMENSIONS, compute_scorecard
 
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
     card = compute_scorecard(ws, db, now_for(ws, now), by=by.split(","), since=since, until=until, moment=moment)
+    granularity = next((b for b in card.by if b in TIME_DIMENSIONS), "month")
+    indicators = beside_scorecard(ws, db, ops, granularity, card.since, card.until) if ops else []
     fmt = "json" if json_ else format
     if fmt == "json":
-        output.print_json(card)
+        output.print_json({"scorecard": card, "ops": indicators} if ops else card)
         return
+    if indicators and fmt != "table":
+        from cxctl.errors import UsageError
+
+        raise UsageError(f"--ops is shown with --format table or json, not {fmt}: use `cxctl ops` for CSV")
     if fmt in ("csv", "markdown"):
         columns, rows = _score_columns(card)
         if fmt == "csv":
@@ -176,6 +185,13 @@ def scorecard_command(
             _cell(row.indicators.get("nps")), _cell(row.indicators.get("csat")), _cell(row.indicators.get("ces"), 2),
             _cell(row.indicators.get("response_rate")), primary.sparkline if primary else ""])
     output.print_table(f"scorecard {card.since} → {card.until} (min n {card.min_responses})", columns, rows)
+    for indicator in indicators:
+        if indicator.kind == "duration":
+            output.print_table(f"{indicator.spec} (hours) {card.since} → {card.until}", ["period", "n", "median", "p90"],
+                               [[r.period, r.n, _fmt(r.median_hours), _fmt(r.p90_hours)] for r in indicator.rows])
+        else:
+            output.print_table(f"{indicator.spec} events {card.since} → {card.until}", ["period", "count"],
+                               [[r.period, r.count] for r in indicator.rows])
 
 
 @followups_app.callback()

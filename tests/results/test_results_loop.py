@@ -141,3 +141,26 @@ def test_cli_reasons_verbatims_and_ops(answered, sql, cli):
     assert code == 0 and json.loads(out) == [{"period": "2026-10", "n": 1, "median_hours": 60.0, "p90_hours": 60.0}]
     code, out, _ = cli("ops", "count", "order_delivered", "--by", "week", "-w", str(ws.root), "--json")
     assert code == 0 and json.loads(out) == [{"period": "2026-W40", "count": 3}]
+
+
+def test_cli_scorecard_shows_operational_indicators_of_the_same_period(answered, sql, cli):
+    ws, db = answered
+    for i, (placed, delivered) in enumerate([("2026-09-20 08:00:00", "2026-09-22 08:00:00"),
+                                             ("2026-10-01 08:00:00", "2026-10-03 20:00:00")]):
+        cid = sql.add_contact(db, f"OPS{i}", None)
+        sql.add_event(db, cid, "order_placed", placed)
+        sql.add_event(db, cid, "order_delivered", delivered)
+    args = ("scorecard", "-w", str(ws.root), "--by", "moment,month", "--since", "2026-10-01", "--until", "2026-10-31",
+            "--now", "2026-11-10T12:00:00+00:00", "--ops", "order_placed..order_delivered", "--ops", "complaint")
+    code, out, _ = cli(*args, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["scorecard"]["since"] == "2026-10-01"
+    # Only the scorecard's period: the September delivery is left out; an event type never seen counts nothing.
+    assert result["ops"] == [
+        {"spec": "order_placed..order_delivered", "kind": "duration",
+         "rows": [{"period": "2026-10", "n": 1, "median_hours": 60.0, "p90_hours": 60.0}]},
+        {"spec": "complaint", "kind": "count", "rows": []}]
+    code, out, _ = cli(*args)
+    assert code == 0 and "order_placed..order_delivered" in out and "60.0" in out
+    code, _, err = cli("scorecard", "-w", str(ws.root), "--ops", "order_placed..", "--now", "2026-11-10T12:00:00+00:00")
+    assert code == 2 and "START..END" in err
