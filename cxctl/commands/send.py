@@ -114,7 +114,7 @@ def preview_command(
     contact: Annotated[Optional[str], typer.Option("--contact", help="A stored contact (external id or id); default a sample contact.")] = None,
     lang: Annotated[Optional[str], typer.Option("--lang", help="Language of the message (default the contact's, else the workspace's).")] = None,
     reminder: Annotated[bool, typer.Option("--reminder", help="Render the reminder instead of the invitation.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the .eml and .html files (default <outbox>/preview).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for the .eml and .html files (default <outbox>/preview).")] = None,
     workspace: WorkspaceOption = None,
     now: NowOption = None,
     json_: JsonOption = False,

@@ -57,7 +57,7 @@ def test_send_summary_table_and_plain_progress_lines_under_cron(cli, workspace_d
 
 
 def test_preview_writes_eml_and_html_in_the_requested_language(cli, workspace_dir, tmp_path):
-    code, out, err = cli("preview", "support_ces", "-w", str(workspace_dir), "--lang", "en", "--out", str(tmp_path / "p"))
+    code, out, err = cli("preview", "support_ces", "-w", str(workspace_dir), "--lang", "en", "--output", str(tmp_path / "p"))
     assert code == 0, err
     eml = tmp_path / "p" / "support_ces.en.eml"
     html = tmp_path / "p" / "support_ces.en.html"
@@ -70,7 +70,7 @@ def test_preview_writes_eml_and_html_in_the_requested_language(cli, workspace_di
 
 def test_preview_for_a_stored_contact_and_clear_errors(cli, workspace_dir, tmp_path):
     seed_contacts_and_events(workspace_dir, 1)
-    code, out, err = cli("preview", "delivery_csat", "-w", str(workspace_dir), "--contact", "C-0", "--out", str(tmp_path))
+    code, out, err = cli("preview", "delivery_csat", "-w", str(workspace_dir), "--contact", "C-0", "--output", str(tmp_path))
     assert code == 0, err
     assert "client0@example.fr" in out and "Bonjour Anaïs" in out
     code, _, err = cli("preview", "delivery_csat", "-w", str(workspace_dir), "--contact", "nobody")
