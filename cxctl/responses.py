@@ -284,7 +284,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage (
     email TEXT, external_id TEXT, submitted_at TEXT, day TEXT, complete INTEGER, status TEXT,
     score_nps INTEGER, score_csat INTEGER, score_ces INTEGER,
     invitation_id INTEGER, contact_id INTEGER, invitation_moment TEXT, outcome TEXT, existing_id INTEGER,
-    fields TEXT)
+    existing_invitation INTEGER, fields TEXT)
 ;
 CREATE TEMP TABLE IF NOT EXISTS stage_answers (
     row_number INTEGER, question TEXT, value_num REAL, value_text TEXT, PRIMARY KEY (row_number, question))
@@ -530,7 +530,8 @@ def _settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Im
                      SELECT src, id, complete, ROW_NUMBER() OVER (PARTITION BY invitation_id ORDER BY complete DESC,
                          CASE WHEN moment IN ({marks}) THEN submitted_at END DESC, submitted_at, src, id) AS rank
                      FROM (SELECT 'r' AS src, r.id, r.invitation_id, r.complete, r.moment, r.submitted_at FROM responses r
-                           WHERE r.invitation_id IN (SELECT invitation_id FROM temp.stage)
+                           WHERE r.invitation_id IN (SELECT invitation_id FROM temp.stage UNION
+                                                     SELECT existing_invitation FROM temp.stage WHERE outcome = 'replace')
                            UNION ALL
                            SELECT 's', row_number, invitation_id, complete, moment, submitted_at FROM temp.stage
                            WHERE outcome IS NULL))""", keep_last)
@@ -634,7 +635,7 @@ def _replace_known(db: sqlite_utils.Database, report: ImportReport, imported_at:
     q = db.execute
     q("""UPDATE temp.stage SET outcome = CASE
              WHEN r.content_hash = temp.stage.content_hash OR temp.stage.submitted_at < r.submitted_at THEN 'unchanged'
-             ELSE 'replace' END, existing_id = r.id
+             ELSE 'replace' END, existing_id = r.id, existing_invitation = r.invitation_id
          FROM responses r WHERE r.response_key = temp.stage.response_key""")
     unchanged, replaced = q("SELECT COUNT(*) FILTER (WHERE outcome = 'unchanged'), COUNT(*) FILTER (WHERE outcome = 'replace')"
                             " FROM temp.stage WHERE outcome IS NOT NULL").fetchone()

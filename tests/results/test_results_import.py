@@ -266,3 +266,40 @@ def test_validate_rejects_a_mapping_of_a_question_the_moment_does_not_ask(result
     code, out, err = cli("validate", str(ws.root))
     assert code == 1
     assert "moments.support_ces.responses.columns.nps" in out + err and "is not asked by this moment" in out + err
+
+
+def test_any_sequence_of_imports_keeps_one_counted_response_per_invitation_and_exact_rollups(results_ws, sql, tmp_path):
+    """Random files (repeated response ids and tokens, partials, unknown tokens, newer and older versions) go
+    through both the bulk path (each invitation answered once) and the choosing path; the store stays coherent."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    ws, db = results_ws
+    invitations = list(people(db, sql, "nps_relational", "2026-10-01 08:00:00").values())
+    forged = tokens.new_token(b"another workspace")
+    row = st.tuples(st.integers(0, len(invitations)), st.sampled_from("abcdef"), st.integers(1, 9),
+                    st.integers(0, 10), st.booleans())
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(st.lists(row, min_size=1, max_size=6), min_size=1, max_size=3))
+    def check(batches):
+        for table in ("answers", "responses", "score_rollup", "response_rollup", "quarantine"):
+            db.execute(f"DELETE FROM {table}")
+        path = tmp_path / "export.csv"
+        for batch in batches:
+            lines = ["response_id,token,submitted_at,nps,complete"]
+            for invitation, rid, day, nps, complete in batch:
+                token = invitations[invitation] if invitation < len(invitations) else forged
+                lines.append(f"{rid},{token},2026-10-0{day} 10:00,{nps},{int(complete)}")
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            report = import_responses(ws, db, path, NOW, moment="nps_relational")
+            assert report.rows_read == len(batch)
+        assert rollup_matches_raw(db)
+        per_invitation = db.execute("""SELECT invitation_id, SUM(status = 'counted'), SUM(complete) FROM responses
+                                       GROUP BY invitation_id""").fetchall()
+        for _, counted, complete in per_invitation:
+            assert counted == (1 if complete else 0)
+        again = import_responses(ws, db, path, NOW, moment="nps_relational")
+        assert again.inserted == again.replaced == 0 and rollup_matches_raw(db)
+
+    check()
