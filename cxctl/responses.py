@@ -150,18 +150,32 @@ class QuestionReader:
         return self.choices[key]
 
 
+# `:MM:SS` / `:MM` endings of ISO local times → the store's `:MM:SS` (a whole-hour UTC shift leaves them as they are).
+_TAILS = {f":{m:02d}:{sec:02d}": f":{m:02d}:{sec:02d}" for m in range(60) for sec in range(60)}
+_TAILS.update({f":{m:02d}": f":{m:02d}:00" for m in range(60)})
+
+
 class _Clock:
     """Export times → (UTC store text, local day), fast: the UTC offset is cached per local hour, since a
-    zone's offset only changes at whole-hour transitions (a million-row import parses a million times)."""
+    zone's offset only changes at whole-hour transitions (a million-row import parses a million times).
+    With a whole-hour offset the UTC text is the cached UTC hour plus the minutes and seconds as written."""
 
     def __init__(self, tz: ZoneInfo, local: ZoneInfo, *, utc: bool, us_dates: bool, day_first: bool):
         self.tz, self.local, self.utc, self.us_dates, self.day_first = tz, local, utc, us_dates, day_first
         self.same_zone = not utc and str(tz) == str(local)
         self.offsets: dict[str, timedelta] = {}
+        self.hours: dict[str, str | None] = {}  # local 'YYYY-MM-DD HH' → UTC 'YYYY-MM-DD HH', None: not a whole-hour shift
 
     def read(self, text: str) -> tuple[str, str]:
         if self.same_zone and len(text) in (16, 19) and text[4] == "-" and text[10] in " T":
             hour = text[:13]
+            tail = _TAILS.get(text[13:])
+            if tail is not None:
+                utc_hour = self.hours.get(hour, "")
+                if utc_hour == "":
+                    utc_hour = self.hours[hour] = self._utc_hour(hour)
+                if utc_hour is not None:
+                    return utc_hour + tail, text[:10]
             offset = self.offsets.get(hour)
             try:
                 naive = datetime.fromisoformat(text)
@@ -173,6 +187,18 @@ class _Clock:
                 return (naive - offset).isoformat(" "), text[:10]
         when = parse_time(text, self.tz, utc=self.utc, us_dates=self.us_dates, day_first=self.day_first)
         return to_db(when), when.astimezone(self.local).date().isoformat()
+
+    def _utc_hour(self, hour: str) -> str | None:
+        try:
+            naive = datetime.fromisoformat(hour + ":00")
+        except ValueError:
+            return None
+        offset = self.offsets.get(hour)
+        if offset is None:
+            offset = self.offsets[hour] = naive.replace(tzinfo=self.tz).utcoffset()
+        if offset.total_seconds() % 3600:
+            return None
+        return (naive - offset).isoformat(" ")[:13]
 
 
 @dataclass
@@ -286,8 +312,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage (
     invitation_id INTEGER, contact_id INTEGER, invitation_moment TEXT, outcome TEXT, existing_id INTEGER,
     existing_invitation INTEGER, fields TEXT)
 ;
-CREATE TEMP TABLE IF NOT EXISTS stage_answers (
-    row_number INTEGER, question TEXT, value_num REAL, value_text TEXT, PRIMARY KEY (row_number, question))
+CREATE TEMP TABLE IF NOT EXISTS stage_answers (row_number INTEGER, question TEXT, value_num REAL, value_text TEXT)
 """
 
 

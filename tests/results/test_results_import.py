@@ -303,3 +303,30 @@ def test_any_sequence_of_imports_keeps_one_counted_response_per_invitation_and_e
         assert again.inserted == again.replaced == 0 and rollup_matches_raw(db)
 
     check()
+
+
+def test_fast_local_time_reading_agrees_with_the_full_parser_across_dst():
+    """The import caches the UTC hour of each local hour; it must give what the full parser gives, including
+    the spring-forward and fall-back hours of Europe/Paris."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from cxctl.formats import parse_time
+    from cxctl.responses import _Clock
+    from cxctl.timeutil import to_db
+
+    paris = ZoneInfo("Europe/Paris")
+    clock = _Clock(paris, paris, utc=False, us_dates=False, day_first=True)
+    around = st.sampled_from([datetime(2026, 3, 29), datetime(2026, 10, 25), datetime(2026, 12, 31), datetime(2026, 6, 1)])
+
+    @settings(max_examples=200, deadline=None)
+    @given(around, st.integers(-3 * 3600, 3 * 3600), st.sampled_from(["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]))
+    def check(base, seconds, pattern):
+        text = (base + timedelta(seconds=seconds)).strftime(pattern)
+        when = parse_time(text, paris)
+        assert clock.read(text) == (to_db(when), when.astimezone(paris).date().isoformat())
+
+    check()
