@@ -1,4 +1,4 @@
-"""Benchmark of the results area (run on demand: `python bench/results_scorecard.py [--scale 0.1]`).
+"""Benchmark of the results area (run on demand: `python bench/results_scorecard.py [--scale 0.1] [--import-only [--reuse]]`).
 
 Three measurements, each against the baseline the issue names, in the same run, on generated data under
 bench/data/results/ (git-ignored):
