@@ -426,13 +426,15 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 continue
             if value is not None:
                 values.append((number, reader.id, value[0], value[1]))
-                if complete and value[0] is not None:
-                    value_counts[moment_id, day, reader.id, int(value[0])] += 1
                 if reader.indicator is not None:
                     scores[reader.indicator] = int(value[0])
         if errors:
             quarantine_row(number, fields, "invalid", "; ".join(errors), moment_id)
             continue
+        if complete:
+            for _, qid, value_num, _ in values:
+                if value_num is not None:
+                    value_counts[moment_id, day, qid, int(value_num)] += 1
         email = fields[email_i].strip() if email_i is not None else ""
         if email:
             try:
