@@ -14,6 +14,7 @@ import hashlib
 import json
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from cxctl.campaign import Moment, Question, localise
+from cxctl.contact_bulk import in_worker, parallel_possible
 from cxctl.emails import normalise
 from cxctl.errors import ImportFileError, UsageError
 from cxctl.formats import Export, open_export, parse_time
@@ -333,132 +335,148 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         db.execute(statement)
     db.execute("DELETE FROM temp.stage")
     db.execute("DELETE FROM temp.stage_answers")
-    stage: list[tuple] = []
-    answers: list[tuple] = []
-    quarantine: list[tuple] = []
-    skipped: Counter = Counter()
-    keys_seen: set[str] = set()
-    staged = 0
+    tally: dict = {}
 
-    def flush() -> None:
-        # Staging rows go to a temporary table in one transaction per batch (not one commit per row).
-        db.execute("BEGIN")
-        db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, moment, token, email, external_id,"
-                            " submitted_at, day, complete, status, fields, score_nps, score_csat, score_ces)"
-                            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
-        db.conn.executemany("INSERT INTO temp.stage_answers VALUES (?,?,?,?)", answers)
-        db.execute("COMMIT")
-        stage.clear()
-        answers.clear()
+    def produce() -> Iterator[tuple[list[tuple], list[tuple]]]:
+        """Read and check every row; yield the staging batches (response rows, answer rows). What else it
+        learns (quarantined rows, counts) goes to `tally`, since this may run in a forked worker."""
+        nonlocal chosen
+        stage: list[tuple] = []
+        answers: list[tuple] = []
+        quarantine: list[tuple] = []
+        skipped: Counter = Counter()
+        keys_seen: set[str] = set()
+        tokens_seen: set[str] = set()
+        # The rollup counts of the staged rows, exact when every staged row lands as staged (the usual bulk case).
+        value_counts: Counter = Counter()
+        day_counts: Counter = Counter()
+        staged = tokenless = rows_read = 0
+        check_skip = status_i is not None and export.format == "qualtrics"
 
-    def quarantine_row(number: int, fields: list[str], kind: str, reason: str, moment_id: str | None) -> None:
-        raw = json.dumps(dict(zip(columns, fields)), ensure_ascii=False)
-        key = "q:" + hashlib.sha1("\x1f".join(fields).encode()).hexdigest()
-        quarantine.append((key, export.format, moment_id, export.path.name, number, kind, reason, raw, imported_at))
+        def quarantine_row(number: int, fields: list[str], kind: str, reason: str, moment_id: str | None) -> None:
+            raw = json.dumps(dict(zip(columns, fields)), ensure_ascii=False)
+            key = "q:" + hashlib.sha1("\x1f".join(fields).encode()).hexdigest()
+            quarantine.append((key, export.format, moment_id, export.path.name, number, kind, reason, raw, imported_at))
 
-    check_skip = status_i is not None and export.format == "qualtrics"
-    tokens_seen: set[str] = set()
-    # The rollup counts of the staged rows, exact when every staged row lands as it was staged (the usual bulk case).
-    value_counts: Counter = Counter()
-    day_counts: Counter = Counter()
-    tokenless = 0
-    rows_read = 0
-    for number, fields, problem in export.rows:
-        rows_read += 1
-        if problem:
-            quarantine_row(number, fields, "unreadable", problem, chosen)
-            continue
-        if check_skip:
-            why = export.skip_reason(fields, status_i)
-            if why:
-                skipped[why] += 1
+        for number, fields, problem in export.rows:
+            rows_read += 1
+            if problem:
+                quarantine_row(number, fields, "unreadable", problem, chosen)
                 continue
-        token = ""
-        for index in token_columns:
-            token = fields[index].strip()
-            if "://" in token or token[:1] == "?":  # a survey URL carrying the token
-                token = _token_from(token)
+            if check_skip:
+                why = export.skip_reason(fields, status_i)
+                if why:
+                    skipped[why] += 1
+                    continue
+            token = ""
+            for index in token_columns:
+                token = fields[index].strip()
+                if "://" in token or token[:1] == "?":  # a survey URL carrying the token
+                    token = _token_from(token)
+                if token:
+                    break
+            if chosen == "?":
+                found = db.execute("SELECT moment FROM invitations WHERE token = ?", [token]).fetchone() if token else None
+                if found is None:
+                    quarantine_row(number, fields, "unmatched", "no known invitation token, and the file does not say its moment: "
+                                   "give --moment", None)
+                    continue
+                chosen = found[0]
+                plans[chosen] = _plan_for(ws, export, chosen)
+            moment_id = fields[moment_i].strip() if moment_i is not None else chosen
+            plan = plans.get(moment_id)
+            if plan is None:
+                if moment_id not in ws.moments:
+                    quarantine_row(number, fields, "invalid", f"unknown moment {moment_id!r}: use a moment id of the workspace", None)
+                    continue
+                plan = plans[moment_id] = _plan_for(ws, export, moment_id)
+            joined = "\x1f".join(fields)
+            content_hash = hashlib.sha1(joined.encode()).hexdigest()
+            raw_id = fields[rid_i].strip() if rid_i is not None else ""
+            response_id = raw_id or "h" + content_hash
+            response_key = f"{export.format}:{moment_id}:{response_id}"
+            complete = 1
+            if fin_i is not None and fields[fin_i].strip().lower() in FALSE_WORDS:
+                complete = 0
+            when_text = fields[sub_i].strip() if sub_i is not None else ""
+            if not when_text and start_i is not None:
+                when_text, complete = fields[start_i].strip(), 0
+            if not when_text:
+                quarantine_row(number, fields, "invalid", "no submission time: export the submission date column", moment_id)
+                continue
+            try:
+                submitted, day = clock.read(when_text)
+            except ValueError as exc:
+                quarantine_row(number, fields, "invalid", str(exc), moment_id)
+                continue
+            values = []
+            errors = []
+            scores = [None, None, None]
+            for reader in plan.readers:
+                try:
+                    value = reader.read(fields[reader.index])
+                except ValueProblem as exc:
+                    errors.append(str(exc))
+                    continue
+                if value is not None:
+                    values.append((number, reader.id, value[0], value[1]))
+                    if reader.indicator is not None:
+                        scores[reader.indicator] = int(value[0])
+            if errors:
+                quarantine_row(number, fields, "invalid", "; ".join(errors), moment_id)
+                continue
+            if complete:
+                for _, qid, value_num, _ in values:
+                    if value_num is not None:
+                        value_counts[moment_id, day, qid, int(value_num)] += 1
+            email = fields[email_i].strip() if email_i is not None else ""
+            if email:
+                try:
+                    email = normalise(email)
+                except ValueError:
+                    email = ""
+            keys_seen.add(response_key)
+            staged += 1
+            day_counts[moment_id, day, complete] += 1
             if token:
-                break
-        if chosen == "?":
-            found = db.execute("SELECT moment FROM invitations WHERE token = ?", [token]).fetchone() if token else None
-            if found is None:
-                quarantine_row(number, fields, "unmatched", "no known invitation token, and the file does not say its moment: "
-                               "give --moment", None)
-                continue
-            chosen = found[0]
-            report.moment = chosen
-            plans[chosen] = _plan_for(ws, export, chosen)
-        moment_id = fields[moment_i].strip() if moment_i is not None else chosen
-        plan = plans.get(moment_id)
-        if plan is None:
-            if moment_id not in ws.moments:
-                quarantine_row(number, fields, "invalid", f"unknown moment {moment_id!r}: use a moment id of the workspace", None)
-                continue
-            plan = plans[moment_id] = _plan_for(ws, export, moment_id)
-        joined = "\x1f".join(fields)
-        content_hash = hashlib.sha1(joined.encode()).hexdigest()
-        raw_id = fields[rid_i].strip() if rid_i is not None else ""
-        response_id = raw_id or "h" + content_hash
-        response_key = f"{export.format}:{moment_id}:{response_id}"
-        complete = 1
-        if fin_i is not None and fields[fin_i].strip().lower() in FALSE_WORDS:
-            complete = 0
-        when_text = fields[sub_i].strip() if sub_i is not None else ""
-        if not when_text and start_i is not None:
-            when_text, complete = fields[start_i].strip(), 0
-        if not when_text:
-            quarantine_row(number, fields, "invalid", "no submission time: export the submission date column", moment_id)
-            continue
-        try:
-            submitted, day = clock.read(when_text)
-        except ValueError as exc:
-            quarantine_row(number, fields, "invalid", str(exc), moment_id)
-            continue
-        values = []
-        errors = []
-        scores = [None, None, None]
-        for reader in plan.readers:
-            try:
-                value = reader.read(fields[reader.index])
-            except ValueProblem as exc:
-                errors.append(str(exc))
-                continue
-            if value is not None:
-                values.append((number, reader.id, value[0], value[1]))
-                if reader.indicator is not None:
-                    scores[reader.indicator] = int(value[0])
-        if errors:
-            quarantine_row(number, fields, "invalid", "; ".join(errors), moment_id)
-            continue
-        if complete:
-            for _, qid, value_num, _ in values:
-                if value_num is not None:
-                    value_counts[moment_id, day, qid, int(value_num)] += 1
-        email = fields[email_i].strip() if email_i is not None else ""
-        if email:
-            try:
-                email = normalise(email)
-            except ValueError:
-                email = ""
-        keys_seen.add(response_key)
-        staged += 1
-        day_counts[moment_id, day, complete] += 1
-        if token:
-            tokens_seen.add(token)
-        else:
-            tokenless += 1
-        stage.append((number, response_key, content_hash, moment_id, token or None,
-                      email or None, (fields[ext_i].strip() or None) if ext_i is not None else None,
-                      submitted, day, complete, "counted" if complete else "partial", joined, *scores))
-        answers.extend(values)
-        if len(stage) >= 20000:
-            flush()
-    flush()
-    report.rows_read = rows_read
-    report.skipped = dict(skipped)
-    facts = Facts(repeated_keys=len(keys_seen) < staged, tokenless=tokenless > 0,
-                   repeated_tokens=len(tokens_seen) < staged - tokenless, value_counts=value_counts, day_counts=day_counts)
+                tokens_seen.add(token)
+            else:
+                tokenless += 1
+            stage.append((number, response_key, content_hash, moment_id, token or None,
+                          email or None, (fields[ext_i].strip() or None) if ext_i is not None else None,
+                          submitted, day, complete, "counted" if complete else "partial", joined, *scores))
+            answers.extend(values)
+            if len(stage) >= 20000:
+                yield stage, answers
+                stage, answers = [], []
+        if stage:
+            yield stage, answers
+        tally.update(rows_read=rows_read, skipped=dict(skipped), quarantine=quarantine, moment=chosen,
+                     facts=Facts(repeated_keys=len(keys_seen) < staged, tokenless=tokenless > 0,
+                                 repeated_tokens=len(tokens_seen) < staged - tokenless,
+                                 value_counts=value_counts, day_counts=day_counts))
+
+    if chosen != "?" and parallel_possible(export.path.stat().st_size):
+        # Big files: a forked worker reads and checks while this process writes the staging batches.
+        batches, finish = in_worker(produce, lambda: tally)
+    else:
+        batches, finish = produce(), lambda: tally
+    try:
+        for stage, answers in batches:
+            # One transaction per batch (not one commit per row).
+            db.execute("BEGIN")
+            db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, moment, token, email,"
+                                " external_id, submitted_at, day, complete, status, fields, score_nps, score_csat, score_ces)"
+                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
+            db.conn.executemany("INSERT INTO temp.stage_answers VALUES (?,?,?,?)", answers)
+            db.execute("COMMIT")
+    finally:
+        if hasattr(batches, "close"):
+            batches.close()
+    result = finish()
+    report.rows_read, report.skipped, quarantine, facts = result["rows_read"], result["skipped"], result["quarantine"], result["facts"]
+    if report.moment is None and result["moment"] not in (None, "?"):
+        report.moment = result["moment"]
     settle(ws, db, export, report, quarantine, imported_at, secret, columns, facts)
     return report
 

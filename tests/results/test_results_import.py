@@ -331,3 +331,40 @@ def test_fast_local_time_reading_agrees_with_the_full_parser_across_dst():
         assert clock.read(text) == (to_db(when), when.astimezone(paris).date().isoformat())
 
     check()
+
+
+def test_a_forked_worker_reading_the_file_gives_the_same_import(results_ws, sql, tmp_path, monkeypatch):
+    """Big files are read by a forked worker while this process writes; forced here on a small file, the
+    report and what lands must equal the in-process import (and a failure in the worker must surface)."""
+    import cxctl.responses as responses
+
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
+    path = tmp_path / "mixed.csv"
+    path.write_text("response_id,token,submitted_at,nps,nps_reason\n"
+                    f"a,{t['alice']},2026-10-05 10:00,9,prix\nb,{t['bob']},2026-10-05 11:00,11,prix\n"
+                    f"c,{tokens.new_token(b'forged')},2026-10-05 12:00,3,\nd,{t['carol']},05/10/2026 13:00,4,inconnu\n"
+                    f"e,{t['erin']},2026-10-06 09:30,0,Le prix\n", encoding="utf-8")
+
+    def run(parallel: bool):
+        for table in ("answers", "responses", "score_rollup", "response_rollup", "quarantine"):
+            db.execute(f"DELETE FROM {table}")
+        monkeypatch.setattr(responses, "parallel_possible", lambda size: parallel)
+        report = import_responses(ws, db, path, NOW, moment="nps_relational")
+        stored = db.execute("SELECT response_key, status, day, score_nps FROM responses ORDER BY 1").fetchall()
+        kept = db.execute("SELECT row_number, kind, reason FROM quarantine ORDER BY 1").fetchall()
+        return report, stored, kept
+
+    in_worker, in_process = run(True), run(False)
+    assert in_worker == in_process
+    report, stored, kept = in_worker
+    assert report.counted == 2 and [row[0] for row in kept] == [3, 4, 5] and rollup_matches_raw(db)
+    # Bytes that are not UTF-8 on line 3, with --encoding utf-8: the error is raised while reading.
+    path.write_bytes(b"response_id,token,submitted_at,nps\na,x,2026-10-05 10:00,9\nb,\xff,2026-10-05 10:00,9\n")
+    errors = []
+    for parallel in (True, False):
+        monkeypatch.setattr(responses, "parallel_possible", lambda size, parallel=parallel: parallel)
+        with pytest.raises(ImportFileError, match="not valid utf-8") as caught:
+            import_responses(ws, db, path, NOW, moment="nps_relational", encoding="utf-8")
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
