@@ -5,7 +5,7 @@ to a temporary staging table and SQLite does the rest set-based (`cxctl.response
 emails and external references to invitations, replacing newer versions, choosing the one response that
 counts per invitation, quarantining what matches nothing, and adding the new rows to the scorecard rollups.
 Nothing is dropped: every row lands, is skipped for a stated reason (preview, test, spam), or goes to
-the quarantine table with its reason.
+the quarantine table with its reason. Big files are read by a forked worker while this process writes.
 """
 
 from __future__ import annotations
