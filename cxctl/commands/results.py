@@ -18,7 +18,8 @@ followups_app = typer.Typer(help="Answers to call back: detractors, dissatisfied
 ops_app = typer.Typer(help="Operational indicators from events (durations, counts per period).", no_args_is_help=True)
 
 SinceOption = Annotated[Optional[str], typer.Option("--since", help="From this day (inclusive, e.g. 2026-01-01).")]
-UntilOption = Annotated[Optional[str], typer.Option("--until", help="Up to this day (inclusive). Default: today.")]
+UntilOption = Annotated[Optional[str], typer.Option("--until", help="Up to this day (inclusive). Default: today (the day of --now).")]
+OpenUntilOption = Annotated[Optional[str], typer.Option("--until", help="Up to this day (inclusive). Default: no limit.")]
 CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV for spreadsheets and BI tools.")]
 
 
@@ -294,7 +295,7 @@ def ops_duration(
     end: Annotated[str, typer.Argument(help="Event type that stops it, e.g. order_delivered.")],
     by: Annotated[str, typer.Option("--by", help="week, month or quarter.")] = "month",
     since: SinceOption = None,
-    until: UntilOption = None,
+    until: OpenUntilOption = None,
     json_: JsonOption = False,
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -318,7 +319,7 @@ def ops_count(
     event_type: Annotated[str, typer.Argument(help="Event type to count, e.g. complaint.")],
     by: Annotated[str, typer.Option("--by", help="week, month or quarter.")] = "month",
     since: SinceOption = None,
-    until: UntilOption = None,
+    until: OpenUntilOption = None,
     json_: JsonOption = False,
     workspace: WorkspaceOption = None,
 ) -> None:
