@@ -279,15 +279,16 @@ class CsvTable:
             if item is None:
                 break
             number, fields = item
-            # The common case inline (a full row with two filled ends): this loop runs a million times,
+            # The common case inline (a full row with two filled cells; an empty last column — an optional
+            # comment — is common): this loop runs a million times,
             # so it reads the csv reader directly; _next() (the error messages) takes over on anything else.
-            if len(fields) == width and width > 1 and fields[0] and fields[-1] and not pending:
+            if len(fields) == width and width > 1 and fields[0] and (fields[-1] or fields[1]) and not pending:
                 yield number, fields, None
                 reader = self._reader
                 number = reader.line_num + 1
                 try:
                     for fields in reader:
-                        if len(fields) == width and fields[0] and fields[-1]:
+                        if len(fields) == width and fields[0] and (fields[-1] or fields[1]):
                             yield number, fields, None
                             number = reader.line_num + 1
                         else:
