@@ -247,7 +247,7 @@ class _Engine:
             " inv_id INTEGER, inv_status TEXT, last_any TEXT, last_moment TEXT, cap_count INTEGER, moment_last TEXT,"
             " reason TEXT, detail TEXT)"
         )
-        self.sql("CREATE TEMP TABLE plan_waved (moment TEXT, contact_id INTEGER, inv_id INTEGER,"
+        self.sql("CREATE TEMP TABLE plan_waved (moment TEXT, contact_id INTEGER, id INTEGER, status TEXT,"
                  " PRIMARY KEY (moment, contact_id)) WITHOUT ROWID")
         for mid in self.ranked:
             m = self.ws.moments[mid]
@@ -256,22 +256,26 @@ class _Engine:
             else:
                 self.gather_events(mid, m)
 
-    def _rules_select(self, mid: str, m: Moment, key: str, key_params: list[Any]) -> tuple[str, list[Any]]:
-        """The rule columns and reason over contact `c`, invitation `i`, history `h`/`hm` (one pass)."""
+    def _rules_select(self, mid: str, m: Moment, key: str, key_params: list[Any],
+                      invited: str = "i") -> tuple[str, list[Any]]:
+        """The rule columns and reason over contact `c`, invitation `invited`, history `h`/`hm` (one pass).
+
+        `hm` is only joined for a moment with a recontact period (see `joins`)."""
         rules = self.ws.rules
         source_sql, source_params = self.source
         recontact = _recontact(self.ws, m)
         rank = self.ranked.index(mid)
+        last = "hm.last" if recontact else "NULL"
         sql = (
             f" {rank}, ?, c.email, c.language, COALESCE(c.timezone, ''), COALESCE(c.forgotten_at, f.forgotten_at),"
-            f" s.reason, s.created_at, {source_sql}, i.id, i.status, h.last_any, h.last_moment, h.cap_count, hm.last,"
+            f" s.reason, s.created_at, {source_sql}, {invited}.id, {invited}.status, h.last_any, h.last_moment, h.cap_count, {last},"
             " CASE WHEN c.forgotten_at IS NOT NULL OR f.email_hash IS NOT NULL THEN 'forgotten'"
             f"  WHEN s.email_hash IS NOT NULL OR {source_sql} IS NOT NULL THEN 'suppressed'"
             "  WHEN c.email IS NULL OR trim(c.email) = '' THEN 'no_email'"
-            "  WHEN i.id IS NOT NULL THEN 'already_invited'"
+            f"  WHEN {invited}.id IS NOT NULL THEN 'already_invited'"
             "  WHEN h.last_any > ? THEN 'quiet_period'"
             "  WHEN h.cap_count >= ? THEN 'cap'"
-            "  WHEN hm.last > ? THEN 'recontact'"
+            f"  WHEN {last} > ? THEN 'recontact'"
             # Last of the per-person rules: the (Python) draw is computed only for who reaches it.
             f"  WHEN ? < 1 AND cx_draw(c.id, ?, {key}) >= ? THEN 'not_sampled'"
             " END"
@@ -281,10 +285,15 @@ class _Engine:
                   m.sample, mid, *key_params, m.sample]
         return sql, params
 
-    JOINS = (" LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
-             " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
-             " LEFT JOIN plan_hist h ON h.contact_id = c.id"
-             " LEFT JOIN plan_hist_moment hm ON hm.contact_id = c.id AND hm.moment = ?")
+    def joins(self, mid: str, m: Moment) -> tuple[str, list[Any]]:
+        """The rule joins over contact `c`; the per-moment history only when the moment has a recontact
+        period (a million look-ups saved for a whole-base wave without one)."""
+        sql = (" LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
+               " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
+               " LEFT JOIN plan_hist h ON h.contact_id = c.id")
+        if _recontact(self.ws, m) is None:
+            return sql, []
+        return sql + " LEFT JOIN plan_hist_moment hm ON hm.contact_id = c.id AND hm.moment = ?", [mid]
 
     def gather_events(self, mid: str, m: Moment) -> None:
         trigger = m.trigger
@@ -292,15 +301,16 @@ class _Engine:
         only, only_params = self.contact_filter("e.contact_id")
         key = "? || '|' || e.contact_id || '|e' || e.id"
         rules_sql, rules_params = self._rules_select(mid, m, "'e' || e.id", [])
+        joins, join_params = self.joins(mid, m)
         self.sql(
             "INSERT INTO plan_eval (contact_id, moment, event_id, wave, eligible_at, dedupe_key, rank, sample, email,"
             " language, tz, forgotten_at, supp_reason, supp_since, source_flag, inv_id, inv_status, last_any, last_moment,"
             " cap_count, moment_last, reason)"
             f" SELECT e.contact_id, ?, e.id, NULL, datetime(e.occurred_at, ?), {key},{rules_sql}"
             " FROM events e JOIN contacts c ON c.id = e.contact_id"
-            f" LEFT JOIN invitations i ON i.dedupe_key = {key}{self.JOINS}"
+            f" LEFT JOIN invitations i ON i.dedupe_key = {key}{joins}"
             f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}",
-            [mid, _mod(trigger.delay), mid, *rules_params, mid, mid, trigger.event,
+            [mid, _mod(trigger.delay), mid, *rules_params, mid, *join_params, trigger.event,
              to_db(self.now - trigger.delay), to_db(self.now - trigger.expires), *params, *only_params],
         )
         expired_from = self.now - trigger.expires - EXPIRED_REPORT_FOR
@@ -324,23 +334,25 @@ class _Engine:
         self.waves[mid] = wave
         where, params = audience_sql(m.audience, with_event=False)
         only, only_params = self.contact_filter("c.id")
-        # Already invited = any invitation of this moment and wave (not only by dedupe key).
+        # Already invited = any invitation of this moment and wave (not only by dedupe key). The bare
+        # `status` is the one of the MIN(id) row (an SQLite guarantee): no second look-up per person.
         self.sql(
-            "INSERT INTO plan_waved SELECT moment, contact_id, MIN(id) FROM invitations"
+            "INSERT INTO plan_waved SELECT moment, contact_id, MIN(id), status FROM invitations"
             f" WHERE moment = ? AND wave = ? AND kind = 'invitation'{self.contact_filter('contact_id')[0]}"
             " GROUP BY contact_id",
             [mid, wave.id, *only_params],
         )
-        rules_sql, rules_params = self._rules_select(mid, m, "?", [wave.id])
+        rules_sql, rules_params = self._rules_select(mid, m, "?", [wave.id], invited="w")
+        joins, join_params = self.joins(mid, m)
         self.sql(
             "INSERT INTO plan_eval (contact_id, moment, event_id, wave, eligible_at, dedupe_key, rank, sample, email,"
             " language, tz, forgotten_at, supp_reason, supp_since, source_flag, inv_id, inv_status, last_any, last_moment,"
             " cap_count, moment_last, reason)"
             f" SELECT c.id, ?, NULL, ?, ?, ? || '|' || c.id || '|w' || ?,{rules_sql}"
             " FROM contacts c LEFT JOIN plan_waved w ON w.moment = ? AND w.contact_id = c.id"
-            f" LEFT JOIN invitations i ON i.id = w.inv_id{self.JOINS}"
+            f"{joins}"
             f" WHERE {where}{only}",
-            [mid, wave.id, to_db(wave.start), mid, wave.id, *rules_params, mid, mid, *params, *only_params],
+            [mid, wave.id, to_db(wave.start), mid, wave.id, *rules_params, mid, *join_params, *params, *only_params],
         )
 
     def history(self) -> None:
@@ -526,9 +538,13 @@ class _Engine:
         )
         by_moment: dict[str, dict[str, int]] = defaultdict(dict)
         counts: Counter = Counter()
+        # Counted without the joins the listing needs (the wave, the detail).
         for moment, reason, n in self.sql(
             "SELECT moment, reason, COUNT(*) FROM (SELECT moment, reason FROM plan_eval WHERE reason IS NOT NULL"
-            f" UNION ALL SELECT moment, reason FROM ({run_wide})) WHERE 1{where} GROUP BY moment, reason",
+            " UNION ALL SELECT moment, 'lower_priority' FROM plan_ok WHERE rn > 1"
+            " UNION ALL SELECT moment, CASE WHEN too_late THEN 'expired' ELSE 'daily_cap' END FROM plan_final"
+            "  WHERE too_late OR moment_cut OR (day_left IS NOT NULL AND day_n > day_left))"
+            f" WHERE 1{where} GROUP BY moment, reason",
             params,
         ):
             by_moment[moment][reason] = n
