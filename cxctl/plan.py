@@ -158,6 +158,7 @@ class _Engine:
         self.waves: dict[str, Wave] = {}
         self.slots: dict[tuple[str, str], tuple[datetime, date]] = {}
         self.source = suppression_source_sql(ws.rules.suppression_sources)
+        self.details = True  # keep the data behind each exclusion (see `run`)
 
     # --- plumbing ---------------------------------------------------------------------------------
 
@@ -177,6 +178,7 @@ class _Engine:
         from cxctl.reminders import plan_reminders
 
         self.conn.create_function("cx_draw", 3, draw, deterministic=True)
+        self.details = list_exclusions
         own = not self.conn.in_transaction
         saved = self.tune() if own and self.contact_id is None else None
         if own:
@@ -266,9 +268,13 @@ class _Engine:
         recontact = _recontact(self.ws, m)
         rank = self.ranked.index(mid)
         last = "hm.last" if recontact else "NULL"
+        # The data behind each verdict only serves the listed details (plan --json, --explain): a run that
+        # only counts stores NULLs instead (the CRM flag is then read once per person, not twice).
+        details = (f"COALESCE(c.forgotten_at, f.forgotten_at), s.reason, s.created_at, {source_sql}, {invited}.id,"
+                   f" {invited}.status, h.last_any, h.last_moment, h.cap_count, {last}") if self.details else \
+            ", ".join(["NULL"] * 10)
         sql = (
-            f" {rank}, ?, c.email, c.language, COALESCE(c.timezone, ''), COALESCE(c.forgotten_at, f.forgotten_at),"
-            f" s.reason, s.created_at, {source_sql}, {invited}.id, {invited}.status, h.last_any, h.last_moment, h.cap_count, {last},"
+            f" {rank}, ?, c.email, c.language, COALESCE(c.timezone, ''), {details},"
             " CASE WHEN c.forgotten_at IS NOT NULL OR f.email_hash IS NOT NULL THEN 'forgotten'"
             f"  WHEN s.email_hash IS NOT NULL OR {source_sql} IS NOT NULL THEN 'suppressed'"
             "  WHEN c.email IS NULL OR trim(c.email) = '' THEN 'no_email'"
@@ -280,7 +286,7 @@ class _Engine:
             f"  WHEN ? < 1 AND cx_draw(c.id, ?, {key}) >= ? THEN 'not_sampled'"
             " END"
         )
-        params = [m.sample, *source_params, *source_params, to_db(self.now - rules.quiet_period),
+        params = [m.sample, *(source_params if self.details else []), *source_params, to_db(self.now - rules.quiet_period),
                   rules.cap.max if rules.cap else None, to_db(self.now - recontact) if recontact else None,
                   m.sample, mid, *key_params, m.sample]
         return sql, params
