@@ -528,20 +528,6 @@ class _Engine:
                 languages[language] = pick_language(language, ws.settings.languages, ws.settings.default_language)
             planned.append(PlannedInvitation(contact_id, moment, "invitation", event_id, wave, None,
                                              from_db(send_at), languages[language], email, key))
-        run_wide = (
-            " SELECT o.id, o.contact_id, o.moment, o.event_id, e.wave, 'lower_priority' AS reason,"
-            "  printf('a higher-priority invitation (%s) is planned for this person in this run', o.top_moment) AS detail"
-            "  FROM plan_ok o JOIN plan_eval e ON e.id = o.id WHERE o.rn > 1"
-            " UNION ALL SELECT f.id, f.contact_id, f.moment, f.event_id, e.wave, 'expired',"
-            "  printf('the next send window opens %s UTC, after the event expires (%s UTC)', substr(f.send_at, 1, 16),"
-            "  substr(datetime(e.eligible_at, (SELECT expiry_mod FROM plan_moments pm WHERE pm.moment = f.moment)), 1, 16))"
-            "  FROM plan_final f JOIN plan_eval e ON e.id = f.id WHERE f.too_late"
-            " UNION ALL SELECT f.id, f.contact_id, f.moment, f.event_id, e.wave, 'daily_cap',"
-            "  CASE WHEN f.moment_cut THEN printf('daily cap of %s reached for %s', f.moment, f.send_day)"
-            "  ELSE printf('workspace daily cap reached for %s', f.send_day) END"
-            "  FROM plan_final f JOIN plan_eval e ON e.id = f.id"
-            "  WHERE NOT f.too_late AND (f.moment_cut OR (f.day_left IS NOT NULL AND f.day_n > f.day_left))"
-        )
         by_moment: dict[str, dict[str, int]] = defaultdict(dict)
         counts: Counter = Counter()
         # Counted without the joins the listing needs (the wave, the detail).
@@ -555,24 +541,50 @@ class _Engine:
         ):
             by_moment[moment][reason] = n
             counts[reason] += n
-        exclusions: list[Exclusion] = []
-        if list_exclusions:
-            # One string object per distinct moment, reason and wave: a million exclusions share a handful.
-            shared: dict[str, str] = {}
-            one = shared.setdefault
-            exclusions = [
-                Exclusion(contact_id, one(moment, moment), one(reason, reason), detail, event_id,
-                          one(wave, wave) if wave else None)
-                for contact_id, moment, reason, detail, event_id, wave in self.sql(
-                    f"SELECT contact_id, moment, reason, detail, event_id, wave FROM ("
-                    f" SELECT id, contact_id, moment, event_id, wave, reason, {self.detail_sql()} AS detail"
-                    f" FROM plan_eval WHERE reason IS NOT NULL UNION ALL {run_wide})"
-                    f" WHERE 1{where} ORDER BY moment, reason, contact_id, event_id",
-                    [*self.detail_params(), *params],
-                )
-            ]
+        exclusions = self.exclusions(by_moment) if list_exclusions else []
         return Plan(self.now, planned, exclusions, dict(counts), dict(by_moment),
                     {mid: w.id for mid, w in self.waves.items() if only in (None, mid)})
+
+    def exclusions(self, by_moment: dict[str, dict[str, int]]) -> list[Exclusion]:
+        """Every exclusion, ordered by moment, reason, contact and event.
+
+        One query per (moment, reason) in that order, read through an index: the moment, reason and
+        wave are then the same string objects for the whole group (a million exclusions share a
+        handful) and never cross from SQLite, and no sort carries the detail texts."""
+        self.sql("CREATE INDEX temp.plan_eval_listed ON plan_eval (moment, reason, contact_id, event_id)"
+                 " WHERE reason IS NOT NULL")
+        detail = self.detail_sql()
+        out: list[Exclusion] = []
+        for moment in sorted(by_moment):
+            wave = self.waves[moment].id if moment in self.waves else None
+            for reason in sorted(by_moment[moment]):
+                parts, params = [], []
+                if reason not in ("lower_priority", "daily_cap"):
+                    parts.append(f"SELECT contact_id, event_id, {detail} FROM plan_eval INDEXED BY plan_eval_listed"
+                                 " WHERE moment = ? AND reason = ? AND reason IS NOT NULL")
+                    params += [*self.detail_params(), moment, reason]
+                if reason == "lower_priority":
+                    parts.append("SELECT contact_id, event_id, printf('a higher-priority invitation (%s) is planned"
+                                 " for this person in this run', top_moment) FROM plan_ok WHERE moment = ? AND rn > 1")
+                    params.append(moment)
+                if reason == "expired":
+                    parts.append(
+                        "SELECT contact_id, event_id, printf('the next send window opens %s UTC, after the event"
+                        " expires (%s UTC)', substr(send_at, 1, 16), substr(datetime(eligible_at, (SELECT expiry_mod"
+                        " FROM plan_moments pm WHERE pm.moment = plan_final.moment)), 1, 16))"
+                        " FROM plan_final WHERE moment = ? AND too_late")
+                    params.append(moment)
+                if reason == "daily_cap":
+                    parts.append(
+                        "SELECT contact_id, event_id, CASE WHEN moment_cut THEN printf('daily cap of %s reached for %s',"
+                        " moment, send_day) ELSE printf('workspace daily cap reached for %s', send_day) END"
+                        " FROM plan_final WHERE moment = ? AND NOT too_late"
+                        " AND (moment_cut OR (day_left IS NOT NULL AND day_n > day_left))")
+                    params.append(moment)
+                rows = self.sql(" UNION ALL ".join(parts) + " ORDER BY 1, 2", params)
+                out.extend([Exclusion(contact_id, moment, reason, text, event_id, wave)
+                            for contact_id, event_id, text in rows])
+        return out
 
     def detail_sql(self) -> str:
         return (
