@@ -244,7 +244,7 @@ class _Engine:
         trigger, the audience of each relational wave. The first failing rule is the reason."""
         self.sql(
             "CREATE TEMP TABLE plan_eval (id INTEGER PRIMARY KEY, contact_id INTEGER NOT NULL, moment TEXT NOT NULL,"
-            " event_id INTEGER, wave TEXT, eligible_at TEXT, dedupe_key TEXT, rank INTEGER, sample REAL, email TEXT,"
+            " event_id INTEGER, wave TEXT, eligible_at TEXT, rank INTEGER, sample REAL, email TEXT,"
             " language TEXT, tz TEXT, forgotten_at TEXT, supp_reason TEXT, supp_since TEXT, source_flag TEXT,"
             " inv_id INTEGER, inv_status TEXT, last_any TEXT, last_moment TEXT, cap_count INTEGER, moment_last TEXT,"
             " reason TEXT, detail TEXT)"
@@ -309,28 +309,28 @@ class _Engine:
         rules_sql, rules_params = self._rules_select(mid, m, "'e' || e.id", [])
         joins, join_params = self.joins(mid, m)
         self.sql(
-            "INSERT INTO plan_eval (contact_id, moment, event_id, wave, eligible_at, dedupe_key, rank, sample, email,"
+            "INSERT INTO plan_eval (contact_id, moment, event_id, wave, eligible_at, rank, sample, email,"
             " language, tz, forgotten_at, supp_reason, supp_since, source_flag, inv_id, inv_status, last_any, last_moment,"
             " cap_count, moment_last, reason)"
-            f" SELECT e.contact_id, ?, e.id, NULL, datetime(e.occurred_at, ?), {key},{rules_sql}"
+            f" SELECT e.contact_id, ?, e.id, NULL, datetime(e.occurred_at, ?),{rules_sql}"
             " FROM events e JOIN contacts c ON c.id = e.contact_id"
             f" LEFT JOIN invitations i ON i.dedupe_key = {key}{joins}"
             f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}",
-            [mid, _mod(trigger.delay), mid, *rules_params, mid, *join_params, trigger.event,
+            [mid, _mod(trigger.delay), *rules_params, mid, *join_params, trigger.event,
              to_db(self.now - trigger.delay), to_db(self.now - trigger.expires), *params, *only_params],
         )
         expired_from = self.now - trigger.expires - EXPIRED_REPORT_FOR
         self.sql(
-            "INSERT INTO plan_eval (contact_id, moment, event_id, eligible_at, dedupe_key, rank, sample, email,"
+            "INSERT INTO plan_eval (contact_id, moment, event_id, eligible_at, rank, sample, email,"
             " language, tz, reason, detail)"
-            f" SELECT e.contact_id, ?, e.id, datetime(e.occurred_at, ?), {key}, ?, ?, c.email, c.language,"
+            " SELECT e.contact_id, ?, e.id, datetime(e.occurred_at, ?), ?, ?, c.email, c.language,"
             " COALESCE(c.timezone, ''), 'expired',"
             " printf('event of %s UTC expired on %s UTC (%s after the event)', substr(e.occurred_at, 1, 16),"
             " substr(datetime(e.occurred_at, ?), 1, 16), ?)"
             " FROM events e JOIN contacts c ON c.id = e.contact_id"
             f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}"
             f" AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.dedupe_key = {key})",
-            [mid, _mod(trigger.delay), mid, self.ranked.index(mid), m.sample, _mod(trigger.expires),
+            [mid, _mod(trigger.delay), self.ranked.index(mid), m.sample, _mod(trigger.expires),
              span(trigger.expires), trigger.event, to_db(self.now - trigger.expires), to_db(expired_from),
              *params, *only_params, mid],
         )
@@ -351,14 +351,14 @@ class _Engine:
         rules_sql, rules_params = self._rules_select(mid, m, "?", [wave.id], invited="w")
         joins, join_params = self.joins(mid, m)
         self.sql(
-            "INSERT INTO plan_eval (contact_id, moment, event_id, wave, eligible_at, dedupe_key, rank, sample, email,"
+            "INSERT INTO plan_eval (contact_id, moment, event_id, wave, eligible_at, rank, sample, email,"
             " language, tz, forgotten_at, supp_reason, supp_since, source_flag, inv_id, inv_status, last_any, last_moment,"
             " cap_count, moment_last, reason)"
-            f" SELECT c.id, ?, NULL, ?, ?, ? || '|' || c.id || '|w' || ?,{rules_sql}"
+            f" SELECT c.id, ?, NULL, ?, ?,{rules_sql}"
             " FROM contacts c LEFT JOIN plan_waved w ON w.moment = ? AND w.contact_id = c.id"
             f"{joins}"
             f" WHERE {where}{only}",
-            [mid, wave.id, to_db(wave.start), mid, wave.id, *rules_params, mid, *join_params, *params, *only_params],
+            [mid, wave.id, to_db(wave.start), *rules_params, mid, *join_params, *params, *only_params],
         )
 
     def history(self) -> None:
@@ -517,7 +517,9 @@ class _Engine:
         planned: list[PlannedInvitation] = []
         languages = {}
         rows = self.sql(
-            "SELECT f.contact_id, f.moment, f.event_id, e.wave, f.send_at, e.language, e.email, e.dedupe_key"
+            # The dedupe key is built for the planned rows only (the same text as the candidate queries use).
+            "SELECT f.contact_id, f.moment, f.event_id, e.wave, f.send_at, e.language, e.email,"
+            " e.moment || '|' || e.contact_id || CASE WHEN e.event_id IS NULL THEN '|w' || e.wave ELSE '|e' || e.event_id END"
             " FROM plan_final f JOIN plan_eval e ON e.id = f.id"
             " WHERE NOT f.too_late AND NOT f.moment_cut AND (f.day_left IS NULL OR f.day_n <= f.day_left)"
             f"{where.replace('moment', 'f.moment')}",
