@@ -312,7 +312,7 @@ def _default_text(info: Any) -> str:
 
 
 def reference_markdown() -> str:
-    """A Markdown table per YAML object, generated from the model (docs/workspace.md embeds it)."""
+    """A Markdown table per YAML object, generated from the model (the README embeds it)."""
     import typing
 
     from cxctl import campaign
