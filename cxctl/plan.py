@@ -388,11 +388,11 @@ class _Engine:
         recontacts = [r for r in (_recontact(self.ws, self.ws.moments[m]) for m in self.ranked) if r]
         if recontacts:
             self.sql(
-                "INSERT INTO plan_hist_moment SELECT contact_id, moment, MAX(COALESCE(sent_at, send_at))"
+                "INSERT INTO plan_hist_moment SELECT contact_id, moment, COALESCE(sent_at, send_at)"
                 " FROM invitations INDEXED BY invitations_fatigue"
                 f" WHERE kind = 'invitation' AND status IN {LIVE_SQL} AND COALESCE(sent_at, send_at) > ?{only}"
                 " AND moment IN (SELECT moment FROM plan_moments WHERE recontact_from IS NOT NULL)"
-                " GROUP BY contact_id, moment",
+                " ORDER BY COALESCE(sent_at, send_at) ON CONFLICT (contact_id, moment) DO UPDATE SET last = excluded.last",
                 [to_db(self.now - max(recontacts)), *only_params],
             )
 
