@@ -29,6 +29,9 @@ from cxctl.timeutil import from_db, to_db
 EXPIRED_REPORT_FOR = timedelta(days=7)
 # A reminder that could not go out within this long after it was due is dropped (never sent late).
 REMINDER_GRACE = timedelta(days=7)
+# Exclusion reasons whose detail texts repeat (the others name a draw, a time or an invitation):
+# a listed run keeps one string per distinct text.
+REPEATED_DETAILS = frozenset({"forgotten", "suppressed", "no_email", "lower_priority", "daily_cap"})
 
 TEMP_TABLES = ("plan_moments", "plan_waved", "plan_hist", "plan_hist_moment", "plan_eval", "plan_multi", "plan_ok",
                "plan_slots", "plan_quota", "plan_day_quota", "plan_placed", "plan_day_base", "plan_final")
@@ -587,8 +590,13 @@ class _Engine:
                         " AND (moment_cut OR (day_left IS NOT NULL AND day_n > day_left))")
                     params.append(moment)
                 rows = self.sql(" UNION ALL ".join(parts) + " ORDER BY 1, 2", params)
-                out.extend([Exclusion(contact_id, moment, reason, text, event_id, wave)
-                            for contact_id, event_id, text in rows])
+                if reason in REPEATED_DETAILS:
+                    one = {}.setdefault  # 300,000 daily-cap exclusions share two or three texts
+                    out.extend([Exclusion(contact_id, moment, reason, one(text, text), event_id, wave)
+                                for contact_id, event_id, text in rows])
+                else:
+                    out.extend([Exclusion(contact_id, moment, reason, text, event_id, wave)
+                                for contact_id, event_id, text in rows])
         return out
 
     def detail_sql(self) -> str:
