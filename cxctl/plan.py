@@ -536,17 +536,27 @@ class _Engine:
                 languages[language] = pick_language(language, ws.settings.languages, ws.settings.default_language)
             planned.append(PlannedInvitation(contact_id, moment, "invitation", event_id, wave, None,
                                              from_db(send_at), languages[language], email, key))
+        # Counted without the joins the listing needs (the wave, the detail). A listed run reads the
+        # candidates' reasons through the index it needs anyway, so their count needs no sort.
+        if list_exclusions:
+            self.sql("CREATE INDEX temp.plan_eval_listed ON plan_eval (moment, reason, contact_id, event_id)"
+                     " WHERE reason IS NOT NULL")
+        found: Counter = Counter()
+        for moment, reason, n in [
+            *self.sql(
+                "SELECT moment, reason, COUNT(*) FROM plan_eval"
+                f"{' INDEXED BY plan_eval_listed' if list_exclusions else ''}"
+                f" WHERE reason IS NOT NULL{where} GROUP BY moment, reason", params),
+            *self.sql(
+                "SELECT moment, reason, COUNT(*) FROM (SELECT moment, 'lower_priority' AS reason FROM plan_ok WHERE rn > 1"
+                " UNION ALL SELECT moment, CASE WHEN too_late THEN 'expired' ELSE 'daily_cap' END FROM plan_final"
+                "  WHERE too_late OR moment_cut OR (day_left IS NOT NULL AND day_n > day_left))"
+                f" WHERE 1{where} GROUP BY moment, reason", params),
+        ]:
+            found[moment, reason] += n
         by_moment: dict[str, dict[str, int]] = defaultdict(dict)
         counts: Counter = Counter()
-        # Counted without the joins the listing needs (the wave, the detail).
-        for moment, reason, n in self.sql(
-            "SELECT moment, reason, COUNT(*) FROM (SELECT moment, reason FROM plan_eval WHERE reason IS NOT NULL"
-            " UNION ALL SELECT moment, 'lower_priority' FROM plan_ok WHERE rn > 1"
-            " UNION ALL SELECT moment, CASE WHEN too_late THEN 'expired' ELSE 'daily_cap' END FROM plan_final"
-            "  WHERE too_late OR moment_cut OR (day_left IS NOT NULL AND day_n > day_left))"
-            f" WHERE 1{where} GROUP BY moment, reason",
-            params,
-        ):
+        for (moment, reason), n in sorted(found.items()):
             by_moment[moment][reason] = n
             counts[reason] += n
         exclusions = self.exclusions(by_moment) if list_exclusions else []
@@ -556,11 +566,9 @@ class _Engine:
     def exclusions(self, by_moment: dict[str, dict[str, int]]) -> list[Exclusion]:
         """Every exclusion, ordered by moment, reason, contact and event.
 
-        One query per (moment, reason) in that order, read through an index: the moment, reason and
-        wave are then the same string objects for the whole group (a million exclusions share a
-        handful) and never cross from SQLite, and no sort carries the detail texts."""
-        self.sql("CREATE INDEX temp.plan_eval_listed ON plan_eval (moment, reason, contact_id, event_id)"
-                 " WHERE reason IS NOT NULL")
+        One query per (moment, reason) in that order, read through the index `collect` made: the moment,
+        reason and wave are then the same string objects for the whole group (a million exclusions
+        share a handful) and never cross from SQLite, and no sort carries the detail texts."""
         detail = self.detail_sql()
         out: list[Exclusion] = []
         for moment in sorted(by_moment):
