@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cxctl.plan import REMINDER_GRACE, Exclusion, Plan, PlannedInvitation, _Engine
 from cxctl.rules import LIVE_SQL, pick_language, suppression_source_sql
-from cxctl.timeutil import from_db, to_db
+from cxctl.timeutil import to_db
 
 
 def plan_reminders(engine: _Engine, plan: Plan, only: str | None, list_exclusions: bool) -> None:
@@ -43,14 +43,16 @@ def plan_reminders(engine: _Engine, plan: Plan, only: str | None, list_exclusion
             f" AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.invitation_id = i.id){only_contact}",
             [*source_params, to_db(oldest), to_db(engine.now - after), mid, *only_params],
         ).fetchall()
+        due_by, late_by = to_db(engine.now - after), to_db(engine.now - after - REMINDER_GRACE)
         for (parent, contact_id, event_id, wave, language, email, tz, forgotten_at, supp_reason, supp_since,
              source_flag, sent_at, done, pending, last_reminder) in rows:
             number = done + 1
             if done >= count or pending:
                 continue
-            base = from_db(max(sent_at, last_reminder or sent_at))
-            due = base + after
-            if due > engine.now or engine.now - due > REMINDER_GRACE:
+            # Due when the last message is `after` old, dropped past the grace: compared as store text
+            # (fixed-width UTC), which orders like the times and saves parsing 50,000 of them.
+            base = max(sent_at, last_reminder or sent_at)[:19]
+            if base > due_by or base < late_by:
                 continue
             reason = detail = None
             if forgotten_at:
