@@ -93,6 +93,10 @@ def test_runs_over_months_keep_every_rule(make_store, rules, moments, evs, suppr
         again = compute_plan(ws, s.db, now, list_exclusions=False)
         assert [p.dedupe_key for p in again.planned] == [p.dedupe_key for p in plan.planned]
         assert again.counts == plan.counts
+        # Every counted exclusion is listed once, in the documented order (moment, reason, contact, event).
+        assert len(plan.exclusions) == sum(plan.counts.values())
+        listed = [(x.moment, x.reason, x.contact_id, x.event_id or 0) for x in plan.exclusions if x.kind == "invitation"]
+        assert listed == sorted(listed)
         invitations = [p for p in plan.planned if p.kind == "invitation"]
         people = [p.contact_id for p in invitations]
         assert len(people) == len(set(people)), "one invitation per person per run"
