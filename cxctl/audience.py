@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -95,6 +96,26 @@ def pick_mapping(ws: Workspace | None, mapping_id: str | None, kind: str) -> Map
 
 def open_input(path: Path, mapping: Mapping | None, encoding: str | None, delimiter: str | None) -> CsvTable:
     return open_csv(path, encoding or (mapping.encoding if mapping else None), delimiter or (mapping.delimiter if mapping else None))
+
+
+@contextmanager
+def import_transaction(db: sqlite_utils.Database, log: "_Log", result: ImportResult, now: datetime, dry_run: bool):
+    """One transaction per import: committed with its import-log entry, rolled back on a dry run or on
+    any error (Ctrl-C included), so a file lands whole or not at all; the rejects are settled either way."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        log.close(result)
+        if dry_run:
+            db.execute("ROLLBACK")
+        else:
+            log_import(db, result, now)
+            db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        log.close(result)
+        raise
 
 
 class _Log:
@@ -172,51 +193,43 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
         # A bigger page cache keeps the indexes of a million-row table in memory while they are written.
         db.execute("PRAGMA main.cache_size = -65536")
         db.execute("PRAGMA temp.cache_size = -32768")
-        db.execute("BEGIN IMMEDIATE")
         collecting = gc.isenabled()
         gc.disable()  # the loop makes a million short-lived lists and no cycles: collections are pure cost
         batches = None
         try:
-            fresh = db.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts)").fetchone()[0]
-            # Stored digests by external id (Python's hash of the text: a dict of a million ints, not strings).
-            stored = {} if fresh else {k: hash(h) for k, h in db.execute(
-                "SELECT external_id, row_hash FROM contacts WHERE external_id IS NOT NULL AND row_hash IS NOT NULL")}
-            tally = Tally()
+            with import_transaction(db, log, result, now, dry_run):
+                fresh = db.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts)").fetchone()[0]
+                # Stored digests by external id (Python's hash of the text: a dict of a million ints, not strings).
+                stored = {} if fresh else {k: hash(h) for k, h in db.execute(
+                    "SELECT external_id, row_hash FROM contacts WHERE external_id IS NOT NULL AND row_hash IS NOT NULL")}
+                tally = Tally()
 
-            def produce():
-                return converted_batches(table, convert, log, tally, stored)
+                def produce():
+                    return converted_batches(table, convert, log, tally, stored)
 
-            def finish() -> Tally:
-                log.close_writer()
-                tally.rejected, tally.shown = log.count, log.shown
-                return tally
+                def finish() -> Tally:
+                    log.close_writer()
+                    tally.rejected, tally.shown = log.count, log.shown
+                    return tally
 
-            if parallel_possible(path.stat().st_size):
-                batches, finished = in_worker(produce, finish)
-            else:
-                batches, finished = produce(), finish
-            if fresh:
-                tally, result.inserted, merged = load_fresh(db, batches, staged, stamp, finished)
-            else:
-                tally = load_staged(db, batches, staged, finished)
-            log.count, log.shown = tally.rejected, tally.shown
-            result.read, result.duplicates, result.unchanged, result.footer = tally.read, tally.duplicates, tally.unchanged, tally.footer
-            if fresh:
-                result.duplicates += merged
-            else:
-                merge_staged(db, staged, attr_keys, result, stamp)
-            result.suppressed = add_suppressions(db, fresh, path.name, stamp)
-            log.close(result)
-            if dry_run:
-                db.execute("ROLLBACK")
-            else:
-                log_import(db, result, now)
-                db.execute("COMMIT")
+                if parallel_possible(path.stat().st_size):
+                    batches, finished = in_worker(produce, finish)
+                else:
+                    batches, finished = produce(), finish
+                if fresh:
+                    tally, result.inserted, merged = load_fresh(db, batches, staged, stamp, finished)
+                else:
+                    tally = load_staged(db, batches, staged, finished)
+                log.count, log.shown = tally.rejected, tally.shown
+                result.read, result.duplicates, result.unchanged, result.footer = tally.read, tally.duplicates, tally.unchanged, tally.footer
+                if fresh:
+                    result.duplicates += merged
+                else:
+                    merge_staged(db, staged, attr_keys, result, stamp)
+                result.suppressed = add_suppressions(db, fresh, path.name, stamp)
         except BaseException:
             if batches is not None:
                 batches.close()  # stops the worker process, if any, now rather than when collected
-            db.execute("ROLLBACK")
-            log.close(result)
             raise
         finally:
             if collecting:

@@ -22,7 +22,7 @@ from pathlib import Path
 import sqlite_utils
 
 from cxctl import emails, values
-from cxctl.audience import FORGOTTEN, ImportResult, _Log, log_import, open_input, pick_mapping, previous_import
+from cxctl.audience import FORGOTTEN, ImportResult, _Log, import_transaction, open_input, pick_mapping, previous_import
 from cxctl.csvio import normalise_header
 from cxctl.errors import UsageError
 from cxctl.loader import Workspace
@@ -99,68 +99,58 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
                 key = kind + ":" + hashlib.sha256("\x1f".join((who, kind, occurred, attrs_json)).encode()).hexdigest()[:32]
             return (key, external_id or None, email, email_hash, kind, occurred, attrs_json)
 
-        db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DROP TABLE IF EXISTS temp.stage_events")
-            db.execute(
-                "CREATE TEMP TABLE stage_events (k TEXT PRIMARY KEY, rn INTEGER NOT NULL, external_id TEXT, email TEXT, "
-                "email_hash TEXT, type TEXT, occurred_at TEXT, attributes TEXT, raw TEXT, contact_id INTEGER)"
-            )
-            # An event happens once: of two rows with the same key, the first is kept.
-            sql = ("INSERT OR IGNORE INTO stage_events (k, rn, external_id, email, email_hash, type, occurred_at, attributes, raw) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            batch, staged = [], 0
-            for number, fields, problem in table.rows():
-                result.read += 1
-                if problem:
-                    log.reject(number, fields, problem)
-                    continue
-                try:
-                    row = convert(fields)
-                except ValueError as exc:
-                    log.reject(number, fields, str(exc))
-                    continue
-                batch.append((row[0], number, *row[1:], json.dumps(fields, ensure_ascii=False)))
-                if len(batch) >= CHUNK:
+            with import_transaction(db, log, result, now, dry_run):
+                db.execute("DROP TABLE IF EXISTS temp.stage_events")
+                db.execute(
+                    "CREATE TEMP TABLE stage_events (k TEXT PRIMARY KEY, rn INTEGER NOT NULL, external_id TEXT, email TEXT, "
+                    "email_hash TEXT, type TEXT, occurred_at TEXT, attributes TEXT, raw TEXT, contact_id INTEGER)"
+                )
+                # An event happens once: of two rows with the same key, the first is kept.
+                sql = ("INSERT OR IGNORE INTO stage_events (k, rn, external_id, email, email_hash, type, occurred_at, attributes, raw) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                batch, staged = [], 0
+                for number, fields, problem in table.rows():
+                    result.read += 1
+                    if problem:
+                        log.reject(number, fields, problem)
+                        continue
+                    try:
+                        row = convert(fields)
+                    except ValueError as exc:
+                        log.reject(number, fields, str(exc))
+                        continue
+                    batch.append((row[0], number, *row[1:], json.dumps(fields, ensure_ascii=False)))
+                    if len(batch) >= CHUNK:
+                        db.conn.executemany(sql, batch)
+                        staged, batch = staged + len(batch), []
+                if batch:
                     db.conn.executemany(sql, batch)
-                    staged, batch = staged + len(batch), []
-            if batch:
-                db.conn.executemany(sql, batch)
-                staged += len(batch)
-            result.footer = table.footer
-            kept = db.execute("SELECT COUNT(*) FROM stage_events").fetchone()[0]
-            result.duplicates = staged - kept
-            _resolve_contacts(db)
-            if create_contacts:
-                result.created_contacts = _create_contacts(db, now)
+                    staged += len(batch)
+                result.footer = table.footer
+                kept = db.execute("SELECT COUNT(*) FROM stage_events").fetchone()[0]
+                result.duplicates = staged - kept
                 _resolve_contacts(db)
-            for number, raw, external_id, email in db.execute(
-                "SELECT rn, raw, external_id, email FROM stage_events WHERE contact_id IS NULL ORDER BY rn"
-            ).fetchall():
-                who = " / ".join(x for x in (f"external id {external_id}" if external_id else "", email or "") if x)
-                fix = "import the contact first" + ("" if create_contacts or not email else ", or use --create-contacts")
-                log.reject(number, json.loads(raw), f"unknown contact ({who}): {fix}")
-            resolved_count = db.execute("SELECT COUNT(*) FROM stage_events WHERE contact_id IS NOT NULL").fetchone()[0]
-            cur = db.execute(
-                "INSERT OR IGNORE INTO events (event_key, contact_id, type, occurred_at, attributes, source, imported_at) "
-                "SELECT k, contact_id, type, occurred_at, attributes, ?, ? FROM stage_events WHERE contact_id IS NOT NULL ORDER BY rn",
-                [path.name, to_db(now)],
-            )
-            result.inserted = cur.rowcount
-            result.unchanged = resolved_count - result.inserted
-            if day_first:
-                result.notes.append(f"{day_first} date(s) read day first (dd/mm/yyyy); if the file is month-first, "
-                                    f"import it again with --date-format %m/%d/%Y")
-            log.close(result)
-            if dry_run:
-                db.execute("ROLLBACK")
-            else:
-                log_import(db, result, now)
-                db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            log.close(result)
-            raise
+                if create_contacts:
+                    result.created_contacts = _create_contacts(db, now)
+                    _resolve_contacts(db)
+                for number, raw, external_id, email in db.execute(
+                    "SELECT rn, raw, external_id, email FROM stage_events WHERE contact_id IS NULL ORDER BY rn"
+                ).fetchall():
+                    who = " / ".join(x for x in (f"external id {external_id}" if external_id else "", email or "") if x)
+                    fix = "import the contact first" + ("" if create_contacts or not email else ", or use --create-contacts")
+                    log.reject(number, json.loads(raw), f"unknown contact ({who}): {fix}")
+                resolved_count = db.execute("SELECT COUNT(*) FROM stage_events WHERE contact_id IS NOT NULL").fetchone()[0]
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO events (event_key, contact_id, type, occurred_at, attributes, source, imported_at) "
+                    "SELECT k, contact_id, type, occurred_at, attributes, ?, ? FROM stage_events WHERE contact_id IS NOT NULL ORDER BY rn",
+                    [path.name, to_db(now)],
+                )
+                result.inserted = cur.rowcount
+                result.unchanged = resolved_count - result.inserted
+                if day_first:
+                    result.notes.append(f"{day_first} date(s) read day first (dd/mm/yyyy); if the file is month-first, "
+                                        f"import it again with --date-format %m/%d/%Y")
         finally:
             db.execute("DROP TABLE IF EXISTS temp.stage_events")
     return result

@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlite_utils
 
 from cxctl import emails, values
-from cxctl.audience import ImportResult, _Log, log_import, previous_import
+from cxctl.audience import ImportResult, _Log, import_transaction, previous_import
 from cxctl.csvio import open_csv
 from cxctl.errors import UsageError
 from cxctl.presets import AUTO_CONTACTS
@@ -128,8 +128,7 @@ def import_suppressions(db: sqlite_utils.Database, path: Path | str, now: dateti
                               previously_imported=previous_import(db, "suppressions", table.sha256))
         log = _Log(path, table.header, dry_run)
         seen: set[str] = set()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with import_transaction(db, log, result, now, dry_run):
             for number, fields, problem in table.rows():
                 result.read += 1
                 if problem:
@@ -163,14 +162,4 @@ def import_suppressions(db: sqlite_utils.Database, path: Path | str, now: dateti
                 else:
                     result.unchanged += 1
             result.footer = table.footer
-            log.close(result)
-            if dry_run:
-                db.execute("ROLLBACK")
-            else:
-                log_import(db, result, now)
-                db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            log.close(result)
-            raise
     return result
