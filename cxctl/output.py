@@ -7,6 +7,7 @@ Core modules never import this: they return data, the commands render it.
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 import json
 import sys
 from datetime import date, datetime, timedelta
@@ -91,3 +92,13 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+@contextmanager
+def working(message: str):
+    """A spinner with `message` on stderr while long work runs, on a terminal only (cron logs stay clean)."""
+    if stderr.is_terminal:
+        with stderr.status(message):
+            yield
+    else:
+        yield

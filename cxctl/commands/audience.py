@@ -67,8 +67,9 @@ def contacts_import(
 
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
-    result = import_contacts(ws, db, file, now_for(ws, now), mapping_id=mapping, preset=preset, encoding=encoding,
-                             delimiter=delimiter, date_format=date_format, decimal_comma=decimal_comma, dry_run=dry_run)
+    with output.working(f"importing contacts from {file}…"):
+        result = import_contacts(ws, db, file, now_for(ws, now), mapping_id=mapping, preset=preset, encoding=encoding,
+                                 delimiter=delimiter, date_format=date_format, decimal_comma=decimal_comma, dry_run=dry_run)
     raise typer.Exit(_render(result, json_))
 
 
@@ -117,9 +118,10 @@ def events_import(
 
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
-    result = import_events(ws, db, file, now_for(ws, now), event_type=type_, create_contacts=create_contacts,
-                           mapping_id=mapping, encoding=encoding, delimiter=delimiter, date_format=date_format,
-                           decimal_comma=decimal_comma, dry_run=dry_run)
+    with output.working(f"importing events from {file}…"):
+        result = import_events(ws, db, file, now_for(ws, now), event_type=type_, create_contacts=create_contacts,
+                               mapping_id=mapping, encoding=encoding, delimiter=delimiter, date_format=date_format,
+                               decimal_comma=decimal_comma, dry_run=dry_run)
     raise typer.Exit(_render(result, json_))
 
 

@@ -49,8 +49,9 @@ def responses_import(
 
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
-    report = import_responses(ws, db, file, now_for(ws, now), format=format, moment=moment, encoding=encoding,
-                              delimiter=parse_delimiter(delimiter))
+    with output.working(f"importing responses from {file}…"):
+        report = import_responses(ws, db, file, now_for(ws, now), format=format, moment=moment, encoding=encoding,
+                                  delimiter=parse_delimiter(delimiter))
     if json_:
         output.print_json(report)
     else:
