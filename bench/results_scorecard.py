@@ -190,7 +190,6 @@ def bench_scorecard(data: Path, n: int) -> dict:
     shell(db_path, "SELECT COUNT(*) FROM answers;")  # warm the page cache for both sides alike
     shell_s = shell(db_path, raw_sql)
     print(f"  sqlite3 GROUP BY over raw rows: {shell_s:.2f} s", file=sys.stderr, flush=True)
-    from cxctl.commands.common import now_for  # noqa: F401
     from cxctl.scorecard import compute_scorecard
 
     db = store.connect(db_path)

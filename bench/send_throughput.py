@@ -16,7 +16,6 @@ import resource
 import shutil
 import socket
 import sys
-import textwrap
 import time
 from pathlib import Path
 

@@ -226,7 +226,6 @@ def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments:
     scored = sorted({q_ for m in moments for q_ in ws.moments[m].questions if ws.questions[q_].type in ("nps", "csat", "ces")})
     marks = ",".join("?" * len(scored)) or "NULL"
     exprs, _, params = _group_sql(ws, groups)
-    select = "".join(e + ", " for e in exprs)
     width = len(exprs)
     out: dict[tuple, dict] = defaultdict(lambda: {"scores": defaultdict(int), "responses": 0, "sent": 0})
     if not exprs:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cxctl.campaign import CONTACT_FIELDS, EVENT_FIELDS, Settings
 from cxctl.errors import Problem
 from cxctl.loader import SECRET_KEYS, ParsedFile, did_you_mean, format_path, mark_for
+
+if TYPE_CHECKING:  # checks.py imports this module: a runtime import would be circular
+    from cxctl.checks import _Declared
 
 TEMPLATE_PARTS = ("subject", "txt", "html")
 REQUIRED_TEMPLATE_PARTS = ("subject", "txt")

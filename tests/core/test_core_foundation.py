@@ -3,7 +3,6 @@ and the CLI's single error handler."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
