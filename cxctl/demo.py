@@ -10,7 +10,6 @@ examples' data) and the generated answers come from a seeded random generator.
 from __future__ import annotations
 
 import csv
-import importlib
 import mailbox
 import os
 import random
@@ -96,14 +95,6 @@ class DemoResult:
         if self.secret_note:
             lines += ["", self.secret_note]
         return "\n".join(lines)
-
-
-def _optional(module: str, name: str) -> Any | None:
-    """A function of another area, or None when this build does not have it (the step is skipped)."""
-    try:
-        return getattr(importlib.import_module(f"cxctl.{module}"), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 def example_timezone() -> str:
@@ -320,14 +311,12 @@ def run_demo(folder: Path | str, now: datetime | None = None, *, force: bool = F
 
 
 def _import_audience(ws, db, folder: Path, now: datetime, add) -> None:
-    import_contacts = _optional("audience", "import_contacts")
-    import_events = _optional("events", "import_events") or _optional("audience", "import_events")
+    from cxctl.audience import import_contacts
+    from cxctl.events import import_events
+
     data = folder / "data"
     for kind, function, name in (("contacts", import_contacts, "contacts.csv"), ("events", import_events, "events.csv")):
         step = f"import {kind}"
-        if function is None:
-            add(DemoStep(step, "skipped", f"this build has no {kind} import yet"))
-            continue
         path = data / name
         if not path.is_file():
             add(DemoStep(step, "skipped", f"the example has no data/{name}"))
@@ -346,12 +335,9 @@ def _import_audience(ws, db, folder: Path, now: datetime, add) -> None:
 
 def _plan_and_send(ws, db, now: datetime, maildir: Path, add) -> None:
     """`cxctl plan` (read-only, for the report) then `cxctl send` (plan → record → deliver)."""
-    compute_plan = _optional("plan", "compute_plan")
-    send_campaign = _optional("send", "send_campaign")
-    if compute_plan is None:
-        add(DemoStep("plan", "skipped", "this build has no plan engine yet"))
-        add(DemoStep("send", "skipped", "nothing planned to send"))
-        return
+    from cxctl.plan import compute_plan
+    from cxctl.send import send_campaign
+
     try:
         plan = compute_plan(ws, db, now)
     except CxError as exc:
@@ -365,9 +351,6 @@ def _plan_and_send(ws, db, now: datetime, maildir: Path, add) -> None:
     add(DemoStep("plan", "ok", f"{len(plan.planned)} invitation(s) and reminder(s) due or scheduled; "
                  f"{len(plan.exclusions)} exclusion(s)" + (f" ({reasons})" if reasons else ""),
                  {"planned": dict(sorted(by_moment.items())), "exclusions": excluded}))
-    if send_campaign is None:
-        add(DemoStep("send", "skipped", "this build has no send engine yet"))
-        return
     from cxctl.transport import make_transport
 
     # The run sends over SMTP to the embedded server; cxctl.yaml keeps its own transport (outbox).
@@ -405,10 +388,8 @@ def _responses(ws, db, folder: Path, responses_now: datetime, add) -> None:
     add(DemoStep("generate responses", "ok", f"{written} response(s) written to {RESPONSES_FILE} "
                  f"({int(RESPONSE_SHARE * 100)}% of the sent invitations, seeded, submitted by {to_db(responses_now)} UTC)",
                  {"written": written}))
-    import_responses = _optional("responses", "import_responses")
-    if import_responses is None:
-        add(DemoStep("import responses", "skipped", "this build has no responses import yet"))
-        return
+    from cxctl.responses import import_responses
+
     try:
         imported = import_responses(ws, db, path, responses_now)
     except CxError as exc:
@@ -421,23 +402,18 @@ def _responses(ws, db, folder: Path, responses_now: datetime, add) -> None:
 
 
 def _results(ws, db, responses_now: datetime, add) -> None:
-    compute = _optional("scorecard", "compute_scorecard")
-    if compute is None:
-        add(DemoStep("scorecard", "skipped", "this build has no scorecard yet"))
+    from cxctl.followups import list_followups
+    from cxctl.scorecard import compute_scorecard
+
+    try:
+        card = compute_scorecard(ws, db, responses_now)
+    except CxError as exc:
+        add(DemoStep("scorecard", "failed", str(exc)))
     else:
-        try:
-            card = compute(ws, db, responses_now)
-        except CxError as exc:
-            add(DemoStep("scorecard", "failed", str(exc)))
-        else:
-            responses = sum(row.responses for row in card.rows)
-            add(DemoStep("scorecard", "ok", f"{len(card.rows)} moment(s), {responses} response(s) from {card.since} "
-                         f"to {card.until} (cells under {card.min_responses} responses are marked insufficient)",
-                         {"scorecard": card}))
-    list_followups = _optional("followups", "list_followups")
-    if list_followups is None:
-        add(DemoStep("follow-ups", "skipped", "this build has no follow-ups yet"))
-        return
+        responses = sum(row.responses for row in card.rows)
+        add(DemoStep("scorecard", "ok", f"{len(card.rows)} moment(s), {responses} response(s) from {card.since} "
+                     f"to {card.until} (cells under {card.min_responses} responses are marked insufficient)",
+                     {"scorecard": card}))
     try:
         found = list_followups(ws, db)
     except CxError as exc:
