@@ -18,6 +18,7 @@ FileArgument = Annotated[Path, typer.Argument(help="CSV file as exported (any of
 MappingOption = Annotated[Optional[str], typer.Option("--mapping", help="A mapping id declared under `mappings:` in the workspace.")]
 EncodingOption = Annotated[Optional[str], typer.Option("--encoding", help="Force the encoding (utf-8, utf-8-sig, cp1252, latin-1). Default: detected.")]
 DelimiterOption = Annotated[Optional[str], typer.Option("--delimiter", help="Force the delimiter (',' ';' 'tab' '|'). Default: sniffed.")]
+DecimalCommaOption = Annotated[Optional[bool], typer.Option("--decimal-comma/--no-decimal-comma", help="Read 1 234,50 as 1234.50 in attributes.")]
 DateFormatOption = Annotated[Optional[str], typer.Option("--date-format", help="strptime format of dates, e.g. %d/%m/%Y or %m/%d/%Y %H:%M.")]
 
 
@@ -53,7 +54,7 @@ def contacts_import(
     encoding: EncodingOption = None,
     delimiter: DelimiterOption = None,
     date_format: DateFormatOption = None,
-    decimal_comma: Annotated[Optional[bool], typer.Option("--decimal-comma/--no-decimal-comma", help="Read 1 234,50 as 1234.50 in attributes.")] = None,
+    decimal_comma: DecimalCommaOption = None,
     dry_run: DryRunOption = False,
     json_: JsonOption = False,
     now: NowOption = None,
@@ -104,7 +105,7 @@ def events_import(
     encoding: EncodingOption = None,
     delimiter: DelimiterOption = None,
     date_format: DateFormatOption = None,
-    decimal_comma: Annotated[Optional[bool], typer.Option("--decimal-comma/--no-decimal-comma", help="Read 1 234,50 as 1234.50 in attributes.")] = None,
+    decimal_comma: DecimalCommaOption = None,
     dry_run: DryRunOption = False,
     json_: JsonOption = False,
     now: NowOption = None,
