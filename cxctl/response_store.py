@@ -16,6 +16,7 @@ import sqlite_utils
 from cxctl import tokens
 from cxctl.formats import Export
 from cxctl.loader import Workspace
+from cxctl.store import email_hash
 
 
 @dataclass
@@ -164,9 +165,17 @@ def _match_without_token(db: sqlite_utils.Database, windows: dict[str, int]) -> 
     q("CREATE TEMP TABLE IF NOT EXISTS windows (moment TEXT PRIMARY KEY, seconds INTEGER)")
     q("DELETE FROM temp.windows")
     db.conn.executemany("INSERT INTO temp.windows VALUES (?, ?)", list(windows.items()))
+    # Addresses are matched by their hash, as everywhere else (contacts are indexed on email_hash only).
+    q("CREATE TEMP TABLE IF NOT EXISTS stage_hash (row_number INTEGER PRIMARY KEY, email_hash TEXT NOT NULL)")
+    q("DELETE FROM temp.stage_hash")
+    db.conn.executemany("INSERT INTO temp.stage_hash VALUES (?, ?)", (
+        (number, email_hash(email)) for number, email in
+        db.execute("SELECT row_number, email FROM temp.stage WHERE token IS NULL AND email IS NOT NULL").fetchall()))
     q("""UPDATE temp.stage SET contact_id = COALESCE(
              (SELECT c.id FROM contacts c WHERE c.external_id = temp.stage.external_id),
-             (SELECT c.id FROM contacts c WHERE c.email = temp.stage.email ORDER BY c.id LIMIT 1))
+             (SELECT c.id FROM contacts c WHERE c.email_hash =
+                 (SELECT h.email_hash FROM temp.stage_hash h WHERE h.row_number = temp.stage.row_number)
+              ORDER BY c.id LIMIT 1))
          WHERE token IS NULL""")
     q("""UPDATE temp.stage SET invitation_id = (
              SELECT i.id FROM invitations i, temp.windows w

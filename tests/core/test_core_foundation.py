@@ -97,6 +97,22 @@ def test_store_migrates_once_and_records_versions(tmp_path):
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
+def test_store_upgrades_a_version_4_database_in_place(tmp_path):
+    """A store made before migration 5 keeps its rows and loses only the index on contacts(email)."""
+    path = tmp_path / "cx.db"
+    db = store.connect(path)
+    db.execute("CREATE INDEX contacts_email ON contacts(email)")
+    db.execute("DELETE FROM migrations WHERE version = 5")
+    db.execute("INSERT INTO contacts (external_id, email, email_hash, created_at, updated_at) "
+               "VALUES ('C1', 'a@b.fr', ?, '2026-01-01 00:00:00', '2026-01-01 00:00:00')", [store.email_hash("a@b.fr")])
+    db.conn.close()
+    again = store.connect(path)
+    indexes = {r[0] for r in again.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contacts'")}
+    assert "contacts_email" not in indexes and "contacts_email_hash" in indexes
+    assert again.execute("SELECT external_id FROM contacts").fetchall() == [("C1",)]
+    assert store.status(again, path).version == 5
+
+
 def test_store_refuses_a_database_from_a_newer_cxctl(tmp_path):
     path = tmp_path / "cx.db"
     store.connect(path).execute("INSERT INTO migrations VALUES (999, 'future', '2030-01-01 00:00:00')")

@@ -9,6 +9,7 @@ import pytest
 
 from cxctl import store, tokens
 from cxctl.loader import load_workspace
+from cxctl.store import email_hash
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-secret-do-not-use-in-production"
@@ -129,9 +130,9 @@ def results_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def add_contact(db, external_id: str, email: str | None = None, segment: str | None = None, attributes: str = "{}",
                 first_name: str | None = None) -> int:
-    db.execute("INSERT INTO contacts (external_id, email, segment, first_name, attributes, created_at, updated_at)"
-               " VALUES (?, ?, ?, ?, ?, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
-               [external_id, email, segment, first_name, attributes])
+    db.execute("INSERT INTO contacts (external_id, email, email_hash, segment, first_name, attributes, created_at, updated_at)"
+               " VALUES (?, ?, ?, ?, ?, ?, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+               [external_id, email, email and email_hash(email), segment, first_name, attributes])
     return db.execute("SELECT last_insert_rowid()").fetchone()[0]
 
 

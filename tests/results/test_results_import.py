@@ -113,7 +113,7 @@ def test_surveymonkey_two_header_rows_us_dates_email_window_and_labels(results_w
     assert report.format == "surveymonkey" and report.moment == "store_visit"
     assert (report.inserted, report.counted) == (3, 3)
     assert answer(db, "ALICE", "store_visit", "nps") == 10
-    assert answer(db, "BOB", "store_visit", "nps") == 2  # matched by email within match_window (10d)
+    assert answer(db, "BOB", "store_visit", "nps") == 2  # matched by email (any case) within match_window (10d)
     assert answer(db, "C-004", "store_visit", "nps") == 9  # "9 - Very likely", matched by Custom Data 1
     reasons = {p.row: p.reason for p in report.problems}
     assert "no contact with this email" in reasons[6]
