@@ -112,7 +112,7 @@ def test_unreadable_inputs_are_clear_errors(tmp_path):
 
 # --- the email fast path gives exactly email-validator's answer ------------------------------------
 
-_ATOMS = st.text(alphabet="abcXYZ09._%+-'!", min_size=1, max_size=12)
+_ATOMS = st.text(alphabet="abcXYZ09._%+-'!@", min_size=1, max_size=12)  # @: the fast path splits at the last one
 _LABELS = st.text(alphabet="abcXYZ09-", min_size=1, max_size=10)
 _ADDRESSES = st.builds(lambda local, labels, tld: f"{local}@{'.'.join(labels)}.{tld}", _ATOMS,
                        st.lists(_LABELS, min_size=1, max_size=3), st.sampled_from(["fr", "COM", "test", "local", "x", "co.uk", "123"]))
