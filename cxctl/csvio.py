@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from cxctl.errors import ImportFileError
+from cxctl.errors import ImportFileError, UsageError
 
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
@@ -103,7 +103,7 @@ def parse_delimiter(text: str | None) -> str | None:
         return None
     value = DELIMITER_NAMES.get(text.lower(), text)
     if len(value) != 1:
-        raise ImportFileError(f"invalid delimiter {text!r}: give one character such as ';' or ',' or the word 'tab'")
+        raise UsageError(f"invalid delimiter {text!r}: give one character such as ';' or ',' or the word 'tab'")
     return value
 
 
@@ -335,13 +335,13 @@ def open_csv(path: Path | str, encoding: str | None = None, delimiter: str | Non
     """Open `path`, detect what was not given, read the header; use as a context manager."""
     path = Path(path)
     if not path.is_file():
-        raise ImportFileError(f"{path}: no such file: check the path")
+        raise UsageError(f"{path}: no such file: check the path")
     if encoding:
         encoding = ENCODING_ALIASES.get(encoding.lower(), encoding)
         try:
             codecs.lookup(encoding)
         except LookupError:
-            raise ImportFileError(f"unknown encoding {encoding!r}: use utf-8, utf-8-sig, cp1252 or latin-1") from None
+            raise UsageError(f"unknown encoding {encoding!r}: use utf-8, utf-8-sig, cp1252 or latin-1") from None
     encoding, sha256 = _scan(path, encoding)
     table = CsvTable(path=path, encoding=encoding, delimiter=parse_delimiter(delimiter) or "", sha256=sha256)
     try:

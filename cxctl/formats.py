@@ -17,7 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cxctl.csvio import open_csv
-from cxctl.errors import ImportFileError
+from cxctl.errors import ImportFileError, UsageError
 
 FORMATS = ("qualtrics", "surveymonkey", "google_forms", "typeform", "limesurvey", "generic", "jsonl")
 
@@ -144,7 +144,9 @@ def open_export(path: Path | str, format: str | None = None, encoding: str | Non
     """Open an export, detect its format unless given, and consume the tool's extra header rows."""
     path = Path(path)
     if format is not None and format not in FORMATS:
-        raise ImportFileError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
+        raise UsageError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file: check the path")
     if format == "jsonl" or (format is None and _looks_like_jsonl(path)):
         return _open_jsonl(path)
     table = open_csv(path, encoding=encoding, delimiter=delimiter)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from cxctl import emails, store
 from cxctl.audience import import_contacts
 from cxctl.csvio import normalise_header, open_csv
-from cxctl.errors import ImportFileError
+from cxctl.errors import ImportFileError, UsageError
 
 
 @pytest.mark.parametrize("name, key", [
@@ -98,15 +98,19 @@ def test_a_wrong_forced_encoding_names_the_line_and_the_fix(tmp_path):
 
 
 def test_unreadable_inputs_are_clear_errors(tmp_path):
-    with pytest.raises(ImportFileError, match="no such file: check the path"):
-        open_csv(tmp_path / "missing.csv")
     (tmp_path / "empty.csv").write_text("\n\n")
     with pytest.raises(ImportFileError, match="the file is empty"):
         open_csv(tmp_path / "empty.csv")
+
+
+def test_wrong_arguments_are_usage_errors(tmp_path):
+    """A missing file or an impossible option is the command line's fault: exit 2, not 1."""
+    with pytest.raises(UsageError, match="no such file: check the path"):
+        open_csv(tmp_path / "missing.csv")
     (tmp_path / "x.csv").write_text("a\n")
-    with pytest.raises(ImportFileError, match="invalid delimiter"):
+    with pytest.raises(UsageError, match="invalid delimiter"):
         open_csv(tmp_path / "x.csv", delimiter="::")
-    with pytest.raises(ImportFileError, match="unknown encoding"):
+    with pytest.raises(UsageError, match="unknown encoding"):
         open_csv(tmp_path / "x.csv", encoding="klingon")
 
 

@@ -79,7 +79,9 @@ def test_cli_usage_errors(workspace, cli, tmp_path):
     code, _, err = cli("contacts", "import", str(path), "-w", str(workspace.root), "--preset", "sap")
     assert code == 2 and "unknown preset 'sap': use one of salesforce_report" in err
     code, _, err = cli("contacts", "import", str(tmp_path / "nope.csv"), "-w", str(workspace.root))
-    assert code == 1 and "nope.csv: no such file: check the path" in err
+    assert code == 2 and "nope.csv: no such file: check the path" in err
+    code, _, err = cli("contacts", "import", str(path), "-w", str(workspace.root), "--encoding", "klingon")
+    assert code == 2 and "unknown encoding 'klingon'" in err
 
 
 def test_cli_events_and_suppress(workspace, cli, tmp_path):

@@ -259,6 +259,19 @@ def test_cli_import_reports_quarantine_and_exits_1(results_ws, sql, tmp_path, cl
     assert code == 0 and json.loads(out)[0]["row_number"] == 5
 
 
+def test_cli_import_wrong_arguments_exit_2_and_write_nothing(results_ws, sql, tmp_path, cli):
+    ws, db = results_ws
+    t = people(db, sql, "support_ces", "2026-10-24 08:00:00")
+    path = sql.fixture_copy("limesurvey_support.csv", tmp_path, **t)
+    for args, message in [((str(tmp_path / "absent.csv"),), "absent.csv: no such file"),
+                          ((str(tmp_path / "absent.jsonl"),), "absent.jsonl: no such file"),
+                          ((str(path), "--format", "qualtrix"), "unknown format 'qualtrix'"),
+                          ((str(path), "--encoding", "klingon"), "unknown encoding 'klingon'")]:
+        code, _, err = cli("responses", "import", *args, "-w", str(ws.root), "--now", "2026-11-10T12:00")
+        assert code == 2 and message in err, (args, code, err)
+    assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 0
+
+
 def test_validate_rejects_a_mapping_of_a_question_the_moment_does_not_ask(results_ws, cli):
     ws, _ = results_ws
     path = ws.root / "ecommerce.yaml"
