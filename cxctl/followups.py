@@ -14,7 +14,7 @@ import sqlite_utils
 
 from cxctl.errors import UsageError
 from cxctl.loader import Workspace
-from cxctl.timeutil import to_db
+from cxctl.timeutil import local_day_range, to_db
 
 
 @dataclass
@@ -70,9 +70,10 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
     sql = f"""SELECT DISTINCT r.id FROM responses r JOIN answers a ON a.response_id = r.id
               WHERE r.status = 'counted' AND ({' OR '.join(conditions)})
                 AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = r.contact_id AND c.forgotten_at IS NOT NULL)"""
-    if since:
+    start, _ = local_day_range(since, None, ws.settings.timezone)
+    if start:
         sql += " AND r.submitted_at >= ?"
-        params.append(since.replace("T", " "))
+        params.append(start)
     ids = [row[0] for row in db.execute(sql, params).fetchall()]
     if not include_done and ids:
         done = {row[0] for row in db.execute("SELECT response_id FROM followups WHERE status = 'done'").fetchall()}

@@ -13,7 +13,7 @@ import sqlite_utils
 from cxctl.errors import UsageError
 from cxctl.loader import Workspace
 from cxctl.scorecard import TIME_DIMENSIONS, period_label
-from cxctl.timeutil import from_db
+from cxctl.timeutil import from_db, local_day_range
 
 
 @dataclass
@@ -45,24 +45,30 @@ def _check(by: str) -> None:
         raise UsageError(f"invalid --by {by!r}: use week, month or quarter")
 
 
+def _period(ws: Workspace, column: str, since: str | None, until: str | None) -> tuple[str, list[str]]:
+    """SQL conditions (on one of our own column names) and parameters for inclusive local days
+    `since`..`until`: the periods are the workspace's calendar, the store is in UTC."""
+    start, end = local_day_range(since, until, ws.settings.timezone)
+    where, params = "", []
+    if start:
+        where, params = f" AND {column} >= ?", [start]
+    if end:
+        where, params = where + f" AND {column} < ?", [*params, end]
+    return where, params
+
+
 def durations(ws: Workspace, db: sqlite_utils.Database, start_type: str, end_type: str, by: str = "month",
               since: str | None = None, until: str | None = None) -> list[DurationRow]:
     """For each `end_type` event, the time since the same contact's latest `start_type` event before it;
     median and p90 per period of the end event (workspace time zone)."""
     _check(by)
-    sql = """SELECT e.occurred_at, (SELECT MAX(s.occurred_at) FROM events s WHERE s.contact_id = e.contact_id
-                                     AND s.type = ? AND s.occurred_at <= e.occurred_at)
-             FROM events e WHERE e.type = ?"""
-    params: list = [start_type, end_type]
-    if since:
-        sql += " AND e.occurred_at >= ?"
-        params.append(since)
-    if until:
-        sql += " AND e.occurred_at < date(?, '+1 day')"
-        params.append(until)
+    where, params = _period(ws, "e.occurred_at", since, until)
+    sql = f"""SELECT e.occurred_at, (SELECT MAX(s.occurred_at) FROM events s WHERE s.contact_id = e.contact_id
+                                      AND s.type = ? AND s.occurred_at <= e.occurred_at)
+              FROM events e WHERE e.type = ?{where}"""
     local = ZoneInfo(ws.settings.timezone)
     groups: dict[str, list[float]] = defaultdict(list)
-    for end, start in db.execute(sql, params).fetchall():
+    for end, start in db.execute(sql, [start_type, end_type, *params]).fetchall():
         if start is None:
             continue
         end_at = from_db(end)
@@ -79,17 +85,10 @@ def counts(ws: Workspace, db: sqlite_utils.Database, event_type: str, by: str = 
            since: str | None = None, until: str | None = None) -> list[CountRow]:
     """Number of `event_type` events per period (workspace time zone)."""
     _check(by)
-    sql = "SELECT occurred_at FROM events WHERE type = ?"
-    params: list = [event_type]
-    if since:
-        sql += " AND occurred_at >= ?"
-        params.append(since)
-    if until:
-        sql += " AND occurred_at < date(?, '+1 day')"
-        params.append(until)
+    where, params = _period(ws, "occurred_at", since, until)
     local = ZoneInfo(ws.settings.timezone)
     tally: dict[str, int] = defaultdict(int)
-    for (occurred,) in db.execute(sql, params).fetchall():
+    for (occurred,) in db.execute(f"SELECT occurred_at FROM events WHERE type = ?{where}", [event_type, *params]).fetchall():
         tally[period_label(from_db(occurred).astimezone(local).date(), by)] += 1
     return [CountRow(p, tally[p]) for p in sorted(tally)]
 

@@ -19,6 +19,7 @@ import sqlite_utils
 from cxctl.errors import UsageError
 from cxctl.loader import Workspace
 from cxctl.stats import Mean, Nps, Proportion, mean_change, nps_change, proportion_change, sparkline
+from cxctl.timeutil import parse_day
 
 TIME_DIMENSIONS = ("week", "month", "quarter")
 MOMENT_DIMENSIONS = ("moment", "journey", "stage")
@@ -99,15 +100,6 @@ class _Cell:
     moments: set = field(default_factory=set)
 
 
-def _parse_day(text: str | None, name: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text.strip()[:10])
-    except ValueError:
-        raise UsageError(f"invalid {name} {text!r}: use a date, e.g. 2026-01-31") from None
-
-
 def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, by: list[str] | None = None,
                       since: str | None = None, until: str | None = None, moment: str | None = None) -> Scorecard:
     """The scorecard rows for `by` (dimensions) between `since` and `until` (inclusive days, workspace time zone)."""
@@ -121,8 +113,8 @@ def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *
     groups = [b for b in by if b not in TIME_DIMENSIONS]
     local = ZoneInfo(ws.settings.timezone)
     today = now.astimezone(local).date()
-    until_day = _parse_day(until, "--until") or today
-    since_day = _parse_day(since, "--since")
+    until_day = parse_day(until, "--until") or today
+    since_day = parse_day(since, "--since")
     if since_day is None:
         first_response = db.execute("SELECT MIN(day) FROM response_rollup WHERE n > 0").fetchone()[0]
         first_sent = db.execute("SELECT MIN(hour) FROM sent_rollup WHERE n > 0").fetchone()[0]

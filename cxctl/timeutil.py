@@ -3,7 +3,7 @@ and do arithmetic with datetime()); every command that depends on the clock take
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from cxctl.errors import UsageError
@@ -40,3 +40,29 @@ def parse_now(text: str | None, default_tz: str = "UTC") -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(default_tz))
     return value.astimezone(timezone.utc)
+
+
+def parse_day(text: str | None, option: str) -> date | None:
+    """A `--since`/`--until` day: ISO only (`2026-01-31`; a datetime's day is taken), never guessed —
+    `01/10/2026` is the 1st of October in Paris and the 10th of January in Boston."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        raise UsageError(f"invalid {option} {text!r}: use an ISO date, e.g. 2026-01-31") from None
+
+
+def local_day_start(day: date, tz_name: str) -> str:
+    """The store's UTC text for local midnight at the start of `day` in `tz_name`: days in options are
+    the workspace's calendar days, while the store holds UTC."""
+    return to_db(datetime.combine(day, time(0), tzinfo=ZoneInfo(tz_name)))
+
+
+def local_day_range(since: str | None, until: str | None, tz_name: str) -> tuple[str | None, str | None]:
+    """`--since`/`--until` (inclusive local days) as UTC bounds [start, end) for SQL comparisons."""
+    first, last = parse_day(since, "--since"), parse_day(until, "--until")
+    if first and last and first > last:
+        raise UsageError(f"--since {first} is after --until {last}: swap them")
+    return (local_day_start(first, tz_name) if first else None,
+            local_day_start(last + timedelta(days=1), tz_name) if last else None)

@@ -17,7 +17,7 @@ responses_app = typer.Typer(help="Survey responses: import tool exports, review 
 followups_app = typer.Typer(help="Answers to call back: detractors, dissatisfied, high effort.", invoke_without_command=True)
 ops_app = typer.Typer(help="Operational indicators from events (durations, counts per period).", no_args_is_help=True)
 
-SinceOption = Annotated[Optional[str], typer.Option("--since", help="From this day (inclusive, e.g. 2026-01-01).")]
+SinceOption = Annotated[Optional[str], typer.Option("--since", help="From this day (inclusive, ISO, workspace time zone, e.g. 2026-01-01).")]
 UntilOption = Annotated[Optional[str], typer.Option("--until", help="Up to this day (inclusive). Default: today (the day of --now).")]
 OpenUntilOption = Annotated[Optional[str], typer.Option("--until", help="Up to this day (inclusive). Default: no limit.")]
 CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV for spreadsheets and BI tools.")]

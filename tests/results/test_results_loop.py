@@ -127,6 +127,30 @@ def test_operational_durations_and_counts(results_ws, sql):
         counts(ws, db, "complaint", by="day")
 
 
+def test_operational_periods_are_the_workspace_calendar_days(results_ws, sql, cli):
+    """--since/--until are local days (Europe/Paris here) while the store holds UTC: an event at 00:30 on
+    1 October in Paris is 22:30 UTC on 30 September, and belongs to October on both sides of the filter."""
+    ws, db = results_ws
+    assert ws.settings.timezone == "Europe/Paris"
+    cid = sql.add_contact(db, "TZ", None)
+    for utc in ["2026-09-30 21:30:00",   # 23:30 on 30 Sept in Paris: out
+                "2026-09-30 22:30:00",   # 00:30 on 1 Oct: in
+                "2026-10-31 22:30:00",   # 23:30 on 31 Oct (winter time): in
+                "2026-10-31 23:30:00"]:  # 00:30 on 1 Nov: out
+        sql.add_event(db, cid, "complaint", utc, key=utc)
+    got = counts(ws, db, "complaint", since="2026-10-01", until="2026-10-31")
+    assert [(c.period, c.count) for c in got] == [("2026-10", 2)]
+    assert [(c.period, c.count) for c in counts(ws, db, "complaint")] == [("2026-09", 1), ("2026-10", 2), ("2026-11", 1)]
+    with pytest.raises(UsageError, match="invalid --since '01/10/2026': use an ISO date"):
+        counts(ws, db, "complaint", since="01/10/2026")
+    with pytest.raises(UsageError, match="--since 2026-11-01 is after --until 2026-10-31"):
+        durations(ws, db, "order_placed", "complaint", since="2026-11-01", until="2026-10-31")
+    code, _, err = cli("ops", "count", "complaint", "--since", "01/10/2026", "-w", str(ws.root))
+    assert code == 2 and "use an ISO date" in err
+    code, _, err = cli("followups", "--since", "1er octobre", "-w", str(ws.root))
+    assert code == 2 and "invalid --since '1er octobre'" in err
+
+
 def test_cli_reasons_verbatims_and_ops(answered, sql, cli):
     ws, db = answered
     code, out, _ = cli("reasons", "-w", str(ws.root), "--moment", "nps_relational", "--json")
