@@ -21,6 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from cxctl import tokens
 from cxctl.campaign import DEFAULT_SCALES, localise
+from cxctl.errors import CxError
 from cxctl.resources import default_templates_dir
 
 if TYPE_CHECKING:
@@ -30,8 +31,9 @@ PARTS = ("subject", "txt", "html")
 SCORE_TYPES = tuple(DEFAULT_SCALES)  # nps, csat, ces: the types a one-click link can answer
 
 
-class TemplateError(Exception):
-    """A template is missing, does not compile, or uses a variable it is not given."""
+class TemplateError(CxError):
+    """A template is missing, does not compile, or uses a variable it is not given (exit 1: a problem
+    of the workspace's templates or of one contact's data, never a crash of cxctl)."""
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,27 @@ def test_preview_for_a_stored_contact_and_clear_errors(cli, workspace_dir, tmp_p
     assert code == 2 and "unknown moment 'livraison'" in err and "delivery_csat" in err
 
 
+def test_a_contact_attribute_in_a_template_and_a_contact_without_it(cli, workspace_dir, tmp_path):
+    """contact.attributes comes from the CRM columns: present for one contact, absent for another. The second
+    is a problem of that contact's data (exit 1, named, with the fix), not a crash of cxctl (exit 3)."""
+    seed_contacts_and_events(workspace_dir, 2)
+    templates = workspace_dir / "templates"
+    templates.mkdir()
+    for part, text in (("subject", "Votre avis"), ("txt", "Client depuis {{ contact.attributes.client_depuis }}\n{{ survey_url }}\n"),
+                       ("html", "<p>{{ survey_url }}</p>")):
+        (templates / f"invitation.fr.{part}.j2").write_text(text, encoding="utf-8")
+    db = store.connect(load_workspace(workspace_dir).database)
+    db.execute("""UPDATE contacts SET attributes = json_set(attributes, '$.client_depuis', '2019') WHERE external_id = 'C-0'""")
+    db.conn.close()
+    code, out, err = cli("preview", "delivery_csat", "-w", str(workspace_dir), "--contact", "C-0", "--lang", "fr", "--output", str(tmp_path))
+    assert code == 0, err
+    assert "Client depuis 2019" in out
+    code, out, err = cli("preview", "delivery_csat", "-w", str(workspace_dir), "--contact", "C-1", "--lang", "fr", "--output", str(tmp_path))
+    assert code == 1, (out, err)
+    assert "invitation.fr.txt.j2" in err and "client_depuis" in err and "default('')" in err
+    assert "bug in cxctl" not in err
+
+
 def test_validate_reports_an_unknown_template_variable_with_its_line(cli, workspace_dir):
     templates = workspace_dir / "templates"
     templates.mkdir()
