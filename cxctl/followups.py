@@ -50,6 +50,23 @@ def _flags(ws: Workspace, moment: str) -> dict[str, tuple[str, float]]:
     return out
 
 
+def _followup_sql(ws: Workspace, moments: list[str]) -> tuple[str | None, list]:
+    """The query of the ids of responses that need a call-back (one definition, for the list and for
+    `done`); None when no moment asks a scored question."""
+    conditions, params = [], []
+    for m in moments:
+        for qid, (_, threshold) in _flags(ws, m).items():
+            conditions.append("(r.moment = ? AND a.question = ? AND a.value_num <= ?)")
+            params += [m, qid, threshold]
+    if not conditions:
+        return None, []
+    # A forgotten person's answers stay in the scores, anonymous; there is nobody left to call back.
+    return (f"""SELECT DISTINCT r.id FROM responses r JOIN answers a ON a.response_id = r.id
+                WHERE r.status = 'counted' AND ({' OR '.join(conditions)})
+                  AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = r.contact_id AND c.forgotten_at IS NOT NULL)""",
+            params)
+
+
 def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | None = None, moment: str | None = None,
                    include_done: bool = False) -> FollowupList:
     """Counted responses with a low NPS (≤ 6), CSAT (bottom two) or CES (≤ 3 on 1–7), oldest first.
@@ -58,18 +75,9 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
     """
     if moment is not None and moment not in ws.moments:
         raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
-    moments = [moment] if moment else list(ws.moments)
-    conditions, params = [], []
-    for m in moments:
-        for qid, (_, threshold) in _flags(ws, m).items():
-            conditions.append("(r.moment = ? AND a.question = ? AND a.value_num <= ?)")
-            params += [m, qid, threshold]
-    if not conditions:
+    sql, params = _followup_sql(ws, [moment] if moment else list(ws.moments))
+    if sql is None:
         return FollowupList()
-    # A forgotten person's answers stay in the scores, anonymous; there is nobody left to call back.
-    sql = f"""SELECT DISTINCT r.id FROM responses r JOIN answers a ON a.response_id = r.id
-              WHERE r.status = 'counted' AND ({' OR '.join(conditions)})
-                AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = r.contact_id AND c.forgotten_at IS NOT NULL)"""
     start, _ = local_day_range(since, None, ws.settings.timezone)
     if start:
         sql += " AND r.submitted_at >= ?"
@@ -110,10 +118,20 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
     return FollowupList(items)
 
 
-def mark_done(db: sqlite_utils.Database, response_id: int, note: str | None, now: datetime) -> None:
-    """Record that response `response_id` was followed up; a second call replaces the note."""
-    if db.execute("SELECT 1 FROM responses WHERE id = ?", [response_id]).fetchone() is None:
+def mark_done(ws: Workspace, db: sqlite_utils.Database, response_id: int, note: str | None, now: datetime) -> dict:
+    """Record that follow-up `response_id` was done; a second call replaces the note. Only a response
+    `cxctl followups` lists (or listed: done ones stay follow-ups) is accepted, so a mistyped ID
+    cannot file a call-back against a promoter. Returns what was recorded."""
+    moment = db.execute("SELECT moment FROM responses WHERE id = ?", [response_id]).fetchone()
+    if moment is None:
         raise UsageError(f"no response {response_id}: take the ID from `cxctl followups`")
+    sql, params = _followup_sql(ws, [moment[0]] if moment[0] in ws.moments else [])
+    if sql is None or db.execute(sql + " AND r.id = ?", [*params, response_id]).fetchone() is None:
+        raise UsageError(f"response {response_id} is not a follow-up (no detractor, dissatisfied or high-effort "
+                         f"answer, or the person was forgotten): take the ID from `cxctl followups`")
+    replaced = db.execute("SELECT 1 FROM followups WHERE response_id = ?", [response_id]).fetchone() is not None
+    done_at = to_db(now)
     db.execute("""INSERT INTO followups (response_id, status, note, done_at) VALUES (?, 'done', ?, ?)
                   ON CONFLICT (response_id) DO UPDATE SET status = 'done', note = excluded.note, done_at = excluded.done_at""",
-               [response_id, note, to_db(now)])
+               [response_id, note, done_at])
+    return {"id": response_id, "status": "done", "note": note, "done_at": done_at, "replaced": replaced}

@@ -238,18 +238,22 @@ def followups_list(
 def followups_done(
     id: Annotated[int, typer.Argument(help="The follow-up ID (as listed by `cxctl followups`).")],
     note: Annotated[Optional[str], typer.Option("--note", help="What was said or done.")] = None,
+    json_: JsonOption = False,
     now: NowOption = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Record that an answer was followed up (a second call replaces the note).
+    """Record that a follow-up was done (a second call replaces the note); other IDs are refused.
 
     Example: cxctl followups done 42 --note "Rappelé, geste commercial de 10 €"
     """
     from cxctl.followups import mark_done
 
     ws = open_workspace(workspace)
-    mark_done(store.connect(ws.database), id, note, now_for(ws, now))
-    output.info(f"follow-up {id} marked done")
+    done = mark_done(ws, store.connect(ws.database), id, note, now_for(ws, now))
+    if json_:
+        output.print_json(done)
+        return
+    output.info(f"follow-up {id} marked done" + (" (note replaced)" if done["replaced"] else ""))
 
 
 def reasons_command(moment: MomentOption = None, json_: JsonOption = False, workspace: WorkspaceOption = None) -> None:

@@ -61,12 +61,34 @@ def test_followups_are_detractors_and_dissatisfied_oldest_first_with_event(answe
 def test_done_followups_leave_the_list_and_keep_their_note(answered):
     ws, db = answered
     first = list_followups(ws, db).items[0]
-    mark_done(db, first.id, "Rappelée, geste commercial", NOW)
+    assert mark_done(ws, db, first.id, "Rappelée", NOW)["replaced"] is False
+    recorded = mark_done(ws, db, first.id, "Rappelée, geste commercial", NOW)
+    assert recorded == {"id": first.id, "status": "done", "note": "Rappelée, geste commercial",
+                        "done_at": "2026-11-10 12:00:00", "replaced": True}
     assert first.id not in [f.id for f in list_followups(ws, db).items]
     done = [f for f in list_followups(ws, db, include_done=True).items if f.id == first.id][0]
     assert done.done and done.note == "Rappelée, geste commercial"
     with pytest.raises(UsageError, match="no response 999"):
-        mark_done(db, 999, None, NOW)
+        mark_done(ws, db, 999, None, NOW)
+
+
+def test_high_effort_answers_are_followups(results_ws, sql, tmp_path):
+    """CES on 1–7: 3 or less needs a call-back ("Pas du tout d'accord" is 1); 7 does not."""
+    ws, db = results_ws
+    tokens = {name: sql.add_invitation(db, sql.add_contact(db, name.upper(), f"{name}@example.fr", "pro"), "support_ces",
+                                       "2026-10-24 08:00:00") for name in ("alice", "bob")}
+    import_responses(ws, db, sql.fixture_copy("limesurvey_support.csv", tmp_path, **tokens), NOW)
+    items = list_followups(ws, db).items
+    assert [(f.contact["external_id"], f.reasons, f.scores) for f in items] == [("BOB", ["high_effort"], {"ces": 1})]
+
+
+def test_done_refuses_a_response_that_is_not_a_followup(answered):
+    """A mistyped ID must not file a call-back against a promoter (N1 answered 10)."""
+    ws, db = answered
+    promoter = db.execute("SELECT r.id FROM responses r JOIN contacts c ON c.id = r.contact_id WHERE c.external_id = 'N1'").fetchone()[0]
+    with pytest.raises(UsageError, match=f"response {promoter} is not a follow-up"):
+        mark_done(ws, db, promoter, "rappelé", NOW)
+    assert db.execute("SELECT COUNT(*) FROM followups").fetchone()[0] == 0
 
 
 def test_forgotten_people_leave_the_followups_but_their_scores_stay(answered):
@@ -88,6 +110,9 @@ def test_cli_followups_csv_and_done(answered, cli):
     assert json.loads(rows[2]["event_attributes"]) == {"order": "CMD-0", "carrier": "Colissimo"}
     code, _, err = cli("followups", "done", rows[0]["id"], "--note", "ok", "-w", str(ws.root))
     assert code == 0 and "marked done" in err
+    code, out, _ = cli("followups", "done", rows[0]["id"], "--note", "rappelée", "--json", "--now", "2026-11-11T09:00", "-w", str(ws.root))
+    assert code == 0 and json.loads(out) == {"id": int(rows[0]["id"]), "status": "done", "note": "rappelée",
+                                             "done_at": "2026-11-11 08:00:00", "replaced": True}
     code, out, _ = cli("followups", "-w", str(ws.root), "--json")
     assert [f["contact"]["external_id"] for f in json.loads(out)] == ["N0", "D0"]
 
