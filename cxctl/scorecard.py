@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from cxctl.errors import UsageError
-from cxctl.loader import Workspace
+from cxctl.loader import Workspace, did_you_mean
 from cxctl.stats import Mean, Nps, Proportion, mean_change, nps_change, proportion_change, sparkline
 from cxctl.timeutil import parse_day
 
@@ -111,6 +111,7 @@ def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *
         raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
     granularity = times[0] if times else "month"
     groups = [b for b in by if b not in TIME_DIMENSIONS]
+    _check_attributes(db, groups)
     local = ZoneInfo(ws.settings.timezone)
     today = now.astimezone(local).date()
     until_day = parse_day(until, "--until") or today
@@ -175,6 +176,24 @@ def _days(first: date, last: date):
     while day <= last:
         yield day
         day += timedelta(days=1)
+
+
+def _check_attributes(db: sqlite_utils.Database, groups: list[str]) -> None:
+    """A dimension that is neither built in nor an attribute of any contact is a typo (`segmnet`, `year`):
+    refused with a suggestion, rather than shown as one blank group that looks like a result."""
+    for g in groups:
+        if g in MOMENT_DIMENSIONS or g in CONTACT_COLUMNS:
+            continue
+        path = '$."' + g.replace('"', '""') + '"'
+        found = db.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts) OR EXISTS "
+                           "(SELECT 1 FROM contacts WHERE json_extract(attributes, ?) IS NOT NULL)", [path]).fetchone()[0]
+        if not found:
+            # Attribute names seen on the first contacts, for the suggestion only.
+            seen = [r[0] for r in db.execute("SELECT DISTINCT j.key FROM (SELECT attributes FROM contacts LIMIT 10000) c, "
+                                             "json_each(c.attributes) j ORDER BY 1")]
+            builtin = [*MOMENT_DIMENSIONS, *CONTACT_COLUMNS, *TIME_DIMENSIONS]
+            raise UsageError(f"--by {g!r}: no contact has this attribute{did_you_mean(g, builtin + seen)}; use "
+                             f"{', '.join(builtin)}" + (f" or a contact attribute ({', '.join(seen[:12])})" if seen else ""))
 
 
 def _group_sql(ws: Workspace, groups: list[str]) -> tuple[list[str], list[str], list]:

@@ -176,6 +176,11 @@ def test_cli_scorecard_formats(results_ws, sql, tmp_path, cli):
     assert code == 2 and "use table, json, csv or markdown" in err
     code, out, _ = cli(*base)
     assert code == 0 and "insufficient" in out and "(n=3)" in out
+    # A typo is refused with a suggestion, not shown as one blank group.
+    code, out, err = cli(*base[:-1], "moment,segmnet")
+    assert code == 2 and "--by 'segmnet': no contact has this attribute (did you mean 'segment'?)" in err
+    code, out, err = cli(*base[:-1], "moment,cannal")
+    assert code == 2 and "(did you mean 'canal'?)" in err and "a contact attribute (canal)" in err
 
 
 @pytest.mark.parametrize("towns", [15, 40, 300])
