@@ -97,6 +97,18 @@ def unique_keys(names: list[str]) -> list[str]:
     return keys
 
 
+def parse_encoding(text: str | None) -> str | None:
+    """`--encoding` value (or a mapping's `encoding`) → a codec name Python knows (`ansi` → cp1252…)."""
+    if not text:
+        return None
+    encoding = ENCODING_ALIASES.get(text.lower(), text)
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise UsageError(f"unknown encoding {encoding!r}: use utf-8, utf-8-sig, cp1252 or latin-1") from None
+    return encoding
+
+
 def parse_delimiter(text: str | None) -> str | None:
     """`--delimiter` value → one character (`tab`, `\\t`, `;`, `semicolon`…)."""
     if text is None or text == "":
@@ -336,13 +348,7 @@ def open_csv(path: Path | str, encoding: str | None = None, delimiter: str | Non
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such file: check the path")
-    if encoding:
-        encoding = ENCODING_ALIASES.get(encoding.lower(), encoding)
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise UsageError(f"unknown encoding {encoding!r}: use utf-8, utf-8-sig, cp1252 or latin-1") from None
-    encoding, sha256 = _scan(path, encoding)
+    encoding, sha256 = _scan(path, parse_encoding(encoding))
     table = CsvTable(path=path, encoding=encoding, delimiter=parse_delimiter(delimiter) or "", sha256=sha256)
     try:
         table._open()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cxctl.campaign import CONTACT_FIELDS, EVENT_FIELDS, Settings
-from cxctl.errors import Problem
+from cxctl.errors import Problem, UsageError
 from cxctl.loader import SECRET_KEYS, ParsedFile, did_you_mean, format_path, mark_for
 
 if TYPE_CHECKING:  # checks.py imports this module: a runtime import would be circular
@@ -145,6 +145,14 @@ def check_mappings(declared: _Declared) -> list[Problem]:
             reason = date_format_problem(date_format)
             if reason:
                 problems.append(problem_at(parsed, base + ("date_format",), reason))
+        from cxctl.csvio import parse_delimiter, parse_encoding  # the same checks as --encoding and --delimiter
+
+        for key, parse in (("encoding", parse_encoding), ("delimiter", parse_delimiter)):
+            if isinstance(raw.get(key), str):
+                try:
+                    parse(raw[key])
+                except UsageError as exc:
+                    problems.append(problem_at(parsed, base + (key,), str(exc)))
     return problems
 
 
