@@ -493,10 +493,14 @@ class QuarantineRow:
     raw: dict
 
 
-def list_quarantine(db: sqlite_utils.Database, moment: str | None = None) -> list[QuarantineRow]:
-    """The rows waiting in quarantine, oldest first."""
+def list_quarantine(db: sqlite_utils.Database, moment: str | None = None, known: list[str] | None = None) -> list[QuarantineRow]:
+    """The rows waiting in quarantine, oldest first. A `moment` that is neither in `known` (the workspace's)
+    nor on a quarantined row is a typo: refused, like everywhere else, rather than an empty list."""
     sql = "SELECT id, source, moment, file_name, row_number, kind, reason, raw FROM quarantine"
     params: list = []
+    if moment and known is not None and moment not in known and \
+            db.execute("SELECT 1 FROM quarantine WHERE moment = ? LIMIT 1", [moment]).fetchone() is None:
+        raise UsageError(f"unknown moment {moment!r}{did_you_mean(moment, known)}: use one of {', '.join(known)}")
     if moment:
         sql += " WHERE moment = ?"
         params.append(moment)

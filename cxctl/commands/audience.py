@@ -76,7 +76,7 @@ def contacts_import(
 
 @contacts_app.command("list")
 def contacts_list(
-    limit: Annotated[int, typer.Option("--limit", help="At most this many contacts (newest first).")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many contacts (newest first).")] = 50,
     search: Annotated[Optional[str], typer.Option("--search", help="Only contacts whose email, name or external id contains this.")] = None,
     json_: JsonOption = False,
     workspace: WorkspaceOption = None,

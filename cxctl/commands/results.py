@@ -81,7 +81,7 @@ def responses_quarantine(moment: MomentOption = None, json_: JsonOption = False,
     from cxctl.responses import list_quarantine
 
     ws = open_workspace(workspace)
-    rows = list_quarantine(store.connect(ws.database), moment)
+    rows = list_quarantine(store.connect(ws.database), moment, list(ws.moments))
     if json_:
         output.print_json(rows)
         return
@@ -275,7 +275,7 @@ def reasons_command(moment: MomentOption = None, json_: JsonOption = False, work
 def verbatims_command(
     moment: MomentOption = None,
     category: Annotated[Optional[str], typer.Option("--category", help="Only promoter, passive or detractor answers.")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="How many words and pairs.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many words and pairs.")] = 20,
     json_: JsonOption = False,
     workspace: WorkspaceOption = None,
 ) -> None:

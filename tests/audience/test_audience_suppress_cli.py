@@ -70,6 +70,8 @@ def test_cli_contacts_import_summary_rejects_and_exit_codes(workspace, cli, tmp_
     good = _copy(tmp_path, "hubspot.csv")
     code, out, err = cli("contacts", "import", str(good), "-w", str(workspace.root), "--dry-run")
     assert code == 0 and "dry run: nothing written" in out and "preset hubspot" in err
+    code, _, err = cli("contacts", "list", "-w", str(workspace.root), "--limit", "-1")
+    assert code == 2 and "--limit" in err
     code, out, _ = cli("contacts", "list", "-w", str(workspace.root), "--json", "--search", "bernard")
     assert [c["email"] for c in json.loads(out)] == ["luc.bernard@example.com"] and json.loads(out)[0]["suppressed"] == "opt_out"
 

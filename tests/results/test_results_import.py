@@ -257,6 +257,10 @@ def test_cli_import_reports_quarantine_and_exits_1(results_ws, sql, tmp_path, cl
     assert f"{path}:5: invalid: ces: '0' is outside the 1–7 scale" in err
     code, out, _ = cli("responses", "quarantine", "-w", str(ws.root), "--json")
     assert code == 0 and json.loads(out)[0]["row_number"] == 5
+    code, out, _ = cli("responses", "quarantine", "--moment", "support_ces", "-w", str(ws.root), "--json")
+    assert code == 0 and len(json.loads(out)) == 1
+    code, _, err = cli("responses", "quarantine", "--moment", "support_cs", "-w", str(ws.root))
+    assert code == 2 and "unknown moment 'support_cs'" in err
 
 
 def test_cli_import_wrong_arguments_exit_2_and_write_nothing(results_ws, sql, tmp_path, cli):
