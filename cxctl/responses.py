@@ -28,7 +28,7 @@ from cxctl.contact_bulk import in_worker, parallel_possible
 from cxctl.emails import normalise
 from cxctl.errors import ImportFileError, UsageError
 from cxctl.formats import Export, open_export, parse_time
-from cxctl.loader import Workspace
+from cxctl.loader import Workspace, did_you_mean
 from cxctl.response_store import STAGE_DDL, Facts, ImportReport, Problem, rebuild_rollups, settle  # noqa: F401 (public here too)
 from cxctl.timeutil import to_db
 
@@ -259,7 +259,6 @@ def _choose_moment(ws: Workspace, export: Export, moment: str | None, moment_ind
     """The moment named on the command line, or found from a moment column / the first known token."""
     if moment is not None:
         if moment not in ws.moments:
-            from cxctl.loader import did_you_mean
 
             raise UsageError(f"unknown moment {moment!r}{did_you_mean(moment, ws.moments)}: use one of {', '.join(ws.moments)}")
         return moment
