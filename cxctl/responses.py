@@ -259,7 +259,6 @@ def _choose_moment(ws: Workspace, export: Export, moment: str | None, moment_ind
     """The moment named on the command line, or found from a moment column / the first known token."""
     if moment is not None:
         if moment not in ws.moments:
-
             raise UsageError(f"unknown moment {moment!r}{did_you_mean(moment, ws.moments)}: use one of {', '.join(ws.moments)}")
         return moment
     if moment_index is not None:
