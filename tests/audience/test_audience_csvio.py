@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cxctl import emails, store
@@ -145,9 +145,9 @@ _PEOPLE = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(people=_PEOPLE, encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp1252"]), delimiter=st.sampled_from([",", ";", "\t"]),
-       crlf=st.booleans())
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(people=_PEOPLE, encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp1252", "latin-1", "utf-16"]),
+       delimiter=st.sampled_from([",", ";", "\t", "|"]), crlf=st.booleans())
 def test_any_contacts_table_reads_back_the_same_in_any_encoding_and_delimiter(people, encoding, delimiter, crlf):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "contacts.csv"
@@ -156,7 +156,10 @@ def test_any_contacts_table_reads_back_the_same_in_any_encoding_and_delimiter(pe
         writer.writerow(["ID client", "Courriel", "Prénom", "Nom", "Société", "Note"])
         for n, person in enumerate(people):
             writer.writerow([f"K{n}", f"p{n}@exemple.fr", person["first_name"], person["last_name"], person["company"], person["note"]])
-        path.write_bytes(buffer.getvalue().encode(encoding))
+        try:
+            path.write_bytes(buffer.getvalue().encode(encoding))
+        except UnicodeEncodeError:
+            assume(False)  # Latin-1 has no €: such a table cannot be written in it
         db = store.connect(Path(folder) / "x.db")
         result = import_contacts(None, db, path, datetime(2026, 1, 1, tzinfo=timezone.utc))
         assert (result.inserted, result.rejected) == (len(people), 0)

@@ -263,6 +263,20 @@ def test_cli_import_reports_quarantine_and_exits_1(results_ws, sql, tmp_path, cl
     assert code == 2 and "unknown moment 'support_cs'" in err
 
 
+def test_a_survey_url_in_the_token_column_carries_the_token(results_ws, sql, tmp_path):
+    """Some tools export the landing URL instead of the hidden field: t= or token= in its query is the token."""
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
+    path = tmp_path / "urls.csv"
+    path.write_text("response_id,token,submitted_at,nps\n"
+                    f"u1,https://survey.example/s/nps_relational?lang=fr&t={t['alice']},2026-10-02 10:00,9\n"
+                    f"u2,https://survey.example/s/nps_relational?token={t['bob']}&utm_source=mail,2026-10-02 11:00,3\n",
+                    encoding="utf-8")
+    report = import_responses(ws, db, path, NOW, moment="nps_relational")
+    assert (report.inserted, report.counted, report.quarantined_total) == (2, 2, 0)
+    assert answer(db, "ALICE", "nps_relational", "nps") == 9 and answer(db, "BOB", "nps_relational", "nps") == 3
+
+
 def test_cli_import_wrong_arguments_exit_2_and_write_nothing(results_ws, sql, tmp_path, cli):
     ws, db = results_ws
     t = people(db, sql, "support_ces", "2026-10-24 08:00:00")
