@@ -359,13 +359,18 @@ def open_csv(path: Path | str, encoding: str | None = None, delimiter: str | Non
 
 
 class RejectsWriter:
-    """Streams rejected rows to `<input>.rejects.csv`; the file is only created when a row is rejected."""
+    """Streams rejected rows to `<input>.rejects.csv`; the file is only created when a row is rejected.
+
+    Rows are rejected in two passes by some imports (a bad cell while reading, an unknown contact once
+    the file is staged): `close` puts the file back in row order when they came out of order."""
 
     def __init__(self, path: Path, header: list[str], delimiter: str = ","):
         self.path, self.header, self.delimiter = path, header, delimiter
         self.count = 0
         self._handle = None
         self._writer = None
+        self._last = 0
+        self._sorted = True
 
     def add(self, number: int, fields: list[str], reason: str) -> None:
         if self._writer is None:
@@ -373,9 +378,26 @@ class RejectsWriter:
             self._writer = csv.writer(self._handle, delimiter=self.delimiter)
             self._writer.writerow(["row", "reason", *self.header])
         self._writer.writerow([number, reason, *fields])
+        self._sorted = self._sorted and number >= self._last
+        self._last = number
         self.count += 1
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+            if not self._sorted:
+                self._reorder()
+
+    def _reorder(self) -> None:
+        with open(self.path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter=self.delimiter)
+            head = next(reader)
+            rows = sorted(reader, key=lambda row: int(row[0]))  # stable: one row's reasons keep their order
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle, delimiter=self.delimiter)
+            writer.writerow(head)
+            writer.writerows(rows)
+        tmp.replace(self.path)
+        self._sorted = True

@@ -35,12 +35,13 @@ def test_deliveries_with_day_first_local_times_and_offsets(workspace, known, fix
          {"n_commande": "CMD-1002", "magasin": "Paris Rivoli", "montant": "120.00"}),
     ]
     rejects = rejects_of(rejects_path(path))
+    # In row order, though row 5 was rejected while reading and row 4 only once the contacts were looked up.
     assert [(r["row"], r["reason"].split(":")[0]) for r in rejects] == [
-        ("5", "invalid date '31/02/2026' read day first (dd/mm/yyyy)"),
         ("4", "unknown contact (external id 0035g00000ZZZZZ99 / nouveau.client@example.fr)"),
+        ("5", "invalid date '31/02/2026' read day first (dd/mm/yyyy)"),
     ]
-    assert rejects[1]["reason"].endswith("import the contact first, or use --create-contacts")
-    assert rejects[1]["Magasin"] == "Nice"  # the original row, as read
+    assert rejects[0]["reason"].endswith("import the contact first, or use --create-contacts")
+    assert rejects[0]["Magasin"] == "Nice"  # the original row, as read
     assert any("read day first" in note for note in result.notes)
 
 
