@@ -263,13 +263,19 @@ class CsvTable:
 
     def _footer_like(self, fields: list[str]) -> bool:
         if len(fields) > 1 and fields[0] and fields[-1]:
-            return False  # two filled cells: data (the common case, decided without a scan)
+            # Two filled cells: data — unless a footer written unquoted was split at its own delimiter
+            # ("Copyright (c) 2000-2024 salesforce.com, inc. …" in a comma file).
+            return len(fields) < len(self.header) and FOOTER_TEXT.match(self._line(fields)) is not None
         filled = [f for f in fields if f.strip()]
         if not filled:
             return True
         if len(filled) == 1 and FOOTER_TEXT.match(filled[0]):
             return True
         return len(self.header) > 1 and len(fields) < len(self.header) and len(filled) == 1 and fields[0].strip() != ""
+
+    def _line(self, fields: list[str]) -> str:
+        """A footer record as its text: the cells joined back, without the padding of empty cells."""
+        return self.delimiter.join(fields).strip(self.delimiter + " \t")
 
     def _check(self, number: int, fields: list[str]) -> tuple[int, list[str], str | None]:
         width = len(self.header)
@@ -317,7 +323,7 @@ class CsvTable:
                 pending = []
             yield self._check(number, fields)
         if pending:
-            texts = [next((f for f in fields if f.strip()), "") for _, fields in pending]
+            texts = [self._line(fields) for _, fields in pending]
             is_footer = any(FOOTER_TEXT.match(t) for t in texts if t) or (
                 not pending[0][1] or not any(f.strip() for f in pending[0][1])
             )

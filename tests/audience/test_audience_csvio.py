@@ -72,6 +72,27 @@ def test_french_salesforce_footer(tmp_path):
         assert table.footer[-1] == "Informations confidentielles - Ne pas diffuser"
 
 
+def test_unquoted_footer_split_at_its_own_commas_is_still_a_footer(tmp_path):
+    """A report re-saved by a spreadsheet loses the quotes: the copyright line then splits at its comma."""
+    path = tmp_path / "x.csv"
+    path.write_text("Prénom,E-mail,Ville,Pays,Segment\nA,a@b.fr,Lyon,FR,b2c\n\nGrand Totals (1 records)\n\n"
+                    "Confidential Information - Do Not Distribute\n"
+                    "Copyright (c) 2000-2024 salesforce.com, inc. All rights reserved.\n", encoding="utf-8")
+    with open_csv(path) as table:
+        rows = list(table.rows())
+        assert [(n, p) for n, _, p in rows] == [(2, None)]
+        assert table.footer == ["Grand Totals (1 records)", "Confidential Information - Do Not Distribute",
+                                "Copyright (c) 2000-2024 salesforce.com, inc. All rights reserved."]
+
+
+def test_a_data_row_with_a_footer_like_first_cell_stays_data(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("Société,E-mail,Ville\n(c) Studio,a@b.fr,Lyon\nCopyright Rennes,b@b.fr,Rennes\n", encoding="utf-8")
+    with open_csv(path) as table:
+        assert [(n, f[0], p) for n, f, p in table.rows()] == [(2, "(c) Studio", None), (3, "Copyright Rennes", None)]
+        assert table.footer == []
+
+
 def test_cp1252_is_detected_even_when_the_first_accent_is_far_into_the_file(tmp_path):
     path = tmp_path / "late.csv"
     with open(path, "wb") as handle:
