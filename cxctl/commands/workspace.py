@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from cxctl import output
-from cxctl.commands.common import WorkspaceOption, workspace_path
+from cxctl.commands.common import JsonOption, WorkspaceOption, workspace_path
 from cxctl.workspace import github_annotation, init_workspace, json_schema, validate
 
 
@@ -27,6 +27,7 @@ def validate_command(
     strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too (exit 1).")] = False,
     format_: Annotated[Format, typer.Option("--format", "-f", help="text for people, json for scripts, "
                                             "github for workflow annotations on pull requests.")] = Format.text,
+    json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     workspace: WorkspaceOption = None,
 ) -> int:
     """Check the workspace YAML: syntax, schema, ids and references across files, secrets.
@@ -36,6 +37,8 @@ def validate_command(
 
     Example: cxctl validate campaigns/ --strict --format github
     """
+    if json_:
+        format_ = Format.json
     targets = list(paths or []) + ([workspace] if workspace is not None else [])
     report = validate(targets or [workspace_path(None)], strict=strict)
     if format_ is Format.json:
@@ -72,12 +75,16 @@ def init_command(
     folder: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")] = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")] = False,
     name: Annotated[Optional[str], typer.Option("--name", help="The programme's name (default: the folder's).")] = None,
+    json_: JsonOption = False,
 ) -> int:
     """Create a commented starter workspace that validates: settings, rules, a journey, questions, moments.
 
     Example: cxctl init mon-programme && cxctl validate mon-programme
     """
     result = init_workspace(folder, force=force, name=name)
+    if json_:
+        output.print_json({"folder": str(result.folder), "created": [str(p) for p in result.created]})
+        return 0
     for path in result.created:
         output.info(f"created {path}")
     output.info(f"next: edit the files, then run `cxctl validate {folder}`")

@@ -67,6 +67,7 @@ def test_json_format(cli, in_parent):
     write(in_parent / "extra.yaml", BAD_MOMENT)
     code, out, _ = cli("validate", "ws", "--format", "json")
     assert code == 1
+    assert cli("validate", "ws", "--json")[:2] == (1, out)  # --json, like every other command
     report = json.loads(out)
     assert (report["valid"], report["errors"], report["warnings"]) == (False, 1, 0)
     assert report["workspaces"] == [{"root": "ws", "files": 3, "errors": 1, "warnings": 0}]
@@ -148,6 +149,11 @@ def test_init_writes_a_workspace_that_validates(cli, tmp_path):
     assert "name: Mon programme" in (target / "cxctl.yaml").read_text(encoding="utf-8")
     code, out, _ = cli("validate", str(target), "--strict")
     assert (code, out) == (0, "")
+    code, out, _ = cli("init", str(tmp_path / "other"), "--json")
+    written = json.loads(out)
+    assert code == 0 and written["folder"] == str(tmp_path / "other")
+    assert sorted(written["created"]) == sorted(str(tmp_path / "other" / name) for name in (
+        "cxctl.yaml", "journeys.yaml", "questions.yaml", "moments.yaml", "cxctl.schema.json"))
     # The schema it writes for editors accepts the files it writes.
     validator = jsonschema.Draft202012Validator(json.loads((target / "cxctl.schema.json").read_text(encoding="utf-8")))
     for path in target.glob("*.yaml"):
