@@ -90,12 +90,14 @@ def responses_quarantine(moment: MomentOption = None, json_: JsonOption = False,
 
 
 def _score_columns(card) -> tuple[list[str], list[list]]:
-    """Flat columns for CSV/markdown: one row per cell, every indicator's value, margin, n and flags."""
+    """Flat columns for CSV/markdown: one row per cell, every indicator's value, margin, n, flags and
+    sparkline (the trend's values are in the JSON)."""
     head = [b for b in card.by if b not in ("week", "month", "quarter")] + (["period"] if any(b in ("week", "month", "quarter") for b in card.by) else [])
     names = ["nps", "csat", "ces", "response_rate"]
     columns = head + ["responses", "sent"]
     for n in names:
-        columns += [n, f"{n}_margin", f"{n}_n", f"{n}_insufficient", f"{n}_target_met", f"{n}_change", f"{n}_significant"]
+        columns += [n, f"{n}_margin", f"{n}_n", f"{n}_insufficient", f"{n}_target_met", f"{n}_change", f"{n}_significant",
+                    f"{n}_trend"]
     columns += ["nps_promoters", "nps_passives", "nps_detractors", "ces_agree"]
     rows = []
     for row in card.rows:
@@ -103,10 +105,10 @@ def _score_columns(card) -> tuple[list[str], list[list]]:
         values += [row.responses, row.sent]
         for n in names:
             ind = row.indicators.get(n)
-            values += ["", "", "", "", "", "", ""] if ind is None else [
+            values += [""] * 8 if ind is None else [
                 _fmt(ind.value), _fmt(ind.margin), ind.n, int(ind.insufficient),
                 "" if ind.target_met is None else int(ind.target_met), _fmt(ind.change),
-                "" if ind.significant is None else int(ind.significant)]
+                "" if ind.significant is None else int(ind.significant), ind.sparkline]
         nps, ces = row.indicators.get("nps"), row.indicators.get("ces")
         values += [_fmt(nps.detail.get(k)) if nps else "" for k in ("promoters", "passives", "detractors")]
         values += [_fmt(ces.detail.get("agree")) if ces else ""]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from datetime import datetime, timezone
@@ -167,11 +168,13 @@ def test_cli_scorecard_formats(results_ws, sql, tmp_path, cli):
     lines = out.splitlines()
     assert code == 0 and lines[0].startswith("moment,canal,responses,sent,nps,nps_margin,nps_n,nps_insufficient")
     assert lines[1].startswith("nps_relational,web,3,3,100.0,0.0,3,1,")
+    header, first = next(csv.reader(io.StringIO(out))), list(csv.reader(io.StringIO(out)))[1]
+    assert "nps_trend" in header and first[header.index("nps_trend")].strip("▁▂▃▄▅▆▇█ ") == ""
     code, out, _ = cli(*base, "--json")
     data = json.loads(out)
     assert data["rows"][0]["indicators"]["nps"]["n"] == 3 and data["rows"][0]["indicators"]["nps"]["insufficient"] is True
     code, out, _ = cli(*base, "--format", "markdown")
-    assert out.startswith("| moment | canal | responses |")
+    assert out.startswith("| moment | canal | responses |") and "| nps_trend |" in out
     code, out, err = cli(*base, "--format", "pdf")
     assert code == 2 and "use table, json, csv or markdown" in err
     code, out, _ = cli(*base)
