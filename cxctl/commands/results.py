@@ -233,7 +233,10 @@ def followups_list(
         writer.writerow(columns)
         writer.writerows(rows)
         return
-    output.print_table(f"{len(rows)} follow-up(s)", columns[:10] + ["event"], [r[:10] + [r[10]] for r in rows])
+    # The caller needs the order number or the store at hand: the event's attributes go with its type.
+    events = ["" if f.event is None else f.event["type"] + "".join(
+        f"\n{k}: {v}" for k, v in (f.event.get("attributes") or {}).items()) for f in result.items]
+    output.print_table(f"{len(rows)} follow-up(s)", columns[:10] + ["event"], [r[:10] + [e] for r, e in zip(rows, events)])
 
 
 @followups_app.command("done")

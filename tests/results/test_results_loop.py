@@ -108,6 +108,8 @@ def test_cli_followups_csv_and_done(answered, cli):
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and [r["external_id"] for r in rows] == ["N2", "N0", "D0"]
     assert json.loads(rows[2]["event_attributes"]) == {"order": "CMD-0", "carrier": "Colissimo"}
+    code, out, _ = cli("followups", "-w", str(ws.root))
+    assert code == 0 and "CMD-0" in out and "Colissimo" in out  # the table shows the event's attributes too
     code, _, err = cli("followups", "done", rows[0]["id"], "--note", "ok", "-w", str(ws.root))
     assert code == 0 and "marked done" in err
     code, out, _ = cli("followups", "done", rows[0]["id"], "--note", "rappelée", "--json", "--now", "2026-11-11T09:00", "-w", str(ws.root))
