@@ -194,6 +194,16 @@ def main() -> None:
         print(f"| {args.contacts:,} contacts, {args.events:,} events, {args.invitations:,} invitations | {listing} "
               f"| {r['seconds']} s | {r['cpu']} s | {r['peak_mb']} MB | {r['planned']:,} ({r['reminders']:,}) | {r['excluded']:,} |")
         print(f"  {r['counts']}", file=sys.stderr)
+    # What a user runs: the CLI printing the whole plan as JSON (listed exclusions included), to /dev/null.
+    command = [sys.executable, "-m", "cxctl", "plan", "-w", str(folder), "--now", NOW.isoformat(), "--json"]
+    started = time.perf_counter()
+    with open(os.devnull, "w") as sink:
+        process = subprocess.Popen(command, stdout=sink)
+        _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(command)} failed")
+    print(f"| same data | `cxctl plan --json` (CLI, output to /dev/null) | {time.perf_counter() - started:.2f} s "
+          f"| {usage.ru_utime + usage.ru_stime:.2f} s | {usage.ru_maxrss // 1024} MB | — | — |")
 
 
 if __name__ == "__main__":

@@ -41,8 +41,8 @@ def plan_command(
         return
     plan = compute_plan(ws, db, when, moment)
     if json_:
-        output.print_json({"now": plan.now, "waves": plan.waves, "planned": plan.planned, "counts": plan.counts,
-                           "by_moment": plan.by_moment, "exclusions": plan.exclusions})
+        output.print_json_streamed({"now": plan.now, "waves": plan.waves, "planned": plan.planned, "counts": plan.counts,
+                                    "by_moment": plan.by_moment, "exclusions": plan.exclusions})
         return
     _render_plan(plan)
 

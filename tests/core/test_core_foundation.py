@@ -145,3 +145,41 @@ def test_db_status_shows_version_and_counts(cli, workspace_dir):
     assert data["version"] == data["latest"] == max(v for v, _, _ in store.MIGRATIONS)
     assert data["counts"]["contacts"] == 0
     assert (workspace_dir / "cxctl.db").exists()
+
+
+@settings(max_examples=60, deadline=None)
+@given(planned=st.lists(st.tuples(st.integers(), st.text(max_size=8), st.none() | st.text(max_size=4)), max_size=30),
+       counts=st.dictionaries(st.text(max_size=6), st.integers(), max_size=4))
+def test_streamed_json_says_what_the_one_shot_json_says(planned, counts):
+    """`plan --json` writes its lists item by item (a million exclusions would not fit in memory as one
+    document): whatever the content — accents, quotes, empty lists, nested dataclasses — it parses to
+    exactly what print_json prints."""
+    import contextlib
+    import dataclasses
+    import io
+    import json
+
+    from cxctl import output
+
+    @dataclasses.dataclass(slots=True)
+    class Item:
+        contact_id: int
+        moment: str
+        wave: str | None
+        send_at: datetime
+
+    @dataclasses.dataclass
+    class Wrapper:
+        item: Item
+        tags: tuple
+
+    items = [Item(i, m, w, datetime(2026, 11, 20, 10, tzinfo=timezone.utc)) for i, m, w in planned]
+    data = {"now": datetime(2026, 11, 20, tzinfo=timezone.utc), "planned": items, "empty": [], "counts": counts,
+            "wrapped": [Wrapper(item, ("é", '"')) for item in items[:3]]}
+    one_shot, streamed = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(one_shot):
+        output.print_json(data)
+    with contextlib.redirect_stdout(streamed):
+        output.print_json_streamed(data)
+    assert json.loads(streamed.getvalue()) == json.loads(one_shot.getvalue())
+    assert streamed.getvalue().endswith("}\n")
