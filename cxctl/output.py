@@ -60,7 +60,18 @@ def to_json(data: Any) -> str:
     return json.dumps(data, default=_default, ensure_ascii=False, indent=2)
 
 
+STREAM_ABOVE = 2_000  # list items: above this, a document is written item by item
+
+
 def print_json(data: Any) -> None:
+    """Indented JSON; a list (or a dict of lists) longer than STREAM_ABOVE items is streamed instead,
+    one item per line — a follow-up list or a suppression list can hold a million entries."""
+    if isinstance(data, list) and len(data) > STREAM_ABOVE:
+        print_json_streamed({"": data})
+        return
+    if isinstance(data, dict) and sum(len(v) for v in data.values() if isinstance(v, list)) > STREAM_ABOVE:
+        print_json_streamed(data)
+        return
     sys.stdout.write(to_json(data) + "\n")
     sys.stdout.flush()
 
@@ -71,18 +82,28 @@ def print_json_streamed(data: dict[str, Any]) -> None:
     (the indented one-shot form took 2.5 GB and 34 s for a plan listing a million exclusions)."""
     write = sys.stdout.write
     item = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(", ", ": ")).encode
+    bare = list(data) == [""]  # a top-level list (print_json's case), not an object
+
+    def write_list(value: list, indent: str) -> None:
+        write("[")
+        chunk: list[str] = []
+        for i, element in enumerate(value):
+            chunk.append(("," if i else "") + "\n  " + indent + item(element))
+            if len(chunk) >= 4096:
+                write("".join(chunk))
+                chunk.clear()
+        write("".join(chunk) + (f"\n{indent}]" if value else "]"))
+
+    if bare:
+        write_list(data[""], "")
+        write("\n")
+        sys.stdout.flush()
+        return
     write("{")
     for n, (key, value) in enumerate(data.items()):
         write(("," if n else "") + "\n  " + json.dumps(key, ensure_ascii=False) + ": ")
         if isinstance(value, list):
-            write("[")
-            chunk: list[str] = []
-            for i, element in enumerate(value):
-                chunk.append(("," if i else "") + "\n    " + item(element))
-                if len(chunk) >= 4096:
-                    write("".join(chunk))
-                    chunk.clear()
-            write("".join(chunk) + ("\n  ]" if value else "]"))
+            write_list(value, "  ")
         else:
             write(to_json(value).replace("\n", "\n  "))
     write("\n}\n")

@@ -183,3 +183,22 @@ def test_streamed_json_says_what_the_one_shot_json_says(planned, counts):
         output.print_json_streamed(data)
     assert json.loads(streamed.getvalue()) == json.loads(one_shot.getvalue())
     assert streamed.getvalue().endswith("}\n")
+
+
+def test_long_lists_are_streamed_and_still_the_same_json(monkeypatch):
+    """Above STREAM_ABOVE items print_json writes item by item (a top-level list or a dict of lists)."""
+    import contextlib
+    import io
+    import json
+
+    from cxctl import output
+
+    monkeypatch.setattr(output, "STREAM_ABOVE", 3)
+    for data in ([{"id": i, "note": "é\"\n"} for i in range(5)], {"n": 1, "rows": list(range(5)), "none": []},
+                 [], [1, 2]):
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            output.print_json(data)
+        assert json.loads(buffer.getvalue()) == data
+        if isinstance(data, list) and len(data) > 3:
+            assert buffer.getvalue().count("\n") == len(data) + 2  # "[", one line per item, "]"
