@@ -20,7 +20,7 @@ import sqlite_utils
 
 from cxctl.campaign import Moment, SendWindow
 from cxctl.errors import UsageError
-from cxctl.rules import LIVE_SQL, audience_sql, draw, pick_language, span, suppression_source_sql
+from cxctl.rules import audience_sql, live_sql, draw, pick_language, span, suppression_source_sql
 from cxctl.schedule import Wave, local_day_bounds, next_opening, wave_for, zone
 from cxctl.timeutil import from_db, to_db
 
@@ -378,7 +378,7 @@ class _Engine:
         self.sql(
             "INSERT INTO plan_hist SELECT contact_id, COALESCE(sent_at, send_at), moment, COALESCE(sent_at, send_at) > ?"
             " FROM invitations INDEXED BY invitations_fatigue"
-            f" WHERE kind = 'invitation' AND status IN {LIVE_SQL} AND COALESCE(sent_at, send_at) > ?{only}"
+            f" WHERE kind = 'invitation' AND {live_sql()} AND COALESCE(sent_at, send_at) > ?{only}"
             " ORDER BY COALESCE(sent_at, send_at)"
             " ON CONFLICT (contact_id) DO UPDATE SET last_any = excluded.last_any, last_moment = excluded.last_moment,"
             " cap_count = cap_count + excluded.cap_count",
@@ -390,7 +390,7 @@ class _Engine:
             self.sql(
                 "INSERT INTO plan_hist_moment SELECT contact_id, moment, COALESCE(sent_at, send_at)"
                 " FROM invitations INDEXED BY invitations_fatigue"
-                f" WHERE kind = 'invitation' AND status IN {LIVE_SQL} AND COALESCE(sent_at, send_at) > ?{only}"
+                f" WHERE kind = 'invitation' AND {live_sql()} AND COALESCE(sent_at, send_at) > ?{only}"
                 " AND moment IN (SELECT moment FROM plan_moments WHERE recontact_from IS NOT NULL)"
                 " ORDER BY COALESCE(sent_at, send_at) ON CONFLICT (contact_id, moment) DO UPDATE SET last = excluded.last",
                 [to_db(self.now - max(recontacts)), *only_params],
@@ -440,7 +440,7 @@ class _Engine:
             start, end = local_day_bounds(date.fromisoformat(day), tz)
             rows = self.sql(
                 "SELECT moment, COUNT(*) FROM invitations INDEXED BY invitations_fatigue"
-                f" WHERE kind = 'invitation' AND status IN {LIVE_SQL}"
+                f" WHERE kind = 'invitation' AND {live_sql()}"
                 " AND COALESCE(sent_at, send_at) >= ? AND COALESCE(sent_at, send_at) < ? GROUP BY moment",
                 [to_db(start), to_db(end)],
             ).fetchall()

@@ -8,7 +8,7 @@ toward the fatigue rules.
 from __future__ import annotations
 
 from cxctl.plan import REMINDER_GRACE, Exclusion, Plan, PlannedInvitation, _Engine
-from cxctl.rules import LIVE_SQL, pick_language, suppression_source_sql
+from cxctl.rules import live_sql, pick_language, suppression_source_sql
 from cxctl.timeutil import to_db
 
 
@@ -38,7 +38,7 @@ def plan_reminders(engine: _Engine, plan: Plan, only: str | None, list_exclusion
             " FROM invitations i INDEXED BY invitations_fatigue JOIN contacts c ON c.id = i.contact_id"
             " LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
             " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
-            f" WHERE i.kind = 'invitation' AND i.status IN {LIVE_SQL} AND COALESCE(i.sent_at, i.send_at) > ?"
+            f" WHERE i.kind = 'invitation' AND {live_sql('i')} AND COALESCE(i.sent_at, i.send_at) > ?"
             " AND COALESCE(i.sent_at, i.send_at) <= ? AND i.status = 'sent' AND i.moment = ?"
             f" AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.invitation_id = i.id){only_contact}",
             [*source_params, to_db(oldest), to_db(engine.now - after), mid, *only_params],

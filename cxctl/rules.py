@@ -29,9 +29,15 @@ REASONS = (
     "daily_cap",        # the moment's or the workspace's daily volume is reached for that day
 )
 
-# Statuses of an invitation that count toward fatigue rules (see docs/DESIGN.md).
-LIVE_STATUSES = ("planned", "sending", "sent", "in_doubt")
-LIVE_SQL = "('planned','sending','sent','in_doubt')"
+# Statuses of an invitation that count toward fatigue rules (see docs/DESIGN.md): the ones sent or on
+# their way, including a failed send that will be tried again (it will go out; without it a person
+# whose first survey failed at 09:00 got a second one at 09:10, quiet period or not).
+
+def live_sql(alias: str = "") -> str:
+    """The SQL condition of a live invitation. Written exactly as the WHERE of the partial index
+    invitations_fatigue (migration 6), so that SQLite can use that index."""
+    a = f"{alias}." if alias else ""
+    return (f"({a}status IN ('planned','sending','sent','in_doubt') OR ({a}status = 'failed' AND {a}next_attempt_at IS NOT NULL))")
 
 # Contact columns an audience `contact:` filter may name directly; anything else is a JSON attribute.
 CONTACT_COLUMNS = {

@@ -323,12 +323,26 @@ def _m5_lean_contacts(db: sqlite_utils.Database) -> None:
     _run_script(db, "DROP INDEX IF EXISTS contacts_email;")
 
 
+def _m6_retries_count(db: sqlite_utils.Database) -> None:
+    """A failed send that will be tried again counts toward the fatigue rules like a planned one: the
+    partial index those rules read through (cxctl.rules.live_sql) now covers it."""
+    _run_script(db, 
+        """
+        DROP INDEX IF EXISTS invitations_fatigue;
+        CREATE INDEX invitations_fatigue ON invitations(COALESCE(sent_at, send_at), contact_id, moment, kind, status, sent_at,
+                                                        send_at, next_attempt_at)
+            WHERE kind = 'invitation' AND (status IN ('planned','sending','sent','in_doubt') OR (status = 'failed' AND next_attempt_at IS NOT NULL));
+        """
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
     (2, "invitations", _m2_invitations),
     (3, "responses", _m3_responses),
     (4, "privacy", _m4_privacy),
     (5, "lean contacts", _m5_lean_contacts),
+    (6, "retries count", _m6_retries_count),
 ]
 
 

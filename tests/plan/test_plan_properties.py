@@ -75,8 +75,9 @@ def yaml_for(rules: dict, moments: dict) -> tuple[str, str]:
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(rules=rule_configs, moments=moment_configs, evs=events, suppressed=st.sets(st.integers(0, 7), max_size=2),
-       step=st.sampled_from([1, 2]))
-def test_runs_over_months_keep_every_rule(make_store, rules, moments, evs, suppressed, step):
+       step=st.sampled_from([1, 2]), flaky=st.sets(st.integers(0, 7), max_size=3))
+def test_runs_over_months_keep_every_rule(make_store, rules, moments, evs, suppressed, step, flaky):
+    """Daily runs; the first send to a `flaky` person fails and goes out at its retry, a day later."""
     rules_yaml, moments_yaml = yaml_for(rules, moments)
     s = make_store(rules_yaml, moments_yaml)
     ws = s.ws
@@ -86,6 +87,7 @@ def test_runs_over_months_keep_every_rule(make_store, rules, moments, evs, suppr
     for who, type_, day, hour in evs:
         s.event(contacts[who], type_, to_db(START + timedelta(days=day, hours=hour - 10)))
     rank = {mid: ws.moment_rank(mid) for mid in ws.moments}
+    failing = {contacts[i] for i in flaky}
     for day in range(0, 150, step):
         now = START + timedelta(days=day)
         plan = compute_plan(ws, s.db, now)
@@ -110,15 +112,27 @@ def test_runs_over_months_keep_every_rule(make_store, rules, moments, evs, suppr
                 key = p.wave if p.wave else f"e{p.event_id}"
                 assert draw(p.contact_id, p.moment, key) < ws.moments[p.moment].sample
         record_plan(s.db, ws, plan, now)
-        s.db.execute("UPDATE invitations SET status = 'sent', sent_at = send_at WHERE status = 'planned' AND send_at <= ?",
-                     [to_db(now)])
+        # Retries due now go out; then the due planned rows: a flaky person's first one fails.
+        s.db.execute("UPDATE invitations SET status = 'sent', sent_at = ?, next_attempt_at = NULL"
+                     " WHERE status = 'failed' AND next_attempt_at <= ?", [to_db(now), to_db(now)])
+        for row_id, contact_id in s.db.execute("SELECT id, contact_id FROM invitations WHERE status = 'planned' AND send_at <= ?",
+                                               [to_db(now)]).fetchall():
+            if contact_id in failing:
+                failing.discard(contact_id)
+                s.db.execute("UPDATE invitations SET status = 'failed', attempts = 1, next_attempt_at = ? WHERE id = ?",
+                             [to_db(now + timedelta(days=1)), row_id])
+            else:
+                s.db.execute("UPDATE invitations SET status = 'sent', sent_at = send_at WHERE id = ?", [row_id])
     s.db.execute("UPDATE invitations SET status = 'sent', sent_at = send_at WHERE status = 'planned'")
+    s.db.execute("UPDATE invitations SET status = 'sent', sent_at = next_attempt_at WHERE status = 'failed'")
     check_history(s, ws, rules, contacts, suppressed)
 
 
 def check_history(s, ws, rules, contacts, suppressed) -> None:
+    # Person-level fatigue is checked at the time each survey really went out (sent_at, a retry later
+    # than planned); daily caps and the event's window at the time the planner chose (send_at).
     rows = s.db.execute(
-        "SELECT contact_id, moment, kind, sent_at, event_id, wave, parent_id FROM invitations ORDER BY sent_at").fetchall()
+        "SELECT contact_id, moment, kind, sent_at, event_id, wave, parent_id, send_at FROM invitations ORDER BY sent_at").fetchall()
     suppressed_ids = {contacts[i] for i in suppressed}
     assert not [r for r in rows if r[0] in suppressed_ids], "a suppressed person was invited"
     invitations = [r for r in rows if r[2] == "invitation"]
@@ -140,8 +154,8 @@ def check_history(s, ws, rules, contacts, suppressed) -> None:
                 assert all(b - a >= recontact for a, b in zip(mine, mine[1:])), "recontact period broken"
     per_day = defaultdict(int)
     per_moment_day = defaultdict(int)
-    for _, moment, _, sent_at, *_ in invitations:
-        day = from_db(sent_at).astimezone(PARIS).date()
+    for _, moment, _, _, _, _, _, send_at in invitations:
+        day = from_db(send_at).astimezone(PARIS).date()
         per_day[day] += 1
         per_moment_day[(moment, day)] += 1
     if ws.rules.daily_cap:
@@ -149,11 +163,11 @@ def check_history(s, ws, rules, contacts, suppressed) -> None:
     for (moment, _), n in per_moment_day.items():
         cap = ws.moments[moment].daily_cap
         assert cap is None or n <= cap
-    for contact_id, moment, _, sent_at, event_id, *_ in invitations:
+    for contact_id, moment, _, _, event_id, _, _, send_at in invitations:
         if event_id is not None:
             occurred = from_db(s.db.execute("SELECT occurred_at FROM events WHERE id = ?", [event_id]).fetchone()[0])
             trigger = ws.moments[moment].trigger
-            assert occurred + trigger.delay <= from_db(sent_at) < occurred + trigger.expires, "sent outside the event's window"
+            assert occurred + trigger.delay <= from_db(send_at) < occurred + trigger.expires, "planned outside the event's window"
     events = [r[4] for r in invitations if r[4] is not None]
     assert len(events) == len(set(events)), "an event was surveyed twice"
     waves = [(r[0], r[1], r[5]) for r in invitations if r[5] is not None]

@@ -168,6 +168,19 @@ def test_failed_and_cancelled_invitations_do_not_count_toward_fatigue(make_store
     assert planned(compute_plan(s.ws, s.db, NOW)) == {(c, "delivery")}
 
 
+def test_a_failed_send_awaiting_its_retry_counts_toward_fatigue(make_store):
+    """It will go out at its next try: a second survey to the same person meanwhile would break the quiet
+    period. Once cxctl has given up on it (no next try), it no longer counts."""
+    s = make_store(RULES, TWO)
+    c = s.contact("c1")
+    failed = s.invitation(c, "support", "2026-11-17 08:00:00", status="failed")
+    s.db.execute("UPDATE invitations SET attempts = 1, next_attempt_at = '2026-11-20 10:10:00' WHERE id = ?", [failed])
+    s.event(c, "order_delivered", "2026-11-17 09:00:00")
+    assert reasons(compute_plan(s.ws, s.db, NOW)) == {(c, "delivery"): "quiet_period"}
+    s.db.execute("UPDATE invitations SET attempts = 5, next_attempt_at = NULL WHERE id = ?", [failed])  # given up
+    assert planned(compute_plan(s.ws, s.db, NOW)) == {(c, "delivery")}
+
+
 def test_cap_per_rolling_window(make_store):
     rules = f"""
 rules:
