@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cxctl.plan import REMINDER_GRACE, Exclusion, Plan, PlannedInvitation, _Engine
 from cxctl.rules import live_sql, pick_language, suppression_source_sql
-from cxctl.timeutil import to_db
+from cxctl.timeutil import from_db, to_db
 
 
 def plan_reminders(engine: _Engine, plan: Plan, only: str | None, list_exclusions: bool) -> None:
@@ -27,6 +27,7 @@ def plan_reminders(engine: _Engine, plan: Plan, only: str | None, list_exclusion
         if count == 0:
             continue
         after = m.reminders.after
+        expires = m.trigger.expires if m.trigger is not None else None
         oldest = engine.now - after * count - REMINDER_GRACE
         rows = engine.sql(
             "SELECT i.id, i.contact_id, i.event_id, i.wave, i.language, c.email, COALESCE(c.timezone, ''),"
@@ -34,7 +35,8 @@ def plan_reminders(engine: _Engine, plan: Plan, only: str | None, list_exclusion
             f" {source_sql}, COALESCE(i.sent_at, i.send_at),"
             " (SELECT COUNT(*) FROM invitations r INDEXED BY invitations_parent WHERE r.parent_id = i.id),"
             " (SELECT COUNT(*) FROM invitations r INDEXED BY invitations_parent WHERE r.parent_id = i.id AND r.status <> 'sent'),"
-            " (SELECT MAX(r.sent_at) FROM invitations r INDEXED BY invitations_parent WHERE r.parent_id = i.id)"
+            " (SELECT MAX(r.sent_at) FROM invitations r INDEXED BY invitations_parent WHERE r.parent_id = i.id),"
+            " (SELECT e.occurred_at FROM events e WHERE e.id = i.event_id)"
             " FROM invitations i INDEXED BY invitations_fatigue JOIN contacts c ON c.id = i.contact_id"
             " LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
             " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
@@ -45,7 +47,7 @@ def plan_reminders(engine: _Engine, plan: Plan, only: str | None, list_exclusion
         ).fetchall()
         due_by, late_by = to_db(engine.now - after), to_db(engine.now - after - REMINDER_GRACE)
         for (parent, contact_id, event_id, wave, language, email, tz, forgotten_at, supp_reason, supp_since,
-             source_flag, sent_at, done, pending, last_reminder) in rows:
+             source_flag, sent_at, done, pending, last_reminder, occurred_at) in rows:
             number = done + 1
             if done >= count or pending:
                 continue
@@ -62,6 +64,14 @@ def plan_reminders(engine: _Engine, plan: Plan, only: str | None, list_exclusion
                 detail = f"the address is suppressed ({supp_reason}, since {supp_since[:10]})" if supp_reason else source_flag
             elif not email or not email.strip():
                 reason, detail = "no_email", "the contact has no email address"
+            if reason is None and expires is not None and occurred_at is not None:
+                # The survey closes with its event (trigger.expires): `send` would drop this reminder as
+                # expired, so the plan does not show it as planned.
+                send_at, _ = engine.slot(tz, mid)
+                if from_db(occurred_at) + expires < send_at:
+                    reason = "expired"
+                    detail = (f"the survey of the event of {occurred_at[:16]} closed at "
+                              f"{to_db(from_db(occurred_at) + expires)[:16]} UTC, before the reminder's send time")
             if reason:
                 plan.counts[reason] = plan.counts.get(reason, 0) + 1
                 plan.by_moment.setdefault(mid, {})

@@ -386,6 +386,23 @@ def test_reminders_for_non_responders_after_the_delay(make_store):
     assert [p for p in compute_plan(s.ws, s.db, NOW + timedelta(days=6)).planned if p.kind == "reminder"] == []
 
 
+def test_a_reminder_after_the_event_survey_closed_is_not_planned(make_store):
+    """The survey of an event closes at occurred_at + expires; `send` would drop such a reminder as expired,
+    so `plan` reports it excluded (expired) instead of planned: one engine, one answer."""
+    moments = DELIVERY.replace("expires: 14d", "expires: 5d") + "    reminders: {count: 1, after: 3d}\n"
+    s = make_store(RULES.replace("30d", "1d"), moments)
+    early, late = s.contact("early"), s.contact("late")
+    for who, occurred, sent in ((early, "2026-11-16 09:00:00", "2026-11-17 10:00:00"),
+                                (late, "2026-11-13 09:00:00", "2026-11-17 10:00:00")):
+        event = s.event(who, "order_delivered", occurred)
+        s.invitation(who, "delivery", sent, event_id=event, key=f"delivery|{who}|e{event}")
+    plan = compute_plan(s.ws, s.db, NOW)  # 2026-11-20 10:00: both are due a reminder
+    assert [(p.contact_id, p.kind) for p in plan.planned] == [(early, "reminder")]  # its survey closes 11-21 09:00
+    [x] = [x for x in plan.exclusions if x.kind == "reminder"]
+    assert (x.contact_id, x.reason) == (late, "expired")  # its survey closed on 11-18 09:00
+    assert "closed at 2026-11-18 09:00 UTC" in x.detail
+
+
 def test_reminders_do_not_count_toward_fatigue(make_store):
     moments = TWO + "    reminders: {count: 1, after: 1d}\n"
     s = make_store(RULES.replace("30d", "2d"), moments)
