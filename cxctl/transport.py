@@ -121,6 +121,9 @@ def _classify(exc: Exception) -> SendFailure:
     if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
         kind = "bounce" if 500 <= exc.code < 600 else "temporary"
         return SendFailure(kind, f"{exc.code} {exc.message}", exc.code)
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        # e.g. an internationalised address and a server without SMTPUTF8: this message cannot go there
+        return SendFailure("rejected", str(exc))
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         raise TransportError(f"the SMTP server refused the login ({exc.code} {exc.message}): check the user and "
                              f"password in the environment variables named by smtp.username_env/password_env")
@@ -155,7 +158,17 @@ class SmtpConnection(Connection):
             password=t.password,
             validate_certs=t.validate_certs,
         )
-        await client.connect()
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPException as exc:
+            if type(exc) is aiosmtplib.SMTPException:
+                # aiosmtplib raises the bare class when the server lacks what the settings ask for (AUTH,
+                # STARTTLS): no retry can fix that, so the run stops now, like a refused login.
+                raise TransportError(
+                    f"{t.settings.host}:{t.settings.port}: {exc} — the server does not offer what the settings ask: "
+                    f"check smtp.security (none, starttls, tls) and whether this server wants a login "
+                    f"(smtp.username_env/password_env)") from None
+            raise
         return client
 
     async def send(self, sender: str, recipient: str, data: bytes, name: str) -> None:

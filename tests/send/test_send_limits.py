@@ -105,6 +105,26 @@ def test_smtp_login_uses_the_environment_and_a_refused_login_stops_the_run(smtp_
         controller.stop()
 
 
+def test_a_server_without_auth_or_starttls_stops_the_run_at_once(smtp_server, smtp_ws, send_helpers, monkeypatch):
+    """Credentials (or STARTTLS) asked of a server that does not offer them: a configuration error, not an
+    outage — the run stops at the first message with the fix, nothing is marked failed or retried."""
+    sink = send_helpers.Sink()
+    ws, db = smtp_ws(smtp_server(sink))  # a plain aiosmtpd: no AUTH advertised without TLS, no STARTTLS
+    send_helpers.add_invitations(db, ws, people(3))
+    monkeypatch.setenv("CX_USER", "cx")
+    monkeypatch.setenv("CX_PASSWORD", "s3cret-pw")
+    ws.settings.smtp.username_env, ws.settings.smtp.password_env = "CX_USER", "CX_PASSWORD"
+    report = deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp))
+    assert report.stopped and "AUTH extension is not supported" in report.stopped and "smtp.security" in report.stopped
+    assert "s3cret-pw" not in report.stopped and (report.sent, report.failed) == (0, 0)
+    ws.settings.smtp.username_env = ws.settings.smtp.password_env = None
+    ws.settings.smtp.security = "starttls"
+    report = deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp))
+    assert report.stopped and "STARTTLS extension not supported" in report.stopped and report.failed == 0
+    assert db.execute("SELECT COUNT(*) FROM invitations WHERE status = 'planned'").fetchone()[0] == 3
+    assert sink.messages == []
+
+
 @pytest.fixture(scope="module")
 def tls_context(tmp_path_factory):
     """A self-signed certificate for 127.0.0.1 (openssl), as a server-side SSLContext."""
