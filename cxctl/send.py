@@ -29,7 +29,7 @@ from cxctl.render import Renderer, TemplateError, contact_vars, event_vars
 from cxctl.store import email_hash
 from cxctl.timeutil import from_db, to_db
 from cxctl.transport import RateLimiter, SendFailure, Transport
-from cxctl.errors import TransportError
+from cxctl.errors import TransportError, UsageError
 
 IN_RUN_RETRY_DELAYS = (1.0, 5.0)  # seconds before each retry of a temporary failure within a run
 PAGE = 500
@@ -50,9 +50,10 @@ class SendReport:
     failed: int = 0
     bounced: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
-    in_doubt: int = 0  # rows a dead run left `sending`, found (and marked in_doubt) by this run
+    in_doubt: int = 0  # rows in doubt after this run: left `sending` by a dead run, not yet resent or accepted
     in_doubt_ids: list[int] = field(default_factory=list)
     resent_in_doubt: int = 0
+    accepted_in_doubt: int = 0
     stopped: str | None = None
     elapsed_seconds: float = 0.0
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -144,10 +145,11 @@ class _Delivery:
 
     # --- before sending ---------------------------------------------------------------------
 
-    def mark_in_doubt(self, resend: bool) -> None:
-        """Rows left `sending` belong to a dead run (we hold the lock): they may or may not have gone."""
+    def mark_in_doubt(self, resend: bool, accept: bool) -> None:
+        """Rows left `sending` belong to a dead run (we hold the lock): they may or may not have gone.
+        They stay in doubt — reported by every run, which exits 1 — until the user says what happened:
+        `resend` (send them again) or `accept` (they arrived: count them as sent)."""
         stamp = to_db(self.now)
-        ids = [r[0] for r in self.db.execute("SELECT id FROM invitations WHERE status = 'sending' ORDER BY id").fetchall()]
         self.db.execute("BEGIN IMMEDIATE")
         self.db.execute(
             "UPDATE invitations SET status = 'in_doubt', updated_at = ?, "
@@ -158,7 +160,19 @@ class _Delivery:
                 "UPDATE invitations SET status = 'planned', updated_at = ? WHERE status = 'in_doubt' "
                 "AND (? IS NULL OR moment = ?)", [stamp, self.moment, self.moment])
             self.report.resent_in_doubt = cursor.rowcount
+        elif accept:
+            cursor = self.db.execute(
+                "UPDATE invitations SET status = 'sent', sent_at = COALESCE(sent_at, send_at), updated_at = ?, "
+                "last_error = 'in doubt after a crash; accepted as delivered (--accept-in-doubt)' WHERE status = 'in_doubt' "
+                "AND (? IS NULL OR moment = ?)", [stamp, self.moment, self.moment])
+            self.report.accepted_in_doubt = cursor.rowcount
         self.db.execute("COMMIT")
+        self.count_in_doubt()
+
+    def count_in_doubt(self) -> None:
+        """Every message still in doubt (a dry run also counts the `sending` rows it leaves alone)."""
+        ids = [r[0] for r in self.db.execute(
+            "SELECT id FROM invitations WHERE status IN ('sending', 'in_doubt') ORDER BY id").fetchall()]
         self.report.in_doubt, self.report.in_doubt_ids = len(ids), ids[:100]
 
     def budget(self) -> int | None:
@@ -466,7 +480,7 @@ class _Delivery:
 
 def deliver(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport, limit: int | None = None,
             moment: str | None = None, dry_run: bool = False, progress: ProgressCallback | None = None, *,
-            wait: bool = False, resend_in_doubt: bool = False,
+            wait: bool = False, resend_in_doubt: bool = False, accept_in_doubt: bool = False,
             retry_delays: tuple[float, ...] = IN_RUN_RETRY_DELAYS, plan: Any = None) -> SendReport:
     """Send the due invitations and reminders (planned with send_at ≤ now, and failed ones whose next
     try has come). Holds the send lock (LockedError when another run has it, unless `wait`).
@@ -475,9 +489,9 @@ def deliver(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: 
     lock = contextlib.nullcontext() if dry_run else send_lock(database_file(db), wait)
     with lock:
         if dry_run:
-            run.report.in_doubt = db.execute("SELECT COUNT(*) FROM invitations WHERE status IN ('sending', 'in_doubt')").fetchone()[0]
+            run.count_in_doubt()
         else:
-            run.mark_in_doubt(resend_in_doubt)
+            run.mark_in_doubt(resend_in_doubt, accept_in_doubt)
         run.total = run.report.due = run.count_due()
         if dry_run:
             run.dry_run_all(plan)
@@ -494,17 +508,20 @@ def deliver(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: 
 def send_campaign(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport,
                   limit: int | None = None, moment: str | None = None, dry_run: bool = False,
                   progress: ProgressCallback | None = None, *, wait: bool = False,
-                  resend_in_doubt: bool = False) -> SendReport:
+                  resend_in_doubt: bool = False, accept_in_doubt: bool = False) -> SendReport:
     """`cxctl send`: plan (compute_plan → record_plan) and deliver, all under the send lock, so two
     overlapping runs can neither plan nor send the same invitation twice."""
     from cxctl.plan import compute_plan, record_plan
 
+    if resend_in_doubt and accept_in_doubt:
+        raise UsageError("--resend-in-doubt and --accept-in-doubt contradict each other: the messages in doubt either "
+                         "did not arrive (resend) or did (accept); pick one")
     lock = contextlib.nullcontext() if dry_run else send_lock(database_file(db), wait)
     with lock:
         plan = compute_plan(ws, db, now, moment=moment, list_exclusions=False)
         planned = 0 if dry_run else record_plan(db, ws, plan, now)
         report = deliver(ws, db, now, transport, limit, moment, dry_run, progress,
-                         resend_in_doubt=resend_in_doubt, plan=plan if dry_run else None)
+                         resend_in_doubt=resend_in_doubt, accept_in_doubt=accept_in_doubt, plan=plan if dry_run else None)
     report.planned = planned if not dry_run else len(plan.planned)
     report.plan_exclusions = dict(plan.counts)
     return report

@@ -63,6 +63,7 @@ def send_command(
     wait: Annotated[bool, typer.Option("--wait", help="If another send runs on this database, wait for it instead of exiting.")] = False,
     transport: Annotated[Optional[str], typer.Option("--transport", help="Override workspace.transport: outbox or smtp.")] = None,
     resend_in_doubt: Annotated[bool, typer.Option("--resend-in-doubt", help="Send again the messages a crashed run left in doubt (some may then arrive twice).")] = False,
+    accept_in_doubt: Annotated[bool, typer.Option("--accept-in-doubt", help="The messages in doubt did arrive (the server's log says so): count them as sent.")] = False,
     json_: JsonOption = False,
 ) -> None:
     """Plan and send the due invitations and reminders (exit 1 if stopped, failed or in doubt).
@@ -78,7 +79,8 @@ def send_command(
     chosen = make_transport(ws, transport)
     with _Progress() as progress:
         report = send_campaign(ws, db, when, chosen, limit=limit, moment=moment, dry_run=dry_run,
-                               progress=None if json_ else progress, wait=wait, resend_in_doubt=resend_in_doubt)
+                               progress=None if json_ else progress, wait=wait, resend_in_doubt=resend_in_doubt,
+                               accept_in_doubt=accept_in_doubt)
     if json_:
         output.print_json({**report.__dict__, "ok": report.ok})
     else:
@@ -100,10 +102,13 @@ def _print_report(report) -> None:
     for problem in report.errors[:10]:
         retry = f" (next try {problem['next_attempt_at']} UTC)" if problem.get("next_attempt_at") else ""
         output.warn(f"invitation {problem['invitation']} {problem['status']}: {problem['error']}{retry}")
+    if report.resent_in_doubt or report.accepted_in_doubt:
+        output.info(f"in doubt: {report.resent_in_doubt} sent again, {report.accepted_in_doubt} accepted as delivered")
     if report.in_doubt:
-        ids = ", ".join(str(i) for i in report.in_doubt_ids[:20])
+        ids = ", ".join(str(i) for i in report.in_doubt_ids[:20]) + (", …" if report.in_doubt > 20 else "")
         output.warn(f"{report.in_doubt} message(s) were in flight when a previous run died ({ids}): they may or may not "
-                    f"have arrived, so they are not re-sent; check the server's log, or rerun with --resend-in-doubt")
+                    f"have arrived, so they are not re-sent, and every run reports them (exit 1) until you decide: check "
+                    f"the server's log, then rerun with --accept-in-doubt (they arrived) or --resend-in-doubt (they did not)")
     if report.stopped:
         output.error(f"stopped: {report.stopped}")
 

@@ -69,10 +69,18 @@ def test_sigkill_mid_run_then_rerun_sends_everyone_once_and_reports_the_in_doubt
         else:
             assert status == "sent"
             assert received[address] == 1, address  # nobody missing, nobody twice
-    # A third run has nothing to do and does not touch the in-doubt rows again.
+    # A third run has nothing to send, never re-sends the messages in doubt, and reports them again
+    # (exit 1): a cron log read a day late still shows them...
     third = start_send(workspace_dir, "--json")
     out, _ = third.communicate(timeout=60)
-    assert json.loads(out)["sent"] == 0 and third.returncode == 0
+    again = json.loads(out)
+    assert again["sent"] == 0 and set(again["in_doubt_ids"]) == in_doubt and third.returncode == (1 if in_doubt else 0)
+    # ...until someone checks the server's log and says they arrived.
+    fourth = start_send(workspace_dir, "--json", "--accept-in-doubt")
+    out, _ = fourth.communicate(timeout=60)
+    settled = json.loads(out)
+    assert (settled["accepted_in_doubt"], settled["in_doubt"], fourth.returncode) == (len(in_doubt), 0, 0)
+    assert db.execute("SELECT COUNT(*) FROM invitations WHERE status <> 'sent'").fetchone()[0] == 0
     assert sink.per_address() == received
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlparse
 
+import pytest
 
 from cxctl import tokens
-from cxctl.send import deliver
+from cxctl.errors import UsageError
+from cxctl.send import deliver, send_campaign
 from cxctl.timeutil import parse_now
 from cxctl.transport import OutboxTransport, SmtpTransport
 
@@ -225,10 +227,29 @@ def test_rows_left_sending_become_in_doubt_and_go_again_only_when_asked(smtp_ser
     assert (report.in_doubt, report.in_doubt_ids, report.sent) == (1, [ids[0]], 1)
     assert not report.ok
     assert statuses(db) == {"zoe@example.fr": "in_doubt", "john@example.com": "sent"}
-    assert run(ws, db).in_doubt == 0  # reported once, then left alone
+    again = run(ws, db)  # still reported, still not re-sent, still not ok: until someone decides
+    assert (again.in_doubt, again.in_doubt_ids, again.sent, again.ok) == (1, [ids[0]], 0, False)
+    looked = run(ws, db, dry_run=True)  # a dry run says the same
+    assert (looked.in_doubt, looked.in_doubt_ids) == (1, [ids[0]])
     report = run(ws, db, resend_in_doubt=True)
-    assert (report.resent_in_doubt, report.sent) == (1, 1)
+    assert (report.resent_in_doubt, report.sent, report.in_doubt, report.ok) == (1, 1, 0, True)
     assert sink.per_address() == {"zoe@example.fr": 1, "john@example.com": 1}
+
+
+def test_messages_in_doubt_that_did_arrive_are_accepted_as_sent(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.Sink()
+    ws, db = smtp_ws(smtp_server(sink))
+    ids = send_helpers.add_invitations(db, ws, PEOPLE[:2])
+    db.execute("UPDATE invitations SET status = 'sending' WHERE id = ?", [ids[0]])
+    assert run(ws, db).in_doubt == 1
+    with pytest.raises(UsageError, match="contradict"):
+        send_campaign(ws, db, parse_now("2026-11-23T10:00:00+00:00"), SmtpTransport(ws.settings.smtp),
+                      resend_in_doubt=True, accept_in_doubt=True)
+    report = run(ws, db, accept_in_doubt=True)
+    assert (report.accepted_in_doubt, report.in_doubt, report.sent, report.ok) == (1, 0, 0, True)
+    assert statuses(db) == {"zoe@example.fr": "sent", "john@example.com": "sent"}
+    assert db.execute("SELECT sent_at IS NOT NULL FROM invitations WHERE id = ?", [ids[0]]).fetchone()[0] == 1
+    assert sink.per_address() == {"john@example.com": 1}  # zoe's message is not sent again
 
 
 def test_a_changed_address_is_used_and_a_forgotten_contact_is_not_sent(smtp_server, smtp_ws, send_helpers):
