@@ -243,17 +243,22 @@ def _sweep_text(db: sqlite_utils.Database, needles: list[str]) -> int:
 
 
 def invitation_keys(db: sqlite_utils.Database) -> set[str]:
-    """Ids and tokens of the invitations of the contacts in _privacy_ids (how messages name them)."""
+    """Ids and tokens of the invitations of the contacts in _privacy_ids (how messages name them), and the
+    label of their previews (`cxctl preview --contact`)."""
+    from cxctl.render import PREVIEW_KEY
+
     keys: set[str] = set()
     for inv_id, token, message_id in db.execute(
         "SELECT id, token, message_id FROM invitations WHERE contact_id IN (SELECT id FROM _privacy_ids)"
     ):
         keys.update(str(v).strip("<>") for v in (inv_id, token, message_id) if v)
+    keys.update(f"{PREVIEW_KEY}{contact_id}" for (contact_id,) in db.execute("SELECT id FROM _privacy_ids"))
     return keys
 
 
 def message_files(folder: Path, keys: set[str]) -> list[Path]:
-    """The rendered messages (.eml) in `folder` whose X-Cxctl-Invitation header is one of `keys`."""
+    """The rendered messages (.eml) in `folder` whose X-Cxctl-Invitation header is one of `keys`, with the
+    .html written beside a preview."""
     if not keys or not folder.is_dir():
         return []
     parser = BytesHeaderParser()
@@ -267,6 +272,8 @@ def message_files(folder: Path, keys: set[str]) -> list[Path]:
         value = headers.get(INVITATION_HEADER)
         if value is not None and str(value).strip().strip("<>") in keys:
             found.append(path)
+            if path.with_suffix(".html").is_file():
+                found.append(path.with_suffix(".html"))
     return found
 
 

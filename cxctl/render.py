@@ -343,6 +343,9 @@ def check_templates(ws: Workspace, secret: bytes = b"check-templates") -> list[t
 # --- preview ----------------------------------------------------------------------------------
 
 
+PREVIEW_KEY = "preview-contact-"  # X-Cxctl-Invitation of a stored contact's preview: PREVIEW_KEY + contact id
+
+
 @dataclass
 class Preview:
     """A rendered message as `cxctl preview` shows it, and where its .eml and .html were written."""
@@ -402,7 +405,9 @@ def preview(ws: Workspace, db: Any, moment_id: str, now: datetime, *, contact: s
         who = f"contact {person['external_id'] or person['id']}"
         to_name, to_address = person["name"], person["email"] or "nobody@example.invalid"
     rendered = renderer.render(templates, variables)
-    _, data = MessageBuilder(ws).build(invitation_id="preview", token=token, to_name=to_name, to_address=to_address,
+    # A stored contact's preview carries their id, so that `forget` finds and erases it with their messages.
+    label = "preview" if contact is None else f"{PREVIEW_KEY}{person['id']}"
+    _, data = MessageBuilder(ws).build(invitation_id=label, token=token, to_name=to_name, to_address=to_address,
                                        rendered=rendered, date=now, unsubscribe_url=variables["unsubscribe_url"])
     folder = Path(out_dir) if out_dir is not None else ws.outbox_dir / "preview"
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -60,6 +61,23 @@ def test_forget_deletes_only_the_persons_rendered_messages(populated, helpers):
     remaining = sorted(p.name for p in ws.outbox_dir.glob("*.eml"))
     assert [p.rsplit("/", 1)[-1] for p in result.files] == [f"{people['zoe']['invitation_id']:06d}.eml"]
     assert remaining == [f"{people['paul']['invitation_id']:06d}.eml"]
+
+
+def test_forget_also_deletes_the_persons_previews(populated, helpers, monkeypatch):
+    """`cxctl preview --contact` writes the person's name and address to disk: forget erases it (the .eml and
+    the .html beside it); another person's preview and the sample preview stay."""
+    from cxctl.render import preview
+
+    ws, db, people = populated
+    monkeypatch.setenv("CXCTL_SECRET", "test-secret")
+    moment = next(iter(ws.moments))
+    mine = preview(ws, db, moment, NOW, contact="C-1", out_dir=ws.outbox_dir / "zoe")
+    other = preview(ws, db, moment, NOW, contact=str(people["paul"]["contact_id"]), out_dir=ws.outbox_dir / "paul")
+    sample = preview(ws, db, moment, NOW, out_dir=ws.outbox_dir / "sample")
+    result = privacy.forget(ws, db, "C-1", NOW)
+    assert {mine.eml_path, mine.html_path} <= set(result.files)
+    assert not Path(mine.eml_path).exists() and not Path(mine.html_path).exists()
+    assert all(Path(p).exists() for p in (other.eml_path, other.html_path, sample.eml_path, sample.html_path))
 
 
 def test_dry_run_reports_exact_counts_and_changes_nothing(populated, helpers):
