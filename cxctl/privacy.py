@@ -27,7 +27,7 @@ from typing import Any
 import sqlite_utils
 
 from cxctl import emails
-from cxctl.errors import CxError, UsageError
+from cxctl.errors import UsageError
 from cxctl.loader import Workspace
 from cxctl.store import email_hash
 from cxctl.timeutil import to_db
@@ -42,8 +42,8 @@ KEPT_CONTACT_COLUMNS = ("id", "language", "country", "segment", "role", "attribu
 _SKIP_SWEEP = {"migrations", "forgotten", "sqlite_sequence"}
 
 
-class PersonNotFound(CxError):
-    """No contact has this external id."""
+class PersonNotFound(UsageError):
+    """No contact has this external id: the argument is wrong (exit 2, like `plan --explain` and `preview`)."""
 
 
 @dataclass

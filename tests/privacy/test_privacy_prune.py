@@ -80,6 +80,8 @@ def test_cli_prune_json_and_forget_json(retention_workspace, helpers, cli):
     data = json.loads(out)
     assert data["changes"]["contacts"] == 1 and data["dry_run"] is False
     code, out, err = cli("forget", "NOPE", "-w", str(retention_workspace))
-    assert code == 1 and "no contact has the external id 'NOPE'" in err
+    assert code == 2 and "no contact has the external id 'NOPE'" in err
+    code, out, err = cli("export-person", "NOPE", "-w", str(retention_workspace))
+    assert code == 2 and "no contact has the external id 'NOPE'" in err
     code, out, err = cli("export-person", "OLD", "-w", str(retention_workspace))
     assert code == 0 and json.loads(out)["contacts"][0]["external_id"] == "OLD"
