@@ -52,6 +52,7 @@ def export_person_command(
     workspace: WorkspaceOption = None,
     now: NowOption = None,
     output_file: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the JSON to this file instead of stdout.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Accepted for scripts: the output is always JSON.")] = False,
 ) -> None:
     """Print everything stored about a person as JSON (GDPR subject access request).
 

@@ -59,7 +59,9 @@ def validate_command(
     return 1 if report.failed else 0
 
 
-def schema_command() -> int:
+def schema_command(
+    json_: Annotated[bool, typer.Option("--json", help="Accepted for scripts: the output is always JSON.")] = False,
+) -> int:
     """Print the JSON Schema (draft 2020-12) of a workspace file, for editors and check-jsonschema.
 
     Save it next to your YAML and add `# yaml-language-server: $schema=./cxctl.schema.json` on top of

@@ -83,5 +83,7 @@ def test_cli_prune_json_and_forget_json(retention_workspace, helpers, cli):
     assert code == 2 and "no contact has the external id 'NOPE'" in err
     code, out, err = cli("export-person", "NOPE", "-w", str(retention_workspace))
     assert code == 2 and "no contact has the external id 'NOPE'" in err
+    assert cli("export-person", "OLD", "-w", str(retention_workspace), "--json")[:2] == \
+        cli("export-person", "OLD", "-w", str(retention_workspace))[:2]  # --json accepted: always JSON
     code, out, err = cli("export-person", "OLD", "-w", str(retention_workspace))
     assert code == 0 and json.loads(out)["contacts"][0]["external_id"] == "OLD"

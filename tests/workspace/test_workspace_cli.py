@@ -128,7 +128,7 @@ def test_defaults_to_the_current_folder(cli, in_parent, monkeypatch):
 
 def test_schema_is_draft_2020_12_and_self_valid(cli):
     code, out, _ = cli("schema")
-    assert code == 0
+    assert code == 0 and cli("schema", "--json")[:2] == (0, out)  # --json accepted: always JSON
     schema = json.loads(out)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"].startswith("urn:cxctl:schema:workspace-file:")
