@@ -14,7 +14,8 @@ from cxctl import output, store
 from cxctl.commands.common import JsonOption, MomentOption, NowOption, WorkspaceOption, now_for, open_workspace
 
 responses_app = typer.Typer(help="Survey responses: import tool exports, review the quarantine.", no_args_is_help=True)
-followups_app = typer.Typer(help="Answers to call back: detractors, dissatisfied, high effort.", invoke_without_command=True)
+# No help= here: the callback's docstring (with its example) is the group's help.
+followups_app = typer.Typer(invoke_without_command=True)
 ops_app = typer.Typer(help="Operational indicators from events (durations, counts per period).", no_args_is_help=True)
 
 SinceOption = Annotated[Optional[str], typer.Option("--since", help="From this day (inclusive, ISO, workspace time zone, e.g. 2026-01-01).")]
@@ -208,7 +209,7 @@ def followups_list(
     csv_: CsvOption = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Detractors (NPS ≤ 6), dissatisfied (CSAT bottom two) and high-effort (CES ≤ 3) answers, oldest first.
+    """Answers to call back: detractors (NPS ≤ 6), dissatisfied (CSAT bottom two), high effort (CES ≤ 3), oldest first.
 
     Example: cxctl followups --moment delivery_csat --csv > a_rappeler.csv
     """

@@ -18,6 +18,8 @@ def _commands(command=None, path=()):
     command = command or typer.main.get_command(app)
     subs = getattr(command, "commands", None)
     if subs:
+        if getattr(command, "invoke_without_command", False) and path:
+            yield path, command  # a group that is also a command (`cxctl followups`)
         for name, sub in subs.items():
             yield from _commands(sub, (*path, name))
     else:
