@@ -363,6 +363,16 @@ def connect(path: Path | str) -> sqlite_utils.Database:
     return db
 
 
+def read(path: Path | str) -> sqlite_utils.Database:
+    """The store for a command that only reads (plan, scorecard, lists): a store not created yet reads
+    as an empty one, held in memory, and no file appears in the workspace."""
+    if not Path(path).exists():
+        db = sqlite_utils.Database(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False))
+        migrate(db)
+        return db
+    return connect(path)
+
+
 def migrate(db: sqlite_utils.Database) -> list[int]:
     """Apply the migrations not yet recorded; return the versions applied."""
     db.execute(

@@ -88,7 +88,7 @@ def contacts_list(
     from cxctl.audience import list_contacts
 
     ws = open_workspace(workspace)
-    rows = list_contacts(store.connect(ws.database), limit=limit, search=search)
+    rows = list_contacts(store.read(ws.database), limit=limit, search=search)
     if json_:
         output.print_json(rows)
         return
@@ -213,7 +213,7 @@ def suppress_list(
     from cxctl.suppressions import list_suppressions
 
     ws = open_workspace(workspace)
-    rows = list_suppressions(store.connect(ws.database), reason)
+    rows = list_suppressions(store.read(ws.database), reason)
     if json_:
         output.print_json(rows)
         return

@@ -28,7 +28,7 @@ def plan_command(
     from cxctl.plan import compute_plan
 
     ws = open_workspace(workspace)
-    db = store.connect(ws.database)
+    db = store.read(ws.database)
     when = now_for(ws, now)
     if explain_contact is not None:
         from cxctl.explain import explain

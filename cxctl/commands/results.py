@@ -82,7 +82,7 @@ def responses_quarantine(moment: MomentOption = None, json_: JsonOption = False,
     from cxctl.responses import list_quarantine
 
     ws = open_workspace(workspace)
-    rows = list_quarantine(store.connect(ws.database), moment, list(ws.moments))
+    rows = list_quarantine(store.read(ws.database), moment, list(ws.moments))
     if json_:
         output.print_json(rows)
         return
@@ -153,7 +153,7 @@ def scorecard_command(
     from cxctl.scorecard import TIME_DIMENSIONS, compute_scorecard
 
     ws = open_workspace(workspace)
-    db = store.connect(ws.database)
+    db = store.read(ws.database)
     card = compute_scorecard(ws, db, now_for(ws, now), by=by.split(","), since=since, until=until, moment=moment)
     granularity = next((b for b in card.by if b in TIME_DIMENSIONS), "month")
     indicators = beside_scorecard(ws, db, ops, granularity, card.since, card.until) if ops else []
@@ -218,7 +218,7 @@ def followups_list(
     from cxctl.followups import list_followups
 
     ws = open_workspace(workspace)
-    result = list_followups(ws, store.connect(ws.database), since=since, moment=moment, include_done=all_)
+    result = list_followups(ws, store.read(ws.database), since=since, moment=moment, include_done=all_)
     if json_:
         output.print_json(result.items)
         return
@@ -270,7 +270,7 @@ def reasons_command(moment: MomentOption = None, json_: JsonOption = False, work
     from cxctl.verbatims import reason_counts
 
     ws = open_workspace(workspace)
-    rows = reason_counts(ws, store.connect(ws.database), moment)
+    rows = reason_counts(ws, store.read(ws.database), moment)
     if json_:
         output.print_json(rows)
         return
@@ -292,7 +292,7 @@ def verbatims_command(
     from cxctl.verbatims import frequent_words
 
     ws = open_workspace(workspace)
-    result = frequent_words(ws, store.connect(ws.database), moment, category, limit)
+    result = frequent_words(ws, store.read(ws.database), moment, category, limit)
     if json_:
         output.print_json(result)
         return
@@ -317,7 +317,7 @@ def ops_duration(
     from cxctl.operational import durations
 
     ws = open_workspace(workspace)
-    rows = durations(ws, store.connect(ws.database), start, end, by, since, until)
+    rows = durations(ws, store.read(ws.database), start, end, by, since, until)
     if json_:
         output.print_json(rows)
         return
@@ -341,7 +341,7 @@ def ops_count(
     from cxctl.operational import counts
 
     ws = open_workspace(workspace)
-    rows = counts(ws, store.connect(ws.database), event_type, by, since, until)
+    rows = counts(ws, store.read(ws.database), event_type, by, since, until)
     if json_:
         output.print_json(rows)
         return

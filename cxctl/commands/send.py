@@ -130,7 +130,7 @@ def preview_command(
     from cxctl.render import preview
 
     ws = open_workspace(workspace)
-    db = store.connect(ws.database) if contact is not None else None
+    db = store.read(ws.database) if contact is not None else None
     result = preview(ws, db, moment, now_for(ws, now), contact=contact, lang=lang, reminder=reminder, out_dir=out)
     if json_:
         output.print_json(result)

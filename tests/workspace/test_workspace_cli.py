@@ -162,6 +162,21 @@ def test_init_writes_a_workspace_that_validates(cli, tmp_path):
         assert list(validator.iter_errors(json.loads(json.dumps(yaml.safe_load(text))))) == []
 
 
+def test_reading_commands_on_a_new_workspace_create_no_store(cli, tmp_path, monkeypatch):
+    """plan, scorecard and the lists only read: before the first import there is nothing to read, and they
+    must not leave a cxctl.db behind (an empty store reads the same)."""
+    monkeypatch.setenv("CXCTL_SECRET", "test-secret")
+    target = tmp_path / "programme"
+    assert cli("init", str(target))[0] == 0
+    for args in (("plan", "--now", "2026-11-20T10:00"), ("scorecard", "--now", "2026-11-20T10:00", "--json"),
+                 ("followups", "--json"), ("contacts", "list", "--json"), ("suppress", "list", "--json"),
+                 ("responses", "quarantine", "--json"), ("ops", "count", "complaint", "--json")):
+        code, out, err = cli(*args, "-w", str(target))
+        assert code == 0, (args, err)
+    assert not (target / "cxctl.db").exists()
+    assert cli("db", "status", "-w", str(target))[0] == 0  # status creates it: it reports the schema
+
+
 def test_init_refuses_to_overwrite_then_force(cli, tmp_path):
     target = tmp_path / "programme"
     target.mkdir()
