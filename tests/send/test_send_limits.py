@@ -45,6 +45,22 @@ def test_hourly_cap_counts_what_was_already_sent(smtp_server, smtp_ws, send_help
     assert later.sent == 4
 
 
+def test_daily_cap_counts_the_last_24_hours_and_leaves_the_rest_planned(smtp_server, smtp_ws, send_helpers):
+    sink = send_helpers.Sink()
+    ws, db = smtp_ws(smtp_server(sink))
+    ws.settings.smtp.max_per_day = 5
+    send_helpers.add_invitations(db, ws, people(3))
+    assert deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp)).sent == 3
+    send_helpers.add_invitations(db, ws, [{"email": f"q{i}@example.com"} for i in range(4)], now="2026-11-23T18:00:00+00:00")
+    report = deliver(ws, db, parse_now("2026-11-23T18:00:00+00:00"), SmtpTransport(ws.settings.smtp))
+    assert report.sent == 2 and report.skipped == {"daily_cap": 2}
+    assert db.execute("SELECT COUNT(*) FROM invitations WHERE status = 'planned'").fetchone()[0] == 2
+    # Still within 24 h of the first three: nothing more; a day later the two go.
+    assert deliver(ws, db, parse_now("2026-11-24T09:00:00+00:00"), SmtpTransport(ws.settings.smtp)).sent == 0
+    assert deliver(ws, db, parse_now("2026-11-24T18:30:00+00:00"), SmtpTransport(ws.settings.smtp)).sent == 2
+    assert len(sink.messages) == 7
+
+
 def test_limit_leaves_the_rest_planned(smtp_server, smtp_ws, send_helpers):
     sink = send_helpers.Sink()
     ws, db = smtp_ws(smtp_server(sink))
