@@ -127,6 +127,22 @@ def test_still_refused_goes_failed_with_backoff_then_succeeds_on_a_later_run(smt
     assert sink.per_address() == {"zoe@example.fr": 1}
 
 
+def test_after_max_attempts_cxctl_gives_up_and_the_message_no_longer_counts(smtp_server, smtp_ws, send_helpers):
+    """smtp.max_attempts (3 here) tries in all, then the invitation stays failed with no next try: it is
+    reported, never sent, and no longer counts toward the fatigue rules."""
+    sink = send_helpers.FlakySink(refusals=99)
+    ws, db = smtp_ws(smtp_server(sink))
+    send_helpers.add_invitations(db, ws, PEOPLE[:1])
+    report = run(ws, db, retry_delays=(0.01,))  # 2 tries in this run
+    assert report.failed == 1
+    report = run(ws, db, retry_delays=(), now="2026-11-23T12:00:00+00:00")  # the 3rd, the last
+    status, attempts, next_at = db.execute("SELECT status, attempts, next_attempt_at FROM invitations").fetchone()
+    assert (status, attempts, next_at) == ("failed", 3, None)
+    later = run(ws, db, retry_delays=(), now="2026-11-25T12:00:00+00:00")
+    assert later.due == 0 and later.sent == 0
+    assert sink.messages == []
+
+
 def test_550_bounces_and_suppresses_the_address(smtp_server, smtp_ws, send_helpers):
     sink = send_helpers.RefusingSink()
     ws, db = smtp_ws(smtp_server(sink))
