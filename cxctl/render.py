@@ -375,6 +375,8 @@ def preview(ws: Workspace, db: Any, moment_id: str, now: datetime, *, contact: s
     if moment_id not in ws.moments:
         known = ", ".join(sorted(ws.moments)) or "none"
         raise UsageError(f"unknown moment {moment_id!r}: the workspace defines {known}")
+    if lang is not None:  # EN, Fr: language tags are case-insensitive (RFC 5646)
+        lang = next((known for known in ws.settings.languages if known.lower() == lang.lower()), lang)
     if lang is not None and lang not in ws.settings.languages:
         raise UsageError(f"language {lang!r} is not among the workspace's languages {ws.settings.languages}: pass one of them to --lang")
     secret = ws.secret()

@@ -57,7 +57,7 @@ def test_send_summary_table_and_plain_progress_lines_under_cron(cli, workspace_d
 
 
 def test_preview_writes_eml_and_html_in_the_requested_language(cli, workspace_dir, tmp_path):
-    code, out, err = cli("preview", "support_ces", "-w", str(workspace_dir), "--lang", "en", "--output", str(tmp_path / "p"))
+    code, out, err = cli("preview", "support_ces", "-w", str(workspace_dir), "--lang", "EN", "--output", str(tmp_path / "p"))
     assert code == 0, err
     eml = tmp_path / "p" / "support_ces.en.eml"
     html = tmp_path / "p" / "support_ces.en.html"
