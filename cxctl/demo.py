@@ -122,11 +122,12 @@ def prepare_folder(folder: Path, force: bool) -> Path:
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} is a file: name a folder for the demo, e.g. `cxctl demo ./cxctl-demo`")
     if folder.is_dir() and any(folder.iterdir()):
-        if not force:
-            raise UsageError(f"{folder} is not empty: name a new folder, or add --force to start the demo in it again")
-        if (folder / "cxctl.yaml").exists() and not (folder / MARKER).exists():
+        foreign = (folder / "cxctl.yaml").exists() and not (folder / MARKER).exists()
+        if foreign:  # said first: suggesting --force here would only lead to this refusal
             raise UsageError(f"{folder} holds a workspace that cxctl demo did not create: name another folder "
                              f"(--force only restarts a demo folder)")
+        if not force:
+            raise UsageError(f"{folder} is not empty: name a new folder, or add --force to start the demo in it again")
         # A fresh start: the demo's database, messages and generated files go; anything else stays.
         for target in [folder / n for n in (MAILDIR, "outbox", RESPONSES_FILE)] + sorted(folder.glob("cxctl.db*")) \
                 + sorted((folder / "data").glob("*.rejects.csv")):

@@ -75,6 +75,8 @@ def test_force_never_overwrites_a_workspace_the_demo_did_not_create(tmp_path: Pa
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "cxctl.yaml").write_text("workspace: {name: mine}\n", encoding="utf-8")
+    code, _, err = cli("demo", str(mine))
+    assert code == 2 and "did not create" in err and "add --force" not in err  # --force would not help: not offered
     code, _, err = cli("demo", str(mine), "--force")
     assert code == 2 and "did not create" in err
     assert (mine / "cxctl.yaml").read_text(encoding="utf-8") == "workspace: {name: mine}\n"
