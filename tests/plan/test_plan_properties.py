@@ -1,4 +1,4 @@
-"""Property tests: daily plan-and-send runs over months of random events under random moment
+"""Property tests: daily plan-and-send runs over a year of random events under random moment
 configurations never break the fatigue rules, priorities, suppressions or sampling."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ rule_configs = st.fixed_dictionaries({
 })
 
 events = st.lists(
-    st.tuples(st.integers(0, 5), st.sampled_from(["order_delivered", "ticket_closed"]), st.integers(0, 100), st.integers(0, 23)),
+    st.tuples(st.integers(0, 5), st.sampled_from(["order_delivered", "ticket_closed"]), st.integers(0, 340), st.integers(0, 23)),
     max_size=50,
 )
 
@@ -76,8 +76,8 @@ def yaml_for(rules: dict, moments: dict) -> tuple[str, str]:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(rules=rule_configs, moments=moment_configs, evs=events, suppressed=st.sets(st.integers(0, 7), max_size=2),
        step=st.sampled_from([1, 2]), flaky=st.sets(st.integers(0, 7), max_size=3))
-def test_runs_over_months_keep_every_rule(make_store, rules, moments, evs, suppressed, step, flaky):
-    """Daily runs; the first send to a `flaky` person fails and goes out at its retry, a day later."""
+def test_a_year_of_daily_runs_keeps_every_rule(make_store, rules, moments, evs, suppressed, step, flaky):
+    """Daily runs over a year; the first send to a `flaky` person fails and goes out at its retry, a day later."""
     rules_yaml, moments_yaml = yaml_for(rules, moments)
     s = make_store(rules_yaml, moments_yaml)
     ws = s.ws
@@ -88,7 +88,7 @@ def test_runs_over_months_keep_every_rule(make_store, rules, moments, evs, suppr
         s.event(contacts[who], type_, to_db(START + timedelta(days=day, hours=hour - 10)))
     rank = {mid: ws.moment_rank(mid) for mid in ws.moments}
     failing = {contacts[i] for i in flaky}
-    for day in range(0, 150, step):
+    for day in range(0, 366, step):  # a year of daily runs, across both DST changes
         now = START + timedelta(days=day)
         plan = compute_plan(ws, s.db, now)
         # Stable: the same state gives the same decision.
