@@ -30,34 +30,24 @@ def test_rate_limit_spaces_the_messages(smtp_server, smtp_ws, send_helpers):
     assert time.monotonic() - start >= 0.45  # 11 messages at 20/s: 10 intervals of 50 ms
 
 
-def test_hourly_cap_counts_what_was_already_sent(smtp_server, smtp_ws, send_helpers):
+@pytest.mark.parametrize("setting, reason, full_at, still_full_at, free_at", [
+    ("max_per_hour", "hourly_cap", "2026-11-23T10:10", "2026-11-23T10:50", "2026-11-23T11:30"),
+    ("max_per_day", "daily_cap", "2026-11-23T18:00", "2026-11-24T09:00", "2026-11-24T18:30"),
+])
+def test_hourly_and_daily_caps_count_what_was_already_sent(smtp_server, smtp_ws, send_helpers, setting, reason,
+                                                           full_at, still_full_at, free_at):
+    """smtp.max_per_hour / max_per_day over the last hour / 24 hours: what goes over waits, planned."""
     sink = send_helpers.Sink()
     ws, db = smtp_ws(smtp_server(sink))
-    ws.settings.smtp.max_per_hour = 4
+    setattr(ws.settings.smtp, setting, 5)
     send_helpers.add_invitations(db, ws, people(3))
     assert deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp)).sent == 3
-    more = [{"email": f"q{i}@example.com"} for i in range(5)]
-    send_helpers.add_invitations(db, ws, more, now="2026-11-23T10:10:00+00:00")
-    report = deliver(ws, db, parse_now("2026-11-23T10:10:00+00:00"), SmtpTransport(ws.settings.smtp))
-    assert report.sent == 1 and report.skipped == {"hourly_cap": 4}
-    assert db.execute("SELECT COUNT(*) FROM invitations WHERE status = 'planned'").fetchone()[0] == 4
-    later = deliver(ws, db, parse_now("2026-11-23T11:30:00+00:00"), SmtpTransport(ws.settings.smtp))
-    assert later.sent == 4
-
-
-def test_daily_cap_counts_the_last_24_hours_and_leaves_the_rest_planned(smtp_server, smtp_ws, send_helpers):
-    sink = send_helpers.Sink()
-    ws, db = smtp_ws(smtp_server(sink))
-    ws.settings.smtp.max_per_day = 5
-    send_helpers.add_invitations(db, ws, people(3))
-    assert deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp)).sent == 3
-    send_helpers.add_invitations(db, ws, [{"email": f"q{i}@example.com"} for i in range(4)], now="2026-11-23T18:00:00+00:00")
-    report = deliver(ws, db, parse_now("2026-11-23T18:00:00+00:00"), SmtpTransport(ws.settings.smtp))
-    assert report.sent == 2 and report.skipped == {"daily_cap": 2}
+    send_helpers.add_invitations(db, ws, [{"email": f"q{i}@example.com"} for i in range(4)], now=full_at + ":00+00:00")
+    report = deliver(ws, db, parse_now(full_at + ":00+00:00"), SmtpTransport(ws.settings.smtp))
+    assert report.sent == 2 and report.skipped == {reason: 2}
     assert db.execute("SELECT COUNT(*) FROM invitations WHERE status = 'planned'").fetchone()[0] == 2
-    # Still within 24 h of the first three: nothing more; a day later the two go.
-    assert deliver(ws, db, parse_now("2026-11-24T09:00:00+00:00"), SmtpTransport(ws.settings.smtp)).sent == 0
-    assert deliver(ws, db, parse_now("2026-11-24T18:30:00+00:00"), SmtpTransport(ws.settings.smtp)).sent == 2
+    assert deliver(ws, db, parse_now(still_full_at + ":00+00:00"), SmtpTransport(ws.settings.smtp)).sent == 0
+    assert deliver(ws, db, parse_now(free_at + ":00+00:00"), SmtpTransport(ws.settings.smtp)).sent == 2
     assert len(sink.messages) == 7
 
 
