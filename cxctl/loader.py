@@ -150,6 +150,28 @@ def _walk(node: yaml.Node, path: Path_, marks: dict, problems: list[Problem], di
             _walk(item, path + (index,), marks, problems, display)
 
 
+# Anchors and aliases (&x / *x) may reuse a block; nested ones multiply ("billion laughs": 432 bytes
+# expanded to 12 GB in validate). A workspace file far below this is thousands of moments.
+MAX_EXPANDED_VALUES = 200_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values `node` stands for once every alias is expanded: counted over the node graph,
+    where an alias is the same node object again, so the count itself costs one visit per node."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a recursive anchor counts once instead of looping
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(item, memo) for item in node.value)
+    else:
+        size = 1
+    memo[key] = size
+    return size
+
+
 def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Problem]]:
     """Parse one file safely; return it with its marks, or the syntax problem."""
     problems: list[Problem] = []
@@ -163,10 +185,23 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
                               "probably saved as Windows-1252/Latin-1): save the file as UTF-8")]
     except OSError as exc:
         return None, [Problem(display, 1, 1, "", f"cannot read: {exc.strerror}")]
+    marks: dict[Path_, tuple[int, int]] = {}
     try:
         loader = _SafeLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_VALUES:
+                alias = text.find("*")
+                line = text.count("\n", 0, alias) + 1 if alias >= 0 else 1
+                column = alias - text.rfind("\n", 0, alias) if alias >= 0 else 1
+                return None, [Problem(display, line, column, "", (
+                    f"the anchors and aliases (&name / *name) of this file expand to more than "
+                    f"{MAX_EXPANDED_VALUES:,} values: refused, as a file built to exhaust memory would be; "
+                    f"write the repeated blocks out, or nest fewer aliases"))]
+            if node is not None:
+                # Before construction: it merges `<<: *base` keys into the node in place, and an
+                # overridden merged key would then read as a duplicate.
+                _walk(node, (), marks, problems, display)
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
@@ -174,15 +209,14 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = exc.problem or exc.context or "invalid YAML"
+        if mark is not None and text[mark.index:mark.index + 1] == "\t":
+            message = "a tab character: YAML indents with spaces only, replace the tabs with spaces"
         if exc.context and exc.context_mark is not None and exc.problem:
             started = exc.context_mark
             message += f" ({exc.context.removeprefix('while ')} that started at line {started.line + 1}, column {started.column + 1})"
         return None, [Problem(display, line, col, "", f"YAML syntax error: {message}; check indentation, quotes and brackets")]
     except yaml.YAMLError as exc:
         return None, [Problem(display, 1, 1, "", f"YAML error: {exc}")]
-    marks: dict[Path_, tuple[int, int]] = {}
-    if node is not None:
-        _walk(node, (), marks, problems, display)
     if data is None:
         data = {}
     if not isinstance(data, dict):

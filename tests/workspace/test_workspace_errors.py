@@ -105,6 +105,13 @@ CASES = [
      [("ws/extra.yaml", 3, 5, "mappings.crm.encoding")], "unknown encoding 'klingon': use utf-8"),
     ("mapping_delimiter", {"extra.yaml": "mappings:\n  crm:\n    encoding: ANSI\n    delimiter: '::'\n"},
      [("ws/extra.yaml", 4, 5, "mappings.crm.delimiter")], "invalid delimiter '::': give one character"),
+    ("alias_bomb", {"extra.yaml": "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 8))},
+     [("ws/extra.yaml", 2, 10, "")], "expand to more than 200,000 values: refused"),
+    ("tab_indentation", {"extra.yaml": "moments:\n\tm1: {}\n"},
+     [("ws/extra.yaml", 2, 1, "")], "YAML syntax error: a tab character: YAML indents with spaces only"),
+    ("two_documents", {"extra.yaml": moment() + "---\nquestions: {}\n"},
+     [("ws/extra.yaml", 9, 1, "")], "expected a single document in the stream"),
     ("response_column_not_asked", {"extra.yaml": moment(extra="    responses: {columns: {csat: Q1, nps: Q2}}\n")},
      [("ws/extra.yaml", 9, 37, "moments.m1.responses.columns.nps")], "question 'nps' is not asked by this moment"),
     ("expires_before_delay", {"extra.yaml": moment(trigger=", delay: 3d, expires: 2d")},
@@ -119,6 +126,18 @@ def test_error_is_reported_at_its_exact_place(check, files, expected, fragment):
     assert [(p.file, p.line, p.column, p.path) for p in errors] == expected, [p.format() for p in problems]
     assert fragment in errors[0].message
     assert errors[0].format().startswith(f"{expected[0][0]}:{expected[0][1]}:{expected[0][2]}:")
+
+
+def test_what_editors_write_is_read_as_written(check):
+    """A UTF-8 BOM (Notepad), CRLF line ends (Windows), an empty file, and a legitimate anchor reused by
+    alias: no error, and marks stay right (the unknown question is found on its own line)."""
+    aliased = ("moments:\n  m1: &base\n    journey: ecommerce\n    stage: delivery\n    kind: transactional\n"
+               "    trigger: {event: order_delivered}\n    questions: [csat]\n    targets: {csat: 80}\n"
+               "  m2:\n    <<: *base\n    trigger: {event: order_delivered, delay: 1d}\n")
+    windows = "\ufeff" + moment(questions="csat, inconnue").replace("m1", "m3").replace("\n", "\r\n")
+    problems = check({"aliased.yaml": aliased, "windows.yaml": windows, "empty.yaml": ""})
+    errors = [(p.file, p.line, p.column, p.path) for p in problems if p.severity == "error"]
+    assert errors == [("ws/windows.yaml", 7, 23, "moments.m3.questions[1]")], [p.format() for p in problems]
 
 
 def test_invalid_moment_still_reports_its_unknown_journey(check):
