@@ -190,7 +190,7 @@ class SmtpSettings(Model):
     port: int = Field(25, ge=1, le=65535)
     """SMTP port (587 with starttls, 465 with tls)."""
     security: Literal["none", "starttls", "tls"] = "none"
-    """Connection security."""
+    """Connection security; a login needs starttls or tls (none only to a relay on 127.0.0.1)."""
     username_env: EnvVar | None = None
     """Name of the environment variable holding the SMTP user."""
     password_env: EnvVar | None = None

@@ -156,7 +156,8 @@ def check_mappings(declared: _Declared) -> list[Problem]:
     return problems
 
 
-IGNORE_TARGETS = ("-", "ignore")  # cxctl.presets: the column is skipped on import
+IGNORE_TARGETS = ("-", "ignore")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # cxctl.presets: the column is skipped on import
 
 
 def _known_field(target: str, fields: tuple[str, ...]) -> bool:
@@ -202,6 +203,13 @@ def check_settings(settings: Settings | None, place: ParsedFile | None) -> list[
     if settings.smtp.password_env and not settings.smtp.username_env:
         problems.append(problem_at(place, ("workspace", "smtp", "password_env"),
                                  "password_env is set but username_env is not: add username_env"))
+    if settings.smtp.username_env and settings.smtp.security == "none" and settings.smtp.host not in LOOPBACK:
+        # The login (AUTH PLAIN) would cross the network in clear, readable by anyone on the path.
+        where = ("workspace", "smtp", "security") if "security" in place.data.get("workspace", {}).get("smtp", {}) \
+            else ("workspace", "smtp", "username_env")
+        problems.append(problem_at(place, where,
+            f"a login to {settings.smtp.host} without encryption would send the password in clear: set security: "
+            f"starttls (usually port 587) or tls (port 465); only a relay on this machine (127.0.0.1) may go without"))
     for key in ("survey_url", "unsubscribe_url"):
         url = getattr(settings, key)
         if url is not None and "{token}" not in url:

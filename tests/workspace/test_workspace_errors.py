@@ -87,6 +87,12 @@ CASES = [
      [("ws/extra.yaml", 4, 25, "questions.q_fe.text.fe")], "unknown language 'fe'"),
     ("secret_in_clear", {"cxctl.yaml": SETTINGS_HEAD + "  smtp:\n    host: smtp.example\n    password: hunter2\n"},
      [("ws/cxctl.yaml", 7, 5, "workspace.smtp.password")], "a secret is written in clear"),
+    ("login_without_encryption", {"cxctl.yaml": SETTINGS_HEAD + "  smtp:\n    host: smtp.example\n    security: none\n"
+                                                   "    username_env: SMTP_USER\n    password_env: SMTP_PASSWORD\n"},
+     [("ws/cxctl.yaml", 7, 5, "workspace.smtp.security")], "would send the password in clear: set security: starttls"),
+    ("login_without_encryption_by_default", {"cxctl.yaml": SETTINGS_HEAD + "  smtp:\n    host: smtp.example\n"
+                                                              "    username_env: SMTP_USER\n    password_env: SMTP_PASSWORD\n"},
+     [("ws/cxctl.yaml", 7, 5, "workspace.smtp.username_env")], "would send the password in clear"),
     ("secret_in_url", {"cxctl.yaml": SETTINGS_HEAD.replace("https://s.example", "https://admin:hunter2@s.example")},
      [("ws/cxctl.yaml", 4, 3, "workspace.survey_url")], "a password is written in clear in this URL"),
     ("sender_address", {"cxctl.yaml": SETTINGS_HEAD.replace("avis@test.example", "avis-at-test.example")},
