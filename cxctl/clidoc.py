@@ -55,10 +55,24 @@ def replace_block(text: str, block: str) -> str:
     return f"{head}{START}\n\n{block}\n{END}{tail}"
 
 
+def replace_key_reference(text: str) -> str:
+    """The workspace key reference (generated from the model) between its own markers."""
+    from cxctl.workspace import reference_markdown as keys_markdown
+
+    start, end = "<!-- key-reference:start -->\n", "<!-- key-reference:end -->"
+    if start not in text or end not in text:
+        return text
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}{keys_markdown()}\n{end}{tail}"
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "--write":
+        # Both generated parts of the README: the CLI reference and the workspace key reference.
         path = Path(argv[1])
-        path.write_text(replace_block(path.read_text(encoding="utf-8"), reference_markdown()), encoding="utf-8")
+        text = replace_key_reference(replace_block(path.read_text(encoding="utf-8"), reference_markdown()))
+        path.write_text(text, encoding="utf-8")
         return 0
     sys.stdout.write(reference_markdown())
     return 0

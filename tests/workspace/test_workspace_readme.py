@@ -44,5 +44,4 @@ def test_docs_key_reference_is_generated_from_the_model():
     start, end = "<!-- key-reference:start -->\n", "<!-- key-reference:end -->"
     embedded = text[text.index(start) + len(start):text.index(end)]
     assert embedded == reference_markdown() + "\n", (
-        "README.md's key reference is out of date: replace the key reference with "
-        "`python -c 'from cxctl.workspace import reference_markdown; print(reference_markdown())'`")
+        "README.md's key reference is out of date: run `python -m cxctl.clidoc --write README.md`")
