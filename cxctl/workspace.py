@@ -221,7 +221,10 @@ def init_workspace(folder: Path, force: bool = False, name: str | None = None) -
     from cxctl.scaffold import SCAFFOLD
 
     title = name or folder.resolve().name.replace("-", " ").replace("_", " ").strip().capitalize() or "Mon programme CX"
-    files = {relative: text.replace("{{NAME}}", title) for relative, text in SCAFFOLD.items()}
+    # Written as a quoted YAML string (a JSON string is one): a name such as 2024, yes, null,
+    # "Programme: 2025" or "#1" would otherwise read as a number, a boolean, nothing or a syntax error.
+    quoted = json.dumps(title, ensure_ascii=False)
+    files = {relative: text.replace("{{NAME}}", quoted) for relative, text in SCAFFOLD.items()}
     files[SCHEMA_FILE] = json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
     existing = [folder / relative for relative in files if (folder / relative).exists()]
     if existing and not force:

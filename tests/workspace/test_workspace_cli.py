@@ -146,7 +146,7 @@ def test_init_writes_a_workspace_that_validates(cli, tmp_path):
     assert code == 0
     assert {p.name for p in target.iterdir()} == {"cxctl.yaml", "journeys.yaml", "questions.yaml", "moments.yaml",
                                                    "cxctl.schema.json"}
-    assert "name: Mon programme" in (target / "cxctl.yaml").read_text(encoding="utf-8")
+    assert 'name: "Mon programme"' in (target / "cxctl.yaml").read_text(encoding="utf-8")
     code, out, _ = cli("validate", str(target), "--strict")
     assert (code, out) == (0, "")
     code, out, _ = cli("init", str(tmp_path / "other"), "--json")
@@ -175,6 +175,15 @@ def test_reading_commands_on_a_new_workspace_create_no_store(cli, tmp_path, monk
         assert code == 0, (args, err)
     assert not (target / "cxctl.db").exists()
     assert cli("db", "status", "-w", str(target))[0] == 0  # status creates it: it reports the schema
+
+
+@pytest.mark.parametrize("name", ["2024", "yes", "null", "Programme: 2025", "#1 Satisfaction", "[x]", 'Le "grand" baromètre'])
+def test_init_writes_any_name_as_text(cli, tmp_path, name):
+    target = tmp_path / "p"
+    assert cli("init", str(target), "--name", name)[0] == 0
+    code, out, err = cli("validate", str(target), "--strict")
+    assert (code, out) == (0, ""), err
+    assert yaml.safe_load((target / "cxctl.yaml").read_text(encoding="utf-8"))["workspace"]["name"] == name
 
 
 def test_init_refuses_to_overwrite_then_force(cli, tmp_path):
