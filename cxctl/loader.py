@@ -329,10 +329,16 @@ def _message(error: dict, loc: Path_, data: Any) -> tuple[str, Path_]:
         if field_name is not None and _exists(data, loc + (field_name,)):
             loc = loc + (field_name,)
         return message, loc
+    if loc and isinstance(loc[-1], str) and loc[-1].endswith("_env") and isinstance(value, str):
+        # What is written here is meant to be a variable's NAME; when it is not one, it may well be the
+        # secret itself: never echo it (not in the terminal, not in CI annotations).
+        return (f"{loc[-1]} must be the NAME of an environment variable (capitals, digits and _, e.g. "
+                f"CXCTL_SMTP_PASSWORD), not its value: if you pasted a password or a key here, remove it and "
+                f"change it, it may be in your git history"), loc
     if value is not None and not isinstance(value, (dict, list)):
         message = f"{message}, got {value!r}"
         if isinstance(value, bool):
-            message += _YAML_BOOL_HINT
+            return message + _YAML_BOOL_HINT, loc  # the fix is in the hint: no second one
     return message + _TYPE_FIXES.get(kind.split("_")[0], ""), loc
 
 

@@ -93,6 +93,9 @@ CASES = [
     ("login_without_encryption_by_default", {"cxctl.yaml": SETTINGS_HEAD + "  smtp:\n    host: smtp.example\n"
                                                               "    username_env: SMTP_USER\n    password_env: SMTP_PASSWORD\n"},
      [("ws/cxctl.yaml", 7, 5, "workspace.smtp.username_env")], "would send the password in clear"),
+    ("secret_in_an_env_key", {"cxctl.yaml": SETTINGS_HEAD + "  smtp:\n    host: 127.0.0.1\n    username_env: SMTP_USER\n"
+                                               "    password_env: Sup3rS3cret!\n"},
+     [("ws/cxctl.yaml", 8, 5, "workspace.smtp.password_env")], "must be the NAME of an environment variable"),
     ("secret_in_url", {"cxctl.yaml": SETTINGS_HEAD.replace("https://s.example", "https://admin:hunter2@s.example")},
      [("ws/cxctl.yaml", 4, 3, "workspace.survey_url")], "a password is written in clear in this URL"),
     ("sender_address", {"cxctl.yaml": SETTINGS_HEAD.replace("avis@test.example", "avis-at-test.example")},
@@ -231,3 +234,9 @@ def test_a_second_workspace_block_is_reported_outside_cxctl_yaml(check):
     assert [(p.file, p.line, p.column, p.path) for p in problems if p.severity == "error"] == [
         ("ws/a.yaml", 1, 1, "workspace")]
     assert "a second workspace block (the first is in ws/cxctl.yaml)" in problems[0].message
+
+
+def test_a_secret_pasted_into_an_env_key_is_never_echoed(check):
+    problems = check({"cxctl.yaml": SETTINGS_HEAD + "  token_secret_env: 'hunter2-Sup3r!'\n"})
+    assert [p.path for p in problems if p.severity == "error"] == ["workspace.token_secret_env"]
+    assert not any("hunter2" in p.format() for p in problems)
