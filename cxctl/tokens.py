@@ -1,7 +1,9 @@
 """Signed invitation tokens: a random id plus an HMAC-SHA256 tag under the workspace secret.
 
-The token goes into survey, one-click score and unsubscribe links; a response or an unsubscribe
-carrying a forged or altered token is refused. Tokens are URL-safe and short (22 + 1 + 16 chars).
+The token goes into survey, one-click score and unsubscribe links. `responses import` ties a response
+to its invitation by the token and quarantines one that matches none, naming it forged when its tag
+is wrong; the pages the links land on (survey tool, unsubscribe page) can check a token with `verify`
+and a pre-filled score with `verify_value`. Tokens are URL-safe and short (22 + 1 + 16 chars).
 """
 
 from __future__ import annotations
