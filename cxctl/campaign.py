@@ -98,7 +98,7 @@ ISO_639_1 = frozenset(
 
 def _check_language(value: str) -> str:
     hint = value.replace("_", "-") if "_" in value else "fr, en or fr-CA"
-    if not _LANGUAGE_RE.match(value):
+    if not _LANGUAGE_RE.fullmatch(value):
         raise ValueError(f"invalid language tag {value!r}: write a BCP 47 tag such as {hint}")
     primary = value.split("-")[0].lower()
     if len(primary) == 2 and primary not in ISO_639_1:
@@ -126,7 +126,7 @@ _ID_RE = re.compile(ID_PATTERN)
 
 
 def _check_identifier(value: str) -> str:
-    if not _ID_RE.match(value):
+    if not _ID_RE.fullmatch(value):  # fullmatch: `$` alone would accept a trailing newline
         suggestion = re.sub(r"[^a-z0-9_]+", "_", value.lower()).strip("_")
         hint = f", e.g. {suggestion!r}" if suggestion and suggestion[0].isalpha() else ""
         raise ValueError(f"invalid id {value!r}: ids are lower-case letters, digits and _, starting with a letter{hint}")

@@ -96,6 +96,8 @@ CASES = [
     ("secret_in_an_env_key", {"cxctl.yaml": SETTINGS_HEAD + "  smtp:\n    host: 127.0.0.1\n    username_env: SMTP_USER\n"
                                                "    password_env: Sup3rS3cret!\n"},
      [("ws/cxctl.yaml", 8, 5, "workspace.smtp.password_env")], "must be the NAME of an environment variable"),
+    ("id_with_a_trailing_newline", {"extra.yaml": 'questions:\n  "nps2\\n": {type: open, text: Pourquoi ?}\n'},
+     [("ws/extra.yaml", 2, 3, "questions.nps2\n")], "invalid id 'nps2\\n'"),
     ("secret_in_url", {"cxctl.yaml": SETTINGS_HEAD.replace("https://s.example", "https://admin:hunter2@s.example")},
      [("ws/cxctl.yaml", 4, 3, "workspace.survey_url")], "a password is written in clear in this URL"),
     ("sender_address", {"cxctl.yaml": SETTINGS_HEAD.replace("avis@test.example", "avis-at-test.example")},
