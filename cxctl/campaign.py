@@ -410,6 +410,18 @@ class Schedule(Model):
 AttributeFilter = Union[str, int, float, bool, list[Union[str, int, float, bool]]]
 
 
+def _check_attribute_name(value: str) -> str:
+    # Attribute names become SQLite JSON paths ($."name", bound, never spliced); a double quote cannot be
+    # escaped inside one, so such a name would silently match nothing.
+    if '"' in value:
+        raise ValueError(f"attribute name {value!r} contains a double quote, which attribute names cannot hold: "
+                         f"rename the column or map it to another name")
+    return value
+
+
+AttributeName = Annotated[str, AfterValidator(_check_attribute_name)]
+
+
 class Audience(Model):
     """Who a moment addresses; every listed condition must hold (lists mean any of)."""
 
@@ -420,8 +432,8 @@ class Audience(Model):
     language: list[Language] | None = None
     """Contact languages (any of)."""
     role: list[str] | None = Field(None, description="B2B roles, e.g. requester, buyer, user.")
-    contact: dict[str, AttributeFilter] = Field(default_factory=dict, description="Other contact attributes.")
-    event: dict[str, AttributeFilter] = Field(default_factory=dict, description="Attributes of the triggering event.")
+    contact: dict[AttributeName, AttributeFilter] = Field(default_factory=dict, description="Other contact attributes.")
+    event: dict[AttributeName, AttributeFilter] = Field(default_factory=dict, description="Attributes of the triggering event.")
 
 
 class Reminders(Model):

@@ -122,7 +122,11 @@ def check_mappings(declared: _Declared) -> list[Problem]:
         columns = raw.get("columns")
         if isinstance(columns, dict):
             for column, target in columns.items():
-                if isinstance(target, str) and not _known_field(target, fields):
+                if isinstance(target, str) and target.startswith("attributes.") and '"' in target:
+                    problems.append(problem_at(parsed, base + ("columns", column),
+                        f"attribute name {target[len('attributes.'):]!r} contains a double quote, which attribute "
+                        f"names cannot hold: map the column to another name"))
+                elif isinstance(target, str) and not _known_field(target, fields):
                     problems.append(problem_at(parsed, base + ("columns", column),
                         f"column {column!r} maps to unknown {kind[:-1] if kind in ('contacts', 'events') else ''} field "
                         f"{target!r}" + did_you_mean(target, fields)
