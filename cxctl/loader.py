@@ -33,7 +33,19 @@ from cxctl.errors import Problem, UsageError, WorkspaceError
 WORKSPACE_FILE = "cxctl.yaml"
 SECTIONS = ("journeys", "moments", "questions", "mappings")
 # Keys that hold a secret when written in clear (reported by workspace_checks.find_secrets).
-SECRET_KEYS = frozenset({"password", "passwd", "secret", "api_key", "apikey", "token", "token_secret", "smtp_password"})
+SECRET_KEYS = frozenset({"password", "passwd", "secret", "api_key", "apikey", "token", "token_secret", "smtp_password",
+                         "pass", "pwd", "smtp_pass"})
+_SECRET_WORDS = ("password", "passwd", "secret", "api_key", "apikey", "private_key", "access_key", "credential",
+                 "auth_token", "access_token")
+
+
+def is_secret_key(key: str) -> bool:
+    """A key that, given a value, holds a secret in clear (`smtp_pass`, `api-key`, `client_secret`…);
+    `*_env` keys name a variable and are fine."""
+    k = key.lower().replace("-", "_")
+    if k.endswith("_env"):
+        return False
+    return k in SECRET_KEYS or any(word in k for word in _SECRET_WORDS)
 # libyaml when available: same marks and errors, several times faster on large workspaces.
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -361,7 +373,7 @@ def _problems_from_validation(parsed: ParsedFile, exc: ValidationError) -> list[
         message, loc = _message(error, loc, parsed.data)
         # A missing key has no mark of its own: point at the object that lacks it.
         line, col = mark_for(parsed, loc[:-1] if missing else loc)
-        if error["type"] == "extra_forbidden" and isinstance(loc[-1], str) and loc[-1].lower() in SECRET_KEYS:
+        if error["type"] == "extra_forbidden" and isinstance(loc[-1], str) and is_secret_key(loc[-1]):
             continue  # reported by workspace_checks.find_secrets, with a better fix
         problems.append(Problem(parsed.display, line, col, format_path(loc), message))
     return problems

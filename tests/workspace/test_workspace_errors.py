@@ -102,6 +102,8 @@ CASES = [
      [("ws/extra.yaml", 9, 26, 'moments.m1.audience.contact.a"b')], "contains a double quote"),
     ("mapped_attribute_with_a_quote", {"extra.yaml": "mappings:\n  crm:\n    columns: {Note: 'attributes.a\"b'}\n"},
      [("ws/extra.yaml", 3, 15, "mappings.crm.columns.Note")], "contains a double quote"),
+    ("secret_under_another_name", {"cxctl.yaml": SETTINGS_HEAD + "  smtp:\n    host: 127.0.0.1\n    smtp_pass: hunter22\n"},
+     [("ws/cxctl.yaml", 7, 5, "workspace.smtp.smtp_pass")], "a secret is written in clear"),
     ("secret_in_url", {"cxctl.yaml": SETTINGS_HEAD.replace("https://s.example", "https://admin:hunter2@s.example")},
      [("ws/cxctl.yaml", 4, 3, "workspace.survey_url")], "a password is written in clear in this URL"),
     ("sender_address", {"cxctl.yaml": SETTINGS_HEAD.replace("avis@test.example", "avis-at-test.example")},
@@ -246,3 +248,17 @@ def test_a_secret_pasted_into_an_env_key_is_never_echoed(check):
     problems = check({"cxctl.yaml": SETTINGS_HEAD + "  token_secret_env: 'hunter2-Sup3r!'\n"})
     assert [p.path for p in problems if p.severity == "error"] == ["workspace.token_secret_env"]
     assert not any("hunter2" in p.format() for p in problems)
+
+
+@pytest.mark.parametrize("key, secret", [("password", True), ("smtp_pass", True), ("api-key", True), ("client_secret", True),
+                                         ("access_token", True), ("password_env", False), ("token_secret_env", False),
+                                         ("passage", False), ("survey_url", False), ("token_column", False)])
+def test_secret_keys_are_recognised_under_their_usual_names(key, secret):
+    from cxctl.loader import is_secret_key
+
+    assert is_secret_key(key) is secret
+
+
+def test_a_mapped_column_named_password_is_not_a_secret(check):
+    problems = check({"extra.yaml": "mappings:\n  crm:\n    columns: {Password: '-', Mot de passe: '-'}\n"})
+    assert [p for p in problems if "secret" in p.message] == []
