@@ -186,7 +186,7 @@ def main() -> None:
     shutil.rmtree(ws, ignore_errors=True)
     ws.mkdir(parents=True)
     (ws / "cxctl.yaml").write_text(WORKSPACE, encoding="utf-8")
-    env = {**os.environ, "CXCTL_SECRET": "bench"}
+    env = {**os.environ, "CXCTL_SECRET": "bench-secret-not-for-production"}
     cxctl = [sys.executable, "-m", "cxctl", "contacts", "import", str(source), "-w", str(ws), "--json", "--now", "2026-01-01T10:00"]
     fresh_s, fresh_cpu, fresh_rss, out = run(cxctl, env)
     fresh = json.loads(out)

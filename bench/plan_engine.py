@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--child", choices=["list", "counts"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    os.environ.setdefault("CXCTL_SECRET", "bench-secret")
+    os.environ.setdefault("CXCTL_SECRET", "bench-secret-not-for-production")
     if args.child:
         print(json.dumps(measure(args.folder, args.child == "list")))
         return

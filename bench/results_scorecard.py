@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT.parent))
 from cxctl import store, tokens  # noqa: E402
 from cxctl.loader import load_workspace  # noqa: E402
 
-SECRET = "bench-secret"
+SECRET = "bench-secret-not-for-production"
 MOMENTS = [("nps_relational", "nps"), ("delivery_csat", "csat"), ("support_ces", "ces"),
            ("store_nps", "nps"), ("web_csat", "csat"), ("onboarding_nps", "nps")]
 

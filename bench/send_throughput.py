@@ -21,7 +21,7 @@ from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "data" / "send"
 NOW = "2026-11-23T10:00:00+00:00"
-SECRET = "bench-secret"
+SECRET = "bench-secret-not-for-production"
 
 WORKSPACE = """\
 workspace:

@@ -50,6 +50,7 @@ def is_secret_key(key: str) -> bool:
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Path_ = tuple[str | int, ...]
+MIN_SECRET_LENGTH = 16
 
 
 @dataclass
@@ -87,6 +88,13 @@ class Workspace:
             raise UsageError(
                 f"the environment variable {self.settings.token_secret_env} is not set: it holds the secret "
                 f"that signs survey links; set it, e.g. `export {self.settings.token_secret_env}=$(openssl rand -hex 32)`"
+            )
+        if len(value) < MIN_SECRET_LENGTH:
+            # Short secrets can be guessed offline from one link, and then every link forged.
+            raise UsageError(
+                f"the secret in {self.settings.token_secret_env} is {len(value)} characters long: a secret that signs "
+                f"links needs at least {MIN_SECRET_LENGTH}; generate one, e.g. "
+                f"`export {self.settings.token_secret_env}=$(openssl rand -hex 32)` (links already sent stop verifying)"
             )
         return value.encode()
 

@@ -9,7 +9,7 @@ from cxctl.resources import examples_dir
 
 
 def test_the_example_events_export_imports_without_naming_a_mapping(cli, tmp_path, monkeypatch):
-    monkeypatch.setenv("CXCTL_SECRET", "s")
+    monkeypatch.setenv("CXCTL_SECRET", "test-secret-of-some-length")
     ws = tmp_path / "ecommerce"
     shutil.copytree(examples_dir() / "ecommerce", ws)
     code, out, err = cli("contacts", "import", str(ws / "data" / "contacts.csv"), "-w", str(ws), "--json")

@@ -202,3 +202,18 @@ def test_long_lists_are_streamed_and_still_the_same_json(monkeypatch):
         assert json.loads(buffer.getvalue()) == data
         if isinstance(data, list) and len(data) > 3:
             assert buffer.getvalue().count("\n") == len(data) + 2  # "[", one line per item, "]"
+
+
+def test_the_signing_secret_must_be_long_enough(workspace_dir, monkeypatch):
+    """A short secret can be recovered offline from a single link, and every link then forged."""
+    from cxctl.loader import load_workspace
+
+    ws = load_workspace(workspace_dir)
+    monkeypatch.setenv("CXCTL_SECRET", "hunter2")
+    with pytest.raises(UsageError, match="is 7 characters long: a secret that signs links needs at least 16"):
+        ws.secret()
+    monkeypatch.delenv("CXCTL_SECRET")
+    with pytest.raises(UsageError, match="CXCTL_SECRET is not set"):
+        ws.secret()
+    monkeypatch.setenv("CXCTL_SECRET", "0123456789abcdef")
+    assert ws.secret() == b"0123456789abcdef"

@@ -69,7 +69,7 @@ def test_forget_also_deletes_the_persons_previews(populated, helpers, monkeypatc
     from cxctl.render import preview
 
     ws, db, people = populated
-    monkeypatch.setenv("CXCTL_SECRET", "test-secret")
+    monkeypatch.setenv("CXCTL_SECRET", "test-secret-of-some-length")
     moment = next(iter(ws.moments))
     mine = preview(ws, db, moment, NOW, contact="C-1", out_dir=ws.outbox_dir / "zoe")
     other = preview(ws, db, moment, NOW, contact=str(people["paul"]["contact_id"]), out_dir=ws.outbox_dir / "paul")

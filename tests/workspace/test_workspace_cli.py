@@ -165,7 +165,7 @@ def test_init_writes_a_workspace_that_validates(cli, tmp_path):
 def test_reading_commands_on_a_new_workspace_create_no_store(cli, tmp_path, monkeypatch):
     """plan, scorecard and the lists only read: before the first import there is nothing to read, and they
     must not leave a cxctl.db behind (an empty store reads the same)."""
-    monkeypatch.setenv("CXCTL_SECRET", "test-secret")
+    monkeypatch.setenv("CXCTL_SECRET", "test-secret-of-some-length")
     target = tmp_path / "programme"
     assert cli("init", str(target))[0] == 0
     for args in (("plan", "--now", "2026-11-20T10:00"), ("scorecard", "--now", "2026-11-20T10:00", "--json"),
