@@ -382,7 +382,8 @@ class Trigger(Model):
 class Schedule(Model):
     """Relational waves: exactly one of `every` (quarter, month, or a duration) or `cron`."""
 
-    every: str | None = Field(None, examples=["quarter", "month", "90d"])
+    every: str | None = Field(None, examples=["quarter", "month", "90d"],
+                              json_schema_extra={"pattern": r"^(quarter|month|year|week)$|^\s*(\d+\s*[smhdw]\s*)+$"})
     """quarter, month, year, week, or a duration such as 90d."""
     cron: str | None = Field(None, examples=["0 9 1 */3 *"])
     """Five-field cron expression, in the workspace time zone."""
