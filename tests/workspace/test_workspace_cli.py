@@ -138,6 +138,10 @@ def test_schema_is_draft_2020_12_and_self_valid(cli):
     assert not validator.is_valid({"journeys": {"Bad-Id": {"name": "x", "stages": ["a"]}}})
     assert not validator.is_valid({"questions": {"q": {"type": "open", "text": "x", "requierd": True}}})
     assert validator.is_valid({"questions": {"q": {"type": "open", "text": {"fr": "x", "en": "y"}}}})
+    wave = {"journey": "j", "stage": "s", "kind": "relational", "questions": ["q"]}
+    assert validator.is_valid({"moments": {"m": {**wave, "schedule": {"every": "quarter"}}}})
+    assert validator.is_valid({"moments": {"m": {**wave, "schedule": {"every": "1w 3d"}}}})
+    assert not validator.is_valid({"moments": {"m": {**wave, "schedule": {"every": "2 weeks"}}}})
 
 
 def test_init_writes_a_workspace_that_validates(cli, tmp_path):
