@@ -39,13 +39,35 @@ _SECRET_WORDS = ("password", "passwd", "secret", "api_key", "apikey", "private_k
                  "auth_token", "access_token")
 
 
-def is_secret_key(key: str) -> bool:
-    """A key that, given a value, holds a secret in clear (`smtp_pass`, `api-key`, `client_secret`…);
-    `*_env` keys name a variable and are fine."""
-    k = key.lower().replace("-", "_")
-    if k.endswith("_env"):
+def _in_data_map(parent: tuple) -> bool:
+    """Keys that are the user's data, not settings: a mapping's column names and values, an audience's
+    attribute names, a moment's response columns (`secret_shopper: false` is a filter, not a secret)."""
+    return (len(parent) >= 3 and parent[0] == "mappings" and parent[2] in ("columns", "values")) or (
+        len(parent) >= 4 and parent[0] == "moments" and parent[2] in ("audience", "responses")
+        and parent[3] in ("contact", "event", "columns"))
+
+
+def secret_in_clear(parent: tuple, key: Any, value: Any) -> bool:
+    """`key: value` under `parent` writes a secret in clear. Under `workspace:` (the settings) the usual
+    names count (`smtp_pass`, `api-key`, `client_secret`…); elsewhere only the exact SECRET_KEYS;
+    `*_env` keys name a variable and are fine; empty values and booleans hold no secret."""
+    if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
         return False
-    return k in SECRET_KEYS or any(word in k for word in _SECRET_WORDS)
+    k = key.lower().replace("-", "_")
+    if k.endswith("_env") or _in_data_map(parent):
+        return False
+    if parent[:1] == ("workspace",):
+        return k in SECRET_KEYS or any(word in k for word in _SECRET_WORDS)
+    return k in SECRET_KEYS
+
+
+def _value_at(data: Any, loc: tuple) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 # libyaml when available: same marks and errors, several times faster on large workspaces.
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -175,21 +197,41 @@ def _walk(node: yaml.Node, path: Path_, marks: dict, problems: list[Problem], di
 MAX_EXPANDED_VALUES = 200_000
 
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
-    """How many values `node` stands for once every alias is expanded: counted over the node graph,
-    where an alias is the same node object again, so the count itself costs one visit per node."""
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    memo[key] = 1  # a recursive anchor counts once instead of looping
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
-        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
-    elif isinstance(node, yaml.SequenceNode):
-        size = 1 + sum(_expanded_size(item, memo) for item in node.value)
-    else:
-        size = 1
-    memo[key] = size
-    return size
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _expanded_size(root: yaml.Node) -> int | None:
+    """How many values `root` stands for once every alias is expanded, or None when an alias refers to
+    a block that contains it (a recursive anchor, endless once expanded). Counted on the node graph,
+    where an alias is the same node object again: one visit per node, without recursion, so deep
+    nesting cannot exhaust Python's stack here."""
+    size: dict[int, int] = {}
+    open_: set[int] = set()  # on the current path: met again below itself means a cycle
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            size[key] = 1 + sum(size[id(child)] for child in _children(node))
+            open_.discard(key)
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            return None
+        open_.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in open_:
+                return None
+            if id(child) not in size:
+                stack.append((child, False))
+    return size[id(root)]
 
 
 def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Problem]]:
@@ -210,14 +252,16 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
         loader = _SafeLoader(text)
         try:
             node = loader.get_single_node()
-            if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_VALUES:
+            expanded = _expanded_size(node) if node is not None else 0
+            if expanded is None or expanded > MAX_EXPANDED_VALUES:
                 alias = text.find("*")
                 line = text.count("\n", 0, alias) + 1 if alias >= 0 else 1
                 column = alias - text.rfind("\n", 0, alias) if alias >= 0 else 1
-                return None, [Problem(display, line, column, "", (
-                    f"the anchors and aliases (&name / *name) of this file expand to more than "
-                    f"{MAX_EXPANDED_VALUES:,} values: refused, as a file built to exhaust memory would be; "
-                    f"write the repeated blocks out, or nest fewer aliases"))]
+                why = ("an alias refers to the block that contains it, which never ends once expanded"
+                       if expanded is None else
+                       f"the anchors and aliases (&name / *name) of this file expand to more than "
+                       f"{MAX_EXPANDED_VALUES:,} values: refused, as a file built to exhaust memory would be")
+                return None, [Problem(display, line, column, "", f"{why}; write the repeated blocks out, or nest fewer aliases")]
             if node is not None:
                 # Before construction: it merges `<<: *base` keys into the node in place, and an
                 # overridden merged key would then read as a duplicate.
@@ -237,6 +281,9 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
         return None, [Problem(display, line, col, "", f"YAML syntax error: {message}; check indentation, quotes and brackets")]
     except yaml.YAMLError as exc:
         return None, [Problem(display, 1, 1, "", f"YAML error: {exc}")]
+    except RecursionError:
+        return None, [Problem(display, 1, 1, "", "the YAML is nested too deeply to read (hundreds of levels): "
+                              "a workspace file needs a handful; flatten it")]
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -381,7 +428,7 @@ def _problems_from_validation(parsed: ParsedFile, exc: ValidationError) -> list[
         message, loc = _message(error, loc, parsed.data)
         # A missing key has no mark of its own: point at the object that lacks it.
         line, col = mark_for(parsed, loc[:-1] if missing else loc)
-        if error["type"] == "extra_forbidden" and isinstance(loc[-1], str) and is_secret_key(loc[-1]):
+        if error["type"] == "extra_forbidden" and secret_in_clear(loc[:-1], loc[-1], _value_at(parsed.data, loc)):
             continue  # reported by workspace_checks.find_secrets, with a better fix
         problems.append(Problem(parsed.display, line, col, format_path(loc), message))
     return problems

@@ -388,9 +388,12 @@ def _fetch_by_contact(ws: Workspace, db: sqlite_utils.Database, exprs: list[str]
         groups = bytes(vector)
     path = db.execute("PRAGMA main.database_list").fetchone()[2]
     sent_rows: list = []
+    # The sent counts are read on a second connection to the same file, in parallel. An in-memory
+    # store (store.read() before the first import) has no file, and nothing sent to count.
     worker = threading.Thread(target=_sent_by_contact, args=(path, min(by_hour), max(by_hour), groups, len(values),
-                                                             exprs, params, nobody, sent_rows))
-    worker.start()
+                                                             exprs, params, nobody, sent_rows)) if path else None
+    if worker is not None:
+        worker.start()
     try:
         wanted = set(moments)
         indicators = {m: _indicator_questions(ws, m) for m in wanted}
@@ -433,7 +436,8 @@ def _fetch_by_contact(ws: Workspace, db: sqlite_utils.Database, exprs: list[str]
                         if qid is not None and value is not None:
                             cell["scores"][(qid, value)] += n
     finally:
-        worker.join()
+        if worker is not None:
+            worker.join()
     if sent_rows and isinstance(sent_rows[-1], Exception):
         raise sent_rows[-1]
     names = [nobody] + values

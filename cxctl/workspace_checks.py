@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from cxctl.campaign import CONTACT_FIELDS, EVENT_FIELDS, Settings
 from cxctl.errors import Problem, UsageError
-from cxctl.loader import ParsedFile, did_you_mean, format_path, is_secret_key, mark_for
+from cxctl.loader import ParsedFile, did_you_mean, format_path, mark_for, secret_in_clear
 
 if TYPE_CHECKING:  # checks.py imports this module: a runtime import would be circular
     from cxctl.checks import _Declared
@@ -40,10 +40,8 @@ def find_secrets(parsed: ParsedFile) -> list[Problem]:
 
     def walk(value: Any, path: tuple) -> None:
         if isinstance(value, dict):
-            # The keys of a mapping's columns and values are the export's column names and cells, not settings.
-            data_keys = len(path) == 3 and path[0] == "mappings" and path[2] in ("columns", "values")
             for key, child in value.items():
-                if isinstance(key, str) and not data_keys and is_secret_key(key) and isinstance(child, (str, int)) and child != "":
+                if secret_in_clear(path, key, child):
                     found.append(problem_at(parsed, path + (key,),
                         f"a secret is written in clear: delete it (and rotate it, it is in your git history), "
                         f"then name an environment variable instead, e.g. {key.lower().replace('-', '_')}_env: "

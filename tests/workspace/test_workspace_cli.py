@@ -173,6 +173,7 @@ def test_reading_commands_on_a_new_workspace_create_no_store(cli, tmp_path, monk
     target = tmp_path / "programme"
     assert cli("init", str(target))[0] == 0
     for args in (("plan", "--now", "2026-11-20T10:00"), ("scorecard", "--now", "2026-11-20T10:00", "--json"),
+                 ("scorecard", "--by", "segment,month", "--now", "2026-11-20T10:00", "--json"),
                  ("followups", "--json"), ("contacts", "list", "--json"), ("suppress", "list", "--json"),
                  ("responses", "quarantine", "--json"), ("ops", "count", "complaint", "--json")):
         code, out, err = cli(*args, "-w", str(target))

@@ -125,6 +125,10 @@ CASES = [
     ("alias_bomb", {"extra.yaml": "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
         f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 8))},
      [("ws/extra.yaml", 2, 10, "")], "expand to more than 200,000 values: refused"),
+    ("recursive_alias", {"extra.yaml": "x: &a\n  y: *a\n"},
+     [("ws/extra.yaml", 2, 6, "")], "an alias refers to the block that contains it"),
+    ("nested_too_deeply", {"extra.yaml": "deep: " + "[" * 3000 + "]" * 3000 + "\n"},
+     [("ws/extra.yaml", 1, 1, "")], "nested too deeply"),
     ("tab_indentation", {"extra.yaml": "moments:\n\tm1: {}\n"},
      [("ws/extra.yaml", 2, 1, "")], "YAML syntax error: a tab character: YAML indents with spaces only"),
     ("two_documents", {"extra.yaml": moment() + "---\nquestions: {}\n"},
@@ -250,13 +254,35 @@ def test_a_secret_pasted_into_an_env_key_is_never_echoed(check):
     assert not any("hunter2" in p.format() for p in problems)
 
 
-@pytest.mark.parametrize("key, secret", [("password", True), ("smtp_pass", True), ("api-key", True), ("client_secret", True),
-                                         ("access_token", True), ("password_env", False), ("token_secret_env", False),
-                                         ("passage", False), ("survey_url", False), ("token_column", False)])
-def test_secret_keys_are_recognised_under_their_usual_names(key, secret):
-    from cxctl.loader import is_secret_key
+@pytest.mark.parametrize("parent, key, value, secret", [
+    (("workspace", "smtp"), "password", "hunter2", True), (("workspace", "smtp"), "smtp_pass", "hunter22", True),
+    (("workspace",), "api-key", "AKIA123", True), (("workspace",), "client_secret", "x1", True),
+    (("workspace", "smtp"), "password_env", "SMTP_PASSWORD", False), (("workspace",), "token_secret_env", "CXCTL_SECRET", False),
+    (("workspace",), "passage", "x", False), (("workspace",), "survey_url", "https://s/{token}", False),
+    (("workspace", "smtp"), "password", "", False), (("workspace", "smtp"), "credentials", {"user_env": "U"}, False),
+    (("moments", "m1", "audience", "event"), "secret_shopper", False, False),
+    (("moments", "m1", "audience", "contact"), "motif_password_reset", "oui", False),
+    (("moments", "m1", "responses", "columns"), "password", "Q3", False),
+    (("mappings", "crm", "columns"), "Password", "-", False),
+    (("moments", "m1"), "password", "hunter2", True), (("moments", "m1"), "client_secret", "x", False),
+])
+def test_what_counts_as_a_secret_in_clear(parent, key, value, secret):
+    """The usual names under workspace: (the settings); exact names elsewhere; never the user's own data
+    (attribute names, response and CSV columns), never a variable's name, an empty value or a boolean."""
+    from cxctl.loader import secret_in_clear
 
-    assert is_secret_key(key) is secret
+    assert secret_in_clear(parent, key, value) is secret
+
+
+def test_an_unknown_key_that_holds_no_secret_is_still_reported(check):
+    problems = check({"cxctl.yaml": SETTINGS_HEAD + "  smtp:\n    host: 127.0.0.1\n    credentials: {user_env: SMTP_USER}\n"})
+    assert [(p.path, p.message.split(" (")[0].split(":")[0]) for p in problems if p.severity == "error"] == [
+        ("workspace.smtp.credentials", "unknown key 'credentials'")]
+
+
+def test_an_attribute_named_like_a_secret_is_a_filter(check):
+    problems = check({"extra.yaml": moment(extra="    audience: {event: {secret_shopper: false}, contact: {has_credentials: oui}}\n")})
+    assert [p.format() for p in problems if p.severity == "error"] == []
 
 
 def test_a_mapped_column_named_password_is_not_a_secret(check):
