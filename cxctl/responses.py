@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
@@ -118,6 +119,8 @@ class QuestionReader:
                 number = float(text.replace(",", "."))
             except ValueError:
                 number = self._label(text)
+            if not math.isfinite(number):  # NaN, inf: float() reads them, a scale has no such point
+                raise ValueProblem(f"{self.id}: {text!r} is not a number of the {q.min}–{q.max} scale")
             if number != int(number):
                 raise ValueProblem(f"{self.id}: {text!r} is not a whole number of the {q.min}–{q.max} scale")
             if not q.min <= number <= q.max:

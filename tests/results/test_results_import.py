@@ -277,6 +277,19 @@ def test_a_survey_url_in_the_token_column_carries_the_token(results_ws, sql, tmp
     assert answer(db, "ALICE", "nps_relational", "nps") == 9 and answer(db, "BOB", "nps_relational", "nps") == 3
 
 
+def test_nan_and_infinite_scores_are_invalid_rows_not_a_crash(results_ws, sql, tmp_path):
+    """float() reads 'NaN' and 'inf': such a cell is quarantined as invalid, the other rows land."""
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
+    path = tmp_path / "odd.csv"
+    path.write_text("response_id,token,submitted_at,nps\n"
+                    f"a,{t['alice']},2026-10-02 10:00,NaN\nb,{t['bob']},2026-10-02 10:00,inf\n"
+                    f"c,{t['carol']},2026-10-02 10:00,-Infinity\nd,{t['erin']},2026-10-02 10:00,8\n", encoding="utf-8")
+    report = import_responses(ws, db, path, NOW, moment="nps_relational")
+    assert (report.counted, report.quarantined) == (1, {"invalid": 3})
+    assert all("is not a number of the 0–10 scale" in p.reason for p in report.problems)
+
+
 def test_cli_import_wrong_arguments_exit_2_and_write_nothing(results_ws, sql, tmp_path, cli):
     ws, db = results_ws
     t = people(db, sql, "support_ces", "2026-10-24 08:00:00")
