@@ -138,9 +138,13 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
             _roll_up_counted(db, report, facts)
         else:
             _roll_up(db, report)
-        # A row that lands now leaves the quarantine it may have been in.
-        db.conn.executemany("INSERT OR IGNORE INTO quarantine (row_key, source, moment, file_name, row_number, kind, reason, raw,"
-                            " imported_at) VALUES (?,?,?,?,?,?,?,?,?)", quarantine)
+        # A row quarantined again keeps one entry, with the latest reason (a mapping fixed in between
+        # changes why it does not match); a row that lands now leaves the quarantine it may have been in.
+        db.conn.executemany("INSERT INTO quarantine (row_key, source, moment, file_name, row_number, kind, reason, raw,"
+                            " imported_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (row_key) DO UPDATE SET"
+                            " moment = excluded.moment, file_name = excluded.file_name, row_number = excluded.row_number,"
+                            " kind = excluded.kind, reason = excluded.reason, raw = excluded.raw, imported_at = excluded.imported_at",
+                            quarantine)
         if q("SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = ?)", [export.format]).fetchone()[0]:
             q("""DELETE FROM quarantine WHERE source = ? AND row_key IN (
                      SELECT 'q:' || s.content_hash FROM temp.stage s)""", [export.format])
@@ -196,8 +200,16 @@ def _quarantine_unmatched(db: sqlite_utils.Database, export: Export, quarantine:
                       " ORDER BY row_number").fetchall()
     if not rows:
         return 0
+    forgotten: set[str] = set()
+    if any(email for _, _, email, *_ in rows):
+        forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
     for number, token, email, external_id, contact_id, moment_id, _, fields, unmatched in rows:
         if not unmatched:
+            continue
+        if email and email_hash(email) in forgotten:
+            # The person asked to be erased: the row is recorded (file, row, reason) with none of its cells.
+            quarantine.append(quarantine_entry(export, columns, number, fields, "unmatched", FORGOTTEN_REASON, moment_id,
+                                               imported_at, blank=True))
             continue
         # A token no invitation carries is checked against the secret (once per row, only here): a forged
         # link is named as such.
@@ -304,9 +316,13 @@ def _answered_before(db: sqlite_utils.Database) -> bool:
                 .fetchone()[0])
 
 
+FORGOTTEN_REASON = "forgotten (GDPR erasure): this person asked to be erased; the row's cells are not kept"
+
+
 def quarantine_entry(export: Export, columns: list[str], number: int, joined: str, kind: str, reason: str,
-             moment_id: str | None, imported_at: str) -> tuple:
-    raw = json.dumps(dict(zip(columns, joined.split("\x1f"))), ensure_ascii=False)
+             moment_id: str | None, imported_at: str, *, blank: bool = False) -> tuple:
+    cells = joined.split("\x1f")
+    raw = json.dumps(dict(zip(columns, [""] * len(cells) if blank else cells)), ensure_ascii=False)
     key = "q:" + hashlib.sha1(joined.encode()).hexdigest()
     return (key, export.format, moment_id, export.path.name, number, kind, reason, raw, imported_at)
 

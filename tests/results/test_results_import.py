@@ -277,6 +277,36 @@ def test_a_survey_url_in_the_token_column_carries_the_token(results_ws, sql, tmp
     assert answer(db, "ALICE", "nps_relational", "nps") == 9 and answer(db, "BOB", "nps_relational", "nps") == 3
 
 
+def test_a_forgotten_persons_row_is_kept_in_quarantine_without_its_cells(results_ws, sql, tmp_path):
+    """After `forget`, an old export that still carries the person must not bring their data back: the row is
+    recorded (file, row, reason) with empty cells."""
+    from cxctl.privacy import forget
+
+    ws, db = results_ws
+    t = people(db, sql, "store_visit", "2026-10-10 08:00:00")
+    forget(ws, db, "BOB", NOW)
+    report = import_responses(ws, db, sql.fixture_copy("surveymonkey_store.csv", tmp_path, **t), NOW)
+    reasons = {p.row: p.reason for p in report.problems}
+    assert reasons[4].startswith("forgotten (GDPR erasure)")
+    [raw] = [json.loads(r[0]) for r in db.execute("SELECT raw FROM quarantine WHERE row_number = 4")]
+    assert set(raw.values()) == {""} and len(raw) > 5
+    assert not any("Bob@Example.FR" in r[0] or "Durand" in r[0] for r in db.execute("SELECT raw FROM quarantine"))
+
+
+def test_a_row_quarantined_again_shows_the_latest_reason(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = people(db, sql, "store_visit", "2026-10-10 08:00:00")
+    path = sql.fixture_copy("surveymonkey_store.csv", tmp_path, **t)
+    import_responses(ws, db, path, NOW)
+    first = db.execute("SELECT reason FROM quarantine WHERE row_number = 7").fetchone()[0]
+    assert "within the match window" in first  # carol answered 23 days after her invitation
+    db.execute("DELETE FROM invitations WHERE contact_id = (SELECT id FROM contacts WHERE external_id = 'CAROL')")
+    db.execute("DELETE FROM contacts WHERE external_id = 'CAROL'")
+    import_responses(ws, db, path, NOW)
+    rows = db.execute("SELECT reason FROM quarantine WHERE row_number = 7").fetchall()
+    assert rows == [("no contact with this email or external reference: import the contacts, then import again",)]
+
+
 def test_nan_and_infinite_scores_are_invalid_rows_not_a_crash(results_ws, sql, tmp_path):
     """float() reads 'NaN' and 'inf': such a cell is quarantined as invalid, the other rows land."""
     ws, db = results_ws
