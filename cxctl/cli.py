@@ -85,5 +85,6 @@ def run(argv: list[str] | None = None) -> int:
             return exc.exit_code
         if os.environ.get("CXCTL_DEBUG"):
             traceback.print_exc()
-        output.error(f"unexpected error {exc.__class__.__name__}: {exc} — this is a bug in cxctl; rerun with --debug and report it")
+        output.error(f"unexpected error {exc.__class__.__name__}: {exc} — this is a bug in cxctl; rerun with "
+                     f"`cxctl --debug …` (before the command) or CXCTL_DEBUG=1 for the traceback, and report it")
         return 3

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from cxctl.errors import UsageError
-from cxctl.loader import Workspace
+from cxctl.loader import Workspace, did_you_mean
 from cxctl.scorecard import TIME_DIMENSIONS, period_label
 from cxctl.timeutil import from_db, local_day_range
 
@@ -43,6 +43,20 @@ def percentile(sorted_values: list[float], fraction: float) -> float | None:
 def _check(by: str) -> None:
     if by not in TIME_DIMENSIONS:
         raise UsageError(f"invalid --by {by!r}: use week, month or quarter")
+
+
+def unknown_types(ws: Workspace, db: sqlite_utils.Database, *types: str) -> list[str]:
+    """A warning for each event type that no stored event has and no moment triggers on: a typo, most
+    likely, which would otherwise read as 'none happened' (an empty table or zero counts)."""
+    triggers = {m.trigger.event for m in ws.moments.values() if m.trigger is not None}
+    warnings = []
+    for event_type in dict.fromkeys(types):
+        if event_type in triggers or db.execute("SELECT 1 FROM events WHERE type = ? LIMIT 1", [event_type]).fetchone():
+            continue
+        known = sorted(triggers | {r[0] for r in db.execute("SELECT DISTINCT type FROM events")})
+        warnings.append(f"no event of type {event_type!r} in the store{did_you_mean(event_type, known)}; "
+                        f"the types known are {', '.join(known) or 'none yet (import events first)'}")
+    return warnings
 
 
 def _period(ws: Workspace, column: str, since: str | None, until: str | None) -> tuple[str, list[str]]:

@@ -157,6 +157,12 @@ def scorecard_command(
     card = compute_scorecard(ws, db, now_for(ws, now), by=by.split(","), since=since, until=until, moment=moment)
     granularity = next((b for b in card.by if b in TIME_DIMENSIONS), "month")
     indicators = beside_scorecard(ws, db, ops, granularity, card.since, card.until) if ops else []
+    if ops:
+        from cxctl.operational import unknown_types
+
+        types = [t.strip() for spec in ops for t in spec.split("..") if t.strip()]
+        for warning in unknown_types(ws, db, *types):
+            output.warn(warning)
     fmt = "json" if json_ else format
     if fmt == "json":
         output.print_json({"scorecard": card, "ops": indicators} if ops else card)
@@ -164,7 +170,8 @@ def scorecard_command(
     if indicators and fmt != "table":
         from cxctl.errors import UsageError
 
-        raise UsageError(f"--ops is shown with --format table or json, not {fmt}: use `cxctl ops` for CSV")
+        raise UsageError(f"--ops is shown with --format table or json, not {fmt}: drop --ops here, and get the "
+                         f"operational figures with `cxctl ops duration|count … --json`")
     if fmt in ("csv", "markdown"):
         columns, rows = _score_columns(card)
         if fmt == "csv":
@@ -314,10 +321,13 @@ def ops_duration(
 
     Example: cxctl ops duration order_placed order_delivered --by month
     """
-    from cxctl.operational import durations
+    from cxctl.operational import durations, unknown_types
 
     ws = open_workspace(workspace)
-    rows = durations(ws, store.read(ws.database), start, end, by, since, until)
+    db = store.read(ws.database)
+    rows = durations(ws, db, start, end, by, since, until)
+    for warning in unknown_types(ws, db, start, end):
+        output.warn(warning)
     if json_:
         output.print_json(rows)
         return
@@ -338,10 +348,13 @@ def ops_count(
 
     Example: cxctl ops count complaint --by week
     """
-    from cxctl.operational import counts
+    from cxctl.operational import counts, unknown_types
 
     ws = open_workspace(workspace)
-    rows = counts(ws, store.read(ws.database), event_type, by, since, until)
+    db = store.read(ws.database)
+    rows = counts(ws, db, event_type, by, since, until)
+    for warning in unknown_types(ws, db, event_type):
+        output.warn(warning)
     if json_:
         output.print_json(rows)
         return

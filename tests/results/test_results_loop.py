@@ -192,6 +192,10 @@ def test_cli_reasons_verbatims_and_ops(answered, sql, cli):
     assert code == 0 and json.loads(out) == [{"period": "2026-10", "n": 1, "median_hours": 60.0, "p90_hours": 60.0}]
     code, out, _ = cli("ops", "count", "order_delivered", "--by", "week", "-w", str(ws.root), "--json")
     assert code == 0 and json.loads(out) == [{"period": "2026-W40", "count": 3}]
+    # A typo reads as 'none happened' unless said: a warning with a suggestion, the output stays valid.
+    code, out, err = cli("ops", "count", "order_delivred", "-w", str(ws.root), "--json")
+    assert code == 0 and json.loads(out) == [] and "no event of type 'order_delivred'" in err
+    assert "(did you mean 'order_delivered'?)" in err
 
 
 def test_cli_scorecard_shows_operational_indicators_of_the_same_period(answered, sql, cli):
