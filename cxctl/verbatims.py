@@ -27,16 +27,55 @@ then there here what which who whom will would can could should all any some mor
 WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
 
 
-def words(text: str) -> list[str]:
-    """Lower-cased words of an answer, stop words and one-letter words removed (accents kept)."""
-    out = []
-    for w in WORD.findall(text.lower()):
-        w = w.replace("’", "'")
-        if "'" in w:  # l'équipe → équipe, n'est → est
-            w = w.split("'", 1)[1] if len(w.split("'", 1)[0]) <= 2 else w
-        if len(w) > 1 and w not in STOP_WORDS and _plain(w) not in STOP_WORDS:
-            out.append(w)
+# Elided words: l'équipe, n'est, qu'il, jusqu'à, lorsqu'on…
+ELISIONS = frozenset("l d j m n s t c qu jusqu lorsqu puisqu quoiqu presqu".split())
+# A word right after one of these (stop words between allowed) is counted negated: "pas satisfait" is not
+# "satisfait". French "ne … pas" is caught by its "ne".
+NEGATIONS = {"pas": "pas", "ne": "pas", "n": "pas", "jamais": "pas", "sans": "sans", "aucun": "pas", "aucune": "pas",
+             "not": "not", "no": "not", "never": "not", "without": "without"}
+# Clause breaks: word pairs never span them, nor a conjunction or a negation ("élevés et la livraison"
+# gives no pair); other stop words do not break one ("livraison en retard" → "livraison retard").
+CLAUSE = re.compile(r"[.,;:!?…()\[\]\n\r\"«»]+")
+CONJUNCTIONS = frozenset("et ou mais donc car puis ni and or but so then nor".split())
+
+
+def clauses(text: str) -> list[list[str | None]]:
+    """The answer's clauses, each a list of its kept words (negated where a negation precedes them) with
+    None where a conjunction or a negation stood, so that pairs never join across them."""
+    out: list[list[str | None]] = []
+    for part in CLAUSE.split(text.lower()):
+        kept: list[str | None] = []
+        negation = None
+        for w in WORD.findall(part):
+            w = w.replace("’", "'")
+            if "'" in w:  # l'équipe → équipe, n'est → est (and a negation), jusqu'à → à
+                head, _, tail = w.partition("'")
+                if head in ELISIONS or len(head) <= 2:
+                    negation = NEGATIONS.get(head, negation)
+                    w = tail
+            if w in NEGATIONS or w.endswith("n't"):  # don't, isn't, wasn't…
+                negation = NEGATIONS.get(w, "not")
+                kept.append(None)
+                continue
+            if len(w) > 1 and w not in STOP_WORDS and _plain(w) not in STOP_WORDS:
+                kept.append(f"{negation} {w}" if negation else w)
+                negation = None
+            elif w in CONJUNCTIONS:
+                kept.append(None)
+        out.append(kept)
     return out
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of an answer, stop words and one-letter words removed (accents kept); a negated
+    word keeps its negation ("pas satisfait")."""
+    return [w for clause in clauses(text) for w in clause if w is not None]
+
+
+def pairs(text: str) -> list[str]:
+    """Pairs of kept words next to each other in one clause, stop words aside ("livraison retard" from
+    "livraison en retard"; none from "élevés et la livraison")."""
+    return [f"{a} {b}" for clause in clauses(text) for a, b in zip(clause, clause[1:]) if a is not None and b is not None]
 
 
 def _plain(word: str) -> str:
@@ -112,16 +151,15 @@ def frequent_words(ws: Workspace, db: sqlite_utils.Database, moment: str | None 
         sql += " AND r.moment = ?"
         params.append(moment)
     single: Counter = Counter()
-    pairs: Counter = Counter()
+    pair_counts: Counter = Counter()
     answered = 0
     for text, score in db.execute(sql, params).fetchall():
         if category is not None and _category(score) != category:
             continue
         answered += 1
-        ws_ = words(text)
-        single.update(set(ws_))
-        pairs.update({f"{a} {b}" for a, b in zip(ws_, ws_[1:])})
+        single.update(set(words(text)))
+        pair_counts.update(set(pairs(text)))
     def top(counter: Counter) -> list[tuple[str, int]]:
         return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]  # ties in a stable, readable order
 
-    return Verbatims(answered, top(single), [(p, n) for p, n in top(pairs) if n > 1])
+    return Verbatims(answered, top(single), [(p, n) for p, n in top(pair_counts) if n > 1])

@@ -134,7 +134,24 @@ def test_frequent_words_and_pairs_without_stop_words(answered):
     assert ("retard", 2) in result.words and not any(w in ("en", "et", "merci") for w, _ in result.words[:2])
     assert result.pairs == [("livraison retard", 2)]
     assert frequent_words(ws, db, "nps_relational", category="promoter").answers == 1
-    assert words("L'équipe n'est pas venue, the delivery was late") == ["équipe", "venue", "delivery", "late"]
+    assert words("L'équipe n'est pas venue, the delivery was late") == ["équipe", "pas venue", "delivery", "late"]
+
+
+@pytest.mark.parametrize("text, expected_words, expected_pairs", [
+    ("Pas satisfait du tout, jusqu’à présent aucune réponse. Pas content.",
+     ["pas satisfait", "présent", "pas réponse", "pas content"], []),
+    ("le service client ne répond pas", ["service", "client", "pas répond"], ["service client"]),
+    ("Prix élevés et la livraison trop lente", ["prix", "élevés", "livraison", "lente"], ["prix élevés", "livraison lente"]),
+    ("téléphone, le service client", ["téléphone", "service", "client"], ["service client"]),
+    ("I don't like it, never again", ["not like", "not again"], []),
+])
+def test_negations_elisions_and_clause_breaks(text, expected_words, expected_pairs):
+    """A negated word is not its positive (pas satisfait ≠ satisfait); jusqu', lorsqu' are elisions; pairs
+    stay within a clause and never cross a conjunction or a negation."""
+    from cxctl.verbatims import pairs
+
+    assert words(text) == expected_words
+    assert pairs(text) == expected_pairs
 
 
 def test_operational_durations_and_counts(results_ws, sql):
