@@ -124,6 +124,8 @@ def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *
             firsts.append(datetime.fromisoformat(first_sent + ":00:00+00:00").astimezone(local).date())
         since_day = min(firsts + [until_day])
     if since_day > until_day:
+        if until is None:
+            raise UsageError(f"--since {since_day} is after today ({until_day}, the day of --now): give an earlier --since")
         raise UsageError(f"--since {since_day} is after --until {until_day}: swap them")
     moments = [moment] if moment else list(ws.moments)
 

@@ -244,7 +244,9 @@ def followups_list(
     # The caller needs the order number or the store at hand: the event's attributes go with its type.
     events = ["" if f.event is None else f.event["type"] + "".join(
         f"\n{k}: {v}" for k, v in (f.event.get("attributes") or {}).items()) for f in result.items]
-    output.print_table(f"{len(rows)} follow-up(s)", columns[:10] + ["event"], [r[:10] + [e] for r, e in zip(rows, events)])
+    # The table says the time zone; the CSV keeps its stable column names (times are UTC there too).
+    head = ["submitted_at (UTC)" if c == "submitted_at" else c for c in columns[:10]]
+    output.print_table(f"{len(rows)} follow-up(s)", head + ["event"], [r[:10] + [e] for r, e in zip(rows, events)])
 
 
 @followups_app.command("done")
