@@ -293,7 +293,10 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, us_dates: bool = F
     hour, minute, second_ = int(hh or 0), int(mm or 0), int(ss or 0)
     if ampm:
         hour = hour % 12 + (12 if ampm.lower() == "pm" else 0)
-    parsed = datetime(year, month, day, hour, minute, second_)
+    try:
+        parsed = datetime(year, month, day, hour, minute, second_)
+    except ValueError as exc:  # 31/11, 25:00: Python's own words, with the value and the fix
+        raise ValueError(f"unreadable date {text!r} ({exc}): check the day, month and time") from None
     if off_h is not None:
         from datetime import timedelta
 

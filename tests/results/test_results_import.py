@@ -442,3 +442,16 @@ def test_a_forked_worker_reading_the_file_gives_the_same_import(results_ws, sql,
             import_responses(ws, db, path, NOW, moment="nps_relational", encoding="utf-8")
         errors.append(str(caught.value))
     assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("text, fragment", [("31/11/2026 10:32", "day is out of range for month"),
+                                            ("26/11/2026 25:00", "hour must be in 0..23"),
+                                            ("demain", "use ISO 8601")])
+def test_an_impossible_date_names_its_value_and_the_fix(text, fragment):
+    from zoneinfo import ZoneInfo
+
+    from cxctl.formats import parse_time
+
+    with pytest.raises(ValueError) as caught:
+        parse_time(text, ZoneInfo("Europe/Paris"))
+    assert f"unreadable date {text!r}" in str(caught.value) and fragment in str(caught.value)
