@@ -73,6 +73,7 @@ class Facts:
     repeated_tokens: bool = False  # one token on several rows
     value_counts: Counter = field(default_factory=Counter)  # (moment, day, question, value) of complete rows
     day_counts: Counter = field(default_factory=Counter)  # (moment, day, complete) of all rows
+    id_column: str | None = None  # the export's response id column, when it has one
 
 
 def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: ImportReport,
@@ -148,6 +149,13 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
         if q("SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = ?)", [export.format]).fetchone()[0]:
             q("""DELETE FROM quarantine WHERE source = ? AND row_key IN (
                      SELECT 'q:' || s.content_hash FROM temp.stage s)""", [export.format])
+            if facts.id_column:
+                # An earlier, invalid version of a response that lands now (same tool, moment and response
+                # id, corrected in the tool and exported again) leaves the quarantine too. The column name
+                # is bound as a JSON path, never spliced.
+                q("""DELETE FROM quarantine WHERE source = ? AND moment IS NOT NULL
+                         AND moment || ':' || json_extract(raw, ?) IN (SELECT substr(s.response_key, ?) FROM temp.stage s)""",
+                  [export.format, '$."' + facts.id_column.replace('"', '""') + '"', len(export.format) + 2])
         q("""INSERT INTO import_log (kind, file_name, sha256, rows_read, inserted, updated, unchanged, duplicates, rejected, imported_at)
              VALUES ('responses', ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
           [export.path.name, export.sha256, report.rows_read, report.inserted, report.replaced, report.unchanged,

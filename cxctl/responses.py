@@ -455,7 +455,8 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         tally.update(rows_read=rows_read, skipped=dict(skipped), quarantine=quarantine, moment=chosen,
                      facts=Facts(repeated_keys=len(keys_seen) < staged, tokenless=tokenless > 0,
                                  repeated_tokens=len(tokens_seen) < staged - tokenless,
-                                 value_counts=value_counts, day_counts=day_counts))
+                                 value_counts=value_counts, day_counts=day_counts,
+                                 id_column=columns[rid_i] if rid_i is not None else None))
 
     if chosen != "?" and parallel_possible(export.path.stat().st_size):
         # Big files: a forked worker reads and checks while this process writes the staging batches.

@@ -307,6 +307,22 @@ def test_a_row_quarantined_again_shows_the_latest_reason(results_ws, sql, tmp_pa
     assert rows == [("no contact with this email or external reference: import the contacts, then import again",)]
 
 
+def test_a_corrected_response_leaves_the_quarantine(results_ws, sql, tmp_path):
+    """r1 is exported with an impossible score, quarantined, corrected in the tool and exported again: once it
+    lands, its old invalid version is no longer listed (same tool, moment and response id)."""
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
+    first, second = tmp_path / "v1.csv", tmp_path / "v2.csv"
+    first.write_text(f"response_id,token,submitted_at,nps\nr1,{t['alice']},2026-10-02 10:00,11\n"
+                     f"r2,{t['bob']},2026-10-02 10:00,12\n", encoding="utf-8")
+    second.write_text(f"response_id,token,submitted_at,nps\nr1,{t['alice']},2026-10-02 10:05,10\n", encoding="utf-8")
+    assert import_responses(ws, db, first, NOW, moment="nps_relational").quarantined == {"invalid": 2}
+    report = import_responses(ws, db, second, NOW, moment="nps_relational")
+    assert report.counted == 1
+    left = [json.loads(r[0])["response_id"] for r in db.execute("SELECT raw FROM quarantine")]
+    assert left == ["r2"]  # r2 was never corrected
+
+
 def test_nan_and_infinite_scores_are_invalid_rows_not_a_crash(results_ws, sql, tmp_path):
     """float() reads 'NaN' and 'inf': such a cell is quarantined as invalid, the other rows land."""
     ws, db = results_ws
