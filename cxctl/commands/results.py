@@ -193,7 +193,8 @@ def scorecard_command(
     rows = []
     for row in card.rows:
         primary = next((row.indicators[k] for k in ("nps", "csat", "ces") if k in row.indicators), None)
-        rows.append([row.group.get(b, "") for b in head] + ([row.period] if timed else []) + [
+        # People without the attribute (or forgotten) form a group of their own: named, not a blank cell.
+        rows.append([row.group.get(b, "") or "(none)" for b in head] + ([row.period] if timed else []) + [
             _cell(row.indicators.get("nps")), _cell(row.indicators.get("csat")), _cell(row.indicators.get("ces"), 2),
             _cell(row.indicators.get("response_rate")), primary.sparkline if primary else ""])
     output.print_table(f"scorecard {card.since} → {card.until} (min n {card.min_responses})", columns, rows)

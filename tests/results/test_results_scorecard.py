@@ -179,6 +179,12 @@ def test_cli_scorecard_formats(results_ws, sql, tmp_path, cli):
     assert code == 2 and "use table, json, csv or markdown" in err
     code, out, _ = cli(*base)
     assert code == 0 and "insufficient" in out and "(n=3)" in out
+    # People without the attribute form a named group in the table ("" in JSON and CSV, for scripts).
+    seed(ws, db, sql, tmp_path, [("NOATTR", "pro", {}, "2026-10-01 08:00:00", "2026-10-02 10:00", 7)], name="more.csv")
+    code, out, _ = cli(*base)
+    assert code == 0 and "(none)" in out
+    code, out, _ = cli(*base, "--json")
+    assert "" in {r["group"]["canal"] for r in json.loads(out)["rows"]}
     # A typo is refused with a suggestion, not shown as one blank group.
     code, out, err = cli(*base[:-1], "moment,segmnet")
     assert code == 2 and "--by 'segmnet': no contact has this attribute (did you mean 'segment'?)" in err
