@@ -132,6 +132,7 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
                  status, ?, score_nps, score_csat, score_ces
              FROM temp.stage WHERE outcome IS NULL ORDER BY row_number""", [base, export.format, imported_at])
         report.inserted = q("SELECT changes()").fetchone()[0]
+        _drop_free_text_of_the_forgotten(ws, db)
         q("""INSERT INTO answers (response_id, question, value_num, value_text)
              SELECT CASE WHEN s.outcome IS NULL THEN ? + s.row_number ELSE s.existing_id END, a.question, a.value_num, a.value_text
              FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number""", [base])
@@ -168,6 +169,22 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
         report.quarantined[entry[5]] = report.quarantined.get(entry[5], 0) + 1
         report.problems.append(Problem(entry[4], entry[5], entry[6]))
     report.problems.sort(key=lambda p: p.row)
+
+
+def _drop_free_text_of_the_forgotten(ws: Workspace, db: sqlite_utils.Database) -> None:
+    """A response that still arrives, by its token, for a person who was forgotten counts (its scores are
+    anonymous), but its free text may name them again: kept out, as `forget` erased it from the store."""
+    if not db.execute("SELECT EXISTS (SELECT 1 FROM contacts WHERE forgotten_at IS NOT NULL)").fetchone()[0]:
+        return
+    from cxctl.privacy import free_and_fixed_questions
+
+    free, fixed = free_and_fixed_questions(ws)
+    free_marks, fixed_marks = ",".join("?" * len(free)) or "NULL", ",".join("?" * len(fixed)) or "NULL"
+    db.execute(f"""UPDATE temp.stage_answers SET value_text = NULL WHERE value_text IS NOT NULL
+                   AND row_number IN (SELECT s.row_number FROM temp.stage s JOIN contacts c ON c.id = s.contact_id
+                                      WHERE c.forgotten_at IS NOT NULL)
+                   AND (question IN ({free_marks}) OR (question NOT IN ({fixed_marks}) AND value_num IS NULL))""",
+               [*free, *fixed])
 
 
 def _match_without_token(db: sqlite_utils.Database, windows: dict[str, int]) -> None:

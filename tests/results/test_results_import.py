@@ -293,6 +293,23 @@ def test_a_forgotten_persons_row_is_kept_in_quarantine_without_its_cells(results
     assert not any("Bob@Example.FR" in r[0] or "Durand" in r[0] for r in db.execute("SELECT raw FROM quarantine"))
 
 
+def test_a_forgotten_persons_answer_arriving_by_token_counts_without_its_free_text(results_ws, sql, tmp_path):
+    from cxctl.privacy import forget
+
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
+    forget(ws, db, "ALICE", NOW)
+    path = tmp_path / "late.csv"
+    path.write_text("response_id,token,submitted_at,nps,nps_why\n"
+                    f"r1,{t['alice']},2026-10-02 10:00,4,Alice Martin ici : rappelez-moi au 06 12 34 56 78\n"
+                    f"r2,{t['bob']},2026-10-02 10:00,9,Très bien\n", encoding="utf-8")
+    assert import_responses(ws, db, path, NOW, moment="nps_relational").counted == 2
+    texts = dict(db.execute("SELECT r.response_key, a.value_text FROM answers a JOIN responses r ON r.id = a.response_id "
+                            "WHERE a.question = 'nps_why'").fetchall())
+    assert sorted(texts.values(), key=str) == [None, "Très bien"]
+    assert db.execute("SELECT COUNT(*) FROM answers WHERE question = 'nps' AND value_num = 4").fetchone()[0] == 1
+
+
 def test_a_row_quarantined_again_shows_the_latest_reason(results_ws, sql, tmp_path):
     ws, db = results_ws
     t = people(db, sql, "store_visit", "2026-10-10 08:00:00")
