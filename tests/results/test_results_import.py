@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,13 @@ def people(db, sql, moment: str, sent_at: str, names=("alice", "bob", "carol", "
     cid = row[0] if row else sql.add_contact(db, "C-004", "denis@example.fr", "pro", first_name="Denis")
     found["denis"] = sql.add_invitation(db, cid, moment, sent_at)
     return found
+
+
+def export(tmp_path, name: str, *rows: str, head: str = "response_id,token,submitted_at,nps") -> Path:
+    """A generic CSV export written for a test: the header, then one line per row."""
+    path = tmp_path / name
+    path.write_text("\n".join([head, *rows]) + "\n", encoding="utf-8")
+    return path
 
 
 def statuses(db) -> dict[str, str]:
@@ -267,11 +275,9 @@ def test_a_survey_url_in_the_token_column_carries_the_token(results_ws, sql, tmp
     """Some tools export the landing URL instead of the hidden field: t= or token= in its query is the token."""
     ws, db = results_ws
     t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
-    path = tmp_path / "urls.csv"
-    path.write_text("response_id,token,submitted_at,nps\n"
-                    f"u1,https://survey.example/s/nps_relational?lang=fr&t={t['alice']},2026-10-02 10:00,9\n"
-                    f"u2,https://survey.example/s/nps_relational?token={t['bob']}&utm_source=mail,2026-10-02 11:00,3\n",
-                    encoding="utf-8")
+    path = export(tmp_path, "urls.csv",
+                  f"u1,https://survey.example/s/nps_relational?lang=fr&t={t['alice']},2026-10-02 10:00,9",
+                  f"u2,https://survey.example/s/nps_relational?token={t['bob']}&utm_source=mail,2026-10-02 11:00,3")
     report = import_responses(ws, db, path, NOW, moment="nps_relational")
     assert (report.inserted, report.counted, report.quarantined_total) == (2, 2, 0)
     assert answer(db, "ALICE", "nps_relational", "nps") == 9 and answer(db, "BOB", "nps_relational", "nps") == 3
@@ -299,10 +305,8 @@ def test_a_forgotten_persons_answer_arriving_by_token_counts_without_its_free_te
     ws, db = results_ws
     t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
     forget(ws, db, "ALICE", NOW)
-    path = tmp_path / "late.csv"
-    path.write_text("response_id,token,submitted_at,nps,nps_why\n"
-                    f"r1,{t['alice']},2026-10-02 10:00,4,Alice Martin ici : rappelez-moi au 06 12 34 56 78\n"
-                    f"r2,{t['bob']},2026-10-02 10:00,9,Très bien\n", encoding="utf-8")
+    path = export(tmp_path, "late.csv", f"r1,{t['alice']},2026-10-02 10:00,4,Alice Martin ici : rappelez-moi au 06 12 34 56 78",
+                  f"r2,{t['bob']},2026-10-02 10:00,9,Très bien", head="response_id,token,submitted_at,nps,nps_why")
     assert import_responses(ws, db, path, NOW, moment="nps_relational").counted == 2
     texts = dict(db.execute("SELECT r.response_key, a.value_text FROM answers a JOIN responses r ON r.id = a.response_id "
                             "WHERE a.question = 'nps_why'").fetchall())
@@ -329,10 +333,8 @@ def test_a_corrected_response_leaves_the_quarantine(results_ws, sql, tmp_path):
     lands, its old invalid version is no longer listed (same tool, moment and response id)."""
     ws, db = results_ws
     t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
-    first, second = tmp_path / "v1.csv", tmp_path / "v2.csv"
-    first.write_text(f"response_id,token,submitted_at,nps\nr1,{t['alice']},2026-10-02 10:00,11\n"
-                     f"r2,{t['bob']},2026-10-02 10:00,12\n", encoding="utf-8")
-    second.write_text(f"response_id,token,submitted_at,nps\nr1,{t['alice']},2026-10-02 10:05,10\n", encoding="utf-8")
+    first = export(tmp_path, "v1.csv", f"r1,{t['alice']},2026-10-02 10:00,11", f"r2,{t['bob']},2026-10-02 10:00,12")
+    second = export(tmp_path, "v2.csv", f"r1,{t['alice']},2026-10-02 10:05,10")
     assert import_responses(ws, db, first, NOW, moment="nps_relational").quarantined == {"invalid": 2}
     report = import_responses(ws, db, second, NOW, moment="nps_relational")
     assert report.counted == 1
@@ -344,10 +346,8 @@ def test_nan_and_infinite_scores_are_invalid_rows_not_a_crash(results_ws, sql, t
     """float() reads 'NaN' and 'inf': such a cell is quarantined as invalid, the other rows land."""
     ws, db = results_ws
     t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
-    path = tmp_path / "odd.csv"
-    path.write_text("response_id,token,submitted_at,nps\n"
-                    f"a,{t['alice']},2026-10-02 10:00,NaN\nb,{t['bob']},2026-10-02 10:00,inf\n"
-                    f"c,{t['carol']},2026-10-02 10:00,-Infinity\nd,{t['erin']},2026-10-02 10:00,8\n", encoding="utf-8")
+    path = export(tmp_path, "odd.csv", f"a,{t['alice']},2026-10-02 10:00,NaN", f"b,{t['bob']},2026-10-02 10:00,inf",
+                  f"c,{t['carol']},2026-10-02 10:00,-Infinity", f"d,{t['erin']},2026-10-02 10:00,8")
     report = import_responses(ws, db, path, NOW, moment="nps_relational")
     assert (report.counted, report.quarantined) == (1, {"invalid": 3})
     assert all("is not a number of the 0–10 scale" in p.reason for p in report.problems)
