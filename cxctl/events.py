@@ -67,6 +67,7 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
         forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
         log = _Log(path, table.header, dry_run)
         day_first = 0
+        dst: dict[str, list[str]] = {"ambiguous": [], "skipped": []}
 
         def convert(fields: list[str]) -> tuple:
             nonlocal day_first
@@ -86,6 +87,9 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
             kind = normalise_header(type_map.get(kind.lower(), kind))
             moment, was_day_first = values.timestamp(get("occurred_at"), zone, date_format)
             day_first += was_day_first
+            reading = values.dst_reading(moment)
+            if reading:
+                dst[reading].append(get("occurred_at"))
             occurred = to_db(moment)
             attrs = {k: fields[i].strip() for k, i in attributes if fields[i].strip()}
             if comma:
@@ -148,6 +152,13 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
                 )
                 result.inserted = cur.rowcount
                 result.unchanged = resolved_count - result.inserted
+                if dst["ambiguous"]:
+                    result.notes.append(f"{len(dst['ambiguous'])} local time(s) happen twice at the autumn clock change "
+                                        f"(e.g. {dst['ambiguous'][0]!r}): read as the first, summer-time one; give an "
+                                        f"offset (+01:00) in the file to say otherwise")
+                if dst["skipped"]:
+                    result.notes.append(f"{len(dst['skipped'])} local time(s) do not exist at the spring clock change "
+                                        f"(e.g. {dst['skipped'][0]!r}): read one hour later")
                 if day_first:
                     result.notes.append(f"{day_first} date(s) read day first (dd/mm/yyyy); if the file is month-first, "
                                         f"import it again with --date-format %m/%d/%Y")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time
+from datetime import timezone as _tz
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -74,6 +75,18 @@ def dated(value: str, date_format: str) -> str:
 _DAY_FIRST = re.compile(
     r"^(?P<d>\d{1,2})[/.-](?P<m>\d{1,2})[/.-](?P<y>\d{4})(?:[ T](?P<H>\d{1,2})[:h](?P<M>\d{2})(?::(?P<S>\d{2}))?)?$"
 )
+
+
+def dst_reading(moment: datetime) -> str | None:
+    """For a local time read in a zone with DST: 'ambiguous' when the wall time happens twice (the autumn
+    change; the first, summer-time reading is used) or 'skipped' when it does not exist (the spring
+    change; it is read one hour later); None for every other time."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return None
+    if moment.replace(fold=0).utcoffset() != moment.replace(fold=1).utcoffset():
+        round_trip = moment.astimezone(_tz.utc).astimezone(moment.tzinfo)
+        return "skipped" if round_trip.replace(tzinfo=None) != moment.replace(tzinfo=None) else "ambiguous"
+    return None
 
 
 def timestamp(value: str, zone: str, date_format: str | None = None) -> tuple[datetime, bool]:

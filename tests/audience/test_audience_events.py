@@ -83,3 +83,19 @@ def test_missing_type_and_date_columns_are_usage_errors(workspace, known, tmp_pa
     path.write_text("email,store\nluc.bernard@example.com,Lyon\n")
     with pytest.raises(UsageError, match="no date column"):
         import_events(workspace, known, path, now, event_type="x")
+
+
+def test_local_times_at_the_clock_changes_are_read_and_said(workspace, known, tmp_path, now):
+    """02:30 happens twice on the last Sunday of October (Paris) and not at all on the last Sunday of March:
+    each is stored (first reading; one hour later) and the summary says so."""
+    path = tmp_path / "dst.csv"
+    path.write_text("Contact ID;Type;Date\n0035g00000AbCdE01;order_delivered;25/10/2026 02:30\n"
+                    "0035g00000AbCdE02;order_delivered;29/03/2026 02:30\n0035g00000AbCdE03;order_delivered;26/10/2026 02:30\n",
+                    encoding="utf-8")
+    result = import_events(workspace, known, path, now)
+    assert result.inserted == 3
+    stored = sorted(r[0] for r in known.execute("SELECT occurred_at FROM events"))
+    assert stored == ["2026-03-29 01:30:00", "2026-10-25 00:30:00", "2026-10-26 01:30:00"]
+    notes = " ".join(result.notes)
+    assert "1 local time(s) happen twice" in notes and "'25/10/2026 02:30'" in notes
+    assert "1 local time(s) do not exist" in notes and "'29/03/2026 02:30'" in notes
