@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from cxctl.campaign import WEEKDAYS, Schedule, SendWindow
 from cxctl.durations import parse_duration
+from cxctl.timeutil import local_midnight
 
 # Whole-day "every: 90d" waves are counted from this Monday, so they fall on the same dates on
 # every machine and every run.
@@ -38,10 +39,6 @@ def zone(name: str | None, fallback: str) -> ZoneInfo:
     return ZoneInfo("UTC")
 
 
-def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc)
-
-
 def wave_for(schedule: Schedule, now: datetime, tz_name: str) -> Wave:
     """The wave of `schedule` that contains `now` (waves are in the workspace time zone)."""
     tz = ZoneInfo(tz_name)
@@ -63,25 +60,25 @@ def wave_for(schedule: Schedule, now: datetime, tz_name: str) -> Wave:
         q = (today.month - 1) // 3
         first = date(today.year, 3 * q + 1, 1)
         nxt = date(today.year + 1, 1, 1) if q == 3 else date(today.year, 3 * q + 4, 1)
-        return Wave(f"{today.year}Q{q + 1}", _local_midnight(first, tz), _local_midnight(nxt, tz))
+        return Wave(f"{today.year}Q{q + 1}", local_midnight(first, tz), local_midnight(nxt, tz))
     if every == "month":
         first = today.replace(day=1)
         nxt = date(today.year + 1, 1, 1) if today.month == 12 else date(today.year, today.month + 1, 1)
-        return Wave(f"{today.year}-{today.month:02d}", _local_midnight(first, tz), _local_midnight(nxt, tz))
+        return Wave(f"{today.year}-{today.month:02d}", local_midnight(first, tz), local_midnight(nxt, tz))
     if every == "week":
         first = today - timedelta(days=today.weekday())
         iso = first.isocalendar()
-        return Wave(f"{iso.year}W{iso.week:02d}", _local_midnight(first, tz), _local_midnight(first + timedelta(days=7), tz))
+        return Wave(f"{iso.year}W{iso.week:02d}", local_midnight(first, tz), local_midnight(first + timedelta(days=7), tz))
     if every == "year":
-        return Wave(str(today.year), _local_midnight(date(today.year, 1, 1), tz), _local_midnight(date(today.year + 1, 1, 1), tz))
+        return Wave(str(today.year), local_midnight(date(today.year, 1, 1), tz), local_midnight(date(today.year + 1, 1, 1), tz))
     length = parse_duration(every or "")
     if length.total_seconds() % 86400 == 0:
         days = int(length.total_seconds() // 86400)
         index = (today - WAVE_EPOCH).days // days
         first = WAVE_EPOCH + timedelta(days=index * days)
-        return Wave(first.isoformat(), _local_midnight(first, tz), _local_midnight(first + timedelta(days=days), tz))
+        return Wave(first.isoformat(), local_midnight(first, tz), local_midnight(first + timedelta(days=days), tz))
     seconds = int(length.total_seconds())
-    epoch = _local_midnight(WAVE_EPOCH, tz)
+    epoch = local_midnight(WAVE_EPOCH, tz)
     index = int((now - epoch).total_seconds()) // seconds
     start = epoch + timedelta(seconds=index * seconds)
     return Wave(start.astimezone(tz).strftime("%Y-%m-%dT%H:%M"), start, start + timedelta(seconds=seconds))
@@ -117,4 +114,4 @@ def _utc(day: date, at: time, tz: ZoneInfo) -> datetime:
 
 def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """UTC start and end of a local calendar day (23 or 25 hours long on DST days)."""
-    return _local_midnight(day, tz), _local_midnight(day + timedelta(days=1), tz)
+    return local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)

@@ -53,10 +53,10 @@ def parse_day(text: str | None, option: str) -> date | None:
         raise UsageError(f"invalid {option} {text!r}: use an ISO date, e.g. 2026-01-31") from None
 
 
-def local_day_start(day: date, tz_name: str) -> str:
-    """The store's UTC text for local midnight at the start of `day` in `tz_name`: days in options are
-    the workspace's calendar days, while the store holds UTC."""
-    return to_db(datetime.combine(day, time(0), tzinfo=ZoneInfo(tz_name)))
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The UTC instant at which `day` starts in `tz` (days, waves and --since/--until are the workspace's
+    calendar days; the store holds UTC)."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc)
 
 
 def local_day_range(since: str | None, until: str | None, tz_name: str) -> tuple[str | None, str | None]:
@@ -64,5 +64,6 @@ def local_day_range(since: str | None, until: str | None, tz_name: str) -> tuple
     first, last = parse_day(since, "--since"), parse_day(until, "--until")
     if first and last and first > last:
         raise UsageError(f"--since {first} is after --until {last}: swap them")
-    return (local_day_start(first, tz_name) if first else None,
-            local_day_start(last + timedelta(days=1), tz_name) if last else None)
+    tz = ZoneInfo(tz_name)
+    return (to_db(local_midnight(first, tz)) if first else None,
+            to_db(local_midnight(last + timedelta(days=1), tz)) if last else None)
