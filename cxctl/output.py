@@ -67,7 +67,9 @@ def print_json(data: Any) -> None:
     """Indented JSON; a list (or a dict of lists) longer than STREAM_ABOVE items is streamed instead,
     one item per line — a follow-up list or a suppression list can hold a million entries."""
     if isinstance(data, list) and len(data) > STREAM_ABOVE:
-        print_json_streamed({"": data})
+        _write_list(data, "")
+        sys.stdout.write("\n")
+        sys.stdout.flush()
         return
     if isinstance(data, dict) and sum(len(v) for v in data.values() if isinstance(v, list)) > STREAM_ABOVE:
         print_json_streamed(data)
@@ -76,34 +78,31 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+_ITEM = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(", ", ": ")).encode
+
+
+def _write_list(value: list, indent: str) -> None:
+    """A JSON array written item by item, one per line by the C encoder: never whole in memory."""
+    write = sys.stdout.write
+    write("[")
+    chunk: list[str] = []
+    for i, element in enumerate(value):
+        chunk.append(("," if i else "") + "\n  " + indent + _ITEM(element))
+        if len(chunk) >= 4096:
+            write("".join(chunk))
+            chunk.clear()
+    write("".join(chunk) + (f"\n{indent}]" if value else "]"))
+
+
 def print_json_streamed(data: dict[str, Any]) -> None:
-    """print_json for a dict whose lists may hold a million items (`plan --json`): each item is encoded
-    and written in turn, one per line by the C encoder, so the document is never whole in memory
+    """print_json for a dict whose lists may hold a million items (`plan --json`): its lists are streamed
     (the indented one-shot form took 2.5 GB and 34 s for a plan listing a million exclusions)."""
     write = sys.stdout.write
-    item = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(", ", ": ")).encode
-    bare = list(data) == [""]  # a top-level list (print_json's case), not an object
-
-    def write_list(value: list, indent: str) -> None:
-        write("[")
-        chunk: list[str] = []
-        for i, element in enumerate(value):
-            chunk.append(("," if i else "") + "\n  " + indent + item(element))
-            if len(chunk) >= 4096:
-                write("".join(chunk))
-                chunk.clear()
-        write("".join(chunk) + (f"\n{indent}]" if value else "]"))
-
-    if bare:
-        write_list(data[""], "")
-        write("\n")
-        sys.stdout.flush()
-        return
     write("{")
     for n, (key, value) in enumerate(data.items()):
         write(("," if n else "") + "\n  " + json.dumps(key, ensure_ascii=False) + ": ")
         if isinstance(value, list):
-            write_list(value, "  ")
+            _write_list(value, "  ")
         else:
             write(to_json(value).replace("\n", "\n  "))
     write("\n}\n")
