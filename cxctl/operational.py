@@ -116,6 +116,11 @@ class OpsIndicator:
     kind: str  # duration | count
     rows: list
 
+    @property
+    def types(self) -> tuple[str, ...]:
+        """The event types it reads: START and END of a duration, or the counted TYPE (not in its JSON)."""
+        return tuple(t.strip() for t in self.spec.split("..")) if self.kind == "duration" else (self.spec,)
+
 
 def beside_scorecard(ws: Workspace, db: sqlite_utils.Database, specs: list[str], by: str, since: str,
                      until: str) -> list[OpsIndicator]:

@@ -157,12 +157,7 @@ def scorecard_command(
     card = compute_scorecard(ws, db, now_for(ws, now), by=by.split(","), since=since, until=until, moment=moment)
     granularity = next((b for b in card.by if b in TIME_DIMENSIONS), "month")
     indicators = beside_scorecard(ws, db, ops, granularity, card.since, card.until) if ops else []
-    if ops:
-        from cxctl.operational import unknown_types
-
-        types = [t.strip() for spec in ops for t in spec.split("..") if t.strip()]
-        for warning in unknown_types(ws, db, *types):
-            output.warn(warning)
+    _warn_unknown_types(ws, db, [t for indicator in indicators for t in indicator.types])
     fmt = "json" if json_ else format
     if fmt == "json":
         output.print_json({"scorecard": card, "ops": indicators} if ops else card)
@@ -310,6 +305,23 @@ def verbatims_command(
     output.print_table("word pairs", ["pair", "answers"], result.pairs)
 
 
+def _warn_unknown_types(ws, db, types: list[str]) -> None:
+    """An event type no event has reads as 'none happened': said on stderr, the output stays valid."""
+    from cxctl.operational import unknown_types
+
+    for warning in unknown_types(ws, db, *types):
+        output.warn(warning)
+
+
+def _ops_rows(workspace, compute, types: list[str]) -> list:
+    """The rows of one `ops` command, over the store read-only, with the warnings about its types."""
+    ws = open_workspace(workspace)
+    db = store.read(ws.database)
+    rows = compute(ws, db)
+    _warn_unknown_types(ws, db, types)
+    return rows
+
+
 @ops_app.command("duration")
 def ops_duration(
     start: Annotated[str, typer.Argument(help="Event type that starts the clock, e.g. order_placed.")],
@@ -324,13 +336,9 @@ def ops_duration(
 
     Example: cxctl ops duration order_placed order_delivered --by month
     """
-    from cxctl.operational import durations, unknown_types
+    from cxctl.operational import durations
 
-    ws = open_workspace(workspace)
-    db = store.read(ws.database)
-    rows = durations(ws, db, start, end, by, since, until)
-    for warning in unknown_types(ws, db, start, end):
-        output.warn(warning)
+    rows = _ops_rows(workspace, lambda ws, db: durations(ws, db, start, end, by, since, until), [start, end])
     if json_:
         output.print_json(rows)
         return
@@ -351,13 +359,9 @@ def ops_count(
 
     Example: cxctl ops count complaint --by week
     """
-    from cxctl.operational import counts, unknown_types
+    from cxctl.operational import counts
 
-    ws = open_workspace(workspace)
-    db = store.read(ws.database)
-    rows = counts(ws, db, event_type, by, since, until)
-    for warning in unknown_types(ws, db, event_type):
-        output.warn(warning)
+    rows = _ops_rows(workspace, lambda ws, db: counts(ws, db, event_type, by, since, until), [event_type])
     if json_:
         output.print_json(rows)
         return
