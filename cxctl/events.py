@@ -22,7 +22,7 @@ from pathlib import Path
 import sqlite_utils
 
 from cxctl import emails, values
-from cxctl.audience import FORGOTTEN, ImportResult, _Log, import_transaction, open_input, pick_mapping, previous_import
+from cxctl.audience import FORGOTTEN, ImportResult, _Log, import_transaction, open_input, pick_mapping, previous_import, readable_rows
 from cxctl.csvio import normalise_header
 from cxctl.errors import UsageError
 from cxctl.loader import Workspace
@@ -114,11 +114,7 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
                 sql = ("INSERT OR IGNORE INTO stage_events (k, rn, external_id, email, email_hash, type, occurred_at, attributes, raw) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
                 batch, staged = [], 0
-                for number, fields, problem in table.rows():
-                    result.read += 1
-                    if problem:
-                        log.reject(number, fields, problem)
-                        continue
+                for number, fields in readable_rows(table, result, log):
                     try:
                         row = convert(fields)
                     except ValueError as exc:

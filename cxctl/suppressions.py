@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlite_utils
 
 from cxctl import emails, values
-from cxctl.audience import ImportResult, _Log, import_transaction, previous_import
+from cxctl.audience import ImportResult, _Log, import_transaction, previous_import, readable_rows
 from cxctl.csvio import open_csv
 from cxctl.errors import UsageError
 from cxctl.presets import AUTO_CONTACTS
@@ -129,11 +129,7 @@ def import_suppressions(db: sqlite_utils.Database, path: Path | str, now: dateti
         log = _Log(path, table.header, dry_run)
         seen: set[str] = set()
         with import_transaction(db, log, result, now, dry_run):
-            for number, fields, problem in table.rows():
-                result.read += 1
-                if problem:
-                    log.reject(number, fields, problem)
-                    continue
+            for number, fields in readable_rows(table, result, log):
                 try:
                     address = emails.normalise(fields[email_index])
                     why = default_reason
