@@ -116,7 +116,7 @@ class Workspace:
             raise UsageError(
                 f"the secret in {self.settings.token_secret_env} is {len(value)} characters long: a secret that signs "
                 f"links needs at least {MIN_SECRET_LENGTH}; generate one, e.g. "
-                f"`export {self.settings.token_secret_env}=$(openssl rand -hex 32)` (links already sent stop verifying)"
+                f"`export {self.settings.token_secret_env}=$(openssl rand -hex 32)` (links already sent, signed with the old secret, will no longer verify)"
             )
         return value.encode()
 
