@@ -234,6 +234,51 @@ def _expanded_size(root: yaml.Node) -> int | None:
     return size[id(root)]
 
 
+# A workspace file needs a handful of levels; YAML backends stop somewhere between a few hundred
+# (Python's recursion) and 1,000 (libyaml 0.2.5+ in PyYAML 6.0.4), each with its own words. cxctl's own
+# limit comes first, so the error is the same, and located, whatever the backend.
+MAX_NESTING = 64
+
+
+def _too_deep_in_events(text: str) -> yaml.Mark | None:
+    """Where the YAML first opens a block deeper than MAX_NESTING, or None. Read event by event with the
+    pure-Python parser, which has no depth limit of its own and no recursion (libyaml's scanner looks
+    ahead past a run of brackets and fails before the first event of it comes out)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_NESTING:
+                    return event.start_mark
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return None
+    return None
+
+
+def _too_deep_in_nodes(root: yaml.Node) -> yaml.Mark | None:
+    """Where the composed tree first goes deeper than MAX_NESTING, or None (iterative, aliases once)."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen or not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            continue
+        seen.add(id(node))
+        if depth + 1 > MAX_NESTING:
+            return node.start_mark
+        stack.extend((child, depth + 1) for child in _children(node))
+    return None
+
+
+def _nesting_problem(display: str, mark: yaml.Mark) -> Problem:
+    return Problem(display, mark.line + 1, mark.column + 1, "",
+                   f"the YAML is nested too deeply: more than {MAX_NESTING} levels of blocks here "
+                   "(a workspace file needs a handful); flatten it")
+
+
 def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Problem]]:
     """Parse one file safely; return it with its marks, or the syntax problem."""
     problems: list[Problem] = []
@@ -252,6 +297,9 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
         loader = _SafeLoader(text)
         try:
             node = loader.get_single_node()
+            deep = _too_deep_in_nodes(node) if node is not None else None
+            if deep is not None:
+                return None, [_nesting_problem(display, deep)]
             expanded = _expanded_size(node) if node is not None else 0
             if expanded is None or expanded > MAX_EXPANDED_VALUES:
                 alias = text.find("*")
@@ -269,7 +317,14 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
-    except yaml.MarkedYAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
+        deep = _too_deep_in_events(text)
+        if deep is not None:
+            return None, [_nesting_problem(display, deep)]
+        if isinstance(exc, RecursionError):
+            return None, [Problem(display, 1, 1, "", "the YAML is nested too deeply to read: flatten it")]
+        if not isinstance(exc, yaml.MarkedYAMLError):
+            return None, [Problem(display, 1, 1, "", f"YAML error: {exc}")]
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = exc.problem or exc.context or "invalid YAML"
@@ -279,11 +334,6 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
             started = exc.context_mark
             message += f" ({exc.context.removeprefix('while ')} that started at line {started.line + 1}, column {started.column + 1})"
         return None, [Problem(display, line, col, "", f"YAML syntax error: {message}; check indentation, quotes and brackets")]
-    except yaml.YAMLError as exc:
-        return None, [Problem(display, 1, 1, "", f"YAML error: {exc}")]
-    except RecursionError:
-        return None, [Problem(display, 1, 1, "", "the YAML is nested too deeply to read (hundreds of levels): "
-                              "a workspace file needs a handful; flatten it")]
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -128,7 +128,7 @@ CASES = [
     ("recursive_alias", {"extra.yaml": "x: &a\n  y: *a\n"},
      [("ws/extra.yaml", 2, 6, "")], "an alias refers to the block that contains it"),
     ("nested_too_deeply", {"extra.yaml": "deep: " + "[" * 3000 + "]" * 3000 + "\n"},
-     [("ws/extra.yaml", 1, 1, "")], "nested too deeply"),
+     [("ws/extra.yaml", 1, 7 + 63, "")], "nested too deeply: more than 64 levels"),
     ("tab_indentation", {"extra.yaml": "moments:\n\tm1: {}\n"},
      [("ws/extra.yaml", 2, 1, "")], "YAML syntax error: a tab character: YAML indents with spaces only"),
     ("two_documents", {"extra.yaml": moment() + "---\nquestions: {}\n"},
@@ -147,6 +147,27 @@ def test_error_is_reported_at_its_exact_place(check, files, expected, fragment):
     assert [(p.file, p.line, p.column, p.path) for p in errors] == expected, [p.format() for p in problems]
     assert fragment in errors[0].message
     assert errors[0].format().startswith(f"{expected[0][0]}:{expected[0][1]}:{expected[0][2]}:")
+
+
+@pytest.mark.parametrize("backend", ["libyaml", "pure-python"])
+@pytest.mark.parametrize("depth, flow", [(65, True), (3000, True), (65, False), (400, False)])
+def test_too_deep_a_file_is_cxctls_own_located_error_whatever_the_backend(check, monkeypatch, backend, depth, flow):
+    """PyYAML 6.0.4's libyaml stops at 1,000 levels with its own words, pure Python at the recursion
+    limit: cxctl's limit (64) comes first, at the block that crosses it, with both."""
+    import yaml
+
+    from cxctl import loader
+    if backend == "libyaml" and not hasattr(yaml, "CSafeLoader"):
+        pytest.skip("this PyYAML has no libyaml backend")
+    monkeypatch.setattr(loader, "_SafeLoader", yaml.CSafeLoader if backend == "libyaml" else yaml.SafeLoader)
+    if flow:
+        text, where = "deep: " + "[" * depth + "]" * depth + "\n", (1, 7 + 63)  # the root mapping is the first level
+    else:  # block style: one key per line, two more spaces each
+        text = "".join(f"{'  ' * level}k{level}:\n" for level in range(depth)) + "  " * depth + "end: 1\n"
+        where = (65, 1 + 2 * 64)
+    errors = [p for p in check({"extra.yaml": text}) if p.severity == "error"]
+    assert [(p.file, p.line, p.column) for p in errors] == [("ws/extra.yaml", *where)], [p.format() for p in errors]
+    assert "nested too deeply: more than 64 levels" in errors[0].message
 
 
 def test_what_editors_write_is_read_as_written(check):
