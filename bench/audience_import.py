@@ -75,9 +75,10 @@ INDEXED = [
 PREPARE = """
 import marshal, sys
 from pathlib import Path
-from cxctl import audience, contact_bulk
-from cxctl.contact_rows import build_converter
-from cxctl.presets import resolve
+from cxctl.audience import contacts as audience
+from cxctl.audience import contact_bulk
+from cxctl.audience.contact_rows import build_converter
+from cxctl.audience.presets import resolve
 with audience.open_input(Path(sys.argv[1]), None, None, None) as table:
     resolved = resolve(table.header, table.keys, "contacts", None, None)
     convert, staged, _ = build_converter(resolved, None, set())
@@ -91,7 +92,8 @@ with audience.open_input(Path(sys.argv[1]), None, None, None) as table:
 # The writes alone, through the importer's own bulk path (load_fresh) in one transaction.
 WRITES = """
 import gc, marshal, sys
-from cxctl import contact_bulk, store
+from cxctl.audience import contact_bulk
+from cxctl import store
 gc.disable()  # as the importer does
 def batches(handle):
     while size := handle.read(8):

@@ -74,7 +74,6 @@ moments:
 
 def generate(folder: Path, contacts: int, events: int, invitations: int) -> None:
     from cxctl import store
-
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cxctl.yaml").write_text(WORKSPACE, encoding="utf-8")
     path = folder / "cxctl.db"
@@ -151,8 +150,8 @@ def generate(folder: Path, contacts: int, events: int, invitations: int) -> None
 def measure(folder: Path, list_exclusions: bool) -> dict:
     """Child process: time compute_plan on the generated store; report peak RSS."""
     from cxctl import store
-    from cxctl.loader import load_workspace
-    from cxctl.plan import compute_plan
+    from cxctl.workspace.loader import load_workspace
+    from cxctl.planning.engine import compute_plan
 
     ws = load_workspace(folder)
     db = store.connect(ws.database)

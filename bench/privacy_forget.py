@@ -15,8 +15,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cxctl import privacy, retention, store
-from cxctl.loader import load_workspace
+from cxctl.privacy import erasure as privacy
+
+from cxctl.privacy import retention
+
+from cxctl import store
+from cxctl.workspace.loader import load_workspace
 
 ROOT = Path(__file__).resolve().parent / "data" / "privacy"
 YAML = """\

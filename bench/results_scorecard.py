@@ -26,8 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from cxctl import store, tokens  # noqa: E402
-from cxctl.loader import load_workspace  # noqa: E402
+from cxctl import store  # noqa: E402
+
+from cxctl.core import tokens
+from cxctl.workspace.loader import load_workspace  # noqa: E402
 
 SECRET = "bench-secret-not-for-production"
 MOMENTS = [("nps_relational", "nps"), ("delivery_csat", "csat"), ("support_ces", "ces"),
@@ -125,7 +127,7 @@ def bench_import(data: Path, n: int, reuse: bool = False) -> dict:
     floor_db.unlink()
     print(f"  the same writes in the sqlite3 shell alone: {floor_s:.2f} s", file=sys.stderr, flush=True)
     os.environ["CXCTL_SECRET"] = SECRET
-    from cxctl.responses import import_responses
+    from cxctl.results.importer import import_responses
 
     cx_s, report = timed("cxctl responses import", lambda: import_responses(ws, db, export, datetime(2027, 1, 1, tzinfo=timezone.utc),
                                                                             moment="nps_relational"))
@@ -205,7 +207,7 @@ def bench_scorecard(data: Path, n: int) -> dict:
          SELECT r.id, 'nps_why', NULL, 'Livraison rapide, service client aimable'
          FROM responses r WHERE r.id % 5 = 0 AND r.moment IN ('nps_relational', 'store_nps', 'onboarding_nps')""")
     q("COMMIT")
-    from cxctl.responses import rebuild_rollups
+    from cxctl.results.importer import rebuild_rollups
 
     timed("rollups built (what imports keep up to date)", lambda: rebuild_rollups(db))
     q("ANALYZE")
@@ -218,7 +220,7 @@ def bench_scorecard(data: Path, n: int) -> dict:
     shell(db_path, "SELECT COUNT(*) FROM answers;")  # warm the page cache for both sides alike
     shell_s = shell(db_path, raw_sql)
     print(f"  sqlite3 GROUP BY over raw rows: {shell_s:.2f} s", file=sys.stderr, flush=True)
-    from cxctl.scorecard import compute_scorecard
+    from cxctl.results.scorecard import compute_scorecard
 
     db = store.connect(db_path)
     now = datetime(2027, 1, 5, tzinfo=timezone.utc)

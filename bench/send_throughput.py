@@ -82,8 +82,9 @@ def make_workspace(n: int, port: int, concurrency: int) -> Path:
     root.mkdir(parents=True)
     (root / "cxctl.yaml").write_text(WORKSPACE.format(port=port, concurrency=concurrency), encoding="utf-8")
     os.environ["CXCTL_SECRET"] = SECRET
-    from cxctl import store, tokens
-    from cxctl.loader import load_workspace
+    from cxctl import store
+    from cxctl.core import tokens
+    from cxctl.workspace.loader import load_workspace
 
     ws = load_workspace(root)
     db = store.connect(ws.database)
@@ -116,10 +117,10 @@ def make_workspace(n: int, port: int, concurrency: int) -> Path:
 def end_to_end(root: str, result) -> None:
     os.environ["CXCTL_SECRET"] = SECRET
     from cxctl import store
-    from cxctl.loader import load_workspace
-    from cxctl.send import deliver
-    from cxctl.timeutil import parse_now
-    from cxctl.transport import SmtpTransport
+    from cxctl.workspace.loader import load_workspace
+    from cxctl.delivery.send import deliver
+    from cxctl.core.timeutil import parse_now
+    from cxctl.delivery.transport import SmtpTransport
 
     ws = load_workspace(Path(root))
     db = store.connect(ws.database)
@@ -136,10 +137,10 @@ def bare_loop(root: str, concurrency: int, result) -> None:
     import aiosmtplib
 
     from cxctl import store
-    from cxctl.loader import load_workspace
-    from cxctl.mime import MessageBuilder
-    from cxctl.render import Renderer, contact_vars, event_vars
-    from cxctl.timeutil import parse_now
+    from cxctl.workspace.loader import load_workspace
+    from cxctl.delivery.mime import MessageBuilder
+    from cxctl.delivery.render import Renderer, contact_vars, event_vars
+    from cxctl.core.timeutil import parse_now
 
     ws = load_workspace(Path(root))
     db = store.connect(ws.database)

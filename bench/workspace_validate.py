@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from cxctl import loader
-from cxctl.loader import check_workspace
+from cxctl.workspace import loader
+from cxctl.workspace.loader import check_workspace
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,3 +1,3 @@
-from cxctl.cli import main
+from cxctl.cli.app import main
 
 main()

@@ -111,7 +111,7 @@ def workspace_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def cli():
     """Run the CLI in-process; returns (exit_code, stdout, stderr)."""
     def invoke(*args: str, input: str | None = None):
-        from cxctl.cli import run
+        from cxctl.cli.app import run
         import contextlib
         import io
 

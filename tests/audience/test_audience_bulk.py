@@ -13,8 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cxctl import contact_bulk, store
-from cxctl.audience import import_contacts, rejects_path
+from cxctl.audience import contact_bulk
+
+from cxctl import store
+from cxctl.audience.contacts import import_contacts, rejects_path
 from cxctl.store import email_hash
 
 from .conftest import NOW, contacts, read_rejects
@@ -90,7 +92,7 @@ def test_an_error_in_the_worker_process_reaches_the_caller_and_writes_nothing(wo
     def broken(number, fields):
         raise KeyError("boom")
 
-    import cxctl.audience as audience
+    import cxctl.audience.contacts as audience
     real = audience.build_converter
 
     def build(*args):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from cxctl.audience import FORGOTTEN, import_contacts, rejects_path
-from cxctl.errors import UsageError
+from cxctl.audience.contacts import FORGOTTEN, import_contacts, rejects_path
+from cxctl.core.errors import UsageError
 from cxctl.store import email_hash
 
 

@@ -1,4 +1,4 @@
-"""cxctl.csvio on real export quirks, and the round-trip property: any table written as CSV in any
+"""cxctl.audience.csvio on real export quirks, and the round-trip property: any table written as CSV in any
 supported encoding and delimiter reads back to the same contacts."""
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cxctl import emails, store
-from cxctl.audience import import_contacts
-from cxctl.csvio import normalise_header, open_csv
-from cxctl.errors import ImportFileError, UsageError
+from cxctl.core import emails
+
+from cxctl import store
+from cxctl.audience.contacts import import_contacts
+from cxctl.audience.csvio import normalise_header, open_csv
+from cxctl.core.errors import ImportFileError, UsageError
 
 
 @pytest.mark.parametrize("name, key", [

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from cxctl.audience import import_contacts, rejects_path
-from cxctl.errors import UsageError
-from cxctl.events import import_events
+from cxctl.audience.contacts import import_contacts, rejects_path
+from cxctl.core.errors import UsageError
+from cxctl.audience.events import import_events
 
 
 def _events(db):

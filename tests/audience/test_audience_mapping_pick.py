@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from cxctl.resources import examples_dir
+from cxctl.core.resources import examples_dir
 
 
 def test_the_example_events_export_imports_without_naming_a_mapping(cli, tmp_path, monkeypatch):

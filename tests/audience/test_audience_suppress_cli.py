@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cxctl import suppressions
-from cxctl.audience import rejects_path
-from cxctl.errors import UsageError
+from cxctl.audience import suppressions
+from cxctl.audience.contacts import rejects_path
+from cxctl.core.errors import UsageError
 from cxctl.store import email_hash
 
 FIXTURES = Path(__file__).parent / "fixtures"

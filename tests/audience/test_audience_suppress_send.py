@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from cxctl import suppressions
-from cxctl.audience import import_contacts
-from cxctl.events import import_events
-from cxctl.plan import compute_plan, record_plan
-from cxctl.send import send_campaign
-from cxctl.transport import make_transport
+from cxctl.audience import suppressions
+from cxctl.audience.contacts import import_contacts
+from cxctl.audience.events import import_events
+from cxctl.planning.engine import compute_plan, record_plan
+from cxctl.delivery.send import send_campaign
+from cxctl.delivery.transport import make_transport
 
 DELIVERED = datetime(2026, 11, 16, 9, 0, tzinfo=timezone.utc)  # a Monday
 DUE = datetime(2026, 11, 18, 10, 0, tzinfo=timezone.utc)  # delivery_csat: 2 days later, inside the send window

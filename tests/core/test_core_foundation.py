@@ -9,11 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxctl import store, tokens
-from cxctl.durations import format_duration, parse_duration
-from cxctl.emails import normalise
-from cxctl.errors import StoreError, UsageError
-from cxctl.timeutil import from_db, parse_now, to_db
+from cxctl import store
+
+from cxctl.core import tokens
+from cxctl.core.durations import format_duration, parse_duration
+from cxctl.core.emails import normalise
+from cxctl.core.errors import StoreError, UsageError
+from cxctl.core.timeutil import from_db, parse_now, to_db
 
 
 @pytest.mark.parametrize(
@@ -159,8 +161,7 @@ def test_streamed_json_says_what_the_one_shot_json_says(planned, counts):
     import io
     import json
 
-    from cxctl import output
-
+    from cxctl.core import output
     @dataclasses.dataclass(slots=True)
     class Item:
         contact_id: int
@@ -191,8 +192,7 @@ def test_long_lists_are_streamed_and_still_the_same_json(monkeypatch):
     import io
     import json
 
-    from cxctl import output
-
+    from cxctl.core import output
     monkeypatch.setattr(output, "STREAM_ABOVE", 3)
     for data in ([{"id": i, "note": "é\"\n"} for i in range(5)], {"n": 1, "rows": list(range(5)), "none": []},
                  [], [1, 2]):
@@ -206,7 +206,7 @@ def test_long_lists_are_streamed_and_still_the_same_json(monkeypatch):
 
 def test_the_signing_secret_must_be_long_enough(workspace_dir, monkeypatch):
     """A short secret can be recovered offline from a single link, and every link then forged."""
-    from cxctl.loader import load_workspace
+    from cxctl.workspace.loader import load_workspace
 
     ws = load_workspace(workspace_dir)
     monkeypatch.setenv("CXCTL_SECRET", "hunter2")

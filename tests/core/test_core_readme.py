@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cxctl import clidoc
-
+from cxctl.cli import clidoc
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 
@@ -16,7 +15,7 @@ def test_cli_reference_matches_help():
     assert clidoc.START in text and clidoc.END in text
     embedded = text.split(clidoc.START, 1)[1].split(clidoc.END, 1)[0]
     assert embedded.strip() == clidoc.reference_markdown().strip(), (
-        "README.md's CLI reference is out of date: run `python -m cxctl.clidoc --write README.md`")
+        "README.md's CLI reference is out of date: run `python -m cxctl.cli.clidoc --write README.md`")
 
 
 def test_ci_runs_the_readme_commands():

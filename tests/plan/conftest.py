@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from cxctl import store
-from cxctl.emails import normalise
-from cxctl.loader import check_workspace
+from cxctl.core.emails import normalise
+from cxctl.workspace.loader import check_workspace
 
 STAMP = "2026-01-01 00:00:00"
 

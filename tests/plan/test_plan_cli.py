@@ -6,7 +6,6 @@ import hashlib
 import json
 
 from cxctl import store
-
 RULES = """
 rules:
   quiet_period: 30d
@@ -112,7 +111,7 @@ def test_explain_names_the_reason_of_a_sampled_out_person_and_an_empty_plan_says
     anna = s.contact("A-1")
     code, out, _ = cli("plan", "-w", str(s.ws.root), "--now", "2026-11-20T11:00", "--explain", "A-1", "--json")
     [nps] = [m for m in json.loads(out)["moments"] if m["moment"] == "nps"]
-    from cxctl.rules import draw
+    from cxctl.planning.rules import draw
     assert draw(anna, "nps", "2026Q4") >= 0.01  # this id is drawn out
     assert nps["verdict"] == "excluded" and nps["reason"] == "not_sampled"
     code, out, _ = cli("plan", "-w", str(s.ws.root), "--now", "2026-11-20T11:00")

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cxctl.plan import compute_plan, record_plan
-from cxctl.rules import draw
-from cxctl.timeutil import from_db, to_db
+from cxctl.planning.engine import compute_plan, record_plan
+from cxctl.planning.rules import draw
+from cxctl.core.timeutil import from_db, to_db
 
 START = datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)
 PARIS = ZoneInfo("Europe/Paris")

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cxctl.errors import UsageError
-from cxctl.plan import compute_plan, record_plan
-from cxctl.rules import draw
+from cxctl.core.errors import UsageError
+from cxctl.planning.engine import compute_plan, record_plan
+from cxctl.planning.rules import draw
 
 ANYTIME = "send_window: {days: [mon, tue, wed, thu, fri, sat, sun], hours: '00:00-24:00'}"
 

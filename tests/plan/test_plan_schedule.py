@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxctl.campaign import Schedule, SendWindow
-from cxctl.plan import compute_plan
-from cxctl.schedule import next_opening, wave_for
+from cxctl.workspace.model import Schedule, SendWindow
+from cxctl.planning.engine import compute_plan
+from cxctl.planning.schedule import next_opening, wave_for
 
 PARIS = ZoneInfo("Europe/Paris")
 MONTREAL = ZoneInfo("America/Montreal")

@@ -11,7 +11,7 @@ import pytest
 import typer
 
 from cxctl import __version__
-from cxctl.cli import app
+from cxctl.cli.app import app
 
 
 def _commands(command=None, path=()):
@@ -57,7 +57,7 @@ def test_version(cli):
 
 def test_shell_completion_completes_commands():
     env = {**os.environ, "_CXCTL_COMPLETE": "complete_bash", "COMP_WORDS": "cxctl fo", "COMP_CWORD": "1"}
-    done = subprocess.run([sys.executable, "-c", "from cxctl.cli import main; main()"], env=env,
+    done = subprocess.run([sys.executable, "-c", "from cxctl.cli.app import main; main()"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert set(done.stdout.split()) == {"forget", "followups"}

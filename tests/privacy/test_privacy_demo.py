@@ -41,7 +41,6 @@ def test_demo_runs_the_whole_loop_into_a_maildir(tmp_path: Path, cli, no_secret)
         if len(cells) == 7 and cells[1].isdigit():
             printed[cells[0]] = (int(cells[1]), int(cells[2]))
     from cxctl import store
-
     db = store.connect(folder / "cxctl.db")
     stored = {m: (sent, answered) for m, sent, answered in db.execute(
         "SELECT i.moment, COUNT(DISTINCT i.id), COUNT(DISTINCT r.id) FROM invitations i "
@@ -84,9 +83,11 @@ def test_force_never_overwrites_a_workspace_the_demo_did_not_create(tmp_path: Pa
 
 def test_forget_on_the_demo_data_keeps_every_scorecard(tmp_path: Path, no_secret, helpers):
     """Real imports, plan, send and responses: forget the respondents who wrote comments."""
-    from cxctl import demo, privacy, store
-    from cxctl.loader import load_workspace
-    from cxctl.scorecard import compute_scorecard
+    from cxctl.cli import demo
+    from cxctl.privacy import erasure as privacy
+    from cxctl import store
+    from cxctl.workspace.loader import load_workspace
+    from cxctl.results.scorecard import compute_scorecard
 
     result = demo.run_demo(tmp_path / "demo", force=False)
     assert not result.failed

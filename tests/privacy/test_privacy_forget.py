@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from cxctl import privacy
-from cxctl.errors import UsageError
-from cxctl.privacy import PersonNotFound
+from cxctl.privacy import erasure as privacy
+from cxctl.core.errors import UsageError
+from cxctl.privacy.erasure import PersonNotFound
 from cxctl.store import email_hash
-from cxctl.timeutil import parse_now
+from cxctl.core.timeutil import parse_now
 
 
 NOW = parse_now("2026-11-22T09:00:00+00:00")
@@ -66,7 +66,7 @@ def test_forget_deletes_only_the_persons_rendered_messages(populated, helpers):
 def test_forget_also_deletes_the_persons_previews(populated, helpers, monkeypatch):
     """`cxctl preview --contact` writes the person's name and address to disk: forget erases it (the .eml and
     the .html beside it); another person's preview and the sample preview stay."""
-    from cxctl.render import preview
+    from cxctl.delivery.render import preview
 
     ws, db, people = populated
     monkeypatch.setenv("CXCTL_SECRET", "test-secret-of-some-length")
@@ -146,7 +146,7 @@ def test_forget_erases_any_address_name_and_text(workspace_dir, tmp_path_factory
     seed_person = helpers.seed_person
     """Addresses with LIKE wildcards (_ %), accented names and any free text leave no trace."""
     from cxctl import store
-    from cxctl.loader import load_workspace
+    from cxctl.workspace.loader import load_workspace
 
     ws = load_workspace(workspace_dir)
     db = store.connect(tmp_path_factory.mktemp("db") / "cx.db")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
-from cxctl import privacy, retention, store
-from cxctl.loader import load_workspace
-from cxctl.timeutil import parse_now
+from cxctl.privacy import erasure as privacy
+
+from cxctl.privacy import retention
+
+from cxctl import store
+from cxctl.workspace.loader import load_workspace
+from cxctl.core.timeutil import parse_now
 
 NOW = parse_now("2026-11-22T09:00:00+00:00")
 

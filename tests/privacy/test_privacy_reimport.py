@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cxctl import audience, privacy, store
-from cxctl.loader import load_workspace
+from cxctl.audience import contacts as audience
+
+from cxctl.privacy import erasure as privacy
+
+from cxctl import store
+from cxctl.workspace.loader import load_workspace
 from cxctl.store import email_hash
-from cxctl.timeutil import parse_now
+from cxctl.core.timeutil import parse_now
 
 NOW = parse_now("2026-11-20T10:00:00+01:00")
 EXPORT = (
@@ -34,7 +38,7 @@ def test_reimporting_the_original_csv_does_not_recreate_an_invitable_contact(wor
     # Even a contact re-created behind cxctl's back is never planned: its hash is forgotten and suppressed.
     db.execute("INSERT INTO contacts (external_id, email, email_hash, language, country, segment, created_at, updated_at) "
                "VALUES ('C-1b', 'zoe.martin@exemple.fr', ?, 'fr', 'FR', 'retail', '2026-11-20 09:00:00', '2026-11-20 09:00:00')", [hashed])
-    from cxctl.plan import compute_plan
+    from cxctl.planning.engine import compute_plan
 
     plan = compute_plan(ws, db, NOW)
     recreated = db.execute("SELECT id FROM contacts WHERE external_id = 'C-1b'").fetchone()[0]

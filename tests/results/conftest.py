@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cxctl import store, tokens
-from cxctl.loader import load_workspace
+from cxctl import store
+
+from cxctl.core import tokens
+from cxctl.workspace.loader import load_workspace
 from cxctl.store import email_hash
 
 FIXTURES = Path(__file__).parent / "fixtures"

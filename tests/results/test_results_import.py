@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cxctl import tokens
-from cxctl.errors import ImportFileError, UsageError
-from cxctl.formats import open_export
-from cxctl.responses import import_responses, list_quarantine
+from cxctl.core import tokens
+from cxctl.core.errors import ImportFileError, UsageError
+from cxctl.results.formats import open_export
+from cxctl.results.importer import import_responses, list_quarantine
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
 
@@ -286,7 +286,7 @@ def test_a_survey_url_in_the_token_column_carries_the_token(results_ws, sql, tmp
 def test_a_forgotten_persons_row_is_kept_in_quarantine_without_its_cells(results_ws, sql, tmp_path):
     """After `forget`, an old export that still carries the person must not bring their data back: the row is
     recorded (file, row, reason) with empty cells."""
-    from cxctl.privacy import forget
+    from cxctl.privacy.erasure import forget
 
     ws, db = results_ws
     t = people(db, sql, "store_visit", "2026-10-10 08:00:00")
@@ -300,7 +300,7 @@ def test_a_forgotten_persons_row_is_kept_in_quarantine_without_its_cells(results
 
 
 def test_a_forgotten_persons_answer_arriving_by_token_counts_without_its_free_text(results_ws, sql, tmp_path):
-    from cxctl.privacy import forget
+    from cxctl.privacy.erasure import forget
 
     ws, db = results_ws
     t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
@@ -422,9 +422,9 @@ def test_fast_local_time_reading_agrees_with_the_full_parser_across_dst():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from cxctl.formats import parse_time
-    from cxctl.responses import _Clock
-    from cxctl.timeutil import to_db
+    from cxctl.results.formats import parse_time
+    from cxctl.results.importer import _Clock
+    from cxctl.core.timeutil import to_db
 
     paris = ZoneInfo("Europe/Paris")
     clock = _Clock(paris, paris, utc=False, us_dates=False, day_first=True)
@@ -443,7 +443,7 @@ def test_fast_local_time_reading_agrees_with_the_full_parser_across_dst():
 def test_a_forked_worker_reading_the_file_gives_the_same_import(results_ws, sql, tmp_path, monkeypatch):
     """Big files are read by a forked worker while this process writes; forced here on a small file, the
     report and what lands must equal the in-process import (and a failure in the worker must surface)."""
-    import cxctl.responses as responses
+    import cxctl.results.importer as responses
 
     ws, db = results_ws
     t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
@@ -483,7 +483,7 @@ def test_a_forked_worker_reading_the_file_gives_the_same_import(results_ws, sql,
 def test_an_impossible_date_names_its_value_and_the_fix(text, fragment):
     from zoneinfo import ZoneInfo
 
-    from cxctl.formats import parse_time
+    from cxctl.results.formats import parse_time
 
     with pytest.raises(ValueError) as caught:
         parse_time(text, ZoneInfo("Europe/Paris"))

@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from cxctl.errors import UsageError
-from cxctl.followups import list_followups, mark_done
-from cxctl.operational import counts, durations, percentile
-from cxctl.responses import import_responses
-from cxctl.verbatims import frequent_words, reason_counts, words
+from cxctl.core.errors import UsageError
+from cxctl.results.followups import list_followups, mark_done
+from cxctl.results.operational import counts, durations, percentile
+from cxctl.results.importer import import_responses
+from cxctl.results.verbatims import frequent_words, reason_counts, words
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
 
@@ -92,7 +92,7 @@ def test_done_refuses_a_response_that_is_not_a_followup(answered):
 
 
 def test_forgotten_people_leave_the_followups_but_their_scores_stay(answered):
-    from cxctl.privacy import forget
+    from cxctl.privacy.erasure import forget
 
     ws, db = answered
     counted = db.execute("SELECT COUNT(*) FROM responses WHERE status = 'counted'").fetchone()[0]
@@ -148,7 +148,7 @@ def test_frequent_words_and_pairs_without_stop_words(answered):
 def test_negations_elisions_and_clause_breaks(text, expected_words, expected_pairs):
     """A negated word is not its positive (pas satisfait ≠ satisfait); jusqu', lorsqu' are elisions; pairs
     stay within a clause and never cross a conjunction or a negation."""
-    from cxctl.verbatims import pairs
+    from cxctl.results.verbatims import pairs
 
     assert words(text) == expected_words
     assert pairs(text) == expected_pairs

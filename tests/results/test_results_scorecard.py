@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from cxctl.responses import import_responses
-from cxctl.scorecard import compute_scorecard
-from cxctl.stats import Mean, Nps, Proportion, mean_change, nps_change, proportion_change, sparkline, wilson
+from cxctl.results.importer import import_responses
+from cxctl.results.scorecard import compute_scorecard
+from cxctl.results.stats import Mean, Nps, Proportion, mean_change, nps_change, proportion_change, sparkline, wilson
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
 

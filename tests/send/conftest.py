@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from cxctl import store, tokens
-from cxctl.loader import load_workspace
-from cxctl.timeutil import parse_now, to_db
+from cxctl import store
+
+from cxctl.core import tokens
+from cxctl.workspace.loader import load_workspace
+from cxctl.core.timeutil import parse_now, to_db
 
 NOW = "2026-11-23T10:00:00+00:00"
 

@@ -7,7 +7,7 @@ import email.policy
 import json
 
 from cxctl import store
-from cxctl.loader import load_workspace
+from cxctl.workspace.loader import load_workspace
 
 
 def seed_contacts_and_events(workspace_dir, n: int = 3) -> None:
@@ -117,9 +117,9 @@ def test_an_opt_out_after_planning_cancels_instead_of_sending(smtp_ws, send_help
     db.execute("INSERT INTO suppressions (email_hash, email, reason, source, created_at) "
                "VALUES (?, ?, 'opt_out', 'test', '2026-11-23 09:00:00')",
                [store.email_hash("client0@example.fr"), "client0@example.fr"])
-    from cxctl.send import deliver
-    from cxctl.timeutil import parse_now
-    from cxctl.transport import OutboxTransport
+    from cxctl.delivery.send import deliver
+    from cxctl.core.timeutil import parse_now
+    from cxctl.delivery.transport import OutboxTransport
 
     report = deliver(ws, db, parse_now(send_helpers.NOW), OutboxTransport(ws.outbox_dir))
     assert report.skipped == {"suppressed": 1} and report.sent == 1

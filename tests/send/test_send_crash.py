@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from cxctl.errors import LockedError
-from cxctl.send import database_file, deliver, send_lock
-from cxctl.timeutil import parse_now
-from cxctl.transport import SmtpTransport
+from cxctl.core.errors import LockedError
+from cxctl.delivery.send import database_file, deliver, send_lock
+from cxctl.core.timeutil import parse_now
+from cxctl.delivery.transport import SmtpTransport
 
 NOW = "2026-11-23T10:00:00+00:00"
 

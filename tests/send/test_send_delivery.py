@@ -7,11 +7,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from cxctl import tokens
-from cxctl.errors import UsageError
-from cxctl.send import deliver, send_campaign
-from cxctl.timeutil import parse_now
-from cxctl.transport import OutboxTransport, SmtpTransport
+from cxctl.core import tokens
+from cxctl.core.errors import UsageError
+from cxctl.delivery.send import deliver, send_campaign
+from cxctl.core.timeutil import parse_now
+from cxctl.delivery.transport import OutboxTransport, SmtpTransport
 
 SECRET = b"test-secret-do-not-use-in-production"
 

@@ -7,10 +7,10 @@ import time
 import pytest
 from aiosmtpd.smtp import AuthResult
 
-from cxctl.errors import UsageError
-from cxctl.send import deliver
-from cxctl.timeutil import parse_now
-from cxctl.transport import SmtpTransport
+from cxctl.core.errors import UsageError
+from cxctl.delivery.send import deliver
+from cxctl.core.timeutil import parse_now
+from cxctl.delivery.transport import SmtpTransport
 
 NOW = "2026-11-23T10:00:00+00:00"
 

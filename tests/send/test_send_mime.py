@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 import types
 
-from cxctl.campaign import Settings
-from cxctl.mime import MessageBuilder, clean_header_text
-from cxctl.render import Rendered
+from cxctl.workspace.model import Settings
+from cxctl.delivery.mime import MessageBuilder, clean_header_text
+from cxctl.delivery.render import Rendered
 
 EXPECTED_HEADERS = ["From", "Reply-To", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe",
                     "List-Unsubscribe-Post", "X-Cxctl-Invitation", "MIME-Version", "Content-Type"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cxctl.errors import Problem
-from cxctl.loader import check_workspace
+from cxctl.core.errors import Problem
+from cxctl.workspace.loader import check_workspace
 
 
 def write_files(root: Path, files: dict[str, str | bytes | None]) -> None:

@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
-from cxctl.errors import Problem
-from cxctl.workspace import github_annotation
+from cxctl.core.errors import Problem
+from cxctl.workspace.operations import github_annotation
 
 BAD_MOMENT = """\
 moments:

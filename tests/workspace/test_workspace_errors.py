@@ -156,7 +156,7 @@ def test_too_deep_a_file_is_cxctls_own_located_error_whatever_the_backend(check,
     limit: cxctl's limit (64) comes first, at the block that crosses it, with both."""
     import yaml
 
-    from cxctl import loader
+    from cxctl.workspace import loader
     if backend == "libyaml" and not hasattr(yaml, "CSafeLoader"):
         pytest.skip("this PyYAML has no libyaml backend")
     monkeypatch.setattr(loader, "_SafeLoader", yaml.CSafeLoader if backend == "libyaml" else yaml.SafeLoader)
@@ -290,7 +290,7 @@ def test_a_secret_pasted_into_an_env_key_is_never_echoed(check):
 def test_what_counts_as_a_secret_in_clear(parent, key, value, secret):
     """The usual names under workspace: (the settings); exact names elsewhere; never the user's own data
     (attribute names, response and CSV columns), never a variable's name, an empty value or a boolean."""
-    from cxctl.loader import secret_in_clear
+    from cxctl.workspace.loader import secret_in_clear
 
     assert secret_in_clear(parent, key, value) is secret
 

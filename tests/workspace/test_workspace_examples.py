@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 import yaml
 
-from cxctl.loader import check_workspace, load_workspace
-from cxctl.resources import examples_dir
-from cxctl.workspace import json_schema
+from cxctl.workspace.loader import check_workspace, load_workspace
+from cxctl.core.resources import examples_dir
+from cxctl.workspace.operations import json_schema
 
 EXAMPLES = examples_dir()
 WORKSPACES = sorted(p.parent for p in EXAMPLES.glob("*/cxctl.yaml"))

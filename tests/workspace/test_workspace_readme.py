@@ -22,14 +22,14 @@ def command_names(app: typer.Typer, prefix: str = "") -> list[str]:
 
 
 def test_command_names_are_found():
-    from cxctl.cli import app
+    from cxctl.cli.app import app
 
     names = command_names(app)
     assert {"validate", "schema", "init", "db status"} <= set(names)
 
 
 def test_every_command_is_in_the_readme():
-    from cxctl.cli import app
+    from cxctl.cli.app import app
 
     text = README.read_text(encoding="utf-8")
     missing = [name for name in command_names(app) if f"cxctl {name}" not in text]
@@ -38,10 +38,10 @@ def test_every_command_is_in_the_readme():
 
 def test_docs_key_reference_is_generated_from_the_model():
     """README.md embeds reference_markdown(); regenerate it when the model changes."""
-    from cxctl.workspace import reference_markdown
+    from cxctl.workspace.operations import reference_markdown
 
     text = README.read_text(encoding="utf-8")
     start, end = "<!-- key-reference:start -->\n", "<!-- key-reference:end -->"
     embedded = text[text.index(start) + len(start):text.index(end)]
     assert embedded == reference_markdown() + "\n", (
-        "README.md's key reference is out of date: run `python -m cxctl.clidoc --write README.md`")
+        "README.md's key reference is out of date: run `python -m cxctl.cli.clidoc --write README.md`")

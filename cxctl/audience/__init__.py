@@ -1,0 +1,1 @@
+"""Who can be asked: CSV reading, CRM presets and mappings, contacts, events, suppressions."""

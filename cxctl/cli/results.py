@@ -1,0 +1,379 @@
+"""`cxctl responses …`, `cxctl scorecard`, `cxctl followups …`, `cxctl reasons`, `cxctl verbatims`, `cxctl ops …`:
+bring survey answers in, score them, and close the loop."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cxctl.core import output
+
+from cxctl import store
+from cxctl.cli.common import JsonOption, MomentOption, NowOption, WorkspaceOption, now_for, open_workspace
+
+responses_app = typer.Typer(help="Survey responses: import tool exports, review the quarantine.", no_args_is_help=True)
+# No help= here: the callback's docstring (with its example) is the group's help.
+followups_app = typer.Typer(invoke_without_command=True)
+ops_app = typer.Typer(help="Operational indicators from events (durations, counts per period).", no_args_is_help=True)
+
+SinceOption = Annotated[Optional[str], typer.Option("--since", help="From this day (inclusive, ISO, workspace time zone, e.g. 2026-01-01).")]
+UntilOption = Annotated[Optional[str], typer.Option("--until", help="Up to this day (inclusive). Default: today (the day of --now).")]
+OpenUntilOption = Annotated[Optional[str], typer.Option("--until", help="Up to this day (inclusive). Default: no limit.")]
+CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV for spreadsheets and BI tools.")]
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+@responses_app.command("import")
+def responses_import(
+    file: Annotated[Path, typer.Argument(help="The export: Qualtrics, SurveyMonkey, Google Forms, Typeform, LimeSurvey CSV, generic CSV or JSONL.")],
+    format: Annotated[Optional[str], typer.Option("--format", help="qualtrics, surveymonkey, google_forms, typeform, limesurvey, generic or jsonl. Default: detected from the headers.")] = None,
+    moment: MomentOption = None,
+    encoding: Annotated[Optional[str], typer.Option("--encoding", help="Force the encoding. Default: detected.")] = None,
+    delimiter: Annotated[Optional[str], typer.Option("--delimiter", help="Force the delimiter. Default: sniffed.")] = None,
+    json_: JsonOption = False,
+    now: NowOption = None,
+    workspace: WorkspaceOption = None,
+) -> int:
+    """Import a survey export: match each row to its invitation, keep what matches nothing in quarantine.
+
+    Exit 1 when rows went to quarantine (they are kept: see `cxctl responses quarantine`).
+
+    Example: cxctl responses import qualtrics_export.csv --moment nps_relational
+    """
+    from cxctl.audience.csvio import parse_delimiter
+    from cxctl.results.importer import import_responses
+
+    ws = open_workspace(workspace)
+    db = store.connect(ws.database)
+    with output.working(f"importing responses from {file}…"):
+        report = import_responses(ws, db, file, now_for(ws, now), format=format, moment=moment, encoding=encoding,
+                                  delimiter=parse_delimiter(delimiter))
+    if json_:
+        output.print_json(report)
+    else:
+        counts = {"read": report.rows_read, "new": report.inserted, "replaced": report.replaced,
+                  "unchanged": report.unchanged, "counted": report.counted, "partial": report.partial,
+                  "duplicates": report.duplicates, "skipped": sum(report.skipped.values()),
+                  "quarantined": report.quarantined_total}
+        output.print_table(f"{report.format} responses to {report.moment or 'several moments'} from {Path(report.file).name}",
+                           list(counts), [list(counts.values())])
+        if report.skipped:
+            output.info("skipped (never count): " + ", ".join(f"{n} {k}" for k, n in sorted(report.skipped.items())))
+    for problem in report.problems[:20]:
+        output.warn(f"{report.file}:{problem.row}: {problem.kind}: {problem.reason}")
+    if report.problems:
+        output.warn(f"{len(report.problems)} row(s) in quarantine with their reasons: fix them (or the contacts) and import "
+                    f"again; list them with `cxctl responses quarantine`")
+        raise typer.Exit(1)
+    raise typer.Exit(0)
+
+
+@responses_app.command("quarantine")
+def responses_quarantine(moment: MomentOption = None, json_: JsonOption = False, workspace: WorkspaceOption = None) -> None:
+    """List the rows kept in quarantine (unmatched or invalid) with their file, row and reason.
+
+    Example: cxctl responses quarantine --moment delivery_csat
+    """
+    from cxctl.results.importer import list_quarantine
+
+    ws = open_workspace(workspace)
+    rows = list_quarantine(store.read(ws.database), moment, list(ws.moments))
+    if json_:
+        output.print_json(rows)
+        return
+    output.print_table("quarantine", ["id", "file", "row", "moment", "kind", "reason"],
+                       [[r.id, r.file_name, r.row_number, r.moment or "", r.kind, r.reason] for r in rows])
+
+
+def _score_columns(card) -> tuple[list[str], list[list]]:
+    """Flat columns for CSV/markdown: one row per cell, every indicator's value, margin, n, flags and
+    sparkline (the trend's values are in the JSON)."""
+    head = [b for b in card.by if b not in ("week", "month", "quarter")] + (["period"] if any(b in ("week", "month", "quarter") for b in card.by) else [])
+    names = ["nps", "csat", "ces", "response_rate"]
+    columns = head + ["responses", "sent"]
+    for n in names:
+        columns += [n, f"{n}_margin", f"{n}_n", f"{n}_insufficient", f"{n}_target_met", f"{n}_change", f"{n}_significant",
+                    f"{n}_trend"]
+    columns += ["nps_promoters", "nps_passives", "nps_detractors", "ces_agree"]
+    rows = []
+    for row in card.rows:
+        values = [row.group.get(b, "") for b in head if b != "period"] + ([row.period] if "period" in head else [])
+        values += [row.responses, row.sent]
+        for n in names:
+            ind = row.indicators.get(n)
+            values += [""] * 8 if ind is None else [
+                _fmt(ind.value), _fmt(ind.margin), ind.n, int(ind.insufficient),
+                "" if ind.target_met is None else int(ind.target_met), _fmt(ind.change),
+                "" if ind.significant is None else int(ind.significant), ind.sparkline]
+        nps, ces = row.indicators.get("nps"), row.indicators.get("ces")
+        values += [_fmt(nps.detail.get(k)) if nps else "" for k in ("promoters", "passives", "detractors")]
+        values += [_fmt(ces.detail.get("agree")) if ces else ""]
+        rows.append(values)
+    return columns, rows
+
+
+def _cell(ind, digits: int = 0, unit: str = "") -> str:
+    if ind is None:
+        return ""
+    if ind.insufficient:
+        return f"insufficient (n={ind.n})"
+    text = f"{ind.value:.{digits}f}{unit} ±{ind.margin:.{digits if digits else 0}f}" if ind.margin is not None else f"{ind.value:.{digits}f}{unit}"
+    text += f" n={ind.n}"
+    if ind.target_met is not None:
+        text += " ✓" if ind.target_met else f" ✗<{ind.target:g}"
+    if ind.change is not None:
+        text += f" {ind.change:+.{digits}f}{'*' if ind.significant else ''}"
+    return text
+
+
+def scorecard_command(
+    by: Annotated[str, typer.Option("--by", help="Comma-separated: moment, journey, stage, segment, country, language, company, role, any contact attribute, and one of week, month, quarter.")] = "moment",
+    since: SinceOption = None,
+    until: UntilOption = None,
+    moment: MomentOption = None,
+    format: Annotated[str, typer.Option("--format", help="table, json, csv or markdown.")] = "table",
+    ops: Annotated[Optional[list[str]], typer.Option("--ops", help="Also show an operational indicator over the same period: START..END (median and p90 hours between two events) or an event type (count). Repeatable.")] = None,
+    json_: JsonOption = False,
+    now: NowOption = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """NPS, CSAT, CES and response rate with 95 % margins, targets, change and trend.
+
+    Cells below workspace.min_responses are marked insufficient; `*` marks a significant change (95 %).
+    With --ops, the operational indicators of the same period follow, per period of --by (month by default).
+
+    Example: cxctl scorecard --by moment,month --since 2026-01-01 --ops order_placed..order_delivered --ops complaint
+    """
+    from cxctl.results.operational import beside_scorecard
+    from cxctl.results.scorecard import TIME_DIMENSIONS, compute_scorecard
+
+    ws = open_workspace(workspace)
+    db = store.read(ws.database)
+    card = compute_scorecard(ws, db, now_for(ws, now), by=by.split(","), since=since, until=until, moment=moment)
+    granularity = next((b for b in card.by if b in TIME_DIMENSIONS), "month")
+    indicators = beside_scorecard(ws, db, ops, granularity, card.since, card.until) if ops else []
+    _warn_unknown_types(ws, db, [t for indicator in indicators for t in indicator.types])
+    fmt = "json" if json_ else format
+    if fmt == "json":
+        output.print_json({"scorecard": card, "ops": indicators} if ops else card)
+        return
+    if indicators and fmt != "table":
+        from cxctl.core.errors import UsageError
+
+        raise UsageError(f"--ops is shown with --format table or json, not {fmt}: drop --ops here, and get the "
+                         f"operational figures with `cxctl ops duration|count … --json`")
+    if fmt in ("csv", "markdown"):
+        columns, rows = _score_columns(card)
+        if fmt == "csv":
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows(rows)
+        else:
+            sys.stdout.write("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
+            for r in rows:
+                sys.stdout.write("| " + " | ".join(str(v) for v in r) + " |\n")
+        return
+    if fmt != "table":
+        from cxctl.core.errors import UsageError
+
+        raise UsageError(f"unknown --format {format!r}: use table, json, csv or markdown")
+    head = [b for b in card.by if b not in ("week", "month", "quarter")]
+    timed = len(head) != len(card.by)
+    columns = head + (["period"] if timed else []) + ["NPS", "CSAT %", "CES", "resp. rate %", "trend"]
+    rows = []
+    for row in card.rows:
+        primary = next((row.indicators[k] for k in ("nps", "csat", "ces") if k in row.indicators), None)
+        # People without the attribute (or forgotten) form a group of their own: named, not a blank cell.
+        rows.append([row.group.get(b, "") or "(none)" for b in head] + ([row.period] if timed else []) + [
+            _cell(row.indicators.get("nps")), _cell(row.indicators.get("csat")), _cell(row.indicators.get("ces"), 2),
+            _cell(row.indicators.get("response_rate")), primary.sparkline if primary else ""])
+    output.print_table(f"scorecard {card.since} → {card.until} (min n {card.min_responses})", columns, rows)
+    for indicator in indicators:
+        if indicator.kind == "duration":
+            output.print_table(f"{indicator.spec} (hours) {card.since} → {card.until}", ["period", "n", "median", "p90"],
+                               [[r.period, r.n, _fmt(r.median_hours), _fmt(r.p90_hours)] for r in indicator.rows])
+        else:
+            output.print_table(f"{indicator.spec} events {card.since} → {card.until}", ["period", "count"],
+                               [[r.period, r.count] for r in indicator.rows])
+
+
+@followups_app.callback()
+def followups_list(
+    ctx: typer.Context,
+    since: SinceOption = None,
+    moment: MomentOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include the ones already done.")] = False,
+    json_: JsonOption = False,
+    csv_: CsvOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Answers to call back: detractors (NPS ≤ 6), dissatisfied (CSAT bottom two), high effort (CES ≤ 3), oldest first.
+
+    Example: cxctl followups --moment delivery_csat --csv > a_rappeler.csv
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from cxctl.results.followups import list_followups
+
+    ws = open_workspace(workspace)
+    result = list_followups(ws, store.read(ws.database), since=since, moment=moment, include_done=all_)
+    if json_:
+        output.print_json(result.items)
+        return
+    columns = ["id", "submitted_at", "moment", "reasons", "scores", "comment", "external_id", "name", "email", "segment",
+               "event", "event_attributes", "done", "note"]
+    rows = [[f.id, f.submitted_at, f.moment, ",".join(f.reasons), " ".join(f"{k}={v:g}" for k, v in f.scores.items()), f.comment,
+             f.contact["external_id"] or "", " ".join(x for x in (f.contact["first_name"], f.contact["last_name"]) if x),
+             f.contact["email"] or "", f.contact["segment"] or "", (f.event or {}).get("type", ""),
+             output.to_json((f.event or {}).get("attributes", {})).replace("\n", "").replace("  ", "") if f.event else "",
+             "yes" if f.done else "", f.note or ""] for f in result.items]
+    if csv_:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+        return
+    # The caller needs the order number or the store at hand: the event's attributes go with its type.
+    events = ["" if f.event is None else f.event["type"] + "".join(
+        f"\n{k}: {v}" for k, v in (f.event.get("attributes") or {}).items()) for f in result.items]
+    # The table says the time zone; the CSV keeps its stable column names (times are UTC there too).
+    head = ["submitted_at (UTC)" if c == "submitted_at" else c for c in columns[:10]]
+    output.print_table(f"{len(rows)} follow-up(s)", head + ["event"], [r[:10] + [e] for r, e in zip(rows, events)])
+
+
+@followups_app.command("done")
+def followups_done(
+    id: Annotated[int, typer.Argument(help="The follow-up ID (as listed by `cxctl followups`).")],
+    note: Annotated[Optional[str], typer.Option("--note", help="What was said or done.")] = None,
+    json_: JsonOption = False,
+    now: NowOption = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Record that a follow-up was done (a second call replaces the note); other IDs are refused.
+
+    Example: cxctl followups done 42 --note "Rappelé, geste commercial de 10 €"
+    """
+    from cxctl.results.followups import mark_done
+
+    ws = open_workspace(workspace)
+    done = mark_done(ws, store.connect(ws.database), id, note, now_for(ws, now))
+    if json_:
+        output.print_json(done)
+        return
+    output.info(f"follow-up {id} marked done" + (" (note replaced)" if done["replaced"] else ""))
+
+
+def reasons_command(moment: MomentOption = None, json_: JsonOption = False, workspace: WorkspaceOption = None) -> None:
+    """NPS+ reason counts per moment, segment and NPS category (promoter, passive, detractor).
+
+    Example: cxctl reasons --moment nps_relational
+    """
+    from cxctl.results.verbatims import reason_counts
+
+    ws = open_workspace(workspace)
+    rows = reason_counts(ws, store.read(ws.database), moment)
+    if json_:
+        output.print_json(rows)
+        return
+    output.print_table("reasons", ["moment", "segment", "question", "category", "reason", "count"],
+                       [[r.moment, r.segment, r.question, r.category, r.reason, r.count] for r in rows])
+
+
+def verbatims_command(
+    moment: MomentOption = None,
+    category: Annotated[Optional[str], typer.Option("--category", help="Only promoter, passive or detractor answers.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many words and pairs.")] = 20,
+    json_: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """The most frequent words and word pairs of open answers (French and English stop words removed).
+
+    Example: cxctl verbatims --moment nps_relational --category detractor
+    """
+    from cxctl.results.verbatims import frequent_words
+
+    ws = open_workspace(workspace)
+    result = frequent_words(ws, store.read(ws.database), moment, category, limit)
+    if json_:
+        output.print_json(result)
+        return
+    output.print_table(f"words in {result.answers} answer(s)", ["word", "answers"], result.words)
+    output.print_table("word pairs", ["pair", "answers"], result.pairs)
+
+
+def _warn_unknown_types(ws, db, types: list[str]) -> None:
+    """An event type no event has reads as 'none happened': said on stderr, the output stays valid."""
+    from cxctl.results.operational import unknown_types
+
+    for warning in unknown_types(ws, db, *types):
+        output.warn(warning)
+
+
+def _ops_rows(workspace, compute, types: list[str]) -> list:
+    """The rows of one `ops` command, over the store read-only, with the warnings about its types."""
+    ws = open_workspace(workspace)
+    db = store.read(ws.database)
+    rows = compute(ws, db)
+    _warn_unknown_types(ws, db, types)
+    return rows
+
+
+@ops_app.command("duration")
+def ops_duration(
+    start: Annotated[str, typer.Argument(help="Event type that starts the clock, e.g. order_placed.")],
+    end: Annotated[str, typer.Argument(help="Event type that stops it, e.g. order_delivered.")],
+    by: Annotated[str, typer.Option("--by", help="week, month or quarter.")] = "month",
+    since: SinceOption = None,
+    until: OpenUntilOption = None,
+    json_: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Median and 90th percentile of the time from START to END (same contact), per period.
+
+    Example: cxctl ops duration order_placed order_delivered --by month
+    """
+    from cxctl.results.operational import durations
+
+    rows = _ops_rows(workspace, lambda ws, db: durations(ws, db, start, end, by, since, until), [start, end])
+    if json_:
+        output.print_json(rows)
+        return
+    output.print_table(f"{start} → {end} (hours)", ["period", "n", "median", "p90"],
+                       [[r.period, r.n, _fmt(r.median_hours), _fmt(r.p90_hours)] for r in rows])
+
+
+@ops_app.command("count")
+def ops_count(
+    event_type: Annotated[str, typer.Argument(help="Event type to count, e.g. complaint.")],
+    by: Annotated[str, typer.Option("--by", help="week, month or quarter.")] = "month",
+    since: SinceOption = None,
+    until: OpenUntilOption = None,
+    json_: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Number of events of one type per period.
+
+    Example: cxctl ops count complaint --by week
+    """
+    from cxctl.results.operational import counts
+
+    rows = _ops_rows(workspace, lambda ws, db: counts(ws, db, event_type, by, since, until), [event_type])
+    if json_:
+        output.print_json(rows)
+        return
+    output.print_table(f"{event_type} per {by}", ["period", "count"], [[r.period, r.count] for r in rows])
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(responses_app, name="responses")
+    app.command("scorecard")(scorecard_command)
+    app.add_typer(followups_app, name="followups")
+    app.command("reasons")(reasons_command)
+    app.command("verbatims")(verbatims_command)
+    app.add_typer(ops_app, name="ops")

@@ -1,0 +1,149 @@
+"""`cxctl send` (plan and deliver the due invitations and reminders) and `cxctl preview`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cxctl.core import output
+
+from cxctl import store
+from cxctl.cli.common import (
+    DryRunOption,
+    JsonOption,
+    MomentOption,
+    NowOption,
+    WorkspaceOption,
+    now_for,
+    open_workspace,
+)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; plain log lines (every 10 %) under cron and CI."""
+
+    def __init__(self) -> None:
+        self.terminal = output.stderr.is_terminal
+        self.bar = None
+        self.task = None
+        self.next_log = 0
+        self.started = time.monotonic()
+
+    def __enter__(self) -> "_Progress":
+        if self.terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                console=output.stderr, transient=True)
+            self.bar.__enter__()
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            if self.task is None:
+                self.task = self.bar.add_task("send", total=total)
+            self.bar.update(self.task, completed=done, total=total)
+        elif total and done >= self.next_log:
+            elapsed = time.monotonic() - self.started
+            output.info(f"send: {done}/{total} done ({elapsed:.1f} s)")
+            self.next_log = done + max(1, total // 10)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def send_command(
+    workspace: WorkspaceOption = None,
+    now: NowOption = None,
+    moment: MomentOption = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="Send at most N messages in this run.")] = None,
+    dry_run: DryRunOption = False,
+    wait: Annotated[bool, typer.Option("--wait", help="If another send runs on this database, wait for it instead of exiting.")] = False,
+    transport: Annotated[Optional[str], typer.Option("--transport", help="Override workspace.transport: outbox or smtp.")] = None,
+    resend_in_doubt: Annotated[bool, typer.Option("--resend-in-doubt", help="Send again the messages a crashed run left in doubt (some may then arrive twice).")] = False,
+    accept_in_doubt: Annotated[bool, typer.Option("--accept-in-doubt", help="The messages in doubt did arrive (the server's log says so): count them as sent.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Plan and send the due invitations and reminders (exit 1 if stopped, failed or in doubt).
+
+    Example: cxctl send --limit 500
+    """
+    from cxctl.delivery.send import send_campaign
+    from cxctl.delivery.transport import make_transport
+
+    ws = open_workspace(workspace)
+    when = now_for(ws, now)
+    db = store.connect(ws.database)
+    chosen = make_transport(ws, transport)
+    with _Progress() as progress:
+        report = send_campaign(ws, db, when, chosen, limit=limit, moment=moment, dry_run=dry_run,
+                               progress=None if json_ else progress, wait=wait, resend_in_doubt=resend_in_doubt,
+                               accept_in_doubt=accept_in_doubt)
+    if json_:
+        output.print_json({**report.__dict__, "ok": report.ok})
+    else:
+        _print_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_report(report) -> None:
+    title = f"send via {report.transport}" + (" (dry run: nothing sent, nothing changed)" if report.dry_run else "")
+    rows = [("newly planned", report.planned), ("due", report.due)]
+    if report.dry_run:
+        rows.append(("would send", report.would_send))
+    else:
+        rows += [("sent", report.sent), ("  of which reminders", report.reminders)]
+    rows += [("failed", report.failed), ("bounced", report.bounced), ("in doubt", report.in_doubt)]
+    rows += [(f"skipped: {reason}", count) for reason, count in report.skipped.items()]
+    output.print_table(title, ["", "count"], rows)
+    for problem in report.errors[:10]:
+        retry = f" (next try {problem['next_attempt_at']} UTC)" if problem.get("next_attempt_at") else ""
+        output.warn(f"invitation {problem['invitation']} {problem['status']}: {problem['error']}{retry}")
+    if report.resent_in_doubt or report.accepted_in_doubt:
+        output.info(f"in doubt: {report.resent_in_doubt} sent again, {report.accepted_in_doubt} accepted as delivered")
+    if report.in_doubt:
+        ids = ", ".join(str(i) for i in report.in_doubt_ids[:20]) + (", …" if report.in_doubt > 20 else "")
+        output.warn(f"{report.in_doubt} message(s) were in flight when a previous run died ({ids}): they may or may not "
+                    f"have arrived, so they are not re-sent, and every run reports them (exit 1) until you decide: check "
+                    f"the server's log, then rerun with --accept-in-doubt (they arrived) or --resend-in-doubt (they did not)")
+    if report.stopped:
+        output.error(f"stopped: {report.stopped}")
+
+
+def preview_command(
+    moment: Annotated[str, typer.Argument(help="The key moment (id) whose message to render.")],
+    contact: Annotated[Optional[str], typer.Option("--contact", help="A stored contact (external id or id); default a sample contact.")] = None,
+    lang: Annotated[Optional[str], typer.Option("--lang", help="Language of the message (default the contact's, else the workspace's).")] = None,
+    reminder: Annotated[bool, typer.Option("--reminder", help="Render the reminder instead of the invitation.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for the .eml and .html files (default <outbox>/preview).")] = None,
+    workspace: WorkspaceOption = None,
+    now: NowOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Render a moment's message in the terminal and write it as .eml and .html.
+
+    Example: cxctl preview delivery_csat --contact C-1042 --lang fr
+    """
+    from cxctl.delivery.render import preview
+
+    ws = open_workspace(workspace)
+    db = store.read(ws.database) if contact is not None else None
+    result = preview(ws, db, moment, now_for(ws, now), contact=contact, lang=lang, reminder=reminder, out_dir=out)
+    if json_:
+        output.print_json(result)
+        return
+    output.print_table(f"{result.moment} ({result.language}{', reminder' if result.reminder else ''}) for {result.contact}",
+                       ["header", "value"], list(result.headers.items()))
+    output.stdout.print("")
+    output.stdout.print(result.text, markup=False, highlight=False)
+    output.info(f"written: {result.eml_path} and {result.html_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("send")(send_command)
+    app.command("preview")(preview_command)

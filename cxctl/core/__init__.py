@@ -1,0 +1,1 @@
+"""Shared leaves: errors, time, durations, output, resources, addresses, tokens. They import nothing else of cxctl."""

@@ -1,0 +1,1 @@
+"""Sending: templates, MIME, signed links, transports, the send run and its lock."""

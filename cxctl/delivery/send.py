@@ -1,0 +1,527 @@
+"""Delivering invitations and reminders, safe from cron overlaps and from crashes.
+
+Each invitation moves through recorded states: planned → sending → sent | failed (attempts, next try) |
+bounced (address suppressed), or cancelled/expired before it goes. A row is committed as `sending`
+before its message is handed to the transport, and its outcome is committed right after, so after a
+`kill -9` the rows still `sending` are the messages in flight plus the few queued behind them — at most
+2 × concurrency: the next run marks them `in_doubt` and reports them, never re-sends them silently.
+A file lock (cxctl.delivery.lock) keeps two runs apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterator
+
+import sqlite_utils
+
+from cxctl.workspace.loader import Workspace
+from cxctl.delivery.lock import database_file, send_lock  # noqa: F401  (part of this module's API)
+from cxctl.delivery.mime import MessageBuilder
+from cxctl.delivery.render import Renderer, TemplateError, contact_vars, event_vars
+from cxctl.store import email_hash
+from cxctl.core.timeutil import from_db, to_db
+from cxctl.delivery.transport import RateLimiter, SendFailure, Transport
+from cxctl.core.errors import TransportError, UsageError
+
+IN_RUN_RETRY_DELAYS = (1.0, 5.0)  # seconds before each retry of a temporary failure within a run
+PAGE = 500
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class SendReport:
+    """What a `cxctl send` run did (or, with dry_run, would do)."""
+
+    transport: str
+    dry_run: bool = False
+    planned: int = 0  # invitations newly recorded by this run's plan
+    due: int = 0
+    sent: int = 0
+    reminders: int = 0  # of `sent`, how many were reminders
+    failed: int = 0
+    bounced: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    in_doubt: int = 0  # rows in doubt after this run: left `sending` by a dead run, not yet resent or accepted
+    in_doubt_ids: list[int] = field(default_factory=list)
+    resent_in_doubt: int = 0
+    accepted_in_doubt: int = 0
+    stopped: str | None = None
+    elapsed_seconds: float = 0.0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    would_send: int = 0
+    plan_exclusions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """False when the run needs a look: stopped, failures, or messages in doubt."""
+        return self.stopped is None and self.failed == 0 and self.in_doubt == 0
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+_DUE_WHERE = """((i.status = 'planned' AND i.send_at <= :now)
+    OR (i.status = 'failed' AND i.next_attempt_at IS NOT NULL AND i.next_attempt_at <= :now))
+    AND (:moment IS NULL OR i.moment = :moment)"""
+
+_DUE_SQL = f"""
+SELECT i.id, i.token, i.moment, i.kind, i.parent_id, i.language, i.email, i.attempts, i.status,
+       c.id AS contact_id, c.external_id, c.email AS contact_email, c.first_name, c.last_name,
+       c.language AS contact_language, c.company, c.role, c.segment, c.country, c.attributes,
+       c.forgotten_at, e.type AS event_type, e.occurred_at AS event_occurred_at,
+       e.attributes AS event_attributes,
+       (SELECT p.status FROM invitations p WHERE p.id = i.parent_id) AS parent_status,
+       (SELECT 1 FROM responses r WHERE i.parent_id IS NOT NULL AND r.invitation_id = i.parent_id LIMIT 1) AS answered
+FROM invitations i JOIN contacts c ON c.id = i.contact_id LEFT JOIN events e ON e.id = i.event_id
+WHERE i.id > :after AND {_DUE_WHERE}
+ORDER BY i.id LIMIT :page
+"""
+
+
+_CONTACT_SQL = """
+SELECT c.id AS contact_id, c.external_id, c.email AS contact_email, c.first_name, c.last_name,
+       c.language AS contact_language, c.company, c.role, c.segment, c.country, c.attributes, c.forgotten_at,
+       e.type AS event_type, e.occurred_at AS event_occurred_at, e.attributes AS event_attributes,
+       (SELECT p.status FROM invitations p WHERE p.id = ?2) AS parent_status,
+       (SELECT 1 FROM responses r WHERE r.invitation_id = ?3 LIMIT 1) AS answered
+FROM contacts c LEFT JOIN events e ON e.id = ?1
+WHERE c.id = ?4
+"""
+
+
+@dataclass
+class Prepared:
+    """A rendered message ready to go, with what is needed to record its outcome."""
+
+    id: int
+    address: str
+    data: bytes
+    message_id: str
+    kind: str
+    prev_status: str
+    prev_attempts: int
+
+
+@dataclass
+class Outcome:
+    item: Any  # Prepared, or the raw row for skips
+    result: str  # sent | bounce | temporary | rejected | untried
+    tries: int = 0
+    error: str | None = None
+    at: datetime | None = None
+
+
+class _Delivery:
+    def __init__(self, ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport,
+                 limit: int | None, moment: str | None, dry_run: bool, progress: ProgressCallback | None,
+                 retry_delays: tuple[float, ...]):
+        self.ws, self.db, self.now, self.transport = ws, db, now, transport
+        self.limit, self.moment, self.dry_run, self.progress = limit, moment, dry_run, progress
+        self.retry_delays = retry_delays
+        self.smtp = ws.settings.smtp
+        self.renderer = Renderer(ws, ws.secret())
+        self.builder = MessageBuilder(ws)
+        self.report = SendReport(transport=transport.describe(), dry_run=dry_run)
+        self.skipped: Counter[str] = Counter()
+        self.started = time.monotonic()
+        self.stopped: str | None = None
+        self.consecutive = 0
+        self.done = 0
+        self.total = 0
+        self.budget_reason: str | None = None
+        self.bounced_now: set[str] = set()  # addresses that bounced during this run
+
+    def clock(self) -> datetime:
+        """The run's `now` moved on by the real time elapsed (sent_at, Date, next tries)."""
+        return (self.now + timedelta(seconds=time.monotonic() - self.started)).replace(microsecond=0)
+
+    # --- before sending ---------------------------------------------------------------------
+
+    def mark_in_doubt(self, resend: bool, accept: bool) -> None:
+        """Rows left `sending` belong to a dead run (we hold the lock): they may or may not have gone.
+        They stay in doubt — reported by every run, which exits 1 — until the user says what happened:
+        `resend` (send them again) or `accept` (they arrived: count them as sent)."""
+        stamp = to_db(self.now)
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute(
+            "UPDATE invitations SET status = 'in_doubt', updated_at = ?, "
+            "last_error = 'the run sending it stopped before the server answered: it may or may not have been delivered' "
+            "WHERE status = 'sending'", [stamp])
+        if resend:
+            cursor = self.db.execute(
+                "UPDATE invitations SET status = 'planned', updated_at = ? WHERE status = 'in_doubt' "
+                "AND (? IS NULL OR moment = ?)", [stamp, self.moment, self.moment])
+            self.report.resent_in_doubt = cursor.rowcount
+        elif accept:
+            cursor = self.db.execute(
+                "UPDATE invitations SET status = 'sent', sent_at = COALESCE(sent_at, send_at), updated_at = ?, "
+                "last_error = 'in doubt after a crash; accepted as delivered (--accept-in-doubt)' WHERE status = 'in_doubt' "
+                "AND (? IS NULL OR moment = ?)", [stamp, self.moment, self.moment])
+            self.report.accepted_in_doubt = cursor.rowcount
+        self.db.execute("COMMIT")
+        self.count_in_doubt()
+
+    def count_in_doubt(self) -> None:
+        """Every message still in doubt (a dry run also counts the `sending` rows it leaves alone)."""
+        ids = [r[0] for r in self.db.execute(
+            "SELECT id FROM invitations WHERE status IN ('sending', 'in_doubt') ORDER BY id").fetchall()]
+        self.report.in_doubt, self.report.in_doubt_ids = len(ids), ids[:100]
+
+    def budget(self) -> int | None:
+        """How many messages this run may hand over: --limit and the hourly/daily caps."""
+        budgets: list[tuple[int, str]] = []
+        if self.limit is not None:
+            budgets.append((self.limit, "limit"))
+        for cap, span, reason in ((self.smtp.max_per_hour, timedelta(hours=1), "hourly_cap"),
+                                  (self.smtp.max_per_day, timedelta(days=1), "daily_cap")):
+            if cap is not None and self.transport.name == "smtp":
+                used = self.db.execute("SELECT COUNT(*) FROM invitations WHERE sent_at > ? AND status IN ('sent', 'bounced')",
+                                       [to_db(self.now - span)]).fetchone()[0]
+                budgets.append((max(0, cap - used), reason))
+        if not budgets:
+            return None
+        value, self.budget_reason = min(budgets)
+        return value
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Due rows in id order, a page at a time (memory stays flat)."""
+        params = {"now": to_db(self.now), "moment": self.moment, "after": 0, "page": PAGE}
+        while True:
+            cursor = self.db.execute(_DUE_SQL, params)
+            names = [d[0] for d in cursor.description]
+            page = [dict(zip(names, r)) for r in cursor.fetchall()]
+            if not page:
+                return
+            # One look-up per page; addresses bounced during this run are checked separately (bounced_now).
+            hashes = [email_hash(r["contact_email"] or r["email"] or "") for r in page]
+            suppressed = {h for (h,) in self.db.execute(
+                "SELECT email_hash FROM suppressions WHERE email_hash IN (SELECT value FROM json_each(?))",
+                [json.dumps(hashes)])}
+            for row, hashed in zip(page, hashes):
+                row["suppressed"] = hashed in suppressed
+            yield from page
+            params["after"] = page[-1]["id"]
+
+    def check(self, row: dict[str, Any]) -> tuple[str, str | None] | None:
+        """(reason, new status or None to leave the row as it is) when the row must not go now."""
+        moment = self.ws.moments.get(row["moment"])
+        if moment is None:
+            return "unknown_moment", None
+        address = row["contact_email"] or row["email"]  # the contact's current address, if it changed since planning
+        if row["forgotten_at"] or not address:
+            return "forgotten" if row["forgotten_at"] else "no_email", "cancelled"
+        if row.get("suppressed") or address in self.bounced_now or (
+                "suppressed" not in row and self.db.execute("SELECT 1 FROM suppressions WHERE email_hash = ?",
+                                                            [email_hash(address)]).fetchone()):
+            return "suppressed", "cancelled"
+        if moment.trigger is not None and row["event_occurred_at"]:
+            if from_db(row["event_occurred_at"]) + moment.trigger.expires < self.now:
+                return "expired", "expired"
+        if row["kind"] == "reminder":
+            if row["answered"]:
+                return "responded", "cancelled"
+            if row["parent_status"] in ("bounced", "cancelled", "expired"):
+                return f"parent_{row['parent_status']}", "cancelled"
+            if row["parent_status"] != "sent":
+                return "parent_not_sent", None
+        if row["attempts"] >= self.smtp.max_attempts:
+            return "max_attempts", None
+        return None
+
+    def prepare(self, row: dict[str, Any]) -> Prepared | Outcome:
+        """Render and build one message, or the outcome that replaces sending it."""
+        refused = self.check(row)
+        if refused is not None:
+            return Outcome(row, "skip:" + refused[0], error=refused[1])
+        address = row["contact_email"] or row["email"]
+        try:
+            lang, templates = self.renderer.templates(row["moment"], row["kind"] == "reminder",
+                                                      self.renderer.language_for(row["language"] or row["contact_language"]))
+            contact = contact_vars({**row, "id": row["contact_id"], "email": address, "language": row["contact_language"]})
+            variables = self.renderer.variables(
+                token=row["token"], moment_id=row["moment"], lang=lang, reminder=row["kind"] == "reminder",
+                contact=contact, event=event_vars(row["event_type"], row["event_occurred_at"], row["event_attributes"]))
+            rendered = self.renderer.render(templates, variables)
+        except TemplateError as exc:
+            return Outcome(row, "rejected", tries=1, error=f"template: {exc}")
+        message_id, data = self.builder.build(
+            invitation_id=row["id"], token=row["token"], to_name=contact["name"], to_address=address,
+            rendered=rendered, date=self.clock(), unsubscribe_url=variables["unsubscribe_url"])
+        return Prepared(row["id"], address, data, message_id, row["kind"], row["status"], row["attempts"])
+
+    # --- recording ----------------------------------------------------------------------------
+
+    def record(self, finished: list[Outcome], starting: list[Prepared]) -> list[Prepared]:
+        """One transaction: the outcomes of finished messages, then the next rows marked `sending`.
+        Returns the rows actually marked (a row changed by someone else is left alone)."""
+        if not finished and not starting:
+            return []
+        stamp = to_db(self.clock())
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            sent = [o for o in finished if o.result == "sent"]
+            for outcome in sent:
+                self.report.sent += 1
+                self.report.reminders += outcome.item.kind == "reminder"
+            conn.executemany(
+                "UPDATE invitations SET status = 'sent', sent_at = ?, message_id = ?, attempts = ?, last_error = NULL, "
+                "next_attempt_at = NULL, updated_at = ? WHERE id = ?",
+                [(to_db(o.at), o.item.message_id, o.item.prev_attempts + o.tries, stamp, o.item.id) for o in sent])
+            for outcome in finished:
+                if outcome.result != "sent":
+                    self._record_one(outcome, stamp)
+            before = conn.total_changes
+            conn.executemany("UPDATE invitations SET status = 'sending', updated_at = ? WHERE id = ? AND status = ?",
+                             [(stamp, item.id, item.prev_status) for item in starting])
+            marked = starting
+            if conn.total_changes - before != len(starting):  # a row changed under us: send only those we marked
+                ids = {r[0] for r in conn.execute(
+                    "SELECT id FROM invitations WHERE status = 'sending' AND id IN (SELECT value FROM json_each(?))",
+                    [json.dumps([item.id for item in starting])])}
+                marked = [item for item in starting if item.id in ids]
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return marked
+
+    def _record_one(self, outcome: Outcome, stamp: str) -> None:
+        db, result, report = self.db, outcome.result, self.report
+        item = outcome.item
+        if result.startswith("skip:"):
+            reason = result[5:]
+            self.skipped[reason] += 1
+            if outcome.error:  # the new status
+                db.execute("UPDATE invitations SET status = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                           [outcome.error, reason, stamp, item["id"]])
+            return
+        item_id = item.id if isinstance(item, Prepared) else item["id"]
+        prev_attempts = item.prev_attempts if isinstance(item, Prepared) else item["attempts"]
+        attempts = prev_attempts + outcome.tries
+        if result == "untried":
+            db.execute("UPDATE invitations SET status = ?, updated_at = ? WHERE id = ?", [item.prev_status, stamp, item_id])
+            self.skipped["not_tried"] += 1
+        elif result == "bounce":
+            report.bounced += 1
+            self.bounced_now.add(item.address)
+            db.execute("UPDATE invitations SET status = 'bounced', attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                       [attempts, outcome.error, stamp, item_id])
+            db.execute("INSERT OR IGNORE INTO suppressions (email_hash, email, reason, source, note, created_at) "
+                       "VALUES (?, ?, 'bounce', 'send', ?, ?)",
+                       [email_hash(item.address), item.address, f"invitation {item_id}: {outcome.error}", stamp])
+            self._error(item_id, "bounced", outcome.error)
+        else:  # temporary or rejected: failed, retried later unless permanent or out of attempts
+            report.failed += 1
+            retry = result == "temporary" and attempts < self.smtp.max_attempts
+            next_at = to_db(self.clock() + self.smtp.retry_after * (2 ** max(0, attempts - 1))) if retry else None
+            db.execute("UPDATE invitations SET status = 'failed', attempts = ?, next_attempt_at = ?, last_error = ?, "
+                       "updated_at = ? WHERE id = ?", [attempts, next_at, outcome.error, stamp, item_id])
+            self._error(item_id, "failed", outcome.error, next_at)
+
+    def _error(self, item_id: int, status: str, error: str | None, next_at: str | None = None) -> None:
+        if len(self.report.errors) < 50:
+            self.report.errors.append({"invitation": item_id, "status": status, "error": error, "next_attempt_at": next_at})
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def worker(self, queue: asyncio.Queue, results: list[Outcome], wake: asyncio.Event, limiter: RateLimiter) -> None:
+        holder: list = [None]  # this worker's connection, opened on first use and reused
+        sender = self.ws.settings.sender.address
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if self.stopped:
+                    results.append(Outcome(item, "untried"))
+                else:
+                    try:
+                        results.append(await self._send_one(item, sender, limiter, holder))
+                    except Exception as exc:  # a bug: record it as a temporary failure rather than hang
+                        results.append(Outcome(item, "temporary", 1, f"{type(exc).__name__}: {exc}"))
+                wake.set()
+        finally:
+            if holder[0] is not None:
+                await holder[0].close()
+
+    async def _send_one(self, item: Prepared, sender: str, limiter: RateLimiter, holder: list) -> Outcome:
+        tries = 0
+        allowed = max(1, min(len(self.retry_delays) + 1, self.smtp.max_attempts - item.prev_attempts))
+        while True:
+            try:
+                if holder[0] is None:
+                    holder[0] = self.transport.connect()
+                await limiter.wait()
+                tries += 1
+                await holder[0].send(sender, item.address, item.data, str(item.id))
+                self.consecutive = 0
+                return Outcome(item, "sent", tries, at=self.clock())
+            except TransportError as exc:  # authentication refused, outbox unwritable: nothing can go
+                self.stopped = str(exc)
+                return Outcome(item, "untried") if tries <= 1 else Outcome(item, "temporary", tries, str(exc))
+            except SendFailure as failure:
+                if failure.kind == "temporary" and tries < allowed and not self.stopped:
+                    await asyncio.sleep(self.retry_delays[tries - 1])
+                    continue
+                if failure.kind != "bounce":
+                    self.consecutive += 1
+                    if self.consecutive >= self.smtp.max_consecutive_failures and not self.stopped:
+                        self.stopped = (f"{self.consecutive} consecutive failures, the last: {failure}: is the mail "
+                                        f"server up? Untried invitations stay planned; rerun later")
+                return Outcome(item, failure.kind, tries, str(failure))
+
+    async def run(self) -> None:
+        concurrency = max(1, self.transport.concurrency)
+        window = 2 * concurrency
+        queue: asyncio.Queue = asyncio.Queue()
+        results: list[Outcome] = []
+        wake = asyncio.Event()
+        limiter = RateLimiter(self.transport.rate_per_second)
+        workers = [asyncio.create_task(self.worker(queue, results, wake, limiter)) for _ in range(concurrency)]
+        budget = self.budget()
+        handed = 0
+        outstanding = 0
+        rows = self.rows()
+        exhausted = False
+        try:
+            while True:
+                finished, results[:] = results[:], []
+                outstanding -= sum(1 for o in finished)
+                starting: list[Prepared] = []
+                immediate: list[Outcome] = []
+                while not exhausted and not self.stopped and outstanding + len(starting) < window:
+                    if budget is not None and handed + len(starting) >= budget:
+                        exhausted = True
+                        break
+                    row = next(rows, None)
+                    if row is None:
+                        exhausted = True
+                        break
+                    prepared = self.prepare(row)
+                    (starting if isinstance(prepared, Prepared) else immediate).append(prepared)
+                marked = self.record(finished + immediate, starting)
+                self.done += len(finished) + len(immediate)
+                handed += len(marked)
+                outstanding += len(marked)
+                for item in marked:
+                    queue.put_nowait(item)
+                if self.progress:
+                    self.progress(self.done, self.total)
+                if outstanding == 0 and (exhausted or self.stopped):
+                    break
+                if not results:
+                    await wake.wait()
+                wake.clear()
+        finally:
+            for _ in workers:
+                queue.put_nowait(None)
+            await asyncio.gather(*workers, return_exceptions=True)
+            if results:  # after an unexpected error: record what did go, so it is not left in doubt
+                self.record(results[:], [])
+                results.clear()
+        if self.done < self.total:
+            reason = "not_tried" if self.stopped else (self.budget_reason or "limit")
+            self.skipped[reason] += self.total - self.done
+
+    def unrecorded_rows(self, plan: Any) -> Iterator[dict[str, Any]]:
+        """Dry run: the plan's due rows not yet in the store, as rows with a throw-away token."""
+        from cxctl.core.tokens import new_token
+
+        secret = self.ws.secret()
+        for p in plan.planned:
+            if p.send_at > self.now or (self.moment and p.moment != self.moment):
+                continue
+            if self.db.execute("SELECT 1 FROM invitations WHERE dedupe_key = ?", [p.dedupe_key]).fetchone():
+                continue
+            cursor = self.db.execute(_CONTACT_SQL, [p.event_id, p.parent_id, p.parent_id, p.contact_id])
+            names = [d[0] for d in cursor.description]
+            found = cursor.fetchone()
+            if found is None:
+                continue
+            row = dict(zip(names, found))
+            row.update(id=0, token=new_token(secret), moment=p.moment, kind=p.kind, parent_id=p.parent_id,
+                       language=p.language, email=p.email, attempts=0, status="planned")
+            self.total += 1
+            yield row
+
+    def dry_run_all(self, plan: Any = None) -> None:
+        budget = self.budget()
+        extra = self.unrecorded_rows(plan) if plan is not None else iter(())
+        for row in itertools.chain(self.rows(), extra):
+            if budget is not None and self.report.would_send >= budget:
+                break
+            prepared = self.prepare(row)
+            if isinstance(prepared, Prepared):
+                self.report.would_send += 1
+            elif prepared.result.startswith("skip:"):
+                self.skipped[prepared.result[5:]] += 1
+            else:
+                self.report.failed += 1
+                self._error(row["id"], "failed", prepared.error)
+            self.done += 1
+            if self.progress:
+                self.progress(self.done, self.total)
+        if self.done < self.total:
+            self.skipped[self.budget_reason or "limit"] += self.total - self.done
+
+    def count_due(self) -> int:
+        return self.db.execute(f"SELECT COUNT(*) FROM invitations i WHERE {_DUE_WHERE}",
+                               {"now": to_db(self.now), "moment": self.moment}).fetchone()[0]
+
+
+def deliver(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport, limit: int | None = None,
+            moment: str | None = None, dry_run: bool = False, progress: ProgressCallback | None = None, *,
+            wait: bool = False, resend_in_doubt: bool = False, accept_in_doubt: bool = False,
+            retry_delays: tuple[float, ...] = IN_RUN_RETRY_DELAYS, plan: Any = None) -> SendReport:
+    """Send the due invitations and reminders (planned with send_at ≤ now, and failed ones whose next
+    try has come). Holds the send lock (LockedError when another run has it, unless `wait`).
+    With dry_run, renders every due message (and those of `plan` not yet recorded) and changes nothing."""
+    run = _Delivery(ws, db, now, transport, limit, moment, dry_run, progress, retry_delays)
+    lock = contextlib.nullcontext() if dry_run else send_lock(database_file(db), wait)
+    with lock:
+        if dry_run:
+            run.count_in_doubt()
+        else:
+            run.mark_in_doubt(resend_in_doubt, accept_in_doubt)
+        run.total = run.report.due = run.count_due()
+        if dry_run:
+            run.dry_run_all(plan)
+            run.report.due = run.total
+        else:
+            asyncio.run(run.run())
+    report = run.report
+    report.skipped = dict(sorted(run.skipped.items()))
+    report.stopped = run.stopped
+    report.elapsed_seconds = round(time.monotonic() - run.started, 3)
+    return report
+
+
+def send_campaign(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport,
+                  limit: int | None = None, moment: str | None = None, dry_run: bool = False,
+                  progress: ProgressCallback | None = None, *, wait: bool = False,
+                  resend_in_doubt: bool = False, accept_in_doubt: bool = False) -> SendReport:
+    """`cxctl send`: plan (compute_plan → record_plan) and deliver, all under the send lock, so two
+    overlapping runs can neither plan nor send the same invitation twice."""
+    from cxctl.planning.engine import compute_plan, record_plan
+
+    if resend_in_doubt and accept_in_doubt:
+        raise UsageError("--resend-in-doubt and --accept-in-doubt contradict each other: the messages in doubt either "
+                         "did not arrive (resend) or did (accept); pick one")
+    lock = contextlib.nullcontext() if dry_run else send_lock(database_file(db), wait)
+    with lock:
+        plan = compute_plan(ws, db, now, moment=moment, list_exclusions=False)
+        planned = 0 if dry_run else record_plan(db, ws, plan, now)
+        report = deliver(ws, db, now, transport, limit, moment, dry_run, progress,
+                         resend_in_doubt=resend_in_doubt, accept_in_doubt=accept_in_doubt, plan=plan if dry_run else None)
+    report.planned = planned if not dry_run else len(plan.planned)
+    report.plan_exclusions = dict(plan.counts)
+    return report

@@ -1,0 +1,1 @@
+"""Personal data: erasure (forget), export of a person, retention."""

@@ -1,0 +1,513 @@
+"""`cxctl responses import`: read a survey-tool export, tie each row to its invitation, store the answers.
+
+Python streams the file once (parsing values against each question's scale, reading tokens); the rows go
+to a temporary staging table and SQLite does the rest set-based (`cxctl.results.response_store`): matching tokens,
+emails and external references to invitations, replacing newer versions, choosing the one response that
+counts per invitation, quarantining what matches nothing, and adding the new rows to the scorecard rollups.
+Nothing is dropped: every row lands, is skipped for a stated reason (preview, test, spam), or goes to
+the quarantine table with its reason. Big files are read by a forked worker while this process writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from cxctl.workspace.model import Moment, Question, localise
+from cxctl.audience.contact_bulk import in_worker, parallel_possible
+from cxctl.core.emails import normalise
+from cxctl.core.errors import ImportFileError, UsageError
+from cxctl.results.formats import Export, open_export, parse_time
+from cxctl.workspace.loader import Workspace, did_you_mean
+from cxctl.results.response_store import STAGE_DDL, Facts, ImportReport, Problem, rebuild_rollups, settle  # noqa: F401 (public here too)
+from cxctl.core.timeutil import to_db
+
+# Labels tools write instead of numbers (compared without accents, case or punctuation).
+BUILTIN_LABELS = {
+    "csat": {
+        "tres satisfait": 5, "very satisfied": 5, "extremement satisfait": 5, "extremely satisfied": 5,
+        "satisfait": 4, "satisfied": 4, "plutot satisfait": 4, "somewhat satisfied": 4,
+        "neutre": 3, "neutral": 3, "ni satisfait ni insatisfait": 3, "neither satisfied nor dissatisfied": 3,
+        "insatisfait": 2, "dissatisfied": 2, "plutot insatisfait": 2, "peu satisfait": 2, "somewhat dissatisfied": 2,
+        "tres insatisfait": 1, "very dissatisfied": 1, "pas du tout satisfait": 1, "extremely dissatisfied": 1,
+    },
+    "ces": {
+        "tout a fait d accord": 7, "strongly agree": 7, "d accord": 6, "agree": 6,
+        "plutot d accord": 5, "somewhat agree": 5, "ni d accord ni pas d accord": 4,
+        "neither agree nor disagree": 4, "neutre": 4, "neutral": 4, "plutot pas d accord": 3,
+        "somewhat disagree": 3, "pas d accord": 2, "disagree": 2, "pas du tout d accord": 1, "strongly disagree": 1,
+    },
+    "nps": {
+        "extremely likely": 10, "extremement probable": 10, "tres probable": 10,
+        "not at all likely": 0, "pas du tout probable": 0, "tres improbable": 0,
+    },
+}
+INDICATORS = {"nps": 0, "csat": 1, "ces": 2}
+FALSE_WORDS = {"0", "false", "faux", "no", "non", "n", "f"}
+
+
+def _fold(text: str) -> str:
+    """Label key: accents, case and punctuation removed (`Très satisfait !` → `tres satisfait`)."""
+    text = unicodedata.normalize("NFKD", text.strip().lower())
+    text = "".join(ch if ch.isalnum() else " " for ch in text if not unicodedata.combining(ch))
+    return " ".join(text.split())
+
+
+class ValueProblem(ValueError):
+    """A value that does not fit its question; the message says why and what is accepted."""
+
+
+@dataclass
+class QuestionReader:
+    """Turns one export cell into (value_num, value_text) for one question, or raises ValueProblem."""
+
+    id: str
+    question: Question
+    index: int
+    labels: dict[str, int] = field(default_factory=dict)
+    choices: dict[str, str] = field(default_factory=dict)
+    indicator: int | None = None  # 0 nps, 1 csat, 2 ces: this answer is the moment's indicator
+    # Cell text → reading, for the questions whose answers repeat (scales, choices): a million rows hold a
+    # handful of distinct cells. Open answers are not cached.
+    cache: dict[str, tuple[float | None, str | None] | None] | None = None
+
+    @classmethod
+    def build(cls, qid: str, question: Question, index: int) -> "QuestionReader":
+        reader = cls(qid, question, index)
+        if question.type in ("nps", "csat", "ces", "rating", "single_choice"):
+            reader.cache = {}
+        reader.labels.update(BUILTIN_LABELS.get(question.type, {}))
+        for value, text in question.labels.items():
+            for wording in (text.values() if isinstance(text, dict) else [text]):
+                reader.labels[_fold(wording)] = value
+        for choice in question.choices:
+            reader.choices[_fold(choice.id)] = choice.id
+            for wording in (choice.label.values() if isinstance(choice.label, dict) else [choice.label]):
+                reader.choices[_fold(wording)] = choice.id
+        return reader
+
+    def read(self, cell: str) -> tuple[float | None, str | None] | None:
+        """None for an empty cell (no answer)."""
+        cache = self.cache
+        if cache is not None:
+            if cell in cache:
+                return cache[cell]
+            value = self._read(cell)
+            if len(cache) < 4096:
+                cache[cell] = value
+            return value
+        return self._read(cell)
+
+    def _read(self, cell: str) -> tuple[float | None, str | None] | None:
+        text = cell.strip()
+        if not text:
+            return None
+        q = self.question
+        if q.type in ("nps", "csat", "ces", "rating"):
+            try:
+                number = float(text.replace(",", "."))
+            except ValueError:
+                number = self._label(text)
+            if not math.isfinite(number):  # NaN, inf: float() reads them, a scale has no such point
+                raise ValueProblem(f"{self.id}: {text!r} is not a number of the {q.min}–{q.max} scale")
+            if number != int(number):
+                raise ValueProblem(f"{self.id}: {text!r} is not a whole number of the {q.min}–{q.max} scale")
+            if not q.min <= number <= q.max:
+                raise ValueProblem(f"{self.id}: {text!r} is outside the {q.min}–{q.max} scale")
+            return float(number), None
+        if q.type == "single_choice":
+            return None, self._choice(text)
+        if q.type == "multiple_choice":
+            key = _fold(text)
+            if key in self.choices:
+                return None, json.dumps([self.choices[key]])
+            parts = [p for p in (text.replace("|", ";").replace(",", ";").split(";")) if p.strip()]
+            return None, json.dumps([self._choice(p) for p in parts])
+        return None, text
+
+    def _label(self, text: str) -> float:
+        key = _fold(text)
+        if key in self.labels:
+            return float(self.labels[key])
+        head = key.split(" ", 1)[0]
+        # `10 - Extremely likely`, `5 (Très satisfait)`: the number leads the label.
+        if head.isdigit():
+            return float(head)
+        raise ValueProblem(f"{self.id}: {text!r} is neither a number nor a known label of the {self.question.min}–"
+                           f"{self.question.max} scale: add it to the question's labels")
+
+    def _choice(self, text: str) -> str:
+        key = _fold(text)
+        if key not in self.choices:
+            known = ", ".join(c.id for c in self.question.choices)
+            raise ValueProblem(f"{self.id}: {text.strip()!r} is not one of the choices ({known}): add it to the question's choices")
+        return self.choices[key]
+
+
+# `:MM:SS` / `:MM` endings of ISO local times → the store's `:MM:SS` (a whole-hour UTC shift leaves them as they are).
+_TAILS = {f":{m:02d}:{sec:02d}": f":{m:02d}:{sec:02d}" for m in range(60) for sec in range(60)}
+_TAILS.update({f":{m:02d}": f":{m:02d}:00" for m in range(60)})
+
+
+class _Clock:
+    """Export times → (UTC store text, local day), fast: the UTC offset is cached per local hour, since a
+    zone's offset only changes at whole-hour transitions (a million-row import parses a million times).
+    With a whole-hour offset the UTC text is the cached UTC hour plus the minutes and seconds as written."""
+
+    def __init__(self, tz: ZoneInfo, local: ZoneInfo, *, utc: bool, us_dates: bool, day_first: bool):
+        self.tz, self.local, self.utc, self.us_dates, self.day_first = tz, local, utc, us_dates, day_first
+        self.same_zone = not utc and str(tz) == str(local)
+        self.offsets: dict[str, timedelta] = {}
+        self.hours: dict[str, str | None] = {}  # local 'YYYY-MM-DD HH' → UTC 'YYYY-MM-DD HH', None: not a whole-hour shift
+
+    def read(self, text: str) -> tuple[str, str]:
+        if self.same_zone and len(text) in (16, 19) and text[4] == "-" and text[10] in " T":
+            hour = text[:13]
+            tail = _TAILS.get(text[13:])
+            if tail is not None:
+                utc_hour = self.hours.get(hour, "")
+                if utc_hour == "":
+                    utc_hour = self.hours[hour] = self._utc_hour(hour)
+                if utc_hour is not None:
+                    return utc_hour + tail, text[:10]
+            offset = self.offsets.get(hour)
+            try:
+                naive = datetime.fromisoformat(text)
+            except ValueError:
+                naive = None
+            if naive is not None:
+                if offset is None:
+                    offset = self.offsets[hour] = naive.replace(tzinfo=self.tz).utcoffset()
+                return (naive - offset).isoformat(" "), text[:10]
+        when = parse_time(text, self.tz, utc=self.utc, us_dates=self.us_dates, day_first=self.day_first)
+        return to_db(when), when.astimezone(self.local).date().isoformat()
+
+    def _utc_hour(self, hour: str) -> str | None:
+        try:
+            naive = datetime.fromisoformat(hour + ":00")
+        except ValueError:
+            return None
+        offset = self.offsets.get(hour)
+        if offset is None:
+            offset = self.offsets[hour] = naive.replace(tzinfo=self.tz).utcoffset()
+        if offset.total_seconds() % 3600:
+            return None
+        return (naive - offset).isoformat(" ")[:13]
+
+
+@dataclass
+class _Plan:
+    """Per moment: which column answers which question, and how rows are matched."""
+
+    moment_id: str
+    moment: Moment
+    readers: list[QuestionReader]
+
+
+def _token_from(cell: str) -> str:
+    """A token cell may hold the token or the survey URL carrying it (`…?t=TOKEN`)."""
+    value = cell.strip()
+    if "://" in value or value.startswith("?"):
+        query = parse_qs(urlsplit(value).query)
+        for name in ("t", "token"):
+            if query.get(name):
+                return query[name][0].strip()
+        return ""
+    return value
+
+
+def _plan_for(ws: Workspace, export: Export, moment_id: str) -> _Plan:
+    moment = ws.moments[moment_id]
+    mapping = moment.responses
+    # The declared columns describe the moment's own tool; another tool's export is matched by question id or text.
+    declared = mapping.columns if mapping.format in (None, export.format) else {}
+    readers = []
+    for qid in moment.questions:
+        question = ws.questions[qid]
+        column = declared.get(qid)
+        if column is not None:
+            readers.append(QuestionReader.build(qid, question, export.column((), column)))
+            continue
+        wordings = [qid] + ([question.text] if isinstance(question.text, str) else list(question.text.values()))
+        index = export.column(wordings)
+        if index is not None:
+            readers.append(QuestionReader.build(qid, question, index))
+    seen = set()
+    for reader in readers:
+        kind = reader.question.type
+        if kind in INDICATORS and kind not in seen and moment.questions.index(reader.id) == min(
+                moment.questions.index(q) for q in moment.questions if ws.questions[q].type == kind):
+            reader.indicator = INDICATORS[kind]
+            seen.add(kind)
+    if not readers:
+        raise ImportFileError(
+            f"{export.path}: no column answers a question of moment {moment_id!r} ({', '.join(moment.questions)}): "
+            f"map them under moments.{moment_id}.responses.columns (question id: export column)")
+    return _Plan(moment_id, moment, readers)
+
+
+def _choose_moment(ws: Workspace, export: Export, moment: str | None, moment_index: int | None,
+                   token_index: int | None, db: sqlite_utils.Database) -> str | None:
+    """The moment named on the command line, or found from a moment column / the first known token."""
+    if moment is not None:
+        if moment not in ws.moments:
+            raise UsageError(f"unknown moment {moment!r}{did_you_mean(moment, ws.moments)}: use one of {', '.join(ws.moments)}")
+        return moment
+    if moment_index is not None:
+        return None
+    by_format = [m for m, spec in ws.moments.items() if spec.responses.format == export.format]
+    if len(by_format) == 1:
+        return by_format[0]
+    if token_index is not None:
+        return "?"  # decided from the first known token while reading
+    raise UsageError(f"{export.path}: the file does not say which moment it answers: name it with --moment "
+                     f"(one of {', '.join(ws.moments)})")
+
+
+def import_responses(ws: Workspace, db: sqlite_utils.Database, path: Path | str, now: datetime, *,
+                     format: str | None = None, moment: str | None = None,
+                     encoding: str | None = None, delimiter: str | None = None) -> ImportReport:
+    """Import one export; return what landed, what was skipped and what went to quarantine.
+
+    Raises ImportFileError when the file cannot be read or its columns do not fit the moment,
+    UsageError for an unknown moment or a file that does not say its moment.
+    """
+    export = open_export(path, format=format, encoding=encoding, delimiter=delimiter)
+    try:
+        return _import(ws, db, export, now, moment)
+    finally:
+        export.close()
+
+
+def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datetime, moment: str | None) -> ImportReport:
+    conv = export.convention
+    mapping0 = ws.moments[moment].responses if moment in ws.moments else None
+
+    def col(names, attribute):
+        own = mapping0 is not None and mapping0.format in (None, export.format)
+        given = getattr(mapping0, attribute) if own else None
+        return export.column(names, given)
+
+    token_i = col(conv.token, "token_column")
+    moment_i = export.column(conv.moment) if conv.moment else None
+    chosen = _choose_moment(ws, export, moment, moment_i, token_i, db)
+    if chosen not in (None, "?"):
+        mapping0 = ws.moments[chosen].responses
+        token_i = col(conv.token, "token_column")
+    # Several token-like columns (a `token` column and a `t` hidden field): the first non-empty one wins.
+    token_columns = [token_i] if token_i is not None else []
+    if token_i is not None and not (mapping0 is not None and mapping0.token_column):
+        token_columns = [i for name in conv.token for i in [export.column([name])] if i is not None]
+        token_columns = list(dict.fromkeys(token_columns))
+    rid_i = col(conv.response_id, "response_id_column")
+    sub_i = col(conv.submitted, "submitted_column")
+    start_i = export.column(conv.started) if conv.started else None
+    email_i = col(conv.email, "email_column")
+    ext_i = col(conv.external_id, "external_id_column")
+    fin_i = export.column(conv.finished) if conv.finished else None
+    status_i = export.column(conv.status) if conv.status else None
+    tz = ZoneInfo(export.time_zone or ws.settings.timezone)
+    local = ZoneInfo(ws.settings.timezone)
+    day_first = not ws.settings.default_language.startswith("en")
+    clock = _Clock(tz, local, utc=conv.utc, us_dates=conv.us_dates, day_first=day_first)
+    report = ImportReport(str(export.path), export.format, None if chosen == "?" else chosen)
+    plans: dict[str, _Plan] = {}
+    if chosen not in (None, "?"):
+        plans[chosen] = _plan_for(ws, export, chosen)
+    columns = export.columns
+    secret = ws.secret()
+    imported_at = to_db(now)
+
+    # Staging a million rows: keep temporary tables in memory and give SQLite a real page cache.
+    db.execute("PRAGMA temp_store=MEMORY")
+    db.execute("PRAGMA cache_size=-262144")
+    for statement in STAGE_DDL.split(";"):
+        db.execute(statement)
+    db.execute("DELETE FROM temp.stage")
+    db.execute("DELETE FROM temp.stage_answers")
+    tally: dict = {}
+
+    def produce() -> Iterator[tuple[list[tuple], list[tuple]]]:
+        """Read and check every row; yield the staging batches (response rows, answer rows). What else it
+        learns (quarantined rows, counts) goes to `tally`, since this may run in a forked worker."""
+        nonlocal chosen
+        stage: list[tuple] = []
+        answers: list[tuple] = []
+        quarantine: list[tuple] = []
+        skipped: Counter = Counter()
+        keys_seen: set[str] = set()
+        tokens_seen: set[str] = set()
+        # The rollup counts of the staged rows, exact when every staged row lands as staged (the usual bulk case).
+        value_counts: Counter = Counter()
+        day_counts: Counter = Counter()
+        staged = tokenless = rows_read = 0
+        check_skip = status_i is not None and export.format == "qualtrics"
+
+        def quarantine_row(number: int, fields: list[str], kind: str, reason: str, moment_id: str | None) -> None:
+            raw = json.dumps(dict(zip(columns, fields)), ensure_ascii=False)
+            key = "q:" + hashlib.sha1("\x1f".join(fields).encode()).hexdigest()
+            quarantine.append((key, export.format, moment_id, export.path.name, number, kind, reason, raw, imported_at))
+
+        for number, fields, problem in export.rows:
+            rows_read += 1
+            if problem:
+                quarantine_row(number, fields, "unreadable", problem, chosen)
+                continue
+            if check_skip:
+                why = export.skip_reason(fields, status_i)
+                if why:
+                    skipped[why] += 1
+                    continue
+            token = ""
+            for index in token_columns:
+                token = fields[index].strip()
+                if "://" in token or token[:1] == "?":  # a survey URL carrying the token
+                    token = _token_from(token)
+                if token:
+                    break
+            if chosen == "?":
+                found = db.execute("SELECT moment FROM invitations WHERE token = ?", [token]).fetchone() if token else None
+                if found is None:
+                    quarantine_row(number, fields, "unmatched", "no known invitation token, and the file does not say its moment: "
+                                   "give --moment", None)
+                    continue
+                chosen = found[0]
+                plans[chosen] = _plan_for(ws, export, chosen)
+            moment_id = fields[moment_i].strip() if moment_i is not None else chosen
+            plan = plans.get(moment_id)
+            if plan is None:
+                if moment_id not in ws.moments:
+                    quarantine_row(number, fields, "invalid", f"unknown moment {moment_id!r}: use a moment id of the workspace", None)
+                    continue
+                plan = plans[moment_id] = _plan_for(ws, export, moment_id)
+            joined = "\x1f".join(fields)
+            content_hash = hashlib.sha1(joined.encode()).hexdigest()
+            raw_id = fields[rid_i].strip() if rid_i is not None else ""
+            response_id = raw_id or "h" + content_hash
+            response_key = f"{export.format}:{moment_id}:{response_id}"
+            complete = 1
+            if fin_i is not None and fields[fin_i].strip().lower() in FALSE_WORDS:
+                complete = 0
+            when_text = fields[sub_i].strip() if sub_i is not None else ""
+            if not when_text and start_i is not None:
+                when_text, complete = fields[start_i].strip(), 0
+            if not when_text:
+                quarantine_row(number, fields, "invalid", "no submission time: export the submission date column", moment_id)
+                continue
+            try:
+                submitted, day = clock.read(when_text)
+            except ValueError as exc:
+                quarantine_row(number, fields, "invalid", str(exc), moment_id)
+                continue
+            values = []
+            errors = []
+            scores = [None, None, None]
+            for reader in plan.readers:
+                try:
+                    value = reader.read(fields[reader.index])
+                except ValueProblem as exc:
+                    errors.append(str(exc))
+                    continue
+                if value is not None:
+                    values.append((number, reader.id, value[0], value[1]))
+                    if reader.indicator is not None:
+                        scores[reader.indicator] = int(value[0])
+            if errors:
+                quarantine_row(number, fields, "invalid", "; ".join(errors), moment_id)
+                continue
+            if complete:
+                for _, qid, value_num, _ in values:
+                    if value_num is not None:
+                        value_counts[moment_id, day, qid, int(value_num)] += 1
+            email = fields[email_i].strip() if email_i is not None else ""
+            if email:
+                try:
+                    email = normalise(email)
+                except ValueError:
+                    email = ""
+            keys_seen.add(response_key)
+            staged += 1
+            day_counts[moment_id, day, complete] += 1
+            if token:
+                tokens_seen.add(token)
+            else:
+                tokenless += 1
+            stage.append((number, response_key, content_hash, moment_id, token or None,
+                          email or None, (fields[ext_i].strip() or None) if ext_i is not None else None,
+                          submitted, day, complete, "counted" if complete else "partial", joined, *scores))
+            answers.extend(values)
+            if len(stage) >= 20000:
+                yield stage, answers
+                stage, answers = [], []
+        if stage:
+            yield stage, answers
+        tally.update(rows_read=rows_read, skipped=dict(skipped), quarantine=quarantine, moment=chosen,
+                     facts=Facts(repeated_keys=len(keys_seen) < staged, tokenless=tokenless > 0,
+                                 repeated_tokens=len(tokens_seen) < staged - tokenless,
+                                 value_counts=value_counts, day_counts=day_counts,
+                                 id_column=columns[rid_i] if rid_i is not None else None))
+
+    if chosen != "?" and parallel_possible(export.path.stat().st_size):
+        # Big files: a forked worker reads and checks while this process writes the staging batches.
+        batches, finish = in_worker(produce, lambda: tally)
+    else:
+        batches, finish = produce(), lambda: tally
+    try:
+        for stage, answers in batches:
+            # One transaction per batch (not one commit per row).
+            db.execute("BEGIN")
+            db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, moment, token, email,"
+                                " external_id, submitted_at, day, complete, status, fields, score_nps, score_csat, score_ces)"
+                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
+            db.conn.executemany("INSERT INTO temp.stage_answers VALUES (?,?,?,?)", answers)
+            db.execute("COMMIT")
+    finally:
+        if hasattr(batches, "close"):
+            batches.close()
+    result = finish()
+    report.rows_read, report.skipped, quarantine, facts = result["rows_read"], result["skipped"], result["quarantine"], result["facts"]
+    if report.moment is None and result["moment"] not in (None, "?"):
+        report.moment = result["moment"]
+    settle(ws, db, export, report, quarantine, imported_at, secret, columns, facts)
+    return report
+
+
+@dataclass
+class QuarantineRow:
+    id: int
+    source: str
+    moment: str | None
+    file_name: str | None
+    row_number: int | None
+    kind: str
+    reason: str
+    raw: dict
+
+
+def list_quarantine(db: sqlite_utils.Database, moment: str | None = None, known: list[str] | None = None) -> list[QuarantineRow]:
+    """The rows waiting in quarantine, oldest first. A `moment` that is neither in `known` (the workspace's)
+    nor on a quarantined row is a typo: refused, like everywhere else, rather than an empty list."""
+    sql = "SELECT id, source, moment, file_name, row_number, kind, reason, raw FROM quarantine"
+    params: list = []
+    if moment and known is not None and moment not in known and \
+            db.execute("SELECT 1 FROM quarantine WHERE moment = ? LIMIT 1", [moment]).fetchone() is None:
+        raise UsageError(f"unknown moment {moment!r}{did_you_mean(moment, known)}: use one of {', '.join(known)}")
+    if moment:
+        sql += " WHERE moment = ?"
+        params.append(moment)
+    return [QuarantineRow(*row[:7], json.loads(row[7])) for row in db.execute(sql + " ORDER BY id", params).fetchall()]
+
+
+def question_label(ws: Workspace, qid: str) -> str:
+    return localise(ws.questions[qid].text, ws.settings.default_language, ws.settings.default_language)

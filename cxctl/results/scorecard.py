@@ -1,0 +1,576 @@
+"""`cxctl scorecard`: NPS, CSAT, CES and response rate by moment, journey, segment, attribute and period,
+with 95 % margins, minimum-n flags, targets, change against the previous period and a sparkline.
+
+Breakdowns by moment, journey, stage and period read the rollups (counts per moment, local day,
+question and value, kept by the import and by triggers): a few hundred thousand rows at most, whatever
+the number of responses. Breakdowns by segment or any contact attribute need the contact of each
+response, so they scan the responses once (set-based, with the attribute read by a bound JSON path).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from cxctl.core.errors import UsageError
+from cxctl.workspace.loader import Workspace, did_you_mean
+from cxctl.results.stats import Mean, Nps, Proportion, mean_change, nps_change, proportion_change, sparkline
+from cxctl.core.timeutil import parse_day
+
+TIME_DIMENSIONS = ("week", "month", "quarter")
+MOMENT_DIMENSIONS = ("moment", "journey", "stage")
+CONTACT_COLUMNS = ("segment", "country", "language", "company", "role")
+SPARK_PERIODS = 8
+
+
+def period_label(day: date, granularity: str) -> str:
+    if granularity == "month":
+        return f"{day.year}-{day.month:02d}"
+    if granularity == "quarter":
+        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+    if granularity == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    raise ValueError(granularity)
+
+
+def period_start(day: date, granularity: str) -> date:
+    if granularity == "month":
+        return day.replace(day=1)
+    if granularity == "quarter":
+        return date(day.year, (day.month - 1) // 3 * 3 + 1, 1)
+    return day - timedelta(days=day.weekday())
+
+
+def previous_start(start: date, granularity: str) -> date:
+    return period_start(start - timedelta(days=1), granularity)
+
+
+@dataclass
+class Indicator:
+    """One indicator of one cell: value, its 95 % margin, n, and how it compares."""
+
+    value: float | None
+    margin: float | None
+    n: int
+    insufficient: bool
+    interval: tuple[float, float] | None = None
+    detail: dict[str, float | None] = field(default_factory=dict)
+    target: float | None = None
+    target_met: bool | None = None
+    change: float | None = None
+    significant: bool | None = None
+    trend: list[float | None] = field(default_factory=list)
+    sparkline: str = ""
+
+
+@dataclass
+class ScoreRow:
+    group: dict[str, str]
+    period: str | None
+    responses: int
+    sent: int
+    indicators: dict[str, Indicator]
+
+
+@dataclass
+class Scorecard:
+    by: list[str]
+    since: str | None
+    until: str | None
+    min_responses: int
+    rows: list[ScoreRow]
+
+
+@dataclass
+class _Cell:
+    """Counts accumulated for one (group, period label)."""
+
+    nps: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    csat_k: int = 0
+    csat_n: int = 0
+    ces: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    ces_agree: int = 0
+    responses: int = 0
+    sent: int = 0
+    moments: set = field(default_factory=set)
+
+
+def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, by: list[str] | None = None,
+                      since: str | None = None, until: str | None = None, moment: str | None = None) -> Scorecard:
+    """The scorecard rows for `by` (dimensions) between `since` and `until` (inclusive days, workspace time zone)."""
+    by = [b.strip() for b in (by or ["moment"]) if b.strip()]
+    times = [b for b in by if b in TIME_DIMENSIONS]
+    if len(times) > 1:
+        raise UsageError(f"--by names two periods ({', '.join(times)}): keep one of week, month, quarter")
+    if moment is not None and moment not in ws.moments:
+        raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
+    granularity = times[0] if times else "month"
+    groups = [b for b in by if b not in TIME_DIMENSIONS]
+    _check_attributes(db, groups)
+    local = ZoneInfo(ws.settings.timezone)
+    today = now.astimezone(local).date()
+    until_day = parse_day(until, "--until") or today
+    since_day = parse_day(since, "--since")
+    if since_day is None:
+        first_response = db.execute("SELECT MIN(day) FROM response_rollup WHERE n > 0").fetchone()[0]
+        first_sent = db.execute("SELECT MIN(hour) FROM sent_rollup WHERE n > 0").fetchone()[0]
+        firsts = [date.fromisoformat(first_response)] if first_response else []
+        if first_sent:
+            firsts.append(datetime.fromisoformat(first_sent + ":00:00+00:00").astimezone(local).date())
+        since_day = min(firsts + [until_day])
+    if since_day > until_day:
+        if until is None:
+            raise UsageError(f"--since {since_day} is after today ({until_day}, the day of --now): give an earlier --since")
+        raise UsageError(f"--since {since_day} is after --until {until_day}: swap them")
+    moments = [moment] if moment else list(ws.moments)
+
+    labels: dict[date, list[str]] = defaultdict(list)
+    order: list[str] = []
+    if times:
+        start = previous_start(period_start(since_day, granularity), granularity)
+        for _ in range(SPARK_PERIODS - 2):
+            start = previous_start(start, granularity)
+        day = start
+        while day <= until_day:
+            label = period_label(day, granularity)
+            labels[day].append(label)
+            if not order or order[-1] != label:
+                order.append(label)
+            day += timedelta(days=1)
+        shown = {period_label(d, granularity) for d in _days(since_day, until_day)}
+    else:
+        length = (until_day - since_day).days + 1
+        for d in _days(since_day, until_day):
+            labels[d].append("current")
+        if since is not None:
+            for d in _days(since_day - timedelta(days=length), since_day - timedelta(days=1)):
+                labels[d].append("previous")
+        month = period_start(until_day, "month")
+        months = [month]
+        for _ in range(SPARK_PERIODS - 1):
+            months.insert(0, previous_start(months[0], "month"))
+        for d in _days(months[0], until_day):
+            labels[d].append("m:" + period_label(d, "month"))
+        order = ["m:" + period_label(m, "month") for m in months]
+        shown = {"current"}
+
+    # A big page cache and in-memory temporary tables: a breakdown walks millions of index entries and looks
+    # each contact up in a temporary table (the defaults, 2 MB and temp files, make that I/O-bound).
+    db.execute("PRAGMA temp_store=MEMORY")
+    db.execute("PRAGMA cache_size=-262144")
+    # One read transaction: a consistent snapshot, and the temporary tables filled without a commit per row.
+    db.execute("BEGIN")
+    try:
+        cells = _fetch(ws, db, groups, moments, labels, local)
+    finally:
+        db.execute("COMMIT")
+    rows = _rows(ws, cells, groups, times, order, shown)
+    return Scorecard(by, since_day.isoformat(), until_day.isoformat(), ws.settings.min_responses, rows)
+
+
+def _days(first: date, last: date):
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def _check_attributes(db: sqlite_utils.Database, groups: list[str]) -> None:
+    """A dimension that is neither built in nor an attribute of any contact is a typo (`segmnet`, `year`):
+    refused with a suggestion, rather than shown as one blank group that looks like a result."""
+    for g in groups:
+        if g in MOMENT_DIMENSIONS or g in CONTACT_COLUMNS:
+            continue
+        path = '$."' + g.replace('"', '""') + '"'
+        found = db.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts) OR EXISTS "
+                           "(SELECT 1 FROM contacts WHERE json_extract(attributes, ?) IS NOT NULL)", [path]).fetchone()[0]
+        if not found:
+            # Attribute names seen on the first contacts, for the suggestion only.
+            seen = [r[0] for r in db.execute("SELECT DISTINCT j.key FROM (SELECT attributes FROM contacts LIMIT 10000) c, "
+                                             "json_each(c.attributes) j ORDER BY 1")]
+            builtin = [*MOMENT_DIMENSIONS, *CONTACT_COLUMNS, *TIME_DIMENSIONS]
+            raise UsageError(f"--by {g!r}: no contact has this attribute{did_you_mean(g, builtin + seen)}; use "
+                             f"{', '.join(builtin)}" + (f" or a contact attribute ({', '.join(seen[:12])})" if seen else ""))
+
+
+def _group_sql(ws: Workspace, groups: list[str]) -> tuple[list[str], list[str], list]:
+    """SQL expressions for the contact dimensions; attribute names are bound JSON paths, never spliced."""
+    exprs, names, params = [], [], []
+    for g in groups:
+        if g in MOMENT_DIMENSIONS:
+            continue
+        if g in CONTACT_COLUMNS:
+            exprs.append(f"COALESCE(c.{g}, '')")
+        else:
+            exprs.append("COALESCE(json_extract(c.attributes, ?), '')")
+            params.append('$."' + g.replace('"', '""') + '"')
+        names.append(g)
+    return exprs, names, params
+
+
+def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments: list[str],
+           labels: dict[date, list[str]], local: ZoneInfo) -> dict[tuple, dict]:
+    """Counts per (contact group values, moment, label): scores, responses, sent invitations."""
+    q = db.execute
+    q("CREATE TEMP TABLE IF NOT EXISTS sc_days (day TEXT, label TEXT)")
+    q("CREATE TEMP TABLE IF NOT EXISTS sc_hours (hour TEXT, label TEXT)")
+    q("CREATE TEMP TABLE IF NOT EXISTS sc_moments (moment TEXT PRIMARY KEY)")
+    for t in ("sc_days", "sc_hours", "sc_moments"):
+        q(f"DELETE FROM temp.{t}")
+    db.conn.executemany("INSERT INTO temp.sc_days VALUES (?, ?)", [(d.isoformat(), l) for d, ls in labels.items() for l in ls])
+    q("CREATE INDEX IF NOT EXISTS temp.sc_days_day ON sc_days(day)")
+    hours: list[tuple[str, str]] = []
+    if labels:
+        first, last = min(labels), max(labels)
+        hour = datetime(first.year, first.month, first.day, tzinfo=local).astimezone(timezone.utc)
+        end = datetime(last.year, last.month, last.day, tzinfo=local).astimezone(timezone.utc) + timedelta(days=1)
+        while hour < end:
+            for label in labels.get(hour.astimezone(local).date(), ()):
+                hours.append((hour.strftime("%Y-%m-%d %H"), label))
+            hour += timedelta(hours=1)
+        db.conn.executemany("INSERT INTO temp.sc_hours VALUES (?, ?)", hours)
+    q("CREATE INDEX IF NOT EXISTS temp.sc_hours_hour ON sc_hours(hour)")
+    db.conn.executemany("INSERT INTO temp.sc_moments VALUES (?)", [(m,) for m in moments])
+    scored = sorted({q_ for m in moments for q_ in ws.moments[m].questions if ws.questions[q_].type in ("nps", "csat", "ces")})
+    marks = ",".join("?" * len(scored)) or "NULL"
+    exprs, _, params = _group_sql(ws, groups)
+    width = len(exprs)
+    out: dict[tuple, dict] = defaultdict(lambda: {"scores": defaultdict(int), "responses": 0, "sent": 0})
+    if not exprs:
+        # The rollups drive the loops (CROSS JOIN fixes the order): moment, then a day range of the primary key.
+        days = [min(labels).isoformat(), max(labels).isoformat()] if labels else ["", ""]
+        span = [hours[0][0], hours[-1][0]] if hours else ["", ""]
+        scores = q(f"""SELECT r.moment, d.label, r.question, r.value, SUM(r.n) FROM temp.sc_moments m
+                       CROSS JOIN score_rollup r ON r.moment = m.moment AND r.day BETWEEN ? AND ?
+                       CROSS JOIN temp.sc_days d ON d.day = r.day
+                       WHERE r.question IN ({marks}) AND r.n <> 0 GROUP BY 1, 2, 3, 4""", days + scored)
+        responses = q("""SELECT r.moment, d.label, SUM(r.n) FROM temp.sc_moments m
+                         CROSS JOIN response_rollup r ON r.moment = m.moment AND r.day BETWEEN ? AND ?
+                         CROSS JOIN temp.sc_days d ON d.day = r.day WHERE r.n <> 0 GROUP BY 1, 2""", days)
+        sent = q("""SELECT s.moment, h.label, SUM(s.n) FROM temp.sc_moments m
+                    CROSS JOIN sent_rollup s ON s.moment = m.moment AND s.hour BETWEEN ? AND ?
+                    CROSS JOIN temp.sc_hours h ON h.hour = s.hour WHERE s.n <> 0 GROUP BY 1, 2""", span)
+    else:
+        return _fetch_by_contact(ws, db, exprs, params, moments, labels, hours)
+    for row in scores.fetchall():
+        key = tuple(str(v) for v in row[:width]) + (row[width], row[width + 1])
+        out[key]["scores"][(row[width + 2], row[width + 3])] += row[width + 4]
+    for row in responses.fetchall():
+        out[tuple(str(v) for v in row[:width]) + (row[width], row[width + 1])]["responses"] += row[width + 2]
+    for row in sent.fetchall():
+        out[tuple(str(v) for v in row[:width]) + (row[width], row[width + 1])]["sent"] += row[width + 2]
+    return out
+
+
+def _indicator_questions(ws: Workspace, moment_id: str) -> list[str | None]:
+    """The moment's indicator question ids, in score column order (nps, csat, ces): the first of each type."""
+    out: list[str | None] = [None, None, None]
+    for qid in ws.moments[moment_id].questions:
+        index = {"nps": 0, "csat": 1, "ces": 2}.get(ws.questions[qid].type)
+        if index is not None and out[index] is None:
+            out[index] = qid
+    return out
+
+
+PIVOT_LIMIT = 32  # per-value columns beat sorting millions of rows up to a few dozen values (measured at 5M)
+VECTOR_VALUES = 65535
+VECTOR_LIMIT = 50_000_000
+
+
+def _group_table(conn, exprs: list[str], params: list) -> None:
+    conn.execute("DROP TABLE IF EXISTS temp.sc_groups")
+    conn.execute("CREATE TEMP TABLE sc_groups (contact_id INTEGER PRIMARY KEY, g TEXT)")
+    conn.execute(f"INSERT INTO temp.sc_groups SELECT c.id, {' || char(31) || '.join(exprs)} FROM contacts c", params)
+
+
+def _pivot_columns(alias: str, count: int) -> str:
+    """Per-group counts read from the group vector: byte `contact_id` of :groups is the group number (0 = none).
+    The numbers are generated here (1…count), never taken from the data."""
+    cell = f"substr(:groups, {alias}.contact_id, 1)"
+    return ", ".join(["COUNT(*)"] + [f"SUM({cell} = x'{number:02x}')" for number in range(1, count + 1)])
+
+
+def _width(count: int) -> int:
+    return 1 if count <= 255 else 2
+
+
+def _vector_cell(alias: str, count: int) -> str:
+    width = _width(count)
+    return f"substr(:groups, ({alias}.contact_id - 1) * {width} + 1, {width})"
+
+
+def _decode(names: list[str], cell: bytes | None) -> str:
+    """A group vector cell → its group name; no contact, an unknown contact or 0 → no group."""
+    number = int.from_bytes(cell, "big") if cell else 0
+    return names[number] if number < len(names) else names[0]
+
+
+def _unpivot(names: list[str], counts) -> list[tuple[str, int]]:
+    """(total, n₁…n_k) → [(group, n)], the rows of no group (no contact, or none of the values) first."""
+    total, *parts = counts
+    return [(names[0], total - sum(parts))] + list(zip(names[1:], parts))
+
+
+def _sent_query(conn, hour: str, first: str, last: str, groups: bytes | None, count: int, exprs: list[str],
+                params: list, nobody: str):
+    if groups is not None and count <= PIVOT_LIMIT:
+        return conn.execute(
+            f"""SELECT i.moment, {hour}, {_pivot_columns('i', count)} FROM invitations i INDEXED BY invitations_sent_hour
+                WHERE i.status = 'sent' AND i.kind = 'invitation' AND +{hour} BETWEEN :first AND :last GROUP BY 1, 2""",
+            {"groups": groups, "first": first, "last": last}).fetchall()
+    if groups is not None:
+        return conn.execute(
+            f"""SELECT i.moment, {hour}, {_vector_cell('i', count)}, COUNT(*) FROM invitations i INDEXED BY invitations_sent_hour
+                WHERE i.status = 'sent' AND i.kind = 'invitation' AND +{hour} BETWEEN :first AND :last GROUP BY 1, 2, 3""",
+            {"groups": groups, "first": first, "last": last}).fetchall()
+    _group_table(conn, exprs, params)
+    return conn.execute(
+        f"""SELECT COALESCE(g.g, ?), i.moment, {hour}, COUNT(*) FROM invitations i INDEXED BY invitations_sent_hour
+            LEFT JOIN temp.sc_groups g ON g.contact_id = i.contact_id
+            WHERE i.status = 'sent' AND i.kind = 'invitation' AND {hour} BETWEEN ? AND ?
+            GROUP BY 1, 2, 3""", [nobody, first, last]).fetchall()
+
+
+def _sent_by_contact(path: str, first: str, last: str, groups: bytes | None, count: int, exprs: list[str],
+                     params: list, nobody: str, result: list) -> None:
+    """Sent invitations per (group, moment, UTC hour), on its own read-only connection so it runs beside the
+    responses query (sqlite3 releases the GIL while a statement runs: two cores, two scans)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute("PRAGMA cache_size=-262144")
+            hour = "substr(COALESCE(i.sent_at, i.send_at), 1, 13)"  # as in the partial index invitations_sent_hour
+            result.extend(_sent_query(conn, hour, first, last, groups, count, exprs, params, nobody))
+        finally:
+            conn.close()
+    except Exception as exc:  # handed back to the caller's thread
+        result.append(exc)
+
+
+def _fetch_by_contact(ws: Workspace, db: sqlite_utils.Database, exprs: list[str], params: list, moments: list[str],
+                      labels: dict[date, list[str]], hours: list[tuple[str, str]]) -> dict[tuple, dict]:
+    """Breakdown by contact columns/attributes: one pass over the responses' score columns (covering index) and
+    one over the sent invitations (partial index), in parallel.
+
+    Each contact's group value (the attribute read through a bound JSON path) is computed once. With few
+    distinct values (the usual segment, channel or region), they are numbered and packed into a byte
+    vector indexed by contact id, bound as one parameter: the scans read the group with `substr` instead of
+    a B-tree look-up per row, and count per group in columns (SUM(group = n)), following the index order
+    with no sort of millions of rows. Otherwise a join and a GROUP BY do the same, slower.
+    """
+    import threading
+
+    width = len(exprs)
+    nobody = "\x1f".join([""] * width)
+    out: dict[tuple, dict] = defaultdict(lambda: {"scores": defaultdict(int), "responses": 0, "sent": 0})
+    if not labels:
+        return out
+    by_hour: dict[str, list[str]] = defaultdict(list)
+    for hour, label in hours:
+        by_hour[hour].append(label)
+    q = db.execute
+    _group_table(db.conn, exprs, params)
+    values = [row[0] for row in q("SELECT DISTINCT g FROM temp.sc_groups ORDER BY g").fetchall()]
+    top = q("SELECT COALESCE(MAX(contact_id), 0) FROM temp.sc_groups").fetchone()[0]
+    groups: bytes | None = None
+    if len(values) <= VECTOR_VALUES and top <= VECTOR_LIMIT:
+        number = {value: i + 1 for i, value in enumerate(values)}
+        width = _width(len(values))
+        vector = bytearray(top * width)
+        for contact_id, value in q("SELECT contact_id, g FROM temp.sc_groups WHERE contact_id > 0").fetchall():
+            vector[(contact_id - 1) * width: contact_id * width] = number[value].to_bytes(width, "big")
+        groups = bytes(vector)
+    path = db.execute("PRAGMA main.database_list").fetchone()[2]
+    sent_rows: list = []
+    # The sent counts are read on a second connection to the same file, in parallel. An in-memory
+    # store (store.read() before the first import) has no file, and nothing sent to count.
+    worker = threading.Thread(target=_sent_by_contact, args=(path, min(by_hour), max(by_hour), groups, len(values),
+                                                             exprs, params, nobody, sent_rows)) if path else None
+    if worker is not None:
+        worker.start()
+    try:
+        wanted = set(moments)
+        indicators = {m: _indicator_questions(ws, m) for m in wanted}
+        by_day = {d.isoformat(): ls for d, ls in labels.items()}
+        span = {"first": min(by_day), "last": max(by_day)}
+        if groups is not None and len(values) > PIVOT_LIMIT:
+            rows = q(f"""SELECT r.moment, r.day, r.score_nps, r.score_csat, r.score_ces, {_vector_cell('r', len(values))}, COUNT(*)
+                         FROM responses r INDEXED BY responses_scores
+                         WHERE r.status = 'counted' AND +r.day BETWEEN :first AND :last GROUP BY 1, 2, 3, 4, 5, 6""",
+                     {**span, "groups": groups})
+            names = [nobody] + values
+            tallies = ((moment_id, day, (nps, csat, ces), [(_decode(names, cell), n)])
+                       for moment_id, day, nps, csat, ces, cell, n in rows.fetchall())
+        elif groups is not None:
+            rows = q(f"""SELECT r.moment, r.day, r.score_nps, r.score_csat, r.score_ces, {_pivot_columns('r', len(values))}
+                         FROM responses r INDEXED BY responses_scores
+                         WHERE r.status = 'counted' AND +r.day BETWEEN :first AND :last GROUP BY 1, 2, 3, 4, 5""",
+                     {**span, "groups": groups})
+            # `+r.day`: the day range must not become an index search, which would lose the index order and sort.
+            names = [nobody] + values
+            tallies = ((moment_id, day, rest[:3], _unpivot(names, rest[3:])) for moment_id, day, *rest in rows.fetchall())
+        else:
+            rows = q("""SELECT r.moment, r.day, r.score_nps, r.score_csat, r.score_ces, COALESCE(g.g, :nobody), COUNT(*)
+                        FROM responses r INDEXED BY responses_scores LEFT JOIN temp.sc_groups g ON g.contact_id = r.contact_id
+                        WHERE r.status = 'counted' AND r.day BETWEEN :first AND :last GROUP BY 1, 2, 3, 4, 5, 6""",
+                     {**span, "nobody": nobody})
+            tallies = ((moment_id, day, (nps, csat, ces), [(group, n)]) for moment_id, day, nps, csat, ces, group, n in rows.fetchall())
+        for moment_id, day, scores, counts in tallies:
+            if moment_id not in wanted:
+                continue
+            questions = indicators[moment_id]
+            for group, n in counts:
+                if not n:
+                    continue
+                key = tuple(group.split("\x1f"))
+                for label in by_day.get(day, ()):
+                    cell = out[key + (moment_id, label)]
+                    cell["responses"] += n
+                    for qid, value in zip(questions, scores):
+                        if qid is not None and value is not None:
+                            cell["scores"][(qid, value)] += n
+    finally:
+        if worker is not None:
+            worker.join()
+    if sent_rows and isinstance(sent_rows[-1], Exception):
+        raise sent_rows[-1]
+    names = [nobody] + values
+    if groups is not None and len(values) <= PIVOT_LIMIT:
+        sent_rows = [(group, moment, at, n) for moment, at, *counts in sent_rows for group, n in _unpivot(names, counts) if n]
+    elif groups is not None:
+        sent_rows = [(_decode(names, cell), moment, at, n) for moment, at, cell, n in sent_rows]
+    for group, moment_id, hour, n in sent_rows:
+        if moment_id not in wanted:
+            continue
+        key = tuple(group.split("\x1f"))
+        for label in by_hour.get(hour, ()):
+            out[key + (moment_id, label)]["sent"] += n
+    return out
+
+
+def _moment_group(ws: Workspace, moment_id: str, dimension: str) -> str:
+    spec = ws.moments[moment_id]
+    return {"moment": moment_id, "journey": spec.journey, "stage": spec.stage}[dimension]
+
+
+def _rows(ws: Workspace, raw: dict[tuple, dict], groups: list[str], times: list[str], order: list[str],
+          shown: set[str]) -> list[ScoreRow]:
+    contact_groups = [g for g in groups if g not in MOMENT_DIMENSIONS]
+    cells: dict[tuple, dict[str, _Cell]] = defaultdict(lambda: defaultdict(_Cell))
+    for key, data in raw.items():
+        *contact_values, moment_id, label = key
+        contact_map = dict(zip(contact_groups, contact_values))
+        group = tuple(_moment_group(ws, moment_id, g) if g in MOMENT_DIMENSIONS else contact_map[g] for g in groups)
+        cell = cells[group][label]
+        cell.moments.add(moment_id)
+        cell.responses += data["responses"]
+        cell.sent += data["sent"]
+        spec = ws.moments[moment_id]
+        kinds = {}
+        for qid in spec.questions:
+            kinds.setdefault(ws.questions[qid].type, qid)
+        for (qid, value), n in data["scores"].items():
+            question = ws.questions[qid]
+            if kinds.get(question.type) != qid:
+                continue  # only the first question of each type is the moment's indicator
+            if question.type == "nps":
+                cell.nps[value] += n
+            elif question.type == "csat":
+                top = question.top_box or 2
+                cell.csat_n += n
+                cell.csat_k += n if value > question.max - top else 0
+            elif question.type == "ces":
+                cell.ces[value] += n
+                cell.ces_agree += n if value >= question.max - 2 else 0
+    minimum = ws.settings.min_responses
+    rows = []
+    for group, by_label in sorted(cells.items()):
+        labels = [l for l in order if l in shown] if times else ["current"]
+        for label in labels:
+            cell = by_label.get(label)
+            if cell is None:
+                continue
+            previous = None
+            if times:
+                index = order.index(label)
+                previous = by_label.get(order[index - 1]) if index > 0 else None
+                window = order[max(0, index - SPARK_PERIODS + 1): index + 1]
+            else:
+                previous = by_label.get("previous")
+                window = order
+            trend_cells = [by_label.get(l) for l in window]
+            indicators = _indicators(ws, cell, previous, trend_cells, minimum)
+            if not indicators and cell.sent == 0:
+                continue
+            rows.append(ScoreRow(dict(zip(groups, group)), label if times else None, cell.responses, cell.sent, indicators))
+    return rows
+
+
+def _target(ws: Workspace, moments: set, name: str) -> float | None:
+    values = {getattr(ws.moments[m].targets, name) for m in moments}
+    return values.pop() if len(values) == 1 else None
+
+
+def _measure(cell: _Cell | None, name: str):
+    if cell is None:
+        return None
+    if name == "nps":
+        return Nps(*_nps_parts(cell.nps)) if sum(cell.nps.values()) else None
+    if name == "csat":
+        return Proportion(cell.csat_k, cell.csat_n) if cell.csat_n else None
+    if name == "ces":
+        return Mean.of(cell.ces) if sum(cell.ces.values()) else None
+    return Proportion(min(cell.responses, cell.sent), cell.sent) if cell.sent else None
+
+
+def _nps_parts(counts: dict[int, int]) -> tuple[int, int, int]:
+    return (sum(n for v, n in counts.items() if v >= 9), sum(n for v, n in counts.items() if 7 <= v <= 8),
+            sum(n for v, n in counts.items() if v <= 6))
+
+
+def _indicators(ws: Workspace, cell: _Cell, previous: _Cell | None, trend: list[_Cell | None], minimum: int) -> dict[str, Indicator]:
+    out = {}
+    for name in ("nps", "csat", "ces", "response_rate"):
+        measure = _measure(cell, name)
+        if measure is None:
+            continue
+        before = _measure(previous, name)
+        n = measure.n
+        insufficient = n < minimum
+        series = []
+        for t in trend:
+            m = _measure(t, name)
+            series.append(None if m is None or m.n < minimum else _value(m))
+        if name == "nps":
+            ind = Indicator(measure.score, measure.margin, n, insufficient,
+                            detail={"promoters": measure.share(measure.promoters), "passives": measure.share(measure.passives),
+                                    "detractors": measure.share(measure.detractors)})
+            change = nps_change(measure, before) if before is not None else None
+        elif name == "ces":
+            agree = Proportion(cell.ces_agree, n)
+            ind = Indicator(measure.value, measure.margin, n, insufficient, detail={"agree": agree.value})
+            change = mean_change(measure, before) if before is not None else None
+        else:
+            ind = Indicator(measure.value, measure.margin, n, insufficient, interval=measure.interval)
+            change = proportion_change(measure, before) if before is not None else None
+        if change is not None and before.n >= minimum and not insufficient:
+            ind.change, ind.significant = change.delta, change.significant
+        ind.target = _target(ws, cell.moments, name)
+        if ind.target is not None and not insufficient and ind.value is not None:
+            ind.target_met = ind.value >= ind.target
+        ind.trend = series
+        ind.sparkline = sparkline(series)
+        out[name] = ind
+    return out
+
+
+def _value(measure) -> float | None:
+    return measure.score if isinstance(measure, Nps) else measure.value

@@ -1,0 +1,165 @@
+"""What people say: NPS+ reason counts (choice questions, by NPS category) and the most frequent words
+and word pairs of open answers, with French and English stop words removed."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from cxctl.core.errors import UsageError
+from cxctl.workspace.loader import Workspace
+
+STOP_WORDS = frozenset("""
+a à au aux avec ce ces cet cette c ça ca dans de des du d elle elles en et est été être il ils je j la le les l leur
+leurs lui ma mais me même mes moi mon ne n nos notre nous on ou où par pas pour qu que qui sa se ses son sur ta te tes
+toi ton tu un une vos votre vous y très tres trop plus moins bien fait faire été avait avoir ai as avons avez ont suis
+es sommes êtes sont était c'est cest n'est si tout tous toute toutes rien aussi encore alors donc car comme quand
+the a an and or but of to in on at for with is are was were be been being it its this that these those i me my we
+our you your he she they them their his her not no yes so very too as by from have has had do does did just than
+then there here what which who whom will would can could should all any some more most other such only own same
+""".split())
+
+WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
+
+
+# Elided words: l'équipe, n'est, qu'il, jusqu'à, lorsqu'on…
+ELISIONS = frozenset("l d j m n s t c qu jusqu lorsqu puisqu quoiqu presqu".split())
+# A word right after one of these (stop words between allowed) is counted negated: "pas satisfait" is not
+# "satisfait". French "ne … pas" is caught by its "ne".
+NEGATIONS = {"pas": "pas", "ne": "pas", "n": "pas", "jamais": "pas", "sans": "sans", "aucun": "pas", "aucune": "pas",
+             "not": "not", "no": "not", "never": "not", "without": "without"}
+# Clause breaks: word pairs never span them, nor a conjunction or a negation ("élevés et la livraison"
+# gives no pair); other stop words do not break one ("livraison en retard" → "livraison retard").
+CLAUSE = re.compile(r"[.,;:!?…()\[\]\n\r\"«»]+")
+CONJUNCTIONS = frozenset("et ou mais donc car puis ni and or but so then nor".split())
+
+
+def clauses(text: str) -> list[list[str | None]]:
+    """The answer's clauses, each a list of its kept words (negated where a negation precedes them) with
+    None where a conjunction or a negation stood, so that pairs never join across them."""
+    out: list[list[str | None]] = []
+    for part in CLAUSE.split(text.lower()):
+        kept: list[str | None] = []
+        negation = None
+        for w in WORD.findall(part):
+            w = w.replace("’", "'")
+            if "'" in w:  # l'équipe → équipe, n'est → est (and a negation), jusqu'à → à
+                head, _, tail = w.partition("'")
+                if head in ELISIONS or len(head) <= 2:
+                    negation = NEGATIONS.get(head, negation)
+                    w = tail
+            if w in NEGATIONS or w.endswith("n't"):  # don't, isn't, wasn't…
+                negation = NEGATIONS.get(w, "not")
+                kept.append(None)
+                continue
+            if len(w) > 1 and w not in STOP_WORDS and _plain(w) not in STOP_WORDS:
+                kept.append(f"{negation} {w}" if negation else w)
+                negation = None
+            elif w in CONJUNCTIONS:
+                kept.append(None)
+        out.append(kept)
+    return out
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of an answer, stop words and one-letter words removed (accents kept); a negated
+    word keeps its negation ("pas satisfait")."""
+    return [w for clause in clauses(text) for w in clause if w is not None]
+
+
+def pairs(text: str) -> list[str]:
+    """Pairs of kept words next to each other in one clause, stop words aside ("livraison retard" from
+    "livraison en retard"; none from "élevés et la livraison")."""
+    return [f"{a} {b}" for clause in clauses(text) for a, b in zip(clause, clause[1:]) if a is not None and b is not None]
+
+
+def _plain(word: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+
+
+@dataclass
+class ReasonCount:
+    moment: str
+    segment: str
+    question: str
+    category: str
+    reason: str
+    count: int
+
+
+@dataclass
+class Verbatims:
+    answers: int
+    words: list[tuple[str, int]] = field(default_factory=list)
+    pairs: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _category(score: float | None) -> str:
+    if score is None:
+        return "all"
+    return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+
+
+def reason_counts(ws: Workspace, db: sqlite_utils.Database, moment: str | None = None) -> list[ReasonCount]:
+    """Counts of each chosen reason per moment, segment and NPS category (promoter/passive/detractor)."""
+    if moment is not None and moment not in ws.moments:
+        raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
+    counts: Counter = Counter()
+    for m in [moment] if moment else list(ws.moments):
+        qs = ws.moments[m].questions
+        choice_qs = [q for q in qs if ws.questions[q].type in ("single_choice", "multiple_choice")]
+        nps_q = next((q for q in qs if ws.questions[q].type == "nps"), None)
+        if not choice_qs:
+            continue
+        marks = ",".join("?" * len(choice_qs))
+        rows = db.execute(f"""SELECT COALESCE(c.segment, ''), a.question, a.value_text,
+                                  (SELECT n.value_num FROM answers n WHERE n.response_id = r.id AND n.question = ?)
+                              FROM responses r JOIN answers a ON a.response_id = r.id LEFT JOIN contacts c ON c.id = r.contact_id
+                              WHERE r.status = 'counted' AND r.moment = ? AND a.question IN ({marks})""",
+                          [nps_q, m] + choice_qs).fetchall()
+        for segment, qid, text, score in rows:
+            chosen = json.loads(text) if text and text.startswith("[") else [text]
+            for reason in chosen:
+                if reason:
+                    counts[(m, segment, qid, _category(score), reason)] += 1
+    return [ReasonCount(*key, n) for key, n in sorted(counts.items(), key=lambda kv: (kv[0][:4], -kv[1], kv[0][4]))]
+
+
+def frequent_words(ws: Workspace, db: sqlite_utils.Database, moment: str | None = None, category: str | None = None,
+                   limit: int = 20) -> Verbatims:
+    """The most frequent words and adjacent word pairs of the open answers (optionally of one NPS category)."""
+    if moment is not None and moment not in ws.moments:
+        raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
+    if category not in (None, "promoter", "passive", "detractor"):
+        raise UsageError(f"unknown category {category!r}: use promoter, passive or detractor")
+    open_qs = sorted({q for m, spec in ws.moments.items() if moment in (None, m) for q in spec.questions
+                      if ws.questions[q].type == "open"})
+    if not open_qs:
+        return Verbatims(0)
+    nps_qs = sorted(q for q, spec in ws.questions.items() if spec.type == "nps")
+    marks, nmarks = ",".join("?" * len(open_qs)), ",".join("?" * len(nps_qs)) or "NULL"
+    sql = f"""SELECT a.value_text, (SELECT MIN(n.value_num) FROM answers n WHERE n.response_id = r.id AND n.question IN ({nmarks}))
+              FROM responses r JOIN answers a ON a.response_id = r.id
+              WHERE r.status = 'counted' AND a.question IN ({marks}) AND a.value_text IS NOT NULL"""
+    params: list = nps_qs + open_qs
+    if moment:
+        sql += " AND r.moment = ?"
+        params.append(moment)
+    single: Counter = Counter()
+    pair_counts: Counter = Counter()
+    answered = 0
+    for text, score in db.execute(sql, params).fetchall():
+        if category is not None and _category(score) != category:
+            continue
+        answered += 1
+        single.update(set(words(text)))
+        pair_counts.update(set(pairs(text)))
+    def top(counter: Counter) -> list[tuple[str, int]]:
+        return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]  # ties in a stable, readable order
+
+    return Verbatims(answered, top(single), [(p, n) for p, n in top(pair_counts) if n > 1])

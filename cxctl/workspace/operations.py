@@ -1,0 +1,332 @@
+"""Workspace-level operations behind `cxctl validate`, `cxctl schema` and `cxctl init`.
+
+Validation of one workspace lives in `cxctl.workspace.loader.check_workspace`; this module finds the
+workspaces a command line names (a folder such as `campaigns/` may hold several), derives the JSON
+Schema from the model, and writes the commented starter workspace.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cxctl import __version__
+from cxctl.workspace.model import DURATION_PATTERN, WorkspaceFile
+from cxctl.core.errors import CxError, Problem, UsageError
+from cxctl.workspace.loader import WORKSPACE_FILE, check_workspace
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ID = f"urn:cxctl:schema:workspace-file:{__version__}"
+SCHEMA_FILE = "cxctl.schema.json"
+
+
+# --- validate ---------------------------------------------------------------------------------
+
+
+@dataclass
+class WorkspaceReport:
+    """The outcome for one workspace: its root, the files read and what was found in them."""
+
+    root: Path
+    files: list[Path]
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> int:
+        return sum(p.severity == "error" for p in self.problems)
+
+    @property
+    def warnings(self) -> int:
+        return sum(p.severity == "warning" for p in self.problems)
+
+
+@dataclass
+class ValidationReport:
+    """Every workspace checked by one `cxctl validate`; `failed` applies the --strict choice."""
+
+    workspaces: list[WorkspaceReport]
+    strict: bool = False
+    problems: list[Problem] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.problems = [p for w in self.workspaces for p in w.problems]
+
+    @property
+    def errors(self) -> int:
+        return sum(w.errors for w in self.workspaces)
+
+    @property
+    def warnings(self) -> int:
+        return sum(w.warnings for w in self.workspaces)
+
+    @property
+    def failed(self) -> bool:
+        return self.errors > 0 or (self.strict and self.warnings > 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "valid": not self.failed,
+            "strict": self.strict,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "workspaces": [
+                {"root": str(w.root), "files": len(w.files), "errors": w.errors, "warnings": w.warnings}
+                for w in self.workspaces
+            ],
+            "problems": [
+                {"file": p.file, "line": p.line, "column": p.column, "path": p.path,
+                 "severity": p.severity, "message": p.message}
+                for p in self.problems
+            ],
+        }
+
+
+def _workspace_root(path: Path) -> Path | None:
+    for folder in (path if path.is_dir() else path.parent, *path.resolve().parents):
+        if (folder / WORKSPACE_FILE).is_file():
+            return folder
+    return None
+
+
+def _nested_workspaces(folder: Path) -> list[Path]:
+    """Top-most folders below `folder` that hold a cxctl.yaml (hidden folders skipped)."""
+    found: list[Path] = []
+    pending = [folder]
+    while pending:
+        current = pending.pop(0)
+        for child in sorted(p for p in current.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if (child / WORKSPACE_FILE).is_file():
+                found.append(child)
+            else:
+                pending.append(child)
+    return found
+
+
+def find_workspaces(paths: list[Path]) -> list[list[Path]]:
+    """Group the command line's paths into workspaces, each given as the paths to check together.
+
+    A folder with cxctl.yaml is one workspace; a folder without one but with workspaces below it is
+    each of those; a file is checked with the rest of its workspace, since ids are global.
+    """
+    groups: dict[Path, list[Path]] = {}
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or folder; give a workspace folder (the one with {WORKSPACE_FILE})")
+        if path.is_dir() and not (path / WORKSPACE_FILE).is_file():
+            nested = _nested_workspaces(path)
+            if nested:
+                for root in nested:
+                    groups.setdefault(root.resolve(), [root])
+                continue
+        root = _workspace_root(path)
+        if root is None:
+            groups.setdefault(path.resolve(), [path])  # no workspace around it: checked on its own
+        else:
+            groups.setdefault(root.resolve(), [root])
+    return list(groups.values())
+
+
+def validate(paths: list[Path], strict: bool = False) -> ValidationReport:
+    """Check every workspace the paths name; return all problems of all of them."""
+    reports = []
+    for group in find_workspaces(paths):
+        result = check_workspace(group)
+        root = group[0] if group[0].is_dir() else group[0].parent
+        reports.append(WorkspaceReport(root, result.files, result.problems))
+    return ValidationReport(reports, strict=strict)
+
+
+def github_annotation(problem: Problem) -> str:
+    """A GitHub Actions workflow command that pins the problem on the file's line in the pull request."""
+
+    def data(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(text: str) -> str:
+        return data(text).replace(":", "%3A").replace(",", "%2C")
+
+    level = "error" if problem.severity == "error" else "warning"
+    message = f"{problem.path}: {problem.message}" if problem.path else problem.message
+    return (f"::{level} file={prop(problem.file)},line={problem.line},col={problem.column},"
+            f"title={prop('cxctl validate')}::{data(message)}")
+
+
+# --- schema -----------------------------------------------------------------------------------
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one workspace file, derived from the model."""
+    schema = WorkspaceFile.model_json_schema(mode="validation")
+    _close_pattern_maps(schema)
+    _duration_defaults(schema)
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": SCHEMA_ID,
+        "title": "cxctl workspace file",
+        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+        "description": "One YAML file of a cxctl workspace (cxctl.yaml or any file below it). "
+        "Cross-file references (ids, templates) are checked by `cxctl validate` only.",
+    }
+
+
+def _close_pattern_maps(node: Any) -> None:
+    """Maps keyed by ids or language tags: a key that fails the pattern must fail the schema too
+    (pydantic emits patternProperties alone, which lets any other key through)."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+            names = node.get("propertyNames")
+            if isinstance(names, dict) and set(names) <= {"examples"}:
+                del node["propertyNames"]
+        for value in node.values():
+            _close_pattern_maps(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_pattern_maps(value)
+
+
+def _duration_defaults(node: Any) -> None:
+    """Duration defaults as people write them (`7d`), not as ISO 8601 (`P7D`), which the pattern rejects."""
+    from pydantic import TypeAdapter
+    from datetime import timedelta
+
+    from cxctl.core.durations import format_duration
+
+    if isinstance(node, dict):
+        default = node.get("default")
+        if isinstance(default, str) and default.startswith("P") and node.get("pattern") == DURATION_PATTERN:
+            node["default"] = format_duration(TypeAdapter(timedelta).validate_python(default))
+        for value in node.values():
+            _duration_defaults(value)
+    elif isinstance(node, list):
+        for value in node:
+            _duration_defaults(value)
+
+
+# --- init -------------------------------------------------------------------------------------
+
+
+@dataclass
+class InitResult:
+    """What `cxctl init` wrote."""
+
+    folder: Path
+    created: list[Path]
+
+
+def init_workspace(folder: Path, force: bool = False, name: str | None = None) -> InitResult:
+    """Write a small, commented workspace that validates; refuse to overwrite unless `force`."""
+    from cxctl.workspace.scaffold import SCAFFOLD
+
+    title = name or folder.resolve().name.replace("-", " ").replace("_", " ").strip().capitalize() or "Mon programme CX"
+    # Written as a quoted YAML string (a JSON string is one): a name such as 2024, yes, null,
+    # "Programme: 2025" or "#1" would otherwise read as a number, a boolean, nothing or a syntax error.
+    quoted = json.dumps(title, ensure_ascii=False)
+    files = {relative: text.replace("{{NAME}}", quoted) for relative, text in SCAFFOLD.items()}
+    files[SCHEMA_FILE] = json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+    existing = [folder / relative for relative in files if (folder / relative).exists()]
+    if existing and not force:
+        names = ", ".join(str(p) for p in existing)
+        raise CxError(f"{names} already exist(s): nothing was written; choose an empty folder or add --force to overwrite")
+    created = []
+    for relative, text in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        created.append(path)
+    return InitResult(folder, created)
+
+
+# --- key reference (docs) ---------------------------------------------------------------------
+
+REFERENCE_SECTIONS = [
+    ("workspace", "Settings"), ("workspace.sender", "Sender"), ("workspace.smtp", "SmtpSettings"),
+    ("workspace.retention", "Retention"), ("journeys.<id>", "Journey"), ("questions.<id>", "Question"),
+    ("questions.<id>.choices[]", "Choice"), ("questions.<id>.ask_if", "AskIf"), ("moments.<id>", "Moment"),
+    ("moments.<id>.trigger", "Trigger"), ("moments.<id>.schedule", "Schedule"), ("moments.<id>.audience", "Audience"),
+    ("moments.<id>.reminders", "Reminders"), ("moments.<id>.targets", "Targets"),
+    ("moments.<id>.send_window, rules.send_window", "SendWindow"), ("moments.<id>.responses", "ResponseMapping"),
+    ("rules", "Rules"), ("rules.cap", "Cap"), ("rules.suppression_sources[]", "SuppressionSource"),
+    ("mappings.<id>", "Mapping"),
+]
+
+
+def _type_name(annotation: Any) -> str:
+    import types
+    import typing
+    from datetime import timedelta
+
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        base = args[0]
+        if base is timedelta:
+            return "duration"
+        if base is str:
+            names = {"_check_language": "language", "_check_identifier": "id", "_check_timezone": "time zone"}
+            for meta in args[1:]:
+                func = getattr(getattr(meta, "func", None), "__name__", "")
+                if func in names:
+                    return names[func]
+        return _type_name(base)
+    if origin in (typing.Union, types.UnionType):
+        if any(typing.get_origin(a) is typing.Annotated and type(typing.get_args(a)[1]).__name__ == "Tag" for a in args):
+            return "text or {lang: text}"  # the Text union: tagged str and dict branches
+        options = [a for a in args if a is not type(None)]
+        if any(typing.get_origin(a) is list for a in options) and len(options) > 2:
+            return "value or list of values"
+        return " or ".join(_type_name(a) for a in options)
+    if annotation is timedelta:
+        return "duration"
+    if origin is typing.Literal:
+        return " \\| ".join(str(a) for a in args)
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return f"map {_type_name(args[0])} → {_type_name(args[1])}"
+    if isinstance(annotation, type):
+        return {"str": "text", "int": "integer", "float": "number", "bool": "true/false"}.get(annotation.__name__,
+                                                                                          annotation.__name__)
+    return str(annotation)
+
+
+def _default_text(info: Any) -> str:
+    from datetime import timedelta
+
+    from pydantic_core import PydanticUndefined
+
+    from cxctl.core.durations import format_duration
+
+    if info.is_required():
+        return "**required**"
+    if info.default_factory is not None:
+        value = info.default_factory()
+        if hasattr(value, "model_dump"):
+            return "see below"
+        return f"`{json.dumps(value, ensure_ascii=False)}`" if value else "—"
+    value = info.default
+    if value is None or value is PydanticUndefined:
+        return "—"
+    if isinstance(value, timedelta):
+        return f"`{format_duration(value)}`"
+    return f"`{value}`"
+
+
+def reference_markdown() -> str:
+    """A Markdown table per YAML object, generated from the model (the README embeds it)."""
+    import typing
+
+    from cxctl.workspace import model as campaign
+    out = []
+    for where, class_name in REFERENCE_SECTIONS:
+        model = getattr(campaign, class_name)
+        doc = (model.__doc__ or "").strip().splitlines()[0]
+        out.append(f"#### `{where}`\n\n{doc}\n\n| key | type | default | meaning |\n|---|---|---|---|")
+        for key, info in model.model_fields.items():
+            meaning = (info.description or "").replace("|", "\\|").replace("\n", " ")
+            annotation = typing.Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+            out.append(f"| `{key}` | {_type_name(annotation)} | {_default_text(info)} | {meaning} |")
+        out.append("")
+    return "\n".join(out)
