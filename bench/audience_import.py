@@ -78,7 +78,7 @@ from pathlib import Path
 from cxctl.audience import contacts as audience
 from cxctl.audience import contact_bulk
 from cxctl.audience.contact_rows import build_converter
-from cxctl.audience.presets import resolve
+from cxctl.workspace.presets import resolve
 with audience.open_input(Path(sys.argv[1]), None, None, None) as table:
     resolved = resolve(table.header, table.keys, "contacts", None, None)
     convert, staged, _ = build_converter(resolved, None, set())

@@ -150,7 +150,7 @@ def generate(folder: Path, contacts: int, events: int, invitations: int) -> None
 def measure(folder: Path, list_exclusions: bool) -> dict:
     """Child process: time compute_plan on the generated store; report peak RSS."""
     from cxctl import store
-    from cxctl.workspace.loader import load_workspace
+    from cxctl.validation import load_workspace
     from cxctl.planning.engine import compute_plan
 
     ws = load_workspace(folder)

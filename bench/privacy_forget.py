@@ -20,7 +20,7 @@ from cxctl.privacy import erasure as privacy
 from cxctl.privacy import retention
 
 from cxctl import store
-from cxctl.workspace.loader import load_workspace
+from cxctl.validation import load_workspace
 
 ROOT = Path(__file__).resolve().parent / "data" / "privacy"
 YAML = """\

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT.parent))
 from cxctl import store  # noqa: E402
 
 from cxctl.core import tokens
-from cxctl.workspace.loader import load_workspace  # noqa: E402
+from cxctl.validation import load_workspace  # noqa: E402
 
 SECRET = "bench-secret-not-for-production"
 MOMENTS = [("nps_relational", "nps"), ("delivery_csat", "csat"), ("support_ces", "ces"),

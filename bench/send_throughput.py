@@ -84,7 +84,7 @@ def make_workspace(n: int, port: int, concurrency: int) -> Path:
     os.environ["CXCTL_SECRET"] = SECRET
     from cxctl import store
     from cxctl.core import tokens
-    from cxctl.workspace.loader import load_workspace
+    from cxctl.validation import load_workspace
 
     ws = load_workspace(root)
     db = store.connect(ws.database)
@@ -117,7 +117,7 @@ def make_workspace(n: int, port: int, concurrency: int) -> Path:
 def end_to_end(root: str, result) -> None:
     os.environ["CXCTL_SECRET"] = SECRET
     from cxctl import store
-    from cxctl.workspace.loader import load_workspace
+    from cxctl.validation import load_workspace
     from cxctl.delivery.send import deliver
     from cxctl.core.timeutil import parse_now
     from cxctl.delivery.transport import SmtpTransport
@@ -137,7 +137,7 @@ def bare_loop(root: str, concurrency: int, result) -> None:
     import aiosmtplib
 
     from cxctl import store
-    from cxctl.workspace.loader import load_workspace
+    from cxctl.validation import load_workspace
     from cxctl.delivery.mime import MessageBuilder
     from cxctl.delivery.render import Renderer, contact_vars, event_vars
     from cxctl.core.timeutil import parse_now

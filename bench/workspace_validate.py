@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from cxctl.workspace import loader
-from cxctl.workspace.loader import check_workspace
+from cxctl.workspace import yamlfile
+from cxctl.validation import check_workspace
 
 HERE = Path(__file__).resolve().parent
 
@@ -110,12 +110,12 @@ def main() -> None:
 
     rows = []
     rows.append(("check_workspace (libyaml)", *best_of(args.runs, check)))
-    fast = loader._SafeLoader
-    loader._SafeLoader = yaml.SafeLoader
+    fast = yamlfile.SafeLoader
+    yamlfile.SafeLoader = yaml.SafeLoader
     try:
         rows.append(("check_workspace (pure-Python YAML)", *best_of(args.runs, check)))
     finally:
-        loader._SafeLoader = fast
+        yamlfile.SafeLoader = fast
     cxctl = Path(sys.executable).with_name("cxctl")
 
     def cli() -> None:

@@ -13,9 +13,9 @@ from cxctl.core import emails
 
 from cxctl.audience import values
 from cxctl.workspace.model import CONTACT_FIELDS
-from cxctl.audience.csvio import normalise_header
+from cxctl.core.csvnames import normalise_header
 from cxctl.workspace.loader import Workspace
-from cxctl.audience.presets import Resolved
+from cxctl.workspace.presets import Resolved
 
 FORGOTTEN = "forgotten (GDPR erasure)"
 

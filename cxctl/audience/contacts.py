@@ -36,10 +36,11 @@ import sqlite_utils
 from cxctl.workspace.model import Mapping
 from cxctl.audience.csvio import CsvTable, RejectsWriter, open_csv
 from cxctl.core.errors import UsageError
-from cxctl.workspace.loader import Workspace, did_you_mean
+from cxctl.workspace.loader import Workspace
+from cxctl.core.errors import did_you_mean
 from cxctl.audience.contact_bulk import Tally, add_suppressions, converted_batches, drop_stage, in_worker, load_fresh, load_staged, merge_staged, parallel_possible
 from cxctl.audience.contact_rows import FORGOTTEN, build_converter  # noqa: F401  (FORGOTTEN: the reject reason, for callers)
-from cxctl.audience.presets import resolve
+from cxctl.workspace.presets import resolve
 from cxctl.core.timeutil import to_db
 
 REJECTS_SHOWN = 20
@@ -100,7 +101,7 @@ def open_input(path: Path, mapping: Mapping | None, encoding: str | None, delimi
 
 
 @contextmanager
-def import_transaction(db: sqlite_utils.Database, log: "_Log", result: ImportResult, now: datetime, dry_run: bool):
+def import_transaction(db: sqlite_utils.Database, log: "ImportLog", result: ImportResult, now: datetime, dry_run: bool):
     """One transaction per import: committed with its import-log entry, rolled back on a dry run or on
     any error (Ctrl-C included), so a file lands whole or not at all; the rejects are settled either way."""
     db.execute("BEGIN IMMEDIATE")
@@ -119,7 +120,7 @@ def import_transaction(db: sqlite_utils.Database, log: "_Log", result: ImportRes
         raise
 
 
-class _Log:
+class ImportLog:
     """Collects rejects: streamed to the rejects file (unless dry run), the first few kept for display."""
 
     def __init__(self, path: Path, header: list[str], dry_run: bool):
@@ -152,7 +153,7 @@ class _Log:
             result.rejects_file = str(self.writer.path)
 
 
-def readable_rows(table: CsvTable, result: ImportResult, log: "_Log") -> Iterator[tuple[int, list[str]]]:
+def readable_rows(table: CsvTable, result: ImportResult, log: "ImportLog") -> Iterator[tuple[int, list[str]]]:
     """The rows of the file that could be read, counted in `result.read`; the others are rejected with
     their row number and reason. (The contacts bulk path inlines this loop: a million rows.)"""
     for number, fields, problem in table.rows():
@@ -199,7 +200,7 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
                               resolved.describe(), dry_run=dry_run, previously_imported=previous_import(db, "contacts", table.sha256))
         forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
         convert, staged, attr_keys = build_converter(resolved, ws, forgotten)
-        log = _Log(path, table.header, dry_run)
+        log = ImportLog(path, table.header, dry_run)
         stamp = to_db(now)
         cache = [db.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] for schema in ("main", "temp")]
         # A bigger page cache keeps the indexes of a million-row table in memory while they are written.

@@ -24,11 +24,11 @@ import sqlite_utils
 from cxctl.core import emails
 
 from cxctl.audience import values
-from cxctl.audience.contacts import FORGOTTEN, ImportResult, _Log, import_transaction, open_input, pick_mapping, previous_import, readable_rows
-from cxctl.audience.csvio import normalise_header
+from cxctl.audience.contacts import FORGOTTEN, ImportResult, ImportLog, import_transaction, open_input, pick_mapping, previous_import, readable_rows
+from cxctl.core.csvnames import normalise_header
 from cxctl.core.errors import UsageError
 from cxctl.workspace.loader import Workspace
-from cxctl.audience.presets import resolve
+from cxctl.workspace.presets import resolve
 from cxctl.core.timeutil import to_db
 
 CHUNK = 20_000
@@ -67,7 +67,7 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
         comma = resolved.decimal_comma
         type_map = resolved.values.get("type", {})
         forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
-        log = _Log(path, table.header, dry_run)
+        log = ImportLog(path, table.header, dry_run)
         day_first = 0
         dst: dict[str, list[str]] = {"ambiguous": [], "skipped": []}
 

@@ -16,10 +16,10 @@ import sqlite_utils
 from cxctl.core import emails
 
 from cxctl.audience import values
-from cxctl.audience.contacts import ImportResult, _Log, import_transaction, previous_import, readable_rows
+from cxctl.audience.contacts import ImportResult, ImportLog, import_transaction, previous_import, readable_rows
 from cxctl.audience.csvio import open_csv
 from cxctl.core.errors import UsageError
-from cxctl.audience.presets import AUTO_CONTACTS
+from cxctl.workspace.presets import AUTO_CONTACTS
 from cxctl.store import email_hash
 from cxctl.core.timeutil import to_db
 
@@ -128,7 +128,7 @@ def import_suppressions(db: sqlite_utils.Database, path: Path | str, now: dateti
         result = ImportResult(str(path), "suppressions", table.sha256, table.encoding, table.delimiter, None,
                               {table.header[email_index]: "email"}, dry_run=dry_run,
                               previously_imported=previous_import(db, "suppressions", table.sha256))
-        log = _Log(path, table.header, dry_run)
+        log = ImportLog(path, table.header, dry_run)
         seen: set[str] = set()
         with import_transaction(db, log, result, now, dry_run):
             for number, fields in readable_rows(table, result, log):

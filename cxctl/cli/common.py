@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from cxctl.workspace.loader import Workspace, load_workspace
+from cxctl.workspace.loader import Workspace
+
+from cxctl.validation import load_workspace
 from cxctl.core.timeutil import parse_now
 
 WorkspaceOption = Annotated[

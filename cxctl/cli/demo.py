@@ -99,7 +99,7 @@ class DemoResult:
 
 def example_timezone() -> str:
     """The shipped example's time zone, in which a naive `--now` is read."""
-    from cxctl.workspace.loader import load_workspace
+    from cxctl.validation import load_workspace
 
     try:
         return load_workspace(examples_dir() / EXAMPLE).settings.timezone
@@ -261,7 +261,7 @@ def run_demo(folder: Path | str, now: datetime | None = None, *, force: bool = F
              progress: Progress | None = None) -> DemoResult:
     """Run every step; a missing piece or a failure is reported in its step, the rest still tells
     the user where to look. Raises UsageError only for a folder it must not touch."""
-    from cxctl.workspace.loader import check_workspace
+    from cxctl.validation import check_workspace
 
     say = progress or (lambda message: None)
     folder = Path(folder).resolve() if not Path(folder).is_absolute() else Path(folder)

@@ -47,7 +47,7 @@ def responses_import(
 
     Example: cxctl responses import qualtrics_export.csv --moment nps_relational
     """
-    from cxctl.audience.csvio import parse_delimiter
+    from cxctl.core.csvnames import parse_delimiter
     from cxctl.results.importer import import_responses
 
     ws = open_workspace(workspace)

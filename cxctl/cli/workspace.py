@@ -11,7 +11,8 @@ import typer
 
 from cxctl.core import output
 from cxctl.cli.common import JsonOption, WorkspaceOption, workspace_path
-from cxctl.workspace.operations import github_annotation, init_workspace, json_schema, validate
+from cxctl.validation import github_annotation, validate
+from cxctl.workspace.operations import init_workspace, json_schema
 
 
 class Format(str, enum.Enum):

@@ -5,6 +5,8 @@ Exit codes: 0 ok, 1 problems found, 2 usage, 3 bug, 130 Ctrl-C.
 
 from __future__ import annotations
 
+import difflib
+
 from dataclasses import dataclass
 
 
@@ -60,3 +62,9 @@ class Problem:
         where = f"{self.file}:{self.line}:{self.column}"
         key = f" {self.path}:" if self.path else ""
         return f"{where}:{key} {self.severity}: {self.message}"
+
+
+def did_you_mean(word: str, candidates) -> str:
+    """` (did you mean 'x'?)` or an empty string."""
+    match = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""

@@ -12,13 +12,22 @@ import binascii
 import email.utils
 import secrets
 from datetime import datetime
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from cxctl.delivery.render import Rendered
 
 if TYPE_CHECKING:
     from cxctl.workspace.loader import Workspace
+
+@dataclass(frozen=True)
+class Rendered:
+    """The three rendered parts of one message (what render produces and MIME assembles)."""
+
+    subject: str
+    text: str
+    html: str
+
 
 _SPECIALS = set('()<>[]:;@\\,."')
 

@@ -23,6 +23,7 @@ from cxctl.core import tokens
 from cxctl.workspace.model import DEFAULT_SCALES, localise
 from cxctl.core.errors import CxError
 from cxctl.core.resources import default_templates_dir
+from cxctl.delivery.mime import MessageBuilder, Rendered
 
 if TYPE_CHECKING:
     from cxctl.workspace.loader import Workspace
@@ -34,15 +35,6 @@ SCORE_TYPES = tuple(DEFAULT_SCALES)  # nps, csat, ces: the types a one-click lin
 class TemplateError(CxError):
     """A template is missing, does not compile, or uses a variable it is not given (exit 1: a problem
     of the workspace's templates or of one contact's data, never a crash of cxctl)."""
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """The three rendered parts of one message."""
-
-    subject: str
-    text: str
-    html: str
 
 
 def _html_name(name: str | None) -> bool:
@@ -370,7 +362,6 @@ def preview(ws: Workspace, db: Any, moment_id: str, now: datetime, *, contact: s
     import email.policy
 
     from cxctl.core.errors import UsageError
-    from cxctl.delivery.mime import MessageBuilder
 
     if moment_id not in ws.moments:
         known = ", ".join(sorted(ws.moments)) or "none"

@@ -511,7 +511,8 @@ def send_campaign(ws: Workspace, db: sqlite_utils.Database, now: datetime, trans
                   resend_in_doubt: bool = False, accept_in_doubt: bool = False) -> SendReport:
     """`cxctl send`: plan (compute_plan → record_plan) and deliver, all under the send lock, so two
     overlapping runs can neither plan nor send the same invitation twice."""
-    from cxctl.planning.engine import compute_plan, record_plan
+    from cxctl.planning.engine import compute_plan
+    from cxctl.planning.plans import record_plan
 
     if resend_in_doubt and accept_in_doubt:
         raise UsageError("--resend-in-doubt and --accept-in-doubt contradict each other: the messages in doubt either "

@@ -12,67 +12,27 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import sqlite_utils
 
-from cxctl.workspace.model import Moment, SendWindow
-from cxctl.core.errors import UsageError
+from cxctl.workspace.model import Moment
 from cxctl.planning.rules import audience_sql, live_sql, draw, pick_language, span, suppression_source_sql
 from cxctl.planning.schedule import Wave, local_day_bounds, next_opening, wave_for, zone
 from cxctl.core.timeutil import from_db, to_db
+from cxctl.planning.listing import list_exclusions as listing
+from cxctl.planning.reminders import plan_reminders
+from cxctl.planning.plans import (
+    Exclusion, Plan, PlannedInvitation, check_moment, recontact_for, send_window_for, sql_modifier,
+)
 
 # Expired events are reported for this long after their expiry, then dropped silently, so a daily
 # plan does not list years of old events.
 EXPIRED_REPORT_FOR = timedelta(days=7)
-# A reminder that could not go out within this long after it was due is dropped (never sent late).
-REMINDER_GRACE = timedelta(days=7)
 
 TEMP_TABLES = ("plan_moments", "plan_waved", "plan_hist", "plan_hist_moment", "plan_eval", "plan_multi", "plan_ok",
                "plan_slots", "plan_quota", "plan_day_quota", "plan_placed", "plan_day_base", "plan_final")
-
-
-@dataclass(slots=True)
-class PlannedInvitation:
-    """One invitation or reminder the engine would create (send_at is an aware UTC datetime)."""
-
-    contact_id: int
-    moment: str
-    kind: str  # "invitation" | "reminder"
-    event_id: int | None
-    wave: str | None
-    parent_id: int | None
-    send_at: datetime
-    language: str
-    email: str
-    dedupe_key: str
-
-
-@dataclass(slots=True)
-class Exclusion:
-    """A candidate not invited in this run, with the first rule that stopped it and the data behind it."""
-
-    contact_id: int
-    moment: str
-    reason: str
-    detail: str
-    event_id: int | None
-    wave: str | None
-    kind: str = "invitation"
-
-
-@dataclass
-class Plan:
-    """What one run decides. `counts` is exclusions by reason; `by_moment` is moment -> reason -> count."""
-
-    now: datetime
-    planned: list[PlannedInvitation]
-    exclusions: list[Exclusion]
-    counts: dict[str, int]
-    by_moment: dict[str, dict[str, int]] = field(default_factory=dict)
-    waves: dict[str, str] = field(default_factory=dict)
 
 
 def compute_plan(ws, db: sqlite_utils.Database, now: datetime, moment: str | None = None, *,
@@ -83,69 +43,11 @@ def compute_plan(ws, db: sqlite_utils.Database, now: datetime, moment: str | Non
     `list_exclusions=False` skips building one Exclusion per excluded candidate (counts stay exact).
     """
     check_moment(ws, moment)
-    engine = _Engine(ws, db, now)
+    engine = Engine(ws, db, now)
     return engine.run(moment, list_exclusions=list_exclusions)
 
 
-def check_moment(ws, moment: str | None) -> None:
-    if moment is not None and moment not in ws.moments:
-        known = ", ".join(sorted(ws.moments)) or "none"
-        raise UsageError(f"unknown moment {moment!r}: the workspace defines {known}; pass one of them to --moment")
-
-
-def record_plan(db: sqlite_utils.Database, ws, plan: Plan, now: datetime) -> int:
-    """Insert the planned rows as `planned` invitations with fresh signed tokens; return how many were new.
-
-    Reminders point to their parent invitation. INSERT OR IGNORE on the dedupe key makes a second run
-    (or an overlapping one) a no-op for rows already recorded.
-    """
-    from cxctl.core.tokens import new_token
-
-    if not plan.planned:
-        return 0
-    secret = ws.secret()
-    stamp = to_db(now)
-    rows = [
-        (p.dedupe_key, new_token(secret), p.contact_id, p.moment, p.event_id, p.wave, p.kind, p.parent_id,
-         p.language, p.email, to_db(p.send_at), stamp, stamp)
-        for p in plan.planned
-    ]
-    conn = db.conn
-    own = not conn.in_transaction
-    if own:
-        conn.execute("BEGIN IMMEDIATE")
-    try:
-        before = conn.total_changes
-        conn.executemany(
-            "INSERT OR IGNORE INTO invitations (dedupe_key, token, contact_id, moment, event_id, wave, kind, parent_id,"
-            " language, email, send_at, status, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
-            rows,
-        )
-        inserted = conn.total_changes - before
-        if own:
-            conn.execute("COMMIT")
-    except BaseException:
-        if own:
-            conn.execute("ROLLBACK")
-        raise
-    return inserted
-
-
-def _mod(delta: timedelta) -> str:
-    """A datetime() modifier for SQLite."""
-    return f"{int(delta.total_seconds()):+d} seconds"
-
-
-def _window(ws, m: Moment) -> SendWindow:
-    return m.send_window or ws.rules.send_window
-
-
-def _recontact(ws, m: Moment) -> timedelta | None:
-    return m.recontact if m.recontact is not None else ws.rules.recontact
-
-
-class _Engine:
+class Engine:
     """One planning run over temporary tables (dropped at the end; the store file is not written)."""
 
     def __init__(self, ws, db: sqlite_utils.Database, now: datetime, contact_id: int | None = None):
@@ -175,7 +77,6 @@ class _Engine:
         return f" AND {column} = ?", [self.contact_id]
 
     def run(self, only: str | None, *, list_exclusions: bool, keep: bool = False) -> Plan:
-        from cxctl.planning.reminders import plan_reminders
 
         self.conn.create_function("cx_draw", 3, draw, deterministic=True)
         self.details = list_exclusions
@@ -231,12 +132,12 @@ class _Engine:
         rows = []
         for rank, mid in enumerate(self.ranked):
             m = self.ws.moments[mid]
-            recontact = _recontact(self.ws, m)
+            recontact = recontact_for(self.ws, m)
             rows.append((mid, rank, m.sample,
                          to_db(self.now - recontact) if recontact else None,
                          span(recontact) if recontact else None,
-                         _mod(recontact) if recontact else None,
-                         _mod(m.trigger.expires - m.trigger.delay) if m.trigger else None))
+                         sql_modifier(recontact) if recontact else None,
+                         sql_modifier(m.trigger.expires - m.trigger.delay) if m.trigger else None))
         self.conn.executemany("INSERT INTO plan_moments VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def gather(self) -> None:
@@ -265,7 +166,7 @@ class _Engine:
         `hm` is only joined for a moment with a recontact period (see `joins`)."""
         rules = self.ws.rules
         source_sql, source_params = self.source
-        recontact = _recontact(self.ws, m)
+        recontact = recontact_for(self.ws, m)
         rank = self.ranked.index(mid)
         last = "hm.last" if recontact else "NULL"
         # The data behind each verdict only serves the listed details (plan --json, --explain): a run that
@@ -297,7 +198,7 @@ class _Engine:
         sql = (" LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
                " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
                " LEFT JOIN plan_hist h ON h.contact_id = c.id")
-        if _recontact(self.ws, m) is None:
+        if recontact_for(self.ws, m) is None:
             return sql, []
         return sql + " LEFT JOIN plan_hist_moment hm ON hm.contact_id = c.id AND hm.moment = ?", [mid]
 
@@ -316,7 +217,7 @@ class _Engine:
             " FROM events e JOIN contacts c ON c.id = e.contact_id"
             f" LEFT JOIN invitations i ON i.dedupe_key = {key}{joins}"
             f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}",
-            [mid, _mod(trigger.delay), *rules_params, mid, *join_params, trigger.event,
+            [mid, sql_modifier(trigger.delay), *rules_params, mid, *join_params, trigger.event,
              to_db(self.now - trigger.delay), to_db(self.now - trigger.expires), *params, *only_params],
         )
         expired_from = self.now - trigger.expires - EXPIRED_REPORT_FOR
@@ -330,7 +231,7 @@ class _Engine:
             " FROM events e JOIN contacts c ON c.id = e.contact_id"
             f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}"
             f" AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.dedupe_key = {key})",
-            [mid, _mod(trigger.delay), self.ranked.index(mid), m.sample, _mod(trigger.expires),
+            [mid, sql_modifier(trigger.delay), self.ranked.index(mid), m.sample, sql_modifier(trigger.expires),
              span(trigger.expires), trigger.event, to_db(self.now - trigger.expires), to_db(expired_from),
              *params, *only_params, mid],
         )
@@ -385,7 +286,7 @@ class _Engine:
             [cap_from, since, *only_params],
         )
         self.sql("CREATE TEMP TABLE plan_hist_moment (contact_id INTEGER, moment TEXT, last TEXT, PRIMARY KEY (contact_id, moment)) WITHOUT ROWID")
-        recontacts = [r for r in (_recontact(self.ws, self.ws.moments[m]) for m in self.ranked) if r]
+        recontacts = [r for r in (recontact_for(self.ws, self.ws.moments[m]) for m in self.ranked) if r]
         if recontacts:
             self.sql(
                 "INSERT INTO plan_hist_moment SELECT contact_id, moment, COALESCE(sent_at, send_at)"
@@ -419,7 +320,7 @@ class _Engine:
         """Send time (next window opening in the contact's zone) and its day in the workspace zone."""
         key = (tz, moment)
         if key not in self.slots:
-            send_at = next_opening(self.now, zone(tz, self.ws.settings.timezone), _window(self.ws, self.ws.moments[moment]))
+            send_at = next_opening(self.now, zone(tz, self.ws.settings.timezone), send_window_for(self.ws, self.ws.moments[moment]))
             self.slots[key] = (send_at, send_at.astimezone(zone(self.ws.settings.timezone, "UTC")).date())
         return self.slots[key]
 
@@ -558,7 +459,6 @@ class _Engine:
             counts[reason] += n
         exclusions: list[Exclusion] = []
         if list_exclusions:
-            from cxctl.planning.listing import list_exclusions as listing
 
             exclusions = listing(self, by_moment)
         return Plan(self.now, planned, exclusions, dict(counts), dict(by_moment),

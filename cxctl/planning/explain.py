@@ -15,7 +15,8 @@ import sqlite_utils
 
 from cxctl.core.emails import normalise
 from cxctl.core.errors import UsageError
-from cxctl.planning.engine import Exclusion, PlannedInvitation, _Engine, _recontact, _window, check_moment
+from cxctl.planning.engine import Engine
+from cxctl.planning.plans import Exclusion, PlannedInvitation, check_moment, recontact_for, send_window_for
 from cxctl.planning.rules import audience_sql, draw, span
 from cxctl.store import email_hash
 from cxctl.core.timeutil import from_db, to_db
@@ -73,7 +74,7 @@ def explain(ws, db: sqlite_utils.Database, now: datetime, contact: str, moment: 
     """Each moment's verdict for one person and every rule's check; read-only."""
     check_moment(ws, moment)
     contact_id, external_id, email = find_contact(db, contact)
-    engine = _Engine(ws, db, now, contact_id=contact_id)
+    engine = Engine(ws, db, now, contact_id=contact_id)
     own = not db.conn.in_transaction
     try:
         plan = engine.run(None, list_exclusions=True, keep=True)
@@ -110,7 +111,7 @@ def _day(text: str | None) -> str:
     return (text or "")[:16]
 
 
-def _verdict(ws, engine: _Engine, row: dict) -> MomentVerdict:
+def _verdict(ws, engine: Engine, row: dict) -> MomentVerdict:
     rules = ws.rules
     m = ws.moments[row["moment"]]
     now = engine.now
@@ -150,7 +151,7 @@ def _verdict(ws, engine: _Engine, row: dict) -> MomentVerdict:
         n = row["cap_count"] or 0
         checks.append(Check("cap", n < rules.cap.max, f"{n} invitation(s) in the last {span(rules.cap.window)}; "
                                                       f"cap {rules.cap.max}"))
-    recontact = _recontact(ws, m)
+    recontact = recontact_for(ws, m)
     if recontact:
         ml = row["moment_last"]
         free = from_db(ml) + recontact if ml else None
@@ -173,7 +174,7 @@ def _verdict(ws, engine: _Engine, row: dict) -> MomentVerdict:
         capped = bool(row["moment_cut"]) or (row["day_left"] is not None and row["day_n"] > row["day_left"])
         checks.append(Check("daily_cap", not capped, f"daily volume for {row['send_day']}: "
                             + ("reached" if capped else "room left")))
-        window = _window(ws, m)
+        window = send_window_for(ws, m)
         checks.append(Check("send_window", True, f"{window.hours} on {','.join(window.days)} in "
                             f"{row['tz'] or ws.settings.timezone}: sends at {_day(row['final_send_at'])} UTC"))
     planned = row["final_send_at"] is not None and all(c.ok for c in checks)
@@ -183,7 +184,7 @@ def _verdict(ws, engine: _Engine, row: dict) -> MomentVerdict:
                          row["event_id"], row["wave"], from_db(row["final_send_at"]) if planned else None, checks)
 
 
-def _not_eligible(ws, engine: _Engine, mid: str, contact_id: int) -> MomentVerdict:
+def _not_eligible(ws, engine: Engine, mid: str, contact_id: int) -> MomentVerdict:
     m = ws.moments[mid]
     where, params = audience_sql(m.audience, with_event=False)
     in_audience = engine.sql(f"SELECT 1 FROM contacts c WHERE c.id = ? AND {where}", [contact_id, *params]).fetchone()

@@ -4,9 +4,12 @@ its reason and the data behind it, as one sentence. Part of the run of cxctl.pla
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
-from cxctl.planning.engine import Exclusion, _Engine, _mod
+from cxctl.planning.plans import Exclusion, sql_modifier
+
+if TYPE_CHECKING:  # the engine calls this module; it imports none of the engine at run time
+    from cxctl.planning.engine import Engine
 from cxctl.planning.rules import span
 from cxctl.core.timeutil import to_db
 
@@ -15,7 +18,7 @@ from cxctl.core.timeutil import to_db
 REPEATED_DETAILS = frozenset({"forgotten", "suppressed", "no_email", "lower_priority", "daily_cap"})
 
 
-def list_exclusions(engine: _Engine, by_moment: dict[str, dict[str, int]]) -> list[Exclusion]:
+def list_exclusions(engine: Engine, by_moment: dict[str, dict[str, int]]) -> list[Exclusion]:
     """Every exclusion, ordered by moment, reason, contact and event.
 
     One query per (moment, reason) in that order, read through the index `collect` made: the moment,
@@ -83,10 +86,10 @@ def detail_sql() -> str:
     )
 
 
-def detail_params(engine: _Engine) -> list[Any]:
+def detail_params(engine: Engine) -> list[Any]:
     """The parameters of `detail_sql`: the workspace's quiet period and cap."""
     rules = engine.ws.rules
     cap = rules.cap
-    return [span(rules.quiet_period), _mod(rules.quiet_period),
+    return [span(rules.quiet_period), sql_modifier(rules.quiet_period),
             to_db(engine.now - cap.window)[:16] if cap else None, cap.max if cap else None,
             span(cap.window) if cap else None]

@@ -7,12 +7,17 @@ toward the fatigue rules.
 
 from __future__ import annotations
 
-from cxctl.planning.engine import REMINDER_GRACE, Exclusion, Plan, PlannedInvitation, _Engine
+from typing import TYPE_CHECKING
+
+from cxctl.planning.plans import REMINDER_GRACE, Exclusion, Plan, PlannedInvitation
+
+if TYPE_CHECKING:  # the engine calls this module; it imports none of the engine at run time
+    from cxctl.planning.engine import Engine
 from cxctl.planning.rules import live_sql, pick_language, suppression_source_sql
 from cxctl.core.timeutil import from_db, to_db
 
 
-def plan_reminders(engine: _Engine, plan: Plan, only: str | None, list_exclusions: bool) -> None:
+def plan_reminders(engine: Engine, plan: Plan, only: str | None, list_exclusions: bool) -> None:
     """Reminders to non-responders: due after `after`, up to min(count, rules.max_reminders).
 
     They respect suppressions and send windows and never count toward fatigue caps.

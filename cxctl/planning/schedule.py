@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from cxctl.workspace.model import WEEKDAYS, Schedule, SendWindow
+from cxctl.workspace.fields import WEEKDAYS
+from cxctl.workspace.model import Schedule, SendWindow
 from cxctl.core.durations import parse_duration
 from cxctl.core.timeutil import local_midnight
 

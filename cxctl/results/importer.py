@@ -29,7 +29,8 @@ from cxctl.audience.contact_bulk import in_worker, parallel_possible
 from cxctl.core.emails import normalise
 from cxctl.core.errors import ImportFileError, UsageError
 from cxctl.results.formats import Export, open_export, parse_time
-from cxctl.workspace.loader import Workspace, did_you_mean
+from cxctl.workspace.loader import Workspace
+from cxctl.core.errors import did_you_mean
 from cxctl.results.response_store import STAGE_DDL, Facts, ImportReport, Problem, rebuild_rollups, settle  # noqa: F401 (public here too)
 from cxctl.core.timeutil import to_db
 

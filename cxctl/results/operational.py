@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from cxctl.core.errors import UsageError
-from cxctl.workspace.loader import Workspace, did_you_mean
+from cxctl.workspace.loader import Workspace
+from cxctl.core.errors import did_you_mean
 from cxctl.results.scorecard import TIME_DIMENSIONS, period_label
 from cxctl.core.timeutil import from_db, local_day_range
 

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from cxctl.core.errors import UsageError
-from cxctl.workspace.loader import Workspace, did_you_mean
+from cxctl.workspace.loader import Workspace
+from cxctl.core.errors import did_you_mean
 from cxctl.results.stats import Mean, Nps, Proportion, mean_change, nps_change, proportion_change, sparkline
 from cxctl.core.timeutil import parse_day
 

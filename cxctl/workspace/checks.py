@@ -9,14 +9,17 @@ of them at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from cxctl.workspace.model import Rules, Settings, WorkspaceFile, is_language
+from cxctl.workspace.fields import is_language
+from cxctl.workspace.model import Rules, Settings, WorkspaceFile
 from cxctl.core.errors import Problem
-from cxctl.workspace.loader import SECTIONS, WORKSPACE_FILE, ParsedFile, Workspace, did_you_mean, mark_for
+from cxctl.core.errors import did_you_mean
+from cxctl.workspace.loader import SECTIONS, WORKSPACE_FILE, Declared, Workspace, collect_declared
+from cxctl.workspace.yamlfile import ParsedFile, mark_for
 from cxctl.workspace.settings_checks import (
     TemplateFiles,
     check_mappings,
@@ -33,40 +36,11 @@ CHOICE_TYPES = ("single_choice", "multiple_choice")
 IN_THE_MOMENT_MAX_DELAY = timedelta(hours=24)
 
 
-@dataclass
-class _Declared:
-    """Every id declared in the raw data, valid or not, with the file that declared it first."""
-
-    raw: dict[str, dict[str, tuple[ParsedFile, Any]]] = field(default_factory=lambda: {s: {} for s in SECTIONS})
-    models: dict[str, dict[str, Any]] = field(default_factory=lambda: {s: {} for s in SECTIONS})
-
-
-def _collect(files: list[tuple[ParsedFile, WorkspaceFile]], problems: list[Problem]) -> _Declared:
-    declared = _Declared()
-    for parsed, model in files:
-        for section in SECTIONS:
-            items = parsed.data.get(section)
-            if not isinstance(items, dict):
-                continue
-            valid = getattr(model, section)
-            for obj_id, raw in items.items():
-                if obj_id in declared.raw[section]:
-                    first, _ = declared.raw[section][obj_id]
-                    line, _ = mark_for(first, (section, obj_id))
-                    problems.append(problem_at(parsed, (section, obj_id),
-                        f"duplicate {section[:-1]} id {obj_id!r}, first declared at {first.display}:{line}: rename one"))
-                    continue
-                declared.raw[section][obj_id] = (parsed, raw)
-                if obj_id in valid:
-                    declared.models[section][obj_id] = valid[obj_id]
-    return declared
-
-
 def _str_list(value: Any) -> list[tuple[int, str]]:
     return [(i, v) for i, v in enumerate(value) if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _check_moments(declared: _Declared, incomplete: bool, settings_raw: Any, templates: TemplateFiles | None,
+def _check_moments(declared: Declared, incomplete: bool, settings_raw: Any, templates: TemplateFiles | None,
                    rules: Rules | None) -> list[Problem]:
     problems: list[Problem] = []
     journeys = declared.raw["journeys"]
@@ -160,7 +134,7 @@ def _declare_hint(section: str, known: dict) -> str:
     return "" if known else f": declare it under `{section}:` in any file of the workspace"
 
 
-def _check_questions(declared: _Declared, incomplete: bool, settings: Settings | None) -> list[Problem]:
+def _check_questions(declared: Declared, incomplete: bool, settings: Settings | None) -> list[Problem]:
     problems: list[Problem] = []
     questions = declared.raw["questions"]
     asked = {q for _, raw in declared.raw["moments"].values() for _, q in _str_list(raw_get(raw, "questions"))}
@@ -226,7 +200,7 @@ def _check_condition(parsed: ParsedFile, base: tuple, condition: dict, target_id
     return problems
 
 
-def _check_rules(declared: _Declared, incomplete: bool, rules_place: ParsedFile | None) -> list[Problem]:
+def _check_rules(declared: Declared, incomplete: bool, rules_place: ParsedFile | None) -> list[Problem]:
     problems: list[Problem] = []
     if rules_place is None:
         return problems
@@ -245,11 +219,14 @@ def _check_rules(declared: _Declared, incomplete: bool, rules_place: ParsedFile 
 
 
 def cross_check(root: Path, files: list[tuple[ParsedFile, WorkspaceFile]], had_errors: bool,
-                incomplete: bool = False) -> tuple[Workspace | None, list[Problem]]:
+                incomplete: bool = False,
+                render_templates: Callable[[Workspace], list[tuple[str, str]]] | None = None,
+                ) -> tuple[Workspace | None, list[Problem]]:
     """Merge the files into one workspace and check every reference across them.
 
     `incomplete` means some file could not be parsed: unknown-id errors are then not reported, since
-    the missing ids may well be in that file.
+    the missing ids may well be in that file. `render_templates` (the sending stage's template check,
+    passed in by cxctl.validation so this stage does not import it) returns (moment id, message) pairs.
     """
     problems: list[Problem] = []
     for parsed, _ in files:
@@ -279,7 +256,7 @@ def cross_check(root: Path, files: list[tuple[ParsedFile, WorkspaceFile]], had_e
         problems.append(Problem(display, 1, 1, "workspace", f"no workspace settings found: create {WORKSPACE_FILE} with "
                                 "a `workspace:` block (`cxctl init` writes one)"))
 
-    declared = _collect(files, problems)
+    declared = collect_declared(files, problems)
     templates = None
     if settings_place is not None:
         folder = raw_get(settings_raw, "templates")
@@ -308,9 +285,8 @@ def cross_check(root: Path, files: list[tuple[ParsedFile, WorkspaceFile]], had_e
         mappings=declared.models["mappings"],
         places=places,
     )
-    if not any(p.severity == "error" for p in problems):  # render each moment's templates (send area)
-        from cxctl.delivery.render import check_templates
-        for moment_id, message in check_templates(workspace):
+    if render_templates is not None and not any(p.severity == "error" for p in problems):
+        for moment_id, message in render_templates(workspace):
             parsed, raw = declared.raw["moments"][moment_id]
             problems.append(problem_at(parsed, ("moments", moment_id) + (("template",) if "template" in raw else ()), message))
     return workspace, problems

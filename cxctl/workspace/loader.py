@@ -8,7 +8,6 @@ and cross-references are checked across the whole workspace.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import types
@@ -16,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from cxctl.workspace.model import (
@@ -28,7 +26,8 @@ from cxctl.workspace.model import (
     Settings,
     WorkspaceFile,
 )
-from cxctl.core.errors import Problem, UsageError, WorkspaceError
+from cxctl.core.errors import Problem, UsageError, did_you_mean
+from cxctl.workspace.yamlfile import ParsedFile, Path_, format_path, mark_for, parse_yaml
 
 WORKSPACE_FILE = "cxctl.yaml"
 SECTIONS = ("journeys", "moments", "questions", "mappings")
@@ -68,10 +67,6 @@ def _value_at(data: Any, loc: tuple) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return data
-# libyaml when available: same marks and errors, several times faster on large workspaces.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-Path_ = tuple[str | int, ...]
 MIN_SECRET_LENGTH = 16
 
 
@@ -143,217 +138,6 @@ class LoadResult:
     @property
     def warnings(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "warning"]
-
-
-# --- YAML with marks --------------------------------------------------------------------------
-
-
-@dataclass
-class ParsedFile:
-    path: Path
-    display: str
-    data: Any
-    marks: dict[Path_, tuple[int, int]]  # key path -> (line, col), 1-based; for keys: the key's mark
-
-
-def format_path(path: Path_) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _walk(node: yaml.Node, path: Path_, marks: dict, problems: list[Problem], display: str) -> None:
-    marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if key == "<<":
-                continue
-            child = path + (key,)
-            if key in seen:
-                first = seen[key].start_mark.line + 1
-                problems.append(
-                    Problem(display, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
-                            format_path(child), f"duplicate key {key!r} (first at line {first}); "
-                            "YAML would silently keep the last one: remove or rename one")
-                )
-                continue
-            seen[key] = key_node
-            marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            # Values are addressed by the same path; keep the key's mark, which is what people look for.
-            _walk(value_node, child, marks, problems, display)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, path + (index,), marks, problems, display)
-
-
-# Anchors and aliases (&x / *x) may reuse a block; nested ones multiply ("billion laughs": 432 bytes
-# expanded to 12 GB in validate). A workspace file far below this is thousands of moments.
-MAX_EXPANDED_VALUES = 200_000
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
-def _expanded_size(root: yaml.Node) -> int | None:
-    """How many values `root` stands for once every alias is expanded, or None when an alias refers to
-    a block that contains it (a recursive anchor, endless once expanded). Counted on the node graph,
-    where an alias is the same node object again: one visit per node, without recursion, so deep
-    nesting cannot exhaust Python's stack here."""
-    size: dict[int, int] = {}
-    open_: set[int] = set()  # on the current path: met again below itself means a cycle
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, finished = stack.pop()
-        key = id(node)
-        if finished:
-            size[key] = 1 + sum(size[id(child)] for child in _children(node))
-            open_.discard(key)
-            continue
-        if key in size:
-            continue
-        if key in open_:
-            return None
-        open_.add(key)
-        stack.append((node, True))
-        for child in _children(node):
-            if id(child) in open_:
-                return None
-            if id(child) not in size:
-                stack.append((child, False))
-    return size[id(root)]
-
-
-# A workspace file needs a handful of levels; YAML backends stop somewhere between a few hundred
-# (Python's recursion) and 1,000 (libyaml 0.2.5+ in PyYAML 6.0.4), each with its own words. cxctl's own
-# limit comes first, so the error is the same, and located, whatever the backend.
-MAX_NESTING = 64
-
-
-def _too_deep_in_events(text: str) -> yaml.Mark | None:
-    """Where the YAML first opens a block deeper than MAX_NESTING, or None. Read event by event with the
-    pure-Python parser, which has no depth limit of its own and no recursion (libyaml's scanner looks
-    ahead past a run of brackets and fails before the first event of it comes out)."""
-    depth = 0
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_NESTING:
-                    return event.start_mark
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-    except yaml.YAMLError:
-        return None
-    return None
-
-
-def _too_deep_in_nodes(root: yaml.Node) -> yaml.Mark | None:
-    """Where the composed tree first goes deeper than MAX_NESTING, or None (iterative, aliases once)."""
-    seen: set[int] = set()
-    stack: list[tuple[yaml.Node, int]] = [(root, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if id(node) in seen or not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-            continue
-        seen.add(id(node))
-        if depth + 1 > MAX_NESTING:
-            return node.start_mark
-        stack.extend((child, depth + 1) for child in _children(node))
-    return None
-
-
-def _nesting_problem(display: str, mark: yaml.Mark) -> Problem:
-    return Problem(display, mark.line + 1, mark.column + 1, "",
-                   f"the YAML is nested too deeply: more than {MAX_NESTING} levels of blocks here "
-                   "(a workspace file needs a handful); flatten it")
-
-
-def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Problem]]:
-    """Parse one file safely; return it with its marks, or the syntax problem."""
-    problems: list[Problem] = []
-    try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - raw.rfind(b"\n", 0, exc.start)
-        return None, [Problem(display, line, column, "", f"not UTF-8 (byte 0x{raw[exc.start]:02x}: {exc.reason}; "
-                              "probably saved as Windows-1252/Latin-1): save the file as UTF-8")]
-    except OSError as exc:
-        return None, [Problem(display, 1, 1, "", f"cannot read: {exc.strerror}")]
-    marks: dict[Path_, tuple[int, int]] = {}
-    try:
-        loader = _SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            deep = _too_deep_in_nodes(node) if node is not None else None
-            if deep is not None:
-                return None, [_nesting_problem(display, deep)]
-            expanded = _expanded_size(node) if node is not None else 0
-            if expanded is None or expanded > MAX_EXPANDED_VALUES:
-                alias = text.find("*")
-                line = text.count("\n", 0, alias) + 1 if alias >= 0 else 1
-                column = alias - text.rfind("\n", 0, alias) if alias >= 0 else 1
-                why = ("an alias refers to the block that contains it, which never ends once expanded"
-                       if expanded is None else
-                       f"the anchors and aliases (&name / *name) of this file expand to more than "
-                       f"{MAX_EXPANDED_VALUES:,} values: refused, as a file built to exhaust memory would be")
-                return None, [Problem(display, line, column, "", f"{why}; write the repeated blocks out, or nest fewer aliases")]
-            if node is not None:
-                # Before construction: it merges `<<: *base` keys into the node in place, and an
-                # overridden merged key would then read as a duplicate.
-                _walk(node, (), marks, problems, display)
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except (yaml.YAMLError, RecursionError) as exc:
-        deep = _too_deep_in_events(text)
-        if deep is not None:
-            return None, [_nesting_problem(display, deep)]
-        if isinstance(exc, RecursionError):
-            return None, [Problem(display, 1, 1, "", "the YAML is nested too deeply to read: flatten it")]
-        if not isinstance(exc, yaml.MarkedYAMLError):
-            return None, [Problem(display, 1, 1, "", f"YAML error: {exc}")]
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = exc.problem or exc.context or "invalid YAML"
-        if mark is not None and text[mark.index:mark.index + 1] == "\t":
-            message = "a tab character: YAML indents with spaces only, replace the tabs with spaces"
-        if exc.context and exc.context_mark is not None and exc.problem:
-            started = exc.context_mark
-            message += f" ({exc.context.removeprefix('while ')} that started at line {started.line + 1}, column {started.column + 1})"
-        return None, [Problem(display, line, col, "", f"YAML syntax error: {message}; check indentation, quotes and brackets")]
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        problems.append(Problem(display, 1, 1, "", "a workspace file is a mapping of sections (workspace, journeys, moments, questions, rules, mappings)"))
-        return None, problems
-    return ParsedFile(path, display, data, marks), problems
-
-
-def mark_for(parsed: ParsedFile, path: Path_) -> tuple[int, int]:
-    """The closest recorded mark for `path` (walking up to its parents)."""
-    for end in range(len(path), -1, -1):
-        if path[:end] in parsed.marks:
-            return parsed.marks[path[:end]]
-    return (1, 1)
-
-
-def did_you_mean(word: str, candidates) -> str:
-    """` (did you mean 'x'?)` or an empty string."""
-    match = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 # --- pydantic errors -> problems --------------------------------------------------------------
@@ -543,8 +327,20 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def check_workspace(paths: list[Path] | None = None) -> LoadResult:
-    """Parse, validate and cross-check every file; return the workspace (if valid) and all problems."""
+@dataclass
+class ReadFiles:
+    """Every file of a workspace, parsed and validated on its own (not yet cross-checked)."""
+
+    root: Path
+    files: list[Path]
+    parsed: list[tuple[ParsedFile, WorkspaceFile]]
+    problems: list[Problem]
+    incomplete: bool  # a file could not be parsed: ids it may declare are unknown
+
+
+def read_files(paths: list[Path] | None = None) -> ReadFiles:
+    """Parse and validate each file of the workspace that `paths` name; cross-checks come after
+    (cxctl.validation.check_workspace composes them)."""
     root, files = workspace_files([Path(p) for p in (paths or [])])
     problems: list[Problem] = []
     parsed_files: list[tuple[ParsedFile, WorkspaceFile]] = []
@@ -561,15 +357,7 @@ def check_workspace(paths: list[Path] | None = None) -> LoadResult:
             problems.extend(_problems_from_validation(parsed, exc))
             model = _salvage(parsed)
         parsed_files.append((parsed, model))
-
-    from cxctl.workspace.checks import cross_check  # late import: checks needs the dataclasses above
-
-    workspace, found = cross_check(root, parsed_files, had_errors=any(p.severity == "error" for p in problems),
-                                   incomplete=unparsed)
-    problems.extend(found)
-    problems = sorted(set(problems), key=lambda p: (p.file, p.line, p.column, p.severity, p.message))
-    has_errors = any(p.severity == "error" for p in problems)
-    return LoadResult(None if has_errors else workspace, problems, files)
+    return ReadFiles(root, files, parsed_files, problems, unparsed)
 
 
 def _salvage(parsed: ParsedFile) -> WorkspaceFile:
@@ -601,9 +389,32 @@ def _salvage(parsed: ParsedFile) -> WorkspaceFile:
         return WorkspaceFile()
 
 
-def load_workspace(path: Path | str | None = None) -> Workspace:
-    """Load the workspace at `path` (default: the current folder); raise WorkspaceError on any error."""
-    result = check_workspace([Path(path)] if path else None)
-    if result.workspace is None:
-        raise WorkspaceError(result.problems)
-    return result.workspace
+@dataclass
+class Declared:
+    """Every id declared in the raw data, valid or not, with the file that declared it first."""
+
+    raw: dict[str, dict[str, tuple[ParsedFile, Any]]] = field(default_factory=lambda: {s: {} for s in SECTIONS})
+    models: dict[str, dict[str, Any]] = field(default_factory=lambda: {s: {} for s in SECTIONS})
+
+
+def collect_declared(files: list[tuple[ParsedFile, WorkspaceFile]], problems: list[Problem]) -> Declared:
+    """Every id of every file, by section; a repeated id is a problem (appended to `problems`)."""
+    declared = Declared()
+    for parsed, model in files:
+        for section in SECTIONS:
+            items = parsed.data.get(section)
+            if not isinstance(items, dict):
+                continue
+            valid = getattr(model, section)
+            for obj_id, raw in items.items():
+                if obj_id in declared.raw[section]:
+                    first, _ = declared.raw[section][obj_id]
+                    line, _ = mark_for(first, (section, obj_id))
+                    line_, col_ = mark_for(parsed, (section, obj_id))
+                    problems.append(Problem(parsed.display, line_, col_, format_path((section, obj_id)),
+                        f"duplicate {section[:-1]} id {obj_id!r}, first declared at {first.display}:{line}: rename one"))
+                    continue
+                declared.raw[section][obj_id] = (parsed, raw)
+                if obj_id in valid:
+                    declared.models[section][obj_id] = valid[obj_id]
+    return declared

@@ -1,21 +1,19 @@
-"""Workspace-level operations behind `cxctl validate`, `cxctl schema` and `cxctl init`.
-
-Validation of one workspace lives in `cxctl.workspace.loader.check_workspace`; this module finds the
-workspaces a command line names (a folder such as `campaigns/` may hold several), derives the JSON
-Schema from the model, and writes the commented starter workspace.
+"""Workspace-level operations behind `cxctl schema` and `cxctl init`, and the key reference: the JSON
+Schema derived from the model, and the commented starter workspace. (`cxctl validate` composes every
+check in cxctl.validation.)
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cxctl import __version__
-from cxctl.workspace.model import DURATION_PATTERN, WorkspaceFile
-from cxctl.core.errors import CxError, Problem, UsageError
-from cxctl.workspace.loader import WORKSPACE_FILE, check_workspace
+from cxctl.workspace.fields import DURATION_PATTERN
+from cxctl.workspace.model import WorkspaceFile
+from cxctl.core.errors import CxError
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = f"urn:cxctl:schema:workspace-file:{__version__}"
@@ -23,134 +21,6 @@ SCHEMA_FILE = "cxctl.schema.json"
 
 
 # --- validate ---------------------------------------------------------------------------------
-
-
-@dataclass
-class WorkspaceReport:
-    """The outcome for one workspace: its root, the files read and what was found in them."""
-
-    root: Path
-    files: list[Path]
-    problems: list[Problem]
-
-    @property
-    def errors(self) -> int:
-        return sum(p.severity == "error" for p in self.problems)
-
-    @property
-    def warnings(self) -> int:
-        return sum(p.severity == "warning" for p in self.problems)
-
-
-@dataclass
-class ValidationReport:
-    """Every workspace checked by one `cxctl validate`; `failed` applies the --strict choice."""
-
-    workspaces: list[WorkspaceReport]
-    strict: bool = False
-    problems: list[Problem] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.problems = [p for w in self.workspaces for p in w.problems]
-
-    @property
-    def errors(self) -> int:
-        return sum(w.errors for w in self.workspaces)
-
-    @property
-    def warnings(self) -> int:
-        return sum(w.warnings for w in self.workspaces)
-
-    @property
-    def failed(self) -> bool:
-        return self.errors > 0 or (self.strict and self.warnings > 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "valid": not self.failed,
-            "strict": self.strict,
-            "errors": self.errors,
-            "warnings": self.warnings,
-            "workspaces": [
-                {"root": str(w.root), "files": len(w.files), "errors": w.errors, "warnings": w.warnings}
-                for w in self.workspaces
-            ],
-            "problems": [
-                {"file": p.file, "line": p.line, "column": p.column, "path": p.path,
-                 "severity": p.severity, "message": p.message}
-                for p in self.problems
-            ],
-        }
-
-
-def _workspace_root(path: Path) -> Path | None:
-    for folder in (path if path.is_dir() else path.parent, *path.resolve().parents):
-        if (folder / WORKSPACE_FILE).is_file():
-            return folder
-    return None
-
-
-def _nested_workspaces(folder: Path) -> list[Path]:
-    """Top-most folders below `folder` that hold a cxctl.yaml (hidden folders skipped)."""
-    found: list[Path] = []
-    pending = [folder]
-    while pending:
-        current = pending.pop(0)
-        for child in sorted(p for p in current.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if (child / WORKSPACE_FILE).is_file():
-                found.append(child)
-            else:
-                pending.append(child)
-    return found
-
-
-def find_workspaces(paths: list[Path]) -> list[list[Path]]:
-    """Group the command line's paths into workspaces, each given as the paths to check together.
-
-    A folder with cxctl.yaml is one workspace; a folder without one but with workspaces below it is
-    each of those; a file is checked with the rest of its workspace, since ids are global.
-    """
-    groups: dict[Path, list[Path]] = {}
-    for path in paths:
-        if not path.exists():
-            raise UsageError(f"{path}: no such file or folder; give a workspace folder (the one with {WORKSPACE_FILE})")
-        if path.is_dir() and not (path / WORKSPACE_FILE).is_file():
-            nested = _nested_workspaces(path)
-            if nested:
-                for root in nested:
-                    groups.setdefault(root.resolve(), [root])
-                continue
-        root = _workspace_root(path)
-        if root is None:
-            groups.setdefault(path.resolve(), [path])  # no workspace around it: checked on its own
-        else:
-            groups.setdefault(root.resolve(), [root])
-    return list(groups.values())
-
-
-def validate(paths: list[Path], strict: bool = False) -> ValidationReport:
-    """Check every workspace the paths name; return all problems of all of them."""
-    reports = []
-    for group in find_workspaces(paths):
-        result = check_workspace(group)
-        root = group[0] if group[0].is_dir() else group[0].parent
-        reports.append(WorkspaceReport(root, result.files, result.problems))
-    return ValidationReport(reports, strict=strict)
-
-
-def github_annotation(problem: Problem) -> str:
-    """A GitHub Actions workflow command that pins the problem on the file's line in the pull request."""
-
-    def data(text: str) -> str:
-        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-    def prop(text: str) -> str:
-        return data(text).replace(":", "%3A").replace(",", "%2C")
-
-    level = "error" if problem.severity == "error" else "warning"
-    message = f"{problem.path}: {problem.message}" if problem.path else problem.message
-    return (f"::{level} file={prop(problem.file)},line={problem.line},col={problem.column},"
-            f"title={prop('cxctl validate')}::{data(message)}")
 
 
 # --- schema -----------------------------------------------------------------------------------

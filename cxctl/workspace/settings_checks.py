@@ -7,14 +7,13 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cxctl.workspace.model import CONTACT_FIELDS, EVENT_FIELDS, Settings
 from cxctl.core.errors import Problem, UsageError
-from cxctl.workspace.loader import ParsedFile, did_you_mean, format_path, mark_for, secret_in_clear
-
-if TYPE_CHECKING:  # checks.py imports this module: a runtime import would be circular
-    from cxctl.workspace.checks import _Declared
+from cxctl.core.errors import did_you_mean
+from cxctl.workspace.loader import Declared, secret_in_clear
+from cxctl.workspace.yamlfile import ParsedFile, format_path, mark_for
 
 TEMPLATE_PARTS = ("subject", "txt", "html")
 REQUIRED_TEMPLATE_PARTS = ("subject", "txt")
@@ -112,7 +111,7 @@ def template_problems(name: str, default_language: str, languages: list[str],
     return found
 
 
-def check_mappings(declared: _Declared) -> list[Problem]:
+def check_mappings(declared: Declared) -> list[Problem]:
     problems: list[Problem] = []
     for mapping_id, (parsed, raw) in declared.raw["mappings"].items():
         if not isinstance(raw, dict):
@@ -140,7 +139,7 @@ def check_mappings(declared: _Declared) -> list[Problem]:
                         f"unknown field {target!r}" + did_you_mean(target, fields) + f": use one of {', '.join(fields)}"))
         preset = raw.get("preset")
         if isinstance(preset, str):
-            from cxctl.audience.presets import PRESETS  # the audience area's built-in export formats
+            from cxctl.workspace.presets import PRESETS  # the built-in export formats
 
             if preset.strip().lower().replace("-", "_") not in PRESETS:
                 problems.append(problem_at(parsed, base + ("preset",), f"unknown preset {preset!r}"
@@ -150,7 +149,7 @@ def check_mappings(declared: _Declared) -> list[Problem]:
             reason = date_format_problem(date_format)
             if reason:
                 problems.append(problem_at(parsed, base + ("date_format",), reason))
-        from cxctl.audience.csvio import parse_delimiter, parse_encoding  # the same checks as --encoding and --delimiter
+        from cxctl.core.csvnames import parse_delimiter, parse_encoding  # the same checks as --encoding and --delimiter
 
         for key, parse in (("encoding", parse_encoding), ("delimiter", parse_delimiter)):
             if isinstance(raw.get(key), str):
@@ -162,7 +161,7 @@ def check_mappings(declared: _Declared) -> list[Problem]:
 
 
 IGNORE_TARGETS = ("-", "ignore")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")  # cxctl.audience.presets: the column is skipped on import
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # cxctl.workspace.presets: the column is skipped on import
 
 
 def _known_field(target: str, fields: tuple[str, ...]) -> bool:

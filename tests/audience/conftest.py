@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cxctl import store
-from cxctl.workspace.loader import load_workspace
+from cxctl.validation import load_workspace
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 4, 1, 8, 0, tzinfo=timezone.utc)

@@ -19,7 +19,8 @@ from cxctl.core import emails
 
 from cxctl import store
 from cxctl.audience.contacts import import_contacts
-from cxctl.audience.csvio import normalise_header, open_csv
+from cxctl.audience.csvio import open_csv
+from cxctl.core.csvnames import normalise_header
 from cxctl.core.errors import ImportFileError, UsageError
 
 

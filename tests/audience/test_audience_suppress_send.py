@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 from cxctl.audience import suppressions
 from cxctl.audience.contacts import import_contacts
 from cxctl.audience.events import import_events
-from cxctl.planning.engine import compute_plan, record_plan
+from cxctl.planning.engine import compute_plan
+from cxctl.planning.plans import record_plan
 from cxctl.delivery.send import send_campaign
 from cxctl.delivery.transport import make_transport
 

@@ -206,7 +206,7 @@ def test_long_lists_are_streamed_and_still_the_same_json(monkeypatch):
 
 def test_the_signing_secret_must_be_long_enough(workspace_dir, monkeypatch):
     """A short secret can be recovered offline from a single link, and every link then forged."""
-    from cxctl.workspace.loader import load_workspace
+    from cxctl.validation import load_workspace
 
     ws = load_workspace(workspace_dir)
     monkeypatch.setenv("CXCTL_SECRET", "hunter2")

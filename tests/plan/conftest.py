@@ -11,7 +11,7 @@ import pytest
 
 from cxctl import store
 from cxctl.core.emails import normalise
-from cxctl.workspace.loader import check_workspace
+from cxctl.validation import check_workspace
 
 STAMP = "2026-01-01 00:00:00"
 

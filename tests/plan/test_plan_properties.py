@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cxctl.planning.engine import compute_plan, record_plan
+from cxctl.planning.engine import compute_plan
+
+from cxctl.planning.plans import record_plan
 from cxctl.planning.rules import draw
 from cxctl.core.timeutil import from_db, to_db
 

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from cxctl.core.errors import UsageError
-from cxctl.planning.engine import compute_plan, record_plan
+from cxctl.planning.engine import compute_plan
+from cxctl.planning.plans import record_plan
 from cxctl.planning.rules import draw
 
 ANYTIME = "send_window: {days: [mon, tue, wed, thu, fri, sat, sun], hours: '00:00-24:00'}"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cxctl import store
-from cxctl.workspace.loader import load_workspace
+from cxctl.validation import load_workspace
 from cxctl.store import email_hash
 
 ZOE = {

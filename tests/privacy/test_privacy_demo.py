@@ -86,7 +86,7 @@ def test_forget_on_the_demo_data_keeps_every_scorecard(tmp_path: Path, no_secret
     from cxctl.cli import demo
     from cxctl.privacy import erasure as privacy
     from cxctl import store
-    from cxctl.workspace.loader import load_workspace
+    from cxctl.validation import load_workspace
     from cxctl.results.scorecard import compute_scorecard
 
     result = demo.run_demo(tmp_path / "demo", force=False)

@@ -146,7 +146,7 @@ def test_forget_erases_any_address_name_and_text(workspace_dir, tmp_path_factory
     seed_person = helpers.seed_person
     """Addresses with LIKE wildcards (_ %), accented names and any free text leave no trace."""
     from cxctl import store
-    from cxctl.workspace.loader import load_workspace
+    from cxctl.validation import load_workspace
 
     ws = load_workspace(workspace_dir)
     db = store.connect(tmp_path_factory.mktemp("db") / "cx.db")

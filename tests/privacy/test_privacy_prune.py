@@ -9,7 +9,7 @@ from cxctl.privacy import erasure as privacy
 from cxctl.privacy import retention
 
 from cxctl import store
-from cxctl.workspace.loader import load_workspace
+from cxctl.validation import load_workspace
 from cxctl.core.timeutil import parse_now
 
 NOW = parse_now("2026-11-22T09:00:00+00:00")

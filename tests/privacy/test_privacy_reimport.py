@@ -9,7 +9,7 @@ from cxctl.audience import contacts as audience
 from cxctl.privacy import erasure as privacy
 
 from cxctl import store
-from cxctl.workspace.loader import load_workspace
+from cxctl.validation import load_workspace
 from cxctl.store import email_hash
 from cxctl.core.timeutil import parse_now
 

@@ -10,7 +10,7 @@ import pytest
 from cxctl import store
 
 from cxctl.core import tokens
-from cxctl.workspace.loader import load_workspace
+from cxctl.validation import load_workspace
 from cxctl.store import email_hash
 
 FIXTURES = Path(__file__).parent / "fixtures"

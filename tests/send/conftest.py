@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from cxctl import store
 
 from cxctl.core import tokens
-from cxctl.workspace.loader import load_workspace
+from cxctl.validation import load_workspace
 from cxctl.core.timeutil import parse_now, to_db
 
 NOW = "2026-11-23T10:00:00+00:00"

@@ -7,7 +7,7 @@ import email.policy
 import json
 
 from cxctl import store
-from cxctl.workspace.loader import load_workspace
+from cxctl.validation import load_workspace
 
 
 def seed_contacts_and_events(workspace_dir, n: int = 3) -> None:

@@ -13,7 +13,7 @@ import types
 
 from cxctl.workspace.model import Settings
 from cxctl.delivery.mime import MessageBuilder, clean_header_text
-from cxctl.delivery.render import Rendered
+from cxctl.delivery.mime import Rendered
 
 EXPECTED_HEADERS = ["From", "Reply-To", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe",
                     "List-Unsubscribe-Post", "X-Cxctl-Invitation", "MIME-Version", "Content-Type"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cxctl.core.errors import Problem
-from cxctl.workspace.loader import check_workspace
+from cxctl.validation import check_workspace
 
 
 def write_files(root: Path, files: dict[str, str | bytes | None]) -> None:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from cxctl.core.errors import Problem
-from cxctl.workspace.operations import github_annotation
+from cxctl.validation import github_annotation
 
 BAD_MOMENT = """\
 moments:

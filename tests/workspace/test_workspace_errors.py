@@ -156,10 +156,10 @@ def test_too_deep_a_file_is_cxctls_own_located_error_whatever_the_backend(check,
     limit: cxctl's limit (64) comes first, at the block that crosses it, with both."""
     import yaml
 
-    from cxctl.workspace import loader
+    from cxctl.workspace import yamlfile
     if backend == "libyaml" and not hasattr(yaml, "CSafeLoader"):
         pytest.skip("this PyYAML has no libyaml backend")
-    monkeypatch.setattr(loader, "_SafeLoader", yaml.CSafeLoader if backend == "libyaml" else yaml.SafeLoader)
+    monkeypatch.setattr(yamlfile, "SafeLoader", yaml.CSafeLoader if backend == "libyaml" else yaml.SafeLoader)
     if flow:
         text, where = "deep: " + "[" * depth + "]" * depth + "\n", (1, 7 + 63)  # the root mapping is the first level
     else:  # block style: one key per line, two more spaces each

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from cxctl.workspace.loader import check_workspace, load_workspace
+from cxctl.validation import check_workspace, load_workspace
 from cxctl.core.resources import examples_dir
 from cxctl.workspace.operations import json_schema
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cxctl.workspace.model import WorkspaceFile
-from cxctl.workspace.loader import check_workspace
+from cxctl.validation import check_workspace
 
 ids = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 durations = st.builds(lambda n, unit: f"{n}{unit}", st.integers(1, 60), st.sampled_from("mhdw"))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cxctl.workspace.model import CONTACT_FIELDS, EVENT_FIELDS, Mapping
-from cxctl.audience.csvio import normalise_header
+from cxctl.core.csvnames import normalise_header
 from cxctl.core.errors import UsageError
 
 IGNORE = "-"
