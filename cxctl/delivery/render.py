@@ -157,7 +157,7 @@ class Renderer:
 
     def variables(self, *, token: str, moment_id: str, lang: str, reminder: bool,
                   contact: dict[str, Any], event: dict[str, Any] | None) -> dict[str, Any]:
-        """Everything a template may use (documented in the README, "Messages and templates")."""
+        """Everything a template may use (documented in docs/sending.md, "Messages and templates")."""
         settings = self.ws.settings
         survey_url = self.link(settings.survey_url, token, moment_id, lang)
         unsubscribe_url = unsubscribe_link(self.ws, token, moment_id, lang)
@@ -199,7 +199,7 @@ class Renderer:
             html = html_t.render(variables)
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"{self._where(current, exc)}: {exc.message}: give the variable a default "
-                                f"({{{{ x | default('') }}}}) or use one listed in the README (Messages and templates)") from None
+                                f"({{{{ x | default('') }}}}) or use one listed in docs/sending.md (Messages and templates)") from None
         except jinja2.exceptions.SecurityError as exc:
             raise TemplateError(f"{self._where(current, exc)}: unsafe operation refused by the sandbox ({exc})") from None
         except jinja2.TemplateError as exc:

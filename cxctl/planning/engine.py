@@ -108,7 +108,7 @@ class Engine:
         """Keep the working tables in memory and give SQLite a larger page cache for this run.
 
         Switching temp_store drops existing temporary tables, so it is only done when there are none.
-        The whole run stays well under 1 GB (see the README, "Benchmark" under Planning).
+        The whole run stays well under 1 GB (see docs/benchmarks.md, "Planning").
         """
         saved = {name: self.sql(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")}
         self.sql("PRAGMA cache_size = -131072")

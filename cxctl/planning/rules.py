@@ -1,7 +1,7 @@
 """Solicitation rules as data: the exclusion reasons in the order they are applied, the audience
 filters as bound SQL fragments, and the deterministic sampling draw.
 
-The order is the contract documented in the README ("The rules, in order"): the first rule that fails names the reason.
+The order is the contract documented in docs/planning.md ("The rules, in order"): the first rule that fails names the reason.
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ def _default_text(info: Any) -> str:
 
 
 def reference_markdown() -> str:
-    """A Markdown table per YAML object, generated from the model (the README embeds it)."""
+    """A Markdown table per YAML object, generated from the model (docs/workspace-keys.md embeds it)."""
     import typing
 
     from cxctl.workspace import model as campaign

@@ -95,3 +95,23 @@ def test_the_site_nav_lists_every_page():
     listed = set(nav_files(config["nav"]))
     assert sorted(page.name for page in manual_pages() if page.name not in listed) == []
     assert sorted(name for name in listed if not (DOCS / name).is_file()) == []
+
+
+POINTER = re.compile(r'docs/([\w.-]+\.md)(?:,\s*"([^"]+)"|\s*\(\s*"?([^)"]+?)"?\s*\))?')
+
+
+def test_the_code_points_into_the_manual_and_every_pointer_resolves():
+    """Messages and comments name a page and a heading of docs/ (the README no longer holds sections)."""
+    problems = []
+    for source in sorted((ROOT / "cxctl").rglob("*.py")):
+        text = source.read_text(encoding="utf-8")
+        where = source.relative_to(ROOT).as_posix()
+        if "README" in text:
+            problems.append(f"{where}: points to the README: name the page of docs/ instead")
+        for page, quoted, parenthesised in POINTER.findall(text):
+            heading = quoted or parenthesised
+            if not (DOCS / page).is_file():
+                problems.append(f"{where}: docs/{page}: no such page")
+            elif heading and github_slug(heading) not in anchors(DOCS / page):
+                problems.append(f"{where}: docs/{page} has no heading {heading!r}")
+    assert problems == []
