@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -23,7 +24,7 @@ CLI_PAGE = "cli.md"
 KEYS_PAGE = "workspace-keys.md"
 
 
-def _commands(chain: list[tuple[str, object]]):
+def _commands(chain: list[tuple[str, Any]]):
     """Yield the chain (name, command) from the root down to every command, groups included."""
     yield chain
     command = chain[-1][1]
@@ -33,7 +34,7 @@ def _commands(chain: list[tuple[str, object]]):
             yield from _commands(chain + [(name, sub)])
 
 
-def _help(chain: list[tuple[str, object]]) -> str:
+def _help(chain: list[tuple[str, Any]]) -> str:
     ctx = None
     for name, command in chain:
         ctx = command.context_class(command, info_name=name, parent=ctx, terminal_width=WIDTH, max_content_width=WIDTH)
@@ -84,8 +85,10 @@ def write_pages(docs: Path) -> list[Path]:
     if not docs.is_dir():
         raise SystemExit(f"{docs}: no such folder: run from the repository root, or give the docs folder")
     written = []
-    for name, replace in ((CLI_PAGE, lambda text: replace_block(text, reference_markdown())),
-                          (KEYS_PAGE, replace_key_reference)):
+    for name, replace in (
+        (CLI_PAGE, lambda text: replace_block(text, reference_markdown())),
+        (KEYS_PAGE, replace_key_reference),
+    ):
         page = docs / name
         if not page.is_file():
             raise SystemExit(f"{page}: no such page: the generated references live in {docs}/{name}")
@@ -97,7 +100,7 @@ def write_pages(docs: Path) -> list[Path]:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--write"] and len(argv) <= 2:
         for page in write_pages(Path(argv[1] if len(argv) == 2 else "docs")):
-            print(f"wrote {page}", file=sys.stderr)
+            sys.stderr.write(f"wrote {page}\n")
         return 0
     sys.stdout.write(reference_markdown())
     return 0

@@ -65,7 +65,9 @@ def broken_links(page: Path) -> list[str]:
 
 def test_github_slugs_follow_githubs_rules():
     assert github_slug("Retention: `cxctl db prune`") == "retention-cxctl-db-prune"
-    assert github_slug("`cxctl forget CONTACT|EMAIL` — right to erasure") == "cxctl-forget-contactemail--right-to-erasure"
+    assert (
+        github_slug("`cxctl forget CONTACT|EMAIL` — right to erasure") == "cxctl-forget-contactemail--right-to-erasure"
+    )
     assert github_slug("Merging, duplicates, re-imports") == "merging-duplicates-re-imports"
 
 

@@ -17,7 +17,8 @@ def test_cli_reference_matches_help():
     assert clidoc.START in text and clidoc.END in text
     embedded = text.split(clidoc.START, 1)[1].split(clidoc.END, 1)[0]
     assert embedded.strip() == clidoc.reference_markdown().strip(), (
-        "docs/cli.md's CLI reference is out of date: run `python -m cxctl.cli.clidoc --write`")
+        "docs/cli.md's CLI reference is out of date: run `python -m cxctl.cli.clidoc --write`"
+    )
 
 
 def test_ci_runs_the_readme_commands():
@@ -32,10 +33,10 @@ def test_clidoc_write_regenerates_both_pages(tmp_path):
     """`--write` puts the generated blocks back into stale pages and leaves the prose around them."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / clidoc.CLI_PAGE).write_text(f"# CLI\n\nprose\n\n{clidoc.START}\nstale\n{clidoc.END}\n\nafter\n",
-                                        encoding="utf-8")
-    (docs / clidoc.KEYS_PAGE).write_text(f"# Keys\n\n{clidoc.KEYS_START}stale\n{clidoc.KEYS_END}\n",
-                                         encoding="utf-8")
+    (docs / clidoc.CLI_PAGE).write_text(
+        f"# CLI\n\nprose\n\n{clidoc.START}\nstale\n{clidoc.END}\n\nafter\n", encoding="utf-8"
+    )
+    (docs / clidoc.KEYS_PAGE).write_text(f"# Keys\n\n{clidoc.KEYS_START}stale\n{clidoc.KEYS_END}\n", encoding="utf-8")
     assert clidoc.main(["--write", str(docs)]) == 0
     cli = (docs / clidoc.CLI_PAGE).read_text(encoding="utf-8")
     assert cli.startswith("# CLI\n\nprose\n\n") and cli.endswith(f"{clidoc.END}\n\nafter\n")

@@ -45,6 +45,7 @@ def test_docs_key_reference_is_generated_from_the_model():
 
     text = KEYS_PAGE.read_text(encoding="utf-8")
     start, end = "<!-- key-reference:start -->\n", "<!-- key-reference:end -->"
-    embedded = text[text.index(start) + len(start):text.index(end)]
+    embedded = text[text.index(start) + len(start) : text.index(end)]
     assert embedded == reference_markdown() + "\n", (
-        "docs/workspace-keys.md's key reference is out of date: run `python -m cxctl.cli.clidoc --write`")
+        "docs/workspace-keys.md's key reference is out of date: run `python -m cxctl.cli.clidoc --write`"
+    )
