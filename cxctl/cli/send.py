@@ -64,25 +64,35 @@ def send_command(
     dry_run: DryRunOption = False,
     wait: Annotated[bool, typer.Option("--wait", help="If another send runs on this database, wait for it instead of exiting.")] = False,
     transport: Annotated[Optional[str], typer.Option("--transport", help="Override workspace.transport: outbox or smtp.")] = None,
-    resend_in_doubt: Annotated[bool, typer.Option("--resend-in-doubt", help="Send again the messages a crashed run left in doubt (some may then arrive twice).")] = False,
-    accept_in_doubt: Annotated[bool, typer.Option("--accept-in-doubt", help="The messages in doubt did arrive (the server's log says so): count them as sent.")] = False,
+    resend_in_doubt: Annotated[Optional[str], typer.Option("--resend-in-doubt", metavar="IDS|all", help="These messages in doubt did not arrive (e.g. 744,745): send them again.")] = None,
+    accept_in_doubt: Annotated[Optional[str], typer.Option("--accept-in-doubt", metavar="IDS|all", help="These messages in doubt did arrive (the server's log says so): count them as sent.")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Plan again the failed, never-delivered invitations (of --moment, failed --since) with a fresh retry clock.")] = False,
+    since: Annotated[Optional[str], typer.Option("--since", help="With --retry-failed: only those that failed from this time (ISO; naive = workspace time zone).")] = None,
+    rotate_secret: Annotated[bool, typer.Option("--rotate-secret", help="CXCTL_SECRET was changed on purpose: record the new key; the old one (in CXCTL_SECRET_PREVIOUS) still verifies for workspace.token_grace_period.")] = False,
     json_: JsonOption = False,
 ) -> None:
     """Plan and send the due invitations and reminders (exit 1 if stopped, failed or in doubt).
 
     Example: cxctl send --limit 500
     """
-    from cxctl.delivery.send import send_campaign
+    from cxctl.core.errors import UsageError
+    from cxctl.delivery.in_doubt import parse_ids
+    from cxctl.delivery.send import RetryFailed, send_campaign
     from cxctl.delivery.transport import make_transport
 
+    if since is not None and not retry_failed:
+        raise UsageError("--since goes with --retry-failed (which failures to retry): add --retry-failed, or drop --since")
+    resend_ids = parse_ids(resend_in_doubt, "--resend-in-doubt")
+    accept_ids = parse_ids(accept_in_doubt, "--accept-in-doubt")
     ws = open_workspace(workspace)
     when = now_for(ws, now)
     db = store.connect(ws.database)
     chosen = make_transport(ws, transport)
+    retry = RetryFailed(now_for(ws, since)) if retry_failed and since else RetryFailed() if retry_failed else None
     with _Progress() as progress:
         report = send_campaign(ws, db, when, chosen, limit=limit, moment=moment, dry_run=dry_run,
-                               progress=None if json_ else progress, wait=wait, resend_in_doubt=resend_in_doubt,
-                               accept_in_doubt=accept_in_doubt)
+                               progress=None if json_ else progress, wait=wait, resend_in_doubt=resend_ids,
+                               accept_in_doubt=accept_ids, retry_failed=retry, rotate_secret=rotate_secret)
     if json_:
         output.print_json({**report.__dict__, "ok": report.ok})
     else:
@@ -106,11 +116,14 @@ def _print_report(report) -> None:
         output.warn(f"invitation {problem['invitation']} {problem['status']}: {problem['error']}{retry}")
     if report.resent_in_doubt or report.accepted_in_doubt:
         output.info(f"in doubt: {report.resent_in_doubt} sent again, {report.accepted_in_doubt} accepted as delivered")
+    if report.retried_failed:
+        output.info(f"--retry-failed: {report.retried_failed} failed invitation(s) planned again")
     if report.in_doubt:
-        ids = ", ".join(str(i) for i in report.in_doubt_ids[:20]) + (", …" if report.in_doubt > 20 else "")
+        ids = ",".join(str(i) for i in report.in_doubt_ids[:20]) + (",…" if report.in_doubt > 20 else "")
         output.warn(f"{report.in_doubt} message(s) were in flight when a previous run died ({ids}): they may or may not "
-                    f"have arrived, so they are not re-sent, and every run reports them (exit 1) until you decide: check "
-                    f"the server's log, then rerun with --accept-in-doubt (they arrived) or --resend-in-doubt (they did not)")
+                    f"have arrived, so they are not re-sent, and every run reports them (exit 1) until each is settled: "
+                    f"`cxctl reconcile --relay-log FILE` (or --mailbox PATH) decides each from the server's evidence; or "
+                    f"by hand, --accept-in-doubt IDS (they arrived) and --resend-in-doubt IDS (they did not)")
     if report.stopped:
         output.error(f"stopped: {report.stopped}")
 
@@ -144,6 +157,47 @@ def preview_command(
     output.info(f"written: {result.eml_path} and {result.html_path}")
 
 
+def reconcile_command(
+    relay_log: Annotated[Optional[list[Path]], typer.Option("--relay-log", help="The relay's mail log (Postfix, Exim, Sendmail), covering the crash; repeatable.")] = None,
+    mailbox: Annotated[Optional[list[Path]], typer.Option("--mailbox", help="A Maildir, mbox file or folder of .eml files that got a BCC/journal copy; repeatable.")] = None,
+    assume_complete: Annotated[bool, typer.Option("--assume-complete", help="The evidence holds every message the server accepted: one absent did not arrive.")] = False,
+    dry_run: DryRunOption = False,
+    wait: Annotated[bool, typer.Option("--wait", help="If a send runs on this database, wait for it instead of exiting.")] = False,
+    moment: MomentOption = None,
+    workspace: WorkspaceOption = None,
+    now: NowOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Settle the messages in doubt after a crash from the server's evidence, one by one (exit 1 if some stay in doubt).
+
+    A message whose Message-ID is in the relay log or the mailbox arrived: counted as sent. One absent
+    from evidence that covers the crash did not: planned again for the next `cxctl send`.
+
+    Example: cxctl reconcile --relay-log /var/log/mail.log
+    """
+    from cxctl.delivery.in_doubt import reconcile
+
+    ws = open_workspace(workspace)
+    db = store.connect(ws.database)
+    report = reconcile(db, now_for(ws, now), list(relay_log or []), list(mailbox or []),
+                       assume_complete=assume_complete, dry_run=dry_run, moment=moment, wait=wait)
+    if json_:
+        output.print_json({"sources": report.sources, "accepted_ids": report.accepted_ids, "applied": report.applied,
+                           "delivered": report.delivered, "not_delivered": report.not_delivered,
+                           "undecided": report.undecided, "decisions": [d.__dict__ for d in report.decisions],
+                           "ok": report.ok})
+    else:
+        title = "reconcile" + (" (dry run: nothing changed)" if dry_run else "")
+        output.print_table(title, ["invitation", "verdict", "why"],
+                           [(d.invitation, d.verdict, d.why) for d in report.decisions])
+        output.info(f"evidence: {'; '.join(report.sources)}; {report.accepted_ids} Message-ID(s) accepted by the server")
+        output.info(f"{report.delivered} delivered (now sent), {report.not_delivered} not delivered (planned again: run "
+                    f"`cxctl send`), {report.undecided} still in doubt")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("send")(send_command)
+    app.command("reconcile")(reconcile_command)
     app.command("preview")(preview_command)

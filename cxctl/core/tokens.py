@@ -4,6 +4,10 @@ The token goes into survey, one-click score and unsubscribe links. `responses im
 to its invitation by the token and quarantines one that matches none, naming it forged when its tag
 is wrong; the pages the links land on (survey tool, unsubscribe page) can check a token with `verify`
 and a pre-filled score with `verify_value`. Tokens are URL-safe and short (22 + 1 + 16 chars).
+
+After a secret rotation, links already in mailboxes carry tags made with the previous secret: a page
+or an import verifies with a `Keyring` (the current secret, plus the previous one during its grace
+period, see cxctl.signing) through `verify_with_keys` / `verify_value_with_keys`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 
 _TAG_BYTES = 12
 
@@ -49,3 +54,32 @@ def sign_value(secret: bytes, token: str, value: str) -> str:
 
 def verify_value(secret: bytes, token: str, value: str, tag: str) -> bool:
     return hmac.compare_digest(tag, sign_value(secret, token, value))
+
+
+def fingerprint(secret: bytes) -> str:
+    """A short public fingerprint of the secret, safe to store and print: it identifies the key (a
+    changed CXCTL_SECRET is noticed) but reveals nothing that helps forge a tag."""
+    return "sha256:" + hashlib.sha256(b"cxctl signing key fingerprint\x00" + secret).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The secrets a token may be signed with: `current` signs; `previous` (during a rotation's grace
+    period only) still verifies links sent before the rotation."""
+
+    current: bytes
+    previous: tuple[bytes, ...] = ()
+
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        return (self.current, *self.previous)
+
+
+def verify_with_keys(keyring: Keyring, token: str) -> bool:
+    """True when `token` was signed with the current secret or a previous one still in its grace period."""
+    return any(verify(key, token) for key in keyring.keys)
+
+
+def verify_value_with_keys(keyring: Keyring, token: str, value: str, tag: str) -> bool:
+    """`verify_value` under any key of the keyring (a one-click score link sent before a rotation)."""
+    return any(verify_value(key, token, value, tag) for key in keyring.keys)

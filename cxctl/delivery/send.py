@@ -1,11 +1,16 @@
 """Delivering invitations and reminders, safe from cron overlaps and from crashes.
 
 Each invitation moves through recorded states: planned → sending → sent | failed (attempts, next try) |
-bounced (address suppressed), or cancelled/expired before it goes. A row is committed as `sending`
-before its message is handed to the transport, and its outcome is committed right after, so after a
-`kill -9` the rows still `sending` are the messages in flight plus the few queued behind them — at most
-2 × concurrency: the next run marks them `in_doubt` and reports them, never re-sends them silently.
+bounced (address suppressed), or cancelled/expired before it goes. A row is committed as `sending`, with
+the Message-ID it will carry, only when a connection is free to take it, and its outcome is committed as
+soon as the server answers (in the same transaction as the next row's `sending`), so after a `kill -9`
+the rows still `sending` are exactly the messages in flight — at most `smtp.concurrency`: the next run
+marks them `in_doubt` and reports them, never re-sends them silently (cxctl.delivery.in_doubt settles them).
+Messages are rendered ahead, but not marked, so the pipeline does not widen the window.
 A file lock (cxctl.delivery.lock) keeps two runs apart.
+
+Retries: quick ones within a run (IN_RUN_RETRY_DELAYS) count as one attempt; later ones wait on the clock
+(`smtp.retry_schedule`, e.g. 5 min, 30 min, 2 h, 6 h) and stop `smtp.give_up_after` after the first try.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +36,7 @@ from cxctl.store import email_hash
 from cxctl.core.timeutil import from_db, to_db
 from cxctl.delivery.transport import RateLimiter, SendFailure, Transport
 from cxctl.core.errors import TransportError, UsageError
+from cxctl.delivery.in_doubt import Selection, in_doubt_ids, mark_dead_runs, settle_by_id
 
 IN_RUN_RETRY_DELAYS = (1.0, 5.0)  # seconds before each retry of a temporary failure within a run
 PAGE = 500
@@ -54,6 +61,8 @@ class SendReport:
     in_doubt_ids: list[int] = field(default_factory=list)
     resent_in_doubt: int = 0
     accepted_in_doubt: int = 0
+    retried_failed: int = 0  # failed invitations planned again by --retry-failed
+    max_in_flight: int = 0  # the most messages handed over and not yet recorded, at any moment of the run
     stopped: str | None = None
     elapsed_seconds: float = 0.0
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -73,7 +82,7 @@ _DUE_WHERE = """((i.status = 'planned' AND i.send_at <= :now)
     AND (:moment IS NULL OR i.moment = :moment)"""
 
 _DUE_SQL = f"""
-SELECT i.id, i.token, i.moment, i.kind, i.parent_id, i.language, i.email, i.attempts, i.status,
+SELECT i.id, i.token, i.moment, i.kind, i.parent_id, i.language, i.email, i.attempts, i.status, i.first_tried_at,
        c.id AS contact_id, c.external_id, c.email AS contact_email, c.first_name, c.last_name,
        c.language AS contact_language, c.company, c.role, c.segment, c.country, c.attributes,
        c.forgotten_at, e.type AS event_type, e.occurred_at AS event_occurred_at,
@@ -108,6 +117,7 @@ class Prepared:
     kind: str
     prev_status: str
     prev_attempts: int
+    first_tried_at: str | None = None
 
 
 @dataclass
@@ -138,6 +148,8 @@ class _Delivery:
         self.total = 0
         self.budget_reason: str | None = None
         self.bounced_now: set[str] = set()  # addresses that bounced during this run
+        self.run_id: int | None = None
+        self.max_in_flight = 0  # the most rows `sending` at once in this run (measured: ≤ concurrency)
 
     def clock(self) -> datetime:
         """The run's `now` moved on by the real time elapsed (sent_at, Date, next tries)."""
@@ -145,34 +157,27 @@ class _Delivery:
 
     # --- before sending ---------------------------------------------------------------------
 
-    def mark_in_doubt(self, resend: bool, accept: bool) -> None:
+    def settle_in_doubt(self, resend: Selection, accept: Selection) -> None:
         """Rows left `sending` belong to a dead run (we hold the lock): they may or may not have gone.
-        They stay in doubt — reported by every run, which exits 1 — until the user says what happened:
-        `resend` (send them again) or `accept` (they arrived: count them as sent)."""
-        stamp = to_db(self.now)
-        self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute(
-            "UPDATE invitations SET status = 'in_doubt', updated_at = ?, "
-            "last_error = 'the run sending it stopped before the server answered: it may or may not have been delivered' "
-            "WHERE status = 'sending'", [stamp])
-        if resend:
-            cursor = self.db.execute(
-                "UPDATE invitations SET status = 'planned', updated_at = ? WHERE status = 'in_doubt' "
-                "AND (? IS NULL OR moment = ?)", [stamp, self.moment, self.moment])
-            self.report.resent_in_doubt = cursor.rowcount
-        elif accept:
-            cursor = self.db.execute(
-                "UPDATE invitations SET status = 'sent', sent_at = COALESCE(sent_at, send_at), updated_at = ?, "
-                "last_error = 'in doubt after a crash; accepted as delivered (--accept-in-doubt)' WHERE status = 'in_doubt' "
-                "AND (? IS NULL OR moment = ?)", [stamp, self.moment, self.moment])
-            self.report.accepted_in_doubt = cursor.rowcount
-        self.db.execute("COMMIT")
+        They stay in doubt — reported by every run, which exits 1 — until settled one by one: by id
+        (`resend`/`accept`: ids or "all") or from evidence (`cxctl reconcile`)."""
+        self.report.resent_in_doubt, self.report.accepted_in_doubt = settle_by_id(
+            self.db, self.now, resend, accept, self.moment)
         self.count_in_doubt()
+
+    def start_run(self) -> None:
+        """Record this run: the messages it hands over carry its id (evidence of a later run's message
+        shows that a relay log covers an earlier run's crash)."""
+        self.run_id = self.db.execute("INSERT INTO send_runs (pid, started_at) VALUES (?, ?)",
+                                      [os.getpid(), to_db(self.now)]).lastrowid
+
+    def finish_run(self) -> None:
+        if self.run_id is not None:
+            self.db.execute("UPDATE send_runs SET finished_at = ? WHERE id = ?", [to_db(self.clock()), self.run_id])
 
     def count_in_doubt(self) -> None:
         """Every message still in doubt (a dry run also counts the `sending` rows it leaves alone)."""
-        ids = [r[0] for r in self.db.execute(
-            "SELECT id FROM invitations WHERE status IN ('sending', 'in_doubt') ORDER BY id").fetchall()]
+        ids = in_doubt_ids(self.db)
         self.report.in_doubt, self.report.in_doubt_ids = len(ids), ids[:100]
 
     def budget(self) -> int | None:
@@ -232,8 +237,12 @@ class _Delivery:
                 return f"parent_{row['parent_status']}", "cancelled"
             if row["parent_status"] != "sent":
                 return "parent_not_sent", None
-        if row["attempts"] >= self.smtp.max_attempts:
+        if self.smtp.max_attempts is not None and row["attempts"] >= self.smtp.max_attempts:
             return "max_attempts", None
+        if (not self.smtp.smtputf8 and self.transport.name == "smtp"
+                and not address.rpartition("@")[0].isascii()):
+            # Decided here, not on the wire: the server would refuse it (no SMTPUTF8), every time.
+            return "needs_smtputf8", "failed"
         return None
 
     def prepare(self, row: dict[str, Any]) -> Prepared | Outcome:
@@ -255,7 +264,8 @@ class _Delivery:
         message_id, data = self.builder.build(
             invitation_id=row["id"], token=row["token"], to_name=contact["name"], to_address=address,
             rendered=rendered, date=self.clock(), unsubscribe_url=variables["unsubscribe_url"])
-        return Prepared(row["id"], address, data, message_id, row["kind"], row["status"], row["attempts"])
+        return Prepared(row["id"], address, data, message_id, row["kind"], row["status"], row["attempts"],
+                        row.get("first_tried_at"))
 
     # --- recording ----------------------------------------------------------------------------
 
@@ -275,13 +285,17 @@ class _Delivery:
             conn.executemany(
                 "UPDATE invitations SET status = 'sent', sent_at = ?, message_id = ?, attempts = ?, last_error = NULL, "
                 "next_attempt_at = NULL, updated_at = ? WHERE id = ?",
-                [(to_db(o.at), o.item.message_id, o.item.prev_attempts + o.tries, stamp, o.item.id) for o in sent])
+                [(to_db(o.at), o.item.message_id, o.item.prev_attempts + 1, stamp, o.item.id) for o in sent])
             for outcome in finished:
                 if outcome.result != "sent":
                     self._record_one(outcome, stamp)
             before = conn.total_changes
-            conn.executemany("UPDATE invitations SET status = 'sending', updated_at = ? WHERE id = ? AND status = ?",
-                             [(stamp, item.id, item.prev_status) for item in starting])
+            # The Message-ID is stored before the message goes: the relay's log or a journal copy can then
+            # say whether a message in doubt after a crash arrived (cxctl.in_doubt.reconcile).
+            conn.executemany(
+                "UPDATE invitations SET status = 'sending', message_id = ?, run_id = ?, "
+                "first_tried_at = COALESCE(first_tried_at, ?), updated_at = ? WHERE id = ? AND status = ?",
+                [(item.message_id, self.run_id, stamp, stamp, item.id, item.prev_status) for item in starting])
             marked = starting
             if conn.total_changes - before != len(starting):  # a row changed under us: send only those we marked
                 ids = {r[0] for r in conn.execute(
@@ -301,12 +315,18 @@ class _Delivery:
             reason = result[5:]
             self.skipped[reason] += 1
             if outcome.error:  # the new status
-                db.execute("UPDATE invitations SET status = ?, last_error = ?, updated_at = ? WHERE id = ?",
-                           [outcome.error, reason, stamp, item["id"]])
+                db.execute("UPDATE invitations SET status = ?, last_error = ?, next_attempt_at = NULL, updated_at = ? "
+                           "WHERE id = ?", [outcome.error, reason, stamp, item["id"]])
+            if reason == "needs_smtputf8":
+                self.report.failed += 1
+                self._error(item["id"], "failed", "the address has a non-ASCII local part and the server is not declared "
+                            "to accept SMTPUTF8 (smtp.smtputf8: false): correct the address, or set smtp.smtputf8: true "
+                            "if the server supports it, then `cxctl send --retry-failed`")
             return
         item_id = item.id if isinstance(item, Prepared) else item["id"]
         prev_attempts = item.prev_attempts if isinstance(item, Prepared) else item["attempts"]
-        attempts = prev_attempts + outcome.tries
+        # Quick retries within this run are one attempt: the cross-run budget is counted in runs.
+        attempts = prev_attempts + (1 if outcome.tries else 0)
         if result == "untried":
             db.execute("UPDATE invitations SET status = ?, updated_at = ? WHERE id = ?", [item.prev_status, stamp, item_id])
             self.skipped["not_tried"] += 1
@@ -321,11 +341,21 @@ class _Delivery:
             self._error(item_id, "bounced", outcome.error)
         else:  # temporary or rejected: failed, retried later unless permanent or out of attempts
             report.failed += 1
-            retry = result == "temporary" and attempts < self.smtp.max_attempts
-            next_at = to_db(self.clock() + self.smtp.retry_after * (2 ** max(0, attempts - 1))) if retry else None
+            retry_at = self.next_try(attempts, item) if result == "temporary" else None
+            next_at = to_db(retry_at) if retry_at else None
             db.execute("UPDATE invitations SET status = 'failed', attempts = ?, next_attempt_at = ?, last_error = ?, "
                        "updated_at = ? WHERE id = ?", [attempts, next_at, outcome.error, stamp, item_id])
             self._error(item_id, "failed", outcome.error, next_at)
+
+    def next_try(self, attempts: int, item: Any) -> datetime | None:
+        """When a temporarily failed message is tried again: after smtp.retry_schedule's wait for this
+        attempt, unless that falls past smtp.give_up_after from the first try (or max_attempts is reached)."""
+        if self.smtp.max_attempts is not None and attempts >= self.smtp.max_attempts:
+            return None
+        now = self.clock()
+        first = from_db(getattr(item, "first_tried_at", None)) or now
+        nxt = now + self.smtp.retry_wait(attempts)
+        return nxt if nxt <= first + self.smtp.give_up_after else None
 
     def _error(self, item_id: int, status: str, error: str | None, next_at: str | None = None) -> None:
         if len(self.report.errors) < 50:
@@ -355,7 +385,7 @@ class _Delivery:
 
     async def _send_one(self, item: Prepared, sender: str, limiter: RateLimiter, holder: list) -> Outcome:
         tries = 0
-        allowed = max(1, min(len(self.retry_delays) + 1, self.smtp.max_attempts - item.prev_attempts))
+        allowed = len(self.retry_delays) + 1  # within this run: one attempt of the cross-run budget
         while True:
             try:
                 if holder[0] is None:
@@ -381,7 +411,7 @@ class _Delivery:
 
     async def run(self) -> None:
         concurrency = max(1, self.transport.concurrency)
-        window = 2 * concurrency
+        window = concurrency  # rows `sending` at once: only those a connection is working on
         queue: asyncio.Queue = asyncio.Queue()
         results: list[Outcome] = []
         wake = asyncio.Event()
@@ -392,14 +422,14 @@ class _Delivery:
         outstanding = 0
         rows = self.rows()
         exhausted = False
+        ahead: list[Prepared] = []  # rendered, not yet marked: still `planned` if the process dies
         try:
             while True:
                 finished, results[:] = results[:], []
                 outstanding -= sum(1 for o in finished)
-                starting: list[Prepared] = []
                 immediate: list[Outcome] = []
-                while not exhausted and not self.stopped and outstanding + len(starting) < window:
-                    if budget is not None and handed + len(starting) >= budget:
+                while not exhausted and not self.stopped and len(ahead) < window:
+                    if budget is not None and handed + len(ahead) >= budget:
                         exhausted = True
                         break
                     row = next(rows, None)
@@ -407,18 +437,21 @@ class _Delivery:
                         exhausted = True
                         break
                     prepared = self.prepare(row)
-                    (starting if isinstance(prepared, Prepared) else immediate).append(prepared)
+                    (ahead if isinstance(prepared, Prepared) else immediate).append(prepared)
+                free = 0 if self.stopped else window - outstanding
+                starting, ahead = ahead[:free], ahead[free:]
                 marked = self.record(finished + immediate, starting)
                 self.done += len(finished) + len(immediate)
                 handed += len(marked)
                 outstanding += len(marked)
+                self.max_in_flight = max(self.max_in_flight, outstanding)
                 for item in marked:
                     queue.put_nowait(item)
                 if self.progress:
                     self.progress(self.done, self.total)
-                if outstanding == 0 and (exhausted or self.stopped):
+                if outstanding == 0 and (self.stopped or (exhausted and not ahead)):
                     break
-                if not results:
+                if not results and outstanding:
                     await wake.wait()
                 wake.clear()
         finally:
@@ -478,29 +511,62 @@ class _Delivery:
                                {"now": to_db(self.now), "moment": self.moment}).fetchone()[0]
 
 
+@dataclass(frozen=True)
+class RetryFailed:
+    """`send --retry-failed`: failed, never-delivered invitations to plan again (a failure on the
+    server's side is not the person's), optionally of one moment and failed since a time."""
+
+    since: datetime | None = None
+
+
+def reopen_failed(db: sqlite_utils.Database, now: datetime, moment: str | None, since: datetime | None) -> int:
+    """Plan again the invitations that failed and were never delivered (not bounced, not cancelled),
+    with a fresh retry clock; return how many. Inside the caller's transaction and lock."""
+    cursor = db.execute(
+        "UPDATE invitations SET status = 'planned', attempts = 0, first_tried_at = NULL, next_attempt_at = NULL, "
+        "send_at = MIN(send_at, ?), reopened = reopened + 1, updated_at = ?, "
+        "last_error = 'planned again by --retry-failed after: ' || COALESCE(last_error, '?') "
+        "WHERE status = 'failed' AND sent_at IS NULL AND (? IS NULL OR moment = ?) AND (? IS NULL OR updated_at >= ?)",
+        [to_db(now), to_db(now), moment, moment, to_db(since) if since else None, to_db(since) if since else None])
+    return cursor.rowcount
+
+
 def deliver(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport, limit: int | None = None,
             moment: str | None = None, dry_run: bool = False, progress: ProgressCallback | None = None, *,
-            wait: bool = False, resend_in_doubt: bool = False, accept_in_doubt: bool = False,
-            retry_delays: tuple[float, ...] = IN_RUN_RETRY_DELAYS, plan: Any = None) -> SendReport:
+            wait: bool = False, resend_in_doubt: Selection = None, accept_in_doubt: Selection = None,
+            retry_delays: tuple[float, ...] = IN_RUN_RETRY_DELAYS, plan: Any = None,
+            retry_failed: RetryFailed | None = None, check_secret: bool = True) -> SendReport:
     """Send the due invitations and reminders (planned with send_at ≤ now, and failed ones whose next
     try has come). Holds the send lock (LockedError when another run has it, unless `wait`).
-    With dry_run, renders every due message (and those of `plan` not yet recorded) and changes nothing."""
+    With dry_run, renders every due message (and those of `plan` not yet recorded) and changes nothing.
+    Raises SecretChangedError when CXCTL_SECRET is not the one that signed the links already sent."""
+    from cxctl.delivery.signing import keyring
+
     run = _Delivery(ws, db, now, transport, limit, moment, dry_run, progress, retry_delays)
     lock = contextlib.nullcontext() if dry_run else send_lock(database_file(db), wait)
     with lock:
+        if check_secret:
+            keyring(ws, db, now, record=not dry_run)
         if dry_run:
             run.count_in_doubt()
         else:
-            run.mark_in_doubt(resend_in_doubt, accept_in_doubt)
+            run.settle_in_doubt(resend_in_doubt, accept_in_doubt)
+            if retry_failed is not None:
+                run.report.retried_failed = reopen_failed(db, now, moment, retry_failed.since)
         run.total = run.report.due = run.count_due()
         if dry_run:
             run.dry_run_all(plan)
             run.report.due = run.total
         else:
-            asyncio.run(run.run())
+            run.start_run()
+            try:
+                asyncio.run(run.run())
+            finally:
+                run.finish_run()
     report = run.report
     report.skipped = dict(sorted(run.skipped.items()))
     report.stopped = run.stopped
+    report.max_in_flight = run.max_in_flight
     report.elapsed_seconds = round(time.monotonic() - run.started, 3)
     return report
 
@@ -508,21 +574,27 @@ def deliver(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: 
 def send_campaign(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport,
                   limit: int | None = None, moment: str | None = None, dry_run: bool = False,
                   progress: ProgressCallback | None = None, *, wait: bool = False,
-                  resend_in_doubt: bool = False, accept_in_doubt: bool = False) -> SendReport:
+                  resend_in_doubt: Selection = None, accept_in_doubt: Selection = None,
+                  retry_failed: RetryFailed | None = None, rotate_secret: bool = False) -> SendReport:
     """`cxctl send`: plan (compute_plan → record_plan) and deliver, all under the send lock, so two
     overlapping runs can neither plan nor send the same invitation twice."""
     from cxctl.planning.engine import compute_plan
     from cxctl.planning.plans import record_plan
+    from cxctl.delivery.signing import keyring
 
-    if resend_in_doubt and accept_in_doubt:
-        raise UsageError("--resend-in-doubt and --accept-in-doubt contradict each other: the messages in doubt either "
-                         "did not arrive (resend) or did (accept); pick one")
+    if resend_in_doubt == "all" and accept_in_doubt == "all":
+        raise UsageError("--resend-in-doubt all and --accept-in-doubt all contradict each other: each message in doubt "
+                         "either did not arrive (resend) or did (accept); give ids, or settle them from the relay's log "
+                         "with `cxctl reconcile`")
     lock = contextlib.nullcontext() if dry_run else send_lock(database_file(db), wait)
     with lock:
+        # Checked before anything is planned: new tokens are signed with this secret.
+        keyring(ws, db, now, rotate=rotate_secret, record=not dry_run)
         plan = compute_plan(ws, db, now, moment=moment, list_exclusions=False)
         planned = 0 if dry_run else record_plan(db, ws, plan, now)
         report = deliver(ws, db, now, transport, limit, moment, dry_run, progress,
-                         resend_in_doubt=resend_in_doubt, accept_in_doubt=accept_in_doubt, plan=plan if dry_run else None)
+                         resend_in_doubt=resend_in_doubt, accept_in_doubt=accept_in_doubt, plan=plan if dry_run else None,
+                         retry_failed=retry_failed, check_secret=False)
     report.planned = planned if not dry_run else len(plan.planned)
     report.plan_exclusions = dict(plan.counts)
     return report

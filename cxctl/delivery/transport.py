@@ -154,22 +154,40 @@ class SmtpConnection(Connection):
             use_tls=t.settings.security == "tls",
             start_tls=True if t.settings.security == "starttls" else False,
             timeout=t.settings.timeout.total_seconds(),
-            username=t.username,
-            password=t.password,
             validate_certs=t.validate_certs,
         )
         try:
             await client.connect()
+            if t.username is not None and t.password is not None:
+                await self._login(client)
         except aiosmtplib.SMTPException as exc:
             if type(exc) is aiosmtplib.SMTPException:
                 # aiosmtplib raises the bare class when the server lacks what the settings ask for (AUTH,
                 # STARTTLS): no retry can fix that, so the run stops now, like a refused login.
+                client.close()
                 raise TransportError(
                     f"{t.settings.host}:{t.settings.port}: {exc} — the server does not offer what the settings ask: "
                     f"check smtp.security (none, starttls, tls) and whether this server wants a login "
                     f"(smtp.username_env/password_env)") from None
             raise
         return client
+
+    async def _login(self, client: aiosmtplib.SMTP) -> None:
+        """Log in on an open connection. A login the server never answers is a configuration problem
+        (wrong port or security for AUTH, a relay that only takes mail from its network), not an outage:
+        the run stops at once with the fix instead of retrying for minutes (issue 14)."""
+        t = self.transport
+        try:
+            await client.login(t.username, t.password)
+        except (aiosmtplib.SMTPTimeoutError, asyncio.TimeoutError, aiosmtplib.SMTPServerDisconnected) as exc:
+            client.close()
+            waited = t.settings.timeout.total_seconds()
+            what = (f"did not answer the login within {waited:g} s (smtp.timeout)"
+                    if not isinstance(exc, aiosmtplib.SMTPServerDisconnected) else "closed the connection during the login")
+            raise TransportError(
+                f"{t.settings.host}:{t.settings.port} {what}: check smtp.port and smtp.security (587 with starttls, "
+                f"465 with tls), and whether this server takes a login at all (a relay that accepts mail from its "
+                f"network needs no smtp.username_env/password_env)") from None
 
     async def send(self, sender: str, recipient: str, data: bytes, name: str) -> None:
         try:

@@ -323,6 +323,38 @@ def _m6_retries_count(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m7_settle_and_keys(db: sqlite_utils.Database) -> None:
+    """What settling a crash and rotating the signing secret need (issue 14).
+
+    invitations.run_id: the send run that last handed the message over; a message of a later run found
+    in a relay log or a mailbox shows that the evidence covers the time of an earlier run's crash.
+    invitations.first_tried_at: start of the retry clock (retries give up on a clock, not a count).
+    invitations.reopened: times a never-delivered invitation was planned again (plan, --retry-failed).
+    send_runs: one row per delivery run. signing_keys: fingerprints (never the keys) of the secret that
+    signs the links, the previous one kept until its grace period ends so rotated links still verify.
+    """
+    _run_script(db,
+        """
+        ALTER TABLE invitations ADD COLUMN run_id INTEGER;
+        ALTER TABLE invitations ADD COLUMN first_tried_at TEXT;
+        ALTER TABLE invitations ADD COLUMN reopened INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX invitations_message_id ON invitations(message_id) WHERE message_id IS NOT NULL;
+        CREATE TABLE send_runs (
+            id INTEGER PRIMARY KEY,
+            pid INTEGER,
+            started_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE TABLE signing_keys (
+            fingerprint TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('current', 'previous', 'retired')),
+            since TEXT NOT NULL,
+            verify_until TEXT
+        );
+        """
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
     (2, "invitations", _m2_invitations),
@@ -330,6 +362,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (4, "privacy", _m4_privacy),
     (5, "lean contacts", _m5_lean_contacts),
     (6, "retries count", _m6_retries_count),
+    (7, "settle and keys", _m7_settle_and_keys),
 ]
 
 

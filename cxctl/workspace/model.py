@@ -71,10 +71,27 @@ class SmtpSettings(Model):
     """Per-message timeout."""
     max_consecutive_failures: int = Field(10, ge=1)
     """Stop the run after this many failures in a row."""
-    max_attempts: int = Field(5, ge=1)
-    """Attempts before a temporary failure becomes final."""
-    retry_after: Duration = timedelta(minutes=5)
-    """Wait before retrying a temporary failure."""
+    max_attempts: int | None = Field(None, ge=1)
+    """Optional cap on the runs that try one message (quick retries within a run count as one); by default
+    a temporary failure is given up on a clock (give_up_after), not a count."""
+    retry_schedule: list[Duration] = Field(default_factory=lambda: [timedelta(minutes=5), timedelta(minutes=30),
+                                                                    timedelta(hours=2), timedelta(hours=6)])
+    """Waits before each new try of a temporarily failed message (greylisting asks for minutes to hours); the
+    last wait repeats until give_up_after."""
+    retry_after: Duration | None = None
+    """Deprecated: the first wait of retry_schedule."""
+    give_up_after: Duration = timedelta(days=1)
+    """A message still failing this long after its first try fails for good."""
+    smtputf8: bool = False
+    """The server accepts internationalised addresses (SMTPUTF8, e.g. benoît@…): without it, such contacts are
+    flagged at import and validate and never handed to the server."""
+
+    def retry_wait(self, attempts: int) -> timedelta:
+        """The wait before the next try after `attempts` failed runs."""
+        schedule = list(self.retry_schedule) or [timedelta(minutes=5)]
+        if self.retry_after is not None:
+            schedule[0] = self.retry_after
+        return schedule[min(max(attempts, 1), len(schedule)) - 1]
 
 
 class Retention(Model):
@@ -116,6 +133,10 @@ class Settings(Model):
     """Opt-out address for the List-Unsubscribe header."""
     token_secret_env: EnvVar = "CXCTL_SECRET"
     """Name of the environment variable holding the secret that signs survey links."""
+    token_previous_secret_env: EnvVar = "CXCTL_SECRET_PREVIOUS"
+    """After `cxctl send --rotate-secret`: the variable holding the previous secret, so links signed with it verify."""
+    token_grace_period: Duration = timedelta(days=180)
+    """How long links signed with the previous secret keep verifying after a rotation."""
     templates: str = "templates"
     """Folder of the workspace's email templates (cxctl's defaults are used for names not found there)."""
     transport: Literal["outbox", "smtp"] = "outbox"

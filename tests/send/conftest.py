@@ -133,8 +133,8 @@ workspace:
     port: {port}
     concurrency: {concurrency}
     max_consecutive_failures: {max_failures}
-    max_attempts: 3
-    retry_after: 10m
+    retry_schedule: [10m, 30m, 2h]
+    give_up_after: 1d
     timeout: 5s
 
 rules:

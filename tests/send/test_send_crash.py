@@ -47,7 +47,7 @@ def test_sigkill_mid_run_then_rerun_sends_everyone_once_and_reports_the_in_doubt
     process.wait(timeout=10)
     assert process.returncode == -signal.SIGKILL
     statuses = dict(db.execute("SELECT status, COUNT(*) FROM invitations GROUP BY status").fetchall())
-    assert statuses.get("sending", 0) <= 2 * 2  # the window: 2 × concurrency
+    assert statuses.get("sending", 0) <= 2  # the window: the concurrency (messages truly in flight)
     assert statuses.get("planned", 0) > 0  # the kill did land mid-run
 
     rerun = start_send(workspace_dir, "--json")
@@ -57,7 +57,7 @@ def test_sigkill_mid_run_then_rerun_sends_everyone_once_and_reports_the_in_doubt
 
     report = json.loads(out)
     in_doubt = set(report["in_doubt_ids"])
-    assert report["in_doubt"] == len(in_doubt) <= 4
+    assert report["in_doubt"] == len(in_doubt) <= 2
     assert report["ok"] is False
 
     received = sink.per_address()
@@ -76,7 +76,7 @@ def test_sigkill_mid_run_then_rerun_sends_everyone_once_and_reports_the_in_doubt
     again = json.loads(out)
     assert again["sent"] == 0 and set(again["in_doubt_ids"]) == in_doubt and third.returncode == (1 if in_doubt else 0)
     # ...until someone checks the server's log and says they arrived.
-    fourth = start_send(workspace_dir, "--json", "--accept-in-doubt")
+    fourth = start_send(workspace_dir, "--json", "--accept-in-doubt", "all")
     out, _ = fourth.communicate(timeout=60)
     settled = json.loads(out)
     assert (settled["accepted_in_doubt"], settled["in_doubt"], fourth.returncode) == (len(in_doubt), 0, 0)
@@ -85,9 +85,9 @@ def test_sigkill_mid_run_then_rerun_sends_everyone_once_and_reports_the_in_doubt
 
 
 def test_two_sends_at_once_on_one_database(smtp_server, smtp_ws, send_helpers, workspace_dir):
-    sink = send_helpers.Sink(delay=0.05)
+    sink = send_helpers.Sink(delay=0.1)  # 4 s of sending: the second process starts well within it
     ws, db = smtp_ws(smtp_server(sink), concurrency=1)
-    send_helpers.add_invitations(db, ws, [{"email": f"p{i}@example.com"} for i in range(20)])
+    send_helpers.add_invitations(db, ws, [{"email": f"p{i}@example.com"} for i in range(40)])
 
     first = start_send(workspace_dir)
     wait_for(lambda: len(sink.messages) >= 1)
@@ -103,7 +103,7 @@ def test_two_sends_at_once_on_one_database(smtp_server, smtp_ws, send_helpers, w
     import json
 
     assert json.loads(out)["sent"] == 0, (first_out, out)
-    assert sorted(sink.per_address().values()) == [1] * 20
+    assert sorted(sink.per_address().values()) == [1] * 40
 
 
 def test_lock_is_refused_in_process_and_released_after(smtp_ws, send_helpers):

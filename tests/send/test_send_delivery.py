@@ -100,7 +100,8 @@ def test_temporary_refusals_are_retried_within_the_run(smtp_server, smtp_ws, sen
     report = run(ws, db)
     assert report.sent == 2 and report.failed == 0
     assert sink.per_address() == {"zoe@example.fr": 1, "john@example.com": 1}
-    assert [r[0] for r in db.execute("SELECT attempts FROM invitations")] == [2, 2]
+    # Two tries each, one attempt each: quick retries within a run do not use up the cross-run budget.
+    assert [r[0] for r in db.execute("SELECT attempts FROM invitations")] == [1, 1]
 
 
 def test_421_closing_then_accepting(smtp_server, smtp_ws, send_helpers):
@@ -119,28 +120,41 @@ def test_still_refused_goes_failed_with_backoff_then_succeeds_on_a_later_run(smt
     report = run(ws, db, retry_delays=(0.05,))
     assert (report.sent, report.failed) == (0, 1)
     status, attempts, next_at = db.execute("SELECT status, attempts, next_attempt_at FROM invitations").fetchone()
-    assert (status, attempts) == ("failed", 2)
-    assert next_at >= "2026-11-23 10:20:00"  # retry_after 10m × 2^(attempts-1)
+    assert (status, attempts) == ("failed", 1)
+    assert "2026-11-23 10:10:00" <= next_at < "2026-11-23 10:11:00"  # retry_schedule's first wait, 10m
     assert run(ws, db, now="2026-11-23T10:05:00+00:00").due == 0  # not yet
     report = run(ws, db, now="2026-11-23T11:00:00+00:00")
     assert report.sent == 1
     assert sink.per_address() == {"zoe@example.fr": 1}
 
 
-def test_after_max_attempts_cxctl_gives_up_and_the_message_no_longer_counts(smtp_server, smtp_ws, send_helpers):
-    """smtp.max_attempts (3 here) tries in all, then the invitation stays failed with no next try: it is
-    reported, never sent, and no longer counts toward the fatigue rules."""
+def test_retries_back_off_on_the_clock_and_give_up_on_the_clock_not_a_count(smtp_server, smtp_ws, send_helpers):
+    """Greylisting asks for minutes to hours (issue 14, item 5): each run's tries count as one attempt,
+    the waits follow smtp.retry_schedule (10m, 30m, 2h, the last repeating), and the message fails for
+    good once the next try would fall past give_up_after (1d) from the first — then it is never sent and
+    no longer counts toward the fatigue rules."""
+    from cxctl.timeutil import from_db
+
     sink = send_helpers.FlakySink(refusals=99)
     ws, db = smtp_ws(smtp_server(sink))
     send_helpers.add_invitations(db, ws, PEOPLE[:1])
-    report = run(ws, db, retry_delays=(0.01,))  # 2 tries in this run
-    assert report.failed == 1
-    report = run(ws, db, retry_delays=(), now="2026-11-23T12:00:00+00:00")  # the 3rd, the last
-    status, attempts, next_at = db.execute("SELECT status, attempts, next_attempt_at FROM invitations").fetchone()
-    assert (status, attempts, next_at) == ("failed", 3, None)
-    later = run(ws, db, retry_delays=(), now="2026-11-25T12:00:00+00:00")
+    first = parse_now("2026-11-23T10:00:00+00:00")
+    now, waits, runs = first, [], 0
+    while True:
+        report = run(ws, db, retry_delays=(0.01, 0.01), now=now.isoformat())  # 3 quick tries per run
+        runs += 1
+        assert report.failed == 1
+        attempts, next_at = db.execute("SELECT attempts, next_attempt_at FROM invitations").fetchone()
+        assert attempts == runs
+        if next_at is None:
+            break
+        waits.append(round((from_db(next_at) - now).total_seconds() / 60))
+        now = from_db(next_at)
+    assert waits[:4] == [10, 30, 120, 120]
+    assert now - first <= ws.settings.smtp.give_up_after < now - first + ws.settings.smtp.retry_wait(runs)
+    assert len(sink.seen) == 1 and sink.messages == [] and runs == 1 + len(waits)
+    later = run(ws, db, retry_delays=(), now="2026-11-30T12:00:00+00:00")
     assert later.due == 0 and later.sent == 0
-    assert sink.messages == []
 
 
 def test_550_bounces_and_suppresses_the_address(smtp_server, smtp_ws, send_helpers):
@@ -247,7 +261,7 @@ def test_rows_left_sending_become_in_doubt_and_go_again_only_when_asked(smtp_ser
     assert (again.in_doubt, again.in_doubt_ids, again.sent, again.ok) == (1, [ids[0]], 0, False)
     looked = run(ws, db, dry_run=True)  # a dry run says the same
     assert (looked.in_doubt, looked.in_doubt_ids) == (1, [ids[0]])
-    report = run(ws, db, resend_in_doubt=True)
+    report = run(ws, db, resend_in_doubt=frozenset({ids[0]}))
     assert (report.resent_in_doubt, report.sent, report.in_doubt, report.ok) == (1, 1, 0, True)
     assert sink.per_address() == {"zoe@example.fr": 1, "john@example.com": 1}
 
@@ -260,8 +274,12 @@ def test_messages_in_doubt_that_did_arrive_are_accepted_as_sent(smtp_server, smt
     assert run(ws, db).in_doubt == 1
     with pytest.raises(UsageError, match="contradict"):
         send_campaign(ws, db, parse_now("2026-11-23T10:00:00+00:00"), SmtpTransport(ws.settings.smtp),
-                      resend_in_doubt=True, accept_in_doubt=True)
-    report = run(ws, db, accept_in_doubt=True)
+                      resend_in_doubt="all", accept_in_doubt="all")
+    with pytest.raises(UsageError, match="both"):
+        run(ws, db, resend_in_doubt=frozenset({ids[0]}), accept_in_doubt=frozenset({ids[0]}))
+    with pytest.raises(UsageError, match=f"invitation\\(s\\) {ids[1]} are not in doubt \\(in doubt: {ids[0]}\\)"):
+        run(ws, db, accept_in_doubt=frozenset({ids[1]}))
+    report = run(ws, db, accept_in_doubt="all")
     assert (report.accepted_in_doubt, report.in_doubt, report.sent, report.ok) == (1, 0, 0, True)
     assert statuses(db) == {"zoe@example.fr": "sent", "john@example.com": "sent"}
     assert db.execute("SELECT sent_at IS NOT NULL FROM invitations WHERE id = ?", [ids[0]]).fetchone()[0] == 1
