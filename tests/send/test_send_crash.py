@@ -136,4 +136,6 @@ def test_sending_rows_never_exceed_the_window(smtp_server, smtp_ws, send_helpers
 
     report = deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp), progress=progress)
     assert report.sent == 60
-    assert max(seen) <= 6 and max(seen) >= 2  # parallel, and bounded by 2 × concurrency
+    # Parallel, and bounded by the concurrency: only messages a connection is working on are `sending`
+    # (before issue 14, rows queued behind them were too: up to 2 × concurrency in doubt after a kill).
+    assert 2 <= max(seen) <= 3 and report.max_in_flight <= 3
