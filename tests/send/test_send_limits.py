@@ -176,3 +176,47 @@ def test_starttls_and_implicit_tls(smtp_ws, send_helpers, tls_context, security)
         assert len(sink.messages) == 2
     finally:
         controller.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_login_that_times_out_stops_the_run_at_once_with_the_fix(smtp_ws, send_helpers, monkeypatch):
+    """A server that never answers AUTH (issue 14, item 7): a configuration problem, not an outage. The run
+    stops at the first login with the fix; nothing is marked failed, nothing retried for minutes."""
+    import asyncio
+    import socket
+    import time
+    from datetime import timedelta
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP
+
+    class SilentAuth(SMTP):
+        async def smtp_AUTH(self, arg):
+            await asyncio.sleep(30)  # never answers (cancelled when the server stops)
+
+    class SilentController(Controller):
+        def factory(self):
+            return SilentAuth(self.handler, authenticator=Authenticator(), auth_require_tls=False, auth_required=True)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = send_helpers.Sink()
+    controller = SilentController(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        ws, db = smtp_ws(port, concurrency=2, max_failures=3)
+        monkeypatch.setenv("CX_USER", "cx")
+        monkeypatch.setenv("CX_PASSWORD", "s3cret-pw")
+        ws.settings.smtp.username_env, ws.settings.smtp.password_env = "CX_USER", "CX_PASSWORD"
+        ws.settings.smtp.timeout = timedelta(seconds=1)
+        send_helpers.add_invitations(db, ws, people(10))
+        started = time.monotonic()
+        report = deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp), retry_delays=())
+        assert time.monotonic() - started < 5
+        assert report.stopped and "did not answer the login within 1 s" in report.stopped
+        assert "smtp.port" in report.stopped and "s3cret-pw" not in report.stopped
+        assert (report.sent, report.failed) == (0, 0)
+        assert db.execute("SELECT status, COUNT(*), MAX(attempts) FROM invitations GROUP BY status").fetchall() == [("planned", 10, 0)]
+    finally:
+        controller.stop()
