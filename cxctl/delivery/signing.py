@@ -55,6 +55,11 @@ def keyring(ws, db: sqlite_utils.Database, now: datetime, *, rotate: bool = Fals
     rows = db.execute("SELECT fingerprint, role, verify_until FROM signing_keys").fetchall()
     stored = next((fp for fp, role, _ in rows if role == "current"), None)
     status = KeyStatus(current_fp)
+    old = _previous_secret(ws)
+    if old is not None and rows and fingerprint(old) not in {fp for fp, _, _ in rows}:
+        raise UsageError(
+            f"{settings.token_previous_secret_env} holds a secret this workspace never signed with "
+            f"({fingerprint(old)}): put the secret used before the rotation there, or unset it")
     if stored is None:
         if record:
             _write(db, [("INSERT OR REPLACE INTO signing_keys (fingerprint, role, since) VALUES (?, 'current', ?)",
@@ -69,7 +74,7 @@ def keyring(ws, db: sqlite_utils.Database, now: datetime, *, rotate: bool = Fals
         raise SecretChangedError(
             f"{settings.token_secret_env} is not the secret that signed the links already sent (stored fingerprint "
             f"{stored}, this one {current_fp}): those links would stop verifying. If the change is a mistake, restore "
-            f"the previous value; if you mean to rotate, rerun with --rotate-secret and keep the old secret in "
+            f"the previous value; if you mean to rotate, run `cxctl send --rotate-secret` and keep the old secret in "
             f"{settings.token_previous_secret_env} for {format_duration(settings.token_grace_period)} "
             f"(workspace.token_grace_period) so links already in mailboxes keep verifying")
     elif record:
@@ -85,7 +90,6 @@ def keyring(ws, db: sqlite_utils.Database, now: datetime, *, rotate: bool = Fals
     previous = [(fp, until) for fp, role, until in rows if role == "previous"]
     if rotate and not record and stored not in (None, current_fp):  # dry run of a rotation: what it would keep
         previous = [(stored, to_db(now + settings.token_grace_period))]
-    old = _previous_secret(ws)
     keys: list[bytes] = []
     for fp, until in previous:
         in_grace = until is None or from_db(until) > now
@@ -93,12 +97,6 @@ def keyring(ws, db: sqlite_utils.Database, now: datetime, *, rotate: bool = Fals
         if loaded:
             keys.append(old)
         status.previous.append({"fingerprint": fp, "verify_until": until, "loaded": loaded})
-    if old is not None and not keys and fingerprint(old) != current_fp:
-        known = {fp for fp, _, _ in rows}
-        if fingerprint(old) not in known:
-            raise UsageError(
-                f"{settings.token_previous_secret_env} holds a secret this workspace never signed with "
-                f"({fingerprint(old)}): put the secret used before the rotation there, or unset it")
     return Keyring(secret, tuple(keys)), status
 
 

@@ -327,7 +327,10 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     if chosen not in (None, "?"):
         plans[chosen] = _plan_for(ws, export, chosen)
     columns = export.columns
-    secret = ws.secret()
+    from cxctl.signing import keyring
+
+    # Links signed before a secret rotation still verify during its grace period; a changed secret is refused.
+    secret, _ = keyring(ws, db, now, record=False)
     imported_at = to_db(now)
 
     # Staging a million rows: keep temporary tables in memory and give SQLite a real page cache.
