@@ -18,7 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from cxctl.workspace.model import Moment
-from cxctl.planning.rules import audience_sql, live_sql, draw, pick_language, span, suppression_source_sql
+from cxctl.planning.rules import audience_sql, given_up_sql, live_sql, draw, pick_language, span, suppression_source_sql
 from cxctl.planning.schedule import Wave, local_day_bounds, next_opening, wave_for, zone
 from cxctl.core.timeutil import from_db, to_db
 from cxctl.planning.listing import list_exclusions as listing
@@ -150,7 +150,7 @@ class Engine:
             " inv_id INTEGER, inv_status TEXT, last_any TEXT, last_moment TEXT, cap_count INTEGER, moment_last TEXT,"
             " reason TEXT, detail TEXT)"
         )
-        self.sql("CREATE TEMP TABLE plan_waved (moment TEXT, contact_id INTEGER, id INTEGER, status TEXT,"
+        self.sql("CREATE TEMP TABLE plan_waved (moment TEXT, contact_id INTEGER, id INTEGER, status TEXT, counts INTEGER,"
                  " PRIMARY KEY (moment, contact_id)) WITHOUT ROWID")
         for mid in self.ranked:
             m = self.ws.moments[mid]
@@ -169,6 +169,7 @@ class Engine:
         recontact = recontact_for(self.ws, m)
         rank = self.ranked.index(mid)
         last = "hm.last" if recontact else "NULL"
+        counted = "w.counts" if invited == "w" else f"NOT {given_up_sql(invited)}"
         # The data behind each verdict only serves the listed details (plan --json, --explain): a run that
         # only counts stores NULLs instead (the CRM flag is then read once per person, not twice).
         details = (f"COALESCE(c.forgotten_at, f.forgotten_at), s.reason, s.created_at, {source_sql}, {invited}.id,"
@@ -179,7 +180,7 @@ class Engine:
             " CASE WHEN c.forgotten_at IS NOT NULL OR f.email_hash IS NOT NULL THEN 'forgotten'"
             f"  WHEN s.email_hash IS NOT NULL OR {source_sql} IS NOT NULL THEN 'suppressed'"
             "  WHEN c.email IS NULL OR trim(c.email) = '' THEN 'no_email'"
-            f"  WHEN {invited}.id IS NOT NULL THEN 'already_invited'"
+            f"  WHEN {invited}.id IS NOT NULL AND {counted} THEN 'already_invited'"
             "  WHEN h.last_any > ? THEN 'quiet_period'"
             "  WHEN h.cap_count >= ? THEN 'cap'"
             f"  WHEN {last} > ? THEN 'recontact'"
@@ -244,7 +245,8 @@ class Engine:
         # Already invited = any invitation of this moment and wave (not only by dedupe key). The bare
         # `status` is the one of the MIN(id) row (an SQLite guarantee): no second look-up per person.
         self.sql(
-            "INSERT INTO plan_waved SELECT moment, contact_id, MIN(id), status FROM invitations"
+            f"INSERT INTO plan_waved SELECT moment, contact_id, MIN(id), status, MAX(NOT {given_up_sql('invitations')})"
+            " FROM invitations"
             f" WHERE moment = ? AND wave = ? AND kind = 'invitation'{self.contact_filter('contact_id')[0]}"
             " GROUP BY contact_id",
             [mid, wave.id, *only_params],

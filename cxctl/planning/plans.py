@@ -14,6 +14,7 @@ import sqlite_utils
 
 from cxctl.core.errors import UsageError
 from cxctl.core.timeutil import to_db
+from cxctl.planning.rules import given_up_sql
 from cxctl.workspace.model import Moment, SendWindow
 
 # A reminder that could not go out within this long after it was due is dropped (never sent late).
@@ -71,8 +72,10 @@ def check_moment(ws: Any, moment: str | None) -> None:
 def record_plan(db: sqlite_utils.Database, ws, plan: Plan, now: datetime) -> int:
     """Insert the planned rows as `planned` invitations with fresh signed tokens; return how many were new.
 
-    Reminders point to their parent invitation. INSERT OR IGNORE on the dedupe key makes a second run
-    (or an overlapping one) a no-op for rows already recorded.
+    Reminders point to their parent invitation. The dedupe key makes a second run (or an overlapping
+    one) a no-op for rows already recorded — except a given-up, never-delivered invitation, which the
+    plan planned again (cxctl.planning.rules.given_up_sql): that row is reopened, with its token and a
+    fresh retry clock, and counts as new.
     """
     from cxctl.core.tokens import new_token
 
@@ -92,9 +95,14 @@ def record_plan(db: sqlite_utils.Database, ws, plan: Plan, now: datetime) -> int
     try:
         before = conn.total_changes
         conn.executemany(
-            "INSERT OR IGNORE INTO invitations (dedupe_key, token, contact_id, moment, event_id, wave, kind, parent_id,"
+            "INSERT INTO invitations (dedupe_key, token, contact_id, moment, event_id, wave, kind, parent_id,"
             " language, email, send_at, status, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)"
+            " ON CONFLICT (dedupe_key) DO UPDATE SET status = 'planned', attempts = 0, first_tried_at = NULL,"
+            " send_at = excluded.send_at, email = excluded.email, language = excluded.language,"
+            " reopened = reopened + 1, updated_at = excluded.updated_at,"
+            " last_error = 'planned again (never delivered) after: ' || COALESCE(last_error, '?')"
+            f" WHERE {given_up_sql('invitations')}",
             rows,
         )
         inserted = conn.total_changes - before

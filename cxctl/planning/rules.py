@@ -39,6 +39,15 @@ def live_sql(alias: str = "") -> str:
     a = f"{alias}." if alias else ""
     return (f"({a}status IN ('planned','sending','sent','in_doubt') OR ({a}status = 'failed' AND {a}next_attempt_at IS NOT NULL))")
 
+def given_up_sql(alias: str) -> str:
+    """The SQL condition of an invitation that never reached the server and whose retries are over (the
+    retry clock ran out, or the server refused the message itself), not yet planned again. A failure on
+    the server's side is not the person's: such an invitation does not count as `already_invited`, and the
+    plan plans it again — once; after that only `cxctl send --retry-failed` does (issue 12, item 7)."""
+    a = f"{alias}."
+    return (f"({a}status = 'failed' AND {a}next_attempt_at IS NULL AND {a}sent_at IS NULL AND {a}reopened = 0)")
+
+
 # Contact columns an audience `contact:` filter may name directly; anything else is a JSON attribute.
 CONTACT_COLUMNS = {
     "external_id": "c.external_id", "email": "c.email", "first_name": "c.first_name", "last_name": "c.last_name",
