@@ -146,8 +146,31 @@ def validate(paths: list[Path], strict: bool = False) -> ValidationReport:
     for group in find_workspaces(paths):
         result = check_workspace(group)
         root = group[0] if group[0].is_dir() else group[0].parent
-        reports.append(WorkspaceReport(root, result.files, result.problems))
+        problems = result.problems + (relay_capability_problems(result.workspace) if result.workspace else [])
+        reports.append(WorkspaceReport(root, result.files, problems))
     return ValidationReport(reports, strict=strict)
+
+
+def relay_capability_problems(ws: Workspace) -> list[Problem]:
+    """Stored contacts the declared relay cannot take: addresses with a non-ASCII local part while
+    smtp.smtputf8 is false (issue 12, item 8) — known before any send, not discovered on the wire."""
+    from cxctl import store
+    from cxctl.core.emails import smtputf8_contacts
+
+    settings = ws.settings
+    if settings.transport != "smtp" or settings.smtp.smtputf8 or not ws.database.exists():
+        return []
+    count, shown = smtputf8_contacts(store.read(ws.database))
+    if not count:
+        return []
+    config = ws.root / WORKSPACE_FILE
+    line = next((n for n, text in enumerate(config.read_text(encoding="utf-8").splitlines(), 1)
+                 if text.strip().startswith("smtp:")), 1) if config.is_file() else 1
+    return [Problem(WORKSPACE_FILE, line, 1, "workspace.smtp.smtputf8",
+                    f"{count} stored contact(s) have an address with a non-ASCII local part ({'; '.join(shown)}"
+                    f"{', …' if count > len(shown) else ''}) and the server is not declared to accept SMTPUTF8: "
+                    f"`cxctl send` will fail them without trying; correct those addresses, or set smtputf8: true "
+                    f"if the server supports it", "warning")]
 
 
 def github_annotation(problem: Problem) -> str:

@@ -178,6 +178,20 @@ def log_import(db: sqlite_utils.Database, result: ImportResult, now: datetime) -
     )
 
 
+def smtputf8_notes(db: sqlite_utils.Database, stamp: str) -> list[str]:
+    """Decided at import, not discovered on the wire (issue 12, item 8): the addresses just written whose
+    local part is not ASCII, which a server without SMTPUTF8 cannot take."""
+    from cxctl.core.emails import smtputf8_contacts
+
+    count, shown = smtputf8_contacts(db, stamp)
+    if not count:
+        return []
+    more = f", and {count - len(shown)} more" if count > len(shown) else ""
+    return [f"{count} address(es) have a non-ASCII local part ({'; '.join(shown)}{more}): only a mail server offering "
+            f"SMTPUTF8 can deliver them, and smtp.smtputf8 is false, so `cxctl send` marks them failed without trying. "
+            f"Correct those addresses, or set workspace.smtp.smtputf8: true if your server supports SMTPUTF8"]
+
+
 def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path | str, now: datetime, *,
                     mapping_id: str | None = None, preset: str | None = None, encoding: str | None = None,
                     delimiter: str | None = None, date_format: str | None = None, decimal_comma: bool | None = None,
@@ -240,6 +254,8 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
                 else:
                     merge_staged(db, staged, attr_keys, result, stamp)
                 result.suppressed = add_suppressions(db, fresh, path.name, stamp)
+                if ws is None or not (ws.settings.smtp and ws.settings.smtp.smtputf8):
+                    result.notes.extend(smtputf8_notes(db, stamp))
         except BaseException:
             if batches is not None:
                 batches.close()  # stops the worker process, if any, now rather than when collected
