@@ -7,7 +7,7 @@ and a pre-filled score with `verify_value`. Tokens are URL-safe and short (22 + 
 
 After a secret rotation, links already in mailboxes carry tags made with the previous secret: a page
 or an import verifies with a `Keyring` (the current secret, plus the previous one during its grace
-period, see cxctl.signing) through `verify_with_keys` / `verify_value_with_keys`.
+period, see cxctl.delivery.signing) through `verify_with_keys` / `verify_value_with_keys`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 After a `kill -9` the messages in flight are in doubt: the server may have taken them just before the
 process died. cxctl stores each message's Message-ID *before* handing it over (`<cx.ID.…@domain>`),
-so the relay's own record settles each one (cxctl.in_doubt.reconcile):
+so the relay's own record settles each one (cxctl.delivery.in_doubt.reconcile):
 
 - a relay log: Postfix (`cleanup: QID: message-id=<…>` plus a `qmgr: QID: from=<…>` or `status=sent`
   line for the same queue id: queued, i.e. accepted), Exim (`<=` arrival line with `id=…`), Sendmail

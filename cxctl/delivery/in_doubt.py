@@ -1,7 +1,7 @@
 """Messages in doubt after a crash, settled one by one: by id, or from the relay's own evidence.
 
 A run that dies (`kill -9`, power cut) leaves `sending` the messages it had handed to the server
-without recording the answer: at most `smtp.concurrency` of them (cxctl.send). The next run marks
+without recording the answer: at most `smtp.concurrency` of them (cxctl.delivery.send). The next run marks
 them `in_doubt`; they stay so, reported by every run, until each is settled:
 
 - by id: `send --accept-in-doubt 744,745` (they arrived: sent) and `--resend-in-doubt 746` (they did

@@ -22,7 +22,6 @@ import json
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
@@ -36,43 +35,14 @@ from cxctl.store import email_hash
 from cxctl.core.timeutil import from_db, to_db
 from cxctl.delivery.transport import RateLimiter, SendFailure, Transport
 from cxctl.core.errors import TransportError, UsageError
-from cxctl.delivery.in_doubt import Selection, in_doubt_ids, mark_dead_runs, settle_by_id
+from cxctl.delivery.in_doubt import Selection, in_doubt_ids, settle_by_id
+from cxctl.delivery.outcomes import Outcome, Prepared, SendReport
+from cxctl.delivery.retries import RetryFailed, next_try, reopen_failed  # noqa: F401  (RetryFailed: part of this API)
 
 IN_RUN_RETRY_DELAYS = (1.0, 5.0)  # seconds before each retry of a temporary failure within a run
 PAGE = 500
 
 ProgressCallback = Callable[[int, int], None]
-
-
-@dataclass
-class SendReport:
-    """What a `cxctl send` run did (or, with dry_run, would do)."""
-
-    transport: str
-    dry_run: bool = False
-    planned: int = 0  # invitations newly recorded by this run's plan
-    due: int = 0
-    sent: int = 0
-    reminders: int = 0  # of `sent`, how many were reminders
-    failed: int = 0
-    bounced: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    in_doubt: int = 0  # rows in doubt after this run: left `sending` by a dead run, not yet resent or accepted
-    in_doubt_ids: list[int] = field(default_factory=list)
-    resent_in_doubt: int = 0
-    accepted_in_doubt: int = 0
-    retried_failed: int = 0  # failed invitations planned again by --retry-failed
-    max_in_flight: int = 0  # the most messages handed over and not yet recorded, at any moment of the run
-    stopped: str | None = None
-    elapsed_seconds: float = 0.0
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    would_send: int = 0
-    plan_exclusions: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """False when the run needs a look: stopped, failures, or messages in doubt."""
-        return self.stopped is None and self.failed == 0 and self.in_doubt == 0
 
 
 # --- rows -------------------------------------------------------------------------------------
@@ -104,29 +74,6 @@ SELECT c.id AS contact_id, c.external_id, c.email AS contact_email, c.first_name
 FROM contacts c LEFT JOIN events e ON e.id = ?1
 WHERE c.id = ?4
 """
-
-
-@dataclass
-class Prepared:
-    """A rendered message ready to go, with what is needed to record its outcome."""
-
-    id: int
-    address: str
-    data: bytes
-    message_id: str
-    kind: str
-    prev_status: str
-    prev_attempts: int
-    first_tried_at: str | None = None
-
-
-@dataclass
-class Outcome:
-    item: Any  # Prepared, or the raw row for skips
-    result: str  # sent | bounce | temporary | rejected | untried
-    tries: int = 0
-    error: str | None = None
-    at: datetime | None = None
 
 
 class _Delivery:
@@ -291,7 +238,7 @@ class _Delivery:
                     self._record_one(outcome, stamp)
             before = conn.total_changes
             # The Message-ID is stored before the message goes: the relay's log or a journal copy can then
-            # say whether a message in doubt after a crash arrived (cxctl.in_doubt.reconcile).
+            # say whether a message in doubt after a crash arrived (cxctl.delivery.in_doubt.reconcile).
             conn.executemany(
                 "UPDATE invitations SET status = 'sending', message_id = ?, run_id = ?, "
                 "first_tried_at = COALESCE(first_tried_at, ?), updated_at = ? WHERE id = ? AND status = ?",
@@ -341,21 +288,12 @@ class _Delivery:
             self._error(item_id, "bounced", outcome.error)
         else:  # temporary or rejected: failed, retried later unless permanent or out of attempts
             report.failed += 1
-            retry_at = self.next_try(attempts, item) if result == "temporary" else None
+            retry_at = next_try(self.smtp, attempts, getattr(item, "first_tried_at", None), self.clock()) \
+                if result == "temporary" else None
             next_at = to_db(retry_at) if retry_at else None
             db.execute("UPDATE invitations SET status = 'failed', attempts = ?, next_attempt_at = ?, last_error = ?, "
                        "updated_at = ? WHERE id = ?", [attempts, next_at, outcome.error, stamp, item_id])
             self._error(item_id, "failed", outcome.error, next_at)
-
-    def next_try(self, attempts: int, item: Any) -> datetime | None:
-        """When a temporarily failed message is tried again: after smtp.retry_schedule's wait for this
-        attempt, unless that falls past smtp.give_up_after from the first try (or max_attempts is reached)."""
-        if self.smtp.max_attempts is not None and attempts >= self.smtp.max_attempts:
-            return None
-        now = self.clock()
-        first = from_db(getattr(item, "first_tried_at", None)) or now
-        nxt = now + self.smtp.retry_wait(attempts)
-        return nxt if nxt <= first + self.smtp.give_up_after else None
 
     def _error(self, item_id: int, status: str, error: str | None, next_at: str | None = None) -> None:
         if len(self.report.errors) < 50:
@@ -509,26 +447,6 @@ class _Delivery:
     def count_due(self) -> int:
         return self.db.execute(f"SELECT COUNT(*) FROM invitations i WHERE {_DUE_WHERE}",
                                {"now": to_db(self.now), "moment": self.moment}).fetchone()[0]
-
-
-@dataclass(frozen=True)
-class RetryFailed:
-    """`send --retry-failed`: failed, never-delivered invitations to plan again (a failure on the
-    server's side is not the person's), optionally of one moment and failed since a time."""
-
-    since: datetime | None = None
-
-
-def reopen_failed(db: sqlite_utils.Database, now: datetime, moment: str | None, since: datetime | None) -> int:
-    """Plan again the invitations that failed and were never delivered (not bounced, not cancelled),
-    with a fresh retry clock; return how many. Inside the caller's transaction and lock."""
-    cursor = db.execute(
-        "UPDATE invitations SET status = 'planned', attempts = 0, first_tried_at = NULL, next_attempt_at = NULL, "
-        "send_at = MIN(send_at, ?), reopened = reopened + 1, updated_at = ?, "
-        "last_error = 'planned again by --retry-failed after: ' || COALESCE(last_error, '?') "
-        "WHERE status = 'failed' AND sent_at IS NULL AND (? IS NULL OR moment = ?) AND (? IS NULL OR updated_at >= ?)",
-        [to_db(now), to_db(now), moment, moment, to_db(since) if since else None, to_db(since) if since else None])
-    return cursor.rowcount
 
 
 def deliver(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport, limit: int | None = None,

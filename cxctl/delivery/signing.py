@@ -5,7 +5,7 @@ runs would silently break them all (issue 14), so the store keeps the fingerprin
 and a changed one is refused unless the user says it is a rotation (`cxctl send --rotate-secret`).
 After a rotation the old fingerprint stays `previous` for `workspace.token_grace_period`: when the old
 secret is given in `workspace.token_previous_secret_env`, tokens it signed still verify
-(cxctl.tokens.verify_with_keys) until then.
+(cxctl.core.tokens.verify_with_keys) until then.
 """
 
 from __future__ import annotations

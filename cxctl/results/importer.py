@@ -327,7 +327,7 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     if chosen not in (None, "?"):
         plans[chosen] = _plan_for(ws, export, chosen)
     columns = export.columns
-    from cxctl.signing import keyring
+    from cxctl.delivery.signing import keyring
 
     # Links signed before a secret rotation still verify during its grace period; a changed secret is refused.
     secret, _ = keyring(ws, db, now, record=False)

@@ -333,19 +333,21 @@ def _m7_settle_and_keys(db: sqlite_utils.Database) -> None:
     send_runs: one row per delivery run. signing_keys: fingerprints (never the keys) of the secret that
     signs the links, the previous one kept until its grace period ends so rotated links still verify.
     """
+    # Idempotent, like the migrations before it: a store whose version record was lost re-applies it safely.
+    columns = {row[1] for row in db.execute("PRAGMA table_info(invitations)").fetchall()}
+    for name, declaration in (("run_id", "INTEGER"), ("first_tried_at", "TEXT"), ("reopened", "INTEGER NOT NULL DEFAULT 0")):
+        if name not in columns:
+            db.execute(f"ALTER TABLE invitations ADD COLUMN {name} {declaration}")  # constant names, not input
     _run_script(db,
         """
-        ALTER TABLE invitations ADD COLUMN run_id INTEGER;
-        ALTER TABLE invitations ADD COLUMN first_tried_at TEXT;
-        ALTER TABLE invitations ADD COLUMN reopened INTEGER NOT NULL DEFAULT 0;
-        CREATE INDEX invitations_message_id ON invitations(message_id) WHERE message_id IS NOT NULL;
-        CREATE TABLE send_runs (
+        CREATE INDEX IF NOT EXISTS invitations_message_id ON invitations(message_id) WHERE message_id IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS send_runs (
             id INTEGER PRIMARY KEY,
             pid INTEGER,
             started_at TEXT NOT NULL,
             finished_at TEXT
         );
-        CREATE TABLE signing_keys (
+        CREATE TABLE IF NOT EXISTS signing_keys (
             fingerprint TEXT PRIMARY KEY,
             role TEXT NOT NULL CHECK (role IN ('current', 'previous', 'retired')),
             since TEXT NOT NULL,

@@ -135,7 +135,7 @@ class Settings(Model):
     """Name of the environment variable holding the secret that signs survey links."""
     token_previous_secret_env: EnvVar = "CXCTL_SECRET_PREVIOUS"
     """After `cxctl send --rotate-secret`: the variable holding the previous secret, so links signed with it verify."""
-    token_grace_period: Duration = timedelta(days=180)
+    token_grace_period: Duration = timedelta(weeks=26)
     """How long links signed with the previous secret keep verifying after a rotation."""
     templates: str = "templates"
     """Folder of the workspace's email templates (cxctl's defaults are used for names not found there)."""

@@ -175,6 +175,8 @@ def _default_text(info: Any) -> str:
         value = info.default_factory()
         if hasattr(value, "model_dump"):
             return "see below"
+        if value and isinstance(value, list) and all(isinstance(v, timedelta) for v in value):
+            return "`[" + ", ".join(format_duration(v) for v in value) + "]`"  # as written in YAML: [5m, 30m]
         return f"`{json.dumps(value, ensure_ascii=False)}`" if value else "—"
     value = info.default
     if value is None or value is PydanticUndefined:

@@ -133,7 +133,7 @@ def test_retries_back_off_on_the_clock_and_give_up_on_the_clock_not_a_count(smtp
     the waits follow smtp.retry_schedule (10m, 30m, 2h, the last repeating), and the message fails for
     good once the next try would fall past give_up_after (1d) from the first — then it is never sent and
     no longer counts toward the fatigue rules."""
-    from cxctl.timeutil import from_db
+    from cxctl.core.timeutil import from_db
 
     sink = send_helpers.FlakySink(refusals=99)
     ws, db = smtp_ws(smtp_server(sink))

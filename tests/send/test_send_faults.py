@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from cxctl.in_doubt import reconcile
-from cxctl.send import deliver, send_campaign
-from cxctl.timeutil import parse_now
-from cxctl.transport import SmtpTransport
+from cxctl.delivery.in_doubt import reconcile
+from cxctl.delivery.send import deliver, send_campaign
+from cxctl.core.timeutil import parse_now
+from cxctl.delivery.transport import SmtpTransport
 
 NOW = "2026-11-23T10:00:00+00:00"
 CONCURRENCY = 4
@@ -154,7 +154,7 @@ def test_kill_9_repeated_measures_the_window(tmp_path, smtp_server, smtp_ws, sen
 
 def _ws_at(root: Path, port: int, send_helpers, **kwargs):
     from cxctl import store
-    from cxctl.loader import load_workspace
+    from cxctl.validation import load_workspace
 
     send_helpers.write_smtp_config(root, port, **kwargs)
     ws = load_workspace(root)

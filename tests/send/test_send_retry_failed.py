@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from cxctl.send import RetryFailed, deliver, send_campaign
-from cxctl.timeutil import parse_now
-from cxctl.transport import SmtpTransport
+from cxctl.delivery.send import RetryFailed, deliver, send_campaign
+from cxctl.core.timeutil import parse_now
+from cxctl.delivery.transport import SmtpTransport
 
 NOW = "2026-11-23T10:00:00+00:00"
 

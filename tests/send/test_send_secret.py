@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from cxctl import tokens
-from cxctl.errors import UsageError
-from cxctl.signing import SecretChangedError, keyring
-from cxctl.send import send_campaign
-from cxctl.timeutil import parse_now
-from cxctl.transport import OutboxTransport
+from cxctl.core import tokens
+from cxctl.core.errors import UsageError
+from cxctl.delivery.signing import SecretChangedError, keyring
+from cxctl.delivery.send import send_campaign
+from cxctl.core.timeutil import parse_now
+from cxctl.delivery.transport import OutboxTransport
 
 OLD = "test-secret-do-not-use-in-production"
 NEW = "a-brand-new-secret-after-rotation-0042"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from cxctl.send import send_campaign
-from cxctl.timeutil import parse_now
-from cxctl.transport import SmtpTransport
+from cxctl.delivery.send import send_campaign
+from cxctl.core.timeutil import parse_now
+from cxctl.delivery.transport import SmtpTransport
 
 
 def test_non_ascii_local_part_is_flagged_at_import_and_validate_and_not_tried_at_send(
