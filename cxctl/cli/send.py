@@ -191,8 +191,12 @@ def reconcile_command(
         output.print_table(title, ["invitation", "verdict", "why"],
                            [(d.invitation, d.verdict, d.why) for d in report.decisions])
         output.info(f"evidence: {'; '.join(report.sources)}; {report.accepted_ids} Message-ID(s) accepted by the server")
-        output.info(f"{report.delivered} delivered (now sent), {report.not_delivered} not delivered (planned again: run "
-                    f"`cxctl send`), {report.undecided} still in doubt")
+        if dry_run:
+            output.info(f"would settle: {report.delivered} delivered (counted as sent), {report.not_delivered} not "
+                        f"delivered (planned again); {report.undecided} would stay in doubt")
+        else:
+            output.info(f"{report.delivered} delivered (now sent), {report.not_delivered} not delivered (planned again: "
+                        f"run `cxctl send`), {report.undecided} still in doubt")
     if not report.ok:
         raise typer.Exit(1)
 
