@@ -363,7 +363,7 @@ def _indicators(ws: Workspace, cell: _Cell, previous: _Cell | None, trend: list[
             m = _measure(t, name)
             series.append(None if m is None or m.n < minimum else _value(m))
         if name == "nps":
-            ind = Indicator(measure.score, measure.margin, n, insufficient,
+            ind = Indicator(measure.score, measure.margin, n, insufficient, interval=measure.interval,
                             detail={"promoters": measure.share(measure.promoters), "passives": measure.share(measure.passives),
                                     "detractors": measure.share(measure.detractors)})
             change = nps_change(measure, before) if before is not None else None

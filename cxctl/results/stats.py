@@ -1,4 +1,4 @@
-"""The statistics of a scorecard: NPS with its trinomial margin, Wilson intervals for proportions,
+"""The statistics of a scorecard: NPS with its adjusted-Wald interval, Wilson intervals for proportions,
 the mean of a scale with its margin, and tests of change between two periods (95 % level, z = 1.96).
 
 Every function takes counts, never raw rows, so the scorecard can work from rollups.
@@ -12,9 +12,19 @@ from dataclasses import dataclass
 Z95 = 1.959963984540054
 
 
+# Adjusted-Wald for NPS (Rocks 2016, The American Statistician 70(4); recommended by Lewis & Sauro,
+# MeasuringU, "Confidence Intervals for Net Promoter Scores", 2020, after comparing it with trinomial means
+# and the bootstrap): add 3 to n and ¾ to the promoters and to the detractors (so 1.5 to the passives),
+# then the Wald interval of the difference of the two adjusted proportions. The plain Wald interval is
+# zero wide when everyone answers alike (`-100 ±0 n=30`), which reads as certainty; this one is not.
+NPS_ADD_N = 3.0
+NPS_ADD_SIDE = 0.75
+
+
 @dataclass(frozen=True)
 class Nps:
-    """NPS in points (−100…100) from counts; `margin` is the 95 % half-width in points."""
+    """NPS in points (−100…100) from counts; `margin` is the 95 % adjusted-Wald half-width in points and
+    `interval` the interval itself (centred on the adjusted NPS, clipped to −100…100)."""
 
     promoters: int
     passives: int
@@ -28,18 +38,38 @@ class Nps:
     def score(self) -> float | None:
         return None if self.n == 0 else 100.0 * (self.promoters - self.detractors) / self.n
 
+    def _adjusted(self) -> tuple[float, float, float]:
+        """(p₊, p₋, n) after adding ¾ promoter, ¾ detractor and 3 answers."""
+        n = self.n + NPS_ADD_N
+        return (self.promoters + NPS_ADD_SIDE) / n, (self.detractors + NPS_ADD_SIDE) / n, n
+
     @property
-    def variance(self) -> float | None:
-        """Variance of the NPS as a proportion difference: (p+ + p− − (p+ − p−)²) / n (trinomial)."""
+    def adjusted_score(self) -> float | None:
+        """The adjusted NPS, in points: the centre of the interval (pulled a little towards 0)."""
         if self.n == 0:
             return None
-        p, d = self.promoters / self.n, self.detractors / self.n
-        return (p + d - (p - d) ** 2) / self.n
+        p, d, _ = self._adjusted()
+        return 100.0 * (p - d)
+
+    @property
+    def variance(self) -> float | None:
+        """Variance of the adjusted NPS (as a proportion): (p₊ + p₋ − (p₊ − p₋)²) / n, all adjusted."""
+        if self.n == 0:
+            return None
+        p, d, n = self._adjusted()
+        return (p + d - (p - d) ** 2) / n
 
     @property
     def margin(self) -> float | None:
         v = self.variance
         return None if v is None else 100.0 * Z95 * math.sqrt(v)
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        if self.n == 0:
+            return None
+        centre, half = self.adjusted_score, self.margin
+        return max(-100.0, centre - half), min(100.0, centre + half)
 
     def share(self, part: int) -> float | None:
         return None if self.n == 0 else 100.0 * part / self.n
@@ -134,11 +164,14 @@ def _change(delta: float, variance: float | None) -> Change:
 
 
 def nps_change(now: Nps, before: Nps) -> Change | None:
-    """Two independent NPS: z = Δ / √(var₁ + var₂), each variance trinomial."""
+    """Two independent NPS, adjusted-Wald (Lewis & Sauro, MeasuringU, "How to Statistically Compare Two Net
+    Promoter Scores"): z = (NPS₁,adj − NPS₂,adj) / √(var₁,adj + var₂,adj). `delta` is the difference of
+    the NPS as shown (unadjusted); the test uses the adjusted ones."""
     if now.n == 0 or before.n == 0:
         return None
     variance = (now.variance + before.variance) * 100.0 ** 2
-    return _change(now.score - before.score, variance)
+    z = (now.adjusted_score - before.adjusted_score) / math.sqrt(variance)
+    return Change(now.score - before.score, z, abs(z) > Z95)
 
 
 def proportion_change(now: Proportion, before: Proportion) -> Change | None:

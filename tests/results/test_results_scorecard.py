@@ -20,12 +20,31 @@ NOW = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
 
 # --- statistics, by hand ------------------------------------------------------------------------
 
-def test_nps_and_its_trinomial_margin_by_hand():
+def test_nps_and_its_adjusted_wald_margin_by_hand():
+    """Adjusted-Wald (Rocks 2016; MeasuringU): n + 3, promoters + ¾, detractors + ¾, then the Wald interval."""
     nps = Nps(promoters=50, passives=30, detractors=20)
-    assert nps.score == 30.0
-    # var = (p + d − (p − d)²) / n = (0.5 + 0.2 − 0.09) / 100 = 0.0061; margin = 1.96 × √0.0061 × 100
-    assert nps.margin == pytest.approx(1.959964 * math.sqrt(0.0061) * 100, rel=1e-6)
-    assert nps.margin == pytest.approx(15.31, abs=0.01)
+    assert nps.score == 30.0  # the NPS shown is never adjusted
+    # p = 50.75/103, d = 20.75/103; var = (p + d − (p − d)²)/103; margin = 1.96 × √var × 100
+    p, d = 50.75 / 103, 20.75 / 103
+    assert nps.adjusted_score == pytest.approx(100 * 30 / 103)
+    assert nps.margin == pytest.approx(1.959964 * math.sqrt((p + d - (p - d) ** 2) / 103) * 100, rel=1e-6)
+    assert nps.margin == pytest.approx(15.08, abs=0.01)
+    assert nps.interval == pytest.approx((29.13 - 15.08, 29.13 + 15.08), abs=0.01)
+
+
+def test_a_unanimous_nps_is_not_certain():
+    """`-100 ±0 n=30` read as conclusive with the plain Wald interval; it is −100 ±12.2 here."""
+    nps = Nps(promoters=0, passives=0, detractors=30)
+    # p = 0.75/33, d = 30.75/33: var = (31.5/33 − (30/33)²)/33 = 0.0038818…; margin = 1.96 × √var × 100
+    assert nps.score == -100.0
+    assert nps.margin == pytest.approx(1.959964 * math.sqrt((31.5 / 33 - (30 / 33) ** 2) / 33) * 100, rel=1e-6)
+    assert nps.margin == pytest.approx(12.21, abs=0.01)
+    low, high = nps.interval
+    assert low == -100.0 and high == pytest.approx(-90.91 + 12.21, abs=0.01)
+    # −100 against −80 (n = 30 each): the plain Wald test said significant (z = −2.02); adjusted, z = −1.49.
+    change = nps_change(nps, Nps(2, 2, 26))
+    assert change.delta == pytest.approx(-20) and change.z == pytest.approx(-1.487, abs=0.001)
+    assert not change.significant
 
 
 def test_wilson_interval_by_hand():
@@ -41,7 +60,10 @@ def test_mean_margin_and_changes_by_hand():
     assert change.delta == pytest.approx(15) and change.z == pytest.approx(0.15 / math.sqrt(0.525 * 0.475 * 0.02), rel=1e-6)
     assert change.significant
     change = nps_change(Nps(50, 30, 20), Nps(30, 30, 40))
-    assert change.delta == pytest.approx(40) and change.z == pytest.approx(0.40 / math.sqrt(0.0061 + 0.0069), rel=1e-6)
+    # adjusted: (50.75 − 20.75)/103 − (30.75 − 40.75)/103 = 40/103 over √(var₁ + var₂), both adjusted
+    var1 = (71.5 / 103 - (30 / 103) ** 2) / 103
+    var2 = (71.5 / 103 - (10 / 103) ** 2) / 103
+    assert change.delta == pytest.approx(40) and change.z == pytest.approx((40 / 103) / math.sqrt(var1 + var2), rel=1e-6)
     assert change.significant
     assert not nps_change(Nps(3, 1, 1), Nps(2, 2, 1)).significant
     assert mean_change(Mean.of({5: 10, 6: 10}), Mean.of({5: 10, 6: 10})).delta == 0
@@ -63,7 +85,9 @@ def test_nps_stays_within_bounds(p, q, d):
     if nps.n == 0:
         assert nps.score is None
     else:
-        assert -100 <= nps.score <= 100 and nps.margin >= 0
+        assert -100 <= nps.score <= 100 and nps.margin > 0
+        low, high = nps.interval
+        assert -100 <= low < high <= 100
 
 
 @settings(max_examples=60, deadline=None)
@@ -167,7 +191,8 @@ def test_cli_scorecard_formats(results_ws, sql, tmp_path, cli):
     code, out, _ = cli(*base, "--format", "csv")
     lines = out.splitlines()
     assert code == 0 and lines[0].startswith("moment,canal,responses,sent,nps,nps_margin,nps_n,nps_insufficient")
-    assert lines[1].startswith("nps_relational,web,3,3,100.0,0.0,3,1,")
+    # Three promoters: +100, but not ±0 (adjusted-Wald: p = 3.75/6, d = 0.75/6 → ±56.6)
+    assert lines[1].startswith("nps_relational,web,3,3,100.0,56.6,3,1,")
     header, first = next(csv.reader(io.StringIO(out))), list(csv.reader(io.StringIO(out)))[1]
     assert "nps_trend" in header and first[header.index("nps_trend")].strip("▁▂▃▄▅▆▇█ ") == ""
     code, out, _ = cli(*base, "--json")
