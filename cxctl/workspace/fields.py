@@ -21,11 +21,9 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from cxctl.core.durations import format_duration, parse_duration
+from cxctl.core.durations import PATTERN as DURATION_PATTERN, format_duration, parse_duration
 
 # --- scalar types -----------------------------------------------------------------------------
-
-DURATION_PATTERN = r"^\s*(?:\d+\s*[smhdw]\s*)+$"
 
 
 def _to_timedelta(value: Any) -> Any:
@@ -33,7 +31,7 @@ def _to_timedelta(value: Any) -> Any:
         return value
     if isinstance(value, str):
         return parse_duration(value)
-    raise ValueError(f"invalid duration {value!r}: write a number and a unit, e.g. 90m, 36h, 14d, 2w")
+    raise ValueError(f"invalid duration {value!r}: write a number and a unit, e.g. 90m, 36h, 14d, 2w, 18mo, 3y")
 
 
 Duration = Annotated[

@@ -19,6 +19,7 @@ from pydantic import (
 from cxctl.core.durations import parse_duration
 
 from cxctl.workspace.fields import (
+    DURATION_PATTERN,
     Duration,
     EnvVar,
     FieldError,
@@ -268,7 +269,7 @@ class Schedule(Model):
     """Relational waves: exactly one of `every` (quarter, month, or a duration) or `cron`."""
 
     every: str | None = Field(None, examples=["quarter", "month", "90d"],
-                              json_schema_extra={"pattern": r"^(quarter|month|year|week)$|^\s*(\d+\s*[smhdw]\s*)+$"})
+                              json_schema_extra={"pattern": r"^(quarter|month|year|week)$|" + DURATION_PATTERN})
     """quarter, month, year, week, or a duration such as 90d."""
     cron: str | None = Field(None, examples=["0 9 1 */3 *"])
     """Five-field cron expression, in the workspace time zone."""

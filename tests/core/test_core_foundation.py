@@ -21,13 +21,14 @@ from cxctl.core.timeutil import from_db, parse_now, to_db
 @pytest.mark.parametrize(
     "text, expected",
     [("36h", timedelta(hours=36)), ("14d", timedelta(days=14)), ("2w", timedelta(weeks=2)),
-     ("90m", timedelta(minutes=90)), ("1d12h", timedelta(days=1, hours=12)), (" 3 d ", timedelta(days=3))],
+     ("90m", timedelta(minutes=90)), ("1d12h", timedelta(days=1, hours=12)), (" 3 d ", timedelta(days=3)),
+     ("3y", timedelta(days=1095)), ("18mo", timedelta(days=540)), ("1y6mo", timedelta(days=545)), ("18m", timedelta(minutes=18))],
 )
 def test_parse_duration_reads_the_units_people_write(text, expected):
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "14", "d14", "2 weeks", "1.5d", "-3d", "3y"])
+@pytest.mark.parametrize("text", ["", "14", "d14", "2 weeks", "1.5d", "-3d", "3years", "18mon"])
 def test_parse_duration_refuses_malformed_durations_naming_the_forms(text):
     with pytest.raises(ValueError, match=r"e\.g\. 90m, 36h, 14d, 2w"):
         parse_duration(text)
@@ -37,6 +38,19 @@ def test_parse_duration_refuses_malformed_durations_naming_the_forms(text):
 def test_format_duration_round_trips(seconds):
     delta = timedelta(seconds=seconds)
     assert parse_duration(format_duration(delta)) == delta
+
+
+@given(st.integers(min_value=1, max_value=20 * 365))
+def test_whole_days_round_trip_in_one_unit(days):
+    text = format_duration(timedelta(days=days))
+    assert parse_duration(text) == timedelta(days=days) and sum(ch.isalpha() for ch in text.replace("mo", "M")) == 1
+
+
+@pytest.mark.parametrize("days, shown", [(1095, "3y"), (540, "18mo"), (180, "6mo"), (30, "30d"), (14, "2w"), (10, "10d"),
+                                         (400, "400d")])
+def test_durations_are_shown_as_people_write_them(days, shown):
+    """A retention of 1095 days read `156w3d`; it reads `3y`."""
+    assert format_duration(timedelta(days=days)) == shown
 
 
 def test_tokens_verify_only_what_the_secret_signed():

@@ -91,3 +91,18 @@ def test_cli_prune_json_and_forget_json(retention_workspace, helpers, cli):
         cli("export-person", "OLD", "-w", str(retention_workspace))[:2]  # --json accepted: always JSON
     code, out, err = cli("export-person", "OLD", "-w", str(retention_workspace))
     assert code == 0 and json.loads(out)["contacts"][0]["external_id"] == "OLD"
+
+
+def test_retention_in_years_and_months_is_accepted_and_shown_as_written(workspace_dir, helpers, cli):
+    """`3y` was refused, and a period of 1095d was shown as `156w3d`."""
+    config = workspace_dir / "cxctl.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "  token_secret_env: CXCTL_SECRET\n",
+        "  token_secret_env: CXCTL_SECRET\n  retention: {responses: 3y, events: 18mo, invitations: 1095d}\n"), encoding="utf-8")
+    ws = load_workspace(workspace_dir)
+    assert ws.settings.retention.responses.days == 1095 and ws.settings.retention.events.days == 540
+    code, out, err = cli("db", "prune", "-w", str(workspace_dir), "--now", "2026-11-22T09:00", "--dry-run", "--json")
+    assert code == 0, err
+    periods = {r["name"]: r["period"] for r in json.loads(out)["rules"]}
+    assert periods == {"responses": "3y", "events": "18mo", "invitations": "3y", "contacts_inactive": None}
+    assert {r["name"]: r["cutoff"] for r in json.loads(out)["rules"]}["responses"] == "2023-11-23 08:00:00"  # --now is Paris time
