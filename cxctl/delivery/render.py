@@ -182,6 +182,8 @@ class Renderer:
             "unsubscribe_url": unsubscribe_url,
             "sender": {"name": settings.sender.name, "address": settings.sender.address},
             "workspace": {"name": settings.name},
+            # The company as customers know it, in the message's language ("" when unset: templates say so).
+            "company": localise(settings.company, lang, settings.default_language),
             "reminder": reminder,
             "lang": lang,
             "token": token,

@@ -112,7 +112,10 @@ class Settings(Model):
     """The `workspace:` block of cxctl.yaml."""
 
     name: str
-    """The programme's name."""
+    """The programme's name (for the team: scorecards, reports); customers see `company`."""
+    company: Text | None = Field(None, examples=["Assurance Horizon", {"fr": "Assurance Horizon", "en": "Horizon Insurance"}])
+    """The company's name as customers know it, per language if it differs; the default templates' footer
+    names it ("you are a customer of …"). Unset: they say "one of our customers"."""
     database: str = "cxctl.db"
     """SQLite file, relative to the workspace."""
     default_language: Language = "fr"

@@ -12,6 +12,8 @@ CXCTL_YAML = SCHEMA_COMMENT + """\
 
 workspace:
   name: {{NAME}}
+  company: Exemple                # the company as customers know it (footer of the messages); per
+                                  # language if it differs: {fr: Exemple, en: Example Ltd}
   database: cxctl.db              # SQLite file, relative to this folder
   default_language: fr            # BCP 47 tags: fr, en, fr-CA…
   languages: [fr, en]

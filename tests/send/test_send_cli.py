@@ -41,7 +41,8 @@ def test_send_plans_then_writes_the_outbox_and_a_second_run_sends_nothing(cli, w
     files = sorted((workspace_dir / "outbox").glob("*.eml"))
     assert len(files) == 3
     subjects = sorted(str(email.message_from_bytes(f.read_bytes(), policy=email.policy.default)["Subject"]) for f in files)
-    assert subjects[0].startswith("Anaïs, how was") and subjects[-1].startswith("Anaïs, votre avis")
+    assert subjects[0] == "E-commerce journey: your opinion in two minutes, Anaïs"
+    assert subjects[-1] == "Parcours e-commerce : votre avis en deux minutes, Anaïs"
 
     code, out, _ = cli("send", "-w", str(workspace_dir), "--now", "2026-11-23T12:00:00+00:00", "--moment", "delivery_csat", "--json")
     assert code == 0 and json.loads(out)["sent"] == 0 and json.loads(out)["planned"] == 0
@@ -62,7 +63,7 @@ def test_preview_writes_eml_and_html_in_the_requested_language(cli, workspace_di
     eml = tmp_path / "p" / "support_ces.en.eml"
     html = tmp_path / "p" / "support_ces.en.html"
     message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
-    assert message["Subject"].startswith("Camille, how was")
+    assert message["Subject"] == "E-commerce journey: your opinion in two minutes, Camille"
     assert "It was easy to get my issue solved." in out
     assert html.read_text(encoding="utf-8").count("score=") == 7  # CES 1–7, one link each
     assert "Unsubscribe from surveys" in html.read_text(encoding="utf-8")
@@ -125,3 +126,40 @@ def test_an_opt_out_after_planning_cancels_instead_of_sending(smtp_ws, send_help
     assert report.skipped == {"suppressed": 1} and report.sent == 1
     assert dict(db.execute("SELECT email, status FROM invitations").fetchall()) == {
         "client0@example.fr": "cancelled", "client1@example.fr": "sent"}
+
+
+def test_customers_read_the_company_in_their_language_and_the_moment_as_named(cli, workspace_dir, tmp_path):
+    """The footer named the programme ("client de Boutique test — Voix du client"), in French in the English
+    mail too, and the subject read "how was Claim settled?"."""
+    config = workspace_dir / "cxctl.yaml"
+    text = config.read_text(encoding="utf-8").replace("  name: Boutique test\n", "  name: Boutique test — Voix du client\n")
+    config.write_text(text, encoding="utf-8")
+    journey = workspace_dir / "ecommerce.yaml"
+    journey.write_text(journey.read_text(encoding="utf-8").replace(
+        "  support_ces:\n", "  support_ces:\n    name: {fr: Sinistre réglé, en: Claim settled}\n"), encoding="utf-8")
+
+    def preview(lang: str) -> tuple[str, str, str]:
+        out_dir = tmp_path / f"p-{lang}-{len(list(tmp_path.iterdir()))}"
+        code, _, err = cli("preview", "support_ces", "-w", str(workspace_dir), "--lang", lang, "--output", str(out_dir))
+        assert code == 0, err
+        message = email.message_from_bytes((out_dir / f"support_ces.{lang}.eml").read_bytes(), policy=email.policy.default)
+        body = message.get_body(("plain",)).get_content()
+        return str(message["Subject"]), body, (out_dir / f"support_ces.{lang}.html").read_text(encoding="utf-8")
+
+    # No company set: no programme name in front of customers, in any language.
+    subject, body, html = preview("en")
+    assert subject == "Claim settled: your opinion in two minutes, Camille"
+    assert "you are one of our customers." in body and "one of our customers" in html
+    assert "Voix du client" not in body + html + subject
+    subject, body, _ = preview("fr")
+    assert subject == "Sinistre réglé : votre avis en deux minutes, Camille"
+    assert "vous êtes l'un de nos clients." in body
+
+    config.write_text(text.replace("  default_language: fr\n",
+                                   "  company: {fr: Boutique Horizon, en: Horizon Stores}\n  default_language: fr\n"),
+                      encoding="utf-8")
+    _, body, html = preview("en")
+    assert "you are a customer of Horizon Stores." in body and "a customer of Horizon Stores." in html
+    assert "Boutique" not in body  # the English mail does not repeat the French name
+    _, body, html = preview("fr")
+    assert "vous êtes client de Boutique Horizon." in body and "client de Boutique Horizon." in html

@@ -45,7 +45,7 @@ def test_messages_arrive_multipart_with_headers_links_and_language(smtp_server, 
     zoe = received["zoe@example.fr"]
     assert zoe["To"].addresses[0].display_name == "Zoé Martin-Dubois"
     assert zoe["From"].addresses[0].display_name == "Service Client Élodie"
-    assert zoe["Subject"].startswith("Zoé, votre avis")
+    assert zoe["Subject"] == "Parcours e-commerce : votre avis en deux minutes, Zoé"
     assert zoe.get_content_type() == "multipart/alternative"
     parts = [p.get_content_type() for p in zoe.iter_parts()]
     assert parts == ["text/plain", "text/html"]
@@ -77,9 +77,9 @@ def test_messages_arrive_multipart_with_headers_links_and_language(smtp_server, 
     assert f"https://survey.example/s/delivery_csat?lang=fr&t={token}" in text
 
     # English contact gets English; a language the workspace does not speak falls back to French.
-    assert received["john@example.com"]["Subject"].startswith("John, how was")
+    assert received["john@example.com"]["Subject"] == "E-commerce journey: your opinion in two minutes, John"
     assert received["john@example.com"]["To"].addresses[0].display_name == "John O'Neil"
-    assert received["li@example.com"]["Subject"].startswith("李, votre avis")
+    assert received["li@example.com"]["Subject"] == "Parcours e-commerce : votre avis en deux minutes, 李"
 
 
 def test_dry_run_renders_everything_and_changes_nothing(smtp_server, smtp_ws, send_helpers):
@@ -234,7 +234,7 @@ def test_reminders_go_to_non_responders_only_and_say_so(smtp_server, smtp_ws, se
     assert (report.sent, report.reminders, report.skipped) == (1, 1, {"responded": 1})
     reminder = sink.parsed()[-1]
     assert reminder["To"].addresses[0].addr_spec == PEOPLE[1]["email"]
-    assert reminder["Subject"].startswith("Reminder: John")  # John reads English
+    assert reminder["Subject"] == "Reminder — E-commerce journey: your opinion in two minutes, John"  # John reads English
     statuses_by_kind = db.execute("SELECT parent_id, status FROM invitations WHERE kind = 'reminder' ORDER BY parent_id").fetchall()
     assert statuses_by_kind == [(parents[0], "cancelled"), (parents[1], "sent")]
 
