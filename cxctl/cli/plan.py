@@ -78,7 +78,7 @@ def _render_explanation(result) -> None:
         target = f"event #{verdict.event_id}" if verdict.event_id else (f"wave {verdict.wave}" if verdict.wave else "")
         head = verdict.verdict + (f" ({verdict.reason})" if verdict.reason else "")
         if verdict.send_at:
-            head += f", sends {verdict.send_at:%Y-%m-%d %H:%M} UTC"
+            head += f", sends {verdict.send_at:%Y-%m-%d %H:%M} UTC ({verdict.send_at_local})"
         output.print_table(f"{verdict.moment} {target}: {head}", ["rule", "verdict", "detail"],
                            [[c.rule, "ok" if c.ok else "EXCLUDES", c.detail] for c in verdict.checks])
     for r in result.reminders:

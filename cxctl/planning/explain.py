@@ -9,7 +9,7 @@ competing in the same run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 import sqlite_utils
 
@@ -20,6 +20,7 @@ from cxctl.planning.plans import Exclusion, PlannedInvitation, check_moment, rec
 from cxctl.planning.rules import audience_sql, draw, span
 from cxctl.store import email_hash
 from cxctl.core.timeutil import from_db, to_db
+from cxctl.planning.schedule import zone
 
 
 @dataclass
@@ -42,6 +43,10 @@ class MomentVerdict:
     wave: str | None
     send_at: datetime | None
     checks: list[Check] = field(default_factory=list)
+    timezone: str | None = None
+    """The person's time zone (theirs, else the workspace's): the details give local times in it."""
+    send_at_local: str | None = None
+    """send_at in that time zone, e.g. `10:00 Europe/Paris`."""
 
 
 @dataclass
@@ -111,24 +116,43 @@ def _day(text: str | None) -> str:
     return (text or "")[:16]
 
 
+def local_time(when: datetime | str | None, tz: str) -> str:
+    """`11:00 Europe/Paris` (the date too when it is not the UTC one): the time the person lives in."""
+    if when is None:
+        return ""
+    moment = from_db(when) if isinstance(when, str) else when
+    place = zone(tz, "UTC")
+    local = moment.astimezone(place)
+    same_day = local.date() == moment.astimezone(timezone.utc).date()
+    return f"{local:%H:%M}" + ("" if same_day else f" on {local:%Y-%m-%d}") + f" {place.key}"
+
+
+def _at(when: str | None, tz: str) -> str:
+    """A stored UTC time and the contact's local time beside it: `2026-11-05 10:00 UTC (11:00 Europe/Paris)`."""
+    if not when:
+        return ""
+    return f"{_day(when)} UTC ({local_time(when, tz)})"
+
+
 def _verdict(ws, engine: Engine, row: dict) -> MomentVerdict:
     rules = ws.rules
     m = ws.moments[row["moment"]]
     now = engine.now
+    tz = row["tz"] or ws.settings.timezone
     checks: list[Check] = []
     if row["event_id"] is not None:
         trigger = m.trigger
         due = from_db(row["eligible_at"])
         occurred = due - trigger.delay
         expired = row["reason"] == "expired"
-        checks.append(Check("eligible", True, f"event #{row['event_id']} {trigger.event} at {_day(to_db(occurred))} UTC,"
+        checks.append(Check("eligible", True, f"event #{row['event_id']} {trigger.event} at {_at(to_db(occurred), tz)},"
                                               f" due after {span(trigger.delay)}"))
-        checks.append(Check("expired", not expired, f"expires {_day(to_db(occurred + trigger.expires))} UTC "
+        checks.append(Check("expired", not expired, f"expires {_at(to_db(occurred + trigger.expires), tz)} "
                                                      f"({span(trigger.expires)} after the event)"))
     else:
         wave = engine.waves[row["moment"]]
         checks.append(Check("eligible", True, f"in the audience of wave {wave.id} "
-                                              f"({_day(to_db(wave.start))} to {_day(to_db(wave.end))} UTC)"))
+                                              f"({_at(to_db(wave.start), tz)} to {_at(to_db(wave.end), tz)})"))
     forgotten = row["forgotten_at"]
     checks.append(Check("forgotten", not forgotten, f"forgotten on {forgotten[:10]}" if forgotten else "not forgotten"))
     suppressed = row["supp_reason"] or row["source_flag"]
@@ -143,8 +167,8 @@ def _verdict(ws, engine: Engine, row: dict) -> MomentVerdict:
     if last:
         free = from_db(last) + rules.quiet_period
         checks.append(Check("quiet_period", free <= now,
-                            f"last invited {_day(last)} UTC by {row['last_moment']}: quiet period "
-                            f"{span(rules.quiet_period)}, free again {_day(to_db(free))} UTC"))
+                            f"last invited {_at(last, tz)} by {row['last_moment']}: quiet period "
+                            f"{span(rules.quiet_period)}, free again {_at(to_db(free), tz)}"))
     else:
         checks.append(Check("quiet_period", True, f"no invitation in the last {span(rules.quiet_period)}"))
     if rules.cap:
@@ -156,8 +180,8 @@ def _verdict(ws, engine: Engine, row: dict) -> MomentVerdict:
         ml = row["moment_last"]
         free = from_db(ml) + recontact if ml else None
         checks.append(Check("recontact", not free or free <= now,
-                            f"last invited for {row['moment']} {_day(ml)} UTC: recontact {span(recontact)}, "
-                            f"free again {_day(to_db(free))} UTC" if free else f"not invited for {row['moment']} in the last "
+                            f"last invited for {row['moment']} {_at(ml, tz)}: recontact {span(recontact)}, "
+                            f"free again {_at(to_db(free), tz)}" if free else f"not invited for {row['moment']} in the last "
                             f"{span(recontact)}"))
     if row["sample"] >= 1:
         checks.append(Check("sample", True, "everyone is invited (sample 1)"))
@@ -168,7 +192,7 @@ def _verdict(ws, engine: Engine, row: dict) -> MomentVerdict:
         checks.append(Check("priority", row["rn"] == 1, "highest priority for this person in this run" if row["rn"] == 1
                             else f"{row['top_moment']} ranks higher in this run"))
     if row["final_send_at"] is not None and row["too_late"]:
-        checks.append(Check("expired", False, f"the next send window opens {_day(row['final_send_at'])} UTC, "
+        checks.append(Check("expired", False, f"the next send window opens {_at(row['final_send_at'], tz)}, "
                                               "after the event expires"))
     elif row["final_send_at"] is not None:
         capped = bool(row["moment_cut"]) or (row["day_left"] is not None and row["day_n"] > row["day_left"])
@@ -176,16 +200,18 @@ def _verdict(ws, engine: Engine, row: dict) -> MomentVerdict:
                             + ("reached" if capped else "room left")))
         window = send_window_for(ws, m)
         checks.append(Check("send_window", True, f"{window.hours} on {','.join(window.days)} in "
-                            f"{row['tz'] or ws.settings.timezone}: sends at {_day(row['final_send_at'])} UTC"))
+                            f"{row['tz'] or ws.settings.timezone}: sends at {_at(row['final_send_at'], tz)}"))
     planned = row["final_send_at"] is not None and all(c.ok for c in checks)
     renamed = {"priority": "lower_priority", "sample": "not_sampled"}
     reason = row["reason"] or next((renamed.get(c.rule, c.rule) for c in checks if not c.ok), None)
     return MomentVerdict(row["moment"], "planned" if planned else "excluded", None if planned else reason,
-                         row["event_id"], row["wave"], from_db(row["final_send_at"]) if planned else None, checks)
+                         row["event_id"], row["wave"], from_db(row["final_send_at"]) if planned else None, checks,
+                         zone(tz, "UTC").key, local_time(row["final_send_at"], tz) if planned else None)
 
 
 def _not_eligible(ws, engine: Engine, mid: str, contact_id: int) -> MomentVerdict:
     m = ws.moments[mid]
+    tz = engine.sql("SELECT COALESCE(timezone, '') FROM contacts WHERE id = ?", [contact_id]).fetchone()[0] or ws.settings.timezone
     where, params = audience_sql(m.audience, with_event=False)
     in_audience = engine.sql(f"SELECT 1 FROM contacts c WHERE c.id = ? AND {where}", [contact_id, *params]).fetchone()
     checks = [Check("audience", bool(in_audience), "matches the audience" if in_audience
@@ -198,13 +224,13 @@ def _not_eligible(ws, engine: Engine, mid: str, contact_id: int) -> MomentVerdic
         if last is None and upcoming is None:
             detail = f"no {trigger.event} event for this person"
         elif last is None:
-            detail = f"the next {trigger.event} event is dated {_day(upcoming)} UTC, after the planning time"
+            detail = f"the next {trigger.event} event is dated {_at(upcoming, tz)}, after the planning time"
         elif from_db(last) + trigger.delay > engine.now:
-            detail = f"last {trigger.event} at {_day(last)} UTC: due after {span(trigger.delay)}, " \
-                     f"at {_day(to_db(from_db(last) + trigger.delay))} UTC"
+            detail = f"last {trigger.event} at {_at(last, tz)}: due after {span(trigger.delay)}, " \
+                     f"at {_at(to_db(from_db(last) + trigger.delay), tz)}"
         else:
-            detail = f"last {trigger.event} at {_day(last)} UTC, expired after {span(trigger.expires)}"
+            detail = f"last {trigger.event} at {_at(last, tz)}, expired after {span(trigger.expires)}"
         checks.append(Check("eligible", False, detail))
     return MomentVerdict(mid, "not_eligible", "not_in_audience" if not in_audience else "no_event", None,
-                         engine.waves[mid].id if mid in engine.waves else None, None, checks)
+                         engine.waves[mid].id if mid in engine.waves else None, None, checks, zone(tz, "UTC").key)
 

@@ -93,11 +93,18 @@ def test_explain_shows_each_rule_with_its_data(make_store, cli):
     by_moment = {m["moment"]: m for m in data["moments"]}
     assert by_moment["nps"]["verdict"] == "excluded" and by_moment["nps"]["reason"] == "quiet_period"
     quiet = next(c for c in by_moment["nps"]["checks"] if c["rule"] == "quiet_period")
+    # Every time is given in UTC and in the person's own time zone (B-2 lives in Montréal).
     assert quiet == {"rule": "quiet_period", "ok": False,
-                     "detail": "last invited 2026-11-05 10:00 UTC by delivery: quiet period 30d, free again 2026-12-05 10:00 UTC"}
+                     "detail": "last invited 2026-11-05 10:00 UTC (05:00 America/Montreal) by delivery: quiet period 30d, "
+                               "free again 2026-12-05 10:00 UTC (05:00 America/Montreal)"}
+    assert by_moment["nps"]["timezone"] == "America/Montreal"
     assert by_moment["delivery"]["verdict"] == "not_eligible"
+    code, out, _ = cli("plan", "-w", str(s.ws.root), "--now", "2026-11-20T11:00", "--explain", "A-1", "--json")
+    planned = next(m for m in json.loads(out)["moments"] if m["verdict"] == "planned")
+    assert planned["send_at_local"].endswith(planned["timezone"]) and planned["send_at_local"][:2].isdigit()
     code, out, _ = cli("plan", "-w", str(s.ws.root), "--now", "2026-11-20T11:00", "--explain", "A-1")
     assert code == 0 and "delivery event #1: planned" in out and "EXCLUDES" in out
+    assert f"UTC ({planned['send_at_local']})" in out.replace("\n", " ")
 
 
 def test_explain_unknown_contact_is_a_usage_error(make_store, cli):
