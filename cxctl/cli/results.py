@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.text import Text
 
 from cxctl.core import output
 
@@ -119,18 +120,68 @@ def _score_columns(card) -> tuple[list[str], list[list]]:
     return columns, rows
 
 
-def _cell(ind, digits: int = 0, unit: str = "") -> str:
-    if ind is None:
-        return ""
+INDICATOR_LABELS = {"nps": "NPS", "csat": "CSAT %", "ces": "CES", "response_rate": "resp. %"}
+
+
+def _value(ind, digits: int = 0) -> str:
+    """`93 ±15`: the value and its 95 % margin; `too few` below the minimum n (no value to read)."""
     if ind.insufficient:
-        return f"insufficient (n={ind.n})"
-    text = f"{ind.value:.{digits}f}{unit} ±{ind.margin:.{digits if digits else 0}f}" if ind.margin is not None else f"{ind.value:.{digits}f}{unit}"
-    text += f" n={ind.n}"
-    if ind.target_met is not None:
-        text += " ✓" if ind.target_met else f" ✗<{ind.target:g}"
-    if ind.change is not None:
-        text += f" {ind.change:+.{digits}f}{'*' if ind.significant else ''}"
-    return text
+        return "too few"
+    text = f"{ind.value:.{digits}f}"
+    return text + (f" ±{ind.margin:.{digits}f}" if ind.margin is not None else "")
+
+
+def _target(ind) -> str:
+    if ind.target_met is None:
+        return ""
+    return ("✓ " if ind.target_met else "✗ ") + f"{ind.target:g}"
+
+
+def _change(ind, digits: int = 0) -> str:
+    return "" if ind.change is None else f"{ind.change:+.{digits}f}" + ("*" if ind.significant else "")
+
+
+def scorecard_table(card, granularity: str):
+    """The scorecard as people read it at 80 columns: one line per indicator, stacked under its group (and
+    period), the group named once; value ± margin, n, target, change and trend in columns of their own,
+    explained by the legend under the table."""
+    from cxctl.results.scorecard import SPARK_PERIODS, TIME_DIMENSIONS
+
+    head = [b for b in card.by if b not in TIME_DIMENSIONS]
+    timed = len(head) != len(card.by)
+    # The sparkline is SPARK_PERIODS characters: its header says what they span, on two lines of that width.
+    trend = f"trend\n{SPARK_PERIODS} {granularity if timed else 'month'}s"
+    columns = head + (["period"] if timed else []) + ["measure", "value", "n", "goal", "change", trend]
+    rows, previous = [], None
+    for row in card.rows:
+        # People without the attribute (or forgotten) form a group of their own: named, not a blank cell.
+        names = [row.group.get(b, "") or "(none)" for b in head] + ([row.period] if timed else [])
+        for name, ind in ((k, row.indicators[k]) for k in INDICATOR_LABELS if k in row.indicators):
+            digits = 2 if name == "ces" else 0
+            shown = names if names != previous else [""] * len(names)
+            previous = names
+            rows.append(shown + [INDICATOR_LABELS[name], _value(ind, digits), ind.n, _target(ind), _change(ind, digits),
+                                 ind.sparkline])
+    title = f"scorecard {card.since} → {card.until}" + (f" · moment {card.moment}" if card.moment else "")
+    # The figures never wrap; when the room runs out (three dimensions at 80 columns), the names fold.
+    return output.table(title, columns, rows, compact=True, no_wrap=columns[len(head):],
+                        justify={"value": "right", "change": "right", "goal": "left", trend: "left"})
+
+
+def scorecard_legend(card) -> str:
+    """What the table's marks mean, only those it shows."""
+    shown = [ind for row in card.rows for ind in row.indicators.values()]
+    parts = ["value ±95 % margin (NPS: adjusted Wald)"]
+    if any(ind.insufficient for ind in shown):
+        parts.append(f"too few: n under {card.min_responses}, no verdict")
+    if any(ind.target_met is not None for ind in shown):
+        parts.append("goal ✓ met, ✗ missed")
+    if any(ind.change is not None for ind in shown):
+        parts.append("change: against the previous period, * significant at 95 %")
+    parts.append("trend: oldest → newest")
+    if any("response_rate" in row.indicators for row in card.rows):
+        parts.append("resp. %: responses ÷ invitations sent")
+    return " · ".join(parts)
 
 
 def scorecard_command(
@@ -161,6 +212,9 @@ def scorecard_command(
     indicators = beside_scorecard(ws, db, ops, granularity, card.since, card.until) if ops else []
     _warn_unknown_types(ws, db, [t for indicator in indicators for t in indicator.types])
     fmt = "json" if json_ else format
+    if fmt != "table":
+        for note in card.notes:
+            output.warn(note)
     if fmt == "json":
         output.print_json({"scorecard": card, "ops": indicators} if ops else card)
         return
@@ -184,17 +238,14 @@ def scorecard_command(
         from cxctl.core.errors import UsageError
 
         raise UsageError(f"unknown --format {format!r}: use table, json, csv or markdown")
-    head = [b for b in card.by if b not in ("week", "month", "quarter")]
-    timed = len(head) != len(card.by)
-    columns = head + (["period"] if timed else []) + ["NPS", "CSAT %", "CES", "resp. rate %", "trend"]
-    rows = []
-    for row in card.rows:
-        primary = next((row.indicators[k] for k in ("nps", "csat", "ces") if k in row.indicators), None)
-        # People without the attribute (or forgotten) form a group of their own: named, not a blank cell.
-        rows.append([row.group.get(b, "") or "(none)" for b in head] + ([row.period] if timed else []) + [
-            _cell(row.indicators.get("nps")), _cell(row.indicators.get("csat")), _cell(row.indicators.get("ces"), 2),
-            _cell(row.indicators.get("response_rate")), primary.sparkline if primary else ""])
-    output.print_table(f"scorecard {card.since} → {card.until} (min n {card.min_responses})", columns, rows)
+    output.print_renderable(scorecard_table(card, granularity))
+    if card.rows:
+        output.print_renderable(Text(scorecard_legend(card), style="dim"))
+    else:
+        output.info(f"no response and no invitation sent between {card.since} and {card.until}"
+                    + (f" for {card.moment}" if card.moment else "") + ": widen --since/--until, or import responses")
+    for note in card.notes:
+        output.warn(note)
     for indicator in indicators:
         if indicator.kind == "duration":
             output.print_table(f"{indicator.spec} (hours) {card.since} → {card.until}", ["period", "n", "median", "p90"],
@@ -228,23 +279,51 @@ def followups_list(
         output.print_json(result.items)
         return
     columns = ["id", "submitted_at", "moment", "reasons", "scores", "comment", "external_id", "name", "email", "segment",
-               "event", "event_attributes", "done", "note"]
+               "event", "event_attributes", "done", "note", "chosen_reasons"]
     rows = [[f.id, f.submitted_at, f.moment, ",".join(f.reasons), " ".join(f"{k}={v:g}" for k, v in f.scores.items()), f.comment,
              f.contact["external_id"] or "", " ".join(x for x in (f.contact["first_name"], f.contact["last_name"]) if x),
              f.contact["email"] or "", f.contact["segment"] or "", (f.event or {}).get("type", ""),
              output.to_json((f.event or {}).get("attributes", {})).replace("\n", "").replace("  ", "") if f.event else "",
-             "yes" if f.done else "", f.note or ""] for f in result.items]
+             "yes" if f.done else "", f.note or "", " | ".join(c["label"] for c in f.chosen_reasons)] for f in result.items]
     if csv_:
+        # New columns go at the end: scripts reading the CSV by position keep working.
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(rows)
         return
-    # The caller needs the order number or the store at hand: the event's attributes go with its type.
-    events = ["" if f.event is None else f.event["type"] + "".join(
-        f"\n{k}: {v}" for k, v in (f.event.get("attributes") or {}).items()) for f in result.items]
-    # The table says the time zone; the CSV keeps its stable column names (times are UTC there too).
-    head = ["submitted_at (UTC)" if c == "submitted_at" else c for c in columns[:10]]
-    output.print_table(f"{len(rows)} follow-up(s)", head + ["event"], [r[:10] + [e] for r, e in zip(rows, events)])
+    output.print_renderable(followups_table(ws, result.items))
+    if not result.items:
+        output.info("nobody to call back" + (f" for {moment}" if moment else "") + (f" since {since}" if since else "")
+                    + ("" if all_ else " (done ones are hidden: --all shows them)"))
+
+
+def followups_table(ws, items):
+    """One card per follow-up, stacked so that it reads at 80 columns: when, moment and why; who; the
+    reasons the customer chose; the comment; the event behind the survey (order number, store…)."""
+    from zoneinfo import ZoneInfo
+
+    from cxctl.core.timeutil import from_db
+
+    local = ZoneInfo(ws.settings.timezone)
+    rows = []
+    for f in items:
+        when = from_db(f.submitted_at).astimezone(local).strftime("%Y-%m-%d %H:%M")
+        scores = ", ".join(f"{k} {v:g}" for k, v in f.scores.items())
+        lines = [f"{when} · {f.moment} · {', '.join(f.reasons)}" + (f" ({scores})" if scores else "")]
+        name = " ".join(x for x in (f.contact["first_name"], f.contact["last_name"]) if x)
+        lines.append(" · ".join(x for x in (name, f.contact["email"], f.contact["external_id"], f.contact["segment"]) if x))
+        if f.chosen_reasons:
+            lines.append("chose: " + ", ".join(c["label"] for c in f.chosen_reasons))
+        if f.comment:
+            lines.append(f"“{f.comment}”")
+        if f.event:
+            # The caller needs the order number or the store at hand: the event's attributes go with its type.
+            lines.append(" · ".join([f.event["type"]] + [f"{k}: {v}" for k, v in (f.event.get("attributes") or {}).items()]))
+        if f.done:
+            lines.append("done" + (f": {f.note}" if f.note else ""))
+        rows.append([f.id, "\n".join(lines)])
+    return output.table(f"{len(items)} follow-up(s) · times in {ws.settings.timezone}", ["id", "follow-up"], rows,
+                        compact=True, lines=True)
 
 
 @followups_app.command("done")
@@ -270,19 +349,37 @@ def followups_done(
 
 
 def reasons_command(moment: MomentOption = None, json_: JsonOption = False, workspace: WorkspaceOption = None) -> None:
-    """NPS+ reason counts per moment, segment and NPS category (promoter, passive, detractor).
+    """NPS+ reasons chosen per moment, segment and NPS category (promoter, passive, detractor), with their
+    wording and the share of the category's respondents who chose each.
 
     Example: cxctl reasons --moment nps_relational
     """
-    from cxctl.results.verbatims import reason_counts
+    from cxctl.results.verbatims import explain_no_reasons, reason_counts
 
     ws = open_workspace(workspace)
-    rows = reason_counts(ws, store.read(ws.database), moment)
+    db = store.read(ws.database)
+    rows = reason_counts(ws, db, moment)
+    if not rows:
+        output.info(explain_no_reasons(ws, db, moment))
     if json_:
         output.print_json(rows)
         return
-    output.print_table("reasons", ["moment", "segment", "question", "category", "reason", "count"],
-                       [[r.moment, r.segment, r.question, r.category, r.reason, r.count] for r in rows])
+    for title, part in _by_moment_and_question(rows):
+        output.print_table(title, ["segment", "category", "reason", "n", "%"],
+                           [[r.segment or "(none)", r.category, r.label or r.reason, r.count, _fmt(r.share, 0)] for r in part],
+                           compact=True, justify={"%": "right"})
+    if rows:
+        output.info("%: share of the category's respondents (in that segment) who chose the reason; a multiple choice adds "
+                    "up to more than 100")
+
+
+def _by_moment_and_question(rows):
+    """The reason counts split into one table per moment and question: four columns read at 80."""
+    groups: dict[tuple[str, str], list] = {}
+    for r in rows:
+        groups.setdefault((r.moment, r.question), []).append(r)
+    for (moment_id, question), part in groups.items():
+        yield f"reasons · {moment_id} · {question}", part
 
 
 def verbatims_command(
@@ -300,11 +397,15 @@ def verbatims_command(
 
     ws = open_workspace(workspace)
     result = frequent_words(ws, store.read(ws.database), moment, category, limit)
+    if result.note:
+        output.info(result.note)
     if json_:
         output.print_json(result)
         return
-    output.print_table(f"words in {result.answers} answer(s)", ["word", "answers"], result.words)
-    output.print_table("word pairs", ["pair", "answers"], result.pairs)
+    if result.words:
+        output.print_table(f"words in {result.answers} answer(s)", ["word", "answers"], result.words, compact=True)
+    if result.pairs:
+        output.print_table("word pairs", ["pair", "answers"], result.pairs, compact=True)
 
 
 def _warn_unknown_types(ws, db, types: list[str]) -> None:
@@ -338,14 +439,21 @@ def ops_duration(
 
     Example: cxctl ops duration order_placed order_delivered --by month
     """
-    from cxctl.results.operational import durations
+    from cxctl.results.operational import durations, explain_no_durations
 
-    rows = _ops_rows(workspace, lambda ws, db: durations(ws, db, start, end, by, since, until), [start, end])
+    def compute(ws, db):
+        found = durations(ws, db, start, end, by, since, until)
+        if not found:
+            output.info(explain_no_durations(ws, db, start, end, since, until))
+        return found
+
+    rows = _ops_rows(workspace, compute, [start, end])
     if json_:
         output.print_json(rows)
         return
-    output.print_table(f"{start} → {end} (hours)", ["period", "n", "median", "p90"],
-                       [[r.period, r.n, _fmt(r.median_hours), _fmt(r.p90_hours)] for r in rows])
+    if rows:
+        output.print_table(f"{start} → {end} (hours)", ["period", "n", "median", "p90"],
+                           [[r.period, r.n, _fmt(r.median_hours), _fmt(r.p90_hours)] for r in rows])
 
 
 @ops_app.command("count")

@@ -14,20 +14,31 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 import os
 
 
-def _pipe_width() -> int | None:
-    """Tables piped to a file or another program are not cut at 80 columns; $COLUMNS still wins."""
-    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
-        return None
-    return 200
+def width() -> int:
+    """The width tables are laid out for: $COLUMNS, else the terminal's — stdout's, or stderr's or stdin's
+    when stdout is piped (`cxctl followups | less` is read in that terminal) — else 80. Read at each table,
+    so a test (or a caller) can set COLUMNS. Every table is designed to read at 80 columns."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    for stream in (sys.stdout, sys.stderr, sys.stdin):
+        try:
+            size = os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            continue
+        if size:
+            return size
+    return 80
 
 
-stdout = Console(soft_wrap=True, highlight=False, width=_pipe_width())
+stdout = Console(soft_wrap=True, highlight=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -109,20 +120,31 @@ def print_json_streamed(data: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, justify: dict[str, str] | None = None) -> Table:
-    """A rich table; numbers are right-aligned unless `justify` says otherwise."""
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, justify: dict[str, str] | None = None,
+          compact: bool = False, no_wrap: Sequence[str] = (), lines: bool = False) -> Table:
+    """A rich table; numbers are right-aligned unless `justify` says otherwise. A cell too long for its
+    column wraps (folding a long word) rather than being cut with `…`: nothing shown is lost. `compact`
+    drops the vertical rules (two columns' worth of room at 80 columns); `no_wrap` columns keep their
+    text whole (names, ids) and the others wrap instead."""
     rows = [list(r) for r in rows]
-    t = Table(title=title, title_justify="left", show_lines=False)
+    t = Table(title=title, title_justify="left", show_lines=lines, box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+              show_edge=not compact, collapse_padding=compact)
     for i, name in enumerate(columns):
         numeric = bool(rows) and all(isinstance(r[i], (int, float)) or r[i] in (None, "") for r in rows)
-        t.add_column(name, justify=(justify or {}).get(name, "right" if numeric else "left"))
+        t.add_column(name, justify=(justify or {}).get(name, "right" if numeric else "left"), overflow="fold",
+                     no_wrap=name in no_wrap)
     for r in rows:
         t.add_row(*("" if v is None else str(v) for v in r))
     return t
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], **kwargs: Any) -> None:
-    stdout.print(table(title, columns, rows, **kwargs))
+    print_renderable(table(title, columns, rows, **kwargs))
+
+
+def print_renderable(renderable: Any) -> None:
+    """A table (or any rich renderable) on stdout, laid out for width()."""
+    stdout.print(renderable, width=width(), soft_wrap=False)
 
 
 def warn(message: str) -> None:

@@ -15,6 +15,7 @@ import sqlite_utils
 from cxctl.core.errors import UsageError
 from cxctl.workspace.loader import Workspace
 from cxctl.core.timeutil import local_day_range, to_db
+from cxctl.results.verbatims import CHOICE_TYPES, choice_label, chosen_ids
 
 
 @dataclass
@@ -29,6 +30,9 @@ class Followup:
     event: dict | None
     done: bool = False
     note: str | None = None
+    chosen_reasons: list[dict[str, str]] = field(default_factory=list)
+    """What the customer chose in the moment's choice questions (the NPS+ "why"), with the labels:
+    [{question, id, label}]. `reasons` says why they are a follow-up (detractor, dissatisfied…)."""
 
 
 @dataclass
@@ -101,7 +105,7 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
             answers.setdefault(rid, []).append((qid, num, text))
         for (rid, submitted, m, ext, first, last, email, segment, company, role, etype, eat, eattrs, fstatus, note) in rows:
             flags = _flags(ws, m)
-            reasons, scores, comments = [], {}, []
+            reasons, scores, comments, chosen = [], {}, [], []
             for qid, num, text in answers.get(rid, []):
                 if num is not None:
                     scores[qid] = num
@@ -109,11 +113,14 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
                         reasons.append(flags[qid][0])
                 elif text and ws.questions.get(qid) and ws.questions[qid].type == "open":
                     comments.append(text)
+                elif text and ws.questions.get(qid) and ws.questions[qid].type in CHOICE_TYPES:
+                    chosen += [{"question": qid, "id": choice, "label": choice_label(ws, qid, choice)}
+                               for choice in chosen_ids(text)]
             event = None if etype is None else {"type": etype, "occurred_at": eat, "attributes": json.loads(eattrs or "{}")}
             items.append(Followup(rid, submitted, m, sorted(set(reasons)), scores, " / ".join(comments),
                                   {"external_id": ext, "first_name": first, "last_name": last, "email": email,
                                    "segment": segment, "company": company, "role": role},
-                                  event, fstatus == "done", note))
+                                  event, fstatus == "done", note, chosen))
     items.sort(key=lambda f: (f.submitted_at, f.id))
     return FollowupList(items)
 

@@ -96,6 +96,26 @@ def durations(ws: Workspace, db: sqlite_utils.Database, start_type: str, end_typ
     return rows
 
 
+def explain_no_durations(ws: Workspace, db: sqlite_utils.Database, start_type: str, end_type: str,
+                         since: str | None = None, until: str | None = None) -> str:
+    """Why `durations` found nothing, with what to do: no END event in the period, or no START before them —
+    most often START and END given the other way round."""
+    where, params = _period(ws, "e.occurred_at", since, until)
+    period = " in that period" if since or until else ""
+    ends = db.execute(f"SELECT COUNT(*) FROM events e WHERE e.type = ?{where}", [end_type, *params]).fetchone()[0]
+    if not ends:
+        return f"no duration: no {end_type} event{period} (the clock stops at {end_type}, the second type)"
+    after = db.execute(f"""SELECT COUNT(*) FROM events e WHERE e.type = ?{where} AND EXISTS (SELECT 1 FROM events s
+                           WHERE s.contact_id = e.contact_id AND s.type = ? AND s.occurred_at > e.occurred_at)""",
+                       [end_type, *params, start_type]).fetchone()[0]
+    if after:
+        return (f"no duration: {after} of the {ends} {end_type} event(s){period} come before the same person's "
+                f"{start_type}, none after it — START and END look swapped: try "
+                f"`cxctl ops duration {end_type} {start_type}`")
+    return (f"no duration: none of the {ends} {end_type} event(s){period} has a {start_type} event of the same "
+            f"person before it (durations pair the two events by contact)")
+
+
 def counts(ws: Workspace, db: sqlite_utils.Database, event_type: str, by: str = "month",
            since: str | None = None, until: str | None = None) -> list[CountRow]:
     """Number of `event_type` events per period (workspace time zone)."""

@@ -23,6 +23,7 @@ from cxctl.results.stats import Mean, Nps, Proportion, mean_change, nps_change, 
 from cxctl.core.timeutil import parse_day
 
 from cxctl.results.contact_breakdown import fetch_by_contact
+from cxctl.results.event_breakdown import EVENT_PREFIX, event_dimensions, event_key, fetch_by_event, json_path
 TIME_DIMENSIONS = ("week", "month", "quarter")
 MOMENT_DIMENSIONS = ("moment", "journey", "stage")
 CONTACT_COLUMNS = ("segment", "country", "language", "company", "role")
@@ -77,6 +78,8 @@ class ScoreRow:
     responses: int
     sent: int
     indicators: dict[str, Indicator]
+    moments: list[str] = field(default_factory=list)
+    """The moments pooled in this row (one, unless --by has no `moment`)."""
 
 
 @dataclass
@@ -86,6 +89,11 @@ class Scorecard:
     until: str | None
     min_responses: int
     rows: list[ScoreRow]
+    moment: str | None = None
+    """The moment of -m, when one was asked."""
+    notes: list[str] = field(default_factory=list)
+    """What the reader must know to read the rows right (e.g. an NPS pooling relational and transactional
+    moments); the table prints them under it, stderr for other formats."""
 
 
 @dataclass
@@ -113,7 +121,8 @@ def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *
         raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
     granularity = times[0] if times else "month"
     groups = [b for b in by if b not in TIME_DIMENSIONS]
-    _check_attributes(db, groups)
+    events = event_dimensions(db, groups, MOMENT_DIMENSIONS + CONTACT_COLUMNS)
+    _check_attributes(db, groups, events)
     local = ZoneInfo(ws.settings.timezone)
     today = now.astimezone(local).date()
     until_day = parse_day(until, "--until") or today
@@ -168,11 +177,34 @@ def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *
     # One read transaction: a consistent snapshot, and the temporary tables filled without a commit per row.
     db.execute("BEGIN")
     try:
-        cells = _fetch(ws, db, groups, moments, labels, local)
+        cells = _fetch(ws, db, groups, moments, labels, local, events)
     finally:
         db.execute("COMMIT")
     rows = _rows(ws, cells, groups, times, order, shown)
-    return Scorecard(by, since_day.isoformat(), until_day.isoformat(), ws.settings.min_responses, rows)
+    return Scorecard(by, since_day.isoformat(), until_day.isoformat(), ws.settings.min_responses, rows, moment,
+                     _mixing_notes(ws, rows, by))
+
+
+def _mixing_notes(ws: Workspace, rows: list[ScoreRow], by: list[str]) -> list[str]:
+    """An NPS that pools relational moments (how people feel about the company, asked every quarter) with
+    transactional ones (right after a claim or a delivery) mixes two questions: said, with the fix."""
+    pooled: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        with_nps = [m for m in row.moments if "nps" in row.indicators and _asks(ws, m, "nps")]
+        kinds = {ws.moments[m].kind for m in with_nps}
+        if "relational" in kinds and len(kinds) > 1:
+            for m in with_nps:
+                pooled[ws.moments[m].kind].add(m)
+    if not pooled:
+        return []
+    parts = "; ".join(f"{kind} ({', '.join(sorted(ids))})" for kind, ids in sorted(pooled.items()))
+    return [f"the NPS of some rows pools relational and transactional moments — {parts}: they answer different "
+            f"questions; add moment to --by (--by {','.join(['moment'] + by)}) or pick "
+            f"one with -m"]
+
+
+def _asks(ws: Workspace, moment_id: str, question_type: str) -> bool:
+    return any(ws.questions[q].type == question_type for q in ws.moments[moment_id].questions)
 
 
 def _days(first: date, last: date):
@@ -182,41 +214,53 @@ def _days(first: date, last: date):
         day += timedelta(days=1)
 
 
-def _check_attributes(db: sqlite_utils.Database, groups: list[str]) -> None:
-    """A dimension that is neither built in nor an attribute of any contact is a typo (`segmnet`, `year`):
-    refused with a suggestion, rather than shown as one blank group that looks like a result."""
+def _check_attributes(db: sqlite_utils.Database, groups: list[str], events: set[str]) -> None:
+    """A dimension that is neither built in nor an attribute of any contact or event is a typo (`segmnet`,
+    `year`): refused with a suggestion, rather than shown as one blank group that looks like a result."""
     for g in groups:
-        if g in MOMENT_DIMENSIONS or g in CONTACT_COLUMNS:
+        if g in MOMENT_DIMENSIONS or g in CONTACT_COLUMNS or g in events and not g.startswith(EVENT_PREFIX):
             continue
-        path = '$."' + g.replace('"', '""') + '"'
-        found = db.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts) OR EXISTS "
-                           "(SELECT 1 FROM contacts WHERE json_extract(attributes, ?) IS NOT NULL)", [path]).fetchone()[0]
+        if g in events:
+            found = db.execute("SELECT NOT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM events WHERE "
+                               "json_extract(attributes, ?) IS NOT NULL)", [json_path(event_key(g))]).fetchone()[0]
+        else:
+            found = db.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts) OR EXISTS "
+                               "(SELECT 1 FROM contacts WHERE json_extract(attributes, ?) IS NOT NULL)", [json_path(g)]).fetchone()[0]
         if not found:
-            # Attribute names seen on the first contacts, for the suggestion only.
+            # Attribute names seen on the first contacts and events, for the suggestion only.
             seen = [r[0] for r in db.execute("SELECT DISTINCT j.key FROM (SELECT attributes FROM contacts LIMIT 10000) c, "
                                              "json_each(c.attributes) j ORDER BY 1")]
+            seen_events = [r[0] for r in db.execute("SELECT DISTINCT j.key FROM (SELECT attributes FROM events LIMIT 10000) e, "
+                                                    "json_each(e.attributes) j ORDER BY 1")]
             builtin = [*MOMENT_DIMENSIONS, *CONTACT_COLUMNS, *TIME_DIMENSIONS]
-            raise UsageError(f"--by {g!r}: no contact has this attribute{did_you_mean(g, builtin + seen)}; use "
-                             f"{', '.join(builtin)}" + (f" or a contact attribute ({', '.join(seen[:12])})" if seen else ""))
+            candidates = builtin + seen + seen_events + [EVENT_PREFIX + k for k in seen_events]
+            raise UsageError(f"--by {g!r}: no contact or event has this attribute{did_you_mean(g, candidates)}; use "
+                             f"{', '.join(builtin)}" + (f", a contact attribute ({', '.join(seen[:12])})" if seen else "")
+                             + (f", an attribute of the events behind the answers ({', '.join(seen_events[:12])})"
+                                if seen_events else ""))
 
 
-def _group_sql(ws: Workspace, groups: list[str]) -> tuple[list[str], list[str], list]:
-    """SQL expressions for the contact dimensions; attribute names are bound JSON paths, never spliced."""
+def _group_sql(ws: Workspace, groups: list[str], events: set[str] = frozenset()) -> tuple[list[str], list[str], list]:
+    """SQL expressions for the contact (alias c) and event (alias e) dimensions; attribute names are bound
+    JSON paths, never spliced."""
     exprs, names, params = [], [], []
     for g in groups:
         if g in MOMENT_DIMENSIONS:
             continue
-        if g in CONTACT_COLUMNS:
+        if g in events:
+            exprs.append("COALESCE(json_extract(e.attributes, ?), '')")
+            params.append(json_path(event_key(g)))
+        elif g in CONTACT_COLUMNS:
             exprs.append(f"COALESCE(c.{g}, '')")
         else:
             exprs.append("COALESCE(json_extract(c.attributes, ?), '')")
-            params.append('$."' + g.replace('"', '""') + '"')
+            params.append(json_path(g))
         names.append(g)
     return exprs, names, params
 
 
 def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments: list[str],
-           labels: dict[date, list[str]], local: ZoneInfo) -> dict[tuple, dict]:
+           labels: dict[date, list[str]], local: ZoneInfo, events: set[str] = frozenset()) -> dict[tuple, dict]:
     """Counts per (contact group values, moment, label): scores, responses, sent invitations."""
     q = db.execute
     q("CREATE TEMP TABLE IF NOT EXISTS sc_days (day TEXT, label TEXT)")
@@ -240,7 +284,9 @@ def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments:
     db.conn.executemany("INSERT INTO temp.sc_moments VALUES (?)", [(m,) for m in moments])
     scored = sorted({q_ for m in moments for q_ in ws.moments[m].questions if ws.questions[q_].type in ("nps", "csat", "ces")})
     marks = ",".join("?" * len(scored)) or "NULL"
-    exprs, _, params = _group_sql(ws, groups)
+    exprs, _, params = _group_sql(ws, groups, events)
+    if events:
+        return fetch_by_event(ws, db, exprs, params, moments)
     width = len(exprs)
     out: dict[tuple, dict] = defaultdict(lambda: {"scores": defaultdict(int), "responses": 0, "sent": 0})
     if not exprs:
@@ -323,7 +369,8 @@ def _rows(ws: Workspace, raw: dict[tuple, dict], groups: list[str], times: list[
             indicators = _indicators(ws, cell, previous, trend_cells, minimum)
             if not indicators and cell.sent == 0:
                 continue
-            rows.append(ScoreRow(dict(zip(groups, group)), label if times else None, cell.responses, cell.sent, indicators))
+            rows.append(ScoreRow(dict(zip(groups, group)), label if times else None, cell.responses, cell.sent, indicators,
+                                 sorted(cell.moments)))
     return rows
 
 

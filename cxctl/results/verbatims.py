@@ -90,6 +90,12 @@ class ReasonCount:
     category: str
     reason: str
     count: int
+    label: str = ""
+    """The reason's wording (default language); `reason` is its id."""
+    answered: int = 0
+    """Responses of this moment, segment and category that answered the question: the base of `share`."""
+    share: float | None = None
+    """count ÷ answered, in %; a multiple choice adds up to more than 100."""
 
 
 @dataclass
@@ -97,6 +103,32 @@ class Verbatims:
     answers: int
     words: list[tuple[str, int]] = field(default_factory=list)
     pairs: list[tuple[str, int]] = field(default_factory=list)
+    note: str | None = None
+    """Why there is nothing (no open question, no answer, none in the category), with what to do."""
+
+
+CHOICE_TYPES = ("single_choice", "multiple_choice")
+
+
+def chosen_ids(text: str | None) -> list[str]:
+    """The choice ids of one stored answer: a JSON list for a multiple choice, the id itself otherwise."""
+    if not text:
+        return []
+    if text.startswith("["):
+        return [str(c) for c in json.loads(text) if c]
+    return [text]
+
+
+def choice_label(ws: Workspace, question_id: str, choice_id: str) -> str:
+    """The wording of a choice in the workspace's default language (the id when it is not one of the
+    question's choices, e.g. an answer kept from an older version of the question)."""
+    from cxctl.workspace.model import localise
+
+    question = ws.questions.get(question_id)
+    for choice in (question.choices or []) if question is not None else []:
+        if choice.id == choice_id:
+            return localise(choice.label, ws.settings.default_language, ws.settings.default_language)
+    return choice_id
 
 
 def _category(score: float | None) -> str:
@@ -110,9 +142,10 @@ def reason_counts(ws: Workspace, db: sqlite_utils.Database, moment: str | None =
     if moment is not None and moment not in ws.moments:
         raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
     counts: Counter = Counter()
+    bases: Counter = Counter()
     for m in [moment] if moment else list(ws.moments):
         qs = ws.moments[m].questions
-        choice_qs = [q for q in qs if ws.questions[q].type in ("single_choice", "multiple_choice")]
+        choice_qs = [q for q in qs if ws.questions[q].type in CHOICE_TYPES]
         nps_q = next((q for q in qs if ws.questions[q].type == "nps"), None)
         if not choice_qs:
             continue
@@ -123,11 +156,34 @@ def reason_counts(ws: Workspace, db: sqlite_utils.Database, moment: str | None =
                               WHERE r.status = 'counted' AND r.moment = ? AND a.question IN ({marks})""",
                           [nps_q, m] + choice_qs).fetchall()
         for segment, qid, text, score in rows:
-            chosen = json.loads(text) if text and text.startswith("[") else [text]
+            chosen = chosen_ids(text)
+            if chosen:
+                bases[(m, segment, qid, _category(score))] += 1
             for reason in chosen:
-                if reason:
-                    counts[(m, segment, qid, _category(score), reason)] += 1
-    return [ReasonCount(*key, n) for key, n in sorted(counts.items(), key=lambda kv: (kv[0][:4], -kv[1], kv[0][4]))]
+                counts[(m, segment, qid, _category(score), reason)] += 1
+    out = []
+    for key, n in sorted(counts.items(), key=lambda kv: (kv[0][:4], -kv[1], kv[0][4])):
+        base = bases[key[:4]]
+        out.append(ReasonCount(*key, n, choice_label(ws, key[2], key[4]), base, 100.0 * n / base if base else None))
+    return out
+
+
+def explain_no_reasons(ws: Workspace, db: sqlite_utils.Database, moment: str | None = None) -> str:
+    """Why `reason_counts` found nothing, with what to do: no choice question, or no answer to it yet."""
+    moments = [moment] if moment else list(ws.moments)
+    asking = [m for m in ws.moments if any(ws.questions[q].type in CHOICE_TYPES for q in ws.moments[m].questions)]
+    if not any(m in asking for m in moments):
+        where = f"moment {moment!r} asks" if moment else "no moment asks"
+        hint = (f"; the moments with reasons: {', '.join(asking)}" if asking
+                else "; add a single_choice or multiple_choice question (the NPS+ \"why\") to a moment")
+        return f"no reasons to count: {where} no choice question (single_choice or multiple_choice){hint}"
+    counted = db.execute(f"SELECT COUNT(*) FROM responses WHERE status = 'counted' AND moment IN "
+                         f"({','.join('?' * len(moments))})", moments).fetchone()[0]
+    if not counted:
+        return (f"no reasons to count: no counted response yet for {', '.join(m for m in moments if m in asking)}; "
+                f"import the survey export with `cxctl responses import`")
+    return (f"no reasons to count: none of the {counted} counted response(s) answered the choice question; check the "
+            f"import's column mapping (columns: in the moment's responses block)")
 
 
 def frequent_words(ws: Workspace, db: sqlite_utils.Database, moment: str | None = None, category: str | None = None,
@@ -140,7 +196,8 @@ def frequent_words(ws: Workspace, db: sqlite_utils.Database, moment: str | None 
     open_qs = sorted({q for m, spec in ws.moments.items() if moment in (None, m) for q in spec.questions
                       if ws.questions[q].type == "open"})
     if not open_qs:
-        return Verbatims(0)
+        where = f"moment {moment!r} asks" if moment else "no moment asks"
+        return Verbatims(0, note=f"no open answers: {where} no open question (type: open); add one to read its words")
     nps_qs = sorted(q for q, spec in ws.questions.items() if spec.type == "nps")
     marks, nmarks = ",".join("?" * len(open_qs)), ",".join("?" * len(nps_qs)) or "NULL"
     sql = f"""SELECT a.value_text, (SELECT MIN(n.value_num) FROM answers n WHERE n.response_id = r.id AND n.question IN ({nmarks}))
@@ -153,7 +210,9 @@ def frequent_words(ws: Workspace, db: sqlite_utils.Database, moment: str | None 
     single: Counter = Counter()
     pair_counts: Counter = Counter()
     answered = 0
+    by_category: Counter = Counter()
     for text, score in db.execute(sql, params).fetchall():
+        by_category[_category(score)] += 1
         if category is not None and _category(score) != category:
             continue
         answered += 1
@@ -162,4 +221,15 @@ def frequent_words(ws: Workspace, db: sqlite_utils.Database, moment: str | None 
     def top(counter: Counter) -> list[tuple[str, int]]:
         return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]  # ties in a stable, readable order
 
-    return Verbatims(answered, top(single), [(p, n) for p, n in top(pair_counts) if n > 1])
+    note = None
+    if not answered:
+        total = sum(by_category.values())
+        if not total:
+            note = "no open answers yet" + (f" for {moment}" if moment else "") + ": import responses with `cxctl responses import`"
+        elif set(by_category) == {"all"}:
+            note = (f"none of the {total} open answer(s) has an NPS score beside it, so none is a {category}: "
+                    f"drop --category (it needs an NPS question in the same moment)")
+        else:
+            seen = ", ".join(f"{n} {c}" for c, n in sorted(by_category.items()) if c != "all")
+            note = f"no {category} among the {total} open answer(s) ({seen}): try another --category"
+    return Verbatims(answered, top(single), [(p, n) for p, n in top(pair_counts) if n > 1], note)

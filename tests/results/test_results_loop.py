@@ -198,8 +198,10 @@ def test_operational_periods_are_the_workspace_calendar_days(results_ws, sql, cl
 def test_cli_reasons_verbatims_and_ops(answered, sql, cli):
     ws, db = answered
     code, out, _ = cli("reasons", "-w", str(ws.root), "--moment", "nps_relational", "--json")
+    # The fields of old stay; the wording and the share of the category's respondents come beside them.
     assert code == 0 and {"moment": "nps_relational", "segment": "pro", "question": "nps_reason", "category": "detractor",
-                          "reason": "delai", "count": 2} in json.loads(out)
+                          "reason": "delai", "count": 2, "label": "Le délai de livraison", "answered": 2,
+                          "share": 100.0} in json.loads(out)
     code, out, _ = cli("verbatims", "-w", str(ws.root), "--category", "detractor", "--json")
     assert code == 0 and json.loads(out)["words"][0] == ["livraison", 2]
     cid = sql.add_contact(db, "OPS", None)

@@ -203,7 +203,7 @@ def test_cli_scorecard_formats(results_ws, sql, tmp_path, cli):
     code, out, err = cli(*base, "--format", "pdf")
     assert code == 2 and "use table, json, csv or markdown" in err
     code, out, _ = cli(*base)
-    assert code == 0 and "insufficient" in out and "(n=3)" in out
+    assert code == 0 and "too few" in out and "too few: n under 30" in out
     # People without the attribute form a named group in the table ("" in JSON and CSV, for scripts).
     seed(ws, db, sql, tmp_path, [("NOATTR", "pro", {}, "2026-10-01 08:00:00", "2026-10-02 10:00", 7)], name="more.csv")
     code, out, _ = cli(*base)
@@ -212,7 +212,7 @@ def test_cli_scorecard_formats(results_ws, sql, tmp_path, cli):
     assert "" in {r["group"]["canal"] for r in json.loads(out)["rows"]}
     # A typo is refused with a suggestion, not shown as one blank group.
     code, out, err = cli(*base[:-1], "moment,segmnet")
-    assert code == 2 and "--by 'segmnet': no contact has this attribute (did you mean 'segment'?)" in err
+    assert code == 2 and "--by 'segmnet': no contact or event has this attribute (did you mean 'segment'?)" in err
     code, out, err = cli(*base[:-1], "moment,cannal")
     assert code == 2 and "(did you mean 'canal'?)" in err and "a contact attribute (canal)" in err
 
