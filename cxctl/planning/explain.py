@@ -9,7 +9,7 @@ competing in the same run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlite_utils
 
@@ -121,9 +121,11 @@ def local_time(when: datetime | str | None, tz: str) -> str:
     if when is None:
         return ""
     moment = from_db(when) if isinstance(when, str) else when
+    if moment is None:
+        return ""
     place = zone(tz, "UTC")
     local = moment.astimezone(place)
-    same_day = local.date() == moment.astimezone(timezone.utc).date()
+    same_day = local.date() == moment.astimezone(UTC).date()
     return f"{local:%H:%M}" + ("" if same_day else f" on {local:%Y-%m-%d}") + f" {place.key}"
 
 

@@ -59,7 +59,7 @@ def fetch_by_event(ws: Workspace, db: sqlite_utils.Database, exprs: list[str], p
     for value, moment_id, label, nps, csat, ces, n in rows:
         cell = out[tuple(str(value).split("\x1f")) + (moment_id, label)]
         cell["responses"] += n
-        for qid, score in zip(indicators[moment_id], (nps, csat, ces)):
+        for qid, score in zip(indicators[moment_id], (nps, csat, ces), strict=True):
             if qid is not None and score is not None:
                 cell["scores"][(qid, score)] += n
     sent = db.execute(f"""SELECT {group}, i.moment, h.label, COUNT(*) FROM invitations i

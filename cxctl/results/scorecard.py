@@ -10,6 +10,7 @@ response, so they scan the responses once (set-based, with the attribute read by
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -240,7 +241,7 @@ def _check_attributes(db: sqlite_utils.Database, groups: list[str], events: set[
                                 if seen_events else ""))
 
 
-def _group_sql(ws: Workspace, groups: list[str], events: set[str] = frozenset()) -> tuple[list[str], list[str], list]:
+def _group_sql(ws: Workspace, groups: list[str], events: Collection[str] = ()) -> tuple[list[str], list[str], list]:
     """SQL expressions for the contact (alias c) and event (alias e) dimensions; attribute names are bound
     JSON paths, never spliced."""
     exprs, names, params = [], [], []
@@ -260,7 +261,7 @@ def _group_sql(ws: Workspace, groups: list[str], events: set[str] = frozenset())
 
 
 def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments: list[str],
-           labels: dict[date, list[str]], local: ZoneInfo, events: set[str] = frozenset()) -> dict[tuple, dict]:
+           labels: dict[date, list[str]], local: ZoneInfo, events: Collection[str] = ()) -> dict[tuple, dict]:
     """Counts per (contact group values, moment, label): scores, responses, sent invitations."""
     q = db.execute
     q("CREATE TEMP TABLE IF NOT EXISTS sc_days (day TEXT, label TEXT)")

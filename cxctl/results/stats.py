@@ -38,37 +38,33 @@ class Nps:
     def score(self) -> float | None:
         return None if self.n == 0 else 100.0 * (self.promoters - self.detractors) / self.n
 
-    def _adjusted(self) -> tuple[float, float, float]:
-        """(p₊, p₋, n) after adding ¾ promoter, ¾ detractor and 3 answers."""
+    def _adjusted(self) -> tuple[float, float]:
+        """(adjusted NPS in points, its variance as a proportion) after adding ¾ promoter, ¾ detractor and 3
+        answers: (p₊ + p₋ − (p₊ − p₋)²) / n, all adjusted. Defined for n = 0 too (three pseudo-answers)."""
         n = self.n + NPS_ADD_N
-        return (self.promoters + NPS_ADD_SIDE) / n, (self.detractors + NPS_ADD_SIDE) / n, n
+        p, d = (self.promoters + NPS_ADD_SIDE) / n, (self.detractors + NPS_ADD_SIDE) / n
+        return 100.0 * (p - d), (p + d - (p - d) ** 2) / n
 
     @property
     def adjusted_score(self) -> float | None:
         """The adjusted NPS, in points: the centre of the interval (pulled a little towards 0)."""
-        if self.n == 0:
-            return None
-        p, d, _ = self._adjusted()
-        return 100.0 * (p - d)
+        return None if self.n == 0 else self._adjusted()[0]
 
     @property
     def variance(self) -> float | None:
-        """Variance of the adjusted NPS (as a proportion): (p₊ + p₋ − (p₊ − p₋)²) / n, all adjusted."""
-        if self.n == 0:
-            return None
-        p, d, n = self._adjusted()
-        return (p + d - (p - d) ** 2) / n
+        """Variance of the adjusted NPS, as a proportion."""
+        return None if self.n == 0 else self._adjusted()[1]
 
     @property
     def margin(self) -> float | None:
-        v = self.variance
-        return None if v is None else 100.0 * Z95 * math.sqrt(v)
+        return None if self.n == 0 else 100.0 * Z95 * math.sqrt(self._adjusted()[1])
 
     @property
     def interval(self) -> tuple[float, float] | None:
         if self.n == 0:
             return None
-        centre, half = self.adjusted_score, self.margin
+        centre, variance = self._adjusted()
+        half = 100.0 * Z95 * math.sqrt(variance)
         return max(-100.0, centre - half), min(100.0, centre + half)
 
     def share(self, part: int) -> float | None:
@@ -169,9 +165,10 @@ def nps_change(now: Nps, before: Nps) -> Change | None:
     the NPS as shown (unadjusted); the test uses the adjusted ones."""
     if now.n == 0 or before.n == 0:
         return None
-    variance = (now.variance + before.variance) * 100.0 ** 2
-    z = (now.adjusted_score - before.adjusted_score) / math.sqrt(variance)
-    return Change(now.score - before.score, z, abs(z) > Z95)
+    (centre_now, var_now), (centre_before, var_before) = now._adjusted(), before._adjusted()
+    z = (centre_now - centre_before) / (100.0 * math.sqrt(var_now + var_before))
+    delta = 100.0 * ((now.promoters - now.detractors) / now.n - (before.promoters - before.detractors) / before.n)
+    return Change(delta, z, abs(z) > Z95)
 
 
 def proportion_change(now: Proportion, before: Proportion) -> Change | None:

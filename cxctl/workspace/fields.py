@@ -21,7 +21,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from cxctl.core.durations import PATTERN as DURATION_PATTERN, format_duration, parse_duration
+from cxctl.core.durations import PATTERN as DURATION_PATTERN
+from cxctl.core.durations import format_duration, parse_duration
 
 # --- scalar types -----------------------------------------------------------------------------
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from cxctl.results.importer import import_responses
 from cxctl.results.scorecard import compute_scorecard
 
-NOW = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 NOW_ARG = "2026-11-10T12:00:00+00:00"
 
 
