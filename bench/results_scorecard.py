@@ -167,9 +167,12 @@ def generate_import(data: Path, ws_root: Path, export: Path, base: Path, n: int)
     shutil.copyfile(ws.database, base)
 
 
-def bench_scorecard(data: Path, n: int) -> dict:
-    """5,000,000 responses: scorecard by moment × month (rollups) vs the shell's GROUP BY over raw rows."""
-    ws_root = data / "score_ws"
+def generate_scored_store(data: Path, n: int, folder: str = "score_ws"):
+    """A workspace under `data/folder` with n counted responses over two years (one per sent invitation,
+    n // 10 contacts with a segment and JSON attributes, an open comment on every fifth NPS response),
+    rollups built and ANALYZE run. Returns the loaded workspace (its database is closed). Reused by
+    bench/export_report.py."""
+    ws_root = data / folder
     shutil.rmtree(ws_root, ignore_errors=True)
     write_workspace(ws_root)
     ws = load_workspace(ws_root)
@@ -212,7 +215,12 @@ def bench_scorecard(data: Path, n: int) -> dict:
     timed("rollups built (what imports keep up to date)", lambda: rebuild_rollups(db))
     q("ANALYZE")
     db.conn.close()
+    return ws
 
+
+def bench_scorecard(data: Path, n: int) -> dict:
+    """5,000,000 responses: scorecard by moment × month (rollups) vs the shell's GROUP BY over raw rows."""
+    ws = generate_scored_store(data, n)
     raw_sql = ("SELECT r.moment, strftime('%Y-%m', r.submitted_at) AS month, a.question, a.value_num, COUNT(*) "
                "FROM responses r JOIN answers a ON a.response_id = r.id "
                "WHERE r.status = 'counted' AND a.value_num IS NOT NULL GROUP BY 1, 2, 3, 4;")

@@ -42,9 +42,9 @@ def _root(
 
 
 def _register() -> None:
-    from cxctl.cli import audience, db, plan, privacy, results, send, workspace
+    from cxctl.cli import audience, db, plan, privacy, report, results, send, workspace
 
-    for module in (workspace, audience, plan, send, results, privacy, db):
+    for module in (workspace, audience, plan, send, results, report, privacy, db):
         module.register(app)
 
 

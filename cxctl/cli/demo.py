@@ -41,6 +41,7 @@ MAILDIR = "maildir"
 # every scorecard cell would read "insufficient", so the demo's copy shows cells from this n on.
 DEMO_MIN_RESPONSES = 5
 RESPONSES_FILE = "demo-responses.csv"
+REPORT_FILE = "report.html"
 MARKER = ".cxctl-demo"
 
 Progress = Callable[[str], None]
@@ -84,12 +85,14 @@ class DemoResult:
             f"  messages    {self.maildir}  (a Maildir: open it with `mutt -f {self.maildir}` or any mail client)",
             f"  database    {self.database}  (SQLite: `sqlite3 {self.database} .tables`)",
             f"  responses   {folder}/{RESPONSES_FILE}  (the generated survey export that was imported)",
+            f"  report      {folder}/{REPORT_FILE}  (the results as one HTML page: open it in a browser, print it to PDF)",
             "",
             "Next, try:",
             f"  cxctl validate {folder}",
             f"  cxctl plan -w {folder} --now {self.now}",
             f"  cxctl scorecard -w {folder} --now {self.responses_now}",
             f"  cxctl followups -w {folder}",
+            f"  cxctl report -w {folder} --now {self.responses_now} --lang en -o report-en.html",
             f"  cxctl export-person <external id or email> -w {folder}",
         ]
         if self.secret_note:
@@ -129,7 +132,7 @@ def prepare_folder(folder: Path, force: bool) -> Path:
         if not force:
             raise UsageError(f"{folder} is not empty: name a new folder, or add --force to start the demo in it again")
         # A fresh start: the demo's database, messages and generated files go; anything else stays.
-        for target in [folder / n for n in (MAILDIR, "outbox", RESPONSES_FILE)] + sorted(folder.glob("cxctl.db*")) \
+        for target in [folder / n for n in (MAILDIR, "outbox", RESPONSES_FILE, REPORT_FILE)] + sorted(folder.glob("cxctl.db*")) \
                 + sorted((folder / "data").glob("*.rejects.csv")):
             if target.is_dir():
                 shutil.rmtree(target)
@@ -306,8 +309,9 @@ def run_demo(folder: Path | str, now: datetime | None = None, *, force: bool = F
     _plan_and_send(ws, db, now, maildir, add)
     # 5. responses, 6. import
     _responses(ws, db, folder, responses_now, add)
-    # 7. scorecard and follow-ups
+    # 7. scorecard and follow-ups, 8. the report
     _results(ws, db, responses_now, add)
+    _report(ws, db, folder / REPORT_FILE, responses_now, add)
     return result
 
 
@@ -422,3 +426,18 @@ def _results(ws, db, responses_now: datetime, add) -> None:
         return
     add(DemoStep("follow-ups", "ok", f"{len(found.items)} unhappy respondent(s) to call back",
                  {"followups": found.items}))
+
+
+def _report(ws, db, path: Path, responses_now: datetime, add) -> None:
+    """`cxctl report`: the same figures as the scorecard, as one HTML page next to the workspace."""
+    from cxctl.results.report import build_report
+    from cxctl.results.report_render import render_report
+
+    try:
+        html = render_report(build_report(ws, db, responses_now))
+    except CxError as exc:
+        add(DemoStep("report", "failed", str(exc)))
+        return
+    path.write_text(html, encoding="utf-8")
+    add(DemoStep("report", "ok", f"the results as one HTML page: {path} ({len(html.encode('utf-8')) // 1024} KB, "
+                 f"open it in a browser)", {"report": str(path)}))

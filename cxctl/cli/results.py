@@ -124,11 +124,9 @@ INDICATOR_LABELS = {"nps": "NPS", "csat": "CSAT %", "ces": "CES", "response_rate
 
 
 def _value(ind, digits: int = 0) -> str:
-    """`93 ±15`: the value and its 95 % margin; `too few` below the minimum n (no value to read)."""
-    if ind.insufficient:
-        return "too few"
-    text = f"{ind.value:.{digits}f}"
-    return text + (f" ±{ind.margin:.{digits}f}" if ind.margin is not None else "")
+    from cxctl.results.scorecard import format_value
+
+    return format_value(ind, digits)
 
 
 def _target(ind) -> str:
@@ -185,7 +183,7 @@ def scorecard_legend(card) -> str:
 
 
 def scorecard_command(
-    by: Annotated[str, typer.Option("--by", help="Comma-separated: moment, journey, stage, segment, country, language, company, role, any contact attribute, and one of week, month, quarter.")] = "moment",
+    by: Annotated[str, typer.Option("--by", help="Comma-separated: moment, journey, stage, segment, country, language, company, role, any contact attribute, and one of week, month, quarter; `all` for the whole programme in one row.")] = "moment",
     since: SinceOption = None,
     until: UntilOption = None,
     moment: MomentOption = None,

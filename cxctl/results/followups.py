@@ -142,3 +142,48 @@ def mark_done(ws: Workspace, db: sqlite_utils.Database, response_id: int, note: 
                   ON CONFLICT (response_id) DO UPDATE SET status = 'done', note = excluded.note, done_at = excluded.done_at""",
                [response_id, note, done_at])
     return {"id": response_id, "status": "done", "note": note, "done_at": done_at, "replaced": replaced}
+
+
+AGE_BUCKETS = ((0, 2, "0-2"), (3, 7, "3-7"), (8, 30, "8-30"), (31, None, "31+"))
+
+
+@dataclass
+class OpenFollowup:
+    id: int
+    moment: str
+    submitted_at: str
+    age_days: int
+
+
+@dataclass
+class FollowupAges:
+    """Open follow-ups of a period: how many per moment and age bucket (days), and the oldest ones."""
+
+    total: int
+    by_moment: dict[str, dict[str, int]] = field(default_factory=dict)
+    oldest: list[OpenFollowup] = field(default_factory=list)
+
+
+def open_followup_ages(ws: Workspace, db: sqlite_utils.Database, now: datetime, since: str, until: str,
+                       moments: list[str], oldest: int = 15) -> FollowupAges:
+    """The follow-ups not done yet among the responses of local days `since`..`until` (the same
+    definition as `cxctl followups`), counted by age in whole days at `now`, without names: the
+    report that shows them is shared beyond the people who call back."""
+    sql, params = _followup_sql(ws, moments)
+    if sql is None:
+        return FollowupAges(0)
+    sql += " AND r.day BETWEEN ? AND ? AND NOT EXISTS (SELECT 1 FROM followups f WHERE f.response_id = r.id AND f.status = 'done')"
+    params += [since, until]
+    at = to_db(now)
+    age = "CAST(julianday(?) - julianday(r.submitted_at) AS INTEGER)"
+    result = FollowupAges(0, {m: {label: 0 for *_, label in AGE_BUCKETS} for m in moments})
+    rows = db.execute(f"""SELECT r.moment, {age} AS age, COUNT(*) FROM responses r WHERE r.id IN ({sql})
+                          GROUP BY 1, 2""", [at, *params]).fetchall()
+    for moment, days, n in rows:
+        label = next(l for low, high, l in AGE_BUCKETS if days >= low and (high is None or days <= high)) if days >= 0 else "0-2"
+        result.by_moment.setdefault(moment, {})[label] = result.by_moment.get(moment, {}).get(label, 0) + n
+        result.total += n
+    result.oldest = [OpenFollowup(*row) for row in db.execute(
+        f"""SELECT r.id, r.moment, r.submitted_at, MAX(0, {age}) FROM responses r WHERE r.id IN ({sql})
+            ORDER BY r.submitted_at, r.id LIMIT ?""", [at, *params, oldest]).fetchall()]
+    return result

@@ -113,8 +113,10 @@ class _Cell:
 
 def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, by: list[str] | None = None,
                       since: str | None = None, until: str | None = None, moment: str | None = None) -> Scorecard:
-    """The scorecard rows for `by` (dimensions) between `since` and `until` (inclusive days, workspace time zone)."""
-    by = [b.strip() for b in (by or ["moment"]) if b.strip()]
+    """The scorecard rows for `by` (dimensions) between `since` and `until` (inclusive days, workspace time zone).
+
+    `by` defaults to moment; `all` (or an empty list) is the whole programme in one row (the report's headline)."""
+    by = [b.strip() for b in (["moment"] if by is None else by) if b.strip() and b.strip() != "all"]
     times = [b for b in by if b in TIME_DIMENSIONS]
     if len(times) > 1:
         raise UsageError(f"--by names two periods ({', '.join(times)}): keep one of week, month, quarter")
@@ -431,6 +433,15 @@ def _indicators(ws: Workspace, cell: _Cell, previous: _Cell | None, trend: list[
         ind.sparkline = sparkline(series)
         out[name] = ind
     return out
+
+
+def format_value(ind: Indicator, digits: int = 0) -> str:
+    """`93 ±15`: the value and its 95 % margin; `too few` below the minimum n (no value to read). The
+    terminal's table and the report both write a figure with it, so they mark small cells alike."""
+    if ind.insufficient:
+        return "too few"
+    text = f"{ind.value:.{digits}f}"
+    return text + (f" ±{ind.margin:.{digits}f}" if ind.margin is not None else "")
 
 
 def _value(measure) -> float | None:

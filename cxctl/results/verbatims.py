@@ -137,8 +137,10 @@ def _category(score: float | None) -> str:
     return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
 
 
-def reason_counts(ws: Workspace, db: sqlite_utils.Database, moment: str | None = None) -> list[ReasonCount]:
-    """Counts of each chosen reason per moment, segment and NPS category (promoter/passive/detractor)."""
+def reason_counts(ws: Workspace, db: sqlite_utils.Database, moment: str | None = None, since: str | None = None,
+                  until: str | None = None) -> list[ReasonCount]:
+    """Counts of each chosen reason per moment, segment and NPS category (promoter/passive/detractor),
+    of the responses submitted on local days `since`..`until` (ISO, inclusive; open when None)."""
     if moment is not None and moment not in ws.moments:
         raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
     counts: Counter = Counter()
@@ -153,8 +155,8 @@ def reason_counts(ws: Workspace, db: sqlite_utils.Database, moment: str | None =
         rows = db.execute(f"""SELECT COALESCE(c.segment, ''), a.question, a.value_text,
                                   (SELECT n.value_num FROM answers n WHERE n.response_id = r.id AND n.question = ?)
                               FROM responses r JOIN answers a ON a.response_id = r.id LEFT JOIN contacts c ON c.id = r.contact_id
-                              WHERE r.status = 'counted' AND r.moment = ? AND a.question IN ({marks})""",
-                          [nps_q, m] + choice_qs).fetchall()
+                              WHERE r.status = 'counted' AND r.moment = ? AND r.day BETWEEN ? AND ? AND a.question IN ({marks})""",
+                          [nps_q, m, since or "0000-00-00", until or "9999-99-99"] + choice_qs).fetchall()
         for segment, qid, text, score in rows:
             chosen = chosen_ids(text)
             if chosen:
@@ -233,3 +235,47 @@ def frequent_words(ws: Workspace, db: sqlite_utils.Database, moment: str | None 
             seen = ", ".join(f"{n} {c}" for c, n in sorted(by_category.items()) if c != "all")
             note = f"no {category} among the {total} open answer(s) ({seen}): try another --category"
     return Verbatims(answered, top(single), [(p, n) for p, n in top(pair_counts) if n > 1], note)
+
+
+@dataclass
+class Theme:
+    """A frequent word of the open answers, how many answers use it, and a few of them quoted."""
+
+    word: str
+    answers: int
+    quotes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Themes:
+    answers: int
+    capped: bool
+    themes: list[Theme] = field(default_factory=list)
+
+
+def themes(ws: Workspace, db: sqlite_utils.Database, moment: str, since: str, until: str, *, limit: int = 6,
+           quotes: int = 2, latest: int = 20000, quote_length: int = 220) -> Themes:
+    """The most frequent words of the open answers to `moment` between local days `since` and `until`,
+    each with a few answers quoted (the most recent first). Reads the `latest` answers at most (the
+    report says so), and never the answers of forgotten people, whose free text must not reappear."""
+    open_qs = [q for q in ws.moments[moment].questions if ws.questions[q].type == "open"]
+    if not open_qs:
+        return Themes(0, False)
+    marks = ",".join("?" * len(open_qs))
+    rows = db.execute(f"""SELECT a.value_text FROM responses r JOIN answers a ON a.response_id = r.id
+                          LEFT JOIN contacts c ON c.id = r.contact_id
+                          WHERE r.status = 'counted' AND r.moment = ? AND r.day BETWEEN ? AND ? AND a.question IN ({marks})
+                            AND a.value_text IS NOT NULL AND a.value_text <> '' AND c.forgotten_at IS NULL
+                          ORDER BY r.day DESC, r.id DESC LIMIT ?""", [moment, since, until, *open_qs, latest]).fetchall()
+    counter: Counter = Counter()
+    by_word: dict[str, list[str]] = {}
+    for (text,) in rows:
+        for word in set(words(text)):
+            counter[word] += 1
+            seen = by_word.setdefault(word, [])
+            if len(seen) < quotes and text not in seen:
+                seen.append(text)
+    top = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    shorten = (lambda t: t if len(t) <= quote_length else t[: quote_length - 1].rstrip() + "…")
+    return Themes(len(rows), len(rows) >= latest,
+                  [Theme(word, n, [shorten(q) for q in by_word[word]]) for word, n in top if n > 1 or len(rows) < 20])

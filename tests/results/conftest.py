@@ -171,3 +171,56 @@ def sql():
 
     return SimpleNamespace(add_contact=add_contact, add_event=add_event, add_invitation=add_invitation,
                            fixture_copy=fixture_copy, secret=SECRET)
+
+
+DEMO_NOW = "2026-11-23T09:00:00+00:00"  # the demo's responses_now: the day its scorecard and report are made
+
+
+@pytest.fixture(scope="session")
+def demo_folder(tmp_path_factory):
+    """`cxctl demo` run once for the report and export tests: a real workspace, store and report.html."""
+    import os
+
+    from cxctl.cli.demo import run_demo
+
+    folder = tmp_path_factory.mktemp("demo") / "demo"
+    saved = os.environ.get("CXCTL_SECRET")
+    result = run_demo(folder)
+    if saved is None:
+        os.environ.pop("CXCTL_SECRET", None)
+    assert not result.failed, [(s.name, s.summary) for s in result.steps if s.status != "ok"]
+    return folder
+
+
+def parse_figures(html: str) -> dict[tuple[str, str, str], dict]:
+    """Every figure cell of a report (`<td class="fig" data-…>`): (scope, period, indicator) → its data
+    attributes and its visible text."""
+    from html.parser import HTMLParser
+
+    found: dict[tuple[str, str, str], dict] = {}
+
+    class Cells(HTMLParser):
+        current: dict | None = None
+
+        def handle_starttag(self, tag, attrs):
+            data = dict(attrs)
+            if tag == "td" and "fig" in (data.get("class") or "").split():
+                self.current = {**data, "text": ""}
+
+        def handle_data(self, text):
+            if self.current is not None:
+                self.current["text"] += text
+
+        def handle_endtag(self, tag):
+            if tag == "td" and self.current is not None:
+                cell = self.current
+                found.setdefault((cell["data-scope"], cell["data-period"], cell["data-indicator"]), cell)
+                self.current = None
+
+    Cells().feed(html)
+    return found
+
+
+@pytest.fixture
+def figures_of():
+    return parse_figures
