@@ -58,7 +58,7 @@ def chart(function):
 def _svg(fig) -> str:
     """The figure as an SVG element to inline: no XML prolog, no metadata, unreferenced ids removed."""
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None, "Format": None,
+    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None,
                                                                      "Type": None})
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
@@ -68,10 +68,12 @@ def _svg(fig) -> str:
     return text.replace("<svg ", '<svg role="img" aria-hidden="true" ', 1)
 
 
-def _figure(height: float = 2.2, width: float = WIDTH):
+def _figure(height: float = 2.2, width: float = WIDTH, margins: dict | None = None):
+    """A figure with fixed margins (a tight bounding box would draw every chart twice)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(**{"left": 0.11, "right": 0.98, "top": 0.88, "bottom": 0.16, **(margins or {})})
     return fig, fig.add_subplot()
 
 
@@ -87,6 +89,10 @@ def trend(title: str, periods: list[str], values: list[float | None], lows: list
     hi = [nan if v is None or values[i] is None else v for i, v in enumerate(highs)]
     ax.fill_between(x, lo, hi, color=COLOURS["band"], alpha=0.55, linewidth=0, label="95 %")
     ax.plot(x, ys, color=COLOURS["line"], marker="o", markersize=3, linewidth=1.5)
+    # Error bars too: a lone period (no neighbour to draw a band to) still shows its 95 % interval.
+    below = [y - l for y, l in zip(ys, lo)]
+    above = [h - y for y, h in zip(ys, hi)]
+    ax.errorbar(x, ys, yerr=[below, above], fmt="none", ecolor=COLOURS["line"], elinewidth=0.8, capsize=2)
     if target is not None:
         ax.axhline(target, color=COLOURS["target"], linestyle="--", linewidth=1)
     if limits is not None:
@@ -102,7 +108,7 @@ def trend(title: str, periods: list[str], values: list[float | None], lows: list
 @chart
 def stacked(title: str, labels: list[str], shares: list[float], colours: list[str] | None = None) -> str:
     """One horizontal bar split into the shares (in %) of each category or scale value."""
-    fig, ax = _figure(height=1.0)
+    fig, ax = _figure(height=1.1, margins={"left": 0.02, "bottom": 0.25, "top": 0.78})
     left = 0.0
     palette = colours or _ramp(len(labels))
     for label, share, colour in zip(labels, shares, palette):
@@ -121,7 +127,7 @@ def stacked(title: str, labels: list[str], shares: list[float], colours: list[st
 @chart
 def pareto(title: str, labels: list[str], counts: list[int]) -> str:
     """Bars of the reasons, most frequent first, with the cumulative share as a line."""
-    fig, ax = _figure(height=2.4)
+    fig, ax = _figure(height=2.6, margins={"right": 0.9, "bottom": 0.3})
     x = list(range(len(labels)))
     ax.bar(x, counts, color=COLOURS["bar"])
     total = sum(counts) or 1
@@ -141,7 +147,7 @@ def pareto(title: str, labels: list[str], counts: list[int]) -> str:
 @chart
 def bars(title: str, labels: list[str], counts: list[int]) -> str:
     """Plain vertical bars (follow-ups by age, events per period)."""
-    fig, ax = _figure(height=1.8)
+    fig, ax = _figure(height=1.9, margins={"bottom": 0.18})
     x = list(range(len(labels)))
     ax.bar(x, counts, color=COLOURS["bar"])
     step = max(1, len(labels) // 8)

@@ -36,7 +36,7 @@ LABELS = {
         "breakdown": "By {by}", "group": "Group", "none": "nothing in this period",
         "method": "Method: NPS margin from the trinomial variance, proportions with Wilson intervals, CES mean ± 1.96 standard errors; "
                   "a change is significant at 95 %. The same computation as `cxctl scorecard`.",
-        "total": "Total",
+        "total": "Total", "colon": ":",
     },
     "fr": {
         "title": "Rapport expérience client", "period": "Période", "generated": "Généré le", "min_n": "les cellules de moins de {n} réponses sont marquées insuffisantes",
@@ -57,7 +57,7 @@ LABELS = {
         "breakdown": "Par {by}", "group": "Groupe", "none": "rien sur cette période",
         "method": "Méthode : marge du NPS par la variance trinomiale, proportions avec intervalles de Wilson, CES moyenne ± 1,96 erreur type ; "
                   "une évolution est significative à 95 %. Le même calcul que `cxctl scorecard`.",
-        "total": "Total",
+        "total": "Total", "colon": " :",
     },
 }
 LIMITS = {"nps": (-100, 100), "csat": (0, 100), "response_rate": (0, 100), "ces": None}
@@ -98,7 +98,8 @@ def _charts(report: Report, labels: dict) -> dict[str, Markup]:
     if report.followups.total:
         out["followups"] = Markup(charts.bars(f"{labels['followups']} — {labels['age']}", ages, totals))
     for index, indicator in enumerate(report.ops):
-        out[f"ops:{index}"] = Markup(_ops_chart(indicator, labels))
+        if indicator.rows:
+            out[f"ops:{index}"] = Markup(_ops_chart(indicator, labels))
     return out
 
 
@@ -119,7 +120,8 @@ def _section_charts(section: Section, labels: dict, every: str, out: dict) -> No
         top = section.reasons[:12]
         out[f"{key}:reasons"] = Markup(charts.pareto(labels["reasons"], [r for r, _ in top], [n for _, n in top]))
     for index, indicator in enumerate(section.ops):
-        out[f"{key}:ops:{index}"] = Markup(_ops_chart(indicator, labels))
+        if indicator.rows:
+            out[f"{key}:ops:{index}"] = Markup(_ops_chart(indicator, labels))
 
 
 def _ops_chart(indicator, labels: dict) -> str:
