@@ -90,8 +90,9 @@ def trend(title: str, periods: list[str], values: list[float | None], lows: list
     ax.fill_between(x, lo, hi, color=COLOURS["band"], alpha=0.55, linewidth=0, label="95 %")
     ax.plot(x, ys, color=COLOURS["line"], marker="o", markersize=3, linewidth=1.5)
     # Error bars too: a lone period (no neighbour to draw a band to) still shows its 95 % interval.
-    below = [y - l for y, l in zip(ys, lo)]
-    above = [h - y for y, h in zip(ys, hi)]
+    # (clamped at 0: a Wilson bound can miss 0 % or 100 % by a rounding error)
+    below = [max(0.0, y - low) if y == y and low == low else nan for y, low in zip(ys, lo)]
+    above = [max(0.0, h - y) if y == y and h == h else nan for y, h in zip(ys, hi)]
     ax.errorbar(x, ys, yerr=[below, above], fmt="none", ecolor=COLOURS["line"], elinewidth=0.8, capsize=2)
     if target is not None:
         ax.axhline(target, color=COLOURS["target"], linestyle="--", linewidth=1)
@@ -161,5 +162,5 @@ def _ramp(count: int) -> list[str]:
     """Red to green over a scale's values (low is bad for CSAT and CES)."""
     start, end = (0xC0, 0x39, 0x2B), (0x2E, 0x85, 0x40)
     if count <= 1:
-        return ["#%02x%02x%02x" % end]
-    return ["#%02x%02x%02x" % tuple(round(s + (e - s) * i / (count - 1)) for s, e in zip(start, end)) for i in range(count)]
+        return ["#{:02x}{:02x}{:02x}".format(*end)]
+    return ["#{:02x}{:02x}{:02x}".format(*(round(s + (e - s) * i / (count - 1)) for s, e in zip(start, end))) for i in range(count)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
@@ -164,26 +165,52 @@ class FollowupAges:
     oldest: list[OpenFollowup] = field(default_factory=list)
 
 
+SCORE_COLUMNS = {"nps": "r.score_nps", "csat": "r.score_csat", "ces": "r.score_ces"}
+
+
+def _ages_conditions(ws: Workspace, moments: list[str]) -> tuple[list[str], list]:
+    """The follow-up conditions of `_followup_sql`, read from the response row's score columns where they
+    hold the very answer (one question of the type in the moment), so that a report on millions of
+    responses walks the covering index instead of joining every answer; the answers elsewhere."""
+    conditions, params = [], []
+    for m in moments:
+        flags = _flags(ws, m)
+        types = [ws.questions[qid].type for qid in flags]
+        for qid, (_, threshold) in flags.items():
+            if types.count(ws.questions[qid].type) == 1:
+                conditions.append(f"(r.moment = ? AND {SCORE_COLUMNS[ws.questions[qid].type]} <= ?)")
+                params += [m, threshold]
+            else:
+                conditions.append("(r.moment = ? AND EXISTS (SELECT 1 FROM answers a WHERE a.response_id = r.id "
+                                  "AND a.question = ? AND a.value_num <= ?))")
+                params += [m, qid, threshold]
+    return conditions, params
+
+
 def open_followup_ages(ws: Workspace, db: sqlite_utils.Database, now: datetime, since: str, until: str,
                        moments: list[str], oldest: int = 15) -> FollowupAges:
     """The follow-ups not done yet among the responses of local days `since`..`until` (the same
-    definition as `cxctl followups`), counted by age in whole days at `now`, without names: the
+    definition as `cxctl followups`), counted by age in calendar days at `now`, without names: the
     report that shows them is shared beyond the people who call back."""
-    sql, params = _followup_sql(ws, moments)
-    if sql is None:
-        return FollowupAges(0)
-    sql += " AND r.day BETWEEN ? AND ? AND NOT EXISTS (SELECT 1 FROM followups f WHERE f.response_id = r.id AND f.status = 'done')"
-    params += [since, until]
-    at = to_db(now)
-    age = "CAST(julianday(?) - julianday(r.submitted_at) AS INTEGER)"
+    conditions, params = _ages_conditions(ws, moments)
     result = FollowupAges(0, {m: {label: 0 for *_, label in AGE_BUCKETS} for m in moments})
-    rows = db.execute(f"""SELECT r.moment, {age} AS age, COUNT(*) FROM responses r WHERE r.id IN ({sql})
-                          GROUP BY 1, 2""", [at, *params]).fetchall()
-    for moment, days, n in rows:
-        label = next(l for low, high, l in AGE_BUCKETS if days >= low and (high is None or days <= high)) if days >= 0 else "0-2"
-        result.by_moment.setdefault(moment, {})[label] = result.by_moment.get(moment, {}).get(label, 0) + n
+    if not conditions:
+        return result
+    marks = ",".join("?" * len(moments))
+    # Everything read from the covering index of responses (status, moment, day, scores, contact): the age
+    # counts in local calendar days, and the few forgotten people are one list looked up, not a join.
+    where = f"""FROM responses r WHERE r.status = 'counted' AND r.moment IN ({marks}) AND r.day BETWEEN ? AND ?
+                AND ({' OR '.join(conditions)})
+                AND COALESCE(r.contact_id, 0) NOT IN (SELECT id FROM contacts WHERE forgotten_at IS NOT NULL)
+                AND NOT EXISTS (SELECT 1 FROM followups f WHERE f.response_id = r.id AND f.status = 'done')"""
+    bound = [*moments, since, until, *params]
+    age = "MAX(0, CAST(julianday(?) - julianday(r.day) AS INTEGER))"
+    today = now.astimezone(ZoneInfo(ws.settings.timezone)).date().isoformat()
+    for moment, days, n in db.execute(f"SELECT r.moment, {age}, COUNT(*) {where} GROUP BY 1, 2", [today, *bound]).fetchall():
+        label = next(name for low, high, name in AGE_BUCKETS if days >= low and (high is None or days <= high))
+        result.by_moment[moment][label] += n
         result.total += n
     result.oldest = [OpenFollowup(*row) for row in db.execute(
-        f"""SELECT r.id, r.moment, r.submitted_at, MAX(0, {age}) FROM responses r WHERE r.id IN ({sql})
-            ORDER BY r.submitted_at, r.id LIMIT ?""", [at, *params, oldest]).fetchall()]
+        f"SELECT r.id, r.moment, r.submitted_at, {age} {where} ORDER BY r.day, r.id LIMIT ?",
+        [today, *bound, oldest]).fetchall()]
     return result

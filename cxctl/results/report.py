@@ -175,7 +175,7 @@ def build_report(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, sin
                           f"{localise(ws.journeys[spec.journey].name, language, ws.settings.default_language)} · {spec.stage}",
                           row.responses if row else 0, row.sent if row else 0, figures(row))
         section.trends = _trends(timed.get(mid, {}), periods)
-        section.distributions = _distributions(ws, mid, section.figures, values.get(mid, {}))
+        section.distributions = _distributions(ws, values.get(mid, {}))
         section.reasons = reasons[mid].most_common()
         section.themes = themes(ws, db, mid, since_day, until_day)
         attached = [o for o in extra if spec.trigger is not None and spec.trigger.event in o.types]
@@ -240,7 +240,7 @@ def _value_counts(ws: Workspace, db, moments: list[str], since: str, until: str)
     return out
 
 
-def _distributions(ws: Workspace, moment: str, figs: dict[str, Figure], values: dict[str, dict[int, int]]) -> list[Distribution]:
+def _distributions(ws: Workspace, values: dict[str, dict[int, int]]) -> list[Distribution]:
     out = []
     for qid, counts_ in values.items():
         question = ws.questions[qid]

@@ -254,7 +254,7 @@ class Themes:
 
 
 def themes(ws: Workspace, db: sqlite_utils.Database, moment: str, since: str, until: str, *, limit: int = 6,
-           quotes: int = 2, latest: int = 20000, quote_length: int = 220) -> Themes:
+           quotes: int = 2, latest: int = 5000, quote_length: int = 220) -> Themes:
     """The most frequent words of the open answers to `moment` between local days `since` and `until`,
     each with a few answers quoted (the most recent first). Reads the `latest` answers at most (the
     report says so), and never the answers of forgotten people, whose free text must not reappear."""
@@ -276,6 +276,9 @@ def themes(ws: Workspace, db: sqlite_utils.Database, moment: str, since: str, un
             if len(seen) < quotes and text not in seen:
                 seen.append(text)
     top = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-    shorten = (lambda t: t if len(t) <= quote_length else t[: quote_length - 1].rstrip() + "…")
+
+    def shorten(text: str) -> str:
+        return text if len(text) <= quote_length else text[: quote_length - 1].rstrip() + "…"
+
     return Themes(len(rows), len(rows) >= latest,
                   [Theme(word, n, [shorten(q) for q in by_word[word]]) for word, n in top if n > 1 or len(rows) < 20])

@@ -8,8 +8,6 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
-
 from cxctl import store
 from cxctl.results.report import build_report
 from cxctl.results.report_render import render_report
@@ -156,6 +154,7 @@ def test_a_year_of_a_ten_moment_programme_fits_in_two_megabytes(tmp_path: Path, 
     assert report.granularity == "month" and len(report.periods) == 12 and len(report.moments) == 10
     html = render_report(report)
     size = len(html.encode("utf-8"))
+    print(f"a year of a 10-moment programme: {size / 1024:.0f} KB")
     assert size < 2 * 1024 * 1024, f"{size / 1024 / 1024:.2f} MB"
     assert html.count("<svg") >= 10 * 4
     # The scorecard's own numbers for one moment and month are in the page.
@@ -176,3 +175,22 @@ def test_unknown_language_and_period_are_refused(demo_folder: Path, cli, tmp_pat
     assert code == 2 and "--lang" in err and "fr or en" in err
     code, _, err = cli("report", "-w", str(demo_folder), "--now", DEMO_NOW, "--period", "year", "-o", str(tmp_path / "r.html"))
     assert code == 2 and "week or month" in err
+
+
+def test_open_follow_ups_in_the_report_are_those_cxctl_followups_lists(demo_folder: Path, tmp_path: Path):
+    import shutil
+
+    from cxctl.results.followups import list_followups, mark_done, open_followup_ages
+
+    folder = tmp_path / "ws"
+    shutil.copytree(demo_folder, folder)
+    ws = load_workspace(folder)
+    db = store.connect(ws.database)
+    now = datetime.fromisoformat(DEMO_NOW)
+    listed = list_followups(ws, db).items
+    assert len(listed) >= 2
+    mark_done(ws, db, listed[0].id, "called", now)
+    ages = open_followup_ages(ws, db, now, "2026-01-01", "2026-12-31", list(ws.moments))
+    still_open = [f.id for f in list_followups(ws, db).items]
+    assert ages.total == len(still_open) == len(listed) - 1
+    assert sorted(f.id for f in ages.oldest) == sorted(still_open)[:15]
