@@ -252,9 +252,10 @@ def _prepare(ws: Workspace, db: sqlite_utils.Database, pseudonym) -> None:
     """Temporary tables the queries join: each contact's pseudonym and forgotten flag (one HMAC per
     contact, not per row), the workspace's moments (journey, stage, channel) and questions (type, scale)."""
     q = db.execute
-    # In-memory temporary tables with a big cache: every row looks its contact up in export_people.
+    # In-memory temporary tables with a cache of their own: every row looks its contact up in export_people.
+    # The main cache stays small: the tables are read once, in key order (a big cache only costs memory).
     q("PRAGMA temp_store=MEMORY")
-    q("PRAGMA cache_size=-262144")
+    q("PRAGMA temp.cache_size=-131072")
     q("CREATE TEMP TABLE IF NOT EXISTS export_people (id INTEGER PRIMARY KEY, pseudonym TEXT, forgotten INTEGER, language TEXT)")
     q("CREATE TEMP TABLE IF NOT EXISTS export_moments (moment TEXT PRIMARY KEY, journey TEXT, stage TEXT, channel TEXT)")
     q("CREATE TEMP TABLE IF NOT EXISTS export_questions (question TEXT PRIMARY KEY, type TEXT, scale_min INTEGER, scale_max INTEGER)")
