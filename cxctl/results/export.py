@@ -6,8 +6,8 @@ every text quoted), and pyarrow's C++ reader parses it with the declared types. 
 row, which is what makes a 5-million-row export as fast as the `sqlite3 -csv` dump of the same rows; a
 reader thread runs the queries while the main thread parses and writes the previous batch.
 
-The columns are declared once, in TABLES: the export, its types and docs/export-schema.md (checked by
-a test) all come from that declaration. SCHEMA_VERSION changes when a column is renamed, removed or
+The columns are declared once, in TABLES: the export, its types and the tables of docs/export-schema.md
+all come from that declaration (a test checks the page). SCHEMA_VERSION changes when a column is renamed, removed or
 retyped; a new column at the end keeps it.
 """
 

@@ -3,7 +3,7 @@ trends with their 95 % bands, distributions, response rates, reasons, verbatim t
 and operational indicators — as plain dataclasses. `cxctl.results.report_render` turns it into one
 self-contained HTML page; the web side (`/report`) calls the same two functions.
 
-Every figure comes from the scorecard's own functions (compute_scorecard, format_cell), the loop's
+Every figure comes from the scorecard's own functions (compute_scorecard, format_value), the loop's
 (reason_counts, themes, open_followup_ages) and `ops` (counts, beside_scorecard): the report has no
 statistics of its own, so it always says what `cxctl scorecard` says for the same period.
 """

@@ -18,11 +18,11 @@ TEMPLATE = Path(__file__).with_name("report.html.j2")
 
 LABELS = {
     "en": {
-        "title": "Customer experience report", "period": "Period", "generated": "Generated", "min_n": "cells under {n} responses are marked insufficient",
+        "title": "Customer experience report", "period": "Period", "generated": "Generated", "min_n": "cells under {n} responses read 'too few': no verdict",
         "nps": "NPS", "csat": "CSAT (% satisfied)", "ces": "CES (mean effort)", "response_rate": "Response rate (%)",
         "n": "n", "margin": "95 % margin", "target": "target", "met": "met", "missed": "missed", "change": "vs previous period",
         "significant": "significant change", "not_significant": "change not significant", "no_previous": "no previous period to compare (give --since)",
-        "insufficient": "insufficient", "headline": "Headline", "by_moment": "By key moment", "moment": "Moment",
+        "insufficient": "too few", "headline": "Headline", "by_moment": "By key moment", "moment": "Moment",
         "stage": "Journey stage", "stages": "By journey stage", "responses": "responses", "sent": "sent",
         "trend": "Trend by {granularity} with its 95 % band", "week": "week", "month": "month",
         "distribution": "Distribution", "detractors": "detractors", "passives": "passives", "promoters": "promoters",
@@ -39,11 +39,11 @@ LABELS = {
         "total": "Total", "colon": ":",
     },
     "fr": {
-        "title": "Rapport expérience client", "period": "Période", "generated": "Généré le", "min_n": "les cellules de moins de {n} réponses sont marquées insuffisantes",
+        "title": "Rapport expérience client", "period": "Période", "generated": "Généré le", "min_n": "les cellules de moins de {n} réponses indiquent « trop peu » : pas de conclusion",
         "nps": "NPS", "csat": "CSAT (% satisfaits)", "ces": "CES (effort moyen)", "response_rate": "Taux de réponse (%)",
         "n": "n", "margin": "marge à 95 %", "target": "objectif", "met": "atteint", "missed": "manqué", "change": "vs période précédente",
         "significant": "évolution significative", "not_significant": "évolution non significative", "no_previous": "pas de période précédente à comparer (donner --since)",
-        "insufficient": "insuffisant", "headline": "En bref", "by_moment": "Par moment clé", "moment": "Moment",
+        "insufficient": "trop peu", "headline": "En bref", "by_moment": "Par moment clé", "moment": "Moment",
         "stage": "Étape du parcours", "stages": "Par étape du parcours", "responses": "réponses", "sent": "envoyées",
         "trend": "Évolution par {granularity} avec sa bande à 95 %", "week": "semaine", "month": "mois",
         "distribution": "Répartition", "detractors": "détracteurs", "passives": "passifs", "promoters": "promoteurs",
@@ -77,10 +77,11 @@ def render_report(report: Report) -> str:
 
 
 def cell_text(f: Figure | None, labels: dict) -> str:
-    """The terminal's text for a figure (`format_cell`), with the word 'insufficient' in the report's language."""
+    """The terminal's text for a figure (`format_value`: `93 ±15`, or `too few` below the minimum n, here
+    in the report's language and with its n)."""
     if f is None:
         return ""
-    return f.text.replace("insufficient", labels["insufficient"], 1) if f.insufficient else f.text
+    return f"{labels['insufficient']} (n={f.n})" if f.insufficient else f.text
 
 
 def _stat(value: float | None, digits: int = 1) -> str:

@@ -32,7 +32,7 @@ def _check_rows(rows: list[dict], figures: dict, scope_of, period: bool = False)
             assert cell["data-insufficient"] == ("1" if ind["insufficient"] else "0")
             if ind["insufficient"]:
                 # Marked as the terminal does, with no value to copy.
-                assert re.fullmatch(r"insuffisant \(n=\d+\)", cell["text"].strip()), cell
+                assert re.fullmatch(r"trop peu \(n=\d+\)", cell["text"].strip()), cell
                 assert "data-value" not in cell
             else:
                 assert float(cell["data-value"]) == ind["value"]
@@ -57,10 +57,10 @@ def test_the_demo_report_says_what_scorecard_json_says(demo_folder: Path, cli, f
     checked += _check_rows(_scorecard(cli, demo_folder, "--by", "journey,stage,week")["rows"], figures,
                            lambda row: f"stage:{row['group']['journey']}/{row['group']['stage']}", period=True)
     assert checked > 20
-    # The same text as the terminal's table for a sufficient cell (value ±margin n=… ✓).
+    # The same value text as the terminal's table for a sufficient cell (value ±margin).
     code, terminal, _ = cli("scorecard", "-w", str(demo_folder), "--now", DEMO_NOW)
-    sufficient = [c["text"].strip() for c in figures.values() if c["data-insufficient"] == "0" and c["data-scope"].startswith("moment:")
-                  and not c["data-period"]]
+    sufficient = [c["text"].split(" n=")[0].strip() for c in figures.values() if c["data-insufficient"] == "0"
+                  and c["data-scope"].startswith("moment:") and not c["data-period"]]
     assert sufficient and all(text in terminal for text in sufficient)
 
 
@@ -83,7 +83,7 @@ def test_labels_follow_the_language(demo_folder: Path):
     french = render_report(build_report(ws, db, now, lang="fr"))
     assert '<html lang="en">' in english and "Headline" in english and "Response rate" in english
     assert '<html lang="fr">' in french and "En bref" in french and "Taux de réponse" in french
-    assert "insufficient (n=" in english and "insuffisant (n=" in french
+    assert "too few (n=" in english and "trop peu (n=" in french
 
 
 def test_comments_of_forgotten_people_are_never_quoted(demo_folder: Path, tmp_path: Path):
