@@ -73,7 +73,7 @@ def export_command(
     every export, so tables and exports join. The schema is documented and versioned (docs/export-schema.md);
     export.json records the version, the time and the rows of each table.
 
-    Example: CXCTL_EXPORT_SECRET=... cxctl export --to exports/2026-11 --format parquet
+    Example: cxctl export --to exports/2026-11 --format parquet
     """
     from cxctl.results.export import export_store
 
