@@ -194,3 +194,12 @@ def test_open_follow_ups_in_the_report_are_those_cxctl_followups_lists(demo_fold
     still_open = [f.id for f in list_followups(ws, db).items]
     assert ages.total == len(still_open) == len(listed) - 1
     assert sorted(f.id for f in ages.oldest) == sorted(still_open)[:15]
+
+
+def test_a_trend_at_0_or_100_percent_draws_although_the_interval_misses_it_by_a_rounding_error():
+    """Found on 1,000,000 responses: a Wilson bound of 99.99999999 under a value of 100.0 made matplotlib
+    refuse the error bars ('yerr must not contain negative values') and the whole report fail."""
+    from cxctl.results import charts
+
+    svg = charts.trend("CSAT", ["2026-01", "2026-02"], [100.0, 0.0], [97.1, 1e-12], [99.99999999, 2.9])
+    assert svg.startswith("<svg")
