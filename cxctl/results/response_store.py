@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlite_utils
@@ -77,7 +78,8 @@ class Facts:
 
 
 def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: ImportReport,
-            quarantine: list[tuple], imported_at: str, secret: "tokens.Keyring | bytes", columns: list[str], facts: Facts) -> None:
+            quarantine: list[tuple], imported_at: str, secret: Callable[[], "tokens.Keyring | bytes"], columns: list[str],
+            facts: Facts) -> None:
     """The set-based part, in one transaction: match, quarantine, replace, insert, choose, roll up.
 
     Staged rows still to insert have `outcome` NULL and the status their completeness gives; the choice of
@@ -217,7 +219,7 @@ def _match_without_token(db: sqlite_utils.Database, windows: dict[str, int]) -> 
 
 
 def _quarantine_unmatched(db: sqlite_utils.Database, export: Export, quarantine: list[tuple], imported_at: str,
-                          secret: "tokens.Keyring | bytes", columns: list[str]) -> int:
+                          secret: Callable[[], "tokens.Keyring | bytes"], columns: list[str]) -> int:
     """Rows tied to no invitation, or to another moment's, go to quarantine with the reason (one scan); returns
     how many left the staging table."""
     rows = db.execute("SELECT row_number, token, email, external_id, contact_id, moment, invitation_moment, fields,"
@@ -237,10 +239,11 @@ def _quarantine_unmatched(db: sqlite_utils.Database, export: Export, quarantine:
                                                imported_at, blank=True))
             continue
         # A token no invitation carries is checked against the secret (once per row, only here): a forged
-        # link is named as such.
+        # link is named as such. The keys are asked for only then: an export without tokens needs no secret.
         # A Keyring (current secret, plus the previous one during a rotation's grace period) or a bare secret.
-        if token and not (tokens.verify_with_keys(secret, token) if isinstance(secret, tokens.Keyring)
-                          else tokens.verify(secret, token)):
+        keys = secret() if token else None
+        if token and not (tokens.verify_with_keys(keys, token) if isinstance(keys, tokens.Keyring)
+                          else tokens.verify(keys, token)):
             reason = "invalid token signature (altered or forged link, or another workspace's secret)"
         elif token:
             reason = "unknown token: no invitation carries it (another database, or pruned)"
