@@ -17,7 +17,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cxctl.audience.csvio import open_csv
+from cxctl.audience.values import impossible_in_format
 from cxctl.core.errors import ImportFileError, UsageError
+from cxctl.core.timeutil import nonexistent_date
 
 FORMATS = ("qualtrics", "surveymonkey", "google_forms", "typeform", "limesurvey", "generic", "jsonl")
 
@@ -36,7 +38,7 @@ class Convention:
     finished: tuple[str, ...] = ()
     status: tuple[str, ...] = ()
     utc: bool = False  # the tool writes submission times in UTC
-    us_dates: bool = False  # slash dates are month/day/year
+    date_order: str | None = None  # the order of its year-last slash dates, when the tool always writes one
 
 
 CONVENTIONS = {
@@ -50,7 +52,7 @@ CONVENTIONS = {
     ),
     "surveymonkey": Convention(
         response_id=("Respondent ID",), submitted=("End Date",), started=("Start Date",),
-        email=("Email Address",), external_id=("Custom Data 1",), us_dates=True,
+        email=("Email Address",), external_id=("Custom Data 1",), date_order="month_first",
     ),
     "google_forms": Convention(
         submitted=("Timestamp", "Horodateur", "Horodatage", "Marca temporal"),
@@ -258,16 +260,64 @@ def _open_jsonl(path: Path) -> Export:
 
 _SLASH = re.compile(r"^(\d{1,4})[/.](\d{1,2})[/.](\d{2,4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?\s*(?:(?:GMT|UTC)\s*([+-]\d{1,2})(?::?(\d{2}))?)?$")
 
+# A file's date order, for dates written with the year last: day first (25/12/2026) or month first (12/25/2026).
+DAY_FIRST, MONTH_FIRST = "day_first", "month_first"
+ORDER_NAMES = {DAY_FIRST: "day first (dd/mm/yyyy)", MONTH_FIRST: "month first (mm/dd/yyyy)"}
 
-def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, us_dates: bool = False, day_first: bool = True) -> datetime:
+
+def slash_evidence(text: str) -> str | None:
+    """What one cell says about its file's date order: DAY_FIRST when its first number cannot be a month
+    (25/12/2026), MONTH_FIRST when its second cannot (12/25/2026), "either" when both can (7/1/2024), None
+    when it is no year-last slash date (ISO, 2026/12/25, unreadable) or when neither reading can be right."""
+    match = _SLASH.match(text.strip())
+    if not match or len(match.group(1)) == 4:
+        return None
+    first, second = int(match.group(1)), int(match.group(2))
+    if first > 12 and second > 12:
+        return None
+    if first > 12:
+        return DAY_FIRST
+    if second > 12:
+        return MONTH_FIRST
+    return "either"
+
+
+def strptime_for(text: str, order: str) -> str:
+    """The strptime format of a year-last slash date in `order`, for the fix of an error message."""
+    match = _SLASH.match(text.strip())
+    if not match:
+        return "%d/%m/%Y %H:%M" if order == DAY_FIRST else "%m/%d/%Y %H:%M"
+    a, _, c, hh, _, ss, ampm, off_h, _ = match.groups()
+    sep = text.strip()[len(a)]
+    pattern = sep.join(("%d", "%m") if order == DAY_FIRST else ("%m", "%d")) + sep + ("%Y" if len(c) == 4 else "%y")
+    if hh is not None:
+        pattern += " " + ("%I" if ampm else "%H") + ":%M" + (":%S" if ss is not None else "") + (" %p" if ampm else "")
+    if off_h is not None:
+        pattern += " GMT%z"
+    return pattern
+
+
+def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, order: str | None = None,
+               date_format: str | None = None) -> datetime:
     """A tool's date-time → aware UTC datetime. Naive times are read in `tz` (UTC when `utc`).
 
-    Accepts ISO 8601 (with or without offset), `yyyy/mm/dd hh:mm:ss AM GMT+1` (Google Forms),
-    `mm/dd/yyyy hh:mm:ss AM` (SurveyMonkey, `us_dates`) and `dd/mm/yyyy hh:mm` (French exports).
-    Raises ValueError with the accepted forms.
+    Accepts ISO 8601 (with or without offset), `yyyy/mm/dd hh:mm:ss AM GMT+1` (Google Forms) and the
+    year-last slash dates `dd/mm/yyyy hh:mm` or `mm/dd/yy h:mm AM` in the file's `order` (DAY_FIRST or
+    MONTH_FIRST). Without an order, a slash date is read only when it can be read one way (25/12/2026);
+    never guessed. `date_format` (strptime) is tried first when given. Raises ValueError saying why.
     """
     value = text.strip()
     zone = timezone.utc if utc else tz
+    if date_format:
+        try:
+            parsed = datetime.strptime(value, date_format)
+        except ValueError as exc:
+            parsed = None
+            strptime_error = exc
+        if parsed is not None:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=zone)
+            return parsed.astimezone(timezone.utc)
     if len(value) >= 10 and value[4] == "-":
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -277,6 +327,10 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, us_dates: bool = F
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=zone)
             return parsed.astimezone(timezone.utc)
+    if date_format:
+        impossible = "out of range" in str(strptime_error) and impossible_in_format(value, date_format)
+        raise ValueError(impossible or f"unreadable date {text!r}: it does not match the declared format {date_format} "
+                         f"(--date-format or responses.date_format): fix the row or the format")
     match = _SLASH.match(value)
     if not match:
         raise ValueError(f"unreadable date {text!r}: use ISO 8601 (2026-11-20 14:05:00) or dd/mm/yyyy hh:mm")
@@ -286,16 +340,27 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, us_dates: bool = F
     else:
         first, second, year = int(a), int(b), int(c)
         year += 2000 if year < 100 else 0
-        if first > 12 or (second <= 12 and day_first and not us_dates):
-            day, month = first, second
-        else:
+        evidence = slash_evidence(value)
+        if order is None and evidence == "either":
+            raise ValueError(f"ambiguous date {text!r}: {first}/{second} reads day first and month first: "
+                             f"give --date-format {strptime_for(value, DAY_FIRST)!r} or {strptime_for(value, MONTH_FIRST)!r}")
+        if order is not None and evidence not in ("either", order, None):
+            raise ValueError(f"date {text!r} cannot be read {ORDER_NAMES[order]}, the order of the file's other dates: "
+                             f"a file has one date order; fix the row, or give --date-format if the file is "
+                             f"{ORDER_NAMES[evidence]}")
+        if (order or evidence) == MONTH_FIRST:
             month, day = first, second
+        else:
+            day, month = first, second
     hour, minute, second_ = int(hh or 0), int(mm or 0), int(ss or 0)
     if ampm:
         hour = hour % 12 + (12 if ampm.lower() == "pm" else 0)
+    impossible = nonexistent_date(value, year, month, day)
+    if impossible:
+        raise ValueError(impossible)
     try:
         parsed = datetime(year, month, day, hour, minute, second_)
-    except ValueError as exc:  # 31/11, 25:00: Python's own words, with the value and the fix
+    except ValueError as exc:  # 25:00, month 13: Python's own words, with the value and the fix
         raise ValueError(f"unreadable date {text!r} ({exc}): check the day, month and time") from None
     if off_h is not None:
         from datetime import timedelta
@@ -304,3 +369,40 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, us_dates: bool = F
         offset = timedelta(hours=abs(int(off_h)), minutes=int(off_m or 0)) * sign
         return (parsed - offset).replace(tzinfo=timezone.utc)
     return parsed.replace(tzinfo=zone).astimezone(timezone.utc)
+
+
+@dataclass
+class DateOrderScan:
+    """What the dates of a file say about its order: the order (or None when no date needs one), the row
+    that decided it, and an ambiguous sample when nothing decided."""
+
+    order: str | None
+    evidence: tuple[int, str] | None = None
+    ambiguous: tuple[int, str] | None = None
+    ambiguous_count: int = 0
+
+
+def scan_date_order(rows: Iterator[tuple[int, list[str], str | None]], indexes: list[int], *,
+                    give_up_after: int = 1000) -> DateOrderScan:
+    """Read the date cells at `indexes` until one decides the file's order (its first number above 12, or
+    its second). Stops after `give_up_after` dates that are not year-last slash dates (an ISO file needs no
+    order, and a million-row file is not read twice for nothing)."""
+    plain = ambiguous_count = 0
+    ambiguous = None
+    for number, fields, problem in rows:
+        if problem:
+            continue
+        for index in indexes:
+            if index >= len(fields) or not fields[index].strip():
+                continue
+            evidence = slash_evidence(fields[index])
+            if evidence in (DAY_FIRST, MONTH_FIRST):
+                return DateOrderScan(evidence, (number, fields[index].strip()), ambiguous, ambiguous_count)
+            if evidence == "either":
+                ambiguous_count += 1
+                ambiguous = ambiguous or (number, fields[index].strip())
+            else:
+                plain += 1
+        if ambiguous is None and plain >= give_up_after:
+            break
+    return DateOrderScan(None, None, ambiguous, ambiguous_count)

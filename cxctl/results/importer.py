@@ -29,7 +29,8 @@ from cxctl.workspace.model import Moment, Question, localise
 from cxctl.audience.contact_bulk import in_worker, parallel_possible
 from cxctl.core.emails import normalise
 from cxctl.core.errors import ImportFileError, UsageError
-from cxctl.results.formats import Export, open_export, parse_time
+from cxctl.results.formats import (DAY_FIRST, MONTH_FIRST, Export, open_export, parse_time, scan_date_order,
+                                   slash_evidence, strptime_for)
 from cxctl.workspace.loader import Workspace
 from cxctl.core.errors import did_you_mean
 from cxctl.results.response_store import STAGE_DDL, Facts, ImportReport, Problem, rebuild_rollups, settle  # noqa: F401 (public here too)
@@ -167,9 +168,9 @@ class _Clock:
     zone's offset only changes at whole-hour transitions (a million-row import parses a million times).
     With a whole-hour offset the UTC text is the cached UTC hour plus the minutes and seconds as written."""
 
-    def __init__(self, tz: ZoneInfo, local: ZoneInfo, *, utc: bool, us_dates: bool, day_first: bool):
-        self.tz, self.local, self.utc, self.us_dates, self.day_first = tz, local, utc, us_dates, day_first
-        self.same_zone = not utc and str(tz) == str(local)
+    def __init__(self, tz: ZoneInfo, local: ZoneInfo, *, utc: bool, order: str | None = None, date_format: str | None = None):
+        self.tz, self.local, self.utc, self.order, self.date_format = tz, local, utc, order, date_format
+        self.same_zone = not utc and str(tz) == str(local) and not date_format
         self.offsets: dict[str, timedelta] = {}
         self.hours: dict[str, str | None] = {}  # local 'YYYY-MM-DD HH' → UTC 'YYYY-MM-DD HH', None: not a whole-hour shift
 
@@ -192,7 +193,12 @@ class _Clock:
                 if offset is None:
                     offset = self.offsets[hour] = naive.replace(tzinfo=self.tz).utcoffset()
                 return (naive - offset).isoformat(" "), text[:10]
-        when = parse_time(text, self.tz, utc=self.utc, us_dates=self.us_dates, day_first=self.day_first)
+        when = parse_time(text, self.tz, utc=self.utc, order=self.order, date_format=self.date_format)
+        if self.order is None and not self.date_format:
+            # A file has one date order: the first date that can be read one way only fixes it for the rest.
+            evidence = slash_evidence(text)
+            if evidence in (DAY_FIRST, MONTH_FIRST):
+                self.order = evidence
         return to_db(when), when.astimezone(self.local).date().isoformat()
 
     def _utc_hour(self, hour: str) -> str | None:
@@ -279,20 +285,48 @@ def _choose_moment(ws: Workspace, export: Export, moment: str | None, moment_ind
 
 def import_responses(ws: Workspace, db: sqlite_utils.Database, path: Path | str, now: datetime, *,
                      format: str | None = None, moment: str | None = None,
-                     encoding: str | None = None, delimiter: str | None = None) -> ImportReport:
+                     encoding: str | None = None, delimiter: str | None = None,
+                     date_format: str | None = None) -> ImportReport:
     """Import one export; return what landed, what was skipped and what went to quarantine.
 
-    Raises ImportFileError when the file cannot be read or its columns do not fit the moment,
-    UsageError for an unknown moment or a file that does not say its moment.
+    `date_format` (strptime) says how the file writes its dates; without it, the order of dd/mm versus
+    mm/dd dates is decided once for the whole file. Raises ImportFileError when the file cannot be read,
+    its columns do not fit the moment or its dates read both ways; UsageError for an unknown moment or a
+    file that does not say its moment.
     """
     export = open_export(path, format=format, encoding=encoding, delimiter=delimiter)
     try:
-        return _import(ws, db, export, now, moment)
+        return _import(ws, db, export, now, moment, date_format,
+                       lambda: open_export(path, format=export.format, encoding=encoding, delimiter=delimiter))
     finally:
         export.close()
 
 
-def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datetime, moment: str | None) -> ImportReport:
+def _date_order(export: Export, reopen, indexes: list[int | None], known: str | None) -> str | None:
+    """The file's date order, decided once from its dates (the first that reads one way only), else the
+    tool's known order; None when no date needs one. An ambiguous file is refused: issue 12 found a US
+    Google Forms export read day first for 993 rows and month first for 12."""
+    indexes = [i for i in indexes if i is not None]
+    if not indexes:
+        return known
+    again = reopen()
+    try:
+        scan = scan_date_order(again.rows, indexes)
+    finally:
+        again.close()
+    if scan.order is not None or scan.ambiguous is None or known is not None:
+        return scan.order or known
+    number, text = scan.ambiguous
+    names = " / ".join(repr(export.columns[i]) for i in indexes)
+    raise ImportFileError(
+        f"{export.path}:{number}: the dates of column {names} read both day first and month first (none of "
+        f"{scan.ambiguous_count} has a number above 12, e.g. {text!r}), and cxctl does not guess: give "
+        f"--date-format {strptime_for(text, MONTH_FIRST)!r} (month first, as US exports) or "
+        f"--date-format {strptime_for(text, DAY_FIRST)!r} (day first), or set responses.date_format on the moment")
+
+
+def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datetime, moment: str | None,
+            date_format: str | None = None, reopen=None) -> ImportReport:
     conv = export.convention
     mapping0 = ws.moments[moment].responses if moment in ws.moments else None
 
@@ -321,8 +355,10 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     status_i = export.column(conv.status) if conv.status else None
     tz = ZoneInfo(export.time_zone or ws.settings.timezone)
     local = ZoneInfo(ws.settings.timezone)
-    day_first = not ws.settings.default_language.startswith("en")
-    clock = _Clock(tz, local, utc=conv.utc, us_dates=conv.us_dates, day_first=day_first)
+    if date_format is None and mapping0 is not None and mapping0.format in (None, export.format):
+        date_format = mapping0.date_format
+    order = None if date_format or reopen is None else _date_order(export, reopen, [sub_i, start_i], conv.date_order)
+    clock = _Clock(tz, local, utc=conv.utc, order=order, date_format=date_format)
     report = ImportReport(str(export.path), export.format, None if chosen == "?" else chosen)
     plans: dict[str, _Plan] = {}
     if chosen not in (None, "?"):

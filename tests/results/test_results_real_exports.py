@@ -30,3 +30,88 @@ def test_an_export_without_tokens_needs_no_secret(results_ws, sql, tmp_path, mon
                                     "1,alice@example.fr,2026-10-05 10:00,9,,\n2,bob@example.fr,2026-10-05 11:00,3,,\n")
     report = import_responses(ws, db, path, NOW, moment="nps_relational")
     assert report.counted == 1 and report.quarantined == {"unmatched": 1}
+
+
+def invite(db, sql, moment: str, sent_at: str, *names: str) -> dict[str, str]:
+    """A contact per name (external id NAME, name@example.com) with a sent invitation to `moment`; their tokens."""
+    out = {}
+    for name in names:
+        row = db.execute("SELECT id FROM contacts WHERE external_id = ?", [name.upper()]).fetchone()
+        cid = row[0] if row else sql.add_contact(db, name.upper(), f"{name}@example.com")
+        out[name] = sql.add_invitation(db, cid, moment, sent_at)
+    return out
+
+
+def days(db) -> list[str]:
+    return [r[0] for r in db.execute("SELECT day FROM responses ORDER BY submitted_at")]
+
+
+GOOGLE_US_HEAD = "Timestamp,Email Address,Êtes-vous satisfait de votre livraison ?,Un commentaire ?,token\n"
+
+
+def test_a_us_google_forms_export_is_read_month_first_in_a_french_workspace(results_ws, sql, tmp_path):
+    """Issue 12: in a French workspace, `7/1/2024 22:05:36` was read 7 January while `7/13/2024` was 13 July —
+    one file, two readings. The 13 decides the order of the whole file, rows before it included."""
+    ws, db = results_ws
+    t = invite(db, sql, "web_csat", "2024-06-30 08:00:00", "ann", "ben", "cat", "dan")
+    path = write(tmp_path, "google_us.csv", GOOGLE_US_HEAD
+                 + f"7/1/2024 22:05:36,ann@example.com,5,,{t['ann']}\n7/2/2024 9:15:00,ben@example.com,4,,{t['ben']}\n"
+                 + f"7/13/2024 10:00:00,cat@example.com,3,,{t['cat']}\n7/6/2024 23:59:59,dan@example.com,5,,{t['dan']}\n")
+    report = import_responses(ws, db, path, NOW)
+    assert report.format == "google_forms" and report.counted == 4 and report.problems == []
+    stored = sorted(r[0] for r in db.execute("SELECT submitted_at FROM responses"))
+    # Europe/Paris is UTC+2 in July: 7/1/2024 22:05:36 is 1 July, 20:05:36 UTC.
+    assert stored == ["2024-07-01 20:05:36", "2024-07-02 07:15:00", "2024-07-06 21:59:59", "2024-07-13 08:00:00"]
+
+
+def test_an_ambiguous_file_is_refused_with_the_fix_and_read_with_date_format(results_ws, sql, tmp_path, cli):
+    ws, db = results_ws
+    t = invite(db, sql, "web_csat", "2024-06-30 08:00:00", "ann", "ben")
+    path = write(tmp_path, "google_us.csv", GOOGLE_US_HEAD
+                 + f"7/1/2024 22:05:36,ann@example.com,5,,{t['ann']}\n7/2/2024 9:15:00,ben@example.com,4,,{t['ben']}\n")
+    with pytest.raises(ImportFileError) as caught:
+        import_responses(ws, db, path, NOW)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:2: the dates of column 'Timestamp' read both day first and month first")
+    assert "--date-format '%m/%d/%Y %H:%M:%S' (month first" in message and "--date-format '%d/%m/%Y %H:%M:%S' (day first)" in message
+    assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 0  # nothing read, nothing guessed
+    code, out, err = cli("responses", "import", str(path), "--date-format", "%m/%d/%Y %H:%M:%S", "--json",
+                         "--now", "2026-11-10T12:00", "-w", str(ws.root))
+    assert code == 0, err
+    assert sorted(days(db)) == ["2024-07-01", "2024-07-02"]
+
+
+def test_a_file_never_mixes_two_date_orders(results_ws, sql, tmp_path):
+    """A row that can only be read the other way (13/7 in a month-first file) is quarantined with the reason,
+    never read in another order than the rest of the file."""
+    ws, db = results_ws
+    t = invite(db, sql, "web_csat", "2024-06-30 08:00:00", "ann", "ben", "cat")
+    path = write(tmp_path, "mixed.csv", GOOGLE_US_HEAD
+                 + f"7/13/2024 10:00:00,ann@example.com,5,,{t['ann']}\n7/1/2024 10:00:00,ben@example.com,4,,{t['ben']}\n"
+                 + f"14/7/2024 10:00:00,cat@example.com,3,,{t['cat']}\n")
+    report = import_responses(ws, db, path, NOW)
+    assert report.counted == 2 and days(db) == ["2024-07-01", "2024-07-13"]
+    assert [(p.row, p.kind) for p in report.problems] == [(4, "invalid")]
+    assert "'14/7/2024 10:00:00' cannot be read month first (mm/dd/yyyy), the order of the file's other dates" in \
+        report.problems[0].reason
+
+
+def test_excel_resaved_short_us_dates_are_read_month_first(results_ws, sql, tmp_path):
+    """A CSV resaved by a US Excel: `M/D/YY H:MM`, two-digit years, no seconds."""
+    ws, db = results_ws
+    t = invite(db, sql, "nps_relational", "2024-06-30 08:00:00", "ann", "ben")
+    path = write(tmp_path, "excel.csv", "response_id,token,submitted_at,nps,nps_why,nps_reason\n"
+                                        f"1,{t['ann']},7/1/24 22:05,9,,\n2,{t['ben']},12/25/24 9:30,6,,\n")
+    report = import_responses(ws, db, path, NOW, moment="nps_relational")
+    assert report.counted == 2 and days(db) == ["2024-07-01", "2024-12-25"]
+
+
+def test_a_declared_date_format_is_checked_by_validate(results_ws, cli):
+    ws, _ = results_ws
+    path = ws.root / "ecommerce.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("      format: google_forms\n",
+                    "      format: google_forms\n      date_format: \"%m/%d/%Y %H:%M:%S\"\n"), encoding="utf-8")
+    assert cli("validate", str(ws.root))[0] == 0
+    path.write_text(path.read_text(encoding="utf-8").replace('"%m/%d/%Y %H:%M:%S"', '"mm/dd/yyyy"'), encoding="utf-8")
+    code, out, err = cli("validate", str(ws.root))
+    assert code == 1 and "moments.web_csat.responses.date_format" in out + err and "has no % code" in out + err
