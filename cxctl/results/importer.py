@@ -221,6 +221,10 @@ class _Plan:
     moment_id: str
     moment: Moment
     readers: list[QuestionReader]
+    # How the rows are read (which column answers which question, on which scale, with which labels): part of
+    # each stored response's content hash, so a re-import after a mapping change re-reads the rows (issue 12).
+    signature: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 def _token_from(cell: str) -> str:
@@ -236,14 +240,21 @@ def _token_from(cell: str) -> str:
 
 
 def _plan_for(ws: Workspace, export: Export, moment_id: str) -> _Plan:
+    """Which column answers which question of the moment. A question that matches no column is an error (its
+    answers would be silently unread: issue 12), except a secondary question of a generic CSV or JSON Lines
+    file, which the team builds with the columns it has: a note then. `columns: {question: "-"}` says that
+    the moment's tool does not export that question."""
     moment = ws.moments[moment_id]
     mapping = moment.responses
     # The declared columns describe the moment's own tool; another tool's export is matched by question id or text.
     declared = mapping.columns if mapping.format in (None, export.format) else {}
     readers = []
+    missing: list[str] = []
     for qid in moment.questions:
         question = ws.questions[qid]
         column = declared.get(qid)
+        if column is not None and column.strip() == NOT_EXPORTED:
+            continue
         if column is not None:
             readers.append(QuestionReader.build(qid, question, export.column((), column)))
             continue
@@ -251,6 +262,8 @@ def _plan_for(ws: Workspace, export: Export, moment_id: str) -> _Plan:
         index = export.column(wordings)
         if index is not None:
             readers.append(QuestionReader.build(qid, question, index))
+        else:
+            missing.append(qid)
     seen = set()
     for reader in readers:
         kind = reader.question.type
@@ -262,7 +275,31 @@ def _plan_for(ws: Workspace, export: Export, moment_id: str) -> _Plan:
         raise ImportFileError(
             f"{export.path}: no column answers a question of moment {moment_id!r} ({', '.join(moment.questions)}): "
             f"map them under moments.{moment_id}.responses.columns (question id: export column)")
-    return _Plan(moment_id, moment, readers)
+    indicators = {min((q for q in moment.questions if ws.questions[q].type == kind), key=moment.questions.index)
+                  for kind in INDICATORS if any(ws.questions[q].type == kind for q in moment.questions)}
+    lenient = export.format in ("generic", "jsonl")
+    errors = [qid for qid in missing if not lenient or qid in indicators]
+    described = {qid: _unread(ws, export, moment_id, qid) for qid in missing}
+    if errors:
+        raise ImportFileError(f"{export.path}: " + "; ".join(described[qid] for qid in errors)
+                              + f" (columns: {', '.join(export.columns[:15])}{'…' if len(export.columns) > 15 else ''})")
+    notes = [described[qid] + " — its answers are not read" for qid in missing]
+    signature = hashlib.sha1(repr([(r.id, r.index, export.columns[r.index], r.question.type, r.question.min, r.question.max,
+                                    sorted(r.labels.items()), sorted(r.choices.items())) for r in readers]).encode()).hexdigest()
+    return _Plan(moment_id, moment, readers, signature, notes)
+
+
+NOT_EXPORTED = "-"  # under responses.columns: this tool's export does not hold the question
+
+
+def _unread(ws: Workspace, export: Export, moment_id: str, qid: str) -> str:
+    """What to say about a question of the moment that no column of the export answers, with the fix."""
+    text = ws.questions[qid].text
+    wordings = [text] if isinstance(text, str) else list(text.values())
+    guess = did_you_mean(wordings[0], export.columns) or did_you_mean(qid, export.columns)
+    return (f"question {qid!r} of moment {moment_id!r} ({wordings[0]!r}) matches no column of the export{guess}: map it "
+            f"under moments.{moment_id}.responses.columns ({qid}: <export column>), or write {qid}: \"{NOT_EXPORTED}\" "
+            f"there if this export does not hold it")
 
 
 def _choose_moment(ws: Workspace, export: Export, moment: str | None, moment_index: int | None,
@@ -286,18 +323,19 @@ def _choose_moment(ws: Workspace, export: Export, moment: str | None, moment_ind
 def import_responses(ws: Workspace, db: sqlite_utils.Database, path: Path | str, now: datetime, *,
                      format: str | None = None, moment: str | None = None,
                      encoding: str | None = None, delimiter: str | None = None,
-                     date_format: str | None = None) -> ImportReport:
+                     date_format: str | None = None, reread: bool = False) -> ImportReport:
     """Import one export; return what landed, what was skipped and what went to quarantine.
 
     `date_format` (strptime) says how the file writes its dates; without it, the order of dd/mm versus
-    mm/dd dates is decided once for the whole file. Raises ImportFileError when the file cannot be read,
+    mm/dd dates is decided once for the whole file. `reread` reads again the rows already stored unchanged
+    (a changed mapping is noticed by itself; this is for anything else, such as a newer cxctl). Raises ImportFileError when the file cannot be read,
     its columns do not fit the moment or its dates read both ways; UsageError for an unknown moment or a
     file that does not say its moment.
     """
     export = open_export(path, format=format, encoding=encoding, delimiter=delimiter)
     try:
         return _import(ws, db, export, now, moment, date_format,
-                       lambda: open_export(path, format=export.format, encoding=encoding, delimiter=delimiter))
+                       lambda: open_export(path, format=export.format, encoding=encoding, delimiter=delimiter), reread)
     finally:
         export.close()
 
@@ -326,7 +364,7 @@ def _date_order(export: Export, reopen, indexes: list[int | None], known: str | 
 
 
 def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datetime, moment: str | None,
-            date_format: str | None = None, reopen=None) -> ImportReport:
+            date_format: str | None = None, reopen=None, reread: bool = False) -> ImportReport:
     conv = export.convention
     mapping0 = ws.moments[moment].responses if moment in ws.moments else None
 
@@ -359,6 +397,7 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         date_format = mapping0.date_format
     order = None if date_format or reopen is None else _date_order(export, reopen, [sub_i, start_i], conv.date_order)
     clock = _Clock(tz, local, utc=conv.utc, order=order, date_format=date_format)
+    reading = date_format or order or ""
     report = ImportReport(str(export.path), export.format, None if chosen == "?" else chosen)
     plans: dict[str, _Plan] = {}
     if chosen not in (None, "?"):
@@ -434,9 +473,11 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                     continue
                 plan = plans[moment_id] = _plan_for(ws, export, moment_id)
             joined = "\x1f".join(fields)
-            content_hash = hashlib.sha1(joined.encode()).hexdigest()
+            row_hash = hashlib.sha1(joined.encode()).hexdigest()
+            # The stored hash covers the cells and how they are read: a changed mapping re-reads the row.
+            content_hash = hashlib.sha1(f"{joined}\x1e{plan.signature}\x1e{reading}".encode()).hexdigest()
             raw_id = fields[rid_i].strip() if rid_i is not None else ""
-            response_id = raw_id or "h" + content_hash
+            response_id = raw_id or "h" + row_hash
             response_key = f"{export.format}:{moment_id}:{response_id}"
             complete = 1
             if fin_i is not None and fields[fin_i].strip().lower() in FALSE_WORDS:
@@ -485,7 +526,7 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 tokens_seen.add(token)
             else:
                 tokenless += 1
-            stage.append((number, response_key, content_hash, moment_id, token or None,
+            stage.append((number, response_key, content_hash, row_hash, moment_id, token or None,
                           email or None, (fields[ext_i].strip() or None) if ext_i is not None else None,
                           submitted, day, complete, "counted" if complete else "partial", joined, *scores))
             answers.extend(values)
@@ -495,6 +536,7 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         if stage:
             yield stage, answers
         tally.update(rows_read=rows_read, skipped=dict(skipped), quarantine=quarantine, moment=chosen,
+                     notes=[f"{export.path}: {note}" for plan in plans.values() for note in plan.notes],
                      facts=Facts(repeated_keys=len(keys_seen) < staged, tokenless=tokenless > 0,
                                  repeated_tokens=len(tokens_seen) < staged - tokenless,
                                  value_counts=value_counts, day_counts=day_counts,
@@ -509,9 +551,9 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         for stage, answers in batches:
             # One transaction per batch (not one commit per row).
             db.execute("BEGIN")
-            db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, moment, token, email,"
+            db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, row_hash, moment, token, email,"
                                 " external_id, submitted_at, day, complete, status, fields, score_nps, score_csat, score_ces)"
-                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
+                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
             db.conn.executemany("INSERT INTO temp.stage_answers VALUES (?,?,?,?)", answers)
             db.execute("COMMIT")
     finally:
@@ -519,9 +561,10 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
             batches.close()
     result = finish()
     report.rows_read, report.skipped, quarantine, facts = result["rows_read"], result["skipped"], result["quarantine"], result["facts"]
+    report.notes.extend(result["notes"])
     if report.moment is None and result["moment"] not in (None, "?"):
         report.moment = result["moment"]
-    settle(ws, db, export, report, quarantine, imported_at, secret, columns, facts)
+    settle(ws, db, export, report, quarantine, imported_at, secret, columns, facts, reread=reread)
     return report
 
 

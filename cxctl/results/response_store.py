@@ -46,6 +46,7 @@ class ImportReport:
     skipped: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the import did not do, with the fix (unread questions…)
 
     @property
     def quarantined_total(self) -> int:
@@ -54,7 +55,7 @@ class ImportReport:
 
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS stage (
-    row_number INTEGER PRIMARY KEY, response_key TEXT, content_hash TEXT, moment TEXT, token TEXT,
+    row_number INTEGER PRIMARY KEY, response_key TEXT, content_hash TEXT, row_hash TEXT, moment TEXT, token TEXT,
     email TEXT, external_id TEXT, submitted_at TEXT, day TEXT, complete INTEGER, status TEXT,
     score_nps INTEGER, score_csat INTEGER, score_ces INTEGER,
     invitation_id INTEGER, contact_id INTEGER, invitation_moment TEXT, outcome TEXT, existing_id INTEGER,
@@ -79,7 +80,7 @@ class Facts:
 
 def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: ImportReport,
             quarantine: list[tuple], imported_at: str, secret: Callable[[], "tokens.Keyring | bytes"], columns: list[str],
-            facts: Facts) -> None:
+            facts: Facts, *, reread: bool = False) -> None:
     """The set-based part, in one transaction: match, quarantine, replace, insert, choose, roll up.
 
     Staged rows still to insert have `outcome` NULL and the status their completeness gives; the choice of
@@ -101,7 +102,7 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
 
         stored = q("SELECT EXISTS (SELECT 1 FROM responses)").fetchone()[0]
         if stored:
-            _replace_known(db, report, imported_at)
+            _replace_known(db, report, imported_at, reread)
         # Every staged row lands as staged: the counts taken while reading are the rollup increments.
         intact = not (facts.repeated_keys or removed or report.unchanged or report.replaced)
         # One response counts per invitation: the first completed (or the last, with keep: last). The choice is
@@ -151,7 +152,7 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
                             quarantine)
         if q("SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = ?)", [export.format]).fetchone()[0]:
             q("""DELETE FROM quarantine WHERE source = ? AND row_key IN (
-                     SELECT 'q:' || s.content_hash FROM temp.stage s)""", [export.format])
+                     SELECT 'q:' || s.row_hash FROM temp.stage s)""", [export.format])
             if facts.id_column:
                 # An earlier, invalid version of a response that lands now (same tool, moment and response
                 # id, corrected in the tool and exported again) leaves the quarantine too. The column name
@@ -263,13 +264,14 @@ def _quarantine_unmatched(db: sqlite_utils.Database, export: Export, quarantine:
     return len(rows)
 
 
-def _replace_known(db: sqlite_utils.Database, report: ImportReport, imported_at: str) -> None:
-    """Known response ids: identical → unchanged; an older version → unchanged; otherwise replaced."""
+def _replace_known(db: sqlite_utils.Database, report: ImportReport, imported_at: str, reread: bool = False) -> None:
+    """Known response ids: identical (cells and reading) → unchanged, unless `reread`; an older version →
+    unchanged; otherwise replaced."""
     q = db.execute
     q("""UPDATE temp.stage SET outcome = CASE
-             WHEN r.content_hash = temp.stage.content_hash OR temp.stage.submitted_at < r.submitted_at THEN 'unchanged'
+             WHEN (r.content_hash = temp.stage.content_hash AND NOT ?) OR temp.stage.submitted_at < r.submitted_at THEN 'unchanged'
              ELSE 'replace' END, existing_id = r.id, existing_invitation = r.invitation_id
-         FROM responses r WHERE r.response_key = temp.stage.response_key""")
+         FROM responses r WHERE r.response_key = temp.stage.response_key""", [int(reread)])
     unchanged, replaced = q("SELECT COUNT(*) FILTER (WHERE outcome = 'unchanged'), COUNT(*) FILTER (WHERE outcome = 'replace')"
                             " FROM temp.stage WHERE outcome IS NOT NULL").fetchone()
     report.unchanged, report.replaced = unchanged, replaced

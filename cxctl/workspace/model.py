@@ -367,7 +367,7 @@ class ResponseMapping(Model):
 
     format: Literal["qualtrics", "surveymonkey", "google_forms", "typeform", "limesurvey", "generic", "jsonl"] | None = None
     """The survey tool's export format."""
-    columns: dict[Identifier, str] = Field(default_factory=dict, description="question id → export column")
+    columns: dict[Identifier, str] = Field(default_factory=dict, description="question id → export column (\"-\": this export does not hold the question)")
     token_column: str | None = None
     """Column holding the invitation token."""
     email_column: str | None = None

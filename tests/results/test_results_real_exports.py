@@ -115,3 +115,86 @@ def test_a_declared_date_format_is_checked_by_validate(results_ws, cli):
     path.write_text(path.read_text(encoding="utf-8").replace('"%m/%d/%Y %H:%M:%S"', '"mm/dd/yyyy"'), encoding="utf-8")
     code, out, err = cli("validate", str(ws.root))
     assert code == 1 and "moments.web_csat.responses.date_format" in out + err and "has no % code" in out + err
+
+
+def qualtrics(tmp_path: Path, name: str, rows: list[str], questions: tuple[str, ...]) -> Path:
+    """A Qualtrics CSV export (three header rows: ids, question texts, ImportIds with the time zone)."""
+    ids = ["StartDate", "EndDate", "Status", "Progress", "Finished", "RecordedDate", "ResponseId", "RecipientEmail",
+           "ExternalReference"] + [f"Q{i + 1}" for i in range(len(questions))] + ["t"]
+    texts = ["Start Date", "End Date", "Response Type", "Progress", "Finished", "Recorded Date", "Response ID",
+             "Recipient Email", "External Data Reference", *questions, "t"]
+    imports = ['"{""ImportId"":""' + c + '"",""timeZone"":""Europe/Paris""}"' for c in ids]
+    quoted = ",".join('"' + t.replace('"', '""') + '"' for t in texts)
+    return write(tmp_path, name, "\n".join([",".join(ids), quoted, ",".join(imports), *rows]) + "\n")
+
+
+def test_a_question_no_column_answers_is_an_error_not_silently_unread(results_ws, sql, tmp_path):
+    """Issue 12: the NPS question's wording differed from the export's column title and no mapping was given:
+    `counted 40`, no problem, exit 0 — and an empty NPS cell beside a 100 % response rate."""
+    ws, db = results_ws
+    t = invite(db, sql, "store_visit", "2026-10-01 08:00:00", "ann")
+    path = qualtrics(tmp_path, "q.csv", [f"2026-10-05 10:00:00,2026-10-05 10:01:00,IP Address,100,True,2026-10-05 10:01:00,"
+                                         f"R_1,,,9,Super,{t['ann']}"],
+                     ("How likely are you to recommend us?", "Why this score?"))
+    with pytest.raises(ImportFileError) as caught:
+        import_responses(ws, db, path, NOW, moment="store_visit")
+    message = str(caught.value)
+    assert ("question 'nps' of moment 'store_visit' ('Recommanderiez-vous notre boutique à un proche ?') matches no column "
+            "of the export") in message
+    assert "map it under moments.store_visit.responses.columns (nps: <export column>)" in message
+    assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 0
+
+
+def test_a_secondary_question_missing_from_a_generic_file_is_a_note(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = invite(db, sql, "nps_relational", "2026-10-01 08:00:00", "ann")
+    path = write(tmp_path, "g.csv", f"response_id,token,submitted_at,nps,why\n1,{t['ann']},2026-10-05 10:00,9,Bien\n")
+    report = import_responses(ws, db, path, NOW, moment="nps_relational")
+    assert report.counted == 1
+    assert [n.split(": ", 1)[1].split(" (")[0] for n in report.notes] == [
+        "question 'nps_why' of moment 'nps_relational'", "question 'nps_reason' of moment 'nps_relational'"]
+    assert all(n.endswith("its answers are not read") for n in report.notes)
+
+
+def test_a_reimport_after_a_mapping_change_rereads_the_rows(results_ws, sql, tmp_path):
+    """Issue 12: after the mapping was fixed, the re-import said `unchanged 40` and the scores never arrived."""
+    from cxctl.validation import load_workspace
+    from cxctl.results.scorecard import compute_scorecard
+
+    ws, db = results_ws
+    t = invite(db, sql, "nps_relational", "2026-10-01 08:00:00", "ann", "ben")
+    questions = ("How likely are you to buy from us again?", "Why this score?", "What matters most?",
+                 "How likely are you to recommend us to a friend?")
+    path = qualtrics(tmp_path, "q.csv", [
+        f"2026-10-05 10:00:00,2026-10-05 10:01:00,IP Address,100,True,2026-10-05 10:01:00,R_1,,,3,Bien,Le prix,10,{t['ann']}",
+        f"2026-10-05 11:00:00,2026-10-05 11:01:00,IP Address,100,True,2026-10-05 11:01:00,R_2,,,2,Bof,Le prix,9,{t['ben']}"],
+        questions)
+    first = import_responses(ws, db, path, NOW)  # the moment's mapping says nps: Q1 — the wrong column
+    assert first.counted == 2
+    card = compute_scorecard(ws, db, NOW, moment="nps_relational")
+    assert card.rows[0].indicators["nps"].value == -100
+    yaml = ws.root / "ecommerce.yaml"
+    yaml.write_text(yaml.read_text(encoding="utf-8").replace("{nps: Q1,", "{nps: Q4,"), encoding="utf-8")
+    ws = load_workspace(ws.root)
+    again = import_responses(ws, db, path, NOW)
+    assert (again.replaced, again.unchanged, again.counted) == (2, 0, 2)
+    card = compute_scorecard(ws, db, NOW, moment="nps_relational")
+    assert card.rows[0].indicators["nps"].value == 100 and card.rows[0].responses == 2
+    assert sorted(r[0] for r in db.execute("SELECT score_nps FROM responses")) == [9, 10]
+    # The same file and mapping once more: nothing to re-read, unless asked for.
+    assert import_responses(ws, db, path, NOW).unchanged == 2
+    forced = import_responses(ws, db, path, NOW, reread=True)
+    assert (forced.replaced, forced.unchanged, forced.counted, forced.duplicates) == (2, 0, 2, 0)
+    rolled = db.execute("SELECT SUM(n) FROM response_rollup WHERE moment = 'nps_relational'").fetchone()[0]
+    assert rolled == 2 and compute_scorecard(ws, db, NOW, moment="nps_relational").rows[0].indicators["nps"].value == 100
+
+
+def test_cli_reread_and_notes(results_ws, sql, tmp_path, cli):
+    ws, db = results_ws
+    t = invite(db, sql, "nps_relational", "2026-10-01 08:00:00", "ann")
+    path = write(tmp_path, "g.csv", f"response_id,token,submitted_at,nps\n1,{t['ann']},2026-10-05 10:00,9\n")
+    args = ("responses", "import", str(path), "-m", "nps_relational", "--now", "2026-11-10T12:00", "-w", str(ws.root))
+    code, out, err = cli(*args)
+    assert code == 0 and "question 'nps_why' of moment 'nps_relational'" in err
+    code, out, err = cli(*args, "--reread", "--json")
+    assert code == 0 and '"replaced": 1' in out
