@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from cxctl.core import tokens
 from cxctl.workspace.model import Moment, Question, localise
 from cxctl.audience.contact_bulk import in_worker, parallel_possible
 from cxctl.core.emails import normalise
@@ -57,6 +58,8 @@ BUILTIN_LABELS = {
     },
 }
 INDICATORS = {"nps": 0, "csat": 1, "ces": 2}
+LOOSE_TOKEN_NAMES = {"t", "tok"}  # short names a column may have for another reason
+MISSING_MARKERS = {"na", "n/a", "-", "#n/a"}  # what spreadsheets and R write for "no answer"
 FALSE_WORDS = {"0", "false", "faux", "no", "non", "n", "f"}
 
 
@@ -114,7 +117,7 @@ class QuestionReader:
 
     def _read(self, cell: str) -> tuple[float | None, str | None] | None:
         text = cell.strip()
-        if not text:
+        if not text or text.lower() in MISSING_MARKERS:  # NA in one question is no answer, not a bad row (issue 12)
             return None
         q = self.question
         if q.type in ("nps", "csat", "ces", "rating"):
@@ -384,6 +387,10 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     if token_i is not None and not (mapping0 is not None and mapping0.token_column):
         token_columns = [i for name in conv.token for i in [export.column([name])] if i is not None]
         token_columns = list(dict.fromkeys(token_columns))
+    # A column merely named `t` (or `tok`) may hold something else — an hour, a test flag: issue 12 found every row
+    # of such a file quarantined as forged. Its cells count as tokens only when shaped like one.
+    declared_token = mapping0 is not None and bool(mapping0.token_column)
+    loose = set() if declared_token else {i for i in token_columns if export.columns[i].strip().lower() in LOOSE_TOKEN_NAMES}
     rid_i = col(conv.response_id, "response_id_column")
     sub_i = col(conv.submitted, "submitted_column")
     start_i = export.column(conv.started) if conv.started else None
@@ -433,6 +440,7 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         value_counts: Counter = Counter()
         day_counts: Counter = Counter()
         staged = tokenless = rows_read = 0
+        not_tokens: dict[str, tuple[str, int]] = {}  # loose token column → (a sample cell, cells that are no token)
         check_skip = status_i is not None and export.format == "qualtrics"
 
         def quarantine_row(number: int, fields: list[str], kind: str, reason: str, moment_id: str | None) -> None:
@@ -455,6 +463,10 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 token = fields[index].strip()
                 if "://" in token or token[:1] == "?":  # a survey URL carrying the token
                     token = _token_from(token)
+                if token and index in loose and not tokens.looks_like_token(token):
+                    not_tokens[columns[index]] = not_tokens.get(columns[index]) or (token, 0)
+                    not_tokens[columns[index]] = (not_tokens[columns[index]][0], not_tokens[columns[index]][1] + 1)
+                    token = ""
                 if token:
                     break
             if chosen == "?":
@@ -536,7 +548,10 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         if stage:
             yield stage, answers
         tally.update(rows_read=rows_read, skipped=dict(skipped), quarantine=quarantine, moment=chosen,
-                     notes=[f"{export.path}: {note}" for plan in plans.values() for note in plan.notes],
+                     notes=[f"{export.path}: {note}" for plan in plans.values() for note in plan.notes] + [
+                         f"{export.path}: column {name!r} holds no invitation tokens ({n} cell(s), e.g. {sample!r}): not read "
+                         f"as the token; those rows are matched by email or external reference (name the token column "
+                         f"with responses.token_column if it is another)" for name, (sample, n) in not_tokens.items()],
                      facts=Facts(repeated_keys=len(keys_seen) < staged, tokenless=tokenless > 0,
                                  repeated_tokens=len(tokens_seen) < staged - tokenless,
                                  value_counts=value_counts, day_counts=day_counts,

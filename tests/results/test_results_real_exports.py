@@ -198,3 +198,41 @@ def test_cli_reread_and_notes(results_ws, sql, tmp_path, cli):
     assert code == 0 and "question 'nps_why' of moment 'nps_relational'" in err
     code, out, err = cli(*args, "--reread", "--json")
     assert code == 0 and '"replaced": 1' in out
+
+
+def test_a_column_named_t_that_holds_hours_is_not_the_token(results_ws, sql, tmp_path):
+    """Issue 12: a `t` column holding the hour of the visit was read as the token, and every row quarantined as
+    forged although its external_id matched an invitation."""
+    ws, db = results_ws
+    invite(db, sql, "nps_relational", "2026-10-01 08:00:00", "ann", "ben")
+    path = write(tmp_path, "export.csv", "response_id,external_id,submitted_at,t,nps,nps_why,nps_reason\n"
+                                         "1,ANN,2026-10-05 10:00,14,9,,\n2,BEN,2026-10-05 11:00,09:30,4,,\n")
+    report = import_responses(ws, db, path, NOW, moment="nps_relational")
+    assert report.counted == 2 and report.problems == []
+    assert any("column 't' holds no invitation tokens (2 cell(s), e.g. '14')" in note for note in report.notes)
+
+
+def test_a_real_token_in_a_t_column_is_still_checked(results_ws, sql, tmp_path):
+    from cxctl.core import tokens
+
+    ws, db = results_ws
+    t = invite(db, sql, "nps_relational", "2026-10-01 08:00:00", "ann")
+    forged = tokens.new_token(b"another-workspace-secret-0123456789")
+    path = write(tmp_path, "export.csv", "response_id,external_id,submitted_at,t,nps,nps_why,nps_reason\n"
+                                         f"1,,2026-10-05 10:00,{t['ann']},9,,\n2,ANN,2026-10-05 11:00,{forged},4,,\n")
+    report = import_responses(ws, db, path, NOW, moment="nps_relational")
+    assert report.counted == 1 and report.notes == []
+    assert [p.row for p in report.problems] == [3] and "invalid token signature" in report.problems[0].reason
+
+
+@pytest.mark.parametrize("marker", ["", "NA", "N/A", "n/a", "-", "#N/A"])
+def test_usual_missing_markers_are_no_answer_not_a_rejected_row(results_ws, sql, tmp_path, marker):
+    """Issue 12: `NA` (R's missing value) in a secondary question rejected the whole row, NPS included."""
+    ws, db = results_ws
+    t = invite(db, sql, "nps_relational", "2026-10-01 08:00:00", "ann")
+    path = write(tmp_path, "r.csv", "response_id,token,submitted_at,nps,nps_why,nps_reason\n"
+                                    f"1,{t['ann']},2026-10-05 10:00,9,{marker},{marker}\n")
+    report = import_responses(ws, db, path, NOW, moment="nps_relational")
+    assert report.counted == 1 and report.problems == []
+    answers = db.execute("SELECT question, value_num, value_text FROM answers ORDER BY question").fetchall()
+    assert answers == [("nps", 9.0, None)]
