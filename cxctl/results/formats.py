@@ -38,6 +38,7 @@ class Convention:
     finished: tuple[str, ...] = ()
     status: tuple[str, ...] = ()
     utc: bool = False  # the tool writes submission times in UTC
+    partial_without_submit: bool = False  # an empty submission time means a partial response (Typeform)
     date_order: str | None = None  # the order of its year-last slash dates, when the tool always writes one
 
 
@@ -59,8 +60,9 @@ CONVENTIONS = {
         email=("Email Address", "Email address", "Adresse e-mail", "Adresse email"),
     ),
     "typeform": Convention(
-        response_id=("#", "Response ID", "Token"), submitted=("Submit Date (UTC)",), started=("Start Date (UTC)",),
-        email=("email", "Email"), external_id=("external_id", "customer_id"), utc=True,
+        response_id=("#", "Response ID", "Token"), submitted=("Submit Date (UTC)", "Submitted At"),
+        started=("Start Date (UTC)", "Stage Date (UTC)", "Started At"), finished=("Response Type",),
+        email=("email", "Email"), external_id=("external_id", "customer_id"), utc=True, partial_without_submit=True,
     ),
     "limesurvey": Convention(
         response_id=("id", "Response ID"), submitted=("submitdate", "Date submitted"),

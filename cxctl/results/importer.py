@@ -60,7 +60,7 @@ BUILTIN_LABELS = {
 INDICATORS = {"nps": 0, "csat": 1, "ces": 2}
 LOOSE_TOKEN_NAMES = {"t", "tok"}  # short names a column may have for another reason
 MISSING_MARKERS = {"na", "n/a", "-", "#n/a"}  # what spreadsheets and R write for "no answer"
-FALSE_WORDS = {"0", "false", "faux", "no", "non", "n", "f"}
+FALSE_WORDS = {"0", "false", "faux", "no", "non", "n", "f", "partial"}
 
 
 def _fold(text: str) -> str:
@@ -491,13 +491,17 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
             raw_id = fields[rid_i].strip() if rid_i is not None else ""
             response_id = raw_id or "h" + row_hash
             response_key = f"{export.format}:{moment_id}:{response_id}"
-            complete = 1
+            complete, incomplete = 1, None
             if fin_i is not None and fields[fin_i].strip().lower() in FALSE_WORDS:
-                complete = 0
+                complete, incomplete = 0, "partial" if conv.partial_without_submit else "unfinished"
             when_text = fields[sub_i].strip() if sub_i is not None else ""
             if not when_text and start_i is not None:
-                when_text, complete = fields[start_i].strip(), 0
+                # No submission time: a partial response (Typeform leaves Submit Date empty), dated by its start.
+                when_text, complete, incomplete = fields[start_i].strip(), 0, incomplete or "partial"
             if not when_text:
+                if complete == 0 or (sub_i is not None and conv.partial_without_submit):
+                    skipped[incomplete or "partial"] += 1  # never counts, and has no time to be stored with
+                    continue
                 quarantine_row(number, fields, "invalid", "no submission time: export the submission date column", moment_id)
                 continue
             try:
@@ -540,7 +544,7 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 tokenless += 1
             stage.append((number, response_key, content_hash, row_hash, moment_id, token or None,
                           email or None, (fields[ext_i].strip() or None) if ext_i is not None else None,
-                          submitted, day, complete, "counted" if complete else "partial", joined, *scores))
+                          submitted, day, complete, "counted" if complete else "partial", incomplete, joined, *scores))
             answers.extend(values)
             if len(stage) >= 20000:
                 yield stage, answers
@@ -567,8 +571,8 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
             # One transaction per batch (not one commit per row).
             db.execute("BEGIN")
             db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, row_hash, moment, token, email,"
-                                " external_id, submitted_at, day, complete, status, fields, score_nps, score_csat, score_ces)"
-                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
+                                " external_id, submitted_at, day, complete, status, incomplete, fields, score_nps, score_csat, score_ces)"
+                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
             db.conn.executemany("INSERT INTO temp.stage_answers VALUES (?,?,?,?)", answers)
             db.execute("COMMIT")
     finally:

@@ -384,6 +384,10 @@ class ResponseMapping(Model):
     """How far back a fallback match looks for the invitation."""
     keep: Literal["first", "last"] = "first"
     """Which response wins when a person answers twice."""
+    match: Literal["invitation", "contact", "none"] = "invitation"
+    """What an answer must be tied to: its invitation; or only a known contact (invitation if any), or nothing, for
+    in-the-moment surveys without invitation (QR code, website link). Those answers count in the scores, not in
+    the response rate."""
 
 
 MomentKind = Literal["relational", "transactional", "in_the_moment"]

@@ -236,3 +236,112 @@ def test_usual_missing_markers_are_no_answer_not_a_rejected_row(results_ws, sql,
     assert report.counted == 1 and report.problems == []
     answers = db.execute("SELECT question, value_num, value_text FROM answers ORDER BY question").fetchall()
     assert answers == [("nps", 9.0, None)]
+
+
+TYPEFORM_HEAD = "#,Êtes-vous satisfait de votre livraison ?,Un commentaire ?,t,Response Type,Submit Date (UTC),Network ID\n"
+
+
+def test_typeform_partial_rows_are_partial_not_a_missing_column(results_ws, sql, tmp_path):
+    """Issue 12: Typeform rows with an empty Submit Date were quarantined as "no submission time: export the
+    submission date column" — the column was there; the row is partial."""
+    ws, db = results_ws
+    t = invite(db, sql, "delivery_csat", "2026-10-19 08:00:00", "ann", "ben")
+    path = write(tmp_path, "typeform.csv", TYPEFORM_HEAD
+                 + f"8x2k0qj1,5,Parfait,{t['ann']},completed,2026-10-20 08:00:12,a1b2\n"
+                 + f"9y3l1rk2,2,,{t['ben']},partial,,b2c3\n"
+                 + "0z4m2sl3,,,,partial,,c3d4\n")
+    report = import_responses(ws, db, path, NOW)
+    assert report.format == "typeform" and report.counted == 1
+    assert report.skipped == {"partial": 2} and report.problems == []
+
+
+def test_an_unfinished_qualtrics_row_is_reported_unfinished_not_unmatched(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = invite(db, sql, "nps_relational", "2026-10-01 08:00:00", "ann", "ben")
+    row = "2026-10-05 {h}:00:00,2026-10-05 {h}:01:00,IP Address,{p},{f},2026-10-05 {h}:01:00,R_{h},,,{nps},,,{t}"
+    path = qualtrics(tmp_path, "q.csv", [row.format(h=10, p=100, f="True", nps=9, t=t["ann"]),
+                                         row.format(h=11, p=40, f="False", nps=3, t=""),
+                                         row.format(h=12, p=60, f="False", nps=7, t=t["ben"])],
+                     ("How likely?", "Why?", "What matters most?"))
+    report = import_responses(ws, db, path, NOW)
+    assert (report.counted, report.partial) == (1, 1)  # ben's unfinished row is tied to his invitation: kept, partial
+    assert report.skipped == {"unfinished": 1} and report.problems == []
+
+
+def match_mode(ws, moment_block_end: str, mode: str):
+    """The workspace reloaded with `responses.match: mode` added to the moment whose responses block ends so."""
+    from cxctl.validation import load_workspace
+
+    path = ws.root / "ecommerce.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert moment_block_end in text
+    path.write_text(text.replace(moment_block_end, f"{moment_block_end}      match: {mode}\n"), encoding="utf-8")
+    return load_workspace(ws.root)
+
+
+def rollups_exact(db) -> bool:
+    raw = db.execute("SELECT moment, day, COUNT(*) FROM responses WHERE status = 'counted' GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    rolled = db.execute("SELECT moment, day, n FROM response_rollup WHERE n <> 0 ORDER BY 1, 2").fetchall()
+    return raw == rolled
+
+
+def test_match_contact_counts_answers_without_invitation_in_scores_not_in_the_rate(results_ws, sql, tmp_path, cli):
+    """Issue 12: an in-the-moment survey (a link on the website) has answers without invitation; they were all
+    quarantined. With responses.match: contact they count — in the scores, not in the response rate."""
+    from cxctl.results.scorecard import compute_scorecard
+
+    ws, db = results_ws
+    ws = match_mode(ws, "      keep: last\n", "contact")
+    t = invite(db, sql, "web_csat", "2026-10-01 08:00:00", "ann", "dan")  # 2 sent
+    for name in ("ben", "cat"):
+        sql.add_contact(db, name.upper(), f"{name}@example.com")
+    path = write(tmp_path, "web.csv", "Horodateur,Adresse e-mail,Êtes-vous satisfait de votre livraison ?,Un commentaire ?,token\n"
+                 f"15/10/2026 09:00:00,ann@example.com,5,,{t['ann']}\n15/10/2026 10:00:00,ben@example.com,4,,\n"
+                 "16/10/2026 11:00:00,cat@example.com,2,,\n16/10/2026 12:00:00,nobody@example.com,5,,\n")
+    report = import_responses(ws, db, path, NOW)
+    assert report.counted == 3 and [p.kind for p in report.problems] == ["unmatched"]
+    assert "no contact with this email" in report.problems[0].reason
+    free = db.execute("SELECT COUNT(*) FROM responses WHERE invitation_id IS NULL AND contact_id IS NOT NULL").fetchone()[0]
+    assert free == 2
+    card = compute_scorecard(ws, db, NOW, moment="web_csat")
+    row = card.rows[0]
+    assert (row.responses, row.sent, row.uninvited) == (3, 2, 2)
+    assert row.indicators["csat"].n == 3
+    assert row.indicators["response_rate"].value == 50.0  # ann of the 2 invited; ben and cat were not invited
+    assert card.notes == ["2 response(s) came without invitation (web_csat: responses.match contact/none): they count "
+                          "in the scores and in `responses`, not in the response rate"]
+    code, out, err = cli("scorecard", "-m", "web_csat", "--now", "2026-11-10T12:00", "-w", str(ws.root))
+    assert code == 0 and "not in the response rate" in err
+    by_segment = compute_scorecard(ws, db, NOW, moment="web_csat", by=["segment"])
+    assert sum(r.uninvited for r in by_segment.rows) == 2
+    # Again: nothing new; a newer version of ben's answer replaces it and still counts.
+    assert import_responses(ws, db, path, NOW).unchanged == 3
+    newer = write(tmp_path, "web2.csv", "Horodateur,Adresse e-mail,Êtes-vous satisfait de votre livraison ?,Un commentaire ?,token\n"
+                  "15/10/2026 10:00:00,ben@example.com,1,Finalement non,\n")
+    assert import_responses(ws, db, newer, NOW).counted == 1
+    assert db.execute("SELECT COUNT(*) FROM responses WHERE status = 'counted'").fetchone()[0] == 4
+    assert rollups_exact(db)
+
+
+def test_match_none_counts_anonymous_answers(results_ws, sql, tmp_path):
+    """A QR code on a receipt: no invitation, often no email either."""
+    ws, db = results_ws
+    ws = match_mode(ws, "      match_window: 10d\n", "none")
+    path = write(tmp_path, "store.csv",
+                 "Respondent ID,Collector ID,Start Date,End Date,IP Address,Email Address,How likely are you to recommend our shop to a friend?,Why this score?\n"
+                 ",,,,,,Response,Open-Ended Response\n"
+                 "1001,77,10/12/2026 09:15:02 AM,10/12/2026 09:16:40 AM,203.0.113.21,,10,Accueil\n"
+                 "1002,77,10/12/2026 02:01:00 PM,10/12/2026 02:03:10 PM,203.0.113.22,,3,\n")
+    report = import_responses(ws, db, path, NOW)
+    assert report.counted == 2 and report.problems == []
+    assert db.execute("SELECT COUNT(*) FROM responses WHERE contact_id IS NULL AND status = 'counted'").fetchone()[0] == 2
+    assert rollups_exact(db)
+
+
+def test_match_is_a_checked_key(results_ws, cli):
+    ws, _ = results_ws
+    path = ws.root / "ecommerce.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("      keep: last\n", "      keep: last\n      match: contacts\n"),
+                    encoding="utf-8")
+    code, out, err = cli("validate", str(ws.root))
+    assert code == 1 and "moments.web_csat.responses.match" in out + err
