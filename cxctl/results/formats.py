@@ -47,7 +47,7 @@ CONVENTIONS = {
         response_id=("ResponseId", "ResponseID", "Response ID"),
         submitted=("RecordedDate", "EndDate", "Recorded Date", "End Date"),
         started=("StartDate", "Start Date"),
-        email=("RecipientEmail", "Recipient Email"),
+        email=("RecipientEmail", "Recipient Email", "EmailAddress"),
         external_id=("ExternalReference", "ExternalDataReference", "External Data Reference"),
         finished=("Finished",), status=("Status", "Response Type"),
     ),
@@ -57,7 +57,8 @@ CONVENTIONS = {
     ),
     "google_forms": Convention(
         submitted=("Timestamp", "Horodateur", "Horodatage", "Marca temporal"),
-        email=("Email Address", "Email address", "Adresse e-mail", "Adresse email"),
+        email=("Email Address", "Email address", "Email", "E-mail", "Adresse e-mail", "Adresse email", "Adresse mail",
+               "Courriel", "Dirección de correo electrónico"),
     ),
     "typeform": Convention(
         response_id=("#", "Response ID", "Token"), submitted=("Submit Date (UTC)", "Submitted At"),
@@ -97,6 +98,7 @@ class Export:
     time_zone: str | None = None
     convention: Convention = field(default_factory=Convention)
     _close: object = None
+    named: bool = False  # the format was given (--format), not detected
 
     def close(self) -> None:
         if self._close is not None:
@@ -124,23 +126,49 @@ class Export:
         return QUALTRICS_SKIP.get(fields[status_index].strip().lower())
 
 
+SURVEYMONKEY_PARTS = {"response", "open-ended response", "réponse", "réponse ouverte", "other (please specify)"}
+
+
 def detect(header: list[str], second: list[str] | None, third: list[str] | None) -> str:
-    """Name the tool from the header rows; generic CSV when nothing specific is recognised."""
+    """Name the tool from the header rows; generic CSV when nothing specific is recognised (`cxctl.responses`
+    then requires a generic date column, so another tool's export is not read as a plain CSV)."""
     lowered = {h.strip().lower() for h in header}
     first = header[0].strip().lower() if header else ""
+    below = {c.strip().lower() for c in second or []}
     if {"responseid", "finished"} <= lowered or (third and third[0].startswith('{"ImportId"')):
         return "qualtrics"
+    if first == "v1" and {"responseid", "finished"} <= below:
+        return "qualtrics"  # the legacy export: V1…V10 on row 1, the field names on row 2
     if {"respondent id", "collector id"} <= lowered:
         return "surveymonkey"
+    if ("respondent id" in lowered or {"start date", "end date"} <= lowered) and below & SURVEYMONKEY_PARTS:
+        return "surveymonkey"  # trimmed of some columns; its row of question parts still says what it is
     if first == "#" and any(h.lower().startswith("submit date") for h in header):
         return "typeform"
-    if first in ("timestamp", "horodateur", "horodatage", "marca temporal"):
+    if second and second[0].strip() == "#" and any(c.lower().startswith("submit date") for c in second):
+        return "typeform"  # a row of question groups above the header
+    if first in GOOGLE_FORMS_FIRST:
         return "google_forms"
     if {"submitdate", "lastpage"} <= lowered or {"response id", "date submitted", "last page"} <= lowered or (
         "token" in lowered and "startlanguage" in lowered
     ):
         return "limesurvey"
     return "generic"
+
+
+GOOGLE_FORMS_FIRST = ("timestamp", "horodateur", "horodatage", "marca temporal")
+LOOKED_FOR = ("Qualtrics (ResponseId and Finished columns, or the ImportId row; legacy V1… with ResponseID on row 2), "
+              "SurveyMonkey (Respondent ID and Collector ID, or its row of Response / Open-Ended Response), "
+              "Typeform ('#' first and a Submit Date (UTC) column), Google Forms (Timestamp or Horodateur first), "
+              "LimeSurvey (submitdate and lastpage), generic CSV (a submitted_at, submitted, timestamp or date column)")
+
+
+def not_recognised(export: "Export") -> str:
+    """The message for an export no tool's headers were found in: what was looked for, and how to name it."""
+    shown = ", ".join(repr(c) for c in export.columns[:8]) + ("…" if len(export.columns) > 8 else "")
+    return (f"{export.path}: export format not recognised (columns {shown}); looked for {LOOKED_FOR}: name the "
+            f"format with --format ({', '.join(FORMATS)}), or for a generic CSV name its submission date column "
+            f"submitted_at (or set responses.submitted_column on the moment)")
 
 
 def open_export(path: Path | str, format: str | None = None, encoding: str | None = None,
@@ -167,7 +195,16 @@ def open_export(path: Path | str, format: str | None = None, encoding: str | Non
     texts: dict[str, str] = {}
     time_zone = None
     skip = 0
-    if name == "qualtrics" and second is not None:
+    if name == "qualtrics" and second is not None and columns[:1] == ["V1"] and third is not None:
+        # Legacy export: row 1 is V1…Vn then question ids (Q1…), row 2 the field names and question texts.
+        legacy = [c.strip() for c in second]
+        columns = [legacy[i] if re.fullmatch(r"V\d+", c.strip()) and i < len(legacy) else c for i, c in enumerate(columns)]
+        texts = {c: t for c, t in zip(columns, second) if t and c not in legacy}
+        skip = 1
+    elif name == "typeform" and second is not None and columns[:1] != ["#"]:
+        columns = [c.strip() for c in second]  # row 1 holds the question groups
+        skip = 1
+    elif name == "qualtrics" and second is not None:
         # Row 2: question texts; row 3: {"ImportId": ..., "timeZone": ...} (absent in legacy exports).
         texts = {c: t for c, t in zip(columns, second) if t}
         skip = 1
@@ -194,7 +231,8 @@ def open_export(path: Path | str, format: str | None = None, encoding: str | Non
         yield from rest
         yield from rows
 
-    return Export(path, name, columns, texts, chained(), table.sha256, time_zone, CONVENTIONS[name], table.close)
+    return Export(path, name, columns, texts, chained(), table.sha256, time_zone, CONVENTIONS[name], table.close,
+                  named=format is not None)
 
 
 def _looks_like_jsonl(path: Path) -> bool:

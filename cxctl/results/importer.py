@@ -30,8 +30,8 @@ from cxctl.workspace.model import Moment, Question, localise
 from cxctl.audience.contact_bulk import in_worker, parallel_possible
 from cxctl.core.emails import normalise
 from cxctl.core.errors import ImportFileError, UsageError
-from cxctl.results.formats import (DAY_FIRST, MONTH_FIRST, Export, open_export, parse_time, scan_date_order,
-                                   slash_evidence, strptime_for)
+from cxctl.results.formats import (DAY_FIRST, MONTH_FIRST, Export, not_recognised, open_export, parse_time,
+                                   scan_date_order, slash_evidence, strptime_for)
 from cxctl.workspace.loader import Workspace
 from cxctl.core.errors import did_you_mean
 from cxctl.results.response_store import STAGE_DDL, Facts, ImportReport, Problem, rebuild_rollups, settle  # noqa: F401 (public here too)
@@ -376,6 +376,12 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         given = getattr(mapping0, attribute) if own else None
         return export.column(names, given)
 
+    if export.format == "generic" and not export.named and export.column(conv.submitted) is None and not any(
+            spec.responses.submitted_column and export.column([spec.responses.submitted_column]) is not None
+            for spec in ws.moments.values()):
+        # Another tool's export that was not recognised must not be read as a plain CSV (issue 12: it went to the
+        # only generic moment and failed on that moment's column).
+        raise ImportFileError(not_recognised(export))
     token_i = col(conv.token, "token_column")
     moment_i = export.column(conv.moment) if conv.moment else None
     chosen = _choose_moment(ws, export, moment, moment_i, token_i, db)

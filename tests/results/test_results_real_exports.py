@@ -345,3 +345,65 @@ def test_match_is_a_checked_key(results_ws, cli):
                     encoding="utf-8")
     code, out, err = cli("validate", str(ws.root))
     assert code == 1 and "moments.web_csat.responses.match" in out + err
+
+
+def test_an_unrecognised_export_says_so_instead_of_going_to_the_plain_csv_moment(results_ws, sql, tmp_path, cli):
+    """Issue 12: an export of an unknown shape went to the only generic moment and failed on that moment's column."""
+    ws, db = results_ws
+    yaml = ws.root / "ecommerce.yaml"
+    yaml.write_text(yaml.read_text(encoding="utf-8").replace("      format: google_forms\n", "      format: generic\n"),
+                    encoding="utf-8")
+    path = write(tmp_path, "export.csv", "Réponse n°,Date de la réponse,Note,Commentaire\n1,2026-10-05 10:00,5,Bien\n")
+    code, out, err = cli("responses", "import", str(path), "--now", "2026-11-10T12:00", "-w", str(ws.root))
+    assert code == 1 and out == ""
+    assert f"{path}: export format not recognised (columns 'Réponse n°', 'Date de la réponse', 'Note', 'Commentaire')" in err
+    assert "looked for Qualtrics (ResponseId and Finished columns" in err and "generic CSV (a submitted_at" in err
+    assert "name the format with --format (qualtrics, surveymonkey" in err
+    assert db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0] == 0
+
+
+def test_a_legacy_qualtrics_export_is_read_as_qualtrics(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = invite(db, sql, "nps_relational", "2026-10-01 08:00:00", "ann")
+    head = [f"V{i}" for i in range(1, 11)] + ["Q1", "Q2", "Q3", "t"]
+    names = ["ResponseID", "ResponseSet", "Name", "ExternalDataReference", "EmailAddress", "IPAddress", "Status",
+             "StartDate", "EndDate", "Finished", "How likely are you to recommend us?", "Why?", "What matters most?", "t"]
+    path = write(tmp_path, "legacy.csv", ",".join(head) + "\n" + ",".join(names) + "\n"
+                 + f"R_1,Default Response Set,,,,203.0.113.7,0,2026-10-05 09:58:12,2026-10-05 10:01:40,1,9,Bien,Le prix,{t['ann']}\n"
+                 + "R_2,Default Response Set,,,,,1,2026-10-05 11:00:00,2026-10-05 11:01:00,1,0,test,,\n")
+    report = import_responses(ws, db, path, NOW)
+    assert report.format == "qualtrics" and report.moment == "nps_relational"
+    assert report.counted == 1 and report.skipped == {"preview": 1} and report.problems == []
+    assert db.execute("SELECT submitted_at FROM responses").fetchone()[0] == "2026-10-05 08:01:40"
+
+
+def test_a_typeform_export_with_a_question_group_row_is_read_as_typeform(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    t = invite(db, sql, "delivery_csat", "2026-10-19 08:00:00", "ann")
+    path = write(tmp_path, "typeform.csv", ",Votre livraison,Votre livraison,,,,\n"
+                 "#,Êtes-vous satisfait de votre livraison ?,Un commentaire ?,t,Start Date (UTC),Submit Date (UTC),Network ID\n"
+                 f"8x2k0qj1,5,Parfait,{t['ann']},2026-10-20 07:58:01,2026-10-20 08:00:12,a1b2\n")
+    report = import_responses(ws, db, path, NOW)
+    assert report.format == "typeform" and report.counted == 1 and report.problems == []
+
+
+def test_a_trimmed_surveymonkey_export_is_read_as_surveymonkey(results_ws, sql, tmp_path):
+    ws, db = results_ws
+    invite(db, sql, "store_visit", "2026-10-10 08:00:00", "ann")
+    path = write(tmp_path, "sm.csv", "Respondent ID,End Date,Email Address,How likely are you to recommend our shop to a friend?,"
+                 "Why this score?\n,,,Response,Open-Ended Response\n"
+                 "114587236501,10/12/2026 09:16:40 AM,ann@example.com,10,Accueil chaleureux\n")
+    report = import_responses(ws, db, path, NOW)
+    assert report.format == "surveymonkey" and report.counted == 1 and report.problems == []
+    assert db.execute("SELECT day FROM responses").fetchone()[0] == "2026-10-12"  # SurveyMonkey's US order
+
+
+def test_google_forms_email_column_named_email(results_ws, sql, tmp_path):
+    """Issue 12: Google Forms writes `Email` as well as `Email Address`; only the latter was found."""
+    ws, db = results_ws
+    invite(db, sql, "web_csat", "2026-10-11 08:00:00", "ann")
+    path = write(tmp_path, "gf.csv", "Timestamp,Email,Êtes-vous satisfait de votre livraison ?,Un commentaire ?\n"
+                                     "12/10/2026 09:15:02,ann@example.com,Très satisfait,Parfait\n"
+                                     "14/10/2026 09:15:02,ann@example.com,Satisfait,\n")
+    report = import_responses(ws, db, path, NOW)
+    assert report.counted == 1 and report.duplicates == 1 and report.problems == []
