@@ -380,7 +380,7 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, order: str | None 
     else:
         first, second, year = int(a), int(b), int(c)
         year += 2000 if year < 100 else 0
-        evidence = slash_evidence(value)
+        evidence = None if first > 12 and second > 12 else DAY_FIRST if first > 12 else MONTH_FIRST if second > 12 else "either"
         if order is None and evidence == "either":
             raise ValueError(f"ambiguous date {text!r}: {first}/{second} reads day first and month first: "
                              f"give --date-format {strptime_for(value, DAY_FIRST)!r} or {strptime_for(value, MONTH_FIRST)!r}")
