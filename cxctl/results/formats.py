@@ -163,7 +163,7 @@ LOOKED_FOR = ("Qualtrics (ResponseId and Finished columns, or the ImportId row; 
               "LimeSurvey (submitdate and lastpage), generic CSV (a submitted_at, submitted, timestamp or date column)")
 
 
-def not_recognised(export: "Export") -> str:
+def not_recognised(export: Export) -> str:
     """The message for an export no tool's headers were found in: what was looked for, and how to name it."""
     shown = ", ".join(repr(c) for c in export.columns[:8]) + ("…" if len(export.columns) > 8 else "")
     return (f"{export.path}: export format not recognised (columns {shown}); looked for {LOOKED_FOR}: name the "
@@ -199,7 +199,7 @@ def open_export(path: Path | str, format: str | None = None, encoding: str | Non
         # Legacy export: row 1 is V1…Vn then question ids (Q1…), row 2 the field names and question texts.
         legacy = [c.strip() for c in second]
         columns = [legacy[i] if re.fullmatch(r"V\d+", c.strip()) and i < len(legacy) else c for i, c in enumerate(columns)]
-        texts = {c: t for c, t in zip(columns, second) if t and c not in legacy}
+        texts = {c: t for c, t in zip(columns, second, strict=False) if t and c not in legacy}
         skip = 1
     elif name == "typeform" and second is not None and columns[:1] != ["#"]:
         columns = [c.strip() for c in second]  # row 1 holds the question groups

@@ -13,8 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,10 +24,11 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from cxctl.core import tokens
-from cxctl.workspace.model import Moment, Question, localise
+from cxctl.workspace.model import Moment, localise
 from cxctl.audience.contact_bulk import in_worker, parallel_possible
 from cxctl.core.emails import normalise
 from cxctl.core.errors import ImportFileError, UsageError
+from cxctl.results.answers import INDICATORS, QuestionReader, ValueProblem
 from cxctl.results.formats import (DAY_FIRST, MONTH_FIRST, Export, not_recognised, open_export, parse_time,
                                    scan_date_order, slash_evidence, strptime_for)
 from cxctl.workspace.loader import Workspace
@@ -37,128 +36,8 @@ from cxctl.core.errors import did_you_mean
 from cxctl.results.response_store import STAGE_DDL, Facts, ImportReport, Problem, rebuild_rollups, settle  # noqa: F401 (public here too)
 from cxctl.core.timeutil import to_db
 
-# Labels tools write instead of numbers (compared without accents, case or punctuation).
-BUILTIN_LABELS = {
-    "csat": {
-        "tres satisfait": 5, "very satisfied": 5, "extremement satisfait": 5, "extremely satisfied": 5,
-        "satisfait": 4, "satisfied": 4, "plutot satisfait": 4, "somewhat satisfied": 4,
-        "neutre": 3, "neutral": 3, "ni satisfait ni insatisfait": 3, "neither satisfied nor dissatisfied": 3,
-        "insatisfait": 2, "dissatisfied": 2, "plutot insatisfait": 2, "peu satisfait": 2, "somewhat dissatisfied": 2,
-        "tres insatisfait": 1, "very dissatisfied": 1, "pas du tout satisfait": 1, "extremely dissatisfied": 1,
-    },
-    "ces": {
-        "tout a fait d accord": 7, "strongly agree": 7, "d accord": 6, "agree": 6,
-        "plutot d accord": 5, "somewhat agree": 5, "ni d accord ni pas d accord": 4,
-        "neither agree nor disagree": 4, "neutre": 4, "neutral": 4, "plutot pas d accord": 3,
-        "somewhat disagree": 3, "pas d accord": 2, "disagree": 2, "pas du tout d accord": 1, "strongly disagree": 1,
-    },
-    "nps": {
-        "extremely likely": 10, "extremement probable": 10, "tres probable": 10,
-        "not at all likely": 0, "pas du tout probable": 0, "tres improbable": 0,
-    },
-}
-INDICATORS = {"nps": 0, "csat": 1, "ces": 2}
 LOOSE_TOKEN_NAMES = {"t", "tok"}  # short names a column may have for another reason
-MISSING_MARKERS = {"na", "n/a", "-", "#n/a"}  # what spreadsheets and R write for "no answer"
 FALSE_WORDS = {"0", "false", "faux", "no", "non", "n", "f", "partial"}
-
-
-def _fold(text: str) -> str:
-    """Label key: accents, case and punctuation removed (`Très satisfait !` → `tres satisfait`)."""
-    text = unicodedata.normalize("NFKD", text.strip().lower())
-    text = "".join(ch if ch.isalnum() else " " for ch in text if not unicodedata.combining(ch))
-    return " ".join(text.split())
-
-
-class ValueProblem(ValueError):
-    """A value that does not fit its question; the message says why and what is accepted."""
-
-
-@dataclass
-class QuestionReader:
-    """Turns one export cell into (value_num, value_text) for one question, or raises ValueProblem."""
-
-    id: str
-    question: Question
-    index: int
-    labels: dict[str, int] = field(default_factory=dict)
-    choices: dict[str, str] = field(default_factory=dict)
-    indicator: int | None = None  # 0 nps, 1 csat, 2 ces: this answer is the moment's indicator
-    # Cell text → reading, for the questions whose answers repeat (scales, choices): a million rows hold a
-    # handful of distinct cells. Open answers are not cached.
-    cache: dict[str, tuple[float | None, str | None] | None] | None = None
-
-    @classmethod
-    def build(cls, qid: str, question: Question, index: int) -> "QuestionReader":
-        reader = cls(qid, question, index)
-        if question.type in ("nps", "csat", "ces", "rating", "single_choice"):
-            reader.cache = {}
-        reader.labels.update(BUILTIN_LABELS.get(question.type, {}))
-        for value, text in question.labels.items():
-            for wording in (text.values() if isinstance(text, dict) else [text]):
-                reader.labels[_fold(wording)] = value
-        for choice in question.choices:
-            reader.choices[_fold(choice.id)] = choice.id
-            for wording in (choice.label.values() if isinstance(choice.label, dict) else [choice.label]):
-                reader.choices[_fold(wording)] = choice.id
-        return reader
-
-    def read(self, cell: str) -> tuple[float | None, str | None] | None:
-        """None for an empty cell (no answer)."""
-        cache = self.cache
-        if cache is not None:
-            if cell in cache:
-                return cache[cell]
-            value = self._read(cell)
-            if len(cache) < 4096:
-                cache[cell] = value
-            return value
-        return self._read(cell)
-
-    def _read(self, cell: str) -> tuple[float | None, str | None] | None:
-        text = cell.strip()
-        if not text or text.lower() in MISSING_MARKERS:  # NA in one question is no answer, not a bad row (issue 12)
-            return None
-        q = self.question
-        if q.type in ("nps", "csat", "ces", "rating"):
-            try:
-                number = float(text.replace(",", "."))
-            except ValueError:
-                number = self._label(text)
-            if not math.isfinite(number):  # NaN, inf: float() reads them, a scale has no such point
-                raise ValueProblem(f"{self.id}: {text!r} is not a number of the {q.min}–{q.max} scale")
-            if number != int(number):
-                raise ValueProblem(f"{self.id}: {text!r} is not a whole number of the {q.min}–{q.max} scale")
-            if not q.min <= number <= q.max:
-                raise ValueProblem(f"{self.id}: {text!r} is outside the {q.min}–{q.max} scale")
-            return float(number), None
-        if q.type == "single_choice":
-            return None, self._choice(text)
-        if q.type == "multiple_choice":
-            key = _fold(text)
-            if key in self.choices:
-                return None, json.dumps([self.choices[key]])
-            parts = [p for p in (text.replace("|", ";").replace(",", ";").split(";")) if p.strip()]
-            return None, json.dumps([self._choice(p) for p in parts])
-        return None, text
-
-    def _label(self, text: str) -> float:
-        key = _fold(text)
-        if key in self.labels:
-            return float(self.labels[key])
-        head = key.split(" ", 1)[0]
-        # `10 - Extremely likely`, `5 (Très satisfait)`: the number leads the label.
-        if head.isdigit():
-            return float(head)
-        raise ValueProblem(f"{self.id}: {text!r} is neither a number nor a known label of the {self.question.min}–"
-                           f"{self.question.max} scale: add it to the question's labels")
-
-    def _choice(self, text: str) -> str:
-        key = _fold(text)
-        if key not in self.choices:
-            known = ", ".join(c.id for c in self.question.choices)
-            raise ValueProblem(f"{self.id}: {text.strip()!r} is not one of the choices ({known}): add it to the question's choices")
-        return self.choices[key]
 
 
 # `:MM:SS` / `:MM` endings of ISO local times → the store's `:MM:SS` (a whole-hour UTC shift leaves them as they are).
@@ -347,18 +226,18 @@ def _date_order(export: Export, reopen, indexes: list[int | None], known: str | 
     """The file's date order, decided once from its dates (the first that reads one way only), else the
     tool's known order; None when no date needs one. An ambiguous file is refused: issue 12 found a US
     Google Forms export read day first for 993 rows and month first for 12."""
-    indexes = [i for i in indexes if i is not None]
-    if not indexes:
+    present = [i for i in indexes if i is not None]
+    if not present:
         return known
     again = reopen()
     try:
-        scan = scan_date_order(again.rows, indexes)
+        scan = scan_date_order(again.rows, present)
     finally:
         again.close()
     if scan.order is not None or scan.ambiguous is None or known is not None:
         return scan.order or known
     number, text = scan.ambiguous
-    names = " / ".join(repr(export.columns[i]) for i in indexes)
+    names = " / ".join(repr(export.columns[i]) for i in present)
     raise ImportFileError(
         f"{export.path}:{number}: the dates of column {names} read both day first and month first (none of "
         f"{scan.ambiguous_count} has a number above 12, e.g. {text!r}), and cxctl does not guess: give "

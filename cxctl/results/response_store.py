@@ -264,7 +264,7 @@ def _quarantine_unmatched(db: sqlite_utils.Database, export: Export, quarantine:
         # A token no invitation carries is checked against the secret (once per row, only here): a forged
         # link is named as such. The keys are asked for only then: an export without tokens needs no secret.
         # A Keyring (current secret, plus the previous one during a rotation's grace period) or a bare secret.
-        keys = secret() if token else None
+        keys = secret() if token else b""
         if token and not (tokens.verify_with_keys(keys, token) if isinstance(keys, tokens.Keyring)
                           else tokens.verify(keys, token)):
             reason = "invalid token signature (altered or forged link, or another workspace's secret)"

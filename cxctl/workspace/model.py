@@ -378,7 +378,7 @@ class ResponseMapping(Model):
     """Column holding the submission time."""
     response_id_column: str | None = None
     """Column holding the tool's response id (deduplication)."""
-    date_format: str | None = Field(None, examples=["%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M"])
+    date_format: str | None = Field(default=None, examples=["%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M"])
     """strptime format of the export's dates, when they read both day first and month first."""
     match_window: Duration = timedelta(days=30)
     """How far back a fallback match looks for the invitation."""

@@ -3,7 +3,7 @@ columns, missing-value markers, partial rows, surveys without invitation, unreco
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from cxctl.core.errors import ImportFileError
 from cxctl.results.importer import import_responses
 
-NOW = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -158,8 +158,8 @@ def test_a_secondary_question_missing_from_a_generic_file_is_a_note(results_ws, 
 
 def test_a_reimport_after_a_mapping_change_rereads_the_rows(results_ws, sql, tmp_path):
     """Issue 12: after the mapping was fixed, the re-import said `unchanged 40` and the scores never arrived."""
-    from cxctl.validation import load_workspace
     from cxctl.results.scorecard import compute_scorecard
+    from cxctl.validation import load_workspace
 
     ws, db = results_ws
     t = invite(db, sql, "nps_relational", "2026-10-01 08:00:00", "ann", "ben")
