@@ -32,6 +32,11 @@ def check_workspace(paths: list[Path] | None = None) -> LoadResult:
 def load_workspace(path: Path | str | None = None) -> Workspace:
     """Load the workspace at `path` (default: the current folder); raise WorkspaceError on any error."""
     result = check_workspace([Path(path)] if path else None)
+    if result.workspace is None and not result.files:
+        # Issue 12: outside any workspace, name the folder and how to point at one, not a cxctl.yaml that is not there.
+        folder = Path(path) if path else Path.cwd()
+        raise UsageError(f"{folder}: not a cxctl workspace (no {WORKSPACE_FILE}, no YAML file): run the command in the "
+                         f"workspace folder, give --workspace DIR or set CXCTL_WORKSPACE; `cxctl init DIR` creates one")
     if result.workspace is None:
         raise WorkspaceError(result.problems)
     return result.workspace

@@ -12,6 +12,8 @@ from datetime import timezone as _tz
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from cxctl.core.timeutil import nonexistent_date
+
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 LANGUAGE_NAMES = {
     "francais": "fr", "français": "fr", "french": "fr", "fra": "fr", "fre": "fr",
@@ -89,6 +91,30 @@ def dst_reading(moment: datetime) -> str | None:
     return None
 
 
+_CODES = {"d": r"(?P<d>\d{1,2})", "m": r"(?P<m>\d{1,2})", "Y": r"(?P<Y>\d{4})", "y": r"(?P<y>\d{2})"}
+
+
+def impossible_in_format(text: str, date_format: str) -> str | None:
+    """Why `text`, written in `date_format` with a day the month does not have (31/11), is not a date;
+    None when the cause is something else. strptime only says "day is out of range for month"."""
+    pattern, index = "", 0
+    while index < len(date_format):
+        char = date_format[index]
+        if char == "%" and index + 1 < len(date_format):
+            code = date_format[index + 1]
+            pattern += _CODES.get(code, "%" if code == "%" else r".+?")
+            index += 2
+        else:
+            pattern += re.escape(char)
+            index += 1
+    match = re.fullmatch(pattern, text.strip())
+    if not match or "d" not in match.groupdict() or "m" not in match.groupdict():
+        return None
+    parts = match.groupdict()
+    year = int(parts["Y"]) if parts.get("Y") else 2000 + int(parts["y"]) if parts.get("y") else 2000
+    return nonexistent_date(text, year, int(parts["m"]), int(parts["d"]))
+
+
 def timestamp(value: str, zone: str, date_format: str | None = None) -> tuple[datetime, bool]:
     """Parse an event time → (aware datetime, read_day_first). ISO 8601 (with or without offset), the
     declared `date_format`, or dd/mm/yyyy[ HH:MM[:SS]] read day first; naive times are in `zone`."""
@@ -100,8 +126,12 @@ def timestamp(value: str, zone: str, date_format: str | None = None) -> tuple[da
     if date_format:
         try:
             parsed = datetime.strptime(text, date_format)
-        except ValueError:
+        except ValueError as exc:
             parsed = None
+            if "out of range" in str(exc):
+                impossible = impossible_in_format(text, date_format)
+                if impossible:
+                    raise ValueError(impossible) from None
     if parsed is None:
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
@@ -114,6 +144,9 @@ def timestamp(value: str, zone: str, date_format: str | None = None) -> tuple[da
             try:
                 parsed = datetime(int(g["y"]), int(g["m"]), int(g["d"]), int(g["H"] or 0), int(g["M"] or 0), int(g["S"] or 0))
             except ValueError:
+                impossible = nonexistent_date(text, int(g["y"]), int(g["m"]), int(g["d"]))
+                if impossible:
+                    raise ValueError(impossible) from None
                 raise ValueError(
                     f"invalid date {value!r} read day first (dd/mm/yyyy): if the file is month-first, give --date-format %m/%d/%Y"
                 ) from None

@@ -38,6 +38,8 @@ def responses_import(
     moment: MomentOption = None,
     encoding: Annotated[Optional[str], typer.Option("--encoding", help="Force the encoding. Default: detected.")] = None,
     delimiter: Annotated[Optional[str], typer.Option("--delimiter", help="Force the delimiter. Default: sniffed.")] = None,
+    date_format: Annotated[Optional[str], typer.Option("--date-format", help="strptime format of the dates, e.g. %m/%d/%Y %H:%M:%S. Default: the moment's responses.date_format, else one order (dd/mm or mm/dd) decided for the whole file from its dates.")] = None,
+    reread: Annotated[bool, typer.Option("--reread", help="Read again the rows already imported unchanged (a changed responses mapping is noticed without it).")] = False,
     json_: JsonOption = False,
     now: NowOption = None,
     workspace: WorkspaceOption = None,
@@ -55,7 +57,7 @@ def responses_import(
     db = store.connect(ws.database)
     with output.working(f"importing responses from {file}…"):
         report = import_responses(ws, db, file, now_for(ws, now), format=format, moment=moment, encoding=encoding,
-                                  delimiter=parse_delimiter(delimiter))
+                                  delimiter=parse_delimiter(delimiter), date_format=date_format, reread=reread)
     if json_:
         output.print_json(report)
     else:
@@ -67,6 +69,8 @@ def responses_import(
                            list(counts), [list(counts.values())])
         if report.skipped:
             output.info("skipped (never count): " + ", ".join(f"{n} {k}" for k, n in sorted(report.skipped.items())))
+    for note in report.notes:
+        output.warn(note)
     for problem in report.problems[:20]:
         output.warn(f"{report.file}:{problem.row}: {problem.kind}: {problem.reason}")
     if report.problems:

@@ -67,3 +67,23 @@ def local_day_range(since: str | None, until: str | None, tz_name: str) -> tuple
     tz = ZoneInfo(tz_name)
     return (to_db(local_midnight(first, tz)) if first else None,
             to_db(local_midnight(last + timedelta(days=1), tz)) if last else None)
+
+
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+               "November", "December")
+
+
+def nonexistent_date(text: str, year: int, month: int, day: int) -> str | None:
+    """Why `day/month/year` (as read from `text`) is not a calendar day — `31/11/2026` does not exist, as
+    November has 30 days — or None when it is one (or when the month itself is not a month).
+    Issue 12: "unreadable date … expected the declared format" hid that the date was written, just impossible."""
+    if not 1 <= month <= 12 or day < 1:
+        return None
+    try:
+        date(year, month, day)
+        return None
+    except ValueError:
+        pass
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return (f"the date {text.strip()!r} does not exist: {MONTH_NAMES[month - 1]} {year} has {last} days; "
+            f"fix the day in the file")

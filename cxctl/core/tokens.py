@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -33,6 +34,15 @@ def new_token(secret: bytes) -> str:
     """A fresh signed token `<random id>.<tag>`."""
     random_id = _b64(secrets.token_bytes(16))
     return f"{random_id}.{_tag(secret, random_id)}"
+
+
+_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{8,}")
+
+
+def looks_like_token(text: str) -> bool:
+    """Whether `text` has the shape of a cxctl token (`<random id>.<tag>`), signed or not: told apart from an
+    hour or a flag in a column that happens to be named `t`."""
+    return bool(_SHAPE.fullmatch(text))
 
 
 def verify(secret: bytes, token: str) -> bool:

@@ -17,7 +17,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cxctl.audience.csvio import open_csv
+from cxctl.audience.values import impossible_in_format
 from cxctl.core.errors import ImportFileError, UsageError
+from cxctl.core.timeutil import nonexistent_date
 
 FORMATS = ("qualtrics", "surveymonkey", "google_forms", "typeform", "limesurvey", "generic", "jsonl")
 
@@ -36,7 +38,8 @@ class Convention:
     finished: tuple[str, ...] = ()
     status: tuple[str, ...] = ()
     utc: bool = False  # the tool writes submission times in UTC
-    us_dates: bool = False  # slash dates are month/day/year
+    partial_without_submit: bool = False  # an empty submission time means a partial response (Typeform)
+    date_order: str | None = None  # the order of its year-last slash dates, when the tool always writes one
 
 
 CONVENTIONS = {
@@ -44,21 +47,23 @@ CONVENTIONS = {
         response_id=("ResponseId", "ResponseID", "Response ID"),
         submitted=("RecordedDate", "EndDate", "Recorded Date", "End Date"),
         started=("StartDate", "Start Date"),
-        email=("RecipientEmail", "Recipient Email"),
+        email=("RecipientEmail", "Recipient Email", "EmailAddress"),
         external_id=("ExternalReference", "ExternalDataReference", "External Data Reference"),
         finished=("Finished",), status=("Status", "Response Type"),
     ),
     "surveymonkey": Convention(
         response_id=("Respondent ID",), submitted=("End Date",), started=("Start Date",),
-        email=("Email Address",), external_id=("Custom Data 1",), us_dates=True,
+        email=("Email Address",), external_id=("Custom Data 1",), date_order="month_first",
     ),
     "google_forms": Convention(
         submitted=("Timestamp", "Horodateur", "Horodatage", "Marca temporal"),
-        email=("Email Address", "Email address", "Adresse e-mail", "Adresse email"),
+        email=("Email Address", "Email address", "Email", "E-mail", "Adresse e-mail", "Adresse email", "Adresse mail",
+               "Courriel", "Dirección de correo electrónico"),
     ),
     "typeform": Convention(
-        response_id=("#", "Response ID", "Token"), submitted=("Submit Date (UTC)",), started=("Start Date (UTC)",),
-        email=("email", "Email"), external_id=("external_id", "customer_id"), utc=True,
+        response_id=("#", "Response ID", "Token"), submitted=("Submit Date (UTC)", "Submitted At"),
+        started=("Start Date (UTC)", "Stage Date (UTC)", "Started At"), finished=("Response Type",),
+        email=("email", "Email"), external_id=("external_id", "customer_id"), utc=True, partial_without_submit=True,
     ),
     "limesurvey": Convention(
         response_id=("id", "Response ID"), submitted=("submitdate", "Date submitted"),
@@ -93,6 +98,7 @@ class Export:
     time_zone: str | None = None
     convention: Convention = field(default_factory=Convention)
     _close: object = None
+    named: bool = False  # the format was given (--format), not detected
 
     def close(self) -> None:
         if self._close is not None:
@@ -120,23 +126,49 @@ class Export:
         return QUALTRICS_SKIP.get(fields[status_index].strip().lower())
 
 
+SURVEYMONKEY_PARTS = {"response", "open-ended response", "réponse", "réponse ouverte", "other (please specify)"}
+
+
 def detect(header: list[str], second: list[str] | None, third: list[str] | None) -> str:
-    """Name the tool from the header rows; generic CSV when nothing specific is recognised."""
+    """Name the tool from the header rows; generic CSV when nothing specific is recognised (`cxctl.responses`
+    then requires a generic date column, so another tool's export is not read as a plain CSV)."""
     lowered = {h.strip().lower() for h in header}
     first = header[0].strip().lower() if header else ""
+    below = {c.strip().lower() for c in second or []}
     if {"responseid", "finished"} <= lowered or (third and third[0].startswith('{"ImportId"')):
         return "qualtrics"
+    if first == "v1" and {"responseid", "finished"} <= below:
+        return "qualtrics"  # the legacy export: V1…V10 on row 1, the field names on row 2
     if {"respondent id", "collector id"} <= lowered:
         return "surveymonkey"
+    if ("respondent id" in lowered or {"start date", "end date"} <= lowered) and below & SURVEYMONKEY_PARTS:
+        return "surveymonkey"  # trimmed of some columns; its row of question parts still says what it is
     if first == "#" and any(h.lower().startswith("submit date") for h in header):
         return "typeform"
-    if first in ("timestamp", "horodateur", "horodatage", "marca temporal"):
+    if second and second[0].strip() == "#" and any(c.lower().startswith("submit date") for c in second):
+        return "typeform"  # a row of question groups above the header
+    if first in GOOGLE_FORMS_FIRST:
         return "google_forms"
     if {"submitdate", "lastpage"} <= lowered or {"response id", "date submitted", "last page"} <= lowered or (
         "token" in lowered and "startlanguage" in lowered
     ):
         return "limesurvey"
     return "generic"
+
+
+GOOGLE_FORMS_FIRST = ("timestamp", "horodateur", "horodatage", "marca temporal")
+LOOKED_FOR = ("Qualtrics (ResponseId and Finished columns, or the ImportId row; legacy V1… with ResponseID on row 2), "
+              "SurveyMonkey (Respondent ID and Collector ID, or its row of Response / Open-Ended Response), "
+              "Typeform ('#' first and a Submit Date (UTC) column), Google Forms (Timestamp or Horodateur first), "
+              "LimeSurvey (submitdate and lastpage), generic CSV (a submitted_at, submitted, timestamp or date column)")
+
+
+def not_recognised(export: Export) -> str:
+    """The message for an export no tool's headers were found in: what was looked for, and how to name it."""
+    shown = ", ".join(repr(c) for c in export.columns[:8]) + ("…" if len(export.columns) > 8 else "")
+    return (f"{export.path}: export format not recognised (columns {shown}); looked for {LOOKED_FOR}: name the "
+            f"format with --format ({', '.join(FORMATS)}), or for a generic CSV name its submission date column "
+            f"submitted_at (or set responses.submitted_column on the moment)")
 
 
 def open_export(path: Path | str, format: str | None = None, encoding: str | None = None,
@@ -163,7 +195,16 @@ def open_export(path: Path | str, format: str | None = None, encoding: str | Non
     texts: dict[str, str] = {}
     time_zone = None
     skip = 0
-    if name == "qualtrics" and second is not None:
+    if name == "qualtrics" and second is not None and columns[:1] == ["V1"] and third is not None:
+        # Legacy export: row 1 is V1…Vn then question ids (Q1…), row 2 the field names and question texts.
+        legacy = [c.strip() for c in second]
+        columns = [legacy[i] if re.fullmatch(r"V\d+", c.strip()) and i < len(legacy) else c for i, c in enumerate(columns)]
+        texts = {c: t for c, t in zip(columns, second, strict=False) if t and c not in legacy}
+        skip = 1
+    elif name == "typeform" and second is not None and columns[:1] != ["#"]:
+        columns = [c.strip() for c in second]  # row 1 holds the question groups
+        skip = 1
+    elif name == "qualtrics" and second is not None:
         # Row 2: question texts; row 3: {"ImportId": ..., "timeZone": ...} (absent in legacy exports).
         texts = {c: t for c, t in zip(columns, second) if t}
         skip = 1
@@ -190,7 +231,8 @@ def open_export(path: Path | str, format: str | None = None, encoding: str | Non
         yield from rest
         yield from rows
 
-    return Export(path, name, columns, texts, chained(), table.sha256, time_zone, CONVENTIONS[name], table.close)
+    return Export(path, name, columns, texts, chained(), table.sha256, time_zone, CONVENTIONS[name], table.close,
+                  named=format is not None)
 
 
 def _looks_like_jsonl(path: Path) -> bool:
@@ -258,16 +300,64 @@ def _open_jsonl(path: Path) -> Export:
 
 _SLASH = re.compile(r"^(\d{1,4})[/.](\d{1,2})[/.](\d{2,4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?\s*(?:(?:GMT|UTC)\s*([+-]\d{1,2})(?::?(\d{2}))?)?$")
 
+# A file's date order, for dates written with the year last: day first (25/12/2026) or month first (12/25/2026).
+DAY_FIRST, MONTH_FIRST = "day_first", "month_first"
+ORDER_NAMES = {DAY_FIRST: "day first (dd/mm/yyyy)", MONTH_FIRST: "month first (mm/dd/yyyy)"}
 
-def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, us_dates: bool = False, day_first: bool = True) -> datetime:
+
+def slash_evidence(text: str) -> str | None:
+    """What one cell says about its file's date order: DAY_FIRST when its first number cannot be a month
+    (25/12/2026), MONTH_FIRST when its second cannot (12/25/2026), "either" when both can (7/1/2024), None
+    when it is no year-last slash date (ISO, 2026/12/25, unreadable) or when neither reading can be right."""
+    match = _SLASH.match(text.strip())
+    if not match or len(match.group(1)) == 4:
+        return None
+    first, second = int(match.group(1)), int(match.group(2))
+    if first > 12 and second > 12:
+        return None
+    if first > 12:
+        return DAY_FIRST
+    if second > 12:
+        return MONTH_FIRST
+    return "either"
+
+
+def strptime_for(text: str, order: str) -> str:
+    """The strptime format of a year-last slash date in `order`, for the fix of an error message."""
+    match = _SLASH.match(text.strip())
+    if not match:
+        return "%d/%m/%Y %H:%M" if order == DAY_FIRST else "%m/%d/%Y %H:%M"
+    a, _, c, hh, _, ss, ampm, off_h, _ = match.groups()
+    sep = text.strip()[len(a)]
+    pattern = sep.join(("%d", "%m") if order == DAY_FIRST else ("%m", "%d")) + sep + ("%Y" if len(c) == 4 else "%y")
+    if hh is not None:
+        pattern += " " + ("%I" if ampm else "%H") + ":%M" + (":%S" if ss is not None else "") + (" %p" if ampm else "")
+    if off_h is not None:
+        pattern += " GMT%z"
+    return pattern
+
+
+def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, order: str | None = None,
+               date_format: str | None = None) -> datetime:
     """A tool's date-time → aware UTC datetime. Naive times are read in `tz` (UTC when `utc`).
 
-    Accepts ISO 8601 (with or without offset), `yyyy/mm/dd hh:mm:ss AM GMT+1` (Google Forms),
-    `mm/dd/yyyy hh:mm:ss AM` (SurveyMonkey, `us_dates`) and `dd/mm/yyyy hh:mm` (French exports).
-    Raises ValueError with the accepted forms.
+    Accepts ISO 8601 (with or without offset), `yyyy/mm/dd hh:mm:ss AM GMT+1` (Google Forms) and the
+    year-last slash dates `dd/mm/yyyy hh:mm` or `mm/dd/yy h:mm AM` in the file's `order` (DAY_FIRST or
+    MONTH_FIRST). Without an order, a slash date is read only when it can be read one way (25/12/2026);
+    never guessed. `date_format` (strptime) is tried first when given. Raises ValueError saying why.
     """
     value = text.strip()
     zone = timezone.utc if utc else tz
+    if date_format:
+        try:
+            parsed = datetime.strptime(value, date_format)
+        except ValueError as exc:
+            parsed = None
+            strptime_error = exc
+        if parsed is not None:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=zone)
+            return parsed.astimezone(timezone.utc)
     if len(value) >= 10 and value[4] == "-":
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -277,6 +367,10 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, us_dates: bool = F
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=zone)
             return parsed.astimezone(timezone.utc)
+    if date_format:
+        impossible = "out of range" in str(strptime_error) and impossible_in_format(value, date_format)
+        raise ValueError(impossible or f"unreadable date {text!r}: it does not match the declared format {date_format} "
+                         f"(--date-format or responses.date_format): fix the row or the format")
     match = _SLASH.match(value)
     if not match:
         raise ValueError(f"unreadable date {text!r}: use ISO 8601 (2026-11-20 14:05:00) or dd/mm/yyyy hh:mm")
@@ -286,16 +380,27 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, us_dates: bool = F
     else:
         first, second, year = int(a), int(b), int(c)
         year += 2000 if year < 100 else 0
-        if first > 12 or (second <= 12 and day_first and not us_dates):
-            day, month = first, second
-        else:
+        evidence = None if first > 12 and second > 12 else DAY_FIRST if first > 12 else MONTH_FIRST if second > 12 else "either"
+        if order is None and evidence == "either":
+            raise ValueError(f"ambiguous date {text!r}: {first}/{second} reads day first and month first: "
+                             f"give --date-format {strptime_for(value, DAY_FIRST)!r} or {strptime_for(value, MONTH_FIRST)!r}")
+        if order is not None and evidence not in ("either", order, None):
+            raise ValueError(f"date {text!r} cannot be read {ORDER_NAMES[order]}, the order of the file's other dates: "
+                             f"a file has one date order; fix the row, or give --date-format if the file is "
+                             f"{ORDER_NAMES[evidence]}")
+        if (order or evidence) == MONTH_FIRST:
             month, day = first, second
+        else:
+            day, month = first, second
     hour, minute, second_ = int(hh or 0), int(mm or 0), int(ss or 0)
     if ampm:
         hour = hour % 12 + (12 if ampm.lower() == "pm" else 0)
+    impossible = nonexistent_date(value, year, month, day)
+    if impossible:
+        raise ValueError(impossible)
     try:
         parsed = datetime(year, month, day, hour, minute, second_)
-    except ValueError as exc:  # 31/11, 25:00: Python's own words, with the value and the fix
+    except ValueError as exc:  # 25:00, month 13: Python's own words, with the value and the fix
         raise ValueError(f"unreadable date {text!r} ({exc}): check the day, month and time") from None
     if off_h is not None:
         from datetime import timedelta
@@ -304,3 +409,40 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, us_dates: bool = F
         offset = timedelta(hours=abs(int(off_h)), minutes=int(off_m or 0)) * sign
         return (parsed - offset).replace(tzinfo=timezone.utc)
     return parsed.replace(tzinfo=zone).astimezone(timezone.utc)
+
+
+@dataclass
+class DateOrderScan:
+    """What the dates of a file say about its order: the order (or None when no date needs one), the row
+    that decided it, and an ambiguous sample when nothing decided."""
+
+    order: str | None
+    evidence: tuple[int, str] | None = None
+    ambiguous: tuple[int, str] | None = None
+    ambiguous_count: int = 0
+
+
+def scan_date_order(rows: Iterator[tuple[int, list[str], str | None]], indexes: list[int], *,
+                    give_up_after: int = 1000) -> DateOrderScan:
+    """Read the date cells at `indexes` until one decides the file's order (its first number above 12, or
+    its second). Stops after `give_up_after` dates that are not year-last slash dates (an ISO file needs no
+    order, and a million-row file is not read twice for nothing)."""
+    plain = ambiguous_count = 0
+    ambiguous = None
+    for number, fields, problem in rows:
+        if problem:
+            continue
+        for index in indexes:
+            if index >= len(fields) or not fields[index].strip():
+                continue
+            evidence = slash_evidence(fields[index])
+            if evidence in (DAY_FIRST, MONTH_FIRST):
+                return DateOrderScan(evidence, (number, fields[index].strip()), ambiguous, ambiguous_count)
+            if evidence == "either":
+                ambiguous_count += 1
+                ambiguous = ambiguous or (number, fields[index].strip())
+            else:
+                plain += 1
+        if ambiguous is None and plain >= give_up_after:
+            break
+    return DateOrderScan(None, None, ambiguous, ambiguous_count)

@@ -10,10 +10,9 @@ the quarantine table with its reason. Big files are read by a forked worker whil
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import math
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,136 +23,21 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from cxctl.workspace.model import Moment, Question, localise
+from cxctl.core import tokens
+from cxctl.workspace.model import Moment, localise
 from cxctl.audience.contact_bulk import in_worker, parallel_possible
 from cxctl.core.emails import normalise
 from cxctl.core.errors import ImportFileError, UsageError
-from cxctl.results.formats import Export, open_export, parse_time
+from cxctl.results.answers import INDICATORS, QuestionReader, ValueProblem
+from cxctl.results.formats import (DAY_FIRST, MONTH_FIRST, Export, not_recognised, open_export, parse_time,
+                                   scan_date_order, slash_evidence, strptime_for)
 from cxctl.workspace.loader import Workspace
 from cxctl.core.errors import did_you_mean
 from cxctl.results.response_store import STAGE_DDL, Facts, ImportReport, Problem, rebuild_rollups, settle  # noqa: F401 (public here too)
 from cxctl.core.timeutil import to_db
 
-# Labels tools write instead of numbers (compared without accents, case or punctuation).
-BUILTIN_LABELS = {
-    "csat": {
-        "tres satisfait": 5, "very satisfied": 5, "extremement satisfait": 5, "extremely satisfied": 5,
-        "satisfait": 4, "satisfied": 4, "plutot satisfait": 4, "somewhat satisfied": 4,
-        "neutre": 3, "neutral": 3, "ni satisfait ni insatisfait": 3, "neither satisfied nor dissatisfied": 3,
-        "insatisfait": 2, "dissatisfied": 2, "plutot insatisfait": 2, "peu satisfait": 2, "somewhat dissatisfied": 2,
-        "tres insatisfait": 1, "very dissatisfied": 1, "pas du tout satisfait": 1, "extremely dissatisfied": 1,
-    },
-    "ces": {
-        "tout a fait d accord": 7, "strongly agree": 7, "d accord": 6, "agree": 6,
-        "plutot d accord": 5, "somewhat agree": 5, "ni d accord ni pas d accord": 4,
-        "neither agree nor disagree": 4, "neutre": 4, "neutral": 4, "plutot pas d accord": 3,
-        "somewhat disagree": 3, "pas d accord": 2, "disagree": 2, "pas du tout d accord": 1, "strongly disagree": 1,
-    },
-    "nps": {
-        "extremely likely": 10, "extremement probable": 10, "tres probable": 10,
-        "not at all likely": 0, "pas du tout probable": 0, "tres improbable": 0,
-    },
-}
-INDICATORS = {"nps": 0, "csat": 1, "ces": 2}
-FALSE_WORDS = {"0", "false", "faux", "no", "non", "n", "f"}
-
-
-def _fold(text: str) -> str:
-    """Label key: accents, case and punctuation removed (`Très satisfait !` → `tres satisfait`)."""
-    text = unicodedata.normalize("NFKD", text.strip().lower())
-    text = "".join(ch if ch.isalnum() else " " for ch in text if not unicodedata.combining(ch))
-    return " ".join(text.split())
-
-
-class ValueProblem(ValueError):
-    """A value that does not fit its question; the message says why and what is accepted."""
-
-
-@dataclass
-class QuestionReader:
-    """Turns one export cell into (value_num, value_text) for one question, or raises ValueProblem."""
-
-    id: str
-    question: Question
-    index: int
-    labels: dict[str, int] = field(default_factory=dict)
-    choices: dict[str, str] = field(default_factory=dict)
-    indicator: int | None = None  # 0 nps, 1 csat, 2 ces: this answer is the moment's indicator
-    # Cell text → reading, for the questions whose answers repeat (scales, choices): a million rows hold a
-    # handful of distinct cells. Open answers are not cached.
-    cache: dict[str, tuple[float | None, str | None] | None] | None = None
-
-    @classmethod
-    def build(cls, qid: str, question: Question, index: int) -> "QuestionReader":
-        reader = cls(qid, question, index)
-        if question.type in ("nps", "csat", "ces", "rating", "single_choice"):
-            reader.cache = {}
-        reader.labels.update(BUILTIN_LABELS.get(question.type, {}))
-        for value, text in question.labels.items():
-            for wording in (text.values() if isinstance(text, dict) else [text]):
-                reader.labels[_fold(wording)] = value
-        for choice in question.choices:
-            reader.choices[_fold(choice.id)] = choice.id
-            for wording in (choice.label.values() if isinstance(choice.label, dict) else [choice.label]):
-                reader.choices[_fold(wording)] = choice.id
-        return reader
-
-    def read(self, cell: str) -> tuple[float | None, str | None] | None:
-        """None for an empty cell (no answer)."""
-        cache = self.cache
-        if cache is not None:
-            if cell in cache:
-                return cache[cell]
-            value = self._read(cell)
-            if len(cache) < 4096:
-                cache[cell] = value
-            return value
-        return self._read(cell)
-
-    def _read(self, cell: str) -> tuple[float | None, str | None] | None:
-        text = cell.strip()
-        if not text:
-            return None
-        q = self.question
-        if q.type in ("nps", "csat", "ces", "rating"):
-            try:
-                number = float(text.replace(",", "."))
-            except ValueError:
-                number = self._label(text)
-            if not math.isfinite(number):  # NaN, inf: float() reads them, a scale has no such point
-                raise ValueProblem(f"{self.id}: {text!r} is not a number of the {q.min}–{q.max} scale")
-            if number != int(number):
-                raise ValueProblem(f"{self.id}: {text!r} is not a whole number of the {q.min}–{q.max} scale")
-            if not q.min <= number <= q.max:
-                raise ValueProblem(f"{self.id}: {text!r} is outside the {q.min}–{q.max} scale")
-            return float(number), None
-        if q.type == "single_choice":
-            return None, self._choice(text)
-        if q.type == "multiple_choice":
-            key = _fold(text)
-            if key in self.choices:
-                return None, json.dumps([self.choices[key]])
-            parts = [p for p in (text.replace("|", ";").replace(",", ";").split(";")) if p.strip()]
-            return None, json.dumps([self._choice(p) for p in parts])
-        return None, text
-
-    def _label(self, text: str) -> float:
-        key = _fold(text)
-        if key in self.labels:
-            return float(self.labels[key])
-        head = key.split(" ", 1)[0]
-        # `10 - Extremely likely`, `5 (Très satisfait)`: the number leads the label.
-        if head.isdigit():
-            return float(head)
-        raise ValueProblem(f"{self.id}: {text!r} is neither a number nor a known label of the {self.question.min}–"
-                           f"{self.question.max} scale: add it to the question's labels")
-
-    def _choice(self, text: str) -> str:
-        key = _fold(text)
-        if key not in self.choices:
-            known = ", ".join(c.id for c in self.question.choices)
-            raise ValueProblem(f"{self.id}: {text.strip()!r} is not one of the choices ({known}): add it to the question's choices")
-        return self.choices[key]
+LOOSE_TOKEN_NAMES = {"t", "tok"}  # short names a column may have for another reason
+FALSE_WORDS = {"0", "false", "faux", "no", "non", "n", "f", "partial"}
 
 
 # `:MM:SS` / `:MM` endings of ISO local times → the store's `:MM:SS` (a whole-hour UTC shift leaves them as they are).
@@ -166,9 +50,9 @@ class _Clock:
     zone's offset only changes at whole-hour transitions (a million-row import parses a million times).
     With a whole-hour offset the UTC text is the cached UTC hour plus the minutes and seconds as written."""
 
-    def __init__(self, tz: ZoneInfo, local: ZoneInfo, *, utc: bool, us_dates: bool, day_first: bool):
-        self.tz, self.local, self.utc, self.us_dates, self.day_first = tz, local, utc, us_dates, day_first
-        self.same_zone = not utc and str(tz) == str(local)
+    def __init__(self, tz: ZoneInfo, local: ZoneInfo, *, utc: bool, order: str | None = None, date_format: str | None = None):
+        self.tz, self.local, self.utc, self.order, self.date_format = tz, local, utc, order, date_format
+        self.same_zone = not utc and str(tz) == str(local) and not date_format
         self.offsets: dict[str, timedelta] = {}
         self.hours: dict[str, str | None] = {}  # local 'YYYY-MM-DD HH' → UTC 'YYYY-MM-DD HH', None: not a whole-hour shift
 
@@ -191,7 +75,12 @@ class _Clock:
                 if offset is None:
                     offset = self.offsets[hour] = naive.replace(tzinfo=self.tz).utcoffset()
                 return (naive - offset).isoformat(" "), text[:10]
-        when = parse_time(text, self.tz, utc=self.utc, us_dates=self.us_dates, day_first=self.day_first)
+        when = parse_time(text, self.tz, utc=self.utc, order=self.order, date_format=self.date_format)
+        if self.order is None and not self.date_format:
+            # A file has one date order: the first date that can be read one way only fixes it for the rest.
+            evidence = slash_evidence(text)
+            if evidence in (DAY_FIRST, MONTH_FIRST):
+                self.order = evidence
         return to_db(when), when.astimezone(self.local).date().isoformat()
 
     def _utc_hour(self, hour: str) -> str | None:
@@ -214,6 +103,10 @@ class _Plan:
     moment_id: str
     moment: Moment
     readers: list[QuestionReader]
+    # How the rows are read (which column answers which question, on which scale, with which labels): part of
+    # each stored response's content hash, so a re-import after a mapping change re-reads the rows (issue 12).
+    signature: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 def _token_from(cell: str) -> str:
@@ -229,14 +122,21 @@ def _token_from(cell: str) -> str:
 
 
 def _plan_for(ws: Workspace, export: Export, moment_id: str) -> _Plan:
+    """Which column answers which question of the moment. A question that matches no column is an error (its
+    answers would be silently unread: issue 12), except a secondary question of a generic CSV or JSON Lines
+    file, which the team builds with the columns it has: a note then. `columns: {question: "-"}` says that
+    the moment's tool does not export that question."""
     moment = ws.moments[moment_id]
     mapping = moment.responses
     # The declared columns describe the moment's own tool; another tool's export is matched by question id or text.
     declared = mapping.columns if mapping.format in (None, export.format) else {}
     readers = []
+    missing: list[str] = []
     for qid in moment.questions:
         question = ws.questions[qid]
         column = declared.get(qid)
+        if column is not None and column.strip() == NOT_EXPORTED:
+            continue
         if column is not None:
             readers.append(QuestionReader.build(qid, question, export.column((), column)))
             continue
@@ -244,6 +144,8 @@ def _plan_for(ws: Workspace, export: Export, moment_id: str) -> _Plan:
         index = export.column(wordings)
         if index is not None:
             readers.append(QuestionReader.build(qid, question, index))
+        else:
+            missing.append(qid)
     seen = set()
     for reader in readers:
         kind = reader.question.type
@@ -255,7 +157,31 @@ def _plan_for(ws: Workspace, export: Export, moment_id: str) -> _Plan:
         raise ImportFileError(
             f"{export.path}: no column answers a question of moment {moment_id!r} ({', '.join(moment.questions)}): "
             f"map them under moments.{moment_id}.responses.columns (question id: export column)")
-    return _Plan(moment_id, moment, readers)
+    indicators = {min((q for q in moment.questions if ws.questions[q].type == kind), key=moment.questions.index)
+                  for kind in INDICATORS if any(ws.questions[q].type == kind for q in moment.questions)}
+    lenient = export.format in ("generic", "jsonl")
+    errors = [qid for qid in missing if not lenient or qid in indicators]
+    described = {qid: _unread(ws, export, moment_id, qid) for qid in missing}
+    if errors:
+        raise ImportFileError(f"{export.path}: " + "; ".join(described[qid] for qid in errors)
+                              + f" (columns: {', '.join(export.columns[:15])}{'…' if len(export.columns) > 15 else ''})")
+    notes = [described[qid] + " — its answers are not read" for qid in missing]
+    signature = hashlib.sha1(repr([(r.id, r.index, export.columns[r.index], r.question.type, r.question.min, r.question.max,
+                                    sorted(r.labels.items()), sorted(r.choices.items())) for r in readers]).encode()).hexdigest()
+    return _Plan(moment_id, moment, readers, signature, notes)
+
+
+NOT_EXPORTED = "-"  # under responses.columns: this tool's export does not hold the question
+
+
+def _unread(ws: Workspace, export: Export, moment_id: str, qid: str) -> str:
+    """What to say about a question of the moment that no column of the export answers, with the fix."""
+    text = ws.questions[qid].text
+    wordings = [text] if isinstance(text, str) else list(text.values())
+    guess = did_you_mean(wordings[0], export.columns) or did_you_mean(qid, export.columns)
+    return (f"question {qid!r} of moment {moment_id!r} ({wordings[0]!r}) matches no column of the export{guess}: map it "
+            f"under moments.{moment_id}.responses.columns ({qid}: <export column>), or write {qid}: \"{NOT_EXPORTED}\" "
+            f"there if this export does not hold it")
 
 
 def _choose_moment(ws: Workspace, export: Export, moment: str | None, moment_index: int | None,
@@ -278,20 +204,49 @@ def _choose_moment(ws: Workspace, export: Export, moment: str | None, moment_ind
 
 def import_responses(ws: Workspace, db: sqlite_utils.Database, path: Path | str, now: datetime, *,
                      format: str | None = None, moment: str | None = None,
-                     encoding: str | None = None, delimiter: str | None = None) -> ImportReport:
+                     encoding: str | None = None, delimiter: str | None = None,
+                     date_format: str | None = None, reread: bool = False) -> ImportReport:
     """Import one export; return what landed, what was skipped and what went to quarantine.
 
-    Raises ImportFileError when the file cannot be read or its columns do not fit the moment,
-    UsageError for an unknown moment or a file that does not say its moment.
+    `date_format` (strptime) says how the file writes its dates; without it, the order of dd/mm versus
+    mm/dd dates is decided once for the whole file. `reread` reads again the rows already stored unchanged
+    (a changed mapping is noticed by itself; this is for anything else, such as a newer cxctl). Raises ImportFileError when the file cannot be read,
+    its columns do not fit the moment or its dates read both ways; UsageError for an unknown moment or a
+    file that does not say its moment.
     """
     export = open_export(path, format=format, encoding=encoding, delimiter=delimiter)
     try:
-        return _import(ws, db, export, now, moment)
+        return _import(ws, db, export, now, moment, date_format,
+                       lambda: open_export(path, format=export.format, encoding=encoding, delimiter=delimiter), reread)
     finally:
         export.close()
 
 
-def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datetime, moment: str | None) -> ImportReport:
+def _date_order(export: Export, reopen, indexes: list[int | None], known: str | None) -> str | None:
+    """The file's date order, decided once from its dates (the first that reads one way only), else the
+    tool's known order; None when no date needs one. An ambiguous file is refused: issue 12 found a US
+    Google Forms export read day first for 993 rows and month first for 12."""
+    present = [i for i in indexes if i is not None]
+    if not present:
+        return known
+    again = reopen()
+    try:
+        scan = scan_date_order(again.rows, present)
+    finally:
+        again.close()
+    if scan.order is not None or scan.ambiguous is None or known is not None:
+        return scan.order or known
+    number, text = scan.ambiguous
+    names = " / ".join(repr(export.columns[i]) for i in present)
+    raise ImportFileError(
+        f"{export.path}:{number}: the dates of column {names} read both day first and month first (none of "
+        f"{scan.ambiguous_count} has a number above 12, e.g. {text!r}), and cxctl does not guess: give "
+        f"--date-format {strptime_for(text, MONTH_FIRST)!r} (month first, as US exports) or "
+        f"--date-format {strptime_for(text, DAY_FIRST)!r} (day first), or set responses.date_format on the moment")
+
+
+def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datetime, moment: str | None,
+            date_format: str | None = None, reopen=None, reread: bool = False) -> ImportReport:
     conv = export.convention
     mapping0 = ws.moments[moment].responses if moment in ws.moments else None
 
@@ -300,6 +255,12 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         given = getattr(mapping0, attribute) if own else None
         return export.column(names, given)
 
+    if export.format == "generic" and not export.named and export.column(conv.submitted) is None and not any(
+            spec.responses.submitted_column and export.column([spec.responses.submitted_column]) is not None
+            for spec in ws.moments.values()):
+        # Another tool's export that was not recognised must not be read as a plain CSV (issue 12: it went to the
+        # only generic moment and failed on that moment's column).
+        raise ImportFileError(not_recognised(export))
     token_i = col(conv.token, "token_column")
     moment_i = export.column(conv.moment) if conv.moment else None
     chosen = _choose_moment(ws, export, moment, moment_i, token_i, db)
@@ -311,6 +272,10 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     if token_i is not None and not (mapping0 is not None and mapping0.token_column):
         token_columns = [i for name in conv.token for i in [export.column([name])] if i is not None]
         token_columns = list(dict.fromkeys(token_columns))
+    # A column merely named `t` (or `tok`) may hold something else — an hour, a test flag: issue 12 found every row
+    # of such a file quarantined as forged. Its cells count as tokens only when shaped like one.
+    declared_token = mapping0 is not None and bool(mapping0.token_column)
+    loose = set() if declared_token else {i for i in token_columns if export.columns[i].strip().lower() in LOOSE_TOKEN_NAMES}
     rid_i = col(conv.response_id, "response_id_column")
     sub_i = col(conv.submitted, "submitted_column")
     start_i = export.column(conv.started) if conv.started else None
@@ -320,8 +285,11 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     status_i = export.column(conv.status) if conv.status else None
     tz = ZoneInfo(export.time_zone or ws.settings.timezone)
     local = ZoneInfo(ws.settings.timezone)
-    day_first = not ws.settings.default_language.startswith("en")
-    clock = _Clock(tz, local, utc=conv.utc, us_dates=conv.us_dates, day_first=day_first)
+    if date_format is None and mapping0 is not None and mapping0.format in (None, export.format):
+        date_format = mapping0.date_format
+    order = None if date_format or reopen is None else _date_order(export, reopen, [sub_i, start_i], conv.date_order)
+    clock = _Clock(tz, local, utc=conv.utc, order=order, date_format=date_format)
+    reading = date_format or order or ""
     report = ImportReport(str(export.path), export.format, None if chosen == "?" else chosen)
     plans: dict[str, _Plan] = {}
     if chosen not in (None, "?"):
@@ -330,7 +298,8 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     from cxctl.delivery.signing import keyring
 
     # Links signed before a secret rotation still verify during its grace period; a changed secret is refused.
-    secret, _ = keyring(ws, db, now, record=False)
+    # The keys are asked for only when a token must be verified: an export without tokens needs no secret (issue 12).
+    secret = functools.cache(lambda: keyring(ws, db, now, record=False)[0])
     imported_at = to_db(now)
 
     # Staging a million rows: keep temporary tables in memory and give SQLite a real page cache.
@@ -356,6 +325,7 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         value_counts: Counter = Counter()
         day_counts: Counter = Counter()
         staged = tokenless = rows_read = 0
+        not_tokens: dict[str, tuple[str, int]] = {}  # loose token column → (a sample cell, cells that are no token)
         check_skip = status_i is not None and export.format == "qualtrics"
 
         def quarantine_row(number: int, fields: list[str], kind: str, reason: str, moment_id: str | None) -> None:
@@ -378,6 +348,10 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 token = fields[index].strip()
                 if "://" in token or token[:1] == "?":  # a survey URL carrying the token
                     token = _token_from(token)
+                if token and index in loose and not tokens.looks_like_token(token):
+                    not_tokens[columns[index]] = not_tokens.get(columns[index]) or (token, 0)
+                    not_tokens[columns[index]] = (not_tokens[columns[index]][0], not_tokens[columns[index]][1] + 1)
+                    token = ""
                 if token:
                     break
             if chosen == "?":
@@ -396,17 +370,23 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                     continue
                 plan = plans[moment_id] = _plan_for(ws, export, moment_id)
             joined = "\x1f".join(fields)
-            content_hash = hashlib.sha1(joined.encode()).hexdigest()
+            row_hash = hashlib.sha1(joined.encode()).hexdigest()
+            # The stored hash covers the cells and how they are read: a changed mapping re-reads the row.
+            content_hash = hashlib.sha1(f"{joined}\x1e{plan.signature}\x1e{reading}".encode()).hexdigest()
             raw_id = fields[rid_i].strip() if rid_i is not None else ""
-            response_id = raw_id or "h" + content_hash
+            response_id = raw_id or "h" + row_hash
             response_key = f"{export.format}:{moment_id}:{response_id}"
-            complete = 1
+            complete, incomplete = 1, None
             if fin_i is not None and fields[fin_i].strip().lower() in FALSE_WORDS:
-                complete = 0
+                complete, incomplete = 0, "partial" if conv.partial_without_submit else "unfinished"
             when_text = fields[sub_i].strip() if sub_i is not None else ""
             if not when_text and start_i is not None:
-                when_text, complete = fields[start_i].strip(), 0
+                # No submission time: a partial response (Typeform leaves Submit Date empty), dated by its start.
+                when_text, complete, incomplete = fields[start_i].strip(), 0, incomplete or "partial"
             if not when_text:
+                if complete == 0 or (sub_i is not None and conv.partial_without_submit):
+                    skipped[incomplete or "partial"] += 1  # never counts, and has no time to be stored with
+                    continue
                 quarantine_row(number, fields, "invalid", "no submission time: export the submission date column", moment_id)
                 continue
             try:
@@ -447,9 +427,9 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 tokens_seen.add(token)
             else:
                 tokenless += 1
-            stage.append((number, response_key, content_hash, moment_id, token or None,
+            stage.append((number, response_key, content_hash, row_hash, moment_id, token or None,
                           email or None, (fields[ext_i].strip() or None) if ext_i is not None else None,
-                          submitted, day, complete, "counted" if complete else "partial", joined, *scores))
+                          submitted, day, complete, "counted" if complete else "partial", incomplete, joined, *scores))
             answers.extend(values)
             if len(stage) >= 20000:
                 yield stage, answers
@@ -457,6 +437,10 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         if stage:
             yield stage, answers
         tally.update(rows_read=rows_read, skipped=dict(skipped), quarantine=quarantine, moment=chosen,
+                     notes=[f"{export.path}: {note}" for plan in plans.values() for note in plan.notes] + [
+                         f"{export.path}: column {name!r} holds no invitation tokens ({n} cell(s), e.g. {sample!r}): not read "
+                         f"as the token; those rows are matched by email or external reference (name the token column "
+                         f"with responses.token_column if it is another)" for name, (sample, n) in not_tokens.items()],
                      facts=Facts(repeated_keys=len(keys_seen) < staged, tokenless=tokenless > 0,
                                  repeated_tokens=len(tokens_seen) < staged - tokenless,
                                  value_counts=value_counts, day_counts=day_counts,
@@ -471,9 +455,9 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         for stage, answers in batches:
             # One transaction per batch (not one commit per row).
             db.execute("BEGIN")
-            db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, moment, token, email,"
-                                " external_id, submitted_at, day, complete, status, fields, score_nps, score_csat, score_ces)"
-                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
+            db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, row_hash, moment, token, email,"
+                                " external_id, submitted_at, day, complete, status, incomplete, fields, score_nps, score_csat, score_ces)"
+                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
             db.conn.executemany("INSERT INTO temp.stage_answers VALUES (?,?,?,?)", answers)
             db.execute("COMMIT")
     finally:
@@ -481,9 +465,10 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
             batches.close()
     result = finish()
     report.rows_read, report.skipped, quarantine, facts = result["rows_read"], result["skipped"], result["quarantine"], result["facts"]
+    report.notes.extend(result["notes"])
     if report.moment is None and result["moment"] not in (None, "?"):
         report.moment = result["moment"]
-    settle(ws, db, export, report, quarantine, imported_at, secret, columns, facts)
+    settle(ws, db, export, report, quarantine, imported_at, secret, columns, facts, reread=reread)
     return report
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlite_utils
@@ -45,6 +46,7 @@ class ImportReport:
     skipped: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the import did not do, with the fix (unread questions…)
 
     @property
     def quarantined_total(self) -> int:
@@ -53,8 +55,9 @@ class ImportReport:
 
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS stage (
-    row_number INTEGER PRIMARY KEY, response_key TEXT, content_hash TEXT, moment TEXT, token TEXT,
-    email TEXT, external_id TEXT, submitted_at TEXT, day TEXT, complete INTEGER, status TEXT,
+    row_number INTEGER PRIMARY KEY, response_key TEXT, content_hash TEXT, row_hash TEXT, moment TEXT, token TEXT,
+    email TEXT, external_id TEXT, submitted_at TEXT, day TEXT, complete INTEGER, status TEXT, incomplete TEXT,
+    free INTEGER NOT NULL DEFAULT 0,
     score_nps INTEGER, score_csat INTEGER, score_ces INTEGER,
     invitation_id INTEGER, contact_id INTEGER, invitation_moment TEXT, outcome TEXT, existing_id INTEGER,
     existing_invitation INTEGER, fields TEXT)
@@ -77,7 +80,8 @@ class Facts:
 
 
 def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: ImportReport,
-            quarantine: list[tuple], imported_at: str, secret: "tokens.Keyring | bytes", columns: list[str], facts: Facts) -> None:
+            quarantine: list[tuple], imported_at: str, secret: Callable[[], "tokens.Keyring | bytes"], columns: list[str],
+            facts: Facts, *, reread: bool = False) -> None:
     """The set-based part, in one transaction: match, quarantine, replace, insert, choose, roll up.
 
     Staged rows still to insert have `outcome` NULL and the status their completeness gives; the choice of
@@ -95,11 +99,12 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
           " FROM invitations i WHERE i.token = temp.stage.token")
         if facts.tokenless:
             _match_without_token(db, windows)
-        removed = _quarantine_unmatched(db, export, quarantine, imported_at, secret, columns)
+        _free_of_invitation(db, ws)
+        removed = _quarantine_unmatched(db, export, quarantine, imported_at, secret, columns, report.skipped)
 
         stored = q("SELECT EXISTS (SELECT 1 FROM responses)").fetchone()[0]
         if stored:
-            _replace_known(db, report, imported_at)
+            _replace_known(db, report, imported_at, reread)
         # Every staged row lands as staged: the counts taken while reading are the rollup increments.
         intact = not (facts.repeated_keys or removed or report.unchanged or report.replaced)
         # One response counts per invitation: the first completed (or the last, with keep: last). The choice is
@@ -111,11 +116,12 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
             marks = ",".join("?" * len(keep_last)) or "NULL"
             q(f"""INSERT INTO temp.target (src, id, status)
                  SELECT src, id, CASE WHEN complete = 0 THEN 'partial' WHEN rank = 1 THEN 'counted' ELSE 'duplicate' END FROM (
-                     SELECT src, id, complete, ROW_NUMBER() OVER (PARTITION BY invitation_id ORDER BY complete DESC,
+                     SELECT src, id, complete, ROW_NUMBER() OVER (PARTITION BY COALESCE(invitation_id, src || id) ORDER BY complete DESC,
                          CASE WHEN moment IN ({marks}) THEN submitted_at END DESC, submitted_at, src, id) AS rank
                      FROM (SELECT 'r' AS src, r.id, r.invitation_id, r.complete, r.moment, r.submitted_at FROM responses r
                            WHERE r.invitation_id IN (SELECT invitation_id FROM temp.stage UNION
                                                      SELECT existing_invitation FROM temp.stage WHERE outcome = 'replace')
+                              OR (r.invitation_id IS NULL AND r.id IN (SELECT existing_id FROM temp.stage WHERE outcome = 'replace'))
                            UNION ALL
                            SELECT 's', row_number, invitation_id, complete, moment, submitted_at FROM temp.stage
                            WHERE outcome IS NULL))""", keep_last)
@@ -149,7 +155,7 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
                             quarantine)
         if q("SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = ?)", [export.format]).fetchone()[0]:
             q("""DELETE FROM quarantine WHERE source = ? AND row_key IN (
-                     SELECT 'q:' || s.content_hash FROM temp.stage s)""", [export.format])
+                     SELECT 'q:' || s.row_hash FROM temp.stage s)""", [export.format])
             if facts.id_column:
                 # An earlier, invalid version of a response that lands now (same tool, moment and response
                 # id, corrected in the tool and exported again) leaves the quarantine too. The column name
@@ -216,19 +222,35 @@ def _match_without_token(db: sqlite_utils.Database, windows: dict[str, int]) -> 
          WHERE token IS NULL AND contact_id IS NOT NULL""")
 
 
+def _free_of_invitation(db: sqlite_utils.Database, ws: Workspace) -> None:
+    """Mark the staged rows that count without an invitation: those of moments with `responses.match: contact`
+    tied to a known contact, and those of `match: none` moments (a row carrying a token still needs its
+    invitation: an unknown token is quarantined as usual)."""
+    by_mode = {mode: [m for m, spec in ws.moments.items() if spec.responses.match == mode] for mode in ("contact", "none")}
+    for mode, moments in by_mode.items():
+        if not moments:
+            continue
+        marks = ",".join("?" * len(moments))
+        known = " AND contact_id IS NOT NULL" if mode == "contact" else ""
+        db.execute(f"UPDATE temp.stage SET free = 1 WHERE invitation_id IS NULL AND token IS NULL AND moment IN ({marks})"
+                   + known, moments)
+
+
 def _quarantine_unmatched(db: sqlite_utils.Database, export: Export, quarantine: list[tuple], imported_at: str,
-                          secret: "tokens.Keyring | bytes", columns: list[str]) -> int:
-    """Rows tied to no invitation, or to another moment's, go to quarantine with the reason (one scan); returns
-    how many left the staging table."""
+                          secret: Callable[[], "tokens.Keyring | bytes"], columns: list[str], skipped: dict[str, int]) -> int:
+    """Rows tied to no invitation (unless they count without one), or to another moment's, go to quarantine with
+    the reason (one scan); an unfinished or partial row tied to nothing is only counted in `skipped` under that
+    name, since it would never count (issue 12: they were reported `unmatched`). Returns how many left the
+    staging table."""
     rows = db.execute("SELECT row_number, token, email, external_id, contact_id, moment, invitation_moment, fields,"
-                      " invitation_id IS NULL FROM temp.stage WHERE invitation_id IS NULL OR invitation_moment <> moment"
-                      " ORDER BY row_number").fetchall()
+                      " invitation_id IS NULL, incomplete FROM temp.stage WHERE (invitation_id IS NULL AND NOT free)"
+                      " OR invitation_moment <> moment ORDER BY row_number").fetchall()
     if not rows:
         return 0
     forgotten: set[str] = set()
-    if any(email for _, _, email, *_ in rows):
+    if any(row[2] for row in rows):
         forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
-    for number, token, email, external_id, contact_id, moment_id, _, fields, unmatched in rows:
+    for number, token, email, external_id, contact_id, moment_id, _, fields, unmatched, incomplete in rows:
         if not unmatched:
             continue
         if email and email_hash(email) in forgotten:
@@ -236,37 +258,43 @@ def _quarantine_unmatched(db: sqlite_utils.Database, export: Export, quarantine:
             quarantine.append(quarantine_entry(export, columns, number, fields, "unmatched", FORGOTTEN_REASON, moment_id,
                                                imported_at, blank=True))
             continue
+        if incomplete:
+            skipped[incomplete] = skipped.get(incomplete, 0) + 1
+            continue
         # A token no invitation carries is checked against the secret (once per row, only here): a forged
-        # link is named as such.
+        # link is named as such. The keys are asked for only then: an export without tokens needs no secret.
         # A Keyring (current secret, plus the previous one during a rotation's grace period) or a bare secret.
-        if token and not (tokens.verify_with_keys(secret, token) if isinstance(secret, tokens.Keyring)
-                          else tokens.verify(secret, token)):
+        keys = secret() if token else b""
+        if token and not (tokens.verify_with_keys(keys, token) if isinstance(keys, tokens.Keyring)
+                          else tokens.verify(keys, token)):
             reason = "invalid token signature (altered or forged link, or another workspace's secret)"
         elif token:
             reason = "unknown token: no invitation carries it (another database, or pruned)"
         elif contact_id is not None:
-            reason = f"no invitation of moment {moment_id!r} to this contact within the match window: widen responses.match_window"
+            reason = (f"no invitation of moment {moment_id!r} to this contact within the match window: widen "
+                      f"responses.match_window, or set responses.match: contact if this moment is answered without invitation")
         elif email or external_id:
             reason = "no contact with this email or external reference: import the contacts, then import again"
         else:
             reason = "no token, email or external reference to match: add the token as a hidden field"
         quarantine.append(quarantine_entry(export, columns, number, fields, "unmatched", reason, moment_id, imported_at))
-    for number, _, _, _, _, moment_id, inv_moment, fields, unmatched in rows:
+    for number, _, _, _, _, moment_id, inv_moment, fields, unmatched, _ in rows:
         if not unmatched:
             quarantine.append(quarantine_entry(export, columns, number, fields, "unmatched",
                                        f"the token belongs to moment {inv_moment!r}, not {moment_id!r}: import with --moment {inv_moment}",
                                        moment_id, imported_at))
-    db.execute("DELETE FROM temp.stage WHERE invitation_id IS NULL OR invitation_moment <> moment")
+    db.execute("DELETE FROM temp.stage WHERE (invitation_id IS NULL AND NOT free) OR invitation_moment <> moment")
     return len(rows)
 
 
-def _replace_known(db: sqlite_utils.Database, report: ImportReport, imported_at: str) -> None:
-    """Known response ids: identical → unchanged; an older version → unchanged; otherwise replaced."""
+def _replace_known(db: sqlite_utils.Database, report: ImportReport, imported_at: str, reread: bool = False) -> None:
+    """Known response ids: identical (cells and reading) → unchanged, unless `reread`; an older version →
+    unchanged; otherwise replaced."""
     q = db.execute
     q("""UPDATE temp.stage SET outcome = CASE
-             WHEN r.content_hash = temp.stage.content_hash OR temp.stage.submitted_at < r.submitted_at THEN 'unchanged'
+             WHEN (r.content_hash = temp.stage.content_hash AND NOT ?) OR temp.stage.submitted_at < r.submitted_at THEN 'unchanged'
              ELSE 'replace' END, existing_id = r.id, existing_invitation = r.invitation_id
-         FROM responses r WHERE r.response_key = temp.stage.response_key""")
+         FROM responses r WHERE r.response_key = temp.stage.response_key""", [int(reread)])
     unchanged, replaced = q("SELECT COUNT(*) FILTER (WHERE outcome = 'unchanged'), COUNT(*) FILTER (WHERE outcome = 'replace')"
                             " FROM temp.stage WHERE outcome IS NOT NULL").fetchone()
     report.unchanged, report.replaced = unchanged, replaced

@@ -81,6 +81,8 @@ class ScoreRow:
     indicators: dict[str, Indicator]
     moments: list[str] = field(default_factory=list)
     """The moments pooled in this row (one, unless --by has no `moment`)."""
+    uninvited: int = 0
+    """Counted responses without invitation (responses.match contact/none): in the scores, not in the rate."""
 
 
 @dataclass
@@ -108,6 +110,7 @@ class _Cell:
     ces_agree: int = 0
     responses: int = 0
     sent: int = 0
+    uninvited: int = 0
     moments: set = field(default_factory=set)
 
 
@@ -181,11 +184,12 @@ def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *
     db.execute("BEGIN")
     try:
         cells = _fetch(ws, db, groups, moments, labels, local, events)
+        _count_uninvited(ws, db, cells, groups, moments, events)
     finally:
         db.execute("COMMIT")
     rows = _rows(ws, cells, groups, times, order, shown)
     return Scorecard(by, since_day.isoformat(), until_day.isoformat(), ws.settings.min_responses, rows, moment,
-                     _mixing_notes(ws, rows, by))
+                     _mixing_notes(ws, rows, by) + _uninvited_notes(ws, rows, moments))
 
 
 def _mixing_notes(ws: Workspace, rows: list[ScoreRow], by: list[str]) -> list[str]:
@@ -208,6 +212,39 @@ def _mixing_notes(ws: Workspace, rows: list[ScoreRow], by: list[str]) -> list[st
 
 def _asks(ws: Workspace, moment_id: str, question_type: str) -> bool:
     return any(ws.questions[q].type == question_type for q in ws.moments[moment_id].questions)
+
+
+def _uninvited_notes(ws: Workspace, rows: list[ScoreRow], moments: list[str]) -> list[str]:
+    """Answers counted without invitation (issue 12) are in the scores, not in the response rate: said."""
+    uninvited = sum(row.uninvited for row in rows)
+    if not uninvited:
+        return []
+    free = sorted(m for m in moments if ws.moments[m].responses.match != "invitation")
+    return [f"{uninvited} response(s) came without invitation ({', '.join(free)}: responses.match contact/none): "
+            f"they count in the scores and in `responses`, not in the response rate"]
+
+
+def _count_uninvited(ws: Workspace, db: sqlite_utils.Database, cells: dict[tuple, dict], groups: list[str],
+                     moments: list[str], events: Collection[str]) -> None:
+    """Add to each cell the counted responses that have no invitation (moments with responses.match contact or
+    none, issue 12), so the response rate leaves them out. Only those moments' rows are read, grouped by the
+    same expressions as the breakdown (an answer without invitation has no event: its event attributes are
+    empty)."""
+    free = [m for m in moments if ws.moments[m].responses.match != "invitation"]
+    if not free:
+        return
+    exprs, _, params = _group_sql(ws, groups, events)
+    group = "CAST(" + " || char(31) || ".join(exprs) + " AS TEXT)" if exprs else "''"
+    marks = ",".join("?" * len(free))
+    rows = db.execute(f"""SELECT {group}, r.moment, d.label, COUNT(*) FROM responses r JOIN temp.sc_days d ON d.day = r.day
+                          LEFT JOIN contacts c ON c.id = r.contact_id
+                          LEFT JOIN invitations i ON i.id = r.invitation_id LEFT JOIN events e ON e.id = i.event_id
+                          WHERE r.status = 'counted' AND r.invitation_id IS NULL AND r.moment IN ({marks})
+                          GROUP BY 1, 2, 3""", [*params, *free]).fetchall()
+    for value, moment_id, label, n in rows:
+        key = tuple(str(value).split("\x1f")) if exprs else ()
+        cell = cells[key + (moment_id, label)]
+        cell["uninvited"] = cell.get("uninvited", 0) + n
 
 
 def _days(first: date, last: date):
@@ -335,6 +372,7 @@ def _rows(ws: Workspace, raw: dict[tuple, dict], groups: list[str], times: list[
         cell.moments.add(moment_id)
         cell.responses += data["responses"]
         cell.sent += data["sent"]
+        cell.uninvited += data.get("uninvited", 0)
         spec = ws.moments[moment_id]
         kinds = {}
         for qid in spec.questions:
@@ -373,7 +411,7 @@ def _rows(ws: Workspace, raw: dict[tuple, dict], groups: list[str], times: list[
             if not indicators and cell.sent == 0:
                 continue
             rows.append(ScoreRow(dict(zip(groups, group)), label if times else None, cell.responses, cell.sent, indicators,
-                                 sorted(cell.moments)))
+                                 sorted(cell.moments), cell.uninvited))
     return rows
 
 
@@ -391,7 +429,8 @@ def _measure(cell: _Cell | None, name: str):
         return Proportion(cell.csat_k, cell.csat_n) if cell.csat_n else None
     if name == "ces":
         return Mean.of(cell.ces) if sum(cell.ces.values()) else None
-    return Proportion(min(cell.responses, cell.sent), cell.sent) if cell.sent else None
+    invited = cell.responses - cell.uninvited  # answers without invitation have no place in a response rate
+    return Proportion(min(invited, cell.sent), cell.sent) if cell.sent else None
 
 
 def _nps_parts(counts: dict[int, int]) -> tuple[int, int, int]:

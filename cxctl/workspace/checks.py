@@ -24,6 +24,7 @@ from cxctl.workspace.settings_checks import (
     TemplateFiles,
     check_mappings,
     check_settings,
+    date_format_problem,
     find_secrets,
     problem_at,
     raw_get,
@@ -99,6 +100,11 @@ def _check_moments(declared: Declared, incomplete: bool, settings_raw: Any, temp
                     problems.append(problem_at(parsed, base + ("responses", "columns", question_id),
                         f"question {question_id!r} is not asked by this moment" + did_you_mean(question_id, asked)
                         + ": map only the moment's questions"))
+        date_format = raw_get(raw, "responses", "date_format")
+        if isinstance(date_format, str):
+            reason = date_format_problem(date_format)
+            if reason:
+                problems.append(problem_at(parsed, base + ("responses", "date_format"), reason))
 
         template = raw.get("template", "invitation")
         if templates is not None and isinstance(template, str):

@@ -367,7 +367,7 @@ class ResponseMapping(Model):
 
     format: Literal["qualtrics", "surveymonkey", "google_forms", "typeform", "limesurvey", "generic", "jsonl"] | None = None
     """The survey tool's export format."""
-    columns: dict[Identifier, str] = Field(default_factory=dict, description="question id → export column")
+    columns: dict[Identifier, str] = Field(default_factory=dict, description="question id → export column (\"-\": this export does not hold the question)")
     token_column: str | None = None
     """Column holding the invitation token."""
     email_column: str | None = None
@@ -378,10 +378,16 @@ class ResponseMapping(Model):
     """Column holding the submission time."""
     response_id_column: str | None = None
     """Column holding the tool's response id (deduplication)."""
+    date_format: str | None = Field(default=None, examples=["%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M"])
+    """strptime format of the export's dates, when they read both day first and month first."""
     match_window: Duration = timedelta(days=30)
     """How far back a fallback match looks for the invitation."""
     keep: Literal["first", "last"] = "first"
     """Which response wins when a person answers twice."""
+    match: Literal["invitation", "contact", "none"] = "invitation"
+    """What an answer must be tied to: its invitation; or only a known contact (invitation if any), or nothing, for
+    in-the-moment surveys without invitation (QR code, website link). Those answers count in the scores, not in
+    the response rate."""
 
 
 MomentKind = Literal["relational", "transactional", "in_the_moment"]

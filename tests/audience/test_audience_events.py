@@ -38,7 +38,7 @@ def test_deliveries_with_day_first_local_times_and_offsets(workspace, known, fix
     # In row order, though row 5 was rejected while reading and row 4 only once the contacts were looked up.
     assert [(r["row"], r["reason"].split(":")[0]) for r in rejects] == [
         ("4", "unknown contact (external id 0035g00000ZZZZZ99 / nouveau.client@example.fr)"),
-        ("5", "invalid date '31/02/2026' read day first (dd/mm/yyyy)"),
+        ("5", "the date '31/02/2026' does not exist"),
     ]
     assert rejects[0]["reason"].endswith("import the contact first, or use --create-contacts")
     assert rejects[0]["Magasin"] == "Nice"  # the original row, as read
@@ -99,3 +99,34 @@ def test_local_times_at_the_clock_changes_are_read_and_said(workspace, known, tm
     notes = " ".join(result.notes)
     assert "1 local time(s) happen twice" in notes and "'25/10/2026 02:30'" in notes
     assert "1 local time(s) do not exist" in notes and "'29/03/2026 02:30'" in notes
+
+
+def test_a_customer_email_column_names_the_contact(workspace, known, tmp_path, now):
+    """Issue 12: `customer_email` (a usual name in order exports) was an attribute, so every row was refused
+    with "no column names the contact"."""
+    path = tmp_path / "orders.csv"
+    path.write_text("order_id,customer_email,delivered_at\nA-1,luc.bernard@example.com,2026-03-04 17:30\n", encoding="utf-8")
+    result = import_events(workspace, known, path, now, event_type="order_delivered")
+    assert result.inserted == 1 and result.columns["customer_email"] == "email"
+
+
+@pytest.mark.parametrize("date_format, text", [("%d/%m/%Y %H:%M", "31/11/2026 10:00"), (None, "31/11/2026 10:00"),
+                                               ("%m/%d/%Y", "02/29/2026")])
+def test_an_impossible_date_is_said_not_to_exist(workspace, known, tmp_path, now, rejects_of, date_format, text):
+    """Issue 12: `unreadable date '31/11/2026 10:00': expected the declared format` hid the real cause."""
+    path = tmp_path / "e.csv"
+    path.write_text(f"email,date\nluc.bernard@example.com,{text}\n", encoding="utf-8")
+    result = import_events(workspace, known, path, now, event_type="x", date_format=date_format)
+    reason = result.rejects[0]["reason"]
+    assert f"the date {text!r} does not exist" in reason
+    assert ("November 2026 has 30 days" if "11" in text[:5] else "February 2026 has 28 days") in reason
+
+
+def test_contacts_import_outside_a_workspace_is_a_usage_error(tmp_path, monkeypatch, cli):
+    """Issue 12: exit 1 pointing at a cxctl.yaml that does not exist; now exit 2 saying how to point at one."""
+    monkeypatch.delenv("CXCTL_WORKSPACE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.csv").write_text("email\na@example.fr\n", encoding="utf-8")
+    code, out, err = cli("contacts", "import", "c.csv")
+    assert code == 2 and out == ""
+    assert f"{tmp_path}: not a cxctl workspace" in err and "--workspace" in err and "cxctl init" in err

@@ -422,12 +422,12 @@ def test_fast_local_time_reading_agrees_with_the_full_parser_across_dst():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from cxctl.results.formats import parse_time
+    from cxctl.results.formats import DAY_FIRST, parse_time
     from cxctl.results.importer import _Clock
     from cxctl.core.timeutil import to_db
 
     paris = ZoneInfo("Europe/Paris")
-    clock = _Clock(paris, paris, utc=False, us_dates=False, day_first=True)
+    clock = _Clock(paris, paris, utc=False, order=DAY_FIRST)
     around = st.sampled_from([datetime(2026, 3, 29), datetime(2026, 10, 25), datetime(2026, 12, 31), datetime(2026, 6, 1)])
 
     @settings(max_examples=200, deadline=None)
@@ -450,7 +450,7 @@ def test_a_forked_worker_reading_the_file_gives_the_same_import(results_ws, sql,
     path = tmp_path / "mixed.csv"
     path.write_text("response_id,token,submitted_at,nps,nps_reason\n"
                     f"a,{t['alice']},2026-10-05 10:00,9,prix\nb,{t['bob']},2026-10-05 11:00,11,prix\n"
-                    f"c,{tokens.new_token(b'forged')},2026-10-05 12:00,3,\nd,{t['carol']},05/10/2026 13:00,4,inconnu\n"
+                    f"c,{tokens.new_token(b'forged')},2026-10-05 12:00,3,\nd,{t['carol']},15/10/2026 13:00,4,inconnu\n"
                     f"e,{t['erin']},2026-10-06 09:30,0,Le prix\n", encoding="utf-8")
 
     def run(parallel: bool):
@@ -477,14 +477,15 @@ def test_a_forked_worker_reading_the_file_gives_the_same_import(results_ws, sql,
     assert errors[0] == errors[1]
 
 
-@pytest.mark.parametrize("text, fragment", [("31/11/2026 10:32", "day is out of range for month"),
-                                            ("26/11/2026 25:00", "hour must be in 0..23"),
-                                            ("demain", "use ISO 8601")])
-def test_an_impossible_date_names_its_value_and_the_fix(text, fragment):
+@pytest.mark.parametrize("text, message", [
+    ("31/11/2026 10:32", "the date '31/11/2026 10:32' does not exist: November 2026 has 30 days; fix the day in the file"),
+    ("26/11/2026 25:00", "unreadable date '26/11/2026 25:00' (hour must be in 0..23): check the day, month and time"),
+    ("demain", "unreadable date 'demain': use ISO 8601 (2026-11-20 14:05:00) or dd/mm/yyyy hh:mm")])
+def test_an_impossible_date_names_its_value_and_the_fix(text, message):
     from zoneinfo import ZoneInfo
 
-    from cxctl.results.formats import parse_time
+    from cxctl.results.formats import DAY_FIRST, parse_time
 
     with pytest.raises(ValueError) as caught:
-        parse_time(text, ZoneInfo("Europe/Paris"))
-    assert f"unreadable date {text!r}" in str(caught.value) and fragment in str(caught.value)
+        parse_time(text, ZoneInfo("Europe/Paris"), order=DAY_FIRST)
+    assert str(caught.value) == message
