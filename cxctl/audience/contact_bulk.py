@@ -36,6 +36,7 @@ class Tally:
     repeated: set[str] = field(default_factory=set)  # keys seen more than once (the last row wins)
     no_id: bool = False  # some staged row has no external id
     footer: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what reading the file noted (csvio)
     rejected: int = 0
     shown: list[dict] = field(default_factory=list)
 
@@ -113,6 +114,7 @@ def converted_batches(table, convert, log, tally: Tally, stored: dict[str, int])
     tally.unchanged += len(skipped)
     tally.no_id = tally.no_id or no_id
     tally.footer = table.footer
+    tally.notes = list(table.notes)
 
 
 def parallel_possible(size: int) -> bool:

@@ -95,7 +95,21 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
     # branches of a generic function cost more than the work itself. Only our own names and integer
     # indexes are written into the source: nothing from the file (header names, cells) is ever part of
     # it — header-derived values such as the attribute JSON prefixes are passed in `namespace`.
-    source = ["def convert(number, fields):"]
+    # Rows reaching the converter have exactly one field per column, so when every column is used the
+    # list itself can be joined (no tuple built per row). The join is the row hash's; it also gives the
+    # size check its gate: a row shorter than FIELD_LIMIT in all cannot hold a cell too long, so only
+    # longer rows have each cell measured.
+    used = "fields" if used_idx == list(range(len(resolved.columns))) else "(" + ", ".join(f"fields[{i}]" for i in used_idx) + ",)"
+    limits = [(c.index, f"column {c.header!r} ({c.name})", values.ATTRIBUTE_LIMIT if c.target == "attribute" else values.FIELD_LIMIT)
+              for c in resolved.columns if c.target != "ignore"]
+
+    def too_long(fields: list[str]) -> None:
+        for index, column, limit in limits:
+            values.check_length(fields[index], column, limit)
+
+    source = ["def convert(number, fields):",
+              f"    joined = '\\x1f'.join({used})",
+              f"    if len(joined) > {values.FIELD_LIMIT}: too_long(fields)"]
     source.append(f"    external_id = fields[{i_ext}].strip()" if i_ext is not None else "    external_id = ''")
     if ext_map:
         source.append("    if external_id: external_id = ext_map.get(external_id.lower(), external_id)")
@@ -112,7 +126,7 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
     namespace = {"normalise": normalise, "fast": emails.fast, "blake2b": hashlib.blake2b, "sha256": sha256, "forgotten": forgotten, "FORGOTTEN": FORGOTTEN,
                  "NO_KEY": "no email and no external id: fill one of them, or map the right column (--mapping, --preset)",
                  "ext_map": ext_map, "quote": quote, "signature": signature, "dumps": dumps,
-                 "slow_attributes": slow_attributes, "suppress_reason": suppress_reason}
+                 "slow_attributes": slow_attributes, "suppress_reason": suppress_reason, "too_long": too_long}
     values_out = ["number", "external_id or None", "email", "email_hash"]
     for n, (_, index, table, check) in enumerate(special):
         source.append(f"    v{n} = fields[{index}].strip()")
@@ -135,10 +149,7 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
         source.append("    attributes = '{' + ''.join(parts)[1:] + '}' if parts else '{}'")
     else:
         source.append("    attributes = dumps(slow_attributes(fields))")
-    # Rows reaching the converter have exactly one field per column, so when every column is used the
-    # list itself can be joined (no tuple built per row).
-    used = "fields" if used_idx == list(range(len(resolved.columns))) else "(" + ", ".join(f"fields[{i}]" for i in used_idx) + ",)"
-    source.append(f"    digest = blake2b('\\x1f'.join({used}).encode(), digest_size=12).hexdigest() + signature")
+    source.append("    digest = blake2b(joined.encode(), digest_size=12).hexdigest() + signature")
     values_out += ["attributes", "digest"]
     source.append(f"    return [{', '.join(values_out)}]")
     # digest(fields) → the row hash, and key(fields) → the external id, straight from the raw cells:

@@ -155,13 +155,15 @@ class ImportLog:
 
 def readable_rows(table: CsvTable, result: ImportResult, log: "ImportLog") -> Iterator[tuple[int, list[str]]]:
     """The rows of the file that could be read, counted in `result.read`; the others are rejected with
-    their row number and reason. (The contacts bulk path inlines this loop: a million rows.)"""
+    their row number and reason, and what reading noted goes to `result.notes`. (The contacts bulk path
+    inlines this loop: a million rows.)"""
     for number, fields, problem in table.rows():
         result.read += 1
         if problem:
             log.reject(number, fields, problem)
             continue
         yield number, fields
+    result.notes += table.notes
 
 
 def previous_import(db: sqlite_utils.Database, kind: str, sha256: str) -> str | None:
@@ -249,6 +251,7 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
                     tally = load_staged(db, batches, staged, finished)
                 log.count, log.shown = tally.rejected, tally.shown
                 result.read, result.duplicates, result.unchanged, result.footer = tally.read, tally.duplicates, tally.unchanged, tally.footer
+                result.notes += tally.notes
                 if fresh:
                     result.duplicates += merged
                 else:

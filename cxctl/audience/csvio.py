@@ -41,6 +41,7 @@ import codecs
 import csv
 import hashlib
 import io
+import itertools
 import re
 import sys
 from collections.abc import Iterator
@@ -60,6 +61,23 @@ FOOTER_TEXT = re.compile(
     re.IGNORECASE,
 )
 
+# Cell checks, for every import (contacts, events, suppressions, responses). A cell may not hold a
+# control character other than tab, line feed and carriage return (NUL and the like are stored and
+# sent as they are otherwise, issue 14), nor more than CELL_LIMIT characters (a 10 MB name failed
+# only at send, with a 552). Each importer has stricter limits for its own fields (cxctl.values).
+CELL_LIMIT = 65_536
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+CONTROL_NAMES = {"\x00": "NUL", "\x07": "BEL", "\x08": "backspace", "\x0b": "vertical tab", "\x0c": "form feed",
+                 "\x1a": "SUB (Ctrl-Z)", "\x1b": "ESC", "\x7f": "DEL"}
+# The scan's cheap gates (about 0.5 ms per MB): bytes.translate keeps only the C0 control bytes that a
+# cell may not hold; a C1 control in UTF-8 starts with \xc2; a line of CELL_LIMIT bytes or more
+# leaves a window of CELL_LIMIT / 2 bytes without a line end. A file that passes all three needs no
+# per-cell check: its rows keep the fast path.
+_NOT_C0 = bytes(b for b in range(256) if not (b < 32 and b not in (9, 10, 13) or b == 127))
+_C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
+_WINDOW = CELL_LIMIT // 2
+_INVALID = re.compile("[\udc80-\udcff]+")  # bytes that are not UTF-8, as decoded by surrogateescape
+
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
@@ -72,12 +90,15 @@ class CsvRow(NamedTuple):
     problem: str | None
 
 
-def _scan(path: Path, encoding: str | None) -> tuple[str, str]:
-    """One pass over the bytes: (encoding, sha256). Detects BOMs and falls back from UTF-8 to Windows-1252."""
+def _scan(path: Path, encoding: str | None) -> Scan:
+    """One pass over the bytes: encoding, sha256 and the cell-check gates. Detects BOMs; a file that is
+    not UTF-8 is read as UTF-8 all the same when it is UTF-8 but for a few bytes (see _mostly_utf8),
+    else as Windows-1252 (Latin-1 when the bytes are not valid Windows-1252)."""
     digest = hashlib.sha256()
     utf8 = codecs.getincrementaldecoder("utf-8")()
     utf8_ok, cp1252_ok, first = encoding is None, True, b""
     forced = codecs.getincrementaldecoder(encoding)() if encoding else None
+    controls = long_lines = False
     lines = 0
     try:
         with open(path, "rb") as handle:
@@ -102,6 +123,10 @@ def _scan(path: Path, encoding: str | None) -> tuple[str, str]:
                         utf8.decode(chunk)
                     except UnicodeDecodeError:
                         utf8_ok = False
+                controls = controls or bool(chunk.translate(None, _NOT_C0)) or _C1_UTF8.search(chunk) is not None
+                if not long_lines:
+                    long_lines = any(chunk.find(b"\n", at, at + _WINDOW) < 0 and chunk.find(b"\r", at, at + _WINDOW) < 0
+                                     for at in range(0, len(chunk), _WINDOW))
             if utf8_ok:
                 try:
                     utf8.decode(b"", final=True)
@@ -109,9 +134,13 @@ def _scan(path: Path, encoding: str | None) -> tuple[str, str]:
                     utf8_ok = False
     except OSError as exc:
         raise ImportFileError(f"{path}: cannot read the file ({exc.strerror}): check the path and its permissions") from None
+    invalid: dict[int, list[tuple[int, bytes]]] = {}
     if encoding is None:
         if utf8_ok:
             encoding = "utf-8-sig" if first.startswith(codecs.BOM_UTF8) else "utf-8"
+        elif _mostly_utf8(path):
+            encoding = "utf-8-sig" if first.startswith(codecs.BOM_UTF8) else "utf-8"
+            invalid = _invalid_utf8(path, encoding)
         else:
             # A second pass only for files that are not UTF-8: on the common UTF-8 file this
             # search cost more than hashing and decoding together.
@@ -119,7 +148,45 @@ def _scan(path: Path, encoding: str | None) -> tuple[str, str]:
                 while cp1252_ok and (chunk := handle.read(_CHUNK)):
                     cp1252_ok = _CP1252_UNDEFINED.search(chunk) is None
             encoding = "cp1252" if cp1252_ok else "latin-1"
-    return encoding, digest.hexdigest()
+    if codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig", "cp1252"):
+        # The byte gates only hold for these encodings (Latin-1 maps 0x80-0x9f to C1 controls; UTF-16
+        # is full of zero bytes): every row of other files gets its cells checked.
+        controls = long_lines = True
+    return Scan(encoding, digest.hexdigest(), controls, long_lines, invalid)
+
+
+def _mostly_utf8(path: Path) -> bool:
+    """A file that fails to decode as UTF-8 is UTF-8 still when its invalid sequences are fewer than its
+    valid non-ASCII characters: one broken cell in a file of accented names (issue 14: `Caf\\xc3\\x28`)
+    must not turn every `Zoé` into `ZoÃ©`. A Windows-1252 file has (almost) no valid multi-byte
+    sequence, so it stays Windows-1252."""
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    valid = broken = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            text = decoder.decode(chunk)
+            if text.isascii():
+                continue
+            runs = _INVALID.findall(text)
+            broken += len(runs)
+            valid += len(text) - len(text.encode("ascii", "ignore")) - sum(map(len, runs))
+    return 0 < broken <= valid
+
+
+def _invalid_utf8(path: Path, encoding: str) -> dict[int, list[tuple[int, bytes]]]:
+    """line → [(byte offset in the file, the invalid bytes)] of a file read as UTF-8 with a few bad bytes;
+    lines are counted as the CSV reader counts them (\\n, \\r\\n and \\r each end one)."""
+    found: dict[int, list[tuple[int, bytes]]] = {}
+    offset = 3 if encoding == "utf-8-sig" else 0
+    with open(path, encoding=encoding, errors="surrogateescape", newline="") as handle:
+        for number, line in enumerate(handle, start=1):
+            size = len(line.encode("utf-8", "surrogateescape"))
+            if not line.isascii():
+                for match in _INVALID.finditer(line):
+                    at = offset + len(line[:match.start()].encode("utf-8", "surrogateescape"))
+                    found.setdefault(number, []).append((at, match.group().encode("utf-8", "surrogateescape")))
+            offset += size
+    return found
 
 
 def _sniff(sample: str) -> str:
@@ -156,8 +223,16 @@ class CsvTable:
     keys: list[str] = field(default_factory=list)
     header_line: int = 1
     footer: list[str] = field(default_factory=list)
+    # What reading did beyond the plain rows, for the import's notes: lines read again one by one
+    # after an unclosed quote, rows with bytes that are not UTF-8.
+    notes: list[str] = field(default_factory=list)
+    scan: Scan | None = None
     _handle: io.TextIOBase | None = None
     _reader: object = None
+    _offset: int = 0  # file line of the reader's line 0 (the reader restarts after an unclosed quote)
+    _raw: io.TextIOBase | None = None  # a second handle on the file, for the lines a record ran over
+    _raw_lines: list[tuple[int, str]] = field(default_factory=list)
+    _raw_next: int = 1
 
     def __enter__(self) -> "CsvTable":
         return self
@@ -166,20 +241,32 @@ class CsvTable:
         self.close()
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        for name in ("_handle", "_raw"):
+            handle = getattr(self, name)
+            if handle is not None:
+                handle.close()
+                setattr(self, name, None)
 
-    def _next(self) -> tuple[int, list[str]] | None:
-        """Next raw record with the line it starts on, or None at the end of the file."""
-        start = self._reader.line_num + 1
+    @property
+    def _errors(self) -> str:
+        return "surrogateescape" if self.scan is not None and self.scan.invalid else "strict"
+
+    @property
+    def _every_cell(self) -> bool:
+        """Whether every row needs its cells checked (else only rows off the fast path)."""
+        scan = self.scan
+        return scan is None or scan.controls or scan.long_lines or bool(scan.invalid)
+
+    def _next(self) -> tuple[int, int, list[str]] | None:
+        """Next raw record with the lines it starts and ends on, or None at the end of the file."""
+        start = self._offset + self._reader.line_num + 1
         try:
             fields = next(self._reader)
         except StopIteration:
             return None
         except (csv.Error, UnicodeDecodeError) as exc:
             raise self._error(exc, start) from None
-        return start, fields
+        return start, self._offset + self._reader.line_num, fields
 
     def _error(self, exc: Exception, start: int) -> ImportFileError:
         if isinstance(exc, UnicodeDecodeError):
@@ -191,7 +278,7 @@ class CsvTable:
     def _open(self) -> None:
         with open(self.path, encoding=self.encoding, errors="replace", newline="") as probe:
             sample = probe.read(65536)
-        handle = open(self.path, encoding=self.encoding, newline="")
+        handle = open(self.path, encoding=self.encoding, errors=self._errors, newline="")
         self._handle = handle
         skip = 0
         hint = re.match(r'"?sep=(.)"?\r?\n', sample.lstrip("\ufeff"))
@@ -207,11 +294,11 @@ class CsvTable:
             item = self._next()
             if item is None:
                 raise ImportFileError(f"{self.path}: the file is empty (no header row): export it again with its column names")
-            number, fields = item
+            number, _, fields = item
             if any(f.strip() for f in fields):
                 break
         self.header_line = number
-        self.header = [f.strip() for f in fields]
+        self.header = [_readable(f.strip()) for f in fields]
         self.keys = unique_keys(self.header)
 
     def _footer_like(self, fields: list[str]) -> bool:
@@ -228,67 +315,150 @@ class CsvTable:
 
     def _line(self, fields: list[str]) -> str:
         """A footer record as its text: the cells joined back, without the padding of empty cells."""
-        return self.delimiter.join(fields).strip(self.delimiter + " \t")
+        return _readable(self.delimiter.join(fields).strip(self.delimiter + " \t"))
 
-    def _check(self, number: int, fields: list[str]) -> tuple[int, list[str], str | None]:
+    def _check(self, number: int, end: int, fields: list[str]) -> tuple[int, list[str], str | None]:
         width = len(self.header)
-        if len(fields) == width:
-            return number, fields, None
+        problem = None
         if len(fields) > width and not any(f.strip() for f in fields[width:]):
-            return number, fields[:width], None  # trailing delimiters, as Excel sometimes writes
-        return number, fields, (
-            f"the row has {len(fields)} fields but the header has {width}: quote values that contain "
-            f"{_show(self.delimiter)} or line breaks, or give the right --delimiter"
-        )
+            fields = fields[:width]  # trailing delimiters, as Excel sometimes writes
+        if len(fields) != width:
+            problem = (f"the row has {len(fields)} fields but the header has {width}: quote values that contain "
+                       f"{_show(self.delimiter)} or line breaks, or give the right --delimiter")
+        invalid = self.scan.invalid if self.scan is not None else None
+        if invalid and any(line in invalid for line in range(number, end + 1)):
+            where = "; ".join(f"byte offset {at} ({_hex(raw)}, line {line})"
+                              for line in range(number, end + 1) for at, raw in invalid.get(line, ()))
+            problem = (f"not valid UTF-8 at {where}: the rest of the file is UTF-8, so this row was left out; fix the cell "
+                       f"(or, if the whole file is Windows-1252, give --encoding cp1252)")
+            return number, [_readable(f) for f in fields], problem
+        return number, fields, problem or self._cell_problem(fields)
+
+    def _cell_problem(self, fields: list[str]) -> str | None:
+        """Why one of the cells cannot be stored (a control character, a size), or None."""
+        for index, value in enumerate(fields):
+            if len(value) > CELL_LIMIT:
+                return (f"column {self._column(index)!r} holds {len(value):,} characters, more than the {CELL_LIMIT:,} a cell "
+                        f"may hold: is it the right column? shorten it in the source and export again")
+            found = CONTROL.search(value)
+            if found is not None:
+                char = found.group()
+                name = f"U+{ord(char):04X}" + (f" ({CONTROL_NAMES[char]})" if char in CONTROL_NAMES else "")
+                return (f"control character {name} in column {self._column(index)!r} at character {found.start() + 1}: "
+                        f"remove it in the source and export again")
+        return None
+
+    def _column(self, index: int) -> str:
+        return self.header[index] if index < len(self.header) else f"column {index + 1}"
+
+    def _raw_range(self, first: int, last: int) -> list[str]:
+        """The file's lines `first` to `last` as read (line ends kept), from a second handle that only
+        moves forward: records are checked in file order, and only the lines of the current one are kept."""
+        if self._raw is None:
+            self._raw = open(self.path, encoding=self.encoding, errors=self._errors, newline="")
+        kept = self._raw_lines
+        while kept and kept[0][0] < first:
+            kept.pop(0)
+        while self._raw_next <= last:
+            line = self._raw.readline()
+            if not line:
+                break
+            if self._raw_next >= first:
+                kept.append((self._raw_next, line))
+            self._raw_next += 1
+        return [text for number, text in kept if number <= last]
+
+    def _run_over(self, number: int, end: int, fields: list[str]) -> tuple[int, list[str], str] | None:
+        """A record that ran over line ends is a good multi-line record when its lines parse strictly to the
+        same one record of the right width. Else a quote was left open on its first line and swallowed
+        the lines after it (issue 14): that line is rejected, the reader restarts on the next one and the
+        lines are read again. Returns the rejected row, or None for a good record."""
+        lines = self._raw_range(number, end)
+        try:
+            strict = list(csv.reader(lines, delimiter=self.delimiter, strict=True))
+        except csv.Error:
+            strict = None
+        width = len(self.header)
+        if strict == [fields] and (len(fields) == width or not any(f.strip() for f in fields[width:])):
+            return None
+        broken = next(csv.reader(lines[:1], delimiter=self.delimiter, strict=False), [])
+        if broken:
+            broken[-1] = broken[-1].rstrip("\r\n")
+        self._reader = csv.reader(itertools.chain(lines[1:], self._handle), delimiter=self.delimiter, strict=False)
+        self._offset = number
+        self._raw_lines = [(n, text) for n, text in self._raw_lines if n > number]
+        again = f"line {number + 1}" if end == number + 1 else f"lines {number + 1}-{end}"
+        self.notes.append(f"line {number}: a quote opened on this line was not closed and ran over {again}; "
+                          f"line {number} was rejected and {again} read again one by one")
+        return number, [_readable(f) for f in broken], (
+            f"a quote opened on this line is not closed: it took lines {number}-{end} into one record, so this line was "
+            f"rejected and {again} read again one by one; close the quote (a quote inside a value is written twice: \"\")")
 
     def rows(self) -> Iterator[tuple[int, list[str], str | None]]:
         """Yield (line number, fields, problem) for each data record; blank lines and the footer are skipped."""
-        pending: list[tuple[int, list[str]]] = []
+        pending: list[tuple[int, int, list[str]]] = []
         width = len(self.header)
+        fast = not self._every_cell
         while True:
             item = self._next()
             if item is None:
                 break
-            number, fields = item
-            # The common case inline (a full row with two filled cells; an empty last column — an optional
-            # comment — is common): this loop runs a million times,
-            # so it reads the csv reader directly; _next() (the error messages) takes over on anything else.
-            if len(fields) == width and width > 1 and fields[0] and (fields[-1] or fields[1]) and not pending:
+            number, end, fields = item
+            # The common case inline (a full one-line row with two filled cells; an empty last column — an
+            # optional comment — is common): this loop runs a million times, so it reads the csv reader
+            # directly; _next() (the error messages) takes over on anything else.
+            if fast and end == number and len(fields) == width and width > 1 and fields[0] and (fields[-1] or fields[1]) \
+                    and not pending:
                 yield number, fields, None
                 reader = self._reader
-                number = reader.line_num + 1
+                offset = self._offset
+                last = reader.line_num
                 try:
                     for fields in reader:
-                        if len(fields) == width and fields[0] and (fields[-1] or fields[1]):
-                            yield number, fields, None
-                            number = reader.line_num + 1
+                        line = reader.line_num
+                        if line == last + 1 and len(fields) == width and fields[0] and (fields[-1] or fields[1]):
+                            yield offset + line, fields, None
+                            last = line
                         else:
+                            number, end = offset + last + 1, offset + line
                             break
                     else:
                         break
                 except (csv.Error, UnicodeDecodeError) as exc:
-                    raise self._error(exc, number) from None
+                    raise self._error(exc, offset + last + 1) from None
+            if end > number:
+                rejected = self._run_over(number, end, fields)
+                if rejected is not None:
+                    if pending:
+                        yield from self._flush(pending)
+                        pending = []
+                    yield rejected
+                    continue
             if self._footer_like(fields):
-                pending.append((number, fields))
+                pending.append((number, end, fields))
                 continue
             if pending:
                 yield from self._flush(pending)
                 pending = []
-            yield self._check(number, fields)
+            yield self._check(number, end, fields)
         if pending:
-            texts = [self._line(fields) for _, fields in pending]
+            texts = [self._line(fields) for _, _, fields in pending]
             is_footer = any(FOOTER_TEXT.match(t) for t in texts if t) or (
-                not pending[0][1] or not any(f.strip() for f in pending[0][1])
+                not pending[0][2] or not any(f.strip() for f in pending[0][2])
             )
             if is_footer:
                 self.footer = [t for t in texts if t]
             else:
                 yield from self._flush(pending)
+        if self.scan is not None and self.scan.invalid:
+            count = sum(map(len, self.scan.invalid.values()))
+            self.notes.append(f"read as UTF-8 although {count} byte sequence(s) are not UTF-8: the rows holding them were "
+                              f"rejected, every other row kept as written")
 
-    def _flush(self, pending: list[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str], str | None]]:
-        for number, fields in pending:
+    def _flush(self, pending: list[tuple[int, int, list[str]]]) -> Iterator[tuple[int, list[str], str | None]]:
+        for number, end, fields in pending:
             if any(f.strip() for f in fields):
-                yield self._check(number, fields)
+                yield self._check(number, end, fields)
 
     def records(self) -> Iterator[CsvRow]:
         """Yield CsvRow(number, {header: value}, fields, problem) for each data record."""
@@ -296,6 +466,15 @@ class CsvTable:
         for number, fields, problem in self.rows():
             values = {} if problem else dict(zip(header, fields))
             yield CsvRow(number, values, fields, problem)
+
+
+def _readable(text: str) -> str:
+    """Text with the bytes that are not UTF-8 (surrogateescape) shown as U+FFFD, fit to print or write."""
+    return _INVALID.sub(lambda m: "\ufffd" * len(m.group()), text) if not text.isascii() else text
+
+
+def _hex(raw: bytes) -> str:
+    return "bytes " + " ".join(f"{b:02X}" for b in raw)
 
 
 def _show(delimiter: str) -> str:
@@ -307,8 +486,8 @@ def open_csv(path: Path | str, encoding: str | None = None, delimiter: str | Non
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such file: check the path")
-    encoding, sha256 = _scan(path, parse_encoding(encoding))
-    table = CsvTable(path=path, encoding=encoding, delimiter=parse_delimiter(delimiter) or "", sha256=sha256)
+    scan = _scan(path, parse_encoding(encoding))
+    table = CsvTable(path=path, encoding=scan.encoding, delimiter=parse_delimiter(delimiter) or "", sha256=scan.sha256, scan=scan)
     try:
         table._open()
     except BaseException:

@@ -65,6 +65,7 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
         attributes = [(c.name if c.target == "attribute" else table.keys[c.index], c.index) for c in resolved.columns
                       if c.target == "attribute" or (c.target == "field" and c.name == "event_id")]
         comma = resolved.decimal_comma
+        sized = [(name, index) for name, index in idx.items() if index is not None]
         type_map = resolved.values.get("type", {})
         forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
         log = ImportLog(path, table.header, dry_run)
@@ -74,6 +75,8 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
         def convert(fields: list[str]) -> tuple:
             nonlocal day_first
             get = lambda name: fields[idx[name]].strip() if idx[name] is not None else ""  # noqa: E731
+            for name, index in sized:
+                values.check_length(fields[index], f"column {table.header[index]!r} ({name})", values.FIELD_LIMIT)
             external_id, raw_email = get("external_id"), get("email")
             email = email_hash = None
             if raw_email:
@@ -93,7 +96,8 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
             if reading:
                 dst[reading].append(get("occurred_at"))
             occurred = to_db(moment)
-            attrs = {k: fields[i].strip() for k, i in attributes if fields[i].strip()}
+            attrs = {k: values.check_length(fields[i].strip(), f"column {table.header[i]!r}", values.ATTRIBUTE_LIMIT)
+                     for k, i in attributes if fields[i].strip()}
             if comma:
                 attrs = {k: values.decimal_comma(v) for k, v in attrs.items()}
             attrs_json = json.dumps(attrs, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

@@ -139,6 +139,9 @@ def import_suppressions(db: sqlite_utils.Database, path: Path | str, now: dateti
                         why = _REASON_BY_WORD.get(fields[reason_index].strip().lower())
                         if why is None:
                             raise ValueError(f"unknown reason {fields[reason_index]!r}: use one of {', '.join(REASONS)}")
+                    if note_index is not None:
+                        values.check_length(fields[note_index].strip(), f"column {table.header[note_index]!r} (note)",
+                                            values.ATTRIBUTE_LIMIT)
                     stamp = to_db(now)
                     if date_index is not None and fields[date_index].strip():
                         stamp = to_db(values.timestamp(fields[date_index], time_zone)[0])

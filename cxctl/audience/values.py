@@ -14,6 +14,21 @@ from zoneinfo import ZoneInfo
 
 from cxctl.core.timeutil import nonexistent_date
 
+# Sizes a value may have once imported (the cells of any file are also capped at csvio.CELL_LIMIT and may
+# hold no control character). A name goes into a To header and a Subject: 256 characters is far more
+# than any real one, and a 10 MB first_name imported fine and failed only at send (issue 14).
+FIELD_LIMIT = 256  # contact fields (names, company, role, segment, country, ids), event ids and types
+ATTRIBUTE_LIMIT = 4_096  # an attribute of a contact or an event, a suppression's note
+
+
+def check_length(value: str, column: str, limit: int) -> str:
+    """`value`, or ValueError (the reject reason) when it holds more than `limit` characters."""
+    if len(value) > limit:
+        raise ValueError(f"{column} holds {len(value):,} characters, more than the {limit:,} allowed: is it the right "
+                         f"column? shorten it in the source and export again")
+    return value
+
+
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 LANGUAGE_NAMES = {
     "francais": "fr", "français": "fr", "french": "fr", "fra": "fr", "fre": "fr",
