@@ -46,6 +46,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -351,6 +352,11 @@ class CsvTable:
     def _column(self, index: int) -> str:
         return self.header[index] if index < len(self.header) else f"column {index + 1}"
 
+    def _fits(self, fields: list[str] | None) -> bool:
+        """Whether `fields` has one value per column (trailing empty fields aside)."""
+        width = len(self.header)
+        return fields is not None and (len(fields) == width or (len(fields) > width and not any(f.strip() for f in fields[width:])))
+
     def _raw_range(self, first: int, last: int) -> list[str]:
         """The file's lines `first` to `last` as read (line ends kept), from a second handle that only
         moves forward: records are checked in file order, and only the lines of the current one are kept."""
@@ -369,17 +375,13 @@ class CsvTable:
         return [text for number, text in kept if number <= last]
 
     def _run_over(self, number: int, end: int, fields: list[str]) -> tuple[int, list[str], str] | None:
-        """A record that ran over line ends is a good multi-line record when its lines parse strictly to the
-        same one record of the right width. Else a quote was left open on its first line and swallowed
-        the lines after it (issue 14): that line is rejected, the reader restarts on the next one and the
-        lines are read again. Returns the rejected row, or None for a good record."""
+        """A record that ran over line ends is a good multi-line record when its text is well-formed CSV
+        (RFC 4180: a quoted value closes before a delimiter or a line end, no quote inside an unquoted value)
+        with one value per column. Else a quote was left open on its first line and swallowed the lines
+        after it (issue 14): that line is rejected, the reader restarts on the next one and reads the lines
+        again. Returns the rejected row, or None for a good record."""
         lines = self._raw_range(number, end)
-        try:
-            strict = list(csv.reader(lines, delimiter=self.delimiter, strict=True))
-        except csv.Error:
-            strict = None
-        width = len(self.header)
-        if strict == [fields] and (len(fields) == width or not any(f.strip() for f in fields[width:])):
+        if self._fits(fields) and _record_pattern(self.delimiter).fullmatch("".join(lines)) is not None:
             return None
         broken = next(csv.reader(lines[:1], delimiter=self.delimiter, strict=False), [])
         if broken:
@@ -471,6 +473,16 @@ class CsvTable:
 def _readable(text: str) -> str:
     """Text with the bytes that are not UTF-8 (surrogateescape) shown as U+FFFD, fit to print or write."""
     return _INVALID.sub(lambda m: "\ufffd" * len(m.group()), text) if not text.isascii() else text
+
+
+@lru_cache(maxsize=8)
+def _record_pattern(delimiter: str) -> re.Pattern:
+    """One well-formed CSV record (RFC 4180, any line end): quoted values with doubled quotes, or values
+    without quotes at all. Quoted values are tried first and unquoted ones cannot hold a quote, so the
+    match is linear."""
+    d = re.escape(delimiter)
+    value = f'(?:"(?:[^"]|"")*"|[^"{d}\\r\\n]*)'
+    return re.compile(f"{value}(?:{d}{value})*(?:\\r\\n|\\n|\\r)?")
 
 
 def _hex(raw: bytes) -> str:
