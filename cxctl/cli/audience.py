@@ -7,16 +7,21 @@ from typing import Annotated, Optional
 
 import typer
 
-from cxctl.core import output
-
 from cxctl import store
+from cxctl.audience.csvio import CELL_LIMIT
+from cxctl.audience.values import ATTRIBUTE_LIMIT, FIELD_LIMIT
 from cxctl.cli.common import DryRunOption, JsonOption, NowOption, WorkspaceOption, now_for, open_workspace
+from cxctl.core import output
 
 contacts_app = typer.Typer(help="Contacts: import CRM/spreadsheet exports, list them.", no_args_is_help=True)
 events_app = typer.Typer(help="Events that trigger key moments (order_delivered, ticket_closed…).", no_args_is_help=True)
 suppress_app = typer.Typer(help="Suppressions: opt-outs, bounces, complaints, do-not-contact.", no_args_is_help=True)
 
-FileArgument = Annotated[Path, typer.Argument(help="CSV file as exported (any of UTF-8, UTF-8 BOM, Windows-1252; , ; or tab).")]
+# The limits are the checks' own constants, so the help cannot drift from them.
+FileArgument = Annotated[Path, typer.Argument(help=(
+    f"CSV file as exported (any of UTF-8, UTF-8 BOM, Windows-1252; , ; or tab). Rows are rejected, never cut, when a "
+    f"cell holds a control character other than tab and line breaks, or more than {CELL_LIMIT:,} characters; contact "
+    f"fields and event ids and types hold at most {FIELD_LIMIT:,}, attributes and notes {ATTRIBUTE_LIMIT:,}."))]
 MappingOption = Annotated[Optional[str], typer.Option("--mapping", help="A mapping id declared under `mappings:` in the workspace.")]
 EncodingOption = Annotated[Optional[str], typer.Option("--encoding", help="Force the encoding (utf-8, utf-8-sig, cp1252, latin-1). Default: detected.")]
 DelimiterOption = Annotated[Optional[str], typer.Option("--delimiter", help="Force the delimiter (',' ';' 'tab' '|'). Default: sniffed.")]
