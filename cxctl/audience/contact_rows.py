@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from operator import itemgetter
 
 from cxctl.core import emails
 
@@ -103,13 +104,21 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
     limits = [(c.index, f"column {c.header!r} ({c.name})", values.ATTRIBUTE_LIMIT if c.target == "attribute" else values.FIELD_LIMIT)
               for c in resolved.columns if c.target != "ignore"]
 
+    by_limit: dict[int, list[int]] = {}
+    for index, _, limit in limits:
+        by_limit.setdefault(limit, []).append(index)
+    # The longest cell of each limit, measured in C (itemgetter, max, map); cells are named only when one is too long.
+    gates = []
+    for n, (limit, indexes) in enumerate(by_limit.items()):
+        gates.append(f"len(fields[{indexes[0]}]) > {limit}" if len(indexes) == 1 else f"max(map(len, cells_{n}(fields))) > {limit}")
+
     def too_long(fields: list[str]) -> None:
         for index, column, limit in limits:
             values.check_length(fields[index], column, limit)
 
     source = ["def convert(number, fields):",
               f"    joined = '\\x1f'.join({used})",
-              f"    if len(joined) > {values.FIELD_LIMIT}: too_long(fields)"]
+              f"    if len(joined) > {values.FIELD_LIMIT} and ({' or '.join(gates) or 'False'}): too_long(fields)"]
     source.append(f"    external_id = fields[{i_ext}].strip()" if i_ext is not None else "    external_id = ''")
     if ext_map:
         source.append("    if external_id: external_id = ext_map.get(external_id.lower(), external_id)")
@@ -126,7 +135,8 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
     namespace = {"normalise": normalise, "fast": emails.fast, "blake2b": hashlib.blake2b, "sha256": sha256, "forgotten": forgotten, "FORGOTTEN": FORGOTTEN,
                  "NO_KEY": "no email and no external id: fill one of them, or map the right column (--mapping, --preset)",
                  "ext_map": ext_map, "quote": quote, "signature": signature, "dumps": dumps,
-                 "slow_attributes": slow_attributes, "suppress_reason": suppress_reason, "too_long": too_long}
+                 "slow_attributes": slow_attributes, "suppress_reason": suppress_reason, "too_long": too_long,
+                 **{f"cells_{n}": itemgetter(*indexes) for n, indexes in enumerate(by_limit.values()) if len(indexes) > 1}}
     values_out = ["number", "external_id or None", "email", "email_hash"]
     for n, (_, index, table, check) in enumerate(special):
         source.append(f"    v{n} = fields[{index}].strip()")
