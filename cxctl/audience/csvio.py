@@ -20,8 +20,9 @@ API (generic: contacts, events, suppressions and responses all read files throug
             row.number   # 1-based line of the file where the record starts (header = its line)
             row.values   # {header name: value}; empty when the row is malformed
             row.fields   # the fields exactly as read (for a rejects file)
-            row.problem  # None, or why the row cannot be used (wrong number of fields)
+            row.problem  # None, or why the row cannot be used (see "Bad rows" below)
         table.footer     # footer lines dropped, known once the records are consumed
+        table.notes      # what reading did beyond plain rows (lines read again, bytes not UTF-8)
 
 `table.rows()` yields the same rows as plain `(number, fields, problem)` tuples without building
 dicts: the fast path for million-row imports. The file is streamed; only the current row and a few
@@ -31,6 +32,16 @@ Detection: the encoding is decided on a full pass over the bytes (which also com
 so a Windows-1252 character on line 900,000 is not a surprise half-way through an import. The
 delimiter is the candidate that splits the header into the most columns with the most consistent
 field counts over the first records.
+
+Bad rows (issue 14: a bad row never takes good rows with it) come out with their `problem`, and the
+rows around them come out as written:
+- a wrong number of fields;
+- an unclosed quote: a record that ran over line ends and is not well-formed CSV of the header's
+  width has its first line rejected, and the lines after it are read again one by one;
+- bytes that are not UTF-8 in a file that is UTF-8 but for them (it is read as UTF-8, not as
+  Windows-1252 for every row): the row, with the byte offsets and the bytes;
+- a control character other than tab and line ends, or a cell over CELL_LIMIT characters.
+The pass over the bytes tells whether any row may need the cell checks; clean files skip them.
 
 Errors: `ImportFileError` names the file and ends with the fix (`--encoding`, `--delimiter`).
 """
