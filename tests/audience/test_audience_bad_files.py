@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cxctl import store
-from cxctl.audience import import_contacts, rejects_path
-from cxctl.csvio import CELL_LIMIT, open_csv
-from cxctl.events import import_events
-from cxctl.suppressions import import_suppressions
-from cxctl.values import ATTRIBUTE_LIMIT, FIELD_LIMIT
+from cxctl.audience.contacts import import_contacts, rejects_path
+from cxctl.audience.csvio import CELL_LIMIT, open_csv
+from cxctl.audience.events import import_events
+from cxctl.audience.suppressions import import_suppressions
+from cxctl.audience.values import ATTRIBUTE_LIMIT, FIELD_LIMIT
 
 HEAD = "id,email,first_name,city\n"
 # Five good rows: accents, a quoted comma, a quoted line break, an escaped quote, an empty city.
@@ -202,7 +202,7 @@ def _write(path: Path, text: str) -> Path:
 
 # Values that start with the delimiter or a line break are left out: a quoted one (`",,\n;"`) right after
 # the broken line can close its quote into a record that is well-formed CSV of the right width — the one
-# shape the format itself cannot tell from a good multi-line value (see docs/pending-rows14.md).
+# shape the format itself cannot tell from a good multi-line value (see docs/audience.md).
 _VALUE = st.text(alphabet=st.sampled_from("abzéÀü€ ,;\"'\t\n-"), max_size=10).map(lambda v: v.lstrip(" \t\n,").rstrip())
 _ROWS = st.lists(st.tuples(_VALUE, _VALUE), min_size=0, max_size=6)
 

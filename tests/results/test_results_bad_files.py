@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from cxctl.responses import import_responses, list_quarantine
+from cxctl.results.importer import import_responses, list_quarantine
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
 
