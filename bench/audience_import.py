@@ -82,7 +82,7 @@ from cxctl.workspace.presets import resolve
 with audience.open_input(Path(sys.argv[1]), None, None, None) as table:
     resolved = resolve(table.header, table.keys, "contacts", None, None)
     convert, staged, _ = build_converter(resolved, None, set())
-    log = audience._Log(Path(sys.argv[1]), table.header, True)
+    log = audience.ImportLog(Path(sys.argv[1]), table.header, True)
     with open(sys.argv[2], "wb") as out:
         for item in [staged, *contact_bulk.converted_batches(table, convert, log, contact_bulk.Tally(), {})]:
             data = marshal.dumps(item, 2)  # framed: marshal.load() on a file reads it in tiny pieces
