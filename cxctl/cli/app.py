@@ -42,9 +42,9 @@ def _root(
 
 
 def _register() -> None:
-    from cxctl.cli import audience, db, plan, privacy, report, results, send, workspace
+    from cxctl.cli import audience, db, plan, privacy, report, results, send, serve, workspace
 
-    for module in (workspace, audience, plan, send, results, report, privacy, db):
+    for module in (workspace, audience, plan, send, serve, results, report, privacy, db):
         module.register(app)
 
 

@@ -67,6 +67,7 @@ class DemoResult:
     responses_now: str
     secret_note: str | None
     steps: list[DemoStep] = field(default_factory=list)
+    link: str | None = None  # with --serve: a link to open in a browser
 
     @property
     def failed(self) -> bool:
@@ -261,9 +262,13 @@ def count_messages(maildir: Path) -> int:
 
 
 def run_demo(folder: Path | str, now: datetime | None = None, *, force: bool = False,
-             progress: Progress | None = None) -> DemoResult:
+             progress: Progress | None = None, serve_port: int | None = None) -> DemoResult:
     """Run every step; a missing piece or a failure is reported in its step, the rest still tells
-    the user where to look. Raises UsageError only for a folder it must not touch."""
+    the user where to look. Raises UsageError only for a folder it must not touch.
+
+    With `serve_port`, the invitations link to cxctl's own pages on 127.0.0.1:`serve_port` (the copy's
+    public_url), and `result.link` is a one-click link of a message nobody answered yet, to open once
+    `cxctl serve` runs there."""
     from cxctl.validation import check_workspace
 
     say = progress or (lambda message: None)
@@ -272,6 +277,8 @@ def run_demo(folder: Path | str, now: datetime | None = None, *, force: bool = F
     responses_now = now + RESPONSE_DELAY
     maildir = folder / MAILDIR
     prepare_folder(folder, force)
+    if serve_port is not None:
+        serve_locally(folder, serve_port)
     say(f"demo workspace copied from the shipped example '{EXAMPLE}' into {folder} "
         f"(min_responses lowered to {DEMO_MIN_RESPONSES}: the sample data is small)")
 
@@ -312,7 +319,46 @@ def run_demo(folder: Path | str, now: datetime | None = None, *, force: bool = F
     # 7. scorecard and follow-ups, 8. the report
     _results(ws, db, responses_now, add)
     _report(ws, db, folder / REPORT_FILE, responses_now, add)
+    if serve_port is not None:
+        result.link = unanswered_link(db, maildir)
     return result
+
+
+def serve_locally(folder: Path, port: int) -> None:
+    """Point the copy's links at `cxctl serve` on this machine: public_url instead of the example's survey
+    and unsubscribe addresses (which name a site that does not exist)."""
+    config = folder / "cxctl.yaml"
+    text = config.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^(\s+)survey_url:.*$", rf'\g<1>public_url: "http://127.0.0.1:{port}"   # set by cxctl demo --serve',
+                  text, count=1)
+    text = re.sub(r"(?m)^\s+unsubscribe_url:.*\n", "", text, count=1)
+    config.write_text(text, encoding="utf-8")
+
+
+def unanswered_link(db, maildir: Path) -> str | None:
+    """A one-click score link (the highest score) from a message in the Maildir whose invitation has no
+    response yet, else any message's survey link."""
+    import email
+    import email.policy
+    import html as html_text
+
+    box = mailbox.Maildir(maildir, create=False) if maildir.is_dir() else {}
+    fallback = None
+    for key in sorted(box.keys()) if box else []:
+        message = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+        body = message.get_body(("html",))
+        links = [html_text.unescape(h) for h in re.findall(r'href="(http://127\.0\.0\.1:[^"]+/s/[^"]+)"',
+                                                           body.get_content() if body else "")]
+        if not links:
+            continue
+        fallback = fallback or links[0]
+        token = links[0].split("/s/", 1)[1].split("?", 1)[0]
+        answered = db.execute("SELECT 1 FROM responses r JOIN invitations i ON i.id = r.invitation_id "
+                              "WHERE i.token = ? LIMIT 1", [token]).fetchone()
+        scored = [link for link in links if "&score=" in link]
+        if not answered and scored:
+            return scored[-1]
+    return fallback
 
 
 def _import_audience(ws, db, folder: Path, now: datetime, add) -> None:

@@ -77,19 +77,25 @@ def demo_command(
     folder: Annotated[Path, typer.Argument(help="Folder to create the demo workspace in.")] = Path("cxctl-demo"),
     now: Annotated[Optional[str], typer.Option("--now", help="Pretend it is this time (ISO 8601). Default: a fixed date inside the examples' data, so the output is reproducible.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Use the folder even if it is not empty (its demo files are replaced).")] = False,
+    serve: Annotated[bool, typer.Option("--serve", help="Then answer as a respondent: start the survey page on 127.0.0.1 and print a link from the Maildir (Ctrl-C to stop).")] = False,
+    port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="Port of the page with --serve (default: a free one).")] = None,
     json_: JsonOption = False,
 ) -> None:
     """Run the whole loop on the shipped examples, in a folder of its own, with a local mail server.
 
     Copies the e-commerce example, validates it, imports contacts and events, plans, sends through
     an SMTP server on 127.0.0.1 into a Maildir, generates demo responses, imports them, and prints
-    the scorecard and the follow-ups. Nothing leaves your machine.
+    the scorecard and the follow-ups. Nothing leaves your machine. With --serve, the invitations link
+    to cxctl's own survey page, started on 127.0.0.1 at the end: open the printed link in a browser.
 
-    Example: cxctl demo ./cxctl-demo
+    Example: cxctl demo ./cxctl-demo --serve
     """
     from cxctl.cli import demo
     when = parse_now(now, demo.example_timezone()) if now else None
-    result = demo.run_demo(folder, now=when, force=force, progress=None if json_ else output.info)
+    if serve and json_:
+        raise typer.BadParameter("--serve runs until Ctrl-C and prints a link for a person: leave out --json")
+    serve_port = (port or demo.free_port()) if serve else None
+    result = demo.run_demo(folder, now=when, force=force, progress=None if json_ else output.info, serve_port=serve_port)
     if json_:
         output.print_json(result)
         return
@@ -98,6 +104,20 @@ def demo_command(
     output.stdout.print(result.where_to_look(), markup=False, highlight=False)
     if result.failed:
         raise typer.Exit(1)
+    if serve_port is not None:
+        _serve_demo(result, serve_port)
+
+
+def _serve_demo(result, port: int) -> None:
+    """Start the page over the demo's store, at the demo's clock (its answer windows are in the examples' dates)."""
+    from datetime import datetime
+
+    from cxctl.web.server import ServeOptions, serve
+
+    output.stdout.print(f"\nThe respondent's side: open this link in a browser (Ctrl-C here to stop the page):\n  {result.link}\n"
+                        f"then see the answer in: cxctl scorecard -w {result.folder} --now {result.responses_now}",
+                        markup=False, highlight=False)
+    serve(Path(result.folder), ServeOptions(port=port), datetime.fromisoformat(result.responses_now))
 
 
 INDICATORS = ("nps", "csat", "ces", "response_rate")

@@ -108,6 +108,9 @@ class Retention(Model):
     """Forget contacts with no activity for this long."""
 
 
+SURVEY_PATH, UNSUBSCRIBE_PATH = "/s/{token}", "/u/{token}"  # `cxctl serve`'s pages, under public_url
+
+
 class Settings(Model):
     """The `workspace:` block of cxctl.yaml."""
 
@@ -126,13 +129,12 @@ class Settings(Model):
     """IANA time zone of the team; contacts may have their own."""
     sender: Sender
     """Who the invitations come from."""
-    survey_url: str = Field(
-        description="Link to the survey; {token}, {moment} and {lang} are replaced. "
-        "Any form tool works: put {token} in a query parameter or hidden field.",
-        examples=["https://survey.example.com/s/{moment}?lang={lang}&t={token}"],
-    )
+    public_url: str | None = Field(None, examples=["https://avis.example.fr"])
+    """Address at which `cxctl serve` is reached (https, behind your proxy); its pages become the default survey_url and unsubscribe_url."""
+    survey_url: str | None = Field(None, examples=["https://survey.example.com/s/{moment}?lang={lang}&t={token}"])
+    """Link to the survey ({token}, {moment}, {lang} replaced; any form tool: put {token} in a hidden field). Default with public_url: {public_url}/s/{token}."""
     unsubscribe_url: str | None = Field(None, examples=["https://example.com/unsubscribe?t={token}"])
-    """Opt-out link ({token} is replaced); also sent as List-Unsubscribe."""
+    """Opt-out link ({token} is replaced); also sent as List-Unsubscribe. Default with public_url: {public_url}/u/{token}."""
     unsubscribe_mailto: str | None = None
     """Opt-out address for the List-Unsubscribe header."""
     token_secret_env: EnvVar = "CXCTL_SECRET"
@@ -152,6 +154,17 @@ class Settings(Model):
     retention: Retention = Field(default_factory=Retention)
     """How long personal data is kept."""
     min_responses: int = Field(30, ge=1, description="Below this n a scorecard cell is marked insufficient.")
+
+    @model_validator(mode="after")
+    def _links(self) -> "Settings":
+        # cxctl's own pages are the default links when it serves them; a survey tool's link still wins.
+        if self.public_url:
+            self.survey_url = self.survey_url or self.public_url.rstrip("/") + SURVEY_PATH
+            self.unsubscribe_url = self.unsubscribe_url or self.public_url.rstrip("/") + UNSUBSCRIBE_PATH
+        elif self.survey_url is None:
+            raise FieldError("missing survey_url: give your survey tool's link with {token} in it, or set public_url to "
+                             "the https address where `cxctl serve` answers (its page is then the survey link)", "survey_url")
+        return self
 
 
 # --- journeys ---------------------------------------------------------------------------------

@@ -214,6 +214,7 @@ def check_settings(settings: Settings | None, place: ParsedFile | None) -> list[
         problems.append(problem_at(place, where,
             f"a login to {settings.smtp.host} without encryption would send the password in clear: set security: "
             f"starttls (usually port 587) or tls (port 465); only a relay on this machine (127.0.0.1) may go without"))
+    problems += _public_url_problems(settings, place)
     for key in ("survey_url", "unsubscribe_url"):
         url = getattr(settings, key)
         if url is not None and "{token}" not in url:
@@ -223,4 +224,39 @@ def check_settings(settings: Settings | None, place: ParsedFile | None) -> list[
     if settings.transport == "smtp" and "smtp" not in place.data.get("workspace", {}):
         problems.append(problem_at(place, ("workspace", "transport"),
             "transport is smtp but there is no smtp block: add smtp: {host: ..., port: ...}", "warning"))
+    return problems
+
+
+def _public_url_problems(settings: Settings, place: ParsedFile) -> list[Problem]:
+    """workspace.public_url and the links that point at it: an absolute http(s) address without query, https
+    beyond this machine (RFC 8058 one-click unsubscribe and mail providers require it), and links under
+    it that name cxctl's own pages."""
+    from urllib.parse import urlsplit
+
+    from cxctl.workspace.model import SURVEY_PATH, UNSUBSCRIBE_PATH
+
+    public = settings.public_url
+    if public is None:
+        return []
+    where = ("workspace", "public_url")
+    parts = urlsplit(public)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [problem_at(place, where, f"public_url {public!r} is not an http(s) address: write the address at which "
+                                         f"`cxctl serve` is reached, e.g. https://avis.example.fr")]
+    if parts.query or parts.fragment or "{" in public:
+        return [problem_at(place, where, f"public_url {public!r} carries a query, a fragment or a placeholder: write the "
+                                         f"address alone (cxctl adds /s/{{token}} and /u/{{token}})")]
+    problems = []
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK:
+        problems.append(problem_at(place, where,
+            f"public_url {public!r} is not https: links would carry tokens in clear and mail providers refuse one-click "
+            f"unsubscribe (RFC 8058) over http; put a TLS proxy in front of `cxctl serve` and write https://", "warning"))
+    base = public.rstrip("/")
+    raw = raw_get(place.data, "workspace") or {}
+    for key, path in (("survey_url", SURVEY_PATH), ("unsubscribe_url", UNSUBSCRIBE_PATH)):
+        given = raw.get(key) if isinstance(raw, dict) else None
+        if isinstance(given, str) and given.startswith(base + "/") and not given.startswith(base + path):
+            problems.append(problem_at(place, ("workspace", key),
+                f"{key} points at public_url but not at cxctl's page {base + path}: write that, or remove {key} "
+                f"(it defaults to it)"))
     return problems
