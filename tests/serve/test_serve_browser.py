@@ -77,7 +77,12 @@ def test_a_respondent_answers_from_the_one_click_link_in_french(sent, browser, s
     comment.send_keys(COMMENT)
     assert sent.count("responses") == 0  # nothing recorded until the respondent sends
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    assert browser.find_element(By.TAG_NAME, "h1").text == "Merci !"
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # The click starts a navigation: wait for the new page (the old one's elements go stale meanwhile).
+    WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: b.find_element(By.TAG_NAME, "h1").text == "Merci !")
     assert "Votre réponse est enregistrée." in browser.page_source
     browser.save_screenshot(str(tmp_path / "thanks-1280.png"))
     browser.set_window_size(360, 800)
