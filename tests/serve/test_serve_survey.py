@@ -207,3 +207,23 @@ def test_posts_are_rate_limited_per_client_address(sent, serve_helpers):
     codes = [httpx.post(f"{base}/s/{token}", data={"nps": "9"}).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     assert httpx.get(f"{base}/s/{token}").status_code == 200  # reading the page is not limited
+
+
+def test_links_signed_before_a_secret_rotation_still_open_and_a_wrong_secret_is_refused(sent, serve_helpers, cli, monkeypatch):
+    """The page checks tokens with the keyring: after `send --rotate-secret`, links already in mailboxes
+    (signed with the previous secret, given in CXCTL_SECRET_PREVIOUS) keep working during the grace period."""
+    from cxctl.delivery.signing import SecretChangedError
+    from cxctl.web.app import create_app
+
+    link = serve_helpers.one_click_link(sent.message_to("anais@example.fr"), 9)
+    monkeypatch.setenv("CXCTL_SECRET", "a-brand-new-secret-for-this-workspace-0123456789")
+    with pytest.raises(SecretChangedError):
+        create_app(sent.ws)  # serve refuses a secret that did not sign the links already sent
+    monkeypatch.setenv("CXCTL_SECRET_PREVIOUS", serve_helpers.SECRET)
+    code, _, err = cli("send", "-w", str(sent.root), "--now", serve_helpers.SEND_NOW, "--rotate-secret")
+    assert code == 0, err
+    base = sent.serve()
+    page = httpx.get(link)
+    assert page.status_code == 200 and checked(page.text) == ["9"]
+    assert httpx.post(f"{base}/s/{token_of(link)}", data={"nps": "9"}).status_code == 200
+    assert sent.count("responses") == 1
