@@ -357,7 +357,7 @@ def run(clients: int, answers: int, to_send: int, bare: bool, quiet: bool, repea
             result["cxctl_alone"], result["bare"] = median(alone_runs), median(bare_runs)
             result["rounds"] = [{"cxctl": a["answers_per_second"], "bare": b["answers_per_second"],
                                  "share": round(a["answers_per_second"] / b["answers_per_second"], 3)}
-                                for a, b in zip(alone_runs, bare_runs)]
+                                for a, b in zip(alone_runs, bare_runs, strict=True)]
             shares = sorted(r["share"] for r in result["rounds"])
             result["share_median_of_rounds"] = shares[len(shares) // 2]  # each round pairs two runs made moments apart
             result["share_of_bare_throughput"] = round(result["cxctl_alone"]["answers_per_second"] / result["bare"]["answers_per_second"], 3)

@@ -19,9 +19,10 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,7 @@ from cxctl.core.timeutil import parse_now, utcnow
 from cxctl.validation import load_workspace
 from cxctl.web import survey
 from cxctl.web.texts import TEXTS, long_date, page_language, say
+from cxctl.workspace.loader import Workspace
 
 MAX_BODY = 16 * 1024  # bytes of one POST: a full survey with a 2,000-character comment fits several times
 MAX_FIELDS = 100  # form fields of one POST
@@ -152,7 +154,7 @@ class AnswerWriter:
                         if not future.done():
                             future.set_exception(exc)
                 else:
-                    for (_, future), result in zip(batch, results):
+                    for (_, future), result in zip(batch, results, strict=True):
                         if not future.done():
                             future.set_result(result)
         finally:
@@ -226,7 +228,6 @@ class SurveyApp:
                                         lstrip_blocks=True, auto_reload=False)
         self.css = (HERE / "static" / "cxctl.css").read_bytes()
         self.default_lang = page_language(ws.settings.default_language, ws.settings.default_language)
-        connections = self.connections
         # Create and migrate the store, and check the secret against the one that signed the links
         # (SecretChangedError: a wrong CXCTL_SECRET would turn every link into a 404).
         self.keys_until = 0.0

@@ -13,7 +13,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlite_utils
 
@@ -95,7 +95,7 @@ def find_invitation(ws: Workspace, db: sqlite_utils.Database, token: str, secret
         delivered = status in DELIVERED
     language = _language(ws, own_lang or contact_lang)
     # The store's UTC text, read the fast way (this runs for every page and answer).
-    opens = datetime.fromisoformat(sent[:19]).replace(tzinfo=timezone.utc) if sent else None
+    opens = datetime.fromisoformat(sent[:19]).replace(tzinfo=UTC) if sent else None
     closes = opens + ws.moments[moment].responses.match_window if opens else None
     addresses = list(dict.fromkeys(a for a in (own_email, contact_email) if a))
     return Invitation(answered_id, answered_token, moment, language, page_language(language, ws.settings.default_language),
@@ -251,9 +251,7 @@ def _asked(condition: AskIf | None, answers: dict[str, tuple[float | None, str |
     if condition.equals is not None and str(condition.equals) not in (text, None if number is None else str(int(number)),
                                                                      None if number is None else str(number)):
         return False
-    if condition.any_of is not None and not set(condition.any_of) & set(chosen):
-        return False
-    return True
+    return condition.any_of is None or bool(set(condition.any_of) & set(chosen))
 
 
 # --- writing -------------------------------------------------------------------------------------------

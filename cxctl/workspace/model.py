@@ -31,6 +31,7 @@ from cxctl.workspace.fields import (
     TimeZone,
     Weekday,
 )
+SURVEY_PATH, UNSUBSCRIBE_PATH = "/s/{token}", "/u/{token}"  # `cxctl serve`'s pages, under public_url
 
 
 # --- workspace settings -----------------------------------------------------------------------
@@ -108,9 +109,6 @@ class Retention(Model):
     """Forget contacts with no activity for this long."""
 
 
-SURVEY_PATH, UNSUBSCRIBE_PATH = "/s/{token}", "/u/{token}"  # `cxctl serve`'s pages, under public_url
-
-
 class Settings(Model):
     """The `workspace:` block of cxctl.yaml."""
 
@@ -157,13 +155,11 @@ class Settings(Model):
 
     @model_validator(mode="after")
     def _links(self) -> "Settings":
-        # cxctl's own pages are the default links when it serves them; a survey tool's link still wins.
-        if self.public_url:
-            self.survey_url = self.survey_url or self.public_url.rstrip("/") + SURVEY_PATH
-            self.unsubscribe_url = self.unsubscribe_url or self.public_url.rstrip("/") + UNSUBSCRIBE_PATH
-        elif self.survey_url is None:
-            raise FieldError("missing survey_url: give your survey tool's link with {token} in it, or set public_url to "
-                             "the https address where `cxctl serve` answers (its page is then the survey link)", "survey_url")
+        """cxctl's own pages are the default links when it serves them; a survey tool's link still wins."""
+        base = (self.public_url or "").rstrip("/")
+        if not base and self.survey_url is None:
+            raise FieldError("missing survey_url: give your survey tool's link with {token} in it, or set public_url to the https address where `cxctl serve` answers (its page is then the survey link)", "survey_url")
+        self.survey_url, self.unsubscribe_url = self.survey_url or base + SURVEY_PATH, self.unsubscribe_url or (base + UNSUBSCRIBE_PATH if base else None)
         return self
 
 

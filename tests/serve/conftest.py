@@ -17,8 +17,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from cxctl import store
-from cxctl.validation import load_workspace
 from cxctl.core.timeutil import parse_now
+from cxctl.validation import load_workspace
 
 SECRET = "test-secret-do-not-use-in-production"
 SEND_NOW = "2026-11-23T12:00:00+00:00"
@@ -130,7 +130,7 @@ class ThreadServer:
                                                     lifespan="off", server_header=False))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self) -> "ThreadServer":
+    def start(self) -> ThreadServer:
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:

@@ -169,7 +169,7 @@ def test_oversize_malformed_and_foreign_bodies_are_refused_before_anything_is_re
             yield b"nps_pourquoi=" + b"y" * 1000 + b"&"
 
     assert httpx.post(url, content=chunks(), headers=form).status_code == 413
-    assert httpx.post(url, content="nps=9&nps_pourquoi=Très".encode("utf-8"), headers=form).status_code == 400  # raw UTF-8
+    assert httpx.post(url, content="nps=9&nps_pourquoi=Très".encode(), headers=form).status_code == 400  # raw UTF-8
     assert httpx.post(url, content=b"nps=9&nps_pourquoi=%FF%FE", headers=form).status_code == 400  # not UTF-8
     assert httpx.post(url, content=b"&".join([b"a=1"] * 200), headers=form).status_code == 400  # too many fields
     assert httpx.post(url, json={"nps": 9}).status_code == 415

@@ -11,7 +11,8 @@ import time
 
 import httpx
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cxctl.web.server import redact
 
