@@ -117,10 +117,21 @@ def one_click_link(message: email.message.EmailMessage, score: int) -> str:
     return next(link for link in message_links(message) if f"&score={score}&" in link)
 
 
-class ThreadServer:
-    """A real uvicorn on 127.0.0.1, in a thread of the test process, with cxctl's log set-up."""
+def reserve_port(port: int = 0) -> socket.socket:
+    """A listening socket on 127.0.0.1, held from the start: the links name its port before the server runs,
+    and nothing else on the machine (a browser, a driver, another test) can take the port meanwhile."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(128)
+    return sock
 
-    def __init__(self, app, port: int):
+
+class ThreadServer:
+    """A real uvicorn on 127.0.0.1, in a thread of the test process, with cxctl's log set-up; it serves on
+    the socket given (or binds `port` itself)."""
+
+    def __init__(self, app, port: int, sock: socket.socket | None = None):
         import uvicorn
 
         from cxctl.web.server import log_config
@@ -128,9 +139,10 @@ class ThreadServer:
         self.port = port
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=log_config(),
                                                     lifespan="off", server_header=False))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        sockets = [sock] if sock is not None else None
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets}, daemon=True)
 
-    def start(self) -> ThreadServer:
+    def start(self) -> "ThreadServer":
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:
@@ -147,10 +159,18 @@ class ThreadServer:
 class ServeWorkspace:
     """A workspace, its SMTP sink and the servers started over it."""
 
-    def __init__(self, root: Path, port: int, sink: Sink):
-        self.root, self.port, self.sink = root, port, sink
-        self.base = f"http://127.0.0.1:{port}"
+    def __init__(self, root: Path, sock: socket.socket, sink: Sink):
+        self.root, self.sock, self.sink = root, sock, sink
+        self.port = sock.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
         self.servers: list[ThreadServer] = []
+
+    def release_port(self) -> int:
+        """Close the held socket (for a server in another process, which binds the port itself)."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        return self.port
 
     @property
     def ws(self):
@@ -186,13 +206,18 @@ class ServeWorkspace:
 
         ws = self.ws
         app = create_app(ws, now=parse_now(now), **options)
-        server = ThreadServer(app, self.port).start()
+        sock = self.sock if self.sock is not None else reserve_port(self.port)
+        self.sock = None  # uvicorn owns it now, and closes it when it stops
+        server = ThreadServer(app, self.port, sock).start()
         self.servers.append(server)
         return self.base
 
     def stop(self) -> None:
         while self.servers:
             self.servers.pop().stop()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
     def count(self, table: str) -> int:
         db = self.db()
@@ -206,14 +231,15 @@ class ServeWorkspace:
 def serve_ws(tmp_path, monkeypatch):
     """A served workspace: SMTP sink started, uvicorn started by `.serve()`, both stopped at teardown."""
     monkeypatch.setenv("CXCTL_SECRET", SECRET)
-    port, smtp_port = free_port(), free_port()
+    sock, smtp_port = reserve_port(), free_port()
+    port = sock.getsockname()[1]
     root = tmp_path / "ws"
     root.mkdir()
     (root / "cxctl.yaml").write_text(SERVE_YAML.format(port=port, smtp_port=smtp_port), encoding="utf-8")
     sink = Sink()
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
     controller.start()
-    served = ServeWorkspace(root, port, sink)
+    served = ServeWorkspace(root, sock, sink)
     yield served
     served.stop()
     controller.stop()
@@ -225,4 +251,5 @@ def serve_helpers():
     import types
 
     return types.SimpleNamespace(SEND_NOW=SEND_NOW, SERVE_NOW=SERVE_NOW, SECRET=SECRET, message_links=message_links,
-                                 one_click_link=one_click_link, free_port=free_port, ThreadServer=ThreadServer)
+                                 one_click_link=one_click_link, free_port=free_port, reserve_port=reserve_port,
+                                 ThreadServer=ThreadServer)

@@ -14,7 +14,8 @@ from cxctl.validation import load_workspace
 
 def test_the_demo_links_to_the_local_page_and_its_link_records_an_answer(tmp_path, monkeypatch, serve_helpers):
     monkeypatch.setenv("CXCTL_SECRET", serve_helpers.SECRET)
-    port = serve_helpers.free_port()
+    sock = serve_helpers.reserve_port()  # held from the start: the demo's links name its port
+    port = sock.getsockname()[1]
     result = run_demo(tmp_path / "demo", serve_port=port)
     assert not result.failed, [s for s in result.steps if s.status == "failed"]
     assert result.link.startswith(f"http://127.0.0.1:{port}/s/") and "&score=" in result.link
@@ -26,7 +27,7 @@ def test_the_demo_links_to_the_local_page_and_its_link_records_an_answer(tmp_pat
 
     from cxctl.web.app import create_app
 
-    server = serve_helpers.ThreadServer(create_app(ws, now=datetime.fromisoformat(result.responses_now)), port).start()
+    server = serve_helpers.ThreadServer(create_app(ws, now=datetime.fromisoformat(result.responses_now)), port, sock).start()
     try:
         page = httpx.get(result.link)
         assert page.status_code == 200 and " checked" in page.text

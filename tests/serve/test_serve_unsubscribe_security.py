@@ -134,7 +134,8 @@ def test_every_response_carries_the_security_headers(sent, serve_helpers):
 def test_a_real_cxctl_serve_keeps_tokens_and_secrets_out_of_its_log_and_pages(sent, serve_helpers, tmp_path):
     env = {**os.environ, "CXCTL_SECRET": serve_helpers.SECRET, "PYTHONUNBUFFERED": "1"}
     log = (tmp_path / "serve.log").open("w+b")
-    process = subprocess.Popen([sys.executable, "-m", "cxctl", "serve", "-w", str(sent.root), "--port", str(sent.port),
+    port = sent.release_port()  # the real command binds it itself
+    process = subprocess.Popen([sys.executable, "-m", "cxctl", "serve", "-w", str(sent.root), "--port", str(port),
                                 "--now", serve_helpers.SERVE_NOW], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 30
