@@ -142,7 +142,7 @@ class ThreadServer:
         sockets = [sock] if sock is not None else None
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets}, daemon=True)
 
-    def start(self) -> "ThreadServer":
+    def start(self) -> ThreadServer:
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:
