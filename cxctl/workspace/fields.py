@@ -75,6 +75,21 @@ class FieldError(ValueError):
         self.field = field
 
 
+SURVEY_PATH, UNSUBSCRIBE_PATH = "/s/{token}", "/u/{token}"  # `cxctl serve`'s pages, under workspace.public_url
+
+
+def default_links(settings: Any) -> Any:
+    """The workspace settings' links: cxctl's own pages are the defaults when it serves them (public_url);
+    a survey tool's survey_url still wins. Without either, survey_url is missing (a located error)."""
+    base = (settings.public_url or "").rstrip("/")
+    if not base and settings.survey_url is None:
+        raise FieldError("missing survey_url: give your survey tool's link with {token} in it, or set public_url to the "
+                         "https address where `cxctl serve` answers (its page is then the survey link)", "survey_url")
+    settings.survey_url = settings.survey_url or base + SURVEY_PATH
+    settings.unsubscribe_url = settings.unsubscribe_url or (base + UNSUBSCRIBE_PATH if base else None)
+    return settings
+
+
 # BCP 47 (RFC 5646) language tag: language[-script][-region][-variant...]; private use and
 # grandfathered tags are not survey languages.
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-(?:[A-Za-z]{2}|[0-9]{3}))?(-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$"

@@ -30,8 +30,8 @@ from cxctl.workspace.fields import (
     Text,
     TimeZone,
     Weekday,
+    default_links,
 )
-SURVEY_PATH, UNSUBSCRIBE_PATH = "/s/{token}", "/u/{token}"  # `cxctl serve`'s pages, under public_url
 
 
 # --- workspace settings -----------------------------------------------------------------------
@@ -153,14 +153,7 @@ class Settings(Model):
     """How long personal data is kept."""
     min_responses: int = Field(30, ge=1, description="Below this n a scorecard cell is marked insufficient.")
 
-    @model_validator(mode="after")
-    def _links(self) -> "Settings":
-        """cxctl's own pages are the default links when it serves them; a survey tool's link still wins."""
-        base = (self.public_url or "").rstrip("/")
-        if not base and self.survey_url is None:
-            raise FieldError("missing survey_url: give your survey tool's link with {token} in it, or set public_url to the https address where `cxctl serve` answers (its page is then the survey link)", "survey_url")
-        self.survey_url, self.unsubscribe_url = self.survey_url or base + SURVEY_PATH, self.unsubscribe_url or (base + UNSUBSCRIBE_PATH if base else None)
-        return self
+    _links = model_validator(mode="after")(default_links)
 
 
 # --- journeys ---------------------------------------------------------------------------------

@@ -233,7 +233,7 @@ def _public_url_problems(settings: Settings, place: ParsedFile) -> list[Problem]
     it that name cxctl's own pages."""
     from urllib.parse import urlsplit
 
-    from cxctl.workspace.model import SURVEY_PATH, UNSUBSCRIBE_PATH
+    from cxctl.workspace.fields import SURVEY_PATH, UNSUBSCRIBE_PATH
 
     public = settings.public_url
     if public is None:
