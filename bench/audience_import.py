@@ -66,7 +66,8 @@ with open(sys.argv[1], encoding="utf-8", newline="") as handle:
 # Like for like: .import into a WAL table with the unique id and one address index (cxctl's store
 # has the same journal and indexes on external_id and email_hash).
 INDEXED = [
-    "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
     "CREATE TABLE contacts (external_id TEXT UNIQUE, email TEXT, first_name TEXT, last_name TEXT, language TEXT, "
     "country TEXT, segment TEXT, company TEXT, loyalty_tier TEXT, city TEXT)",
 ]
@@ -120,7 +121,7 @@ def generate(path: Path, rows: int) -> None:
             first, last = rng.choice(FIRST), rng.choice(LAST)
             lines.append(
                 f"C{n:07d},{ascii_name(first)}.{ascii_name(last)}.{n}@example{n % 97}.fr,{first},{last},{rng.choice(('fr', 'en'))},"
-                f"{rng.choice(COUNTRIES)},{rng.choice(SEGMENTS)},\"{last} & Fils, SARL\",{rng.choice(('gold', 'silver', 'bronze'))},"
+                f'{rng.choice(COUNTRIES)},{rng.choice(SEGMENTS)},"{last} & Fils, SARL",{rng.choice(("gold", "silver", "bronze"))},'
                 f"{rng.choice(CITIES)}\r\n"
             )
             if len(lines) == 10_000:
@@ -166,8 +167,15 @@ def main() -> None:
     indexed_db = DATA / "indexed.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(indexed_db) + suffix).unlink(missing_ok=True)
-    indexed_s, indexed_cpu, indexed_rss, _ = run([sqlite3, str(indexed_db), *INDEXED, f".import --csv --skip 1 {source} contacts",
-                                                  "CREATE INDEX contacts_email ON contacts(email)"])
+    indexed_s, indexed_cpu, indexed_rss, _ = run(
+        [
+            sqlite3,
+            str(indexed_db),
+            *INDEXED,
+            f".import --csv --skip 1 {source} contacts",
+            "CREATE INDEX contacts_email ON contacts(email)",
+        ]
+    )
 
     # The floor of any Python import: csv.reader + executemany into a bare table, one WAL transaction.
     plain_db = DATA / "plain.db"
@@ -189,7 +197,19 @@ def main() -> None:
     ws.mkdir(parents=True)
     (ws / "cxctl.yaml").write_text(WORKSPACE, encoding="utf-8")
     env = {**os.environ, "CXCTL_SECRET": "bench-secret-not-for-production"}
-    cxctl = [sys.executable, "-m", "cxctl", "contacts", "import", str(source), "-w", str(ws), "--json", "--now", "2026-01-01T10:00"]
+    cxctl = [
+        sys.executable,
+        "-m",
+        "cxctl",
+        "contacts",
+        "import",
+        str(source),
+        "-w",
+        str(ws),
+        "--json",
+        "--now",
+        "2026-01-01T10:00",
+    ]
     fresh_s, fresh_cpu, fresh_rss, out = run(cxctl, env)
     fresh = json.loads(out)
     again_s, again_cpu, again_rss, out = run(cxctl, env)
@@ -198,28 +218,48 @@ def main() -> None:
 
     rows = [
         ("sqlite3 .import (baseline)", base_s, base_cpu, base_rss, "-"),
-        ("sqlite3 .import, WAL + unique id + address index", indexed_s, indexed_cpu, indexed_rss, "like for like, no checks"),
+        (
+            "sqlite3 .import, WAL + unique id + address index",
+            indexed_s,
+            indexed_cpu,
+            indexed_rss,
+            "like for like, no checks",
+        ),
         ("python csv + executemany (no checks)", plain_s, plain_cpu, plain_rss, "floor of a Python import"),
-        ("cxctl's writes alone (rows prepared)", writes_s, writes_cpu, writes_rss, "inserts + index + commit, no parsing"),
+        (
+            "cxctl's writes alone (rows prepared)",
+            writes_s,
+            writes_cpu,
+            writes_rss,
+            "inserts + index + commit, no parsing",
+        ),
         ("cxctl contacts import, fresh", fresh_s, fresh_cpu, fresh_rss, f"{fresh['inserted']:,} inserted"),
         ("cxctl contacts import, again", again_s, again_cpu, again_rss, f"{again['unchanged']:,} unchanged"),
     ]
     version = subprocess.run([sqlite3, "--version"], capture_output=True, text=True).stdout.split()[0]
-    print(f"{args.rows:,} contacts × 10 columns, {size_mb:.0f} MB CSV, {os.cpu_count()} CPU(s), load average "
-          f"{os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]}, SQLite shell {version}")
+    print(
+        f"{args.rows:,} contacts × 10 columns, {size_mb:.0f} MB CSV, {os.cpu_count()} CPU(s), load average "
+        f"{os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]}, SQLite shell {version}"
+    )
     print()
     print("| run | wall s | × baseline (wall) | CPU s | × baseline (CPU) | peak RSS MB | result |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for name, seconds, cpu, rss, note in rows:
-        print(f"| {name} | {seconds:.1f} | {seconds / base_s:.2f} | {cpu:.1f} | {cpu / base_cpu:.2f} | {rss} | {note} |")
+        print(
+            f"| {name} | {seconds:.1f} | {seconds / base_s:.2f} | {cpu:.1f} | {cpu / base_cpu:.2f} | {rss} | {note} |"
+        )
     worst = max(fresh_s, again_s) / base_s
     worst_cpu = max(fresh_cpu, again_cpu) / base_cpu
     peak = max(fresh_rss, again_rss)
     print()
-    print(f"target: ≤ 3.00 × baseline and < 500 MB — {'met' if worst <= 3 and peak < 500 else 'MISSED'} "
-          f"(worst {worst:.2f}× wall, {worst_cpu:.2f}× CPU, peak {peak} MB)")
-    print(f"like for like (.import into a WAL table with the same indexes): fresh {fresh_s / indexed_s:.2f}×; "
-          f"cxctl's writes alone are {writes_s / base_s:.2f}× the baseline before any row is parsed")
+    print(
+        f"target: ≤ 3.00 × baseline and < 500 MB — {'met' if worst <= 3 and peak < 500 else 'MISSED'} "
+        f"(worst {worst:.2f}× wall, {worst_cpu:.2f}× CPU, peak {peak} MB)"
+    )
+    print(
+        f"like for like (.import into a WAL table with the same indexes): fresh {fresh_s / indexed_s:.2f}×; "
+        f"cxctl's writes alone are {writes_s / base_s:.2f}× the baseline before any row is parsed"
+    )
     if not args.keep:
         shutil.rmtree(ws, ignore_errors=True)
         for db_path in (baseline_db, indexed_db, plain_db, writes_db):

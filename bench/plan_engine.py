@@ -17,11 +17,11 @@ import resource
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 WORKSPACE = """\
 workspace:
@@ -74,6 +74,7 @@ moments:
 
 def generate(folder: Path, contacts: int, events: int, invitations: int) -> None:
     from cxctl import store
+
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cxctl.yaml").write_text(WORKSPACE, encoding="utf-8")
     path = folder / "cxctl.db"
@@ -86,7 +87,8 @@ def generate(folder: Path, contacts: int, events: int, invitations: int) -> None
     conn.execute("PRAGMA cache_size=-400000")
     tables = ("contacts", "events", "invitations", "responses", "suppressions")
     indexes = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN (?, ?, ?, ?, ?)", tables
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN (?, ?, ?, ?, ?)",
+        tables,
     ).fetchall()
     for name, _ in indexes:
         conn.execute(f"DROP INDEX {name}")
@@ -101,7 +103,7 @@ def generate(folder: Path, contacts: int, events: int, invitations: int) -> None
         " CASE WHEN i % 5 = 0 THEN 'en' ELSE 'fr' END,"
         " CASE i % 10 WHEN 1 THEN 'America/Montreal' WHEN 2 THEN 'Europe/Brussels' ELSE NULL END,"
         " CASE WHEN i % 3 = 0 THEN 'B2B' ELSE 'B2C' END,"
-        " CASE WHEN i % 250 = 0 THEN '{\"ne_pas_contacter\":\"oui\"}' ELSE '{\"fidélité\":\"gold\"}' END,"
+        ' CASE WHEN i % 250 = 0 THEN \'{"ne_pas_contacter":"oui"}\' ELSE \'{"fidélité":"gold"}\' END,'
         " '2025-01-01 00:00:00', '2025-01-01 00:00:00' FROM n",
         [contacts],
     )
@@ -115,7 +117,7 @@ def generate(folder: Path, contacts: int, events: int, invitations: int) -> None
         f"{seq} INSERT INTO events (id, event_key, contact_id, type, occurred_at, attributes, imported_at)"
         " SELECT i, 'E' || i, (i * 2654435761) % ? + 1, CASE WHEN i % 5 < 3 THEN 'order_delivered' ELSE 'ticket_closed' END,"
         " datetime('2026-11-20 10:00:00', printf('-%d seconds', (i * 40503) % 31536000)),"
-        " CASE WHEN i % 4 = 0 THEN '{\"channel\":\"store\"}' WHEN i % 4 = 3 THEN '{\"channel\":\"phone\"}'"
+        ' CASE WHEN i % 4 = 0 THEN \'{"channel":"store"}\' WHEN i % 4 = 3 THEN \'{"channel":"phone"}\''
         " ELSE '{\"channel\":\"web\"}' END, '2026-11-20 00:00:00' FROM n",
         [events, contacts],
     )
@@ -133,12 +135,23 @@ def generate(folder: Path, contacts: int, events: int, invitations: int) -> None
         [invitations, contacts],
     )
     columns = {row[1] for row in conn.execute("PRAGMA table_info(responses)")}
-    values = {"response_key": "'R' || i", "content_hash": "'h'", "invitation_id": "i * 3", "contact_id": "NULL",
-              "moment": "'delivery'", "source": "'bench'", "submitted_at": "'2026-11-01 00:00:00'", "day": "'2026-11-01'",
-              "status": "'counted'", "imported_at": "'2026-11-01 00:00:00'"}
+    values = {
+        "response_key": "'R' || i",
+        "content_hash": "'h'",
+        "invitation_id": "i * 3",
+        "contact_id": "NULL",
+        "moment": "'delivery'",
+        "source": "'bench'",
+        "submitted_at": "'2026-11-01 00:00:00'",
+        "day": "'2026-11-01'",
+        "status": "'counted'",
+        "imported_at": "'2026-11-01 00:00:00'",
+    }
     chosen = {k: v for k, v in values.items() if k in columns}
-    conn.execute(f"{seq} INSERT INTO responses ({', '.join(chosen)}) SELECT {', '.join(chosen.values())} FROM n",
-                 [invitations // 10])
+    conn.execute(
+        f"{seq} INSERT INTO responses ({', '.join(chosen)}) SELECT {', '.join(chosen.values())} FROM n",
+        [invitations // 10],
+    )
     conn.execute("COMMIT")
     for _, sql in indexes:
         conn.execute(sql)
@@ -150,8 +163,8 @@ def generate(folder: Path, contacts: int, events: int, invitations: int) -> None
 def measure(folder: Path, list_exclusions: bool) -> dict:
     """Child process: time compute_plan on the generated store; report peak RSS."""
     from cxctl import store
-    from cxctl.validation import load_workspace
     from cxctl.planning.engine import compute_plan
+    from cxctl.validation import load_workspace
 
     ws = load_workspace(folder)
     db = store.connect(ws.database)
@@ -159,9 +172,16 @@ def measure(folder: Path, list_exclusions: bool) -> dict:
     plan = compute_plan(ws, db, NOW, list_exclusions=list_exclusions)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": round(elapsed, 2), "cpu": round(cpu, 2), "peak_mb": round(peak_mb), "planned": len(plan.planned),
-            "reminders": sum(1 for p in plan.planned if p.kind == "reminder"),
-            "exclusions_listed": len(plan.exclusions), "excluded": sum(plan.counts.values()), "counts": plan.counts}
+    return {
+        "seconds": round(elapsed, 2),
+        "cpu": round(cpu, 2),
+        "peak_mb": round(peak_mb),
+        "planned": len(plan.planned),
+        "reminders": sum(1 for p in plan.planned if p.kind == "reminder"),
+        "exclusions_listed": len(plan.exclusions),
+        "excluded": sum(plan.counts.values()),
+        "counts": plan.counts,
+    }
 
 
 def main() -> None:
@@ -186,12 +206,18 @@ def main() -> None:
     print("| data | exclusions | wall time | CPU time | peak RSS | planned (reminders) | excluded |")
     print("|---|---|---|---|---|---|---|")
     for mode in ("counts", "list"):
-        out = subprocess.run([sys.executable, __file__, "--child", mode, "--folder", str(folder)],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", mode, "--folder", str(folder)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         r = json.loads(out)
         listing = "counted only" if mode == "counts" else f"listed ({r['exclusions_listed']:,})"
-        print(f"| {args.contacts:,} contacts, {args.events:,} events, {args.invitations:,} invitations | {listing} "
-              f"| {r['seconds']} s | {r['cpu']} s | {r['peak_mb']} MB | {r['planned']:,} ({r['reminders']:,}) | {r['excluded']:,} |")
+        print(
+            f"| {args.contacts:,} contacts, {args.events:,} events, {args.invitations:,} invitations | {listing} "
+            f"| {r['seconds']} s | {r['cpu']} s | {r['peak_mb']} MB | {r['planned']:,} ({r['reminders']:,}) | {r['excluded']:,} |"
+        )
         print(f"  {r['counts']}", file=sys.stderr)
     # What a user runs: the CLI printing the whole plan as JSON (listed exclusions included), to /dev/null.
     command = [sys.executable, "-m", "cxctl", "plan", "-w", str(folder), "--now", NOW.isoformat(), "--json"]
@@ -201,8 +227,10 @@ def main() -> None:
         _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(command)} failed")
-    print(f"| same data | `cxctl plan --json` (CLI, output to /dev/null) | {time.perf_counter() - started:.2f} s "
-          f"| {usage.ru_utime + usage.ru_stime:.2f} s | {usage.ru_maxrss // 1024} MB | — | — |")
+    print(
+        f"| same data | `cxctl plan --json` (CLI, output to /dev/null) | {time.perf_counter() - started:.2f} s "
+        f"| {usage.ru_utime + usage.ru_stime:.2f} s | {usage.ru_maxrss // 1024} MB | — | — |"
+    )
 
 
 if __name__ == "__main__":

@@ -12,14 +12,12 @@ import json
 import random
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from cxctl.privacy import erasure as privacy
-
-from cxctl.privacy import retention
-
 from cxctl import store
+from cxctl.privacy import erasure as privacy
+from cxctl.privacy import retention
 from cxctl.validation import load_workspace
 
 ROOT = Path(__file__).resolve().parent / "data" / "privacy"
@@ -58,28 +56,60 @@ def build(n: int) -> tuple[object, object]:
     conn.executemany(
         "INSERT INTO contacts (id, external_id, email, email_hash, first_name, last_name, language, country, segment, attributes, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, 'fr', 'FR', 'retail', ?, ?, ?)",
-        ((i, f"C{i}", f"person{i}@example.com", store.email_hash(f"person{i}@example.com"), f"Prénom{i}", f"Nom{i}",
-          json.dumps({"phone": f"06{i:08d}"}), d, d) for i in range(1, n + 1) for d in [rng.choice(days)]))
+        (
+            (
+                i,
+                f"C{i}",
+                f"person{i}@example.com",
+                store.email_hash(f"person{i}@example.com"),
+                f"Prénom{i}",
+                f"Nom{i}",
+                json.dumps({"phone": f"06{i:08d}"}),
+                d,
+                d,
+            )
+            for i in range(1, n + 1)
+            for d in [rng.choice(days)]
+        ),
+    )
     conn.executemany(
         "INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) VALUES (?, ?, 'order_delivered', ?, ?, ?)",
-        ((f"E{i}-{k}", i, d, json.dumps({"order": f"CMD-{i}-{k}"}), d) for i in range(1, n + 1) for k in (1, 2) for d in [rng.choice(days)]))
+        (
+            (f"E{i}-{k}", i, d, json.dumps({"order": f"CMD-{i}-{k}"}), d)
+            for i in range(1, n + 1)
+            for k in (1, 2)
+            for d in [rng.choice(days)]
+        ),
+    )
     conn.executemany(
         "INSERT INTO invitations (id, dedupe_key, token, contact_id, moment, event_id, email, send_at, status, sent_at, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, 'm', ?, ?, ?, 'sent', ?, ?, ?)",
-        ((i, f"m|{i}|e{2 * i - 1}", f"tok{i}.sig", i, 2 * i - 1, f"person{i}@example.com", d, d, d, d)
-         for i in range(1, n + 1) for d in [rng.choice(days)]))
+        (
+            (i, f"m|{i}|e{2 * i - 1}", f"tok{i}.sig", i, 2 * i - 1, f"person{i}@example.com", d, d, d, d)
+            for i in range(1, n + 1)
+            for d in [rng.choice(days)]
+        ),
+    )
     answered = [i for i in range(1, n + 1) if rng.random() < 0.4]
     response_columns = {c.name for c in db["responses"].columns}
     extra = [c for c in ("content_hash", "day", "status") if c in response_columns]
     conn.executemany(
         f"INSERT INTO responses (id, response_key, invitation_id, contact_id, moment, source, submitted_at, imported_at{''.join(', ' + c for c in extra)}) "
         f"VALUES (?, ?, ?, ?, 'm', 'bench', ?, ?{', ?' * len(extra)})",
-        ((i, f"r{i}", i, i, d, d, *[{"content_hash": f"h{i}", "day": d[:10], "status": "counted"}[c] for c in extra])
-         for i in answered for d in [rng.choice(days)]))
-    conn.executemany("INSERT INTO answers (response_id, question, value_num, value_text) VALUES (?, 'nps', ?, NULL)",
-                     ((i, rng.randint(0, 10)) for i in answered))
-    conn.executemany("INSERT INTO answers (response_id, question, value_num, value_text) VALUES (?, 'why', NULL, ?)",
-                     ((i, f"Commentaire de Prénom{i}") for i in answered if i % 3 == 0))
+        (
+            (i, f"r{i}", i, i, d, d, *[{"content_hash": f"h{i}", "day": d[:10], "status": "counted"}[c] for c in extra])
+            for i in answered
+            for d in [rng.choice(days)]
+        ),
+    )
+    conn.executemany(
+        "INSERT INTO answers (response_id, question, value_num, value_text) VALUES (?, 'nps', ?, NULL)",
+        ((i, rng.randint(0, 10)) for i in answered),
+    )
+    conn.executemany(
+        "INSERT INTO answers (response_id, question, value_num, value_text) VALUES (?, 'why', NULL, ?)",
+        ((i, f"Commentaire de Prénom{i}") for i in answered if i % 3 == 0),
+    )
     conn.execute("COMMIT")
     return ws, db
 
@@ -95,13 +125,15 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     rows: list[tuple[str, float]] = []
     ws, db = timed(f"build store ({n} contacts)", lambda: build(n), rows)
-    now = datetime(2026, 11, 22, 9, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 22, 9, tzinfo=UTC)
 
     def full_scan() -> int:
         total = 0
         for table in db.table_names():
             for column in db[table].columns:
-                total += db.execute(f"SELECT COUNT(*) FROM [{table}] WHERE [{column.name}] LIKE ?", ["%person77@example.com%"]).fetchone()[0]
+                total += db.execute(
+                    f"SELECT COUNT(*) FROM [{table}] WHERE [{column.name}] LIKE ?", ["%person77@example.com%"]
+                ).fetchone()[0]
         return total
 
     timed("baseline: LIKE scan of every column of every table", full_scan, rows)

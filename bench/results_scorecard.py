@@ -20,20 +20,25 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
 from cxctl import store  # noqa: E402
-
-from cxctl.core import tokens
+from cxctl.core import tokens  # noqa: E402
 from cxctl.validation import load_workspace  # noqa: E402
 
 SECRET = "bench-secret-not-for-production"
-MOMENTS = [("nps_relational", "nps"), ("delivery_csat", "csat"), ("support_ces", "ces"),
-           ("store_nps", "nps"), ("web_csat", "csat"), ("onboarding_nps", "nps")]
+MOMENTS = [
+    ("nps_relational", "nps"),
+    ("delivery_csat", "csat"),
+    ("support_ces", "ces"),
+    ("store_nps", "nps"),
+    ("web_csat", "csat"),
+    ("onboarding_nps", "nps"),
+]
 
 WORKSPACE = """\
 workspace:
@@ -58,8 +63,10 @@ def write_workspace(root: Path) -> None:
     text = WORKSPACE
     for moment, question in MOMENTS:
         extra = ", nps_why" if question == "nps" else ""
-        text += (f"  {moment}:\n    journey: shop\n    stage: love\n    kind: transactional\n"
-                 f"    trigger: {{event: e_{moment}}}\n    questions: [{question}{extra}]\n    targets: {{}}\n")
+        text += (
+            f"  {moment}:\n    journey: shop\n    stage: love\n    kind: transactional\n"
+            f"    trigger: {{event: e_{moment}}}\n    questions: [{question}{extra}]\n    targets: {{}}\n"
+        )
     (root / "cxctl.yaml").write_text(text, encoding="utf-8")
 
 
@@ -121,16 +128,23 @@ def bench_import(data: Path, n: int, reuse: bool = False) -> dict:
     floor_db = data / "shell_writes.db"
     shutil.copyfile(base, floor_db)
     start = time.perf_counter()
-    subprocess.run(["sqlite3", str(floor_db)], input=SHELL_WRITES.format(export=export), text=True, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["sqlite3", str(floor_db)],
+        input=SHELL_WRITES.format(export=export),
+        text=True,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     floor_s = time.perf_counter() - start
     floor_db.unlink()
     print(f"  the same writes in the sqlite3 shell alone: {floor_s:.2f} s", file=sys.stderr, flush=True)
     os.environ["CXCTL_SECRET"] = SECRET
     from cxctl.results.importer import import_responses
 
-    cx_s, report = timed("cxctl responses import", lambda: import_responses(ws, db, export, datetime(2027, 1, 1, tzinfo=timezone.utc),
-                                                                            moment="nps_relational"))
+    cx_s, report = timed(
+        "cxctl responses import",
+        lambda: import_responses(ws, db, export, datetime(2027, 1, 1, tzinfo=UTC), moment="nps_relational"),
+    )
     assert report.counted == n, (report.counted, report.quarantined, report.problems[:3])
     db.conn.close()
     return {"rows": n, "shell_s": shell_s, "cxctl_s": cx_s, "ratio": cx_s / shell_s, "floor_s": floor_s}
@@ -145,16 +159,23 @@ def generate_import(data: Path, ws_root: Path, export: Path, base: Path, n: int)
     rng = random.Random(1)
     secret = SECRET.encode()
     print(f"generating {n:,} contacts, invitations and a {n:,}-row export…", file=sys.stderr, flush=True)
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     toks = [tokens.new_token(secret) for _ in range(n)]
     db.execute("BEGIN")
-    db.conn.executemany("INSERT INTO contacts (id, external_id, email, segment, attributes, created_at, updated_at)"
-                        " VALUES (?, ?, ?, ?, '{}', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
-                        ((i, f"C{i}", f"c{i}@example.com", "pro") for i in range(1, n + 1)))
-    db.conn.executemany("INSERT INTO invitations (dedupe_key, token, contact_id, moment, send_at, status, sent_at, created_at, updated_at)"
-                        " VALUES (?, ?, ?, 'nps_relational', ?, 'sent', ?, ?, ?)",
-                        ((f"k{i}", toks[i - 1], i, t, t, t, t) for i in range(1, n + 1)
-                         for t in [(start + timedelta(minutes=i % 400000)).strftime("%Y-%m-%d %H:%M:%S")]))
+    db.conn.executemany(
+        "INSERT INTO contacts (id, external_id, email, segment, attributes, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, '{}', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        ((i, f"C{i}", f"c{i}@example.com", "pro") for i in range(1, n + 1)),
+    )
+    db.conn.executemany(
+        "INSERT INTO invitations (dedupe_key, token, contact_id, moment, send_at, status, sent_at, created_at, updated_at)"
+        " VALUES (?, ?, ?, 'nps_relational', ?, 'sent', ?, ?, ?)",
+        (
+            (f"k{i}", toks[i - 1], i, t, t, t, t)
+            for i in range(1, n + 1)
+            for t in [(start + timedelta(minutes=i % 400000)).strftime("%Y-%m-%d %H:%M:%S")]
+        ),
+    )
     db.execute("COMMIT")
     with open(export, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -183,7 +204,9 @@ def generate_scored_store(data: Path, n: int, folder: str = "score_ws"):
     q("PRAGMA cache_size=-400000")
     q("BEGIN")
     q("CREATE TEMP TABLE moments_list (k INTEGER PRIMARY KEY, moment TEXT, question TEXT)")
-    db.conn.executemany("INSERT INTO temp.moments_list VALUES (?, ?, ?)", [(k, m, qn) for k, (m, qn) in enumerate(MOMENTS)])
+    db.conn.executemany(
+        "INSERT INTO temp.moments_list VALUES (?, ?, ?)", [(k, m, qn) for k, (m, qn) in enumerate(MOMENTS)]
+    )
     q(f"""WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < {contacts})
           INSERT INTO contacts (id, external_id, email, segment, attributes, created_at, updated_at)
           SELECT i, 'C' || i, 'c' || i || '@example.com', CASE i % 4 WHEN 0 THEN 'pro' WHEN 1 THEN 'particulier'
@@ -221,9 +244,11 @@ def generate_scored_store(data: Path, n: int, folder: str = "score_ws"):
 def bench_scorecard(data: Path, n: int) -> dict:
     """5,000,000 responses: scorecard by moment × month (rollups) vs the shell's GROUP BY over raw rows."""
     ws = generate_scored_store(data, n)
-    raw_sql = ("SELECT r.moment, strftime('%Y-%m', r.submitted_at) AS month, a.question, a.value_num, COUNT(*) "
-               "FROM responses r JOIN answers a ON a.response_id = r.id "
-               "WHERE r.status = 'counted' AND a.value_num IS NOT NULL GROUP BY 1, 2, 3, 4;")
+    raw_sql = (
+        "SELECT r.moment, strftime('%Y-%m', r.submitted_at) AS month, a.question, a.value_num, COUNT(*) "
+        "FROM responses r JOIN answers a ON a.response_id = r.id "
+        "WHERE r.status = 'counted' AND a.value_num IS NOT NULL GROUP BY 1, 2, 3, 4;"
+    )
     db_path = ws.database
     shell(db_path, "SELECT COUNT(*) FROM answers;")  # warm the page cache for both sides alike
     shell_s = shell(db_path, raw_sql)
@@ -231,25 +256,43 @@ def bench_scorecard(data: Path, n: int) -> dict:
     from cxctl.results.scorecard import compute_scorecard
 
     db = store.connect(db_path)
-    now = datetime(2027, 1, 5, tzinfo=timezone.utc)
+    now = datetime(2027, 1, 5, tzinfo=UTC)
     compute_scorecard(ws, db, now, by=["moment", "month"])  # first call: temp tables and page cache
-    card_s, card = timed("cxctl scorecard --by moment,month", lambda: compute_scorecard(ws, db, now, by=["moment", "month"]))
+    card_s, card = timed(
+        "cxctl scorecard --by moment,month", lambda: compute_scorecard(ws, db, now, by=["moment", "month"])
+    )
     total = sum(r.responses for r in card.rows)
     assert total == n, (total, n)
-    attr_s, attr = timed("cxctl scorecard --by canal (JSON attribute)", lambda: compute_scorecard(ws, db, now, by=["canal"]))
+    attr_s, attr = timed(
+        "cxctl scorecard --by canal (JSON attribute)", lambda: compute_scorecard(ws, db, now, by=["canal"])
+    )
     assert sum(r.responses for r in attr.rows) == n
-    seg_s, _ = timed("cxctl scorecard --by segment,quarter", lambda: compute_scorecard(ws, db, now, by=["segment", "quarter"]))
-    return {"rows": n, "shell_groupby_s": shell_s, "scorecard_s": card_s, "speedup": shell_s / card_s,
-            "attribute_s": attr_s, "segment_quarter_s": seg_s}
+    seg_s, _ = timed(
+        "cxctl scorecard --by segment,quarter", lambda: compute_scorecard(ws, db, now, by=["segment", "quarter"])
+    )
+    return {
+        "rows": n,
+        "shell_groupby_s": shell_s,
+        "scorecard_s": card_s,
+        "speedup": shell_s / card_s,
+        "attribute_s": attr_s,
+        "segment_quarter_s": seg_s,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 1,000,000 imported and 5,000,000 scored responses")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="1.0 = 1,000,000 imported and 5,000,000 scored responses"
+    )
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--skip-scorecard", action="store_true")
-    parser.add_argument("--import-only", action="store_true", help="only the import measurement (same as --skip-scorecard)")
-    parser.add_argument("--reuse", action="store_true", help="reuse the import data generated by an earlier run of the same scale")
+    parser.add_argument(
+        "--import-only", action="store_true", help="only the import measurement (same as --skip-scorecard)"
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse the import data generated by an earlier run of the same scale"
+    )
     args = parser.parse_args()
     data = ROOT / "data" / "results"
     data.mkdir(parents=True, exist_ok=True)
@@ -262,14 +305,20 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     if "import" in results:
         r = results["import"]
-        print(f"| responses import (generic CSV) vs `.import` | {r['rows']:,} | {r['shell_s']:.2f} s | {r['cxctl_s']:.2f} s "
-              f"| {r['ratio']:.2f}× the shell | ≤ 3× |")
-        print(f"| the same writes by the sqlite3 shell alone (token join, responses + indexes, answers, commit) | {r['rows']:,} "
-              f"| {r['shell_s']:.2f} s | {r['floor_s']:.2f} s | {r['floor_s'] / r['shell_s']:.2f}× the shell | (floor, no checks) |")
+        print(
+            f"| responses import (generic CSV) vs `.import` | {r['rows']:,} | {r['shell_s']:.2f} s | {r['cxctl_s']:.2f} s "
+            f"| {r['ratio']:.2f}× the shell | ≤ 3× |"
+        )
+        print(
+            f"| the same writes by the sqlite3 shell alone (token join, responses + indexes, answers, commit) | {r['rows']:,} "
+            f"| {r['shell_s']:.2f} s | {r['floor_s']:.2f} s | {r['floor_s'] / r['shell_s']:.2f}× the shell | (floor, no checks) |"
+        )
     if "scorecard" in results:
         r = results["scorecard"]
-        print(f"| scorecard --by moment,month vs raw GROUP BY | {r['rows']:,} | {r['shell_groupby_s']:.2f} s | "
-              f"{r['scorecard_s']:.3f} s | {r['speedup']:.0f}× faster | < 1 s and ≥ 5× |")
+        print(
+            f"| scorecard --by moment,month vs raw GROUP BY | {r['rows']:,} | {r['shell_groupby_s']:.2f} s | "
+            f"{r['scorecard_s']:.3f} s | {r['speedup']:.0f}× faster | < 1 s and ≥ 5× |"
+        )
         print(f"| scorecard --by canal (JSON attribute) | {r['rows']:,} | — | {r['attribute_s']:.2f} s | — | < 10 s |")
         print(f"| scorecard --by segment,quarter | {r['rows']:,} | — | {r['segment_quarter_s']:.2f} s | — | — |")
 

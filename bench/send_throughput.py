@@ -95,17 +95,46 @@ def make_workspace(n: int, port: int, concurrency: int) -> Path:
     db.conn.executemany(
         "INSERT INTO contacts (id, external_id, email, email_hash, first_name, last_name, language, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(i, f"C{i}", f"client{i}@example.com", store.email_hash(f"client{i}@example.com"), first_names[i % 8],
-          "Lefèvre-Dupont", "en" if i % 5 == 0 else "fr", stamp, stamp) for i in range(1, n + 1)])
+        [
+            (
+                i,
+                f"C{i}",
+                f"client{i}@example.com",
+                store.email_hash(f"client{i}@example.com"),
+                first_names[i % 8],
+                "Lefèvre-Dupont",
+                "en" if i % 5 == 0 else "fr",
+                stamp,
+                stamp,
+            )
+            for i in range(1, n + 1)
+        ],
+    )
     db.conn.executemany(
         "INSERT INTO events (id, event_key, contact_id, type, occurred_at, attributes, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(i, f"E{i}", i, "order_delivered", stamp, json.dumps({"order_id": f"A{i:06d}", "amount": 42.5}), stamp)
-         for i in range(1, n + 1)])
+        [
+            (i, f"E{i}", i, "order_delivered", stamp, json.dumps({"order_id": f"A{i:06d}", "amount": 42.5}), stamp)
+            for i in range(1, n + 1)
+        ],
+    )
     db.conn.executemany(
         "INSERT INTO invitations (dedupe_key, token, contact_id, moment, event_id, kind, language, email, send_at, status, created_at, updated_at) "
         "VALUES (?, ?, ?, 'delivery_nps', ?, 'invitation', ?, ?, ?, 'planned', ?, ?)",
-        [(f"delivery_nps|{i}|e{i}", tokens.new_token(secret), i, i, "en" if i % 5 == 0 else "fr",
-          f"client{i}@example.com", stamp, stamp, stamp) for i in range(1, n + 1)])
+        [
+            (
+                f"delivery_nps|{i}|e{i}",
+                tokens.new_token(secret),
+                i,
+                i,
+                "en" if i % 5 == 0 else "fr",
+                f"client{i}@example.com",
+                stamp,
+                stamp,
+                stamp,
+            )
+            for i in range(1, n + 1)
+        ],
+    )
     db.execute("COMMIT")
     db.conn.close()
     return root
@@ -117,18 +146,24 @@ def make_workspace(n: int, port: int, concurrency: int) -> Path:
 def end_to_end(root: str, result) -> None:
     os.environ["CXCTL_SECRET"] = SECRET
     from cxctl import store
-    from cxctl.validation import load_workspace
-    from cxctl.delivery.send import deliver
     from cxctl.core.timeutil import parse_now
+    from cxctl.delivery.send import deliver
     from cxctl.delivery.transport import SmtpTransport
+    from cxctl.validation import load_workspace
 
     ws = load_workspace(Path(root))
     db = store.connect(ws.database)
     start = time.perf_counter()
     report = deliver(ws, db, parse_now(NOW), SmtpTransport(ws.settings.smtp))
     elapsed = time.perf_counter() - start
-    result.put({"sent": report.sent, "failed": report.failed, "seconds": elapsed,
-                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    result.put(
+        {
+            "sent": report.sent,
+            "failed": report.failed,
+            "seconds": elapsed,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
 
 
 def bare_loop(root: str, concurrency: int, result) -> None:
@@ -137,24 +172,38 @@ def bare_loop(root: str, concurrency: int, result) -> None:
     import aiosmtplib
 
     from cxctl import store
-    from cxctl.validation import load_workspace
+    from cxctl.core.timeutil import parse_now
     from cxctl.delivery.mime import MessageBuilder
     from cxctl.delivery.render import Renderer, contact_vars, event_vars
-    from cxctl.core.timeutil import parse_now
+    from cxctl.validation import load_workspace
 
     ws = load_workspace(Path(root))
     db = store.connect(ws.database)
     renderer, builder = Renderer(ws, ws.secret()), MessageBuilder(ws)
     messages = []
-    for row in db.execute("SELECT i.id, i.token, c.email, c.first_name, c.last_name, c.language, e.type, e.occurred_at, "
-                          "e.attributes FROM invitations i JOIN contacts c ON c.id = i.contact_id JOIN events e ON e.id = i.event_id"):
+    for row in db.execute(
+        "SELECT i.id, i.token, c.email, c.first_name, c.last_name, c.language, e.type, e.occurred_at, "
+        "e.attributes FROM invitations i JOIN contacts c ON c.id = i.contact_id JOIN events e ON e.id = i.event_id"
+    ):
         lang, templates = renderer.templates("delivery_nps", False, renderer.language_for(row[5]))
         contact = contact_vars({"email": row[2], "first_name": row[3], "last_name": row[4], "language": row[5]})
-        variables = renderer.variables(token=row[1], moment_id="delivery_nps", lang=lang, reminder=False,
-                                       contact=contact, event=event_vars(row[6], row[7], row[8]))
-        _, data = builder.build(invitation_id=row[0], token=row[1], to_name=contact["name"], to_address=row[2],
-                                rendered=renderer.render(templates, variables), date=parse_now(NOW),
-                                unsubscribe_url=variables["unsubscribe_url"])
+        variables = renderer.variables(
+            token=row[1],
+            moment_id="delivery_nps",
+            lang=lang,
+            reminder=False,
+            contact=contact,
+            event=event_vars(row[6], row[7], row[8]),
+        )
+        _, data = builder.build(
+            invitation_id=row[0],
+            token=row[1],
+            to_name=contact["name"],
+            to_address=row[2],
+            rendered=renderer.render(templates, variables),
+            date=parse_now(NOW),
+            unsubscribe_url=variables["unsubscribe_url"],
+        )
         messages.append((row[2], data))
     smtp = ws.settings.smtp
 
@@ -213,8 +262,10 @@ def main() -> None:
         bare = in_child(bare_loop, str(root), args.concurrency)
         assert counter.value - before == args.n
         bare_rate = args.n / bare["seconds"]
-        print(f"\n{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, {args.concurrency} connections, "
-              f"sink aiosmtpd in its own process\n")
+        print(
+            f"\n{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, {args.concurrency} connections, "
+            f"sink aiosmtpd in its own process\n"
+        )
         print("| run | messages/s | peak RSS (MB) | vs bare loop |")
         print("|---|---:|---:|---:|")
         print(f"| bare aiosmtplib loop, {args.n:,} prebuilt messages | {bare_rate:,.0f} | – | 1.00 |")

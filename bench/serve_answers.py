@@ -96,22 +96,49 @@ def build_workspace(root: Path, port: int, smtp_port: int, answers: int, to_send
     db = store.connect(ws.database)
     secret = SECRET.encode()
     stamp, sent_at = "2026-11-22 10:00:00", "2026-11-23 09:00:00"
-    contacts = [(f"C{i}", f"client{i}@bench.example", store.email_hash(f"client{i}@bench.example"), "fr" if i % 3 else "en",
-                 stamp, stamp) for i in range(answers + to_send)]
+    contacts = [
+        (
+            f"C{i}",
+            f"client{i}@bench.example",
+            store.email_hash(f"client{i}@bench.example"),
+            "fr" if i % 3 else "en",
+            stamp,
+            stamp,
+        )
+        for i in range(answers + to_send)
+    ]
     db.execute("BEGIN")
-    db.conn.executemany("INSERT INTO contacts (external_id, email, email_hash, language, attributes, created_at, updated_at)"
-                        " VALUES (?, ?, ?, ?, '{}', ?, ?)", contacts)
+    db.conn.executemany(
+        "INSERT INTO contacts (external_id, email, email_hash, language, attributes, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, '{}', ?, ?)",
+        contacts,
+    )
     invitations, answer_tokens = [], []
     for i in range(answers + to_send):
         token = tokens.new_token(secret)
         sent = i < answers
         if sent:
             answer_tokens.append(token)
-        invitations.append((f"nps_livraison|{i + 1}|b", token, i + 1, "nps_livraison", contacts[i][3], contacts[i][1],
-                            sent_at if sent else "2026-11-23 11:00:00", "sent" if sent else "planned",
-                            sent_at if sent else None, stamp, stamp))
-    db.conn.executemany("INSERT INTO invitations (dedupe_key, token, contact_id, moment, language, email, send_at, status,"
-                        " sent_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", invitations)
+        invitations.append(
+            (
+                f"nps_livraison|{i + 1}|b",
+                token,
+                i + 1,
+                "nps_livraison",
+                contacts[i][3],
+                contacts[i][1],
+                sent_at if sent else "2026-11-23 11:00:00",
+                "sent" if sent else "planned",
+                sent_at if sent else None,
+                stamp,
+                stamp,
+            )
+        )
+    db.conn.executemany(
+        "INSERT INTO invitations (dedupe_key, token, contact_id, moment, language, email, send_at, status,"
+        " sent_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        invitations,
+    )
     db.execute("COMMIT")
     db.conn.close()
     return answer_tokens
@@ -139,8 +166,10 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 async def _client(port: int, jobs, latencies: list[float], failures: list) -> None:
     reader = writer = None
     for token, body in jobs:
-        request = (f"POST /s/{token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                   f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+        request = (
+            f"POST /s/{token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
         for attempt in range(3):
             try:
                 if writer is None:
@@ -189,8 +218,15 @@ def drive(port: int, tokens: list[str], clients: int) -> dict:
     def pct(p: float) -> float:
         return round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 2) if latencies else 0.0
 
-    return {"answers": len(latencies), "seconds": round(elapsed, 2), "answers_per_second": round(len(latencies) / elapsed, 1),
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "failures": len(failures), "failure_kinds": sorted(set(map(str, failures)))}
+    return {
+        "answers": len(latencies),
+        "seconds": round(elapsed, 2),
+        "answers_per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "failures": len(failures),
+        "failure_kinds": sorted(set(map(str, failures))),
+    }
 
 
 # --- the servers -----------------------------------------------------------------------------------------
@@ -198,16 +234,35 @@ def drive(port: int, tokens: list[str], clients: int) -> dict:
 
 def start_cxctl(root: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "CXCTL_SECRET": SECRET}
-    process = subprocess.Popen([sys.executable, "-m", "cxctl", "serve", "-w", str(root), "--port", str(port),
-                                "--posts-per-minute", "0", "--now", NOW], stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                               env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cxctl",
+            "serve",
+            "-w",
+            str(root),
+            "--port",
+            str(port),
+            "--posts-per-minute",
+            "0",
+            "--now",
+            NOW,
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     wait_for(port, process)
     return process
 
 
 def start_bare(db_path: Path, port: int, log: Path) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, __file__, "--bare-server", str(port), str(db_path)],
-                               stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--bare-server", str(port), str(db_path)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     wait_for(port, process)
     return process
 
@@ -241,8 +296,10 @@ def run_bare_server(port: int, db_path: str) -> None:
 
     async def answer(request):
         fields = dict(parse_qsl((await request.body()).decode("ascii")))
-        conn.execute("INSERT INTO answers (token, nps, comment) VALUES (?, ?, ?)",
-                     [request.path_params["token"], int(fields["nps"]), fields.get("nps_pourquoi")])
+        conn.execute(
+            "INSERT INTO answers (token, nps, comment) VALUES (?, ?, ?)",
+            [request.path_params["token"], int(fields["nps"]), fields.get("nps_pourquoi")],
+        )
         return HTMLResponse("<!doctype html><title>Merci</title><p>Merci !</p>")
 
     async def healthz(request):
@@ -277,10 +334,15 @@ def check_store(root: Path, answers: int, to_send: int | None) -> dict:
         "answers_with_comment": q("SELECT COUNT(*) FROM answers WHERE question = 'nps_pourquoi'"),
         "rollup_total": q("SELECT COALESCE(SUM(n), 0) FROM response_rollup"),
     }
-    ok = all(checks[k] == answers for k in ("responses", "invitations_answered", "counted", "answers_with_comment", "rollup_total"))
+    ok = all(
+        checks[k] == answers
+        for k in ("responses", "invitations_answered", "counted", "answers_with_comment", "rollup_total")
+    )
     if to_send is not None:
         checks["sent"] = q("SELECT COUNT(*) FROM invitations WHERE status = 'sent'") - answers
-        checks["left_sending_or_in_doubt"] = q("SELECT COUNT(*) FROM invitations WHERE status IN ('sending', 'in_doubt', 'planned', 'failed')")
+        checks["left_sending_or_in_doubt"] = q(
+            "SELECT COUNT(*) FROM invitations WHERE status IN ('sending', 'in_doubt', 'planned', 'failed')"
+        )
         ok = ok and checks["sent"] == to_send and checks["left_sending_or_in_doubt"] == 0
     db.close()
     checks["ok"] = ok
@@ -304,12 +366,18 @@ def run(clients: int, answers: int, to_send: int, bare: bool, quiet: bool, repea
         server = start_cxctl(root, port, tmp_path / "serve-1.log")
         try:
             say(f"cxctl serve: {clients} clients × {answers} answers while cxctl send delivers {to_send} …")
-            send = subprocess.Popen([sys.executable, "-m", "cxctl", "send", "-w", str(root), "--now", NOW, "--json"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "CXCTL_SECRET": SECRET})
+            send = subprocess.Popen(
+                [sys.executable, "-m", "cxctl", "send", "-w", str(root), "--now", NOW, "--json"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, "CXCTL_SECRET": SECRET},
+            )
             result["with_send"] = drive(port, tokens, clients)
             out, err = send.communicate(timeout=600)
             report = json.loads(out) if send.returncode in (0, 1) and out.strip() else {"error": err.decode()[-2000:]}
-            result["send_report"] = {k: report.get(k) for k in ("sent", "failed", "in_doubt", "skipped", "elapsed_seconds", "error")}
+            result["send_report"] = {
+                k: report.get(k) for k in ("sent", "failed", "in_doubt", "skipped", "elapsed_seconds", "error")
+            }
         finally:
             stop(server)
             controller.stop()
@@ -355,17 +423,30 @@ def run(clients: int, answers: int, to_send: int, bare: bool, quiet: bool, repea
                 return sorted(runs, key=lambda r: r["answers_per_second"])[len(runs) // 2]
 
             result["cxctl_alone"], result["bare"] = median(alone_runs), median(bare_runs)
-            result["rounds"] = [{"cxctl": a["answers_per_second"], "bare": b["answers_per_second"],
-                                 "share": round(a["answers_per_second"] / b["answers_per_second"], 3)}
-                                for a, b in zip(alone_runs, bare_runs, strict=True)]
+            result["rounds"] = [
+                {
+                    "cxctl": a["answers_per_second"],
+                    "bare": b["answers_per_second"],
+                    "share": round(a["answers_per_second"] / b["answers_per_second"], 3),
+                }
+                for a, b in zip(alone_runs, bare_runs, strict=True)
+            ]
             shares = sorted(r["share"] for r in result["rounds"])
             result["share_median_of_rounds"] = shares[len(shares) // 2]  # each round pairs two runs made moments apart
-            result["share_of_bare_throughput"] = round(result["cxctl_alone"]["answers_per_second"] / result["bare"]["answers_per_second"], 3)
-            result["share_of_bare_throughput_under_send"] = round(result["with_send"]["answers_per_second"] / result["bare"]["answers_per_second"], 3)
+            result["share_of_bare_throughput"] = round(
+                result["cxctl_alone"]["answers_per_second"] / result["bare"]["answers_per_second"], 3
+            )
+            result["share_of_bare_throughput_under_send"] = round(
+                result["with_send"]["answers_per_second"] / result["bare"]["answers_per_second"], 3
+            )
             result["p99_vs_bare"] = round(result["cxctl_alone"]["p99_ms"] / max(result["bare"]["p99_ms"], 0.01), 2)
             result["alone_all_stored"] = all(r["store"]["ok"] for r in alone_runs)
-    result["ok"] = result["with_send"]["store"]["ok"] and result["with_send"]["failures"] == 0 and \
-        result["with_send"]["tokens_in_log"] == 0 and (not bare or result["alone_all_stored"])
+    result["ok"] = (
+        result["with_send"]["store"]["ok"]
+        and result["with_send"]["failures"] == 0
+        and result["with_send"]["tokens_in_log"] == 0
+        and (not bare or result["alone_all_stored"])
+    )
     return result
 
 
@@ -375,7 +456,9 @@ def main() -> int:
     parser.add_argument("--answers", type=int, default=20000)
     parser.add_argument("--send", type=int, default=5000)
     parser.add_argument("--no-bare", action="store_true", help="skip the runs without send and the bare endpoint")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds of (cxctl alone, bare endpoint); medians reported")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of (cxctl alone, bare endpoint); medians reported"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
     parser.add_argument("--bare-server", nargs=2, metavar=("PORT", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from cxctl.workspace import yamlfile
 from cxctl.validation import check_workspace
+from cxctl.workspace import yamlfile
 
 HERE = Path(__file__).resolve().parent
 
@@ -66,23 +66,41 @@ def generate(root: Path, moments: int) -> None:
     if root.exists():
         shutil.rmtree(root)
     (root / "moments").mkdir(parents=True)
-    (root / "cxctl.yaml").write_text(SETTINGS % ", ".join(f"moment_{n:04d}" for n in range(0, moments, 10)),
-                                     encoding="utf-8")
+    (root / "cxctl.yaml").write_text(
+        SETTINGS % ", ".join(f"moment_{n:04d}" for n in range(0, moments, 10)), encoding="utf-8"
+    )
     stages = ["decouverte", "achat", "livraison", "support", "fidelite"]
-    journeys = {f"parcours_{j}": {"name": {"fr": f"Parcours {j}", "en": f"Journey {j}"}, "stages": stages,
-                                  "channels": ["web", "magasin", "email"]} for j in range(10)}
-    questions = {f"q_{i:03d}": {"type": "csat", "text": {"fr": f"Êtes-vous satisfait ({i}) ?", "en": f"Satisfied ({i})?"}}
-                 for i in range(60)}
+    journeys = {
+        f"parcours_{j}": {
+            "name": {"fr": f"Parcours {j}", "en": f"Journey {j}"},
+            "stages": stages,
+            "channels": ["web", "magasin", "email"],
+        }
+        for j in range(10)
+    }
+    questions = {
+        f"q_{i:03d}": {"type": "csat", "text": {"fr": f"Êtes-vous satisfait ({i}) ?", "en": f"Satisfied ({i})?"}}
+        for i in range(60)
+    }
     questions["commentaire"] = {"type": "open", "text": {"fr": "Un commentaire ?", "en": "Any comment?"}}
     (root / "journeys.yaml").write_text(yaml.safe_dump({"journeys": journeys}, allow_unicode=True), encoding="utf-8")
     (root / "questions.yaml").write_text(yaml.safe_dump({"questions": questions}, allow_unicode=True), encoding="utf-8")
     for n in range(moments):
         relational = n % 7 == 0
-        when = ("    schedule: {every: quarter}" if relational
-                else f"    trigger: {{event: evenement_{n % 13}, delay: {n % 48}h, expires: 14d}}")
-        text = MOMENT.format(n=n, journey=f"parcours_{n % 10}", stage=stages[n % 5],
-                             kind="relational" if relational else "transactional", when=when,
-                             q1=n % 60, q2=(n + 7) % 60)
+        when = (
+            "    schedule: {every: quarter}"
+            if relational
+            else f"    trigger: {{event: evenement_{n % 13}, delay: {n % 48}h, expires: 14d}}"
+        )
+        text = MOMENT.format(
+            n=n,
+            journey=f"parcours_{n % 10}",
+            stage=stages[n % 5],
+            kind="relational" if relational else "transactional",
+            when=when,
+            q1=n % 60,
+            q2=(n + 7) % 60,
+        )
         (root / "moments" / f"moment_{n:04d}.yaml").write_text(text, encoding="utf-8")
 
 

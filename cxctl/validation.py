@@ -20,8 +20,13 @@ def check_workspace(paths: list[Path] | None = None) -> LoadResult:
     """Parse, validate and cross-check every file; return the workspace (if valid) and all problems."""
     read = read_files(paths)
     problems = list(read.problems)
-    workspace, found = cross_check(read.root, read.parsed, had_errors=any(p.severity == "error" for p in problems),
-                                   incomplete=read.incomplete, render_templates=check_templates)
+    workspace, found = cross_check(
+        read.root,
+        read.parsed,
+        had_errors=any(p.severity == "error" for p in problems),
+        incomplete=read.incomplete,
+        render_templates=check_templates,
+    )
     files = read.files
     problems.extend(found)
     problems = sorted(set(problems), key=lambda p: (p.file, p.line, p.column, p.severity, p.message))
@@ -35,8 +40,10 @@ def load_workspace(path: Path | str | None = None) -> Workspace:
     if result.workspace is None and not result.files:
         # Issue 12: outside any workspace, name the folder and how to point at one, not a cxctl.yaml that is not there.
         folder = Path(path) if path else Path.cwd()
-        raise UsageError(f"{folder}: not a cxctl workspace (no {WORKSPACE_FILE}, no YAML file): run the command in the "
-                         f"workspace folder, give --workspace DIR or set CXCTL_WORKSPACE; `cxctl init DIR` creates one")
+        raise UsageError(
+            f"{folder}: not a cxctl workspace (no {WORKSPACE_FILE}, no YAML file): run the command in the "
+            f"workspace folder, give --workspace DIR or set CXCTL_WORKSPACE; `cxctl init DIR` creates one"
+        )
     if result.workspace is None:
         raise WorkspaceError(result.problems)
     return result.workspace
@@ -93,8 +100,14 @@ class ValidationReport:
                 for w in self.workspaces
             ],
             "problems": [
-                {"file": p.file, "line": p.line, "column": p.column, "path": p.path,
-                 "severity": p.severity, "message": p.message}
+                {
+                    "file": p.file,
+                    "line": p.line,
+                    "column": p.column,
+                    "path": p.path,
+                    "severity": p.severity,
+                    "message": p.message,
+                }
                 for p in self.problems
             ],
         }
@@ -169,13 +182,31 @@ def relay_capability_problems(ws: Workspace) -> list[Problem]:
     if not count:
         return []
     config = ws.root / WORKSPACE_FILE
-    line = next((n for n, text in enumerate(config.read_text(encoding="utf-8").splitlines(), 1)
-                 if text.strip().startswith("smtp:")), 1) if config.is_file() else 1
-    return [Problem(WORKSPACE_FILE, line, 1, "workspace.smtp.smtputf8",
-                    f"{count} stored contact(s) have an address with a non-ASCII local part ({'; '.join(shown)}"
-                    f"{', …' if count > len(shown) else ''}) and the server is not declared to accept SMTPUTF8: "
-                    f"`cxctl send` will fail them without trying; correct those addresses, or set smtputf8: true "
-                    f"if the server supports it", "warning")]
+    line = (
+        next(
+            (
+                n
+                for n, text in enumerate(config.read_text(encoding="utf-8").splitlines(), 1)
+                if text.strip().startswith("smtp:")
+            ),
+            1,
+        )
+        if config.is_file()
+        else 1
+    )
+    return [
+        Problem(
+            WORKSPACE_FILE,
+            line,
+            1,
+            "workspace.smtp.smtputf8",
+            f"{count} stored contact(s) have an address with a non-ASCII local part ({'; '.join(shown)}"
+            f"{', …' if count > len(shown) else ''}) and the server is not declared to accept SMTPUTF8: "
+            f"`cxctl send` will fail them without trying; correct those addresses, or set smtputf8: true "
+            f"if the server supports it",
+            "warning",
+        )
+    ]
 
 
 def github_annotation(problem: Problem) -> str:
@@ -189,7 +220,7 @@ def github_annotation(problem: Problem) -> str:
 
     level = "error" if problem.severity == "error" else "warning"
     message = f"{problem.path}: {problem.message}" if problem.path else problem.message
-    return (f"::{level} file={prop(problem.file)},line={problem.line},col={problem.column},"
-            f"title={prop('cxctl validate')}::{data(message)}")
-
-
+    return (
+        f"::{level} file={prop(problem.file)},line={problem.line},col={problem.column},"
+        f"title={prop('cxctl validate')}::{data(message)}"
+    )

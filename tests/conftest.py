@@ -110,10 +110,12 @@ def workspace_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def cli():
     """Run the CLI in-process; returns (exit_code, stdout, stderr)."""
+
     def invoke(*args: str, input: str | None = None):
-        from cxctl.cli.app import run
         import contextlib
         import io
+
+        from cxctl.cli.app import run
 
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

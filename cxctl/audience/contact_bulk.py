@@ -122,7 +122,9 @@ def parallel_possible(size: int) -> bool:
     return size >= PARALLEL_BYTES and (os.cpu_count() or 1) > 1 and "fork" in multiprocessing.get_all_start_methods()
 
 
-def in_worker(produce: Callable[[], Iterator[Batch]], finish: Callable[[], Tally]) -> tuple[Iterator[Batch], Callable[[], Tally]]:
+def in_worker(
+    produce: Callable[[], Iterator[Batch]], finish: Callable[[], Tally]
+) -> tuple[Iterator[Batch], Callable[[], Tally]]:
     """Run `produce()` in a forked process; return (the batches it yields, a function giving `finish()`'s
     result computed in the worker). The pipe holds a few batches at most, so memory stays bounded.
 
@@ -196,8 +198,9 @@ class _Batches:
 
 
 def _secondary_indexes(conn) -> list[tuple[str, str]]:
-    return conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contacts' "
-                        "AND sql IS NOT NULL").fetchall()
+    return conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contacts' AND sql IS NOT NULL"
+    ).fetchall()
 
 
 def _stage_suppressions(conn) -> None:
@@ -210,8 +213,9 @@ def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def load_fresh(db: sqlite_utils.Database, batches: Iterator[Batch], staged: list[str], stamp: str,
-               finish: Callable[[], Tally]) -> tuple[Tally, int, int]:
+def load_fresh(
+    db: sqlite_utils.Database, batches: Iterator[Batch], staged: list[str], stamp: str, finish: Callable[[], Tally]
+) -> tuple[Tally, int, int]:
     """Insert the rows straight into an empty `contacts` (id = row number); returns (tally, inserted,
     duplicates merged after the loop). Within the file the last row of a key wins: rows with an
     external id through `INSERT OR REPLACE` on its unique index, rows without one afterwards."""
@@ -224,8 +228,10 @@ def load_fresh(db: sqlite_utils.Database, batches: Iterator[Batch], staged: list
     columns = ["id", "external_id", "email", "email_hash", *staged, "attributes", "row_hash"]
     # Column names are ours (CONTACT_FIELDS), never the file's; the time stamp is our own value
     # (to_db(now)), written as a literal so that each row binds only its own cells.
-    insert = (f"INTO contacts ({', '.join(columns)}, created_at, updated_at) "
-              f"VALUES ({', '.join('?' * len(columns))}, {_sql_text(stamp)}, {_sql_text(stamp)})")
+    insert = (
+        f"INTO contacts ({', '.join(columns)}, created_at, updated_at) "
+        f"VALUES ({', '.join('?' * len(columns))}, {_sql_text(stamp)}, {_sql_text(stamp)})"
+    )
     executemany = conn.executemany
     for rows, repeats, suppressions in batches:
         executemany("INSERT " + insert, rows)
@@ -246,27 +252,36 @@ def load_fresh(db: sqlite_utils.Database, batches: Iterator[Batch], staged: list
     if by_email:
         conn.execute("CREATE TEMP TABLE stage_repeated (k TEXT PRIMARY KEY)")
         executemany("INSERT INTO stage_repeated (k) VALUES (?)", ((k,) for k in by_email))
-        conn.execute("DELETE FROM contacts WHERE external_id IS NULL AND email_hash IN (SELECT k FROM stage_repeated) "
-                     "AND id NOT IN (SELECT MAX(id) FROM contacts WHERE external_id IS NULL AND email_hash IN "
-                     "(SELECT k FROM stage_repeated) GROUP BY email_hash)")
+        conn.execute(
+            "DELETE FROM contacts WHERE external_id IS NULL AND email_hash IN (SELECT k FROM stage_repeated) "
+            "AND id NOT IN (SELECT MAX(id) FROM contacts WHERE external_id IS NULL AND email_hash IN "
+            "(SELECT k FROM stage_repeated) GROUP BY email_hash)"
+        )
         conn.execute("DROP TABLE temp.stage_repeated")
     if tally.no_id:
         # A row without id whose email belongs to a row with one is the same person: merged into the latter.
-        merged = conn.execute("DELETE FROM contacts WHERE external_id IS NULL AND email_hash IN "
-                              "(SELECT email_hash FROM contacts WHERE external_id IS NOT NULL)").rowcount
+        merged = conn.execute(
+            "DELETE FROM contacts WHERE external_id IS NULL AND email_hash IN "
+            "(SELECT email_hash FROM contacts WHERE external_id IS NOT NULL)"
+        ).rowcount
     inserted = conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
     return tally, inserted, merged
 
 
-def load_staged(db: sqlite_utils.Database, batches: Iterator[Batch], staged: list[str], finish: Callable[[], Tally]) -> Tally:
+def load_staged(
+    db: sqlite_utils.Database, batches: Iterator[Batch], staged: list[str], finish: Callable[[], Tally]
+) -> Tally:
     """Stage the rows in temp.stage_contacts for `merge_staged`; keep only the last row of each key."""
     conn = db.conn
     _stage_suppressions(conn)
     conn.execute("DROP TABLE IF EXISTS temp.stage_contacts")
     columns = ("external_id", "email", "email_hash", *staged, "attributes", "row_hash")
     # Column names are ours (CONTACT_FIELDS), never the file's.
-    conn.execute("CREATE TEMP TABLE stage_contacts (rn INTEGER PRIMARY KEY, " + ", ".join(f"{c} TEXT" for c in columns)
-                 + ", contact_id INTEGER)")
+    conn.execute(
+        "CREATE TEMP TABLE stage_contacts (rn INTEGER PRIMARY KEY, "
+        + ", ".join(f"{c} TEXT" for c in columns)
+        + ", contact_id INTEGER)"
+    )
     insert = f"INSERT INTO stage_contacts (rn, {', '.join(columns)}) VALUES (?{', ?' * len(columns)})"
     executemany = conn.executemany
     for rows, repeats, suppressions in batches:
@@ -282,8 +297,10 @@ def load_staged(db: sqlite_utils.Database, batches: Iterator[Batch], staged: lis
         executemany("INSERT INTO stage_repeated (k) VALUES (?)", ((k,) for k in tally.repeated))
         key = "COALESCE(external_id, '@' || email_hash)"
         conn.execute(f"CREATE INDEX temp.stage_contacts_k ON stage_contacts({key})")
-        conn.execute(f"DELETE FROM stage_contacts WHERE {key} IN (SELECT k FROM stage_repeated) AND rn NOT IN "
-                     f"(SELECT MAX(rn) FROM stage_contacts WHERE {key} IN (SELECT k FROM stage_repeated) GROUP BY {key})")
+        conn.execute(
+            f"DELETE FROM stage_contacts WHERE {key} IN (SELECT k FROM stage_repeated) AND rn NOT IN "
+            f"(SELECT MAX(rn) FROM stage_contacts WHERE {key} IN (SELECT k FROM stage_repeated) GROUP BY {key})"
+        )
         conn.execute("DROP TABLE temp.stage_repeated")
     return tally
 
@@ -323,7 +340,9 @@ def merge_staged(db: sqlite_utils.Database, present: list[str], attr_keys: list[
             "WHERE stage_contacts.external_id IS NOT NULL AND c.external_id = stage_contacts.external_id"
         )
         adopted = 0
-        if conn.execute("SELECT EXISTS (SELECT 1 FROM stage_contacts WHERE contact_id IS NULL AND email_hash IS NOT NULL)").fetchone()[0]:
+        if conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM stage_contacts WHERE contact_id IS NULL AND email_hash IS NOT NULL)"
+        ).fetchone()[0]:
             adopted += conn.execute(
                 "UPDATE stage_contacts SET contact_id = (SELECT MIN(c.id) FROM contacts c WHERE c.email_hash = stage_contacts.email_hash "
                 "AND c.external_id IS NULL) WHERE contact_id IS NULL AND email_hash IS NOT NULL"
@@ -346,13 +365,19 @@ def merge_staged(db: sqlite_utils.Database, present: list[str], attr_keys: list[
             result.duplicates += cur.rowcount
         matched = conn.execute("SELECT COUNT(*) FROM stage_contacts WHERE contact_id IS NOT NULL").fetchone()[0]
         # Field names come from CONTACT_FIELDS (ours), never from the file; attribute names are bound JSON paths.
-        assignments = ["external_id = COALESCE(s.external_id, contacts.external_id)",
-                       "email = COALESCE(s.email, contacts.email)", "email_hash = COALESCE(s.email_hash, contacts.email_hash)"]
+        assignments = [
+            "external_id = COALESCE(s.external_id, contacts.external_id)",
+            "email = COALESCE(s.email, contacts.email)",
+            "email_hash = COALESCE(s.email_hash, contacts.email_hash)",
+        ]
         assignments += [f"{name} = s.{name}" for name in present]
         paths = ['$."' + key.replace('"', '""') + '"' for key in attr_keys]
         # The file's attribute columns replace the contact's (an empty cell removes one); others stay.
-        attributes = f"json_patch(json_remove(contacts.attributes{', ?' * len(paths)}), s.attributes)" if paths else \
-            "json_patch(contacts.attributes, s.attributes)"
+        attributes = (
+            f"json_patch(json_remove(contacts.attributes{', ?' * len(paths)}), s.attributes)"
+            if paths
+            else "json_patch(contacts.attributes, s.attributes)"
+        )
         cur = conn.execute(
             "UPDATE contacts SET " + ", ".join(assignments) + f", attributes = {attributes}, "
             "row_hash = s.row_hash, updated_at = ? FROM stage_contacts s "
@@ -362,13 +387,16 @@ def merge_staged(db: sqlite_utils.Database, present: list[str], attr_keys: list[
         result.updated = cur.rowcount
         result.unchanged += matched - result.updated
     columns = ["external_id", "email", "email_hash", *present]
-    insert = (f"INSERT INTO contacts ({', '.join(columns)}, attributes, row_hash, created_at, updated_at) "
-              f"SELECT {', '.join(columns)}, attributes, row_hash, ?, ? FROM stage_contacts WHERE contact_id IS NULL ORDER BY rn")
+    insert = (
+        f"INSERT INTO contacts ({', '.join(columns)}, attributes, row_hash, created_at, updated_at) "
+        f"SELECT {', '.join(columns)}, attributes, row_hash, ?, ? FROM stage_contacts WHERE contact_id IS NULL ORDER BY rn"
+    )
     new = conn.execute("SELECT COUNT(*) FROM stage_contacts WHERE contact_id IS NULL").fetchone()[0]
     if new >= 50_000 and new > existing:
         # Building an index once, sorted, is several times faster than a million random insertions into it.
-        indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contacts' "
-                               "AND sql IS NOT NULL").fetchall()
+        indexes = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contacts' AND sql IS NOT NULL"
+        ).fetchall()
         for name, _ in indexes:
             conn.execute(f'DROP INDEX "{name}"')
         result.inserted = conn.execute(insert, [stamp, stamp]).rowcount

@@ -10,12 +10,11 @@ import hashlib
 import json
 from operator import itemgetter
 
-from cxctl.core import emails
-
 from cxctl.audience import values
-from cxctl.workspace.model import CONTACT_FIELDS
+from cxctl.core import emails
 from cxctl.core.csvnames import normalise_header
 from cxctl.workspace.loader import Workspace
+from cxctl.workspace.model import CONTACT_FIELDS
 from cxctl.workspace.presets import Resolved
 
 FORGOTTEN = "forgotten (GDPR erasure)"
@@ -60,7 +59,9 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
     attr_plain = not (comma or date_format or any(k in maps for k in attr_keys))
     used_idx = [c.index for c in resolved.columns if c.target != "ignore"]
     # The row hash covers the used cells and how they are read, so a changed mapping is a change too.
-    signature = hashlib.sha256(repr((resolved.describe(), sorted(maps.items()), date_format, comma)).encode()).hexdigest()[:8]
+    signature = hashlib.sha256(
+        repr((resolved.describe(), sorted(maps.items()), date_format, comma)).encode()
+    ).hexdigest()[:8]
     # Attributes JSON written directly: json.dumps costs more than the rest of the row on a million rows.
     attr_prefixes = ["," + json.dumps(k, ensure_ascii=False) + ":" for k in attr_keys]
     quote = json.encoder.encode_basestring  # ensure_ascii=False, C implementation
@@ -100,9 +101,20 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
     # list itself can be joined (no tuple built per row). The join is the row hash's; it also gives the
     # size check its gate: a row shorter than FIELD_LIMIT in all cannot hold a cell too long, so only
     # longer rows have each cell measured.
-    used = "fields" if used_idx == list(range(len(resolved.columns))) else "(" + ", ".join(f"fields[{i}]" for i in used_idx) + ",)"
-    limits = [(c.index, f"column {c.header!r} ({c.name})", values.ATTRIBUTE_LIMIT if c.target == "attribute" else values.FIELD_LIMIT)
-              for c in resolved.columns if c.target != "ignore"]
+    used = (
+        "fields"
+        if used_idx == list(range(len(resolved.columns)))
+        else "(" + ", ".join(f"fields[{i}]" for i in used_idx) + ",)"
+    )
+    limits = [
+        (
+            c.index,
+            f"column {c.header!r} ({c.name})",
+            values.ATTRIBUTE_LIMIT if c.target == "attribute" else values.FIELD_LIMIT,
+        )
+        for c in resolved.columns
+        if c.target != "ignore"
+    ]
 
     by_limit: dict[int, list[int]] = {}
     for index, _, limit in limits:
@@ -110,15 +122,21 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
     # The longest cell of each limit, measured in C (itemgetter, max, map); cells are named only when one is too long.
     gates = []
     for n, (limit, indexes) in enumerate(by_limit.items()):
-        gates.append(f"len(fields[{indexes[0]}]) > {limit}" if len(indexes) == 1 else f"max(map(len, cells_{n}(fields))) > {limit}")
+        gates.append(
+            f"len(fields[{indexes[0]}]) > {limit}"
+            if len(indexes) == 1
+            else f"max(map(len, cells_{n}(fields))) > {limit}"
+        )
 
     def too_long(fields: list[str]) -> None:
         for index, column, limit in limits:
             values.check_length(fields[index], column, limit)
 
-    source = ["def convert(number, fields):",
-              f"    joined = '\\x1f'.join({used})",
-              f"    if len(joined) > {values.FIELD_LIMIT} and ({' or '.join(gates) or 'False'}): too_long(fields)"]
+    source = [
+        "def convert(number, fields):",
+        f"    joined = '\\x1f'.join({used})",
+        f"    if len(joined) > {values.FIELD_LIMIT} and ({' or '.join(gates) or 'False'}): too_long(fields)",
+    ]
     source.append(f"    external_id = fields[{i_ext}].strip()" if i_ext is not None else "    external_id = ''")
     if ext_map:
         source.append("    if external_id: external_id = ext_map.get(external_id.lower(), external_id)")
@@ -132,11 +150,23 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
         "    elif not external_id: raise ValueError(NO_KEY)",
         "    else: email = email_hash = None",
     ]
-    namespace = {"normalise": normalise, "fast": emails.fast, "blake2b": hashlib.blake2b, "sha256": sha256, "forgotten": forgotten, "FORGOTTEN": FORGOTTEN,
-                 "NO_KEY": "no email and no external id: fill one of them, or map the right column (--mapping, --preset)",
-                 "ext_map": ext_map, "quote": quote, "signature": signature, "dumps": dumps,
-                 "slow_attributes": slow_attributes, "suppress_reason": suppress_reason, "too_long": too_long,
-                 **{f"cells_{n}": itemgetter(*indexes) for n, indexes in enumerate(by_limit.values()) if len(indexes) > 1}}
+    namespace = {
+        "normalise": normalise,
+        "fast": emails.fast,
+        "blake2b": hashlib.blake2b,
+        "sha256": sha256,
+        "forgotten": forgotten,
+        "FORGOTTEN": FORGOTTEN,
+        "NO_KEY": "no email and no external id: fill one of them, or map the right column (--mapping, --preset)",
+        "ext_map": ext_map,
+        "quote": quote,
+        "signature": signature,
+        "dumps": dumps,
+        "slow_attributes": slow_attributes,
+        "suppress_reason": suppress_reason,
+        "too_long": too_long,
+        **{f"cells_{n}": itemgetter(*indexes) for n, indexes in enumerate(by_limit.values()) if len(indexes) > 1},
+    }
     values_out = ["number", "external_id or None", "email", "email_hash"]
     for n, (_, index, table, check) in enumerate(special):
         source.append(f"    v{n} = fields[{index}].strip()")

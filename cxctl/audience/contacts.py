@@ -33,15 +33,24 @@ from pathlib import Path
 
 import sqlite_utils
 
-from cxctl.workspace.model import Mapping
-from cxctl.audience.csvio import CsvTable, RejectsWriter, open_csv
-from cxctl.core.errors import UsageError
-from cxctl.workspace.loader import Workspace
-from cxctl.core.errors import did_you_mean
-from cxctl.audience.contact_bulk import Tally, add_suppressions, converted_batches, drop_stage, in_worker, load_fresh, load_staged, merge_staged, parallel_possible
+from cxctl.audience.contact_bulk import (
+    Tally,
+    add_suppressions,
+    converted_batches,
+    drop_stage,
+    in_worker,
+    load_fresh,
+    load_staged,
+    merge_staged,
+    parallel_possible,
+)
 from cxctl.audience.contact_rows import FORGOTTEN, build_converter  # noqa: F401  (FORGOTTEN: the reject reason, for callers)
-from cxctl.workspace.presets import resolve
+from cxctl.audience.csvio import CsvTable, RejectsWriter, open_csv
+from cxctl.core.errors import UsageError, did_you_mean
 from cxctl.core.timeutil import to_db
+from cxctl.workspace.loader import Workspace
+from cxctl.workspace.model import Mapping
+from cxctl.workspace.presets import resolve
 
 REJECTS_SHOWN = 20
 
@@ -88,8 +97,10 @@ def pick_mapping(ws: Workspace | None, mapping_id: str | None, kind: str) -> Map
         return None
     mappings = ws.mappings if ws else {}
     if mapping_id not in mappings:
-        raise UsageError(f"unknown mapping {mapping_id!r}{did_you_mean(mapping_id, mappings)}: declare it under "
-                         f"`mappings:` in the workspace YAML, or use --preset")
+        raise UsageError(
+            f"unknown mapping {mapping_id!r}{did_you_mean(mapping_id, mappings)}: declare it under "
+            f"`mappings:` in the workspace YAML, or use --preset"
+        )
     mapping = mappings[mapping_id]
     if mapping.kind != kind:
         raise UsageError(f"mapping {mapping_id!r} is for {mapping.kind}, not {kind}: pick a {kind} mapping")
@@ -97,11 +108,13 @@ def pick_mapping(ws: Workspace | None, mapping_id: str | None, kind: str) -> Map
 
 
 def open_input(path: Path, mapping: Mapping | None, encoding: str | None, delimiter: str | None) -> CsvTable:
-    return open_csv(path, encoding or (mapping.encoding if mapping else None), delimiter or (mapping.delimiter if mapping else None))
+    return open_csv(
+        path, encoding or (mapping.encoding if mapping else None), delimiter or (mapping.delimiter if mapping else None)
+    )
 
 
 @contextmanager
-def import_transaction(db: sqlite_utils.Database, log: "ImportLog", result: ImportResult, now: datetime, dry_run: bool):
+def import_transaction(db: sqlite_utils.Database, log: ImportLog, result: ImportResult, now: datetime, dry_run: bool):
     """One transaction per import: committed with its import-log entry, rolled back on a dry run or on
     any error (Ctrl-C included), so a file lands whole or not at all; the rejects are settled either way."""
     db.execute("BEGIN IMMEDIATE")
@@ -153,7 +166,7 @@ class ImportLog:
             result.rejects_file = str(self.writer.path)
 
 
-def readable_rows(table: CsvTable, result: ImportResult, log: "ImportLog") -> Iterator[tuple[int, list[str]]]:
+def readable_rows(table: CsvTable, result: ImportResult, log: ImportLog) -> Iterator[tuple[int, list[str]]]:
     """The rows of the file that could be read, counted in `result.read`; the others are rejected with
     their row number and reason, and what reading noted goes to `result.notes`. (The contacts bulk path
     inlines this loop: a million rows.)"""
@@ -167,7 +180,9 @@ def readable_rows(table: CsvTable, result: ImportResult, log: "ImportLog") -> It
 
 
 def previous_import(db: sqlite_utils.Database, kind: str, sha256: str) -> str | None:
-    row = db.execute("SELECT imported_at FROM import_log WHERE kind = ? AND sha256 = ? ORDER BY id DESC LIMIT 1", [kind, sha256]).fetchone()
+    row = db.execute(
+        "SELECT imported_at FROM import_log WHERE kind = ? AND sha256 = ? ORDER BY id DESC LIMIT 1", [kind, sha256]
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -175,8 +190,18 @@ def log_import(db: sqlite_utils.Database, result: ImportResult, now: datetime) -
     db.execute(
         "INSERT INTO import_log (kind, file_name, sha256, rows_read, inserted, updated, unchanged, duplicates, rejected, imported_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [result.kind, Path(result.file).name, result.sha256, result.read, result.inserted, result.updated,
-         result.unchanged, result.duplicates, result.rejected, to_db(now)],
+        [
+            result.kind,
+            Path(result.file).name,
+            result.sha256,
+            result.read,
+            result.inserted,
+            result.updated,
+            result.unchanged,
+            result.duplicates,
+            result.rejected,
+            to_db(now),
+        ],
     )
 
 
@@ -189,15 +214,27 @@ def smtputf8_notes(db: sqlite_utils.Database, stamp: str) -> list[str]:
     if not count:
         return []
     more = f", and {count - len(shown)} more" if count > len(shown) else ""
-    return [f"{count} address(es) have a non-ASCII local part ({'; '.join(shown)}{more}): only a mail server offering "
-            f"SMTPUTF8 can deliver them, and smtp.smtputf8 is false, so `cxctl send` marks them failed without trying. "
-            f"Correct those addresses, or set workspace.smtp.smtputf8: true if your server supports SMTPUTF8"]
+    return [
+        f"{count} address(es) have a non-ASCII local part ({'; '.join(shown)}{more}): only a mail server offering "
+        f"SMTPUTF8 can deliver them, and smtp.smtputf8 is false, so `cxctl send` marks them failed without trying. "
+        f"Correct those addresses, or set workspace.smtp.smtputf8: true if your server supports SMTPUTF8"
+    ]
 
 
-def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path | str, now: datetime, *,
-                    mapping_id: str | None = None, preset: str | None = None, encoding: str | None = None,
-                    delimiter: str | None = None, date_format: str | None = None, decimal_comma: bool | None = None,
-                    dry_run: bool = False) -> ImportResult:
+def import_contacts(
+    ws: Workspace | None,
+    db: sqlite_utils.Database,
+    path: Path | str,
+    now: datetime,
+    *,
+    mapping_id: str | None = None,
+    preset: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    date_format: str | None = None,
+    decimal_comma: bool | None = None,
+    dry_run: bool = False,
+) -> ImportResult:
     """Import a contacts file; returns the counts. Raises ImportFileError when the file is unreadable."""
     path = Path(path)
     mapping = pick_mapping(ws, mapping_id, "contacts")
@@ -212,8 +249,17 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
                 f"{path}: no column holds an email or an external id (columns: {', '.join(table.header)}): "
                 f"declare a mapping with --mapping, or pick a --preset"
             )
-        result = ImportResult(str(path), "contacts", table.sha256, table.encoding, table.delimiter, resolved.preset,
-                              resolved.describe(), dry_run=dry_run, previously_imported=previous_import(db, "contacts", table.sha256))
+        result = ImportResult(
+            str(path),
+            "contacts",
+            table.sha256,
+            table.encoding,
+            table.delimiter,
+            resolved.preset,
+            resolved.describe(),
+            dry_run=dry_run,
+            previously_imported=previous_import(db, "contacts", table.sha256),
+        )
         forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
         convert, staged, attr_keys = build_converter(resolved, ws, forgotten)
         log = ImportLog(path, table.header, dry_run)
@@ -229,8 +275,16 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
             with import_transaction(db, log, result, now, dry_run):
                 fresh = db.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts)").fetchone()[0]
                 # Stored digests by external id (Python's hash of the text: a dict of a million ints, not strings).
-                stored = {} if fresh else {k: hash(h) for k, h in db.execute(
-                    "SELECT external_id, row_hash FROM contacts WHERE external_id IS NOT NULL AND row_hash IS NOT NULL")}
+                stored = (
+                    {}
+                    if fresh
+                    else {
+                        k: hash(h)
+                        for k, h in db.execute(
+                            "SELECT external_id, row_hash FROM contacts WHERE external_id IS NOT NULL AND row_hash IS NOT NULL"
+                        )
+                    }
+                )
                 tally = Tally()
 
                 def produce():
@@ -250,7 +304,12 @@ def import_contacts(ws: Workspace | None, db: sqlite_utils.Database, path: Path 
                 else:
                     tally = load_staged(db, batches, staged, finished)
                 log.count, log.shown = tally.rejected, tally.shown
-                result.read, result.duplicates, result.unchanged, result.footer = tally.read, tally.duplicates, tally.unchanged, tally.footer
+                result.read, result.duplicates, result.unchanged, result.footer = (
+                    tally.read,
+                    tally.duplicates,
+                    tally.unchanged,
+                    tally.footer,
+                )
                 result.notes += tally.notes
                 if fresh:
                     result.duplicates += merged

@@ -127,7 +127,7 @@ class CsvTable:
     _raw_lines: list[tuple[int, str]] = field(default_factory=list)
     _raw_next: int = 1
 
-    def __enter__(self) -> "CsvTable":
+    def __enter__(self) -> CsvTable:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -166,12 +166,14 @@ class CsvTable:
             return ImportFileError(
                 f"{self.path}:{start}: not valid {self.encoding} ({exc.reason}): give the right --encoding (e.g. cp1252)"
             )
-        return ImportFileError(f"{self.path}:{start}: the CSV cannot be parsed ({exc}): check the quoting around line {start}")
+        return ImportFileError(
+            f"{self.path}:{start}: the CSV cannot be parsed ({exc}): check the quoting around line {start}"
+        )
 
     def _open(self) -> None:
         with open(self.path, encoding=self.encoding, errors="replace", newline="") as probe:
             sample = probe.read(65536)
-        handle = open(self.path, encoding=self.encoding, errors=self._errors, newline="")
+        handle = open(self.path, encoding=self.encoding, errors=self._errors, newline="")  # noqa: SIM115 - closed by the generator that reads it
         self._handle = handle
         skip = 0
         hint = re.match(r'"?sep=(.)"?\r?\n', sample.lstrip("\ufeff"))
@@ -186,7 +188,9 @@ class CsvTable:
         while True:
             item = self._next()
             if item is None:
-                raise ImportFileError(f"{self.path}: the file is empty (no header row): export it again with its column names")
+                raise ImportFileError(
+                    f"{self.path}: the file is empty (no header row): export it again with its column names"
+                )
             number, _, fields = item
             if any(f.strip() for f in fields):
                 break
@@ -216,14 +220,21 @@ class CsvTable:
         if len(fields) > width and not any(f.strip() for f in fields[width:]):
             fields = fields[:width]  # trailing delimiters, as Excel sometimes writes
         if len(fields) != width:
-            problem = (f"the row has {len(fields)} fields but the header has {width}: quote values that contain "
-                       f"{_show(self.delimiter)} or line breaks, or give the right --delimiter")
+            problem = (
+                f"the row has {len(fields)} fields but the header has {width}: quote values that contain "
+                f"{_show(self.delimiter)} or line breaks, or give the right --delimiter"
+            )
         invalid = self.scan.invalid if self.scan is not None else None
         if invalid and any(line in invalid for line in range(number, end + 1)):
-            where = "; ".join(f"byte offset {at} ({_hex(raw)}, line {line})"
-                              for line in range(number, end + 1) for at, raw in invalid.get(line, ()))
-            problem = (f"not valid UTF-8 at {where}: the rest of the file is UTF-8, so this row was left out; fix the cell "
-                       f"(or, if the whole file is Windows-1252, give --encoding cp1252)")
+            where = "; ".join(
+                f"byte offset {at} ({_hex(raw)}, line {line})"
+                for line in range(number, end + 1)
+                for at, raw in invalid.get(line, ())
+            )
+            problem = (
+                f"not valid UTF-8 at {where}: the rest of the file is UTF-8, so this row was left out; fix the cell "
+                f"(or, if the whole file is Windows-1252, give --encoding cp1252)"
+            )
             return number, [_readable(f) for f in fields], problem
         return number, fields, problem or self._cell_problem(fields)
 
@@ -234,14 +245,18 @@ class CsvTable:
             return None
         for index, value in enumerate(fields):
             if len(value) > CELL_LIMIT:
-                return (f"column {self._column(index)!r} holds {len(value):,} characters, more than the {CELL_LIMIT:,} a cell "
-                        f"may hold: is it the right column? shorten it in the source and export again")
+                return (
+                    f"column {self._column(index)!r} holds {len(value):,} characters, more than the {CELL_LIMIT:,} a cell "
+                    f"may hold: is it the right column? shorten it in the source and export again"
+                )
             found = CONTROL.search(value)
             if found is not None:
                 char = found.group()
                 name = f"U+{ord(char):04X}" + (f" ({CONTROL_NAMES[char]})" if char in CONTROL_NAMES else "")
-                return (f"control character {name} in column {self._column(index)!r} at character {found.start() + 1}: "
-                        f"remove it in the source and export again")
+                return (
+                    f"control character {name} in column {self._column(index)!r} at character {found.start() + 1}: "
+                    f"remove it in the source and export again"
+                )
         return None
 
     def _column(self, index: int) -> str:
@@ -250,13 +265,15 @@ class CsvTable:
     def _fits(self, fields: list[str] | None) -> bool:
         """Whether `fields` has one value per column (trailing empty fields aside)."""
         width = len(self.header)
-        return fields is not None and (len(fields) == width or (len(fields) > width and not any(f.strip() for f in fields[width:])))
+        return fields is not None and (
+            len(fields) == width or (len(fields) > width and not any(f.strip() for f in fields[width:]))
+        )
 
     def _raw_range(self, first: int, last: int) -> list[str]:
         """The file's lines `first` to `last` as read (line ends kept), from a second handle that only
         moves forward: records are checked in file order, and only the lines of the current one are kept."""
         if self._raw is None:
-            self._raw = open(self.path, encoding=self.encoding, errors=self._errors, newline="")
+            self._raw = open(self.path, encoding=self.encoding, errors=self._errors, newline="")  # noqa: SIM115 - closed by close()
         kept = self._raw_lines
         while kept and kept[0][0] < first:
             kept.pop(0)
@@ -288,11 +305,18 @@ class CsvTable:
         self._offset = number
         self._raw_lines = [(n, text) for n, text in self._raw_lines if n > number]
         again = f"line {number + 1}" if end == number + 1 else f"lines {number + 1}-{end}"
-        self.notes.append(f"line {number}: a quote opened on this line was not closed and ran over {again}; "
-                          f"line {number} was rejected and {again} read again one by one")
-        return number, [_readable(f) for f in broken], (
-            f"a quote opened on this line is not closed: it took lines {number}-{end} into one record, so this line was "
-            f"rejected and {again} read again one by one; close the quote (a quote inside a value is written twice: \"\")")
+        self.notes.append(
+            f"line {number}: a quote opened on this line was not closed and ran over {again}; "
+            f"line {number} was rejected and {again} read again one by one"
+        )
+        return (
+            number,
+            [_readable(f) for f in broken],
+            (
+                f"a quote opened on this line is not closed: it took lines {number}-{end} into one record, so this line was "
+                f'rejected and {again} read again one by one; close the quote (a quote inside a value is written twice: "")'
+            ),
+        )
 
     def rows(self) -> Iterator[tuple[int, list[str], str | None]]:
         """Yield (line number, fields, problem) for each data record; blank lines and the footer are skipped."""
@@ -307,8 +331,15 @@ class CsvTable:
             # The common case inline (a full one-line row with two filled cells; an empty last column — an
             # optional comment — is common): this loop runs a million times, so it reads the csv reader
             # directly; _next() (the error messages) takes over on anything else.
-            if fast and end == number and len(fields) == width and width > 1 and fields[0] and (fields[-1] or fields[1]) \
-                    and not pending:
+            if (
+                fast
+                and end == number
+                and len(fields) == width
+                and width > 1
+                and fields[0]
+                and (fields[-1] or fields[1])
+                and not pending
+            ):
                 yield number, fields, None
                 reader = self._reader
                 offset = self._offset
@@ -352,8 +383,10 @@ class CsvTable:
                 yield from self._flush(pending)
         if self.scan is not None and self.scan.invalid:
             count = sum(map(len, self.scan.invalid.values()))
-            self.notes.append(f"read as UTF-8 although {count} byte sequence(s) are not UTF-8: the rows holding them were "
-                              f"rejected, every other row kept as written")
+            self.notes.append(
+                f"read as UTF-8 although {count} byte sequence(s) are not UTF-8: the rows holding them were "
+                f"rejected, every other row kept as written"
+            )
 
     def _flush(self, pending: list[tuple[int, int, list[str]]]) -> Iterator[tuple[int, list[str], str | None]]:
         for number, end, fields in pending:
@@ -397,7 +430,9 @@ def open_csv(path: Path | str, encoding: str | None = None, delimiter: str | Non
     if not path.is_file():
         raise UsageError(f"{path}: no such file: check the path")
     scan = scan_file(path, parse_encoding(encoding))
-    table = CsvTable(path=path, encoding=scan.encoding, delimiter=parse_delimiter(delimiter) or "", sha256=scan.sha256, scan=scan)
+    table = CsvTable(
+        path=path, encoding=scan.encoding, delimiter=parse_delimiter(delimiter) or "", sha256=scan.sha256, scan=scan
+    )
     try:
         table._open()
     except BaseException:
@@ -422,7 +457,7 @@ class RejectsWriter:
 
     def add(self, number: int, fields: list[str], reason: str) -> None:
         if self._writer is None:
-            self._handle = open(self.path, "w", encoding="utf-8-sig", newline="")
+            self._handle = open(self.path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed by close()
             self._writer = csv.writer(self._handle, delimiter=self.delimiter)
             self._writer.writerow(["row", "reason", *self.header])
         self._writer.writerow([number, reason, *fields])

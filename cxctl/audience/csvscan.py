@@ -26,8 +26,16 @@ _CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
 # only at send, with a 552). Each importer has stricter limits for its own fields (cxctl.audience.values).
 CELL_LIMIT = 65_536
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-CONTROL_NAMES = {"\x00": "NUL", "\x07": "BEL", "\x08": "backspace", "\x0b": "vertical tab", "\x0c": "form feed",
-                 "\x1a": "SUB (Ctrl-Z)", "\x1b": "ESC", "\x7f": "DEL"}
+CONTROL_NAMES = {
+    "\x00": "NUL",
+    "\x07": "BEL",
+    "\x08": "backspace",
+    "\x0b": "vertical tab",
+    "\x0c": "form feed",
+    "\x1a": "SUB (Ctrl-Z)",
+    "\x1b": "ESC",
+    "\x7f": "DEL",
+}
 # The scan's cheap gates (about 0.5 ms per MB): bytes.translate keeps only the C0 control bytes that a
 # cell may not hold; a C1 control in UTF-8 starts with \xc2; a line of CELL_LIMIT bytes or more
 # leaves a window of CELL_LIMIT / 2 bytes without a line end. A file that passes all three needs no
@@ -86,15 +94,19 @@ def scan_file(path: Path, encoding: str | None) -> Scan:
                         utf8_ok = False
                 controls = controls or bool(chunk.translate(None, _NOT_C0)) or _C1_UTF8.search(chunk) is not None
                 if not long_lines:
-                    long_lines = any(chunk.find(b"\n", at, at + _WINDOW) < 0 and chunk.find(b"\r", at, at + _WINDOW) < 0
-                                     for at in range(0, len(chunk), _WINDOW))
+                    long_lines = any(
+                        chunk.find(b"\n", at, at + _WINDOW) < 0 and chunk.find(b"\r", at, at + _WINDOW) < 0
+                        for at in range(0, len(chunk), _WINDOW)
+                    )
             if utf8_ok:
                 try:
                     utf8.decode(b"", final=True)
                 except UnicodeDecodeError:
                     utf8_ok = False
     except OSError as exc:
-        raise ImportFileError(f"{path}: cannot read the file ({exc.strerror}): check the path and its permissions") from None
+        raise ImportFileError(
+            f"{path}: cannot read the file ({exc.strerror}): check the path and its permissions"
+        ) from None
     invalid: dict[int, list[tuple[int, bytes]]] = {}
     if encoding is None:
         if utf8_ok:
@@ -143,7 +155,7 @@ def invalid_utf8(path: Path, encoding: str) -> dict[int, list[tuple[int, bytes]]
             size = len(line.encode("utf-8", "surrogateescape"))
             if not line.isascii():
                 for match in INVALID.finditer(line):
-                    at = offset + len(line[:match.start()].encode("utf-8", "surrogateescape"))
+                    at = offset + len(line[: match.start()].encode("utf-8", "surrogateescape"))
                     found.setdefault(number, []).append((at, match.group().encode("utf-8", "surrogateescape")))
             offset += size
     return found

@@ -21,23 +21,42 @@ from pathlib import Path
 
 import sqlite_utils
 
-from cxctl.core import emails
-
 from cxctl.audience import values
-from cxctl.audience.contacts import FORGOTTEN, ImportResult, ImportLog, import_transaction, open_input, pick_mapping, previous_import, readable_rows
+from cxctl.audience.contacts import (
+    FORGOTTEN,
+    ImportLog,
+    ImportResult,
+    import_transaction,
+    open_input,
+    pick_mapping,
+    previous_import,
+    readable_rows,
+)
+from cxctl.core import emails
 from cxctl.core.csvnames import normalise_header
 from cxctl.core.errors import UsageError
+from cxctl.core.timeutil import to_db
 from cxctl.workspace.loader import Workspace
 from cxctl.workspace.presets import resolve
-from cxctl.core.timeutil import to_db
 
 CHUNK = 20_000
 
 
-def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | str, now: datetime, *,
-                  event_type: str | None = None, create_contacts: bool = False, mapping_id: str | None = None,
-                  encoding: str | None = None, delimiter: str | None = None, date_format: str | None = None,
-                  decimal_comma: bool | None = None, dry_run: bool = False) -> ImportResult:
+def import_events(
+    ws: Workspace | None,
+    db: sqlite_utils.Database,
+    path: Path | str,
+    now: datetime,
+    *,
+    event_type: str | None = None,
+    create_contacts: bool = False,
+    mapping_id: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    date_format: str | None = None,
+    decimal_comma: bool | None = None,
+    dry_run: bool = False,
+) -> ImportResult:
     """Import an events file; unknown contacts are rejected (or created from the email with create_contacts)."""
     path = Path(path)
     mapping = pick_mapping(ws, mapping_id, "events")
@@ -50,20 +69,36 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
         fixed_type = event_type or resolved.event_type
         idx = {name: resolved.field_index(name) for name in ("event_id", "external_id", "email", "type", "occurred_at")}
         if idx["external_id"] is None and idx["email"] is None:
-            raise UsageError(f"{path}: no column names the contact (columns: {', '.join(table.header)}): add an external id "
-                             f"or email column, or declare a mapping with --mapping")
+            raise UsageError(
+                f"{path}: no column names the contact (columns: {', '.join(table.header)}): add an external id "
+                f"or email column, or declare a mapping with --mapping"
+            )
         if idx["occurred_at"] is None:
-            raise UsageError(f"{path}: no date column (columns: {', '.join(table.header)}): name it 'date' or 'occurred_at', "
-                             f"or map it in a mapping (--mapping)")
+            raise UsageError(
+                f"{path}: no date column (columns: {', '.join(table.header)}): name it 'date' or 'occurred_at', "
+                f"or map it in a mapping (--mapping)"
+            )
         if idx["type"] is None and not fixed_type:
             raise UsageError(f"{path}: no event type column: give --type, e.g. --type order_delivered")
-        result = ImportResult(str(path), "events", table.sha256, table.encoding, table.delimiter, None, resolved.describe(),
-                              dry_run=dry_run, previously_imported=previous_import(db, "events", table.sha256))
+        result = ImportResult(
+            str(path),
+            "events",
+            table.sha256,
+            table.encoding,
+            table.delimiter,
+            None,
+            resolved.describe(),
+            dry_run=dry_run,
+            previously_imported=previous_import(db, "events", table.sha256),
+        )
         if fixed_type:
             result.columns["(--type)"] = fixed_type
         # The id column stays an attribute too: templates and filters want the order or ticket number.
-        attributes = [(c.name if c.target == "attribute" else table.keys[c.index], c.index) for c in resolved.columns
-                      if c.target == "attribute" or (c.target == "field" and c.name == "event_id")]
+        attributes = [
+            (c.name if c.target == "attribute" else table.keys[c.index], c.index)
+            for c in resolved.columns
+            if c.target == "attribute" or (c.target == "field" and c.name == "event_id")
+        ]
         comma = resolved.decimal_comma
         sized = [(name, index) for name, index in idx.items() if index is not None]
         type_map = resolved.values.get("type", {})
@@ -96,8 +131,11 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
             if reading:
                 dst[reading].append(get("occurred_at"))
             occurred = to_db(moment)
-            attrs = {k: values.check_length(fields[i].strip(), f"column {table.header[i]!r}", values.ATTRIBUTE_LIMIT)
-                     for k, i in attributes if fields[i].strip()}
+            attrs = {
+                k: values.check_length(fields[i].strip(), f"column {table.header[i]!r}", values.ATTRIBUTE_LIMIT)
+                for k, i in attributes
+                if fields[i].strip()
+            }
             if comma:
                 attrs = {k: values.decimal_comma(v) for k, v in attrs.items()}
             attrs_json = json.dumps(attrs, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -106,7 +144,11 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
                 key = f"{kind}:{event_id}"
             else:
                 who = external_id or "@" + (email_hash or "")
-                key = kind + ":" + hashlib.sha256("\x1f".join((who, kind, occurred, attrs_json)).encode()).hexdigest()[:32]
+                key = (
+                    kind
+                    + ":"
+                    + hashlib.sha256("\x1f".join((who, kind, occurred, attrs_json)).encode()).hexdigest()[:32]
+                )
             return (key, external_id or None, email, email_hash, kind, occurred, attrs_json)
 
         try:
@@ -117,8 +159,10 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
                     "email_hash TEXT, type TEXT, occurred_at TEXT, attributes TEXT, raw TEXT, contact_id INTEGER)"
                 )
                 # An event happens once: of two rows with the same key, the first is kept.
-                sql = ("INSERT OR IGNORE INTO stage_events (k, rn, external_id, email, email_hash, type, occurred_at, attributes, raw) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                sql = (
+                    "INSERT OR IGNORE INTO stage_events (k, rn, external_id, email, email_hash, type, occurred_at, attributes, raw) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                )
                 batch, staged = [], 0
                 for number, fields in readable_rows(table, result, log):
                     try:
@@ -144,9 +188,13 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
                     "SELECT rn, raw, external_id, email FROM stage_events WHERE contact_id IS NULL ORDER BY rn"
                 ).fetchall():
                     who = " / ".join(x for x in (f"external id {external_id}" if external_id else "", email or "") if x)
-                    fix = "import the contact first" + ("" if create_contacts or not email else ", or use --create-contacts")
+                    fix = "import the contact first" + (
+                        "" if create_contacts or not email else ", or use --create-contacts"
+                    )
                     log.reject(number, json.loads(raw), f"unknown contact ({who}): {fix}")
-                resolved_count = db.execute("SELECT COUNT(*) FROM stage_events WHERE contact_id IS NOT NULL").fetchone()[0]
+                resolved_count = db.execute(
+                    "SELECT COUNT(*) FROM stage_events WHERE contact_id IS NOT NULL"
+                ).fetchone()[0]
                 cur = db.execute(
                     "INSERT OR IGNORE INTO events (event_key, contact_id, type, occurred_at, attributes, source, imported_at) "
                     "SELECT k, contact_id, type, occurred_at, attributes, ?, ? FROM stage_events WHERE contact_id IS NOT NULL ORDER BY rn",
@@ -155,15 +203,21 @@ def import_events(ws: Workspace | None, db: sqlite_utils.Database, path: Path | 
                 result.inserted = cur.rowcount
                 result.unchanged = resolved_count - result.inserted
                 if dst["ambiguous"]:
-                    result.notes.append(f"{len(dst['ambiguous'])} local time(s) happen twice at the autumn clock change "
-                                        f"(e.g. {dst['ambiguous'][0]!r}): read as the first, summer-time one; give an "
-                                        f"offset (+01:00) in the file to say otherwise")
+                    result.notes.append(
+                        f"{len(dst['ambiguous'])} local time(s) happen twice at the autumn clock change "
+                        f"(e.g. {dst['ambiguous'][0]!r}): read as the first, summer-time one; give an "
+                        f"offset (+01:00) in the file to say otherwise"
+                    )
                 if dst["skipped"]:
-                    result.notes.append(f"{len(dst['skipped'])} local time(s) do not exist at the spring clock change "
-                                        f"(e.g. {dst['skipped'][0]!r}): read one hour later")
+                    result.notes.append(
+                        f"{len(dst['skipped'])} local time(s) do not exist at the spring clock change "
+                        f"(e.g. {dst['skipped'][0]!r}): read one hour later"
+                    )
                 if day_first:
-                    result.notes.append(f"{day_first} date(s) read day first (dd/mm/yyyy); if the file is month-first, "
-                                        f"import it again with --date-format %m/%d/%Y")
+                    result.notes.append(
+                        f"{day_first} date(s) read day first (dd/mm/yyyy); if the file is month-first, "
+                        f"import it again with --date-format %m/%d/%Y"
+                    )
         finally:
             db.execute("DROP TABLE IF EXISTS temp.stage_events")
     return result

@@ -13,20 +13,31 @@ from pathlib import Path
 
 import sqlite_utils
 
-from cxctl.core import emails
-
 from cxctl.audience import values
-from cxctl.audience.contacts import ImportResult, ImportLog, import_transaction, previous_import, readable_rows
+from cxctl.audience.contacts import ImportLog, ImportResult, import_transaction, previous_import, readable_rows
 from cxctl.audience.csvio import open_csv
+from cxctl.core import emails
 from cxctl.core.errors import UsageError
-from cxctl.workspace.presets import AUTO_CONTACTS
-from cxctl.store import email_hash
 from cxctl.core.timeutil import to_db
+from cxctl.store import email_hash
+from cxctl.workspace.presets import AUTO_CONTACTS
 
 REASONS = ("opt_out", "bounce", "complaint", "do_not_contact")
 REASON_WORDS = {
-    "opt_out": ("opt_out", "optout", "opt-out", "unsubscribe", "unsubscribed", "desinscription", "désinscription",
-                "desabonnement", "désabonnement", "desinscrit", "désinscrit", "stop"),
+    "opt_out": (
+        "opt_out",
+        "optout",
+        "opt-out",
+        "unsubscribe",
+        "unsubscribed",
+        "desinscription",
+        "désinscription",
+        "desabonnement",
+        "désabonnement",
+        "desinscrit",
+        "désinscrit",
+        "stop",
+    ),
     "bounce": ("bounce", "bounced", "hard_bounce", "hard bounce", "hardbounce", "npai", "invalid", "rebond"),
     "complaint": ("complaint", "spam", "abuse", "plainte", "signalement"),
     "do_not_contact": ("do_not_contact", "do not contact", "dnc", "ne pas contacter", "blacklist", "liste rouge"),
@@ -71,8 +82,9 @@ def _address(email: str) -> str:
         raise UsageError(f"{exc}: give a valid address, e.g. jeanne.martin@example.fr") from None
 
 
-def add(db: sqlite_utils.Database, email: str, reason: str, now: datetime, note: str | None = None,
-        source: str = "manual") -> SuppressOutcome:
+def add(
+    db: sqlite_utils.Database, email: str, reason: str, now: datetime, note: str | None = None, source: str = "manual"
+) -> SuppressOutcome:
     """Suppress an address; an already suppressed address keeps its first reason and date."""
     address, reason = _address(email), check_reason(reason)
     cur = db.execute(
@@ -96,7 +108,10 @@ def remove(db: sqlite_utils.Database, email: str) -> SuppressOutcome:
 
 
 def is_suppressed(db: sqlite_utils.Database, email: str) -> bool:
-    return db.execute("SELECT 1 FROM suppressions WHERE email_hash = ?", [email_hash(emails.normalise(email))]).fetchone() is not None
+    return (
+        db.execute("SELECT 1 FROM suppressions WHERE email_hash = ?", [email_hash(emails.normalise(email))]).fetchone()
+        is not None
+    )
 
 
 def list_suppressions(db: sqlite_utils.Database, reason: str | None = None) -> list[Suppression]:
@@ -110,9 +125,17 @@ def list_suppressions(db: sqlite_utils.Database, reason: str | None = None) -> l
     return [Suppression(*row) for row in db.execute(sql, params).fetchall()]
 
 
-def import_suppressions(db: sqlite_utils.Database, path: Path | str, now: datetime, *, reason: str = "opt_out",
-                        encoding: str | None = None, delimiter: str | None = None, time_zone: str = "UTC",
-                        dry_run: bool = False) -> ImportResult:
+def import_suppressions(
+    db: sqlite_utils.Database,
+    path: Path | str,
+    now: datetime,
+    *,
+    reason: str = "opt_out",
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    time_zone: str = "UTC",
+    dry_run: bool = False,
+) -> ImportResult:
     """Import a list of addresses (an email column; optional reason, date and note columns).
 
     `inserted` counts new suppressions, `unchanged` addresses already suppressed."""
@@ -120,14 +143,26 @@ def import_suppressions(db: sqlite_utils.Database, path: Path | str, now: dateti
     default_reason = check_reason(reason)
     with open_csv(path, encoding, delimiter) as table:
         keys = table.keys
-        email_index = next((i for i, k in enumerate(keys) if AUTO_CONTACTS.get(k) == "email"), 0 if len(keys) == 1 else None)
+        email_index = next(
+            (i for i, k in enumerate(keys) if AUTO_CONTACTS.get(k) == "email"), 0 if len(keys) == 1 else None
+        )
         if email_index is None:
-            raise UsageError(f"{path}: no email column (columns: {', '.join(table.header)}): name it 'email' or 'courriel'")
+            raise UsageError(
+                f"{path}: no email column (columns: {', '.join(table.header)}): name it 'email' or 'courriel'"
+            )
         find = lambda names: next((i for i, k in enumerate(keys) if k in names), None)  # noqa: E731
         reason_index, date_index, note_index = find(REASON_COLUMNS), find(DATE_COLUMNS), find(NOTE_COLUMNS)
-        result = ImportResult(str(path), "suppressions", table.sha256, table.encoding, table.delimiter, None,
-                              {table.header[email_index]: "email"}, dry_run=dry_run,
-                              previously_imported=previous_import(db, "suppressions", table.sha256))
+        result = ImportResult(
+            str(path),
+            "suppressions",
+            table.sha256,
+            table.encoding,
+            table.delimiter,
+            None,
+            {table.header[email_index]: "email"},
+            dry_run=dry_run,
+            previously_imported=previous_import(db, "suppressions", table.sha256),
+        )
         log = ImportLog(path, table.header, dry_run)
         seen: set[str] = set()
         with import_transaction(db, log, result, now, dry_run):
@@ -138,10 +173,15 @@ def import_suppressions(db: sqlite_utils.Database, path: Path | str, now: dateti
                     if reason_index is not None and fields[reason_index].strip():
                         why = _REASON_BY_WORD.get(fields[reason_index].strip().lower())
                         if why is None:
-                            raise ValueError(f"unknown reason {fields[reason_index]!r}: use one of {', '.join(REASONS)}")
+                            raise ValueError(
+                                f"unknown reason {fields[reason_index]!r}: use one of {', '.join(REASONS)}"
+                            )
                     if note_index is not None:
-                        values.check_length(fields[note_index].strip(), f"column {table.header[note_index]!r} (note)",
-                                            values.ATTRIBUTE_LIMIT)
+                        values.check_length(
+                            fields[note_index].strip(),
+                            f"column {table.header[note_index]!r} (note)",
+                            values.ATTRIBUTE_LIMIT,
+                        )
                     stamp = to_db(now)
                     if date_index is not None and fields[date_index].strip():
                         stamp = to_db(values.timestamp(fields[date_index], time_zone)[0])

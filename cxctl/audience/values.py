@@ -7,8 +7,7 @@ whose message is the reject reason (it names the value and ends with the fix).
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time
-from datetime import timezone as _tz
+from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -24,20 +23,46 @@ ATTRIBUTE_LIMIT = 4_096  # an attribute of a contact or an event, a suppression'
 def check_length(value: str, column: str, limit: int) -> str:
     """`value`, or ValueError (the reject reason) when it holds more than `limit` characters."""
     if len(value) > limit:
-        raise ValueError(f"{column} holds {len(value):,} characters, more than the {limit:,} allowed: is it the right "
-                         f"column? shorten it in the source and export again")
+        raise ValueError(
+            f"{column} holds {len(value):,} characters, more than the {limit:,} allowed: is it the right "
+            f"column? shorten it in the source and export again"
+        )
     return value
 
 
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 LANGUAGE_NAMES = {
-    "francais": "fr", "français": "fr", "french": "fr", "fra": "fr", "fre": "fr",
-    "anglais": "en", "english": "en", "eng": "en",
-    "allemand": "de", "german": "de", "deutsch": "de", "deu": "de", "ger": "de",
-    "espagnol": "es", "spanish": "es", "español": "es", "espanol": "es", "spa": "es",
-    "italien": "it", "italian": "it", "italiano": "it", "ita": "it",
-    "neerlandais": "nl", "néerlandais": "nl", "dutch": "nl", "nederlands": "nl", "nld": "nl",
-    "portugais": "pt", "portuguese": "pt", "português": "pt", "por": "pt",
+    "francais": "fr",
+    "français": "fr",
+    "french": "fr",
+    "fra": "fr",
+    "fre": "fr",
+    "anglais": "en",
+    "english": "en",
+    "eng": "en",
+    "allemand": "de",
+    "german": "de",
+    "deutsch": "de",
+    "deu": "de",
+    "ger": "de",
+    "espagnol": "es",
+    "spanish": "es",
+    "español": "es",
+    "espanol": "es",
+    "spa": "es",
+    "italien": "it",
+    "italian": "it",
+    "italiano": "it",
+    "ita": "it",
+    "neerlandais": "nl",
+    "néerlandais": "nl",
+    "dutch": "nl",
+    "nederlands": "nl",
+    "nld": "nl",
+    "portugais": "pt",
+    "portuguese": "pt",
+    "português": "pt",
+    "por": "pt",
 }
 
 
@@ -50,7 +75,9 @@ def language(value: str) -> str:
         return named
     text = text.replace("_", "-")
     if not LANGUAGE.match(text):
-        raise ValueError(f"unknown language {value!r}: use a code such as fr, en or fr-CA, or map it in the mapping's values")
+        raise ValueError(
+            f"unknown language {value!r}: use a code such as fr, en or fr-CA, or map it in the mapping's values"
+        )
     head, *rest = text.split("-")
     return "-".join([head.lower(), *(p.upper() if len(p) == 2 else p for p in rest)])
 
@@ -101,7 +128,7 @@ def dst_reading(moment: datetime) -> str | None:
     if moment.tzinfo is None or moment.utcoffset() is None:
         return None
     if moment.replace(fold=0).utcoffset() != moment.replace(fold=1).utcoffset():
-        round_trip = moment.astimezone(_tz.utc).astimezone(moment.tzinfo)
+        round_trip = moment.astimezone(UTC).astimezone(moment.tzinfo)
         return "skipped" if round_trip.replace(tzinfo=None) != moment.replace(tzinfo=None) else "ambiguous"
     return None
 
@@ -157,7 +184,9 @@ def timestamp(value: str, zone: str, date_format: str | None = None) -> tuple[da
         if match:
             g = match.groupdict()
             try:
-                parsed = datetime(int(g["y"]), int(g["m"]), int(g["d"]), int(g["H"] or 0), int(g["M"] or 0), int(g["S"] or 0))
+                parsed = datetime(
+                    int(g["y"]), int(g["m"]), int(g["d"]), int(g["H"] or 0), int(g["M"] or 0), int(g["S"] or 0)
+                )
             except ValueError:
                 impossible = nonexistent_date(text, int(g["y"]), int(g["m"]), int(g["d"]))
                 if impossible:
@@ -167,7 +196,9 @@ def timestamp(value: str, zone: str, date_format: str | None = None) -> tuple[da
                 ) from None
             day_first = True
     if parsed is None:
-        hint = f"the declared format {date_format}" if date_format else "ISO 8601 (2026-03-14T10:30+01:00) or dd/mm/yyyy"
+        hint = (
+            f"the declared format {date_format}" if date_format else "ISO 8601 (2026-03-14T10:30+01:00) or dd/mm/yyyy"
+        )
         raise ValueError(f"unreadable date {value!r}: expected {hint}; give --date-format, e.g. %d/%m/%Y %H:%M")
     if isinstance(parsed, date) and not isinstance(parsed, datetime):
         parsed = datetime.combine(parsed, time(0))

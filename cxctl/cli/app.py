@@ -12,8 +12,9 @@ from typing import Annotated, Optional
 import typer
 
 from cxctl import __version__
-from cxctl.core.errors import CxError, WorkspaceError
 from cxctl.core import output
+from cxctl.core.errors import CxError, WorkspaceError
+
 app = typer.Typer(
     name="cxctl",
     help="Customer-experience survey campaigns: journeys, key moments, solicitation rules, invitations and scorecards.",
@@ -33,8 +34,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.", envvar="CXCTL_DEBUG")] = False,
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.", envvar="CXCTL_DEBUG")
+    ] = False,
 ) -> None:
     """cxctl measures customer experience at the key moments of a journey, without over-surveying anyone."""
     if debug:
@@ -84,6 +89,8 @@ def run(argv: list[str] | None = None) -> int:
             return exc.exit_code
         if os.environ.get("CXCTL_DEBUG"):
             traceback.print_exc()
-        output.error(f"unexpected error {exc.__class__.__name__}: {exc} — this is a bug in cxctl; rerun with "
-                     f"`cxctl --debug …` (before the command) or CXCTL_DEBUG=1 for the traceback, and report it")
+        output.error(
+            f"unexpected error {exc.__class__.__name__}: {exc} — this is a bug in cxctl; rerun with "
+            f"`cxctl --debug …` (before the command) or CXCTL_DEBUG=1 for the traceback, and report it"
+        )
         return 3

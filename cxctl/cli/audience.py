@@ -14,19 +14,38 @@ from cxctl.cli.common import DryRunOption, JsonOption, NowOption, WorkspaceOptio
 from cxctl.core import output
 
 contacts_app = typer.Typer(help="Contacts: import CRM/spreadsheet exports, list them.", no_args_is_help=True)
-events_app = typer.Typer(help="Events that trigger key moments (order_delivered, ticket_closed…).", no_args_is_help=True)
+events_app = typer.Typer(
+    help="Events that trigger key moments (order_delivered, ticket_closed…).", no_args_is_help=True
+)
 suppress_app = typer.Typer(help="Suppressions: opt-outs, bounces, complaints, do-not-contact.", no_args_is_help=True)
 
 # The limits are the checks' own constants, so the help cannot drift from them.
-FileArgument = Annotated[Path, typer.Argument(help=(
-    f"CSV file as exported (any of UTF-8, UTF-8 BOM, Windows-1252; , ; or tab). Rows are rejected, never cut, when a "
-    f"cell holds a control character other than tab and line breaks, or more than {CELL_LIMIT:,} characters; contact "
-    f"fields and event ids and types hold at most {FIELD_LIMIT:,}, attributes and notes {ATTRIBUTE_LIMIT:,}."))]
-MappingOption = Annotated[Optional[str], typer.Option("--mapping", help="A mapping id declared under `mappings:` in the workspace.")]
-EncodingOption = Annotated[Optional[str], typer.Option("--encoding", help="Force the encoding (utf-8, utf-8-sig, cp1252, latin-1). Default: detected.")]
-DelimiterOption = Annotated[Optional[str], typer.Option("--delimiter", help="Force the delimiter (',' ';' 'tab' '|'). Default: sniffed.")]
-DecimalCommaOption = Annotated[Optional[bool], typer.Option("--decimal-comma/--no-decimal-comma", help="Read 1 234,50 as 1234.50 in attributes.")]
-DateFormatOption = Annotated[Optional[str], typer.Option("--date-format", help="strptime format of dates, e.g. %d/%m/%Y or %m/%d/%Y %H:%M.")]
+FileArgument = Annotated[
+    Path,
+    typer.Argument(
+        help=(
+            f"CSV file as exported (any of UTF-8, UTF-8 BOM, Windows-1252; , ; or tab). Rows are rejected, never cut, when a "
+            f"cell holds a control character other than tab and line breaks, or more than {CELL_LIMIT:,} characters; contact "
+            f"fields and event ids and types hold at most {FIELD_LIMIT:,}, attributes and notes {ATTRIBUTE_LIMIT:,}."
+        )
+    ),
+]
+MappingOption = Annotated[
+    Optional[str], typer.Option("--mapping", help="A mapping id declared under `mappings:` in the workspace.")
+]
+EncodingOption = Annotated[
+    Optional[str],
+    typer.Option("--encoding", help="Force the encoding (utf-8, utf-8-sig, cp1252, latin-1). Default: detected."),
+]
+DelimiterOption = Annotated[
+    Optional[str], typer.Option("--delimiter", help="Force the delimiter (',' ';' 'tab' '|'). Default: sniffed.")
+]
+DecimalCommaOption = Annotated[
+    Optional[bool], typer.Option("--decimal-comma/--no-decimal-comma", help="Read 1 234,50 as 1234.50 in attributes.")
+]
+DateFormatOption = Annotated[
+    Optional[str], typer.Option("--date-format", help="strptime format of dates, e.g. %d/%m/%Y or %m/%d/%Y %H:%M.")
+]
 
 
 def _render(result, json_: bool) -> int:
@@ -34,10 +53,14 @@ def _render(result, json_: bool) -> int:
     if json_:
         output.print_json(result)
     else:
-        title = f"{result.kind} import of {Path(result.file).name}" + (" (dry run: nothing written)" if result.dry_run else "")
+        title = f"{result.kind} import of {Path(result.file).name}" + (
+            " (dry run: nothing written)" if result.dry_run else ""
+        )
         output.print_table(title, list(result.counts()), [list(result.counts().values())])
-        output.info(f"read as {result.encoding}, delimiter {'tab' if result.delimiter == chr(9) else repr(result.delimiter)}"
-                    + (f", preset {result.preset}" if result.preset else ""))
+        output.info(
+            f"read as {result.encoding}, delimiter {'tab' if result.delimiter == chr(9) else repr(result.delimiter)}"
+            + (f", preset {result.preset}" if result.preset else "")
+        )
     if result.previously_imported:
         output.info(f"note: this exact file was already imported at {result.previously_imported} UTC")
     if result.footer:
@@ -48,7 +71,9 @@ def _render(result, json_: bool) -> int:
         for item in result.rejects[:5]:
             output.warn(f"{result.file}:{item['row']}: {item['reason']}")
         where = result.rejects_file or "(not written: dry run)"
-        output.warn(f"{result.rejected} row(s) rejected; every one with its row and reason is in {where}: fix them and import the file again")
+        output.warn(
+            f"{result.rejected} row(s) rejected; every one with its row and reason is in {where}: fix them and import the file again"
+        )
         return 1
     return 0
 
@@ -57,7 +82,13 @@ def _render(result, json_: bool) -> int:
 def contacts_import(
     file: FileArgument,
     mapping: MappingOption = None,
-    preset: Annotated[Optional[str], typer.Option("--preset", help="salesforce_report, salesforce_dataloader, hubspot or dynamics. Default: detected from the headers.")] = None,
+    preset: Annotated[
+        Optional[str],
+        typer.Option(
+            "--preset",
+            help="salesforce_report, salesforce_dataloader, hubspot or dynamics. Default: detected from the headers.",
+        ),
+    ] = None,
     encoding: EncodingOption = None,
     delimiter: DelimiterOption = None,
     date_format: DateFormatOption = None,
@@ -76,15 +107,28 @@ def contacts_import(
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
     with output.working(f"importing contacts from {file}…"):
-        result = import_contacts(ws, db, file, now_for(ws, now), mapping_id=mapping, preset=preset, encoding=encoding,
-                                 delimiter=delimiter, date_format=date_format, decimal_comma=decimal_comma, dry_run=dry_run)
+        result = import_contacts(
+            ws,
+            db,
+            file,
+            now_for(ws, now),
+            mapping_id=mapping,
+            preset=preset,
+            encoding=encoding,
+            delimiter=delimiter,
+            date_format=date_format,
+            decimal_comma=decimal_comma,
+            dry_run=dry_run,
+        )
     raise typer.Exit(_render(result, json_))
 
 
 @contacts_app.command("list")
 def contacts_list(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many contacts (newest first).")] = 50,
-    search: Annotated[Optional[str], typer.Option("--search", help="Only contacts whose email, name or external id contains this.")] = None,
+    search: Annotated[
+        Optional[str], typer.Option("--search", help="Only contacts whose email, name or external id contains this.")
+    ] = None,
     json_: JsonOption = False,
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -106,8 +150,12 @@ def contacts_list(
 @events_app.command("import")
 def events_import(
     file: FileArgument,
-    type_: Annotated[Optional[str], typer.Option("--type", help="Event type for every row, when the file has no type column.")] = None,
-    create_contacts: Annotated[bool, typer.Option("--create-contacts", help="Create unknown contacts when the row carries an email.")] = False,
+    type_: Annotated[
+        Optional[str], typer.Option("--type", help="Event type for every row, when the file has no type column.")
+    ] = None,
+    create_contacts: Annotated[
+        bool, typer.Option("--create-contacts", help="Create unknown contacts when the row carries an email.")
+    ] = False,
     mapping: MappingOption = None,
     encoding: EncodingOption = None,
     delimiter: DelimiterOption = None,
@@ -127,9 +175,20 @@ def events_import(
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
     with output.working(f"importing events from {file}…"):
-        result = import_events(ws, db, file, now_for(ws, now), event_type=type_, create_contacts=create_contacts,
-                               mapping_id=mapping, encoding=encoding, delimiter=delimiter, date_format=date_format,
-                               decimal_comma=decimal_comma, dry_run=dry_run)
+        result = import_events(
+            ws,
+            db,
+            file,
+            now_for(ws, now),
+            event_type=type_,
+            create_contacts=create_contacts,
+            mapping_id=mapping,
+            encoding=encoding,
+            delimiter=delimiter,
+            date_format=date_format,
+            decimal_comma=decimal_comma,
+            dry_run=dry_run,
+        )
     raise typer.Exit(_render(result, json_))
 
 
@@ -179,8 +238,16 @@ def suppress_import(
     from cxctl.audience.suppressions import import_suppressions
 
     ws = open_workspace(workspace)
-    result = import_suppressions(store.connect(ws.database), file, now_for(ws, now), reason=reason, encoding=encoding,
-                                 delimiter=delimiter, time_zone=ws.settings.timezone, dry_run=dry_run)
+    result = import_suppressions(
+        store.connect(ws.database),
+        file,
+        now_for(ws, now),
+        reason=reason,
+        encoding=encoding,
+        delimiter=delimiter,
+        time_zone=ws.settings.timezone,
+        dry_run=dry_run,
+    )
     raise typer.Exit(_render(result, json_))
 
 
@@ -203,7 +270,9 @@ def suppress_remove(
     elif outcome.changed:
         output.stdout.print(f"{outcome.email} is no longer suppressed (was {outcome.reason})", markup=False)
     else:
-        output.warn(f"{outcome.email} is not suppressed: nothing to remove (check the spelling with `cxctl suppress list`)")
+        output.warn(
+            f"{outcome.email} is not suppressed: nothing to remove (check the spelling with `cxctl suppress list`)"
+        )
     raise typer.Exit(0 if outcome.changed else 1)
 
 
@@ -224,8 +293,11 @@ def suppress_list(
     if json_:
         output.print_json(rows)
         return
-    output.print_table(None, ["email", "reason", "source", "note", "since (UTC)"],
-                       [[r.email or "(erased)", r.reason, r.source, r.note, r.created_at] for r in rows])
+    output.print_table(
+        None,
+        ["email", "reason", "source", "note", "since (UTC)"],
+        [[r.email or "(erased)", r.reason, r.source, r.note, r.created_at] for r in rows],
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -8,19 +8,25 @@ from typing import Annotated, Optional
 
 import typer
 
-from cxctl.workspace.loader import Workspace
-
-from cxctl.validation import load_workspace
 from cxctl.core.timeutil import parse_now
+from cxctl.validation import load_workspace
+from cxctl.workspace.loader import Workspace
 
 WorkspaceOption = Annotated[
     Optional[Path],
-    typer.Option("--workspace", "-w", help="Workspace folder (the one with cxctl.yaml). Default: $CXCTL_WORKSPACE or the current folder.",
-                 show_default=False),
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="Workspace folder (the one with cxctl.yaml). Default: $CXCTL_WORKSPACE or the current folder.",
+        show_default=False,
+    ),
 ]
 NowOption = Annotated[
     Optional[str],
-    typer.Option("--now", help="Pretend it is this time (ISO 8601, e.g. 2026-11-22T09:00+01:00); naive times are in the workspace time zone."),
+    typer.Option(
+        "--now",
+        help="Pretend it is this time (ISO 8601, e.g. 2026-11-22T09:00+01:00); naive times are in the workspace time zone.",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Report what would happen; change nothing.")]

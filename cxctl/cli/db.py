@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from cxctl.core import output
-
 from cxctl import store
 from cxctl.cli.common import DryRunOption, JsonOption, NowOption, WorkspaceOption, now_for, open_workspace
+from cxctl.core import output
 
 db_app = typer.Typer(help="The SQLite store: schema version, row counts, retention.", no_args_is_help=True)
 
@@ -40,6 +39,7 @@ def prune_command(
     Example: cxctl db prune --dry-run
     """
     from cxctl.privacy import retention
+
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
     result = retention.prune(ws, db, now_for(ws, now), dry_run=dry_run)
@@ -52,11 +52,17 @@ def prune_command(
             rows.append((rule.name, "not set", "", "", ""))
         for table, count in rule.changes.items():
             rows.append((rule.name, rule.period, rule.cutoff, table, count))
-    output.print_table("would erase" if dry_run else "erased", ["retention", "period", "before (UTC)", "table", "rows"], rows)
+    output.print_table(
+        "would erase" if dry_run else "erased", ["retention", "period", "before (UTC)", "table", "rows"], rows
+    )
     if result.files:
-        output.info(f"{'would delete' if dry_run else 'deleted'} {len(result.files)} rendered message(s) from the outbox")
+        output.info(
+            f"{'would delete' if dry_run else 'deleted'} {len(result.files)} rendered message(s) from the outbox"
+        )
     if all(rule.period is None for rule in result.rules):
-        output.info("no retention period is set: add `retention:` (e.g. responses: 104w) under `workspace:` in cxctl.yaml")
+        output.info(
+            "no retention period is set: add `retention:` (e.g. responses: 104w) under `workspace:` in cxctl.yaml"
+        )
     elif dry_run:
         output.info("dry run: nothing changed; run again without --dry-run to erase")
 

@@ -18,7 +18,7 @@ import shutil
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ EXAMPLE = "ecommerce"
 # Friday 20 November 2026, 10:00 in Paris: the end of the shipped example's data (orders delivered,
 # tickets closed and calls from 2 to 20 November 2026), so the plan finds due invitations for every
 # moment, and the output is the same on every machine and every day.
-DEFAULT_NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+DEFAULT_NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 DEMO_SECRET = "cxctl-demo-secret-not-for-production"
 RESPONSE_SHARE = 0.6
 RESPONSE_DELAY = timedelta(days=3)
@@ -128,13 +128,18 @@ def prepare_folder(folder: Path, force: bool) -> Path:
     if folder.is_dir() and any(folder.iterdir()):
         foreign = (folder / "cxctl.yaml").exists() and not (folder / MARKER).exists()
         if foreign:  # said first: suggesting --force here would only lead to this refusal
-            raise UsageError(f"{folder} holds a workspace that cxctl demo did not create: name another folder "
-                             f"(--force only restarts a demo folder)")
+            raise UsageError(
+                f"{folder} holds a workspace that cxctl demo did not create: name another folder "
+                f"(--force only restarts a demo folder)"
+            )
         if not force:
             raise UsageError(f"{folder} is not empty: name a new folder, or add --force to start the demo in it again")
         # A fresh start: the demo's database, messages and generated files go; anything else stays.
-        for target in [folder / n for n in (MAILDIR, "outbox", RESPONSES_FILE, REPORT_FILE)] + sorted(folder.glob("cxctl.db*")) \
-                + sorted((folder / "data").glob("*.rejects.csv")):
+        for target in (
+            [folder / n for n in (MAILDIR, "outbox", RESPONSES_FILE, REPORT_FILE)]
+            + sorted(folder.glob("cxctl.db*"))
+            + sorted((folder / "data").glob("*.rejects.csv"))
+        ):
             if target.is_dir():
                 shutil.rmtree(target)
             elif target.exists():
@@ -142,11 +147,17 @@ def prepare_folder(folder: Path, force: bool) -> Path:
     # Only the example's sources: never a database or outputs left by someone running it in place.
     leftovers = shutil.ignore_patterns("*.db", "*.db-*", "*.lock", "*.rejects.csv", "outbox", MAILDIR, "__pycache__")
     shutil.copytree(source, folder, dirs_exist_ok=True, ignore=leftovers)
-    (folder / MARKER).write_text("created by `cxctl demo`; `cxctl demo --force` may reset this folder\n", encoding="utf-8")
+    (folder / MARKER).write_text(
+        "created by `cxctl demo`; `cxctl demo --force` may reset this folder\n", encoding="utf-8"
+    )
     config = folder / "cxctl.yaml"
     text = config.read_text(encoding="utf-8")
-    lowered = re.sub(r"(?m)^(\s+)min_responses:\s*\d+.*$",
-                     rf"\g<1>min_responses: {DEMO_MIN_RESPONSES}   # lowered by cxctl demo: the sample data is small", text, count=1)
+    lowered = re.sub(
+        r"(?m)^(\s+)min_responses:\s*\d+.*$",
+        rf"\g<1>min_responses: {DEMO_MIN_RESPONSES}   # lowered by cxctl demo: the sample data is small",
+        text,
+        count=1,
+    )
     if lowered != text:
         config.write_text(lowered, encoding="utf-8")
     return folder
@@ -165,7 +176,7 @@ class MailServer:
         self.port = free_port()
         self.controller = Controller(Mailbox(maildir), hostname="127.0.0.1", port=self.port)
 
-    def __enter__(self) -> "MailServer":
+    def __enter__(self) -> MailServer:
         self.controller.start()
         return self
 
@@ -173,7 +184,9 @@ class MailServer:
         self.controller.stop()
 
 
-def generate_responses(ws, db, path: Path, answered_at: datetime, seed: int = SEED, share: float = RESPONSE_SHARE) -> int:
+def generate_responses(
+    ws, db, path: Path, answered_at: datetime, seed: int = SEED, share: float = RESPONSE_SHARE
+) -> int:
     """Write a generic CSV export with answers for a seeded share of the sent invitations.
 
     Scores lean positive with a realistic tail of detractors; open questions get short French or
@@ -193,21 +206,32 @@ def generate_responses(ws, db, path: Path, answered_at: datetime, seed: int = SE
         for inv_id, token, moment_id, language, sent_at in rows:
             if rng.random() >= share or moment_id not in ws.moments:
                 continue
-            sent = datetime.strptime(sent_at[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+            sent = datetime.strptime(sent_at[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
             latest = max(answered_at, sent + timedelta(minutes=10))
             submitted = sent + (latest - sent) * rng.uniform(0.05, 0.95)
             mood = rng.random()
             answers = _answers(ws, ws.moments[moment_id].questions, language or ws.settings.default_language, mood, rng)
-            writer.writerow([f"demo-{inv_id}", token, moment_id, submitted.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                             *(answers.get(q, "") for q in question_ids)])
+            writer.writerow(
+                [
+                    f"demo-{inv_id}",
+                    token,
+                    moment_id,
+                    submitted.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    *(answers.get(q, "") for q in question_ids),
+                ]
+            )
             written += 1
     return written
 
 
 COMMENTS = {
     "fr": {
-        "low": ["Livraison en retard et aucune nouvelle du transporteur.", "Colis abîmé, service client difficile à joindre.",
-                "Trop d'attente au téléphone.", "Le produit ne correspond pas à la description."],
+        "low": [
+            "Livraison en retard et aucune nouvelle du transporteur.",
+            "Colis abîmé, service client difficile à joindre.",
+            "Trop d'attente au téléphone.",
+            "Le produit ne correspond pas à la description.",
+        ],
         "mid": ["Correct, mais la livraison pourrait être plus rapide.", "Bien dans l'ensemble, site un peu lent."],
         "high": ["Rapide et soigné, merci !", "Très bon conseil en magasin.", "Parfait, rien à redire."],
     },
@@ -230,7 +254,11 @@ def _answers(ws, question_ids: list[str], language: str, mood: float, rng: rando
         if q.ask_if is not None:
             base = numeric.get(q.ask_if.question)
             cond = q.ask_if
-            if base is None or (cond.at_most is not None and base > cond.at_most) or (cond.at_least is not None and base < cond.at_least):
+            if (
+                base is None
+                or (cond.at_most is not None and base > cond.at_most)
+                or (cond.at_least is not None and base < cond.at_least)
+            ):
                 continue
             if cond.equals is not None and str(out.get(cond.question)) != str(cond.equals):
                 continue
@@ -240,7 +268,10 @@ def _answers(ws, question_ids: list[str], language: str, mood: float, rng: rando
             lo, hi = q.scale
             # Most customers are satisfied; a fifth are not. Noise keeps answers from being identical.
             happy = mood >= 0.2
-            position = min(1.0, max(0.0, (0.85 if happy else 0.25) + rng.uniform(-0.15 if happy else -0.25, 0.15 if happy else 0.25)))
+            position = min(
+                1.0,
+                max(0.0, (0.85 if happy else 0.25) + rng.uniform(-0.15 if happy else -0.25, 0.15 if happy else 0.25)),
+            )
             value = lo + round(position * (hi - lo))
             numeric[qid] = value
             out[qid] = str(value)
@@ -261,8 +292,14 @@ def count_messages(maildir: Path) -> int:
     return len(mailbox.Maildir(maildir, create=False)) if maildir.is_dir() else 0
 
 
-def run_demo(folder: Path | str, now: datetime | None = None, *, force: bool = False,
-             progress: Progress | None = None, serve_port: int | None = None) -> DemoResult:
+def run_demo(
+    folder: Path | str,
+    now: datetime | None = None,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+    serve_port: int | None = None,
+) -> DemoResult:
     """Run every step; a missing piece or a failure is reported in its step, the rest still tells
     the user where to look. Raises UsageError only for a folder it must not touch.
 
@@ -279,8 +316,10 @@ def run_demo(folder: Path | str, now: datetime | None = None, *, force: bool = F
     prepare_folder(folder, force)
     if serve_port is not None:
         serve_locally(folder, serve_port)
-    say(f"demo workspace copied from the shipped example '{EXAMPLE}' into {folder} "
-        f"(min_responses lowered to {DEMO_MIN_RESPONSES}: the sample data is small)")
+    say(
+        f"demo workspace copied from the shipped example '{EXAMPLE}' into {folder} "
+        f"(min_responses lowered to {DEMO_MIN_RESPONSES}: the sample data is small)"
+    )
 
     secret_note = None
     result = DemoResult(str(folder), "", str(maildir), now.isoformat(), responses_now.isoformat(), None)
@@ -294,18 +333,32 @@ def run_demo(folder: Path | str, now: datetime | None = None, *, force: bool = F
     checked = check_workspace([folder])
     ws = checked.workspace
     if ws is None:
-        add(DemoStep("validate", "failed", f"{len(checked.errors)} error(s) in the example: run `cxctl validate {folder}`",
-                     {"errors": [p.format() for p in checked.errors]}))
+        add(
+            DemoStep(
+                "validate",
+                "failed",
+                f"{len(checked.errors)} error(s) in the example: run `cxctl validate {folder}`",
+                {"errors": [p.format() for p in checked.errors]},
+            )
+        )
         return result
-    add(DemoStep("validate", "ok", f"{len(ws.journeys)} journey(s), {len(ws.moments)} key moment(s), "
-                 f"{len(ws.questions)} question(s), {len(checked.warnings)} warning(s)",
-                 {"moments": sorted(ws.moments), "warnings": len(checked.warnings)}))
+    add(
+        DemoStep(
+            "validate",
+            "ok",
+            f"{len(ws.journeys)} journey(s), {len(ws.moments)} key moment(s), "
+            f"{len(ws.questions)} question(s), {len(checked.warnings)} warning(s)",
+            {"moments": sorted(ws.moments), "warnings": len(checked.warnings)},
+        )
+    )
     secret_env = ws.settings.token_secret_env
     if not os.environ.get(secret_env):
         os.environ[secret_env] = DEMO_SECRET
-        secret_note = (f"note: {secret_env} was not set, so the demo signed its survey links with a fixed, public demo secret. "
-                       f"To keep working in {folder}: export {secret_env}={DEMO_SECRET} — "
-                       f"for real campaigns use your own: export {secret_env}=$(openssl rand -hex 32)")
+        secret_note = (
+            f"note: {secret_env} was not set, so the demo signed its survey links with a fixed, public demo secret. "
+            f"To keep working in {folder}: export {secret_env}={DEMO_SECRET} — "
+            f"for real campaigns use your own: export {secret_env}=$(openssl rand -hex 32)"
+        )
     result.secret_note = secret_note
     db = store.connect(ws.database)
     result.database = str(ws.database)
@@ -329,8 +382,12 @@ def serve_locally(folder: Path, port: int) -> None:
     and unsubscribe addresses (which name a site that does not exist)."""
     config = folder / "cxctl.yaml"
     text = config.read_text(encoding="utf-8")
-    text = re.sub(r"(?m)^(\s+)survey_url:.*$", rf'\g<1>public_url: "http://127.0.0.1:{port}"   # set by cxctl demo --serve',
-                  text, count=1)
+    text = re.sub(
+        r"(?m)^(\s+)survey_url:.*$",
+        rf'\g<1>public_url: "http://127.0.0.1:{port}"   # set by cxctl demo --serve',
+        text,
+        count=1,
+    )
     text = re.sub(r"(?m)^\s+unsubscribe_url:.*\n", "", text, count=1)
     config.write_text(text, encoding="utf-8")
 
@@ -347,14 +404,17 @@ def unanswered_link(db, maildir: Path) -> str | None:
     for key in sorted(box.keys()) if box else []:
         message = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
         body = message.get_body(("html",))
-        links = [html_text.unescape(h) for h in re.findall(r'href="(http://127\.0\.0\.1:[^"]+/s/[^"]+)"',
-                                                           body.get_content() if body else "")]
+        links = [
+            html_text.unescape(h)
+            for h in re.findall(r'href="(http://127\.0\.0\.1:[^"]+/s/[^"]+)"', body.get_content() if body else "")
+        ]
         if not links:
             continue
         fallback = fallback or links[0]
         token = links[0].split("/s/", 1)[1].split("?", 1)[0]
-        answered = db.execute("SELECT 1 FROM responses r JOIN invitations i ON i.id = r.invitation_id "
-                              "WHERE i.token = ? LIMIT 1", [token]).fetchone()
+        answered = db.execute(
+            "SELECT 1 FROM responses r JOIN invitations i ON i.id = r.invitation_id WHERE i.token = ? LIMIT 1", [token]
+        ).fetchone()
         scored = [link for link in links if "&score=" in link]
         if not answered and scored:
             return scored[-1]
@@ -366,7 +426,10 @@ def _import_audience(ws, db, folder: Path, now: datetime, add) -> None:
     from cxctl.audience.events import import_events
 
     data = folder / "data"
-    for kind, function, name in (("contacts", import_contacts, "contacts.csv"), ("events", import_events, "events.csv")):
+    for kind, function, name in (
+        ("contacts", import_contacts, "contacts.csv"),
+        ("events", import_events, "events.csv"),
+    ):
         step = f"import {kind}"
         path = data / name
         if not path.is_file():
@@ -380,14 +443,21 @@ def _import_audience(ws, db, folder: Path, now: datetime, add) -> None:
             add(DemoStep(step, "failed", str(exc)))
             continue
         counts = imported.counts()
-        add(DemoStep(step, "ok", f"data/{name}: {counts.get('read', 0)} row(s) read, {counts.get('inserted', 0)} new, "
-                     f"{counts.get('rejected', 0)} rejected", counts))
+        add(
+            DemoStep(
+                step,
+                "ok",
+                f"data/{name}: {counts.get('read', 0)} row(s) read, {counts.get('inserted', 0)} new, "
+                f"{counts.get('rejected', 0)} rejected",
+                counts,
+            )
+        )
 
 
 def _plan_and_send(ws, db, now: datetime, maildir: Path, add) -> None:
     """`cxctl plan` (read-only, for the report) then `cxctl send` (plan → record → deliver)."""
-    from cxctl.planning.engine import compute_plan
     from cxctl.delivery.send import send_campaign
+    from cxctl.planning.engine import compute_plan
 
     try:
         plan = compute_plan(ws, db, now)
@@ -399,18 +469,31 @@ def _plan_and_send(ws, db, now: datetime, maildir: Path, add) -> None:
         by_moment[item.moment] = by_moment.get(item.moment, 0) + 1
     excluded = dict(sorted(plan.counts.items()))
     reasons = ", ".join(f"{n} {reason}" for reason, n in excluded.items())
-    add(DemoStep("plan", "ok", f"{len(plan.planned)} invitation(s) and reminder(s) due or scheduled; "
-                 f"{len(plan.exclusions)} exclusion(s)" + (f" ({reasons})" if reasons else ""),
-                 {"planned": dict(sorted(by_moment.items())), "exclusions": excluded}))
+    add(
+        DemoStep(
+            "plan",
+            "ok",
+            f"{len(plan.planned)} invitation(s) and reminder(s) due or scheduled; "
+            f"{len(plan.exclusions)} exclusion(s)" + (f" ({reasons})" if reasons else ""),
+            {"planned": dict(sorted(by_moment.items())), "exclusions": excluded},
+        )
+    )
     from cxctl.delivery.transport import make_transport
 
     # The run sends over SMTP to the embedded server; cxctl.yaml keeps its own transport (outbox).
     saved = ws.settings.transport, ws.settings.smtp
     ws.settings.transport = "smtp"
-    ws.settings.smtp = ws.settings.smtp.model_copy(update={
-        "host": "127.0.0.1", "security": "none", "username_env": None, "password_env": None,
-        "rate_per_second": None, "max_per_hour": None, "max_per_day": None,
-    })
+    ws.settings.smtp = ws.settings.smtp.model_copy(
+        update={
+            "host": "127.0.0.1",
+            "security": "none",
+            "username_env": None,
+            "password_env": None,
+            "rate_per_second": None,
+            "max_per_hour": None,
+            "max_per_day": None,
+        }
+    )
     try:
         with MailServer(maildir) as server:
             ws.settings.smtp.port = server.port
@@ -422,11 +505,22 @@ def _plan_and_send(ws, db, now: datetime, maildir: Path, add) -> None:
         ws.settings.transport, ws.settings.smtp = saved
     messages = count_messages(maildir)
     later = db.execute("SELECT COUNT(*) FROM invitations WHERE status = 'planned'").fetchone()[0]
-    add(DemoStep("send", "ok" if report.stopped is None and report.failed == 0 else "failed",
-                 f"{report.sent} message(s) sent over SMTP to 127.0.0.1:{server.port}, {messages} in the Maildir, "
-                 f"{report.failed} failed, {later} scheduled for later (send window, delay, spread)",
-                 {"sent": report.sent, "failed": report.failed, "bounced": report.bounced, "maildir_messages": messages,
-                  "scheduled_later": later, "skipped": report.skipped}))
+    add(
+        DemoStep(
+            "send",
+            "ok" if report.stopped is None and report.failed == 0 else "failed",
+            f"{report.sent} message(s) sent over SMTP to 127.0.0.1:{server.port}, {messages} in the Maildir, "
+            f"{report.failed} failed, {later} scheduled for later (send window, delay, spread)",
+            {
+                "sent": report.sent,
+                "failed": report.failed,
+                "bounced": report.bounced,
+                "maildir_messages": messages,
+                "scheduled_later": later,
+                "skipped": report.skipped,
+            },
+        )
+    )
 
 
 def _responses(ws, db, folder: Path, responses_now: datetime, add) -> None:
@@ -436,9 +530,15 @@ def _responses(ws, db, folder: Path, responses_now: datetime, add) -> None:
         add(DemoStep("generate responses", "skipped", "no invitation was sent, so nobody can answer"))
         add(DemoStep("import responses", "skipped", "no responses to import"))
         return
-    add(DemoStep("generate responses", "ok", f"{written} response(s) written to {RESPONSES_FILE} "
-                 f"({int(RESPONSE_SHARE * 100)}% of the sent invitations, seeded, submitted by {to_db(responses_now)} UTC)",
-                 {"written": written}))
+    add(
+        DemoStep(
+            "generate responses",
+            "ok",
+            f"{written} response(s) written to {RESPONSES_FILE} "
+            f"({int(RESPONSE_SHARE * 100)}% of the sent invitations, seeded, submitted by {to_db(responses_now)} UTC)",
+            {"written": written},
+        )
+    )
     from cxctl.results.importer import import_responses
 
     try:
@@ -446,10 +546,20 @@ def _responses(ws, db, folder: Path, responses_now: datetime, add) -> None:
     except CxError as exc:
         add(DemoStep("import responses", "failed", str(exc)))
         return
-    counts = {"read": imported.rows_read, "inserted": imported.inserted, "counted": imported.counted,
-              "quarantined": imported.quarantined_total}
-    add(DemoStep("import responses", "ok", f"{imported.rows_read} row(s) read, {imported.counted} counted, "
-                 f"{imported.quarantined_total} quarantined", counts))
+    counts = {
+        "read": imported.rows_read,
+        "inserted": imported.inserted,
+        "counted": imported.counted,
+        "quarantined": imported.quarantined_total,
+    }
+    add(
+        DemoStep(
+            "import responses",
+            "ok",
+            f"{imported.rows_read} row(s) read, {imported.counted} counted, {imported.quarantined_total} quarantined",
+            counts,
+        )
+    )
 
 
 def _results(ws, db, responses_now: datetime, add) -> None:
@@ -462,16 +572,25 @@ def _results(ws, db, responses_now: datetime, add) -> None:
         add(DemoStep("scorecard", "failed", str(exc)))
     else:
         responses = sum(row.responses for row in card.rows)
-        add(DemoStep("scorecard", "ok", f"{len(card.rows)} moment(s), {responses} response(s) from {card.since} "
-                     f"to {card.until} (cells under {card.min_responses} responses are marked insufficient)",
-                     {"scorecard": card}))
+        add(
+            DemoStep(
+                "scorecard",
+                "ok",
+                f"{len(card.rows)} moment(s), {responses} response(s) from {card.since} "
+                f"to {card.until} (cells under {card.min_responses} responses are marked insufficient)",
+                {"scorecard": card},
+            )
+        )
     try:
         found = list_followups(ws, db)
     except CxError as exc:
         add(DemoStep("follow-ups", "failed", str(exc)))
         return
-    add(DemoStep("follow-ups", "ok", f"{len(found.items)} unhappy respondent(s) to call back",
-                 {"followups": found.items}))
+    add(
+        DemoStep(
+            "follow-ups", "ok", f"{len(found.items)} unhappy respondent(s) to call back", {"followups": found.items}
+        )
+    )
 
 
 def _report(ws, db, path: Path, responses_now: datetime, add) -> None:
@@ -485,5 +604,11 @@ def _report(ws, db, path: Path, responses_now: datetime, add) -> None:
         add(DemoStep("report", "failed", str(exc)))
         return
     path.write_text(html, encoding="utf-8")
-    add(DemoStep("report", "ok", f"the results as one HTML page: {path} ({len(html.encode('utf-8')) // 1024} KB, "
-                 f"open it in a browser)", {"report": str(path)}))
+    add(
+        DemoStep(
+            "report",
+            "ok",
+            f"the results as one HTML page: {path} ({len(html.encode('utf-8')) // 1024} KB, open it in a browser)",
+            {"report": str(path)},
+        )
+    )

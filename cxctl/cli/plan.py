@@ -7,10 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from cxctl.core import output
-
 from cxctl import store
 from cxctl.cli.common import JsonOption, MomentOption, NowOption, WorkspaceOption, now_for, open_workspace
+from cxctl.core import output
 
 
 def plan_command(
@@ -18,8 +17,12 @@ def plan_command(
     now: NowOption = None,
     moment: MomentOption = None,
     json_: JsonOption = False,
-    explain_contact: Annotated[Optional[str], typer.Option("--explain", metavar="CONTACT",
-                                                           help="Show every rule's verdict for this contact (external id or email).")] = None,
+    explain_contact: Annotated[
+        Optional[str],
+        typer.Option(
+            "--explain", metavar="CONTACT", help="Show every rule's verdict for this contact (external id or email)."
+        ),
+    ] = None,
 ) -> None:
     """Show the invitations and reminders the rules would plan now, and who is excluded and why.
 
@@ -43,8 +46,16 @@ def plan_command(
         return
     plan = compute_plan(ws, db, when, moment)
     if json_:
-        output.print_json_streamed({"now": plan.now, "waves": plan.waves, "planned": plan.planned, "counts": plan.counts,
-                                    "by_moment": plan.by_moment, "exclusions": plan.exclusions})
+        output.print_json_streamed(
+            {
+                "now": plan.now,
+                "waves": plan.waves,
+                "planned": plan.planned,
+                "counts": plan.counts,
+                "by_moment": plan.by_moment,
+                "exclusions": plan.exclusions,
+            }
+        )
         return
     _render_plan(plan)
 
@@ -57,14 +68,29 @@ def _render_plan(plan) -> None:
     for (moment, kind), items in sorted(groups.items()):
         times = sorted(p.send_at for p in items)
         languages = Counter(p.language for p in items)
-        rows.append([moment, kind, len(items), times[0].strftime("%Y-%m-%d %H:%M"), times[-1].strftime("%Y-%m-%d %H:%M"),
-                     " ".join(f"{lang}:{n}" for lang, n in sorted(languages.items()))])
+        rows.append(
+            [
+                moment,
+                kind,
+                len(items),
+                times[0].strftime("%Y-%m-%d %H:%M"),
+                times[-1].strftime("%Y-%m-%d %H:%M"),
+                " ".join(f"{lang}:{n}" for lang, n in sorted(languages.items())),
+            ]
+        )
     if rows:
-        output.print_table(f"Planned at {plan.now:%Y-%m-%d %H:%M} UTC (send times in UTC)",
-                           ["moment", "kind", "count", "first send", "last send", "languages"], rows)
+        output.print_table(
+            f"Planned at {plan.now:%Y-%m-%d %H:%M} UTC (send times in UTC)",
+            ["moment", "kind", "count", "first send", "last send", "languages"],
+            rows,
+        )
     else:
         output.stdout.print(f"Nothing to plan at {plan.now:%Y-%m-%d %H:%M} UTC.")
-    excluded = [[moment, reason, n] for moment, reasons in sorted(plan.by_moment.items()) for reason, n in sorted(reasons.items())]
+    excluded = [
+        [moment, reason, n]
+        for moment, reasons in sorted(plan.by_moment.items())
+        for reason, n in sorted(reasons.items())
+    ]
     if excluded:
         output.print_table("Excluded", ["moment", "reason", "count"], excluded)
     else:
@@ -72,19 +98,27 @@ def _render_plan(plan) -> None:
 
 
 def _render_explanation(result) -> None:
-    output.stdout.print(f"contact #{result.contact_id} {result.external_id or ''} <{result.email or 'no email'}> "
-                        f"at {result.now:%Y-%m-%d %H:%M} UTC", markup=False)
+    output.stdout.print(
+        f"contact #{result.contact_id} {result.external_id or ''} <{result.email or 'no email'}> "
+        f"at {result.now:%Y-%m-%d %H:%M} UTC",
+        markup=False,
+    )
     for verdict in result.moments:
         target = f"event #{verdict.event_id}" if verdict.event_id else (f"wave {verdict.wave}" if verdict.wave else "")
         head = verdict.verdict + (f" ({verdict.reason})" if verdict.reason else "")
         if verdict.send_at:
             head += f", sends {verdict.send_at:%Y-%m-%d %H:%M} UTC ({verdict.send_at_local})"
-        output.print_table(f"{verdict.moment} {target}: {head}", ["rule", "verdict", "detail"],
-                           [[c.rule, "ok" if c.ok else "EXCLUDES", c.detail] for c in verdict.checks])
+        output.print_table(
+            f"{verdict.moment} {target}: {head}",
+            ["rule", "verdict", "detail"],
+            [[c.rule, "ok" if c.ok else "EXCLUDES", c.detail] for c in verdict.checks],
+        )
     for r in result.reminders:
         if hasattr(r, "send_at"):
-            output.stdout.print(f"reminder planned for {r.moment} (invitation #{r.parent_id}) at {r.send_at:%Y-%m-%d %H:%M} UTC",
-                                markup=False)
+            output.stdout.print(
+                f"reminder planned for {r.moment} (invitation #{r.parent_id}) at {r.send_at:%Y-%m-%d %H:%M} UTC",
+                markup=False,
+            )
         else:
             output.stdout.print(f"reminder for {r.moment} excluded ({r.reason}): {r.detail}", markup=False)
 

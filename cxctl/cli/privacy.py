@@ -7,15 +7,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from cxctl.core import output
-
-from cxctl.privacy import erasure as privacy
-
 from cxctl import store
 from cxctl.cli.common import DryRunOption, JsonOption, NowOption, WorkspaceOption, now_for, open_workspace
+from cxctl.core import output
 from cxctl.core.timeutil import parse_now
+from cxctl.privacy import erasure as privacy
 
-PersonArgument = Annotated[str, typer.Argument(help="The person: an external id (e.g. C-1042) or an email address.", show_default=False)]
+PersonArgument = Annotated[
+    str, typer.Argument(help="The person: an external id (e.g. C-1042) or an email address.", show_default=False)
+]
 
 
 def forget_command(
@@ -41,21 +41,30 @@ def forget_command(
         return
     verb = "would erase" if dry_run else "erased"
     who = f"{len(result.contacts)} contact(s)" if result.contacts else "no stored contact"
-    output.info(f"{result.target}: {verb} the personal data of {who}" + (" (already forgotten before)" if result.already_forgotten else ""))
+    output.info(
+        f"{result.target}: {verb} the personal data of {who}"
+        + (" (already forgotten before)" if result.already_forgotten else "")
+    )
     output.print_table(None, ["table", "rows"], [(name, count) for name, count in result.changes.items()])
     if result.files:
-        output.info(f"{'would delete' if dry_run else 'deleted'} {len(result.files)} rendered message(s) from the outbox")
+        output.info(
+            f"{'would delete' if dry_run else 'deleted'} {len(result.files)} rendered message(s) from the outbox"
+        )
     if dry_run:
         output.info("dry run: nothing changed; run again without --dry-run to erase")
     elif result.email_hash:
-        output.info("the address hash is kept in `forgotten` and the suppression list: imports cannot bring this person back")
+        output.info(
+            "the address hash is kept in `forgotten` and the suppression list: imports cannot bring this person back"
+        )
 
 
 def export_person_command(
     person: PersonArgument,
     workspace: WorkspaceOption = None,
     now: NowOption = None,
-    output_file: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the JSON to this file instead of stdout.")] = None,
+    output_file: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write the JSON to this file instead of stdout.")
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Accepted for scripts: the output is always JSON.")] = False,
 ) -> None:
     """Print everything stored about a person as JSON (GDPR subject access request).
@@ -69,16 +78,35 @@ def export_person_command(
         output.print_json(data)
         return
     output_file.write_text(output.to_json(data) + "\n", encoding="utf-8")
-    output.info(f"wrote {output_file}: {len(data['contacts'])} contact(s), {len(data['invitations'])} invitation(s), "
-                f"{len(data['responses'])} response(s)")
+    output.info(
+        f"wrote {output_file}: {len(data['contacts'])} contact(s), {len(data['invitations'])} invitation(s), "
+        f"{len(data['responses'])} response(s)"
+    )
 
 
 def demo_command(
     folder: Annotated[Path, typer.Argument(help="Folder to create the demo workspace in.")] = Path("cxctl-demo"),
-    now: Annotated[Optional[str], typer.Option("--now", help="Pretend it is this time (ISO 8601). Default: a fixed date inside the examples' data, so the output is reproducible.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Use the folder even if it is not empty (its demo files are replaced).")] = False,
-    serve: Annotated[bool, typer.Option("--serve", help="Then answer as a respondent: start the survey page on 127.0.0.1 and print a link from the Maildir (Ctrl-C to stop).")] = False,
-    port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="Port of the page with --serve (default: a free one).")] = None,
+    now: Annotated[
+        Optional[str],
+        typer.Option(
+            "--now",
+            help="Pretend it is this time (ISO 8601). Default: a fixed date inside the examples' data, so the output is reproducible.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Use the folder even if it is not empty (its demo files are replaced).")
+    ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then answer as a respondent: start the survey page on 127.0.0.1 and print a link from the Maildir (Ctrl-C to stop).",
+        ),
+    ] = False,
+    port: Annotated[
+        Optional[int],
+        typer.Option("--port", min=1, max=65535, help="Port of the page with --serve (default: a free one)."),
+    ] = None,
     json_: JsonOption = False,
 ) -> None:
     """Run the whole loop on the shipped examples, in a folder of its own, with a local mail server.
@@ -91,11 +119,14 @@ def demo_command(
     Example: cxctl demo ./cxctl-demo --serve
     """
     from cxctl.cli import demo
+
     when = parse_now(now, demo.example_timezone()) if now else None
     if serve and json_:
         raise typer.BadParameter("--serve runs until Ctrl-C and prints a link for a person: leave out --json")
     serve_port = (port or demo.free_port()) if serve else None
-    result = demo.run_demo(folder, now=when, force=force, progress=None if json_ else output.info, serve_port=serve_port)
+    result = demo.run_demo(
+        folder, now=when, force=force, progress=None if json_ else output.info, serve_port=serve_port
+    )
     if json_:
         output.print_json(result)
         return
@@ -114,9 +145,12 @@ def _serve_demo(result, port: int) -> None:
 
     from cxctl.web.server import ServeOptions, serve
 
-    output.stdout.print(f"\nThe respondent's side: open this link in a browser (Ctrl-C here to stop the page):\n  {result.link}\n"
-                        f"then see the answer in: cxctl scorecard -w {result.folder} --now {result.responses_now}",
-                        markup=False, highlight=False)
+    output.stdout.print(
+        f"\nThe respondent's side: open this link in a browser (Ctrl-C here to stop the page):\n  {result.link}\n"
+        f"then see the answer in: cxctl scorecard -w {result.folder} --now {result.responses_now}",
+        markup=False,
+        highlight=False,
+    )
     serve(Path(result.folder), ServeOptions(port=port), datetime.fromisoformat(result.responses_now))
 
 
@@ -137,11 +171,19 @@ def _print_scorecard(result) -> None:
     if step is None or step.status != "ok":
         return
     card = step.details["scorecard"]
-    rows = [(row.group.get("moment", ""), row.sent, row.responses, *(_cell(row.indicators.get(i)) for i in INDICATORS))
-            for row in card.rows]
-    output.print_table(f"Scorecard {card.since} → {card.until}", ["moment", "sent", "answered", "NPS", "CSAT %", "CES", "rate %"], rows)
-    output.stdout.print(f"value/target; * fewer than {card.min_responses} responses, too few to conclude "
-                        f"(full view: cxctl scorecard -w {result.folder} --now {result.responses_now})", markup=False, highlight=False)
+    rows = [
+        (row.group.get("moment", ""), row.sent, row.responses, *(_cell(row.indicators.get(i)) for i in INDICATORS))
+        for row in card.rows
+    ]
+    output.print_table(
+        f"Scorecard {card.since} → {card.until}", ["moment", "sent", "answered", "NPS", "CSAT %", "CES", "rate %"], rows
+    )
+    output.stdout.print(
+        f"value/target; * fewer than {card.min_responses} responses, too few to conclude "
+        f"(full view: cxctl scorecard -w {result.folder} --now {result.responses_now})",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _print_followups(result) -> None:
@@ -150,9 +192,15 @@ def _print_followups(result) -> None:
         return
     rows = []
     for item in step.details["followups"]:
-        who = " ".join(p for p in (item.contact.get("first_name"), item.contact.get("last_name")) if p) or item.contact.get("external_id") or ""
+        who = (
+            " ".join(p for p in (item.contact.get("first_name"), item.contact.get("last_name")) if p)
+            or item.contact.get("external_id")
+            or ""
+        )
         rows.append((item.id, item.moment, who, ", ".join(item.reasons), item.comment))
-    output.print_table("Follow-ups: unhappy respondents to call back", ["response", "moment", "who", "why", "comment"], rows)
+    output.print_table(
+        "Follow-ups: unhappy respondents to call back", ["response", "moment", "who", "why", "comment"], rows
+    )
 
 
 def register(app: typer.Typer) -> None:

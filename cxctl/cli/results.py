@@ -11,19 +11,24 @@ from typing import Annotated, Optional
 import typer
 from rich.text import Text
 
-from cxctl.core import output
-
 from cxctl import store
 from cxctl.cli.common import JsonOption, MomentOption, NowOption, WorkspaceOption, now_for, open_workspace
+from cxctl.core import output
 
 responses_app = typer.Typer(help="Survey responses: import tool exports, review the quarantine.", no_args_is_help=True)
 # No help= here: the callback's docstring (with its example) is the group's help.
 followups_app = typer.Typer(invoke_without_command=True)
 ops_app = typer.Typer(help="Operational indicators from events (durations, counts per period).", no_args_is_help=True)
 
-SinceOption = Annotated[Optional[str], typer.Option("--since", help="From this day (inclusive, ISO, workspace time zone, e.g. 2026-01-01).")]
-UntilOption = Annotated[Optional[str], typer.Option("--until", help="Up to this day (inclusive). Default: today (the day of --now).")]
-OpenUntilOption = Annotated[Optional[str], typer.Option("--until", help="Up to this day (inclusive). Default: no limit.")]
+SinceOption = Annotated[
+    Optional[str], typer.Option("--since", help="From this day (inclusive, ISO, workspace time zone, e.g. 2026-01-01).")
+]
+UntilOption = Annotated[
+    Optional[str], typer.Option("--until", help="Up to this day (inclusive). Default: today (the day of --now).")
+]
+OpenUntilOption = Annotated[
+    Optional[str], typer.Option("--until", help="Up to this day (inclusive). Default: no limit.")
+]
 CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV for spreadsheets and BI tools.")]
 
 
@@ -33,13 +38,40 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 @responses_app.command("import")
 def responses_import(
-    file: Annotated[Path, typer.Argument(help="The export: Qualtrics, SurveyMonkey, Google Forms, Typeform, LimeSurvey CSV, generic CSV or JSONL.")],
-    format: Annotated[Optional[str], typer.Option("--format", help="qualtrics, surveymonkey, google_forms, typeform, limesurvey, generic or jsonl. Default: detected from the headers.")] = None,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The export: Qualtrics, SurveyMonkey, Google Forms, Typeform, LimeSurvey CSV, generic CSV or JSONL."
+        ),
+    ],
+    format: Annotated[
+        Optional[str],
+        typer.Option(
+            "--format",
+            help="qualtrics, surveymonkey, google_forms, typeform, limesurvey, generic or jsonl. Default: detected from the headers.",
+        ),
+    ] = None,
     moment: MomentOption = None,
-    encoding: Annotated[Optional[str], typer.Option("--encoding", help="Force the encoding. Default: detected.")] = None,
-    delimiter: Annotated[Optional[str], typer.Option("--delimiter", help="Force the delimiter. Default: sniffed.")] = None,
-    date_format: Annotated[Optional[str], typer.Option("--date-format", help="strptime format of the dates, e.g. %m/%d/%Y %H:%M:%S. Default: the moment's responses.date_format, else one order (dd/mm or mm/dd) decided for the whole file from its dates.")] = None,
-    reread: Annotated[bool, typer.Option("--reread", help="Read again the rows already imported unchanged (a changed responses mapping is noticed without it).")] = False,
+    encoding: Annotated[
+        Optional[str], typer.Option("--encoding", help="Force the encoding. Default: detected.")
+    ] = None,
+    delimiter: Annotated[
+        Optional[str], typer.Option("--delimiter", help="Force the delimiter. Default: sniffed.")
+    ] = None,
+    date_format: Annotated[
+        Optional[str],
+        typer.Option(
+            "--date-format",
+            help="strptime format of the dates, e.g. %m/%d/%Y %H:%M:%S. Default: the moment's responses.date_format, else one order (dd/mm or mm/dd) decided for the whole file from its dates.",
+        ),
+    ] = None,
+    reread: Annotated[
+        bool,
+        typer.Option(
+            "--reread",
+            help="Read again the rows already imported unchanged (a changed responses mapping is noticed without it).",
+        ),
+    ] = False,
     json_: JsonOption = False,
     now: NowOption = None,
     workspace: WorkspaceOption = None,
@@ -56,17 +88,37 @@ def responses_import(
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
     with output.working(f"importing responses from {file}…"):
-        report = import_responses(ws, db, file, now_for(ws, now), format=format, moment=moment, encoding=encoding,
-                                  delimiter=parse_delimiter(delimiter), date_format=date_format, reread=reread)
+        report = import_responses(
+            ws,
+            db,
+            file,
+            now_for(ws, now),
+            format=format,
+            moment=moment,
+            encoding=encoding,
+            delimiter=parse_delimiter(delimiter),
+            date_format=date_format,
+            reread=reread,
+        )
     if json_:
         output.print_json(report)
     else:
-        counts = {"read": report.rows_read, "new": report.inserted, "replaced": report.replaced,
-                  "unchanged": report.unchanged, "counted": report.counted, "partial": report.partial,
-                  "duplicates": report.duplicates, "skipped": sum(report.skipped.values()),
-                  "quarantined": report.quarantined_total}
-        output.print_table(f"{report.format} responses to {report.moment or 'several moments'} from {Path(report.file).name}",
-                           list(counts), [list(counts.values())])
+        counts = {
+            "read": report.rows_read,
+            "new": report.inserted,
+            "replaced": report.replaced,
+            "unchanged": report.unchanged,
+            "counted": report.counted,
+            "partial": report.partial,
+            "duplicates": report.duplicates,
+            "skipped": sum(report.skipped.values()),
+            "quarantined": report.quarantined_total,
+        }
+        output.print_table(
+            f"{report.format} responses to {report.moment or 'several moments'} from {Path(report.file).name}",
+            list(counts),
+            [list(counts.values())],
+        )
         if report.skipped:
             output.info("skipped (never count): " + ", ".join(f"{n} {k}" for k, n in sorted(report.skipped.items())))
     for note in report.notes:
@@ -74,14 +126,18 @@ def responses_import(
     for problem in report.problems[:20]:
         output.warn(f"{report.file}:{problem.row}: {problem.kind}: {problem.reason}")
     if report.problems:
-        output.warn(f"{len(report.problems)} row(s) in quarantine with their reasons: fix them (or the contacts) and import "
-                    f"again; list them with `cxctl responses quarantine`")
+        output.warn(
+            f"{len(report.problems)} row(s) in quarantine with their reasons: fix them (or the contacts) and import "
+            f"again; list them with `cxctl responses quarantine`"
+        )
         raise typer.Exit(1)
     raise typer.Exit(0)
 
 
 @responses_app.command("quarantine")
-def responses_quarantine(moment: MomentOption = None, json_: JsonOption = False, workspace: WorkspaceOption = None) -> None:
+def responses_quarantine(
+    moment: MomentOption = None, json_: JsonOption = False, workspace: WorkspaceOption = None
+) -> None:
     """List the rows kept in quarantine (unmatched or invalid) with their file, row and reason.
 
     Example: cxctl responses quarantine --moment delivery_csat
@@ -93,19 +149,32 @@ def responses_quarantine(moment: MomentOption = None, json_: JsonOption = False,
     if json_:
         output.print_json(rows)
         return
-    output.print_table("quarantine", ["id", "file", "row", "moment", "kind", "reason"],
-                       [[r.id, r.file_name, r.row_number, r.moment or "", r.kind, r.reason] for r in rows])
+    output.print_table(
+        "quarantine",
+        ["id", "file", "row", "moment", "kind", "reason"],
+        [[r.id, r.file_name, r.row_number, r.moment or "", r.kind, r.reason] for r in rows],
+    )
 
 
 def _score_columns(card) -> tuple[list[str], list[list]]:
     """Flat columns for CSV/markdown: one row per cell, every indicator's value, margin, n, flags and
     sparkline (the trend's values are in the JSON)."""
-    head = [b for b in card.by if b not in ("week", "month", "quarter")] + (["period"] if any(b in ("week", "month", "quarter") for b in card.by) else [])
+    head = [b for b in card.by if b not in ("week", "month", "quarter")] + (
+        ["period"] if any(b in ("week", "month", "quarter") for b in card.by) else []
+    )
     names = ["nps", "csat", "ces", "response_rate"]
     columns = head + ["responses", "sent"]
     for n in names:
-        columns += [n, f"{n}_margin", f"{n}_n", f"{n}_insufficient", f"{n}_target_met", f"{n}_change", f"{n}_significant",
-                    f"{n}_trend"]
+        columns += [
+            n,
+            f"{n}_margin",
+            f"{n}_n",
+            f"{n}_insufficient",
+            f"{n}_target_met",
+            f"{n}_change",
+            f"{n}_significant",
+            f"{n}_trend",
+        ]
     columns += ["nps_promoters", "nps_passives", "nps_detractors", "ces_agree"]
     rows = []
     for row in card.rows:
@@ -113,10 +182,20 @@ def _score_columns(card) -> tuple[list[str], list[list]]:
         values += [row.responses, row.sent]
         for n in names:
             ind = row.indicators.get(n)
-            values += [""] * 8 if ind is None else [
-                _fmt(ind.value), _fmt(ind.margin), ind.n, int(ind.insufficient),
-                "" if ind.target_met is None else int(ind.target_met), _fmt(ind.change),
-                "" if ind.significant is None else int(ind.significant), ind.sparkline]
+            values += (
+                [""] * 8
+                if ind is None
+                else [
+                    _fmt(ind.value),
+                    _fmt(ind.margin),
+                    ind.n,
+                    int(ind.insufficient),
+                    "" if ind.target_met is None else int(ind.target_met),
+                    _fmt(ind.change),
+                    "" if ind.significant is None else int(ind.significant),
+                    ind.sparkline,
+                ]
+            )
         nps, ces = row.indicators.get("nps"), row.indicators.get("ces")
         values += [_fmt(nps.detail.get(k)) if nps else "" for k in ("promoters", "passives", "detractors")]
         values += [_fmt(ces.detail.get("agree")) if ces else ""]
@@ -162,12 +241,27 @@ def scorecard_table(card, granularity: str):
             digits = 2 if name == "ces" else 0
             shown = names if names != previous else [""] * len(names)
             previous = names
-            rows.append(shown + [INDICATOR_LABELS[name], _value(ind, digits), ind.n, _target(ind), _change(ind, digits),
-                                 ind.sparkline])
+            rows.append(
+                shown
+                + [
+                    INDICATOR_LABELS[name],
+                    _value(ind, digits),
+                    ind.n,
+                    _target(ind),
+                    _change(ind, digits),
+                    ind.sparkline,
+                ]
+            )
     title = f"scorecard {card.since} → {card.until}" + (f" · moment {card.moment}" if card.moment else "")
     # The figures never wrap; when the room runs out (three dimensions at 80 columns), the names fold.
-    return output.table(title, columns, rows, compact=True, no_wrap=columns[len(head):],
-                        justify={"value": "right", "change": "right", "goal": "left", trend: "left"})
+    return output.table(
+        title,
+        columns,
+        rows,
+        compact=True,
+        no_wrap=columns[len(head) :],
+        justify={"value": "right", "change": "right", "goal": "left", trend: "left"},
+    )
 
 
 def scorecard_legend(card) -> str:
@@ -187,12 +281,24 @@ def scorecard_legend(card) -> str:
 
 
 def scorecard_command(
-    by: Annotated[str, typer.Option("--by", help="Comma-separated: moment, journey, stage, segment, country, language, company, role, any contact attribute, and one of week, month, quarter; `all` for the whole programme in one row.")] = "moment",
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            help="Comma-separated: moment, journey, stage, segment, country, language, company, role, any contact attribute, and one of week, month, quarter; `all` for the whole programme in one row.",
+        ),
+    ] = "moment",
     since: SinceOption = None,
     until: UntilOption = None,
     moment: MomentOption = None,
     format: Annotated[str, typer.Option("--format", help="table, json, csv or markdown.")] = "table",
-    ops: Annotated[Optional[list[str]], typer.Option("--ops", help="Also show an operational indicator over the same period: START..END (median and p90 hours between two events) or an event type (count). Repeatable.")] = None,
+    ops: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--ops",
+            help="Also show an operational indicator over the same period: START..END (median and p90 hours between two events) or an event type (count). Repeatable.",
+        ),
+    ] = None,
     json_: JsonOption = False,
     now: NowOption = None,
     workspace: WorkspaceOption = None,
@@ -223,8 +329,10 @@ def scorecard_command(
     if indicators and fmt != "table":
         from cxctl.core.errors import UsageError
 
-        raise UsageError(f"--ops is shown with --format table or json, not {fmt}: drop --ops here, and get the "
-                         f"operational figures with `cxctl ops duration|count … --json`")
+        raise UsageError(
+            f"--ops is shown with --format table or json, not {fmt}: drop --ops here, and get the "
+            f"operational figures with `cxctl ops duration|count … --json`"
+        )
     if fmt in ("csv", "markdown"):
         columns, rows = _score_columns(card)
         if fmt == "csv":
@@ -244,17 +352,26 @@ def scorecard_command(
     if card.rows:
         output.print_renderable(Text(scorecard_legend(card), style="dim"))
     else:
-        output.info(f"no response and no invitation sent between {card.since} and {card.until}"
-                    + (f" for {card.moment}" if card.moment else "") + ": widen --since/--until, or import responses")
+        output.info(
+            f"no response and no invitation sent between {card.since} and {card.until}"
+            + (f" for {card.moment}" if card.moment else "")
+            + ": widen --since/--until, or import responses"
+        )
     for note in card.notes:
         output.warn(note)
     for indicator in indicators:
         if indicator.kind == "duration":
-            output.print_table(f"{indicator.spec} (hours) {card.since} → {card.until}", ["period", "n", "median", "p90"],
-                               [[r.period, r.n, _fmt(r.median_hours), _fmt(r.p90_hours)] for r in indicator.rows])
+            output.print_table(
+                f"{indicator.spec} (hours) {card.since} → {card.until}",
+                ["period", "n", "median", "p90"],
+                [[r.period, r.n, _fmt(r.median_hours), _fmt(r.p90_hours)] for r in indicator.rows],
+            )
         else:
-            output.print_table(f"{indicator.spec} events {card.since} → {card.until}", ["period", "count"],
-                               [[r.period, r.count] for r in indicator.rows])
+            output.print_table(
+                f"{indicator.spec} events {card.since} → {card.until}",
+                ["period", "count"],
+                [[r.period, r.count] for r in indicator.rows],
+            )
 
 
 @followups_app.callback()
@@ -280,13 +397,45 @@ def followups_list(
     if json_:
         output.print_json(result.items)
         return
-    columns = ["id", "submitted_at", "moment", "reasons", "scores", "comment", "external_id", "name", "email", "segment",
-               "event", "event_attributes", "done", "note", "chosen_reasons"]
-    rows = [[f.id, f.submitted_at, f.moment, ",".join(f.reasons), " ".join(f"{k}={v:g}" for k, v in f.scores.items()), f.comment,
-             f.contact["external_id"] or "", " ".join(x for x in (f.contact["first_name"], f.contact["last_name"]) if x),
-             f.contact["email"] or "", f.contact["segment"] or "", (f.event or {}).get("type", ""),
-             output.to_json((f.event or {}).get("attributes", {})).replace("\n", "").replace("  ", "") if f.event else "",
-             "yes" if f.done else "", f.note or "", " | ".join(c["label"] for c in f.chosen_reasons)] for f in result.items]
+    columns = [
+        "id",
+        "submitted_at",
+        "moment",
+        "reasons",
+        "scores",
+        "comment",
+        "external_id",
+        "name",
+        "email",
+        "segment",
+        "event",
+        "event_attributes",
+        "done",
+        "note",
+        "chosen_reasons",
+    ]
+    rows = [
+        [
+            f.id,
+            f.submitted_at,
+            f.moment,
+            ",".join(f.reasons),
+            " ".join(f"{k}={v:g}" for k, v in f.scores.items()),
+            f.comment,
+            f.contact["external_id"] or "",
+            " ".join(x for x in (f.contact["first_name"], f.contact["last_name"]) if x),
+            f.contact["email"] or "",
+            f.contact["segment"] or "",
+            (f.event or {}).get("type", ""),
+            output.to_json((f.event or {}).get("attributes", {})).replace("\n", "").replace("  ", "")
+            if f.event
+            else "",
+            "yes" if f.done else "",
+            f.note or "",
+            " | ".join(c["label"] for c in f.chosen_reasons),
+        ]
+        for f in result.items
+    ]
     if csv_:
         # New columns go at the end: scripts reading the CSV by position keep working.
         writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -295,8 +444,12 @@ def followups_list(
         return
     output.print_renderable(followups_table(ws, result.items))
     if not result.items:
-        output.info("nobody to call back" + (f" for {moment}" if moment else "") + (f" since {since}" if since else "")
-                    + ("" if all_ else " (done ones are hidden: --all shows them)"))
+        output.info(
+            "nobody to call back"
+            + (f" for {moment}" if moment else "")
+            + (f" since {since}" if since else "")
+            + ("" if all_ else " (done ones are hidden: --all shows them)")
+        )
 
 
 def followups_table(ws, items):
@@ -313,19 +466,28 @@ def followups_table(ws, items):
         scores = ", ".join(f"{k} {v:g}" for k, v in f.scores.items())
         lines = [f"{when} · {f.moment} · {', '.join(f.reasons)}" + (f" ({scores})" if scores else "")]
         name = " ".join(x for x in (f.contact["first_name"], f.contact["last_name"]) if x)
-        lines.append(" · ".join(x for x in (name, f.contact["email"], f.contact["external_id"], f.contact["segment"]) if x))
+        lines.append(
+            " · ".join(x for x in (name, f.contact["email"], f.contact["external_id"], f.contact["segment"]) if x)
+        )
         if f.chosen_reasons:
             lines.append("chose: " + ", ".join(c["label"] for c in f.chosen_reasons))
         if f.comment:
             lines.append(f"“{f.comment}”")
         if f.event:
             # The caller needs the order number or the store at hand: the event's attributes go with its type.
-            lines.append(" · ".join([f.event["type"]] + [f"{k}: {v}" for k, v in (f.event.get("attributes") or {}).items()]))
+            lines.append(
+                " · ".join([f.event["type"]] + [f"{k}: {v}" for k, v in (f.event.get("attributes") or {}).items()])
+            )
         if f.done:
             lines.append("done" + (f": {f.note}" if f.note else ""))
         rows.append([f.id, "\n".join(lines)])
-    return output.table(f"{len(items)} follow-up(s) · times in {ws.settings.timezone}", ["id", "follow-up"], rows,
-                        compact=True, lines=True)
+    return output.table(
+        f"{len(items)} follow-up(s) · times in {ws.settings.timezone}",
+        ["id", "follow-up"],
+        rows,
+        compact=True,
+        lines=True,
+    )
 
 
 @followups_app.command("done")
@@ -367,12 +529,18 @@ def reasons_command(moment: MomentOption = None, json_: JsonOption = False, work
         output.print_json(rows)
         return
     for title, part in _by_moment_and_question(rows):
-        output.print_table(title, ["segment", "category", "reason", "n", "%"],
-                           [[r.segment or "(none)", r.category, r.label or r.reason, r.count, _fmt(r.share, 0)] for r in part],
-                           compact=True, justify={"%": "right"})
+        output.print_table(
+            title,
+            ["segment", "category", "reason", "n", "%"],
+            [[r.segment or "(none)", r.category, r.label or r.reason, r.count, _fmt(r.share, 0)] for r in part],
+            compact=True,
+            justify={"%": "right"},
+        )
     if rows:
-        output.info("%: share of the category's respondents (in that segment) who chose the reason; a multiple choice adds "
-                    "up to more than 100")
+        output.info(
+            "%: share of the category's respondents (in that segment) who chose the reason; a multiple choice adds "
+            "up to more than 100"
+        )
 
 
 def _by_moment_and_question(rows):
@@ -386,7 +554,9 @@ def _by_moment_and_question(rows):
 
 def verbatims_command(
     moment: MomentOption = None,
-    category: Annotated[Optional[str], typer.Option("--category", help="Only promoter, passive or detractor answers.")] = None,
+    category: Annotated[
+        Optional[str], typer.Option("--category", help="Only promoter, passive or detractor answers.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many words and pairs.")] = 20,
     json_: JsonOption = False,
     workspace: WorkspaceOption = None,
@@ -454,8 +624,11 @@ def ops_duration(
         output.print_json(rows)
         return
     if rows:
-        output.print_table(f"{start} → {end} (hours)", ["period", "n", "median", "p90"],
-                           [[r.period, r.n, _fmt(r.median_hours), _fmt(r.p90_hours)] for r in rows])
+        output.print_table(
+            f"{start} → {end} (hours)",
+            ["period", "n", "median", "p90"],
+            [[r.period, r.n, _fmt(r.median_hours), _fmt(r.p90_hours)] for r in rows],
+        )
 
 
 @ops_app.command("count")

@@ -8,8 +8,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from cxctl.core import output
-
 from cxctl import store
 from cxctl.cli.common import (
     DryRunOption,
@@ -20,6 +18,7 @@ from cxctl.cli.common import (
     now_for,
     open_workspace,
 )
+from cxctl.core import output
 
 
 class _Progress:
@@ -32,12 +31,18 @@ class _Progress:
         self.next_log = 0
         self.started = time.monotonic()
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self.terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                console=output.stderr, transient=True)
+            self.bar = Progress(
+                TextColumn("sending"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=output.stderr,
+                transient=True,
+            )
             self.bar.__enter__()
         return self
 
@@ -62,13 +67,49 @@ def send_command(
     moment: MomentOption = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="Send at most N messages in this run.")] = None,
     dry_run: DryRunOption = False,
-    wait: Annotated[bool, typer.Option("--wait", help="If another send runs on this database, wait for it instead of exiting.")] = False,
-    transport: Annotated[Optional[str], typer.Option("--transport", help="Override workspace.transport: outbox or smtp.")] = None,
-    resend_in_doubt: Annotated[Optional[str], typer.Option("--resend-in-doubt", metavar="IDS|all", help="These messages in doubt did not arrive (e.g. 744,745): send them again.")] = None,
-    accept_in_doubt: Annotated[Optional[str], typer.Option("--accept-in-doubt", metavar="IDS|all", help="These messages in doubt did arrive (the server's log says so): count them as sent.")] = None,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Plan again the failed, never-delivered invitations (of --moment, failed --since) with a fresh retry clock.")] = False,
-    since: Annotated[Optional[str], typer.Option("--since", help="With --retry-failed: only those that failed from this time (ISO; naive = workspace time zone).")] = None,
-    rotate_secret: Annotated[bool, typer.Option("--rotate-secret", help="CXCTL_SECRET was changed on purpose: record the new key; the old one (in CXCTL_SECRET_PREVIOUS) still verifies for workspace.token_grace_period.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="If another send runs on this database, wait for it instead of exiting.")
+    ] = False,
+    transport: Annotated[
+        Optional[str], typer.Option("--transport", help="Override workspace.transport: outbox or smtp.")
+    ] = None,
+    resend_in_doubt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--resend-in-doubt",
+            metavar="IDS|all",
+            help="These messages in doubt did not arrive (e.g. 744,745): send them again.",
+        ),
+    ] = None,
+    accept_in_doubt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--accept-in-doubt",
+            metavar="IDS|all",
+            help="These messages in doubt did arrive (the server's log says so): count them as sent.",
+        ),
+    ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Plan again the failed, never-delivered invitations (of --moment, failed --since) with a fresh retry clock.",
+        ),
+    ] = False,
+    since: Annotated[
+        Optional[str],
+        typer.Option(
+            "--since",
+            help="With --retry-failed: only those that failed from this time (ISO; naive = workspace time zone).",
+        ),
+    ] = None,
+    rotate_secret: Annotated[
+        bool,
+        typer.Option(
+            "--rotate-secret",
+            help="CXCTL_SECRET was changed on purpose: record the new key; the old one (in CXCTL_SECRET_PREVIOUS) still verifies for workspace.token_grace_period.",
+        ),
+    ] = False,
     json_: JsonOption = False,
 ) -> None:
     """Plan and send the due invitations and reminders (exit 1 if stopped, failed or in doubt).
@@ -81,7 +122,9 @@ def send_command(
     from cxctl.delivery.transport import make_transport
 
     if since is not None and not retry_failed:
-        raise UsageError("--since goes with --retry-failed (which failures to retry): add --retry-failed, or drop --since")
+        raise UsageError(
+            "--since goes with --retry-failed (which failures to retry): add --retry-failed, or drop --since"
+        )
     resend_ids = parse_ids(resend_in_doubt, "--resend-in-doubt")
     accept_ids = parse_ids(accept_in_doubt, "--accept-in-doubt")
     ws = open_workspace(workspace)
@@ -90,9 +133,21 @@ def send_command(
     chosen = make_transport(ws, transport)
     retry = RetryFailed(now_for(ws, since)) if retry_failed and since else RetryFailed() if retry_failed else None
     with _Progress() as progress:
-        report = send_campaign(ws, db, when, chosen, limit=limit, moment=moment, dry_run=dry_run,
-                               progress=None if json_ else progress, wait=wait, resend_in_doubt=resend_ids,
-                               accept_in_doubt=accept_ids, retry_failed=retry, rotate_secret=rotate_secret)
+        report = send_campaign(
+            ws,
+            db,
+            when,
+            chosen,
+            limit=limit,
+            moment=moment,
+            dry_run=dry_run,
+            progress=None if json_ else progress,
+            wait=wait,
+            resend_in_doubt=resend_ids,
+            accept_in_doubt=accept_ids,
+            retry_failed=retry,
+            rotate_secret=rotate_secret,
+        )
     if json_:
         output.print_json({**report.__dict__, "ok": report.ok})
     else:
@@ -120,20 +175,32 @@ def _print_report(report) -> None:
         output.info(f"--retry-failed: {report.retried_failed} failed invitation(s) planned again")
     if report.in_doubt:
         ids = ",".join(str(i) for i in report.in_doubt_ids[:20]) + (",…" if report.in_doubt > 20 else "")
-        output.warn(f"{report.in_doubt} message(s) were in flight when a previous run died ({ids}): they may or may not "
-                    f"have arrived, so they are not re-sent, and every run reports them (exit 1) until each is settled: "
-                    f"`cxctl reconcile --relay-log FILE` (or --mailbox PATH) decides each from the server's evidence; or "
-                    f"by hand, --accept-in-doubt IDS (they arrived) and --resend-in-doubt IDS (they did not)")
+        output.warn(
+            f"{report.in_doubt} message(s) were in flight when a previous run died ({ids}): they may or may not "
+            f"have arrived, so they are not re-sent, and every run reports them (exit 1) until each is settled: "
+            f"`cxctl reconcile --relay-log FILE` (or --mailbox PATH) decides each from the server's evidence; or "
+            f"by hand, --accept-in-doubt IDS (they arrived) and --resend-in-doubt IDS (they did not)"
+        )
     if report.stopped:
         output.error(f"stopped: {report.stopped}")
 
 
 def preview_command(
     moment: Annotated[str, typer.Argument(help="The key moment (id) whose message to render.")],
-    contact: Annotated[Optional[str], typer.Option("--contact", help="A stored contact (external id or id); default a sample contact.")] = None,
-    lang: Annotated[Optional[str], typer.Option("--lang", help="Language of the message (default the contact's, else the workspace's).")] = None,
-    reminder: Annotated[bool, typer.Option("--reminder", help="Render the reminder instead of the invitation.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for the .eml and .html files (default <outbox>/preview).")] = None,
+    contact: Annotated[
+        Optional[str], typer.Option("--contact", help="A stored contact (external id or id); default a sample contact.")
+    ] = None,
+    lang: Annotated[
+        Optional[str],
+        typer.Option("--lang", help="Language of the message (default the contact's, else the workspace's)."),
+    ] = None,
+    reminder: Annotated[
+        bool, typer.Option("--reminder", help="Render the reminder instead of the invitation.")
+    ] = False,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Folder for the .eml and .html files (default <outbox>/preview)."),
+    ] = None,
     workspace: WorkspaceOption = None,
     now: NowOption = None,
     json_: JsonOption = False,
@@ -150,19 +217,39 @@ def preview_command(
     if json_:
         output.print_json(result)
         return
-    output.print_table(f"{result.moment} ({result.language}{', reminder' if result.reminder else ''}) for {result.contact}",
-                       ["header", "value"], list(result.headers.items()))
+    output.print_table(
+        f"{result.moment} ({result.language}{', reminder' if result.reminder else ''}) for {result.contact}",
+        ["header", "value"],
+        list(result.headers.items()),
+    )
     output.stdout.print("")
     output.stdout.print(result.text, markup=False, highlight=False)
     output.info(f"written: {result.eml_path} and {result.html_path}")
 
 
 def reconcile_command(
-    relay_log: Annotated[Optional[list[Path]], typer.Option("--relay-log", help="The relay's mail log (Postfix, Exim, Sendmail), covering the crash; repeatable.")] = None,
-    mailbox: Annotated[Optional[list[Path]], typer.Option("--mailbox", help="A Maildir, mbox file or folder of .eml files that got a BCC/journal copy; repeatable.")] = None,
-    assume_complete: Annotated[bool, typer.Option("--assume-complete", help="The evidence holds every message the server accepted: one absent did not arrive.")] = False,
+    relay_log: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--relay-log", help="The relay's mail log (Postfix, Exim, Sendmail), covering the crash; repeatable."
+        ),
+    ] = None,
+    mailbox: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--mailbox", help="A Maildir, mbox file or folder of .eml files that got a BCC/journal copy; repeatable."
+        ),
+    ] = None,
+    assume_complete: Annotated[
+        bool,
+        typer.Option(
+            "--assume-complete", help="The evidence holds every message the server accepted: one absent did not arrive."
+        ),
+    ] = False,
     dry_run: DryRunOption = False,
-    wait: Annotated[bool, typer.Option("--wait", help="If a send runs on this database, wait for it instead of exiting.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="If a send runs on this database, wait for it instead of exiting.")
+    ] = False,
     moment: MomentOption = None,
     workspace: WorkspaceOption = None,
     now: NowOption = None,
@@ -179,24 +266,47 @@ def reconcile_command(
 
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
-    report = reconcile(db, now_for(ws, now), list(relay_log or []), list(mailbox or []),
-                       assume_complete=assume_complete, dry_run=dry_run, moment=moment, wait=wait)
+    report = reconcile(
+        db,
+        now_for(ws, now),
+        list(relay_log or []),
+        list(mailbox or []),
+        assume_complete=assume_complete,
+        dry_run=dry_run,
+        moment=moment,
+        wait=wait,
+    )
     if json_:
-        output.print_json({"sources": report.sources, "accepted_ids": report.accepted_ids, "applied": report.applied,
-                           "delivered": report.delivered, "not_delivered": report.not_delivered,
-                           "undecided": report.undecided, "decisions": [d.__dict__ for d in report.decisions],
-                           "ok": report.ok})
+        output.print_json(
+            {
+                "sources": report.sources,
+                "accepted_ids": report.accepted_ids,
+                "applied": report.applied,
+                "delivered": report.delivered,
+                "not_delivered": report.not_delivered,
+                "undecided": report.undecided,
+                "decisions": [d.__dict__ for d in report.decisions],
+                "ok": report.ok,
+            }
+        )
     else:
         title = "reconcile" + (" (dry run: nothing changed)" if dry_run else "")
-        output.print_table(title, ["invitation", "verdict", "why"],
-                           [(d.invitation, d.verdict, d.why) for d in report.decisions])
-        output.info(f"evidence: {'; '.join(report.sources)}; {report.accepted_ids} Message-ID(s) accepted by the server")
+        output.print_table(
+            title, ["invitation", "verdict", "why"], [(d.invitation, d.verdict, d.why) for d in report.decisions]
+        )
+        output.info(
+            f"evidence: {'; '.join(report.sources)}; {report.accepted_ids} Message-ID(s) accepted by the server"
+        )
         if dry_run:
-            output.info(f"would settle: {report.delivered} delivered (counted as sent), {report.not_delivered} not "
-                        f"delivered (planned again); {report.undecided} would stay in doubt")
+            output.info(
+                f"would settle: {report.delivered} delivered (counted as sent), {report.not_delivered} not "
+                f"delivered (planned again); {report.undecided} would stay in doubt"
+            )
         else:
-            output.info(f"{report.delivered} delivered (now sent), {report.not_delivered} not delivered (planned again: "
-                        f"run `cxctl send`), {report.undecided} still in doubt")
+            output.info(
+                f"{report.delivered} delivered (now sent), {report.not_delivered} not delivered (planned again: "
+                f"run `cxctl send`), {report.undecided} still in doubt"
+            )
     if not report.ok:
         raise typer.Exit(1)
 

@@ -9,25 +9,36 @@ from typing import Annotated, Optional
 
 import typer
 
-from cxctl.core import output
 from cxctl.cli.common import JsonOption, WorkspaceOption, workspace_path
+from cxctl.core import output
 from cxctl.validation import github_annotation, validate
 from cxctl.workspace.operations import init_workspace, json_schema
 
 
-class Format(str, enum.Enum):
+class Format(str, enum.Enum):  # noqa: UP042 - typer reads choices from a str Enum
     text = "text"
     json = "json"
     github = "github"
 
 
 def validate_command(
-    paths: Annotated[Optional[list[Path]], typer.Argument(
-        help="Workspace folders or files (default: $CXCTL_WORKSPACE or the current folder). A folder holding "
-             "several workspaces checks each.", show_default=False)] = None,
+    paths: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            help="Workspace folders or files (default: $CXCTL_WORKSPACE or the current folder). A folder holding "
+            "several workspaces checks each.",
+            show_default=False,
+        ),
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too (exit 1).")] = False,
-    format_: Annotated[Format, typer.Option("--format", "-f", help="text for people, json for scripts, "
-                                            "github for workflow annotations on pull requests.")] = Format.text,
+    format_: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help="text for people, json for scripts, github for workflow annotations on pull requests.",
+        ),
+    ] = Format.text,
     json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     workspace: WorkspaceOption = None,
 ) -> int:
@@ -55,8 +66,10 @@ def validate_command(
         roots = ", ".join(str(w.root) for w in report.workspaces)
         verdict = "invalid" if report.failed else "valid"
         strict_note = " (--strict: warnings fail)" if report.strict and report.warnings and not report.errors else ""
-        output.info(f"{roots}: {verdict} — {report.errors} error(s), {report.warnings} warning(s) in {files} file(s)"
-                    f"{strict_note}")
+        output.info(
+            f"{roots}: {verdict} — {report.errors} error(s), {report.warnings} warning(s) in {files} file(s)"
+            f"{strict_note}"
+        )
     return 1 if report.failed else 0
 
 

@@ -11,7 +11,13 @@ import unicodedata
 from cxctl.core.errors import UsageError
 
 DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
-ENCODING_ALIASES = {"utf8": "utf-8", "utf-8-bom": "utf-8-sig", "latin1": "latin-1", "windows-1252": "cp1252", "ansi": "cp1252"}
+ENCODING_ALIASES = {
+    "utf8": "utf-8",
+    "utf-8-bom": "utf-8-sig",
+    "latin1": "latin-1",
+    "windows-1252": "cp1252",
+    "ansi": "cp1252",
+}
 
 
 def normalise_header(name: str) -> str:

@@ -87,8 +87,10 @@ def needs_smtputf8(address: str) -> bool:
 
 # SQL over contacts `c`: the address's local part holds a non-ASCII character (text length in characters
 # differs from its length in bytes).
-NON_ASCII_LOCAL_SQL = ("(c.email IS NOT NULL AND instr(c.email, '@') > 0 AND length(substr(c.email, 1, instr(c.email, '@') - 1))"
-                       " <> length(CAST(substr(c.email, 1, instr(c.email, '@') - 1) AS BLOB)))")
+NON_ASCII_LOCAL_SQL = (
+    "(c.email IS NOT NULL AND instr(c.email, '@') > 0 AND length(substr(c.email, 1, instr(c.email, '@') - 1))"
+    " <> length(CAST(substr(c.email, 1, instr(c.email, '@') - 1) AS BLOB)))"
+)
 
 
 def smtputf8_contacts(db, touched_at: str | None = None, shown: int = 10) -> tuple[int, list[str]]:
@@ -97,6 +99,11 @@ def smtputf8_contacts(db, touched_at: str | None = None, shown: int = 10) -> tup
     where = f"{NON_ASCII_LOCAL_SQL} AND c.forgotten_at IS NULL" + (" AND c.updated_at = ?" if touched_at else "")
     params = [touched_at] if touched_at else []
     count = db.execute(f"SELECT COUNT(*) FROM contacts c WHERE {where}", params).fetchone()[0]
-    rows = db.execute(f"SELECT c.external_id, c.email FROM contacts c WHERE {where} ORDER BY c.id LIMIT ?",
-                      [*params, shown]).fetchall() if count else []
+    rows = (
+        db.execute(
+            f"SELECT c.external_id, c.email FROM contacts c WHERE {where} ORDER BY c.id LIMIT ?", [*params, shown]
+        ).fetchall()
+        if count
+        else []
+    )
     return count, [f"{ext or '?'} <{mail}>" for ext, mail in rows]

@@ -6,7 +6,6 @@ Exit codes: 0 ok, 1 problems found, 2 usage, 3 bug, 130 Ctrl-C.
 from __future__ import annotations
 
 import difflib
-
 from dataclasses import dataclass
 
 
@@ -25,7 +24,7 @@ class UsageError(CxError):
 class WorkspaceError(CxError):
     """The workspace YAML is invalid; carries every problem found, not only the first."""
 
-    def __init__(self, problems: list["Problem"]):
+    def __init__(self, problems: list[Problem]):
         self.problems = problems
         errors = [p for p in problems if p.severity == "error"]
         super().__init__(f"{len(errors)} error(s) in the workspace; run `cxctl validate` to see them")

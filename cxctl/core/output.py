@@ -7,18 +7,18 @@ Core modules never import this: they return data, the commands render it.
 from __future__ import annotations
 
 import dataclasses
-from contextlib import contextmanager
 import json
+import os
 import sys
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
-
-import os
 
 
 def width() -> int:
@@ -120,19 +120,37 @@ def print_json_streamed(data: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, justify: dict[str, str] | None = None,
-          compact: bool = False, no_wrap: Sequence[str] = (), lines: bool = False) -> Table:
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    justify: dict[str, str] | None = None,
+    compact: bool = False,
+    no_wrap: Sequence[str] = (),
+    lines: bool = False,
+) -> Table:
     """A rich table; numbers are right-aligned unless `justify` says otherwise. A cell too long for its
     column wraps (folding a long word) rather than being cut with `…`: nothing shown is lost. `compact`
     drops the vertical rules (two columns' worth of room at 80 columns); `no_wrap` columns keep their
     text whole (names, ids) and the others wrap instead."""
     rows = [list(r) for r in rows]
-    t = Table(title=title, title_justify="left", show_lines=lines, box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
-              show_edge=not compact, collapse_padding=compact)
+    t = Table(
+        title=title,
+        title_justify="left",
+        show_lines=lines,
+        box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+        show_edge=not compact,
+        collapse_padding=compact,
+    )
     for i, name in enumerate(columns):
         numeric = bool(rows) and all(isinstance(r[i], (int, float)) or r[i] in (None, "") for r in rows)
-        t.add_column(name, justify=(justify or {}).get(name, "right" if numeric else "left"), overflow="fold",
-                     no_wrap=name in no_wrap)
+        t.add_column(
+            name,
+            justify=(justify or {}).get(name, "right" if numeric else "left"),
+            overflow="fold",
+            no_wrap=name in no_wrap,
+        )
     for r in rows:
         t.add_row(*("" if v is None else str(v) for v in r))
     return t
@@ -148,7 +166,9 @@ def print_renderable(renderable: Any) -> None:
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/] {message}" if stderr.is_terminal else f"warning: {message}", markup=stderr.is_terminal)
+    stderr.print(
+        f"[yellow]warning:[/] {message}" if stderr.is_terminal else f"warning: {message}", markup=stderr.is_terminal
+    )
 
 
 def info(message: str) -> None:

@@ -3,7 +3,7 @@ and do arithmetic with datetime()); every command that depends on the clock take
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from cxctl.core.errors import UsageError
@@ -12,20 +12,20 @@ DB_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def to_db(moment: datetime) -> str:
     """Aware datetime -> UTC text for the store."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime given to the store; attach a time zone first")
-    return moment.astimezone(timezone.utc).strftime(DB_FORMAT)
+    return moment.astimezone(UTC).strftime(DB_FORMAT)
 
 
 def from_db(text: str | None) -> datetime | None:
     if text is None:
         return None
-    return datetime.strptime(text[:19], DB_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(text[:19], DB_FORMAT).replace(tzinfo=UTC)
 
 
 def parse_now(text: str | None, default_tz: str = "UTC") -> datetime:
@@ -36,10 +36,12 @@ def parse_now(text: str | None, default_tz: str = "UTC") -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"invalid --now {text!r}: use ISO 8601, e.g. 2026-11-22T09:00 or 2026-11-22T09:00+01:00") from None
+        raise UsageError(
+            f"invalid --now {text!r}: use ISO 8601, e.g. 2026-11-22T09:00 or 2026-11-22T09:00+01:00"
+        ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(default_tz))
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def parse_day(text: str | None, option: str) -> date | None:
@@ -56,7 +58,7 @@ def parse_day(text: str | None, option: str) -> date | None:
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     """The UTC instant at which `day` starts in `tz` (days, waves and --since/--until are the workspace's
     calendar days; the store holds UTC)."""
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
 def local_day_range(since: str | None, until: str | None, tz_name: str) -> tuple[str | None, str | None]:
@@ -65,12 +67,26 @@ def local_day_range(since: str | None, until: str | None, tz_name: str) -> tuple
     if first and last and first > last:
         raise UsageError(f"--since {first} is after --until {last}: swap them")
     tz = ZoneInfo(tz_name)
-    return (to_db(local_midnight(first, tz)) if first else None,
-            to_db(local_midnight(last + timedelta(days=1), tz)) if last else None)
+    return (
+        to_db(local_midnight(first, tz)) if first else None,
+        to_db(local_midnight(last + timedelta(days=1), tz)) if last else None,
+    )
 
 
-MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-               "November", "December")
+MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def nonexistent_date(text: str, year: int, month: int, day: int) -> str | None:
@@ -85,5 +101,7 @@ def nonexistent_date(text: str, year: int, month: int, day: int) -> str | None:
     except ValueError:
         pass
     last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
-    return (f"the date {text.strip()!r} does not exist: {MONTH_NAMES[month - 1]} {year} has {last} days; "
-            f"fix the day in the file")
+    return (
+        f"the date {text.strip()!r} does not exist: {MONTH_NAMES[month - 1]} {year} has {last} days; "
+        f"fix the day in the file"
+    )

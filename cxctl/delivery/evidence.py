@@ -25,7 +25,9 @@ from pathlib import Path
 from cxctl.core.errors import UsageError
 
 _POSTFIX_MESSAGE_ID = re.compile(r"\]: ([0-9A-Za-z]+): message-id=<([^>\s]*)>")
-_POSTFIX_QUEUED = re.compile(r"\]: ([0-9A-Za-z]+): (?:from=<[^>]*>, size=|.*\bstatus=(?:sent|deferred|bounced|expired)\b)")
+_POSTFIX_QUEUED = re.compile(
+    r"\]: ([0-9A-Za-z]+): (?:from=<[^>]*>, size=|.*\bstatus=(?:sent|deferred|bounced|expired)\b)"
+)
 _EXIM_ARRIVAL = re.compile(r" <= .*?\bid=<?([^>\s]+)>?")
 _SENDMAIL_FROM = re.compile(r": from=<[^>]*>, .*\bmsgid=<([^>\s]+)>")
 _GENERIC = re.compile(r"message-id=<([^>\s]+)>.*\bstatus=sent\b|\bstatus=sent\b.*message-id=<([^>\s]+)>", re.IGNORECASE)
@@ -73,7 +75,9 @@ def read_relay_log(path: Path, evidence: Evidence) -> int:
                 if found:
                     evidence.add(found.group(1) or found.group(2), place)
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read the relay log ({exc.strerror}): give a readable file to --relay-log") from None
+        raise UsageError(
+            f"{path}: cannot read the relay log ({exc.strerror}): give a readable file to --relay-log"
+        ) from None
     for queue_id, (message_id, place) in ids.items():
         if queue_id in queued:
             evidence.add(message_id, place)
@@ -110,8 +114,10 @@ def read_mailbox(path: Path, evidence: Evidence) -> int:
     elif path.is_file():
         with open(path, "rb") as handle:
             if handle.read(5) not in (b"", b"From "):
-                raise UsageError(f"{path}: not an mbox file (it does not start with 'From '): give a Maildir folder, "
-                                 f"an mbox file or a folder of .eml files to --mailbox")
+                raise UsageError(
+                    f"{path}: not an mbox file (it does not start with 'From '): give a Maildir folder, "
+                    f"an mbox file or a folder of .eml files to --mailbox"
+                )
         box = mailbox.mbox(path, factory=None, create=False)
         try:
             for key in box.iterkeys():
@@ -123,8 +129,10 @@ def read_mailbox(path: Path, evidence: Evidence) -> int:
             box.close()
         kind = "mbox"
     else:
-        raise UsageError(f"{path}: no such file or folder: give a Maildir folder, an mbox file or a folder of .eml "
-                         f"files to --mailbox")
+        raise UsageError(
+            f"{path}: no such file or folder: give a Maildir folder, an mbox file or a folder of .eml "
+            f"files to --mailbox"
+        )
     evidence.sources.append(f"{kind} {path} ({count} messages)")
     return count
 
@@ -132,8 +140,10 @@ def read_mailbox(path: Path, evidence: Evidence) -> int:
 def gather(relay_logs: list[Path], mailboxes: list[Path]) -> Evidence:
     """Everything the given logs and mailboxes show as accepted by the server."""
     if not relay_logs and not mailboxes:
-        raise UsageError("no evidence given: pass the relay's log with --relay-log FILE (Postfix, Exim, Sendmail) "
-                         "or a mailbox that receives a BCC/journal copy with --mailbox PATH")
+        raise UsageError(
+            "no evidence given: pass the relay's log with --relay-log FILE (Postfix, Exim, Sendmail) "
+            "or a mailbox that receives a BCC/journal copy with --mailbox PATH"
+        )
     evidence = Evidence()
     for path in relay_logs:
         read_relay_log(Path(path), evidence)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import binascii
 import email.utils
 import secrets
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-
 if TYPE_CHECKING:
     from cxctl.workspace.loader import Workspace
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -43,6 +43,7 @@ def clean_header_text(value: str) -> str:
 def _encoded_words(text: str, first_line_used: int = 0) -> list[str]:
     """RFC 2047 base64 encoded words, one per folded line of at most 78 characters (the first line
     also holds the header name, `first_line_used` characters), never splitting a character."""
+
     def budget(used: int) -> int:  # bytes that fit: 12 characters of =?utf-8?b?...?= overhead, 4 base64 per 3 bytes
         return max(3, min(45, (78 - used - 12) // 4 * 3))
 
@@ -115,8 +116,17 @@ class MessageBuilder:
         """Stable per invitation: a retried message keeps its Message-ID, so mail clients dedupe it."""
         return f"<cx.{invitation_id}.{token.split('.')[0]}@{self.domain}>"
 
-    def build(self, *, invitation_id: int | str, token: str, to_name: str, to_address: str, rendered: Rendered,
-              date: datetime, unsubscribe_url: str) -> tuple[str, bytes]:
+    def build(
+        self,
+        *,
+        invitation_id: int | str,
+        token: str,
+        to_name: str,
+        to_address: str,
+        rendered: Rendered,
+        date: datetime,
+        unsubscribe_url: str,
+    ) -> tuple[str, bytes]:
         """(Message-ID, message bytes with CRLF line ends)."""
         message_id = self.message_id(invitation_id, token)
         unsubscribe = []
@@ -145,15 +155,19 @@ class MessageBuilder:
             "",
             "",
         ]
-        middle = (f"\r\n--{boundary}\r\n"
-                  'Content-Type: text/html; charset="utf-8"\r\n'
-                  "Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        data = b"".join((
-            self._constant,
-            "\r\n".join(head).encode("utf-8"),
-            _qp(rendered.text),
-            middle.encode("ascii"),
-            _qp(rendered.html),
-            f"\r\n--{boundary}--\r\n".encode("ascii"),
-        ))
+        middle = (
+            f"\r\n--{boundary}\r\n"
+            'Content-Type: text/html; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        data = b"".join(
+            (
+                self._constant,
+                "\r\n".join(head).encode("utf-8"),
+                _qp(rendered.text),
+                middle.encode("ascii"),
+                _qp(rendered.html),
+                f"\r\n--{boundary}--\r\n".encode("ascii"),
+            )
+        )
         return message_id, data

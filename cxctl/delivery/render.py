@@ -20,10 +20,10 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from cxctl.core import tokens
-from cxctl.workspace.model import DEFAULT_SCALES, localise
 from cxctl.core.errors import CxError
 from cxctl.core.resources import default_templates_dir
 from cxctl.delivery.mime import MessageBuilder, Rendered
+from cxctl.workspace.model import DEFAULT_SCALES, localise
 
 if TYPE_CHECKING:
     from cxctl.workspace.loader import Workspace
@@ -99,7 +99,9 @@ class Renderer:
                     try:
                         return lang, tuple(self.env.get_template(f) for f in files)
                     except jinja2.TemplateSyntaxError as exc:
-                        raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}: fix the template syntax") from None
+                        raise TemplateError(
+                            f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}: fix the template syntax"
+                        ) from None
         wanted = ", ".join(f"{names[-1]}.{lang}.{{subject,txt,html}}.j2" for lang in dict.fromkeys(languages))
         raise TemplateError(
             f"moment {moment_id!r}: no complete template set {wanted} in {self.ws.templates_dir} or the bundled "
@@ -109,9 +111,11 @@ class Renderer:
     # --- variables --------------------------------------------------------------------------
 
     def link(self, template: str, token: str, moment_id: str, lang: str) -> str:
-        return (template.replace("{token}", quote(token, safe=""))
-                .replace("{moment}", quote(moment_id, safe=""))
-                .replace("{lang}", quote(lang, safe="")))
+        return (
+            template.replace("{token}", quote(token, safe=""))
+            .replace("{moment}", quote(moment_id, safe=""))
+            .replace("{lang}", quote(lang, safe=""))
+        )
 
     def moment_vars(self, moment_id: str, lang: str) -> dict[str, Any]:
         key = (moment_id, lang)
@@ -155,8 +159,16 @@ class Renderer:
                 }
         return self._score[key]
 
-    def variables(self, *, token: str, moment_id: str, lang: str, reminder: bool,
-                  contact: dict[str, Any], event: dict[str, Any] | None) -> dict[str, Any]:
+    def variables(
+        self,
+        *,
+        token: str,
+        moment_id: str,
+        lang: str,
+        reminder: bool,
+        contact: dict[str, Any],
+        event: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         """Everything a template may use (documented in docs/sending.md, "Messages and templates")."""
         settings = self.ws.settings
         survey_url = self.link(settings.survey_url, token, moment_id, lang)
@@ -165,14 +177,17 @@ class Renderer:
         if score is not None:
             sep = "&" if "?" in survey_url else "?"
             qid = quote(score["id"], safe="")
-            score = dict(score, scores=[
-                {
-                    "value": n,
-                    "label": score["labels"].get(n, ""),
-                    "url": f"{survey_url}{sep}q={qid}&score={n}&sig={tokens.sign_value(self.secret, token, str(n))}",
-                }
-                for n in range(score["min"], score["max"] + 1)
-            ])
+            score = dict(
+                score,
+                scores=[
+                    {
+                        "value": n,
+                        "label": score["labels"].get(n, ""),
+                        "url": f"{survey_url}{sep}q={qid}&score={n}&sig={tokens.sign_value(self.secret, token, str(n))}",
+                    }
+                    for n in range(score["min"], score["max"] + 1)
+                ],
+            )
         return {
             "contact": contact,
             "event": event if event is not None else {},
@@ -200,15 +215,21 @@ class Renderer:
             current = html_t
             html = html_t.render(variables)
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"{self._where(current, exc)}: {exc.message}: give the variable a default "
-                                f"({{{{ x | default('') }}}}) or use one listed in docs/sending.md (Messages and templates)") from None
+            raise TemplateError(
+                f"{self._where(current, exc)}: {exc.message}: give the variable a default "
+                f"({{{{ x | default('') }}}}) or use one listed in docs/sending.md (Messages and templates)"
+            ) from None
         except jinja2.exceptions.SecurityError as exc:
-            raise TemplateError(f"{self._where(current, exc)}: unsafe operation refused by the sandbox ({exc})") from None
+            raise TemplateError(
+                f"{self._where(current, exc)}: unsafe operation refused by the sandbox ({exc})"
+            ) from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"{self._where(current, exc)}: {exc}") from None
         except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
             # e.g. `{{ event.amount + 1 }}` on a text attribute: a problem of this message, not a crash of the run
-            raise TemplateError(f"{self._where(current, exc)}: {type(exc).__name__}: {exc}: fix the expression") from None
+            raise TemplateError(
+                f"{self._where(current, exc)}: {type(exc).__name__}: {exc}: fix the expression"
+            ) from None
         return Rendered(subject, text, html)
 
     def _where(self, template: jinja2.Template, exc: BaseException) -> str:
@@ -231,8 +252,11 @@ def unsubscribe_link(ws: Workspace, token: str, moment_id: str, lang: str) -> st
     """The https unsubscribe link, or a mailto: link when the workspace only has an address."""
     settings = ws.settings
     if settings.unsubscribe_url:
-        return (settings.unsubscribe_url.replace("{token}", quote(token, safe=""))
-                .replace("{moment}", quote(moment_id, safe="")).replace("{lang}", quote(lang, safe="")))
+        return (
+            settings.unsubscribe_url.replace("{token}", quote(token, safe=""))
+            .replace("{moment}", quote(moment_id, safe=""))
+            .replace("{lang}", quote(lang, safe=""))
+        )
     address = settings.unsubscribe_mailto or settings.sender.reply_to or settings.sender.address
     return f"mailto:{address}?subject={quote('unsubscribe ' + token)}"
 
@@ -294,9 +318,17 @@ class _AnyAttributes(dict):
 
 
 SAMPLE_CONTACT = {
-    "id": 1, "external_id": "C-0001", "email": "camille.dupont@example.com", "first_name": "Camille",
-    "last_name": "Dupont", "language": "fr", "company": "Exemple SA", "role": "buyer", "segment": "b2c",
-    "country": "FR", "attributes": {},
+    "id": 1,
+    "external_id": "C-0001",
+    "email": "camille.dupont@example.com",
+    "first_name": "Camille",
+    "last_name": "Dupont",
+    "language": "fr",
+    "company": "Exemple SA",
+    "role": "buyer",
+    "segment": "b2c",
+    "country": "FR",
+    "attributes": {},
 }
 
 
@@ -305,7 +337,9 @@ def sample_variables(renderer: Renderer, moment_id: str, lang: str, reminder: bo
     event = _AnyAttributes(type="sample", occurred_at="2026-01-01 09:00:00", attributes={})
     contact = contact_vars(dict(SAMPLE_CONTACT, language=lang))
     contact["attributes"] = _AnyAttributes()
-    return renderer.variables(token=token, moment_id=moment_id, lang=lang, reminder=reminder, contact=contact, event=event)
+    return renderer.variables(
+        token=token, moment_id=moment_id, lang=lang, reminder=reminder, contact=contact, event=event
+    )
 
 
 def check_templates(ws: Workspace, secret: bytes = b"check-templates") -> list[tuple[str, str]]:
@@ -356,8 +390,17 @@ class Preview:
     html_path: str
 
 
-def preview(ws: Workspace, db: Any, moment_id: str, now: datetime, *, contact: str | None = None,
-            lang: str | None = None, reminder: bool = False, out_dir: Path | None = None) -> Preview:
+def preview(
+    ws: Workspace,
+    db: Any,
+    moment_id: str,
+    now: datetime,
+    *,
+    contact: str | None = None,
+    lang: str | None = None,
+    reminder: bool = False,
+    out_dir: Path | None = None,
+) -> Preview:
     """Render one moment's message for a stored contact (id or external id) or a sample one, with a
     throw-away token; write it as .eml and .html into `out_dir` (default: <outbox>/preview)."""
     import email
@@ -371,7 +414,9 @@ def preview(ws: Workspace, db: Any, moment_id: str, now: datetime, *, contact: s
     if lang is not None:  # EN, Fr: language tags are case-insensitive (RFC 5646)
         lang = next((known for known in ws.settings.languages if known.lower() == lang.lower()), lang)
     if lang is not None and lang not in ws.settings.languages:
-        raise UsageError(f"language {lang!r} is not among the workspace's languages {ws.settings.languages}: pass one of them to --lang")
+        raise UsageError(
+            f"language {lang!r} is not among the workspace's languages {ws.settings.languages}: pass one of them to --lang"
+        )
     secret = ws.secret()
     renderer = Renderer(ws, secret)
     token = tokens.new_token(secret)
@@ -382,28 +427,48 @@ def preview(ws: Workspace, db: Any, moment_id: str, now: datetime, *, contact: s
         who = "sample contact"
         to_name, to_address = variables["contact"]["name"], variables["contact"]["email"]
     else:
-        row = db.execute("SELECT * FROM contacts WHERE external_id = ? OR CAST(id AS TEXT) = ? ORDER BY external_id = ? DESC LIMIT 1",
-                         [contact, contact, contact]).fetchone() if db is not None else None
+        row = (
+            db.execute(
+                "SELECT * FROM contacts WHERE external_id = ? OR CAST(id AS TEXT) = ? ORDER BY external_id = ? DESC LIMIT 1",
+                [contact, contact, contact],
+            ).fetchone()
+            if db is not None
+            else None
+        )
         if row is None:
-            raise UsageError(f"no contact with id or external id {contact!r}: check `cxctl contacts list`, or omit --contact for a sample")
+            raise UsageError(
+                f"no contact with id or external id {contact!r}: check `cxctl contacts list`, or omit --contact for a sample"
+            )
         names = [d[0] for d in db.execute("SELECT * FROM contacts LIMIT 0").description]
         person = contact_vars(dict(zip(names, row)))
         event = None
         trigger = ws.moments[moment_id].trigger
         if trigger is not None:
-            found = db.execute("SELECT type, occurred_at, attributes FROM events WHERE contact_id = ? AND type = ? "
-                               "ORDER BY occurred_at DESC LIMIT 1", [person["id"], trigger.event]).fetchone()
+            found = db.execute(
+                "SELECT type, occurred_at, attributes FROM events WHERE contact_id = ? AND type = ? "
+                "ORDER BY occurred_at DESC LIMIT 1",
+                [person["id"], trigger.event],
+            ).fetchone()
             if found is not None:
                 event = event_vars(*found)
         used, templates = renderer.templates(moment_id, reminder, renderer.language_for(lang or person["language"]))
-        variables = renderer.variables(token=token, moment_id=moment_id, lang=used, reminder=reminder, contact=person, event=event)
+        variables = renderer.variables(
+            token=token, moment_id=moment_id, lang=used, reminder=reminder, contact=person, event=event
+        )
         who = f"contact {person['external_id'] or person['id']}"
         to_name, to_address = person["name"], person["email"] or "nobody@example.invalid"
     rendered = renderer.render(templates, variables)
     # A stored contact's preview carries their id, so that `forget` finds and erases it with their messages.
     label = "preview" if contact is None else f"{PREVIEW_KEY}{person['id']}"
-    _, data = MessageBuilder(ws).build(invitation_id=label, token=token, to_name=to_name, to_address=to_address,
-                                       rendered=rendered, date=now, unsubscribe_url=variables["unsubscribe_url"])
+    _, data = MessageBuilder(ws).build(
+        invitation_id=label,
+        token=token,
+        to_name=to_name,
+        to_address=to_address,
+        rendered=rendered,
+        date=now,
+        unsubscribe_url=variables["unsubscribe_url"],
+    )
     folder = Path(out_dir) if out_dir is not None else ws.outbox_dir / "preview"
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{moment_id}.{used}" + (".reminder" if reminder else "")
@@ -412,5 +477,15 @@ def preview(ws: Workspace, db: Any, moment_id: str, now: datetime, *, contact: s
     html_path.write_text(rendered.html, encoding="utf-8")
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     headers = {k: str(v) for k, v in parsed.items() if k.lower() not in ("content-type", "mime-version")}
-    return Preview(moment_id, used, reminder, who, rendered.subject, rendered.text, rendered.html, headers,
-                   str(eml_path), str(html_path))
+    return Preview(
+        moment_id,
+        used,
+        reminder,
+        who,
+        rendered.subject,
+        rendered.text,
+        rendered.html,
+        headers,
+        str(eml_path),
+        str(html_path),
+    )

@@ -37,5 +37,6 @@ def reopen_failed(db: sqlite_utils.Database, now: datetime, moment: str | None, 
         "send_at = MIN(send_at, ?), reopened = reopened + 1, updated_at = ?, "
         "last_error = 'planned again by --retry-failed after: ' || COALESCE(last_error, '?') "
         "WHERE status = 'failed' AND sent_at IS NULL AND (? IS NULL OR moment = ?) AND (? IS NULL OR updated_at >= ?)",
-        [to_db(now), to_db(now), moment, moment, to_db(since) if since else None, to_db(since) if since else None])
+        [to_db(now), to_db(now), moment, moment, to_db(since) if since else None, to_db(since) if since else None],
+    )
     return cursor.rowcount

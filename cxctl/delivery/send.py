@@ -22,64 +22,43 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import sqlite_utils
 
-from cxctl.workspace.loader import Workspace
+from cxctl.core.errors import TransportError, UsageError
+from cxctl.core.timeutil import from_db, to_db
+from cxctl.delivery.due import CONTACT_SQL, DUE_WHERE, due_rows
+from cxctl.delivery.in_doubt import Selection, in_doubt_ids, settle_by_id
 from cxctl.delivery.lock import database_file, send_lock  # noqa: F401  (part of this module's API)
 from cxctl.delivery.mime import MessageBuilder
-from cxctl.delivery.render import Renderer, TemplateError, contact_vars, event_vars
-from cxctl.store import email_hash
-from cxctl.core.timeutil import from_db, to_db
-from cxctl.delivery.transport import RateLimiter, SendFailure, Transport
-from cxctl.core.errors import TransportError, UsageError
-from cxctl.delivery.in_doubt import Selection, in_doubt_ids, settle_by_id
 from cxctl.delivery.outcomes import Outcome, Prepared, SendReport
+from cxctl.delivery.render import Renderer, TemplateError, contact_vars, event_vars
 from cxctl.delivery.retries import RetryFailed, next_try, reopen_failed  # noqa: F401  (RetryFailed: part of this API)
+from cxctl.delivery.transport import RateLimiter, SendFailure, Transport
+from cxctl.store import email_hash
+from cxctl.workspace.loader import Workspace
 
 IN_RUN_RETRY_DELAYS = (1.0, 5.0)  # seconds before each retry of a temporary failure within a run
-PAGE = 500
 
 ProgressCallback = Callable[[int, int], None]
 
 
-# --- rows -------------------------------------------------------------------------------------
-
-_DUE_WHERE = """((i.status = 'planned' AND i.send_at <= :now)
-    OR (i.status = 'failed' AND i.next_attempt_at IS NOT NULL AND i.next_attempt_at <= :now))
-    AND (:moment IS NULL OR i.moment = :moment)"""
-
-_DUE_SQL = f"""
-SELECT i.id, i.token, i.moment, i.kind, i.parent_id, i.language, i.email, i.attempts, i.status, i.first_tried_at,
-       c.id AS contact_id, c.external_id, c.email AS contact_email, c.first_name, c.last_name,
-       c.language AS contact_language, c.company, c.role, c.segment, c.country, c.attributes,
-       c.forgotten_at, e.type AS event_type, e.occurred_at AS event_occurred_at,
-       e.attributes AS event_attributes,
-       (SELECT p.status FROM invitations p WHERE p.id = i.parent_id) AS parent_status,
-       (SELECT 1 FROM responses r WHERE i.parent_id IS NOT NULL AND r.invitation_id = i.parent_id LIMIT 1) AS answered
-FROM invitations i JOIN contacts c ON c.id = i.contact_id LEFT JOIN events e ON e.id = i.event_id
-WHERE i.id > :after AND {_DUE_WHERE}
-ORDER BY i.id LIMIT :page
-"""
-
-
-_CONTACT_SQL = """
-SELECT c.id AS contact_id, c.external_id, c.email AS contact_email, c.first_name, c.last_name,
-       c.language AS contact_language, c.company, c.role, c.segment, c.country, c.attributes, c.forgotten_at,
-       e.type AS event_type, e.occurred_at AS event_occurred_at, e.attributes AS event_attributes,
-       (SELECT p.status FROM invitations p WHERE p.id = ?2) AS parent_status,
-       (SELECT 1 FROM responses r WHERE r.invitation_id = ?3 LIMIT 1) AS answered
-FROM contacts c LEFT JOIN events e ON e.id = ?1
-WHERE c.id = ?4
-"""
-
-
 class _Delivery:
-    def __init__(self, ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport,
-                 limit: int | None, moment: str | None, dry_run: bool, progress: ProgressCallback | None,
-                 retry_delays: tuple[float, ...]):
+    def __init__(
+        self,
+        ws: Workspace,
+        db: sqlite_utils.Database,
+        now: datetime,
+        transport: Transport,
+        limit: int | None,
+        moment: str | None,
+        dry_run: bool,
+        progress: ProgressCallback | None,
+        retry_delays: tuple[float, ...],
+    ):
         self.ws, self.db, self.now, self.transport = ws, db, now, transport
         self.limit, self.moment, self.dry_run, self.progress = limit, moment, dry_run, progress
         self.retry_delays = retry_delays
@@ -109,14 +88,16 @@ class _Delivery:
         They stay in doubt — reported by every run, which exits 1 — until settled one by one: by id
         (`resend`/`accept`: ids or "all") or from evidence (`cxctl reconcile`)."""
         self.report.resent_in_doubt, self.report.accepted_in_doubt = settle_by_id(
-            self.db, self.now, resend, accept, self.moment)
+            self.db, self.now, resend, accept, self.moment
+        )
         self.count_in_doubt()
 
     def start_run(self) -> None:
         """Record this run: the messages it hands over carry its id (evidence of a later run's message
         shows that a relay log covers an earlier run's crash)."""
-        self.run_id = self.db.execute("INSERT INTO send_runs (pid, started_at) VALUES (?, ?)",
-                                      [os.getpid(), to_db(self.now)]).lastrowid
+        self.run_id = self.db.execute(
+            "INSERT INTO send_runs (pid, started_at) VALUES (?, ?)", [os.getpid(), to_db(self.now)]
+        ).lastrowid
 
     def finish_run(self) -> None:
         if self.run_id is not None:
@@ -132,35 +113,20 @@ class _Delivery:
         budgets: list[tuple[int, str]] = []
         if self.limit is not None:
             budgets.append((self.limit, "limit"))
-        for cap, span, reason in ((self.smtp.max_per_hour, timedelta(hours=1), "hourly_cap"),
-                                  (self.smtp.max_per_day, timedelta(days=1), "daily_cap")):
+        for cap, span, reason in (
+            (self.smtp.max_per_hour, timedelta(hours=1), "hourly_cap"),
+            (self.smtp.max_per_day, timedelta(days=1), "daily_cap"),
+        ):
             if cap is not None and self.transport.name == "smtp":
-                used = self.db.execute("SELECT COUNT(*) FROM invitations WHERE sent_at > ? AND status IN ('sent', 'bounced')",
-                                       [to_db(self.now - span)]).fetchone()[0]
+                used = self.db.execute(
+                    "SELECT COUNT(*) FROM invitations WHERE sent_at > ? AND status IN ('sent', 'bounced')",
+                    [to_db(self.now - span)],
+                ).fetchone()[0]
                 budgets.append((max(0, cap - used), reason))
         if not budgets:
             return None
         value, self.budget_reason = min(budgets)
         return value
-
-    def rows(self) -> Iterator[dict[str, Any]]:
-        """Due rows in id order, a page at a time (memory stays flat)."""
-        params = {"now": to_db(self.now), "moment": self.moment, "after": 0, "page": PAGE}
-        while True:
-            cursor = self.db.execute(_DUE_SQL, params)
-            names = [d[0] for d in cursor.description]
-            page = [dict(zip(names, r)) for r in cursor.fetchall()]
-            if not page:
-                return
-            # One look-up per page; addresses bounced during this run are checked separately (bounced_now).
-            hashes = [email_hash(r["contact_email"] or r["email"] or "") for r in page]
-            suppressed = {h for (h,) in self.db.execute(
-                "SELECT email_hash FROM suppressions WHERE email_hash IN (SELECT value FROM json_each(?))",
-                [json.dumps(hashes)])}
-            for row, hashed in zip(page, hashes):
-                row["suppressed"] = hashed in suppressed
-            yield from page
-            params["after"] = page[-1]["id"]
 
     def check(self, row: dict[str, Any]) -> tuple[str, str | None] | None:
         """(reason, new status or None to leave the row as it is) when the row must not go now."""
@@ -170,13 +136,21 @@ class _Delivery:
         address = row["contact_email"] or row["email"]  # the contact's current address, if it changed since planning
         if row["forgotten_at"] or not address:
             return "forgotten" if row["forgotten_at"] else "no_email", "cancelled"
-        if row.get("suppressed") or address in self.bounced_now or (
-                "suppressed" not in row and self.db.execute("SELECT 1 FROM suppressions WHERE email_hash = ?",
-                                                            [email_hash(address)]).fetchone()):
+        if (
+            row.get("suppressed")
+            or address in self.bounced_now
+            or (
+                "suppressed" not in row
+                and self.db.execute("SELECT 1 FROM suppressions WHERE email_hash = ?", [email_hash(address)]).fetchone()
+            )
+        ):
             return "suppressed", "cancelled"
-        if moment.trigger is not None and row["event_occurred_at"]:
-            if from_db(row["event_occurred_at"]) + moment.trigger.expires < self.now:
-                return "expired", "expired"
+        if (
+            moment.trigger is not None
+            and row["event_occurred_at"]
+            and from_db(row["event_occurred_at"]) + moment.trigger.expires < self.now
+        ):
+            return "expired", "expired"
         if row["kind"] == "reminder":
             if row["answered"]:
                 return "responded", "cancelled"
@@ -186,8 +160,7 @@ class _Delivery:
                 return "parent_not_sent", None
         if self.smtp.max_attempts is not None and row["attempts"] >= self.smtp.max_attempts:
             return "max_attempts", None
-        if (not self.smtp.smtputf8 and self.transport.name == "smtp"
-                and not address.rpartition("@")[0].isascii()):
+        if not self.smtp.smtputf8 and self.transport.name == "smtp" and not address.rpartition("@")[0].isascii():
             # Decided here, not on the wire: the server would refuse it (no SMTPUTF8), every time.
             return "needs_smtputf8", "failed"
         return None
@@ -199,20 +172,37 @@ class _Delivery:
             return Outcome(row, "skip:" + refused[0], error=refused[1])
         address = row["contact_email"] or row["email"]
         try:
-            lang, templates = self.renderer.templates(row["moment"], row["kind"] == "reminder",
-                                                      self.renderer.language_for(row["language"] or row["contact_language"]))
-            contact = contact_vars({**row, "id": row["contact_id"], "email": address, "language": row["contact_language"]})
+            lang, templates = self.renderer.templates(
+                row["moment"],
+                row["kind"] == "reminder",
+                self.renderer.language_for(row["language"] or row["contact_language"]),
+            )
+            contact = contact_vars(
+                {**row, "id": row["contact_id"], "email": address, "language": row["contact_language"]}
+            )
             variables = self.renderer.variables(
-                token=row["token"], moment_id=row["moment"], lang=lang, reminder=row["kind"] == "reminder",
-                contact=contact, event=event_vars(row["event_type"], row["event_occurred_at"], row["event_attributes"]))
+                token=row["token"],
+                moment_id=row["moment"],
+                lang=lang,
+                reminder=row["kind"] == "reminder",
+                contact=contact,
+                event=event_vars(row["event_type"], row["event_occurred_at"], row["event_attributes"]),
+            )
             rendered = self.renderer.render(templates, variables)
         except TemplateError as exc:
             return Outcome(row, "rejected", tries=1, error=f"template: {exc}")
         message_id, data = self.builder.build(
-            invitation_id=row["id"], token=row["token"], to_name=contact["name"], to_address=address,
-            rendered=rendered, date=self.clock(), unsubscribe_url=variables["unsubscribe_url"])
-        return Prepared(row["id"], address, data, message_id, row["kind"], row["status"], row["attempts"],
-                        row.get("first_tried_at"))
+            invitation_id=row["id"],
+            token=row["token"],
+            to_name=contact["name"],
+            to_address=address,
+            rendered=rendered,
+            date=self.clock(),
+            unsubscribe_url=variables["unsubscribe_url"],
+        )
+        return Prepared(
+            row["id"], address, data, message_id, row["kind"], row["status"], row["attempts"], row.get("first_tried_at")
+        )
 
     # --- recording ----------------------------------------------------------------------------
 
@@ -232,7 +222,8 @@ class _Delivery:
             conn.executemany(
                 "UPDATE invitations SET status = 'sent', sent_at = ?, message_id = ?, attempts = ?, last_error = NULL, "
                 "next_attempt_at = NULL, updated_at = ? WHERE id = ?",
-                [(to_db(o.at), o.item.message_id, o.item.prev_attempts + 1, stamp, o.item.id) for o in sent])
+                [(to_db(o.at), o.item.message_id, o.item.prev_attempts + 1, stamp, o.item.id) for o in sent],
+            )
             for outcome in finished:
                 if outcome.result != "sent":
                     self._record_one(outcome, stamp)
@@ -242,12 +233,17 @@ class _Delivery:
             conn.executemany(
                 "UPDATE invitations SET status = 'sending', message_id = ?, run_id = ?, "
                 "first_tried_at = COALESCE(first_tried_at, ?), updated_at = ? WHERE id = ? AND status = ?",
-                [(item.message_id, self.run_id, stamp, stamp, item.id, item.prev_status) for item in starting])
+                [(item.message_id, self.run_id, stamp, stamp, item.id, item.prev_status) for item in starting],
+            )
             marked = starting
             if conn.total_changes - before != len(starting):  # a row changed under us: send only those we marked
-                ids = {r[0] for r in conn.execute(
-                    "SELECT id FROM invitations WHERE status = 'sending' AND id IN (SELECT value FROM json_each(?))",
-                    [json.dumps([item.id for item in starting])])}
+                ids = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM invitations WHERE status = 'sending' AND id IN (SELECT value FROM json_each(?))",
+                        [json.dumps([item.id for item in starting])],
+                    )
+                }
                 marked = [item for item in starting if item.id in ids]
             conn.execute("COMMIT")
         except BaseException:
@@ -262,46 +258,69 @@ class _Delivery:
             reason = result[5:]
             self.skipped[reason] += 1
             if outcome.error:  # the new status
-                db.execute("UPDATE invitations SET status = ?, last_error = ?, next_attempt_at = NULL, updated_at = ? "
-                           "WHERE id = ?", [outcome.error, reason, stamp, item["id"]])
+                db.execute(
+                    "UPDATE invitations SET status = ?, last_error = ?, next_attempt_at = NULL, updated_at = ? "
+                    "WHERE id = ?",
+                    [outcome.error, reason, stamp, item["id"]],
+                )
             if reason == "needs_smtputf8":
                 self.report.failed += 1
-                self._error(item["id"], "failed", "the address has a non-ASCII local part and the server is not declared "
-                            "to accept SMTPUTF8 (smtp.smtputf8: false): correct the address, or set smtp.smtputf8: true "
-                            "if the server supports it, then `cxctl send --retry-failed`")
+                self._error(
+                    item["id"],
+                    "failed",
+                    "the address has a non-ASCII local part and the server is not declared "
+                    "to accept SMTPUTF8 (smtp.smtputf8: false): correct the address, or set smtp.smtputf8: true "
+                    "if the server supports it, then `cxctl send --retry-failed`",
+                )
             return
         item_id = item.id if isinstance(item, Prepared) else item["id"]
         prev_attempts = item.prev_attempts if isinstance(item, Prepared) else item["attempts"]
         # Quick retries within this run are one attempt: the cross-run budget is counted in runs.
         attempts = prev_attempts + (1 if outcome.tries else 0)
         if result == "untried":
-            db.execute("UPDATE invitations SET status = ?, updated_at = ? WHERE id = ?", [item.prev_status, stamp, item_id])
+            db.execute(
+                "UPDATE invitations SET status = ?, updated_at = ? WHERE id = ?", [item.prev_status, stamp, item_id]
+            )
             self.skipped["not_tried"] += 1
         elif result == "bounce":
             report.bounced += 1
             self.bounced_now.add(item.address)
-            db.execute("UPDATE invitations SET status = 'bounced', attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
-                       [attempts, outcome.error, stamp, item_id])
-            db.execute("INSERT OR IGNORE INTO suppressions (email_hash, email, reason, source, note, created_at) "
-                       "VALUES (?, ?, 'bounce', 'send', ?, ?)",
-                       [email_hash(item.address), item.address, f"invitation {item_id}: {outcome.error}", stamp])
+            db.execute(
+                "UPDATE invitations SET status = 'bounced', attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                [attempts, outcome.error, stamp, item_id],
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO suppressions (email_hash, email, reason, source, note, created_at) "
+                "VALUES (?, ?, 'bounce', 'send', ?, ?)",
+                [email_hash(item.address), item.address, f"invitation {item_id}: {outcome.error}", stamp],
+            )
             self._error(item_id, "bounced", outcome.error)
         else:  # temporary or rejected: failed, retried later unless permanent or out of attempts
             report.failed += 1
-            retry_at = next_try(self.smtp, attempts, getattr(item, "first_tried_at", None), self.clock()) \
-                if result == "temporary" else None
+            retry_at = (
+                next_try(self.smtp, attempts, getattr(item, "first_tried_at", None), self.clock())
+                if result == "temporary"
+                else None
+            )
             next_at = to_db(retry_at) if retry_at else None
-            db.execute("UPDATE invitations SET status = 'failed', attempts = ?, next_attempt_at = ?, last_error = ?, "
-                       "updated_at = ? WHERE id = ?", [attempts, next_at, outcome.error, stamp, item_id])
+            db.execute(
+                "UPDATE invitations SET status = 'failed', attempts = ?, next_attempt_at = ?, last_error = ?, "
+                "updated_at = ? WHERE id = ?",
+                [attempts, next_at, outcome.error, stamp, item_id],
+            )
             self._error(item_id, "failed", outcome.error, next_at)
 
     def _error(self, item_id: int, status: str, error: str | None, next_at: str | None = None) -> None:
         if len(self.report.errors) < 50:
-            self.report.errors.append({"invitation": item_id, "status": status, "error": error, "next_attempt_at": next_at})
+            self.report.errors.append(
+                {"invitation": item_id, "status": status, "error": error, "next_attempt_at": next_at}
+            )
 
     # --- the loop -----------------------------------------------------------------------------
 
-    async def worker(self, queue: asyncio.Queue, results: list[Outcome], wake: asyncio.Event, limiter: RateLimiter) -> None:
+    async def worker(
+        self, queue: asyncio.Queue, results: list[Outcome], wake: asyncio.Event, limiter: RateLimiter
+    ) -> None:
         holder: list = [None]  # this worker's connection, opened on first use and reused
         sender = self.ws.settings.sender.address
         try:
@@ -343,8 +362,10 @@ class _Delivery:
                 if failure.kind != "bounce":
                     self.consecutive += 1
                     if self.consecutive >= self.smtp.max_consecutive_failures and not self.stopped:
-                        self.stopped = (f"{self.consecutive} consecutive failures, the last: {failure}: is the mail "
-                                        f"server up? Untried invitations stay planned; rerun later")
+                        self.stopped = (
+                            f"{self.consecutive} consecutive failures, the last: {failure}: is the mail "
+                            f"server up? Untried invitations stay planned; rerun later"
+                        )
                 return Outcome(item, failure.kind, tries, str(failure))
 
     async def run(self) -> None:
@@ -358,7 +379,7 @@ class _Delivery:
         budget = self.budget()
         handed = 0
         outstanding = 0
-        rows = self.rows()
+        rows = due_rows(self.db, self.now, self.moment)
         exhausted = False
         ahead: list[Prepared] = []  # rendered, not yet marked: still `planned` if the process dies
         try:
@@ -413,21 +434,30 @@ class _Delivery:
                 continue
             if self.db.execute("SELECT 1 FROM invitations WHERE dedupe_key = ?", [p.dedupe_key]).fetchone():
                 continue
-            cursor = self.db.execute(_CONTACT_SQL, [p.event_id, p.parent_id, p.parent_id, p.contact_id])
+            cursor = self.db.execute(CONTACT_SQL, [p.event_id, p.parent_id, p.parent_id, p.contact_id])
             names = [d[0] for d in cursor.description]
             found = cursor.fetchone()
             if found is None:
                 continue
             row = dict(zip(names, found))
-            row.update(id=0, token=new_token(secret), moment=p.moment, kind=p.kind, parent_id=p.parent_id,
-                       language=p.language, email=p.email, attempts=0, status="planned")
+            row.update(
+                id=0,
+                token=new_token(secret),
+                moment=p.moment,
+                kind=p.kind,
+                parent_id=p.parent_id,
+                language=p.language,
+                email=p.email,
+                attempts=0,
+                status="planned",
+            )
             self.total += 1
             yield row
 
     def dry_run_all(self, plan: Any = None) -> None:
         budget = self.budget()
         extra = self.unrecorded_rows(plan) if plan is not None else iter(())
-        for row in itertools.chain(self.rows(), extra):
+        for row in itertools.chain(due_rows(self.db, self.now, self.moment), extra):
             if budget is not None and self.report.would_send >= budget:
                 break
             prepared = self.prepare(row)
@@ -445,15 +475,29 @@ class _Delivery:
             self.skipped[self.budget_reason or "limit"] += self.total - self.done
 
     def count_due(self) -> int:
-        return self.db.execute(f"SELECT COUNT(*) FROM invitations i WHERE {_DUE_WHERE}",
-                               {"now": to_db(self.now), "moment": self.moment}).fetchone()[0]
+        return self.db.execute(
+            f"SELECT COUNT(*) FROM invitations i WHERE {DUE_WHERE}", {"now": to_db(self.now), "moment": self.moment}
+        ).fetchone()[0]
 
 
-def deliver(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport, limit: int | None = None,
-            moment: str | None = None, dry_run: bool = False, progress: ProgressCallback | None = None, *,
-            wait: bool = False, resend_in_doubt: Selection = None, accept_in_doubt: Selection = None,
-            retry_delays: tuple[float, ...] = IN_RUN_RETRY_DELAYS, plan: Any = None,
-            retry_failed: RetryFailed | None = None, check_secret: bool = True) -> SendReport:
+def deliver(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    now: datetime,
+    transport: Transport,
+    limit: int | None = None,
+    moment: str | None = None,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+    *,
+    wait: bool = False,
+    resend_in_doubt: Selection = None,
+    accept_in_doubt: Selection = None,
+    retry_delays: tuple[float, ...] = IN_RUN_RETRY_DELAYS,
+    plan: Any = None,
+    retry_failed: RetryFailed | None = None,
+    check_secret: bool = True,
+) -> SendReport:
     """Send the due invitations and reminders (planned with send_at ≤ now, and failed ones whose next
     try has come). Holds the send lock (LockedError when another run has it, unless `wait`).
     With dry_run, renders every due message (and those of `plan` not yet recorded) and changes nothing.
@@ -489,30 +533,55 @@ def deliver(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: 
     return report
 
 
-def send_campaign(ws: Workspace, db: sqlite_utils.Database, now: datetime, transport: Transport,
-                  limit: int | None = None, moment: str | None = None, dry_run: bool = False,
-                  progress: ProgressCallback | None = None, *, wait: bool = False,
-                  resend_in_doubt: Selection = None, accept_in_doubt: Selection = None,
-                  retry_failed: RetryFailed | None = None, rotate_secret: bool = False) -> SendReport:
+def send_campaign(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    now: datetime,
+    transport: Transport,
+    limit: int | None = None,
+    moment: str | None = None,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+    *,
+    wait: bool = False,
+    resend_in_doubt: Selection = None,
+    accept_in_doubt: Selection = None,
+    retry_failed: RetryFailed | None = None,
+    rotate_secret: bool = False,
+) -> SendReport:
     """`cxctl send`: plan (compute_plan → record_plan) and deliver, all under the send lock, so two
     overlapping runs can neither plan nor send the same invitation twice."""
+    from cxctl.delivery.signing import keyring
     from cxctl.planning.engine import compute_plan
     from cxctl.planning.plans import record_plan
-    from cxctl.delivery.signing import keyring
 
     if resend_in_doubt == "all" and accept_in_doubt == "all":
-        raise UsageError("--resend-in-doubt all and --accept-in-doubt all contradict each other: each message in doubt "
-                         "either did not arrive (resend) or did (accept); give ids, or settle them from the relay's log "
-                         "with `cxctl reconcile`")
+        raise UsageError(
+            "--resend-in-doubt all and --accept-in-doubt all contradict each other: each message in doubt "
+            "either did not arrive (resend) or did (accept); give ids, or settle them from the relay's log "
+            "with `cxctl reconcile`"
+        )
     lock = contextlib.nullcontext() if dry_run else send_lock(database_file(db), wait)
     with lock:
         # Checked before anything is planned: new tokens are signed with this secret.
         keyring(ws, db, now, rotate=rotate_secret, record=not dry_run)
         plan = compute_plan(ws, db, now, moment=moment, list_exclusions=False)
         planned = 0 if dry_run else record_plan(db, ws, plan, now)
-        report = deliver(ws, db, now, transport, limit, moment, dry_run, progress,
-                         resend_in_doubt=resend_in_doubt, accept_in_doubt=accept_in_doubt, plan=plan if dry_run else None,
-                         retry_failed=retry_failed, check_secret=False)
+        report = deliver(
+            ws,
+            db,
+            now,
+            transport,
+            limit,
+            moment,
+            dry_run,
+            progress,
+            resend_in_doubt=resend_in_doubt,
+            accept_in_doubt=accept_in_doubt,
+            plan=plan if dry_run else None,
+            retry_failed=retry_failed,
+            check_secret=False,
+        )
     report.planned = planned if not dry_run else len(plan.planned)
     report.plan_exclusions = dict(plan.counts)
     return report

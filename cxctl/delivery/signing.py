@@ -40,8 +40,9 @@ def _previous_secret(ws) -> bytes | None:
     return value.encode() if value else None
 
 
-def keyring(ws, db: sqlite_utils.Database, now: datetime, *, rotate: bool = False,
-            record: bool = True) -> tuple[Keyring, KeyStatus]:
+def keyring(
+    ws, db: sqlite_utils.Database, now: datetime, *, rotate: bool = False, record: bool = True
+) -> tuple[Keyring, KeyStatus]:
     """The keys to sign and verify with, after checking CXCTL_SECRET against the stored fingerprint.
 
     The first use records the fingerprint (unless `record` is False: a dry run). Raises
@@ -59,32 +60,47 @@ def keyring(ws, db: sqlite_utils.Database, now: datetime, *, rotate: bool = Fals
     if old is not None and rows and fingerprint(old) not in {fp for fp, _, _ in rows}:
         raise UsageError(
             f"{settings.token_previous_secret_env} holds a secret this workspace never signed with "
-            f"({fingerprint(old)}): put the secret used before the rotation there, or unset it")
+            f"({fingerprint(old)}): put the secret used before the rotation there, or unset it"
+        )
     if stored is None:
         if record:
-            _write(db, [("INSERT OR REPLACE INTO signing_keys (fingerprint, role, since) VALUES (?, 'current', ?)",
-                         [current_fp, to_db(now)])])
+            _write(
+                db,
+                [
+                    (
+                        "INSERT OR REPLACE INTO signing_keys (fingerprint, role, since) VALUES (?, 'current', ?)",
+                        [current_fp, to_db(now)],
+                    )
+                ],
+            )
     elif stored == current_fp:
         if rotate:
             raise UsageError(
                 f"--rotate-secret: {settings.token_secret_env} holds the secret already in use ({current_fp}): put the "
                 f"new secret in {settings.token_secret_env} and the old one in {settings.token_previous_secret_env}, "
-                f"then rerun; or drop --rotate-secret (leave it out of cron: it accepts any change)")
+                f"then rerun; or drop --rotate-secret (leave it out of cron: it accepts any change)"
+            )
     elif not rotate:
         raise SecretChangedError(
             f"{settings.token_secret_env} is not the secret that signed the links already sent (stored fingerprint "
             f"{stored}, this one {current_fp}): those links would stop verifying. If the change is a mistake, restore "
             f"the previous value; if you mean to rotate, run `cxctl send --rotate-secret` and keep the old secret in "
             f"{settings.token_previous_secret_env} for {format_duration(settings.token_grace_period)} "
-            f"(workspace.token_grace_period) so links already in mailboxes keep verifying")
+            f"(workspace.token_grace_period) so links already in mailboxes keep verifying"
+        )
     elif record:
         until = to_db(now + settings.token_grace_period)
-        _write(db, [
-            ("UPDATE signing_keys SET role = 'retired' WHERE role = 'previous'", []),
-            ("UPDATE signing_keys SET role = 'previous', verify_until = ? WHERE role = 'current'", [until]),
-            ("INSERT OR REPLACE INTO signing_keys (fingerprint, role, since, verify_until) VALUES (?, 'current', ?, NULL)",
-             [current_fp, to_db(now)]),
-        ])
+        _write(
+            db,
+            [
+                ("UPDATE signing_keys SET role = 'retired' WHERE role = 'previous'", []),
+                ("UPDATE signing_keys SET role = 'previous', verify_until = ? WHERE role = 'current'", [until]),
+                (
+                    "INSERT OR REPLACE INTO signing_keys (fingerprint, role, since, verify_until) VALUES (?, 'current', ?, NULL)",
+                    [current_fp, to_db(now)],
+                ),
+            ],
+        )
         status.rotated = True
         rows = db.execute("SELECT fingerprint, role, verify_until FROM signing_keys").fetchall()
     previous = [(fp, until) for fp, role, until in rows if role == "previous"]

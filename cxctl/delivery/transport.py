@@ -15,8 +15,8 @@ from pathlib import Path
 
 import aiosmtplib
 
-from cxctl.workspace.model import SmtpSettings
 from cxctl.core.errors import TransportError, UsageError
+from cxctl.workspace.model import SmtpSettings
 
 
 class SendFailure(Exception):
@@ -100,8 +100,10 @@ class OutboxTransport(Transport):
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise TransportError(f"cannot create the outbox folder {self.folder}: {exc.strerror}: check the path "
-                                 f"(workspace.outbox) and its permissions") from None
+            raise TransportError(
+                f"cannot create the outbox folder {self.folder}: {exc.strerror}: check the path "
+                f"(workspace.outbox) and its permissions"
+            ) from None
         return OutboxConnection(self.folder)
 
     def describe(self) -> str:
@@ -125,8 +127,10 @@ def _classify(exc: Exception) -> SendFailure:
         # e.g. an internationalised address and a server without SMTPUTF8: this message cannot go there
         return SendFailure("rejected", str(exc))
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        raise TransportError(f"the SMTP server refused the login ({exc.code} {exc.message}): check the user and "
-                             f"password in the environment variables named by smtp.username_env/password_env")
+        raise TransportError(
+            f"the SMTP server refused the login ({exc.code} {exc.message}): check the user and "
+            f"password in the environment variables named by smtp.username_env/password_env"
+        )
     if isinstance(exc, (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError)):
         return SendFailure("temporary", f"{type(exc).__name__}: {exc}", connection=True)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
@@ -142,7 +146,7 @@ def _classify(exc: Exception) -> SendFailure:
 class SmtpConnection(Connection):
     """One reused SMTP session; reconnects after any connection-level failure."""
 
-    def __init__(self, transport: "SmtpTransport"):
+    def __init__(self, transport: SmtpTransport):
         self.transport = transport
         self.client: aiosmtplib.SMTP | None = None
 
@@ -152,7 +156,7 @@ class SmtpConnection(Connection):
             hostname=t.settings.host,
             port=t.settings.port,
             use_tls=t.settings.security == "tls",
-            start_tls=True if t.settings.security == "starttls" else False,
+            start_tls=t.settings.security == "starttls",
             timeout=t.settings.timeout.total_seconds(),
             validate_certs=t.validate_certs,
         )
@@ -168,7 +172,8 @@ class SmtpConnection(Connection):
                 raise TransportError(
                     f"{t.settings.host}:{t.settings.port}: {exc} — the server does not offer what the settings ask: "
                     f"check smtp.security (none, starttls, tls) and whether this server wants a login "
-                    f"(smtp.username_env/password_env)") from None
+                    f"(smtp.username_env/password_env)"
+                ) from None
             raise
         return client
 
@@ -179,15 +184,19 @@ class SmtpConnection(Connection):
         t = self.transport
         try:
             await client.login(t.username, t.password)
-        except (aiosmtplib.SMTPTimeoutError, asyncio.TimeoutError, aiosmtplib.SMTPServerDisconnected) as exc:
+        except (TimeoutError, aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPServerDisconnected) as exc:
             client.close()
             waited = t.settings.timeout.total_seconds()
-            what = (f"did not answer the login within {waited:g} s (smtp.timeout)"
-                    if not isinstance(exc, aiosmtplib.SMTPServerDisconnected) else "closed the connection during the login")
+            what = (
+                f"did not answer the login within {waited:g} s (smtp.timeout)"
+                if not isinstance(exc, aiosmtplib.SMTPServerDisconnected)
+                else "closed the connection during the login"
+            )
             raise TransportError(
                 f"{t.settings.host}:{t.settings.port} {what}: check smtp.port and smtp.security (587 with starttls, "
                 f"465 with tls), and whether this server takes a login at all (a relay that accepts mail from its "
-                f"network needs no smtp.username_env/password_env)") from None
+                f"network needs no smtp.username_env/password_env)"
+            ) from None
 
     async def send(self, sender: str, recipient: str, data: bytes, name: str) -> None:
         try:
@@ -225,7 +234,9 @@ class SmtpTransport(Transport):
         return SmtpConnection(self)
 
     def describe(self) -> str:
-        return f"smtp {self.settings.host}:{self.settings.port} ({self.settings.security}, {self.concurrency} connections)"
+        return (
+            f"smtp {self.settings.host}:{self.settings.port} ({self.settings.security}, {self.concurrency} connections)"
+        )
 
 
 def _env(name: str | None, key: str) -> str | None:

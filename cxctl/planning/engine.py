@@ -12,31 +12,51 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
-from cxctl.workspace.model import Moment
-from cxctl.planning.rules import audience_sql, given_up_sql, live_sql, draw, pick_language, span, suppression_source_sql
-from cxctl.planning.schedule import Wave, local_day_bounds, next_opening, wave_for, zone
 from cxctl.core.timeutil import from_db, to_db
 from cxctl.planning.listing import list_exclusions as listing
-from cxctl.planning.reminders import plan_reminders
 from cxctl.planning.plans import (
-    Exclusion, Plan, PlannedInvitation, check_moment, recontact_for, send_window_for, sql_modifier,
+    Exclusion,
+    Plan,
+    PlannedInvitation,
+    check_moment,
+    recontact_for,
+    send_window_for,
+    sql_modifier,
 )
+from cxctl.planning.reminders import plan_reminders
+from cxctl.planning.rules import audience_sql, draw, given_up_sql, live_sql, pick_language, span, suppression_source_sql
+from cxctl.planning.schedule import Wave, local_day_bounds, next_opening, wave_for, zone
+from cxctl.workspace.model import Moment
 
 # Expired events are reported for this long after their expiry, then dropped silently, so a daily
 # plan does not list years of old events.
 EXPIRED_REPORT_FOR = timedelta(days=7)
 
-TEMP_TABLES = ("plan_moments", "plan_waved", "plan_hist", "plan_hist_moment", "plan_eval", "plan_multi", "plan_ok",
-               "plan_slots", "plan_quota", "plan_day_quota", "plan_placed", "plan_day_base", "plan_final")
+TEMP_TABLES = (
+    "plan_moments",
+    "plan_waved",
+    "plan_hist",
+    "plan_hist_moment",
+    "plan_eval",
+    "plan_multi",
+    "plan_ok",
+    "plan_slots",
+    "plan_quota",
+    "plan_day_quota",
+    "plan_placed",
+    "plan_day_base",
+    "plan_final",
+)
 
 
-def compute_plan(ws, db: sqlite_utils.Database, now: datetime, moment: str | None = None, *,
-                 list_exclusions: bool = True) -> Plan:
+def compute_plan(
+    ws, db: sqlite_utils.Database, now: datetime, moment: str | None = None, *, list_exclusions: bool = True
+) -> Plan:
     """Decide who gets which invitation or reminder at `now`; read-only.
 
     `moment` restricts the result, not the decision: priorities are still settled across all moments.
@@ -53,7 +73,7 @@ class Engine:
     def __init__(self, ws, db: sqlite_utils.Database, now: datetime, contact_id: int | None = None):
         self.ws = ws
         self.conn: sqlite3.Connection = db.conn
-        self.now = now.astimezone(timezone.utc).replace(microsecond=0)
+        self.now = now.astimezone(UTC).replace(microsecond=0)
         self.now_db = to_db(self.now)
         self.contact_id = contact_id
         self.ranked = sorted(ws.moments, key=ws.moment_rank)
@@ -118,8 +138,10 @@ class Engine:
 
     def untune(self, saved: dict[str, Any]) -> None:
         self.sql(f"PRAGMA cache_size = {int(saved['cache_size'])}")
-        if saved["temp_store"] != self.sql("PRAGMA temp_store").fetchone()[0] and \
-                not self.sql("SELECT 1 FROM sqlite_temp_master LIMIT 1").fetchone():
+        if (
+            saved["temp_store"] != self.sql("PRAGMA temp_store").fetchone()[0]
+            and not self.sql("SELECT 1 FROM sqlite_temp_master LIMIT 1").fetchone()
+        ):
             self.sql(f"PRAGMA temp_store = {int(saved['temp_store'])}")
 
     # --- steps ------------------------------------------------------------------------------------
@@ -133,11 +155,17 @@ class Engine:
         for rank, mid in enumerate(self.ranked):
             m = self.ws.moments[mid]
             recontact = recontact_for(self.ws, m)
-            rows.append((mid, rank, m.sample,
-                         to_db(self.now - recontact) if recontact else None,
-                         span(recontact) if recontact else None,
-                         sql_modifier(recontact) if recontact else None,
-                         sql_modifier(m.trigger.expires - m.trigger.delay) if m.trigger else None))
+            rows.append(
+                (
+                    mid,
+                    rank,
+                    m.sample,
+                    to_db(self.now - recontact) if recontact else None,
+                    span(recontact) if recontact else None,
+                    sql_modifier(recontact) if recontact else None,
+                    sql_modifier(m.trigger.expires - m.trigger.delay) if m.trigger else None,
+                )
+            )
         self.conn.executemany("INSERT INTO plan_moments VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def gather(self) -> None:
@@ -150,8 +178,10 @@ class Engine:
             " inv_id INTEGER, inv_status TEXT, last_any TEXT, last_moment TEXT, cap_count INTEGER, moment_last TEXT,"
             " reason TEXT, detail TEXT)"
         )
-        self.sql("CREATE TEMP TABLE plan_waved (moment TEXT, contact_id INTEGER, id INTEGER, status TEXT, counts INTEGER,"
-                 " PRIMARY KEY (moment, contact_id)) WITHOUT ROWID")
+        self.sql(
+            "CREATE TEMP TABLE plan_waved (moment TEXT, contact_id INTEGER, id INTEGER, status TEXT, counts INTEGER,"
+            " PRIMARY KEY (moment, contact_id)) WITHOUT ROWID"
+        )
         for mid in self.ranked:
             m = self.ws.moments[mid]
             if m.kind == "relational":
@@ -159,8 +189,9 @@ class Engine:
             else:
                 self.gather_events(mid, m)
 
-    def _rules_select(self, mid: str, m: Moment, key: str, key_params: list[Any],
-                      invited: str = "i") -> tuple[str, list[Any]]:
+    def _rules_select(
+        self, mid: str, m: Moment, key: str, key_params: list[Any], invited: str = "i"
+    ) -> tuple[str, list[Any]]:
         """The rule columns and reason over contact `c`, invitation `invited`, history `h`/`hm` (one pass).
 
         `hm` is only joined for a moment with a recontact period (see `joins`)."""
@@ -172,9 +203,14 @@ class Engine:
         counted = "w.counts" if invited == "w" else f"NOT {given_up_sql(invited)}"
         # The data behind each verdict only serves the listed details (plan --json, --explain): a run that
         # only counts stores NULLs instead (the CRM flag is then read once per person, not twice).
-        details = (f"COALESCE(c.forgotten_at, f.forgotten_at), s.reason, s.created_at, {source_sql}, {invited}.id,"
-                   f" {invited}.status, h.last_any, h.last_moment, h.cap_count, {last}") if self.details else \
-            ", ".join(["NULL"] * 10)
+        details = (
+            (
+                f"COALESCE(c.forgotten_at, f.forgotten_at), s.reason, s.created_at, {source_sql}, {invited}.id,"
+                f" {invited}.status, h.last_any, h.last_moment, h.cap_count, {last}"
+            )
+            if self.details
+            else ", ".join(["NULL"] * 10)
+        )
         sql = (
             f" {rank}, ?, c.email, c.language, COALESCE(c.timezone, ''), {details},"
             " CASE WHEN c.forgotten_at IS NOT NULL OR f.email_hash IS NOT NULL THEN 'forgotten'"
@@ -188,17 +224,28 @@ class Engine:
             f"  WHEN ? < 1 AND cx_draw(c.id, ?, {key}) >= ? THEN 'not_sampled'"
             " END"
         )
-        params = [m.sample, *(source_params if self.details else []), *source_params, to_db(self.now - rules.quiet_period),
-                  rules.cap.max if rules.cap else None, to_db(self.now - recontact) if recontact else None,
-                  m.sample, mid, *key_params, m.sample]
+        params = [
+            m.sample,
+            *(source_params if self.details else []),
+            *source_params,
+            to_db(self.now - rules.quiet_period),
+            rules.cap.max if rules.cap else None,
+            to_db(self.now - recontact) if recontact else None,
+            m.sample,
+            mid,
+            *key_params,
+            m.sample,
+        ]
         return sql, params
 
     def joins(self, mid: str, m: Moment) -> tuple[str, list[Any]]:
         """The rule joins over contact `c`; the per-moment history only when the moment has a recontact
         period (a million look-ups saved for a whole-base wave without one)."""
-        sql = (" LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
-               " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
-               " LEFT JOIN plan_hist h ON h.contact_id = c.id")
+        sql = (
+            " LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
+            " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
+            " LEFT JOIN plan_hist h ON h.contact_id = c.id"
+        )
         if recontact_for(self.ws, m) is None:
             return sql, []
         return sql + " LEFT JOIN plan_hist_moment hm ON hm.contact_id = c.id AND hm.moment = ?", [mid]
@@ -218,8 +265,18 @@ class Engine:
             " FROM events e JOIN contacts c ON c.id = e.contact_id"
             f" LEFT JOIN invitations i ON i.dedupe_key = {key}{joins}"
             f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}",
-            [mid, sql_modifier(trigger.delay), *rules_params, mid, *join_params, trigger.event,
-             to_db(self.now - trigger.delay), to_db(self.now - trigger.expires), *params, *only_params],
+            [
+                mid,
+                sql_modifier(trigger.delay),
+                *rules_params,
+                mid,
+                *join_params,
+                trigger.event,
+                to_db(self.now - trigger.delay),
+                to_db(self.now - trigger.expires),
+                *params,
+                *only_params,
+            ],
         )
         expired_from = self.now - trigger.expires - EXPIRED_REPORT_FOR
         self.sql(
@@ -232,9 +289,20 @@ class Engine:
             " FROM events e JOIN contacts c ON c.id = e.contact_id"
             f" WHERE e.type = ? AND e.occurred_at <= ? AND e.occurred_at > ? AND {where}{only}"
             f" AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.dedupe_key = {key})",
-            [mid, sql_modifier(trigger.delay), self.ranked.index(mid), m.sample, sql_modifier(trigger.expires),
-             span(trigger.expires), trigger.event, to_db(self.now - trigger.expires), to_db(expired_from),
-             *params, *only_params, mid],
+            [
+                mid,
+                sql_modifier(trigger.delay),
+                self.ranked.index(mid),
+                m.sample,
+                sql_modifier(trigger.expires),
+                span(trigger.expires),
+                trigger.event,
+                to_db(self.now - trigger.expires),
+                to_db(expired_from),
+                *params,
+                *only_params,
+                mid,
+            ],
         )
 
     def gather_wave(self, mid: str, m: Moment) -> None:
@@ -273,7 +341,9 @@ class Engine:
         since = to_db(self.now - max(spans))
         cap_from = to_db(self.now - rules.cap.window) if rules.cap else self.now_db
         only, only_params = self.contact_filter("contact_id")
-        self.sql("CREATE TEMP TABLE plan_hist (contact_id INTEGER PRIMARY KEY, last_any TEXT, last_moment TEXT, cap_count INTEGER)")
+        self.sql(
+            "CREATE TEMP TABLE plan_hist (contact_id INTEGER PRIMARY KEY, last_any TEXT, last_moment TEXT, cap_count INTEGER)"
+        )
         # Read in time order through the partial index (INDEXED BY: left alone, the planner scans every
         # invitation in contact order), each row updating its person's line: the last row read is the
         # latest invitation (on an exact tie, the moment that sorts last). An upsert per row costs less
@@ -287,7 +357,9 @@ class Engine:
             " cap_count = cap_count + excluded.cap_count",
             [cap_from, since, *only_params],
         )
-        self.sql("CREATE TEMP TABLE plan_hist_moment (contact_id INTEGER, moment TEXT, last TEXT, PRIMARY KEY (contact_id, moment)) WITHOUT ROWID")
+        self.sql(
+            "CREATE TEMP TABLE plan_hist_moment (contact_id INTEGER, moment TEXT, last TEXT, PRIMARY KEY (contact_id, moment)) WITHOUT ROWID"
+        )
         recontacts = [r for r in (recontact_for(self.ws, self.ws.moments[m]) for m in self.ranked) if r]
         if recontacts:
             self.sql(
@@ -305,12 +377,18 @@ class Engine:
         Window functions are slow in SQLite (1.3 s over 390k survivors), and only a few percent of the
         survivors have more than one candidate: only theirs are ranked, everyone else is first."""
         self.sql("CREATE TEMP TABLE plan_multi (contact_id INTEGER PRIMARY KEY)")
-        self.sql("INSERT INTO plan_multi SELECT contact_id FROM plan_eval WHERE reason IS NULL"
-                 " GROUP BY contact_id HAVING COUNT(*) > 1")
-        self.sql("CREATE TEMP TABLE plan_ok (id INTEGER PRIMARY KEY, contact_id INTEGER, moment TEXT, rank INTEGER,"
-                 " eligible_at TEXT, event_id INTEGER, tz TEXT, rn INTEGER, top_moment TEXT)")
-        self.sql("INSERT INTO plan_ok SELECT id, contact_id, moment, rank, eligible_at, event_id, tz, 1, moment"
-                 " FROM plan_eval WHERE reason IS NULL AND contact_id NOT IN (SELECT contact_id FROM plan_multi)")
+        self.sql(
+            "INSERT INTO plan_multi SELECT contact_id FROM plan_eval WHERE reason IS NULL"
+            " GROUP BY contact_id HAVING COUNT(*) > 1"
+        )
+        self.sql(
+            "CREATE TEMP TABLE plan_ok (id INTEGER PRIMARY KEY, contact_id INTEGER, moment TEXT, rank INTEGER,"
+            " eligible_at TEXT, event_id INTEGER, tz TEXT, rn INTEGER, top_moment TEXT)"
+        )
+        self.sql(
+            "INSERT INTO plan_ok SELECT id, contact_id, moment, rank, eligible_at, event_id, tz, 1, moment"
+            " FROM plan_eval WHERE reason IS NULL AND contact_id NOT IN (SELECT contact_id FROM plan_multi)"
+        )
         self.sql(
             "INSERT INTO plan_ok SELECT id, contact_id, moment, rank, eligible_at, event_id, tz,"
             " ROW_NUMBER() OVER w, FIRST_VALUE(moment) OVER w"
@@ -322,12 +400,16 @@ class Engine:
         """Send time (next window opening in the contact's zone) and its day in the workspace zone."""
         key = (tz, moment)
         if key not in self.slots:
-            send_at = next_opening(self.now, zone(tz, self.ws.settings.timezone), send_window_for(self.ws, self.ws.moments[moment]))
+            send_at = next_opening(
+                self.now, zone(tz, self.ws.settings.timezone), send_window_for(self.ws, self.ws.moments[moment])
+            )
             self.slots[key] = (send_at, send_at.astimezone(zone(self.ws.settings.timezone, "UTC")).date())
         return self.slots[key]
 
     def send_windows(self) -> None:
-        self.sql("CREATE TEMP TABLE plan_slots (tz TEXT, moment TEXT, send_at TEXT, send_day TEXT, PRIMARY KEY (tz, moment))")
+        self.sql(
+            "CREATE TEMP TABLE plan_slots (tz TEXT, moment TEXT, send_at TEXT, send_day TEXT, PRIMARY KEY (tz, moment))"
+        )
         groups = self.sql("SELECT DISTINCT tz, moment FROM plan_ok WHERE rn = 1").fetchall()
         rows = []
         for tz, moment in groups:
@@ -352,7 +434,9 @@ class Engine:
 
     def daily_caps(self) -> None:
         """Per-moment then workspace daily volumes, counting what is already planned or sent that day."""
-        self.sql("CREATE TEMP TABLE plan_quota (moment TEXT, send_day TEXT, remaining INTEGER, PRIMARY KEY (moment, send_day))")
+        self.sql(
+            "CREATE TEMP TABLE plan_quota (moment TEXT, send_day TEXT, remaining INTEGER, PRIMARY KEY (moment, send_day))"
+        )
         self.sql("CREATE TEMP TABLE plan_day_quota (send_day TEXT PRIMARY KEY, remaining INTEGER)")
         days = {row[0] for row in self.sql("SELECT DISTINCT send_day FROM plan_slots")}
         existing = self.day_counts(days)
@@ -369,8 +453,10 @@ class Engine:
         self.conn.executemany("INSERT INTO plan_quota VALUES (?, ?, ?)", quotas)
         if self.ws.rules.daily_cap is not None:
             cap = self.ws.rules.daily_cap
-            self.conn.executemany("INSERT INTO plan_day_quota VALUES (?, ?)",
-                                  [(day, max(0, cap - sum(existing[day].values()))) for day in days])
+            self.conn.executemany(
+                "INSERT INTO plan_day_quota VALUES (?, ?)",
+                [(day, max(0, cap - sum(existing[day].values()))) for day in days],
+            )
         # An event whose next send window opens after its expiry could never go: `expired`, no quota used.
         self.sql(
             "CREATE TEMP TABLE plan_placed AS"
@@ -393,7 +479,9 @@ class Engine:
         ):
             offsets.append((day, rank, base[day]))
             base[day] += sendable if left is None else min(sendable, left)
-        self.sql("CREATE TEMP TABLE plan_day_base (send_day TEXT, rank INTEGER, before INTEGER, PRIMARY KEY (send_day, rank))")
+        self.sql(
+            "CREATE TEMP TABLE plan_day_base (send_day TEXT, rank INTEGER, before INTEGER, PRIMARY KEY (send_day, rank))"
+        )
         self.conn.executemany("INSERT INTO plan_day_base VALUES (?, ?, ?)", offsets)
         self.sql(
             "CREATE TEMP TABLE plan_final AS"
@@ -434,24 +522,42 @@ class Engine:
         for contact_id, moment, event_id, wave, send_at, language, email, key in rows:
             if language not in languages:
                 languages[language] = pick_language(language, ws.settings.languages, ws.settings.default_language)
-            planned.append(PlannedInvitation(contact_id, moment, "invitation", event_id, wave, None,
-                                             from_db(send_at), languages[language], email, key))
+            planned.append(
+                PlannedInvitation(
+                    contact_id,
+                    moment,
+                    "invitation",
+                    event_id,
+                    wave,
+                    None,
+                    from_db(send_at),
+                    languages[language],
+                    email,
+                    key,
+                )
+            )
         # Counted without the joins the listing needs (the wave, the detail). A listed run reads the
         # candidates' reasons through the index it needs anyway, so their count needs no sort.
         if list_exclusions:
-            self.sql("CREATE INDEX temp.plan_eval_listed ON plan_eval (moment, reason, contact_id, event_id)"
-                     " WHERE reason IS NOT NULL")
+            self.sql(
+                "CREATE INDEX temp.plan_eval_listed ON plan_eval (moment, reason, contact_id, event_id)"
+                " WHERE reason IS NOT NULL"
+            )
         found: Counter = Counter()
         for moment, reason, n in [
             *self.sql(
                 "SELECT moment, reason, COUNT(*) FROM plan_eval"
                 f"{' INDEXED BY plan_eval_listed' if list_exclusions else ''}"
-                f" WHERE reason IS NOT NULL{where} GROUP BY moment, reason", params),
+                f" WHERE reason IS NOT NULL{where} GROUP BY moment, reason",
+                params,
+            ),
             *self.sql(
                 "SELECT moment, reason, COUNT(*) FROM (SELECT moment, 'lower_priority' AS reason FROM plan_ok WHERE rn > 1"
                 " UNION ALL SELECT moment, CASE WHEN too_late THEN 'expired' ELSE 'daily_cap' END FROM plan_final"
                 "  WHERE too_late OR moment_cut OR (day_left IS NOT NULL AND day_n > day_left))"
-                f" WHERE 1{where} GROUP BY moment, reason", params),
+                f" WHERE 1{where} GROUP BY moment, reason",
+                params,
+            ),
         ]:
             found[moment, reason] += n
         by_moment: dict[str, dict[str, int]] = defaultdict(dict)
@@ -461,7 +567,12 @@ class Engine:
             counts[reason] += n
         exclusions: list[Exclusion] = []
         if list_exclusions:
-
             exclusions = listing(self, by_moment)
-        return Plan(self.now, planned, exclusions, dict(counts), dict(by_moment),
-                    {mid: w.id for mid, w in self.waves.items() if only in (None, mid)})
+        return Plan(
+            self.now,
+            planned,
+            exclusions,
+            dict(counts),
+            dict(by_moment),
+            {mid: w.id for mid, w in self.waves.items() if only in (None, mid)},
+        )

@@ -15,12 +15,12 @@ import sqlite_utils
 
 from cxctl.core.emails import normalise
 from cxctl.core.errors import UsageError
+from cxctl.core.timeutil import from_db, to_db
 from cxctl.planning.engine import Engine
 from cxctl.planning.plans import Exclusion, PlannedInvitation, check_moment, recontact_for, send_window_for
 from cxctl.planning.rules import audience_sql, draw, span
-from cxctl.store import email_hash
-from cxctl.core.timeutil import from_db, to_db
 from cxctl.planning.schedule import zone
+from cxctl.store import email_hash
 
 
 @dataclass
@@ -67,11 +67,15 @@ def find_contact(db: sqlite_utils.Database, contact: str) -> tuple[int, str | No
             address = normalise(contact)
         except ValueError:
             address = contact.strip()
-        row = db.execute("SELECT id, external_id, email FROM contacts WHERE email_hash = ? OR email = ? ORDER BY id LIMIT 1",
-                         [email_hash(address), address]).fetchone()
+        row = db.execute(
+            "SELECT id, external_id, email FROM contacts WHERE email_hash = ? OR email = ? ORDER BY id LIMIT 1",
+            [email_hash(address), address],
+        ).fetchone()
     if row is None:
-        raise UsageError(f"no contact {contact!r} (by external id or email): check the spelling, or import it with "
-                         "`cxctl contacts import`")
+        raise UsageError(
+            f"no contact {contact!r} (by external id or email): check the spelling, or import it with "
+            "`cxctl contacts import`"
+        )
     return row
 
 
@@ -147,92 +151,189 @@ def _verdict(ws, engine: Engine, row: dict) -> MomentVerdict:
         due = from_db(row["eligible_at"])
         occurred = due - trigger.delay
         expired = row["reason"] == "expired"
-        checks.append(Check("eligible", True, f"event #{row['event_id']} {trigger.event} at {_at(to_db(occurred), tz)},"
-                                              f" due after {span(trigger.delay)}"))
-        checks.append(Check("expired", not expired, f"expires {_at(to_db(occurred + trigger.expires), tz)} "
-                                                     f"({span(trigger.expires)} after the event)"))
+        checks.append(
+            Check(
+                "eligible",
+                True,
+                f"event #{row['event_id']} {trigger.event} at {_at(to_db(occurred), tz)},"
+                f" due after {span(trigger.delay)}",
+            )
+        )
+        checks.append(
+            Check(
+                "expired",
+                not expired,
+                f"expires {_at(to_db(occurred + trigger.expires), tz)} ({span(trigger.expires)} after the event)",
+            )
+        )
     else:
         wave = engine.waves[row["moment"]]
-        checks.append(Check("eligible", True, f"in the audience of wave {wave.id} "
-                                              f"({_at(to_db(wave.start), tz)} to {_at(to_db(wave.end), tz)})"))
+        checks.append(
+            Check(
+                "eligible",
+                True,
+                f"in the audience of wave {wave.id} ({_at(to_db(wave.start), tz)} to {_at(to_db(wave.end), tz)})",
+            )
+        )
     forgotten = row["forgotten_at"]
     checks.append(Check("forgotten", not forgotten, f"forgotten on {forgotten[:10]}" if forgotten else "not forgotten"))
     suppressed = row["supp_reason"] or row["source_flag"]
-    checks.append(Check("suppressed", not suppressed,
-                        (f"suppressed ({row['supp_reason']}, since {row['supp_since'][:10]})" if row["supp_reason"]
-                         else row["source_flag"]) if suppressed else "no suppression for this address"))
+    checks.append(
+        Check(
+            "suppressed",
+            not suppressed,
+            (
+                f"suppressed ({row['supp_reason']}, since {row['supp_since'][:10]})"
+                if row["supp_reason"]
+                else row["source_flag"]
+            )
+            if suppressed
+            else "no suppression for this address",
+        )
+    )
     has_email = bool(row["email"] and row["email"].strip())
     checks.append(Check("no_email", has_email, row["email"] if has_email else "no email address"))
-    checks.append(Check("already_invited", row["inv_id"] is None,
-                        f"invitation #{row['inv_id']} exists ({row['inv_status']})" if row["inv_id"] else "not yet invited"))
+    checks.append(
+        Check(
+            "already_invited",
+            row["inv_id"] is None,
+            f"invitation #{row['inv_id']} exists ({row['inv_status']})" if row["inv_id"] else "not yet invited",
+        )
+    )
     last = row["last_any"]
     if last:
         free = from_db(last) + rules.quiet_period
-        checks.append(Check("quiet_period", free <= now,
-                            f"last invited {_at(last, tz)} by {row['last_moment']}: quiet period "
-                            f"{span(rules.quiet_period)}, free again {_at(to_db(free), tz)}"))
+        checks.append(
+            Check(
+                "quiet_period",
+                free <= now,
+                f"last invited {_at(last, tz)} by {row['last_moment']}: quiet period "
+                f"{span(rules.quiet_period)}, free again {_at(to_db(free), tz)}",
+            )
+        )
     else:
         checks.append(Check("quiet_period", True, f"no invitation in the last {span(rules.quiet_period)}"))
     if rules.cap:
         n = row["cap_count"] or 0
-        checks.append(Check("cap", n < rules.cap.max, f"{n} invitation(s) in the last {span(rules.cap.window)}; "
-                                                      f"cap {rules.cap.max}"))
+        checks.append(
+            Check(
+                "cap", n < rules.cap.max, f"{n} invitation(s) in the last {span(rules.cap.window)}; cap {rules.cap.max}"
+            )
+        )
     recontact = recontact_for(ws, m)
     if recontact:
         ml = row["moment_last"]
         free = from_db(ml) + recontact if ml else None
-        checks.append(Check("recontact", not free or free <= now,
-                            f"last invited for {row['moment']} {_at(ml, tz)}: recontact {span(recontact)}, "
-                            f"free again {_at(to_db(free), tz)}" if free else f"not invited for {row['moment']} in the last "
-                            f"{span(recontact)}"))
+        checks.append(
+            Check(
+                "recontact",
+                not free or free <= now,
+                f"last invited for {row['moment']} {_at(ml, tz)}: recontact {span(recontact)}, "
+                f"free again {_at(to_db(free), tz)}"
+                if free
+                else f"not invited for {row['moment']} in the last {span(recontact)}",
+            )
+        )
     if row["sample"] >= 1:
         checks.append(Check("sample", True, "everyone is invited (sample 1)"))
     else:
         value = draw(row["contact_id"], row["moment"], row["wave"] or f"e{row['event_id']}")
-        checks.append(Check("sample", value < row["sample"], f"draw {value:.4f} against sample share {row['sample']:g}"))
+        checks.append(
+            Check("sample", value < row["sample"], f"draw {value:.4f} against sample share {row['sample']:g}")
+        )
     if row["rn"] is not None:
-        checks.append(Check("priority", row["rn"] == 1, "highest priority for this person in this run" if row["rn"] == 1
-                            else f"{row['top_moment']} ranks higher in this run"))
+        checks.append(
+            Check(
+                "priority",
+                row["rn"] == 1,
+                "highest priority for this person in this run"
+                if row["rn"] == 1
+                else f"{row['top_moment']} ranks higher in this run",
+            )
+        )
     if row["final_send_at"] is not None and row["too_late"]:
-        checks.append(Check("expired", False, f"the next send window opens {_at(row['final_send_at'], tz)}, "
-                                              "after the event expires"))
+        checks.append(
+            Check(
+                "expired", False, f"the next send window opens {_at(row['final_send_at'], tz)}, after the event expires"
+            )
+        )
     elif row["final_send_at"] is not None:
         capped = bool(row["moment_cut"]) or (row["day_left"] is not None and row["day_n"] > row["day_left"])
-        checks.append(Check("daily_cap", not capped, f"daily volume for {row['send_day']}: "
-                            + ("reached" if capped else "room left")))
+        checks.append(
+            Check(
+                "daily_cap",
+                not capped,
+                f"daily volume for {row['send_day']}: " + ("reached" if capped else "room left"),
+            )
+        )
         window = send_window_for(ws, m)
-        checks.append(Check("send_window", True, f"{window.hours} on {','.join(window.days)} in "
-                            f"{row['tz'] or ws.settings.timezone}: sends at {_at(row['final_send_at'], tz)}"))
+        checks.append(
+            Check(
+                "send_window",
+                True,
+                f"{window.hours} on {','.join(window.days)} in "
+                f"{row['tz'] or ws.settings.timezone}: sends at {_at(row['final_send_at'], tz)}",
+            )
+        )
     planned = row["final_send_at"] is not None and all(c.ok for c in checks)
     renamed = {"priority": "lower_priority", "sample": "not_sampled"}
     reason = row["reason"] or next((renamed.get(c.rule, c.rule) for c in checks if not c.ok), None)
-    return MomentVerdict(row["moment"], "planned" if planned else "excluded", None if planned else reason,
-                         row["event_id"], row["wave"], from_db(row["final_send_at"]) if planned else None, checks,
-                         zone(tz, "UTC").key, local_time(row["final_send_at"], tz) if planned else None)
+    return MomentVerdict(
+        row["moment"],
+        "planned" if planned else "excluded",
+        None if planned else reason,
+        row["event_id"],
+        row["wave"],
+        from_db(row["final_send_at"]) if planned else None,
+        checks,
+        zone(tz, "UTC").key,
+        local_time(row["final_send_at"], tz) if planned else None,
+    )
 
 
 def _not_eligible(ws, engine: Engine, mid: str, contact_id: int) -> MomentVerdict:
     m = ws.moments[mid]
-    tz = engine.sql("SELECT COALESCE(timezone, '') FROM contacts WHERE id = ?", [contact_id]).fetchone()[0] or ws.settings.timezone
+    tz = (
+        engine.sql("SELECT COALESCE(timezone, '') FROM contacts WHERE id = ?", [contact_id]).fetchone()[0]
+        or ws.settings.timezone
+    )
     where, params = audience_sql(m.audience, with_event=False)
     in_audience = engine.sql(f"SELECT 1 FROM contacts c WHERE c.id = ? AND {where}", [contact_id, *params]).fetchone()
-    checks = [Check("audience", bool(in_audience), "matches the audience" if in_audience
-                    else f"not in the audience ({m.audience.model_dump(exclude_defaults=True)})")]
+    checks = [
+        Check(
+            "audience",
+            bool(in_audience),
+            "matches the audience"
+            if in_audience
+            else f"not in the audience ({m.audience.model_dump(exclude_defaults=True)})",
+        )
+    ]
     if m.kind != "relational":
         trigger = m.trigger
         last, upcoming = engine.sql(
             "SELECT MAX(CASE WHEN occurred_at <= ? THEN occurred_at END), MIN(CASE WHEN occurred_at > ? THEN occurred_at END)"
-            " FROM events WHERE contact_id = ? AND type = ?", [engine.now_db, engine.now_db, contact_id, trigger.event]).fetchone()
+            " FROM events WHERE contact_id = ? AND type = ?",
+            [engine.now_db, engine.now_db, contact_id, trigger.event],
+        ).fetchone()
         if last is None and upcoming is None:
             detail = f"no {trigger.event} event for this person"
         elif last is None:
             detail = f"the next {trigger.event} event is dated {_at(upcoming, tz)}, after the planning time"
         elif from_db(last) + trigger.delay > engine.now:
-            detail = f"last {trigger.event} at {_at(last, tz)}: due after {span(trigger.delay)}, " \
-                     f"at {_at(to_db(from_db(last) + trigger.delay), tz)}"
+            detail = (
+                f"last {trigger.event} at {_at(last, tz)}: due after {span(trigger.delay)}, "
+                f"at {_at(to_db(from_db(last) + trigger.delay), tz)}"
+            )
         else:
             detail = f"last {trigger.event} at {_at(last, tz)}, expired after {span(trigger.expires)}"
         checks.append(Check("eligible", False, detail))
-    return MomentVerdict(mid, "not_eligible", "not_in_audience" if not in_audience else "no_event", None,
-                         engine.waves[mid].id if mid in engine.waves else None, None, checks, zone(tz, "UTC").key)
-
+    return MomentVerdict(
+        mid,
+        "not_eligible",
+        "not_in_audience" if not in_audience else "no_event",
+        None,
+        engine.waves[mid].id if mid in engine.waves else None,
+        None,
+        checks,
+        zone(tz, "UTC").key,
+    )

@@ -4,14 +4,14 @@ its reason and the data behind it, as one sentence. Part of the run of cxctl.pla
 
 from __future__ import annotations
 
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cxctl.planning.plans import Exclusion, sql_modifier
 
 if TYPE_CHECKING:  # the engine calls this module; it imports none of the engine at run time
     from cxctl.planning.engine import Engine
-from cxctl.planning.rules import span
 from cxctl.core.timeutil import to_db
+from cxctl.planning.rules import span
 
 # Exclusion reasons whose detail texts repeat (the others name a draw, a time or an invitation):
 # a listed run keeps one string per distinct text.
@@ -31,35 +31,46 @@ def list_exclusions(engine: Engine, by_moment: dict[str, dict[str, int]]) -> lis
         for reason in sorted(by_moment[moment]):
             parts, params = [], []
             if reason not in ("lower_priority", "daily_cap"):
-                parts.append(f"SELECT contact_id, event_id, {detail} FROM plan_eval INDEXED BY plan_eval_listed"
-                             " WHERE moment = ? AND reason = ? AND reason IS NOT NULL")
+                parts.append(
+                    f"SELECT contact_id, event_id, {detail} FROM plan_eval INDEXED BY plan_eval_listed"
+                    " WHERE moment = ? AND reason = ? AND reason IS NOT NULL"
+                )
                 params += [*detail_params(engine), moment, reason]
             if reason == "lower_priority":
-                parts.append("SELECT contact_id, event_id, printf('a higher-priority invitation (%s) is planned"
-                             " for this person in this run', top_moment) FROM plan_ok WHERE moment = ? AND rn > 1")
+                parts.append(
+                    "SELECT contact_id, event_id, printf('a higher-priority invitation (%s) is planned"
+                    " for this person in this run', top_moment) FROM plan_ok WHERE moment = ? AND rn > 1"
+                )
                 params.append(moment)
             if reason == "expired":
                 parts.append(
                     "SELECT contact_id, event_id, printf('the next send window opens %s UTC, after the event"
                     " expires (%s UTC)', substr(send_at, 1, 16), substr(datetime(eligible_at, (SELECT expiry_mod"
                     " FROM plan_moments pm WHERE pm.moment = plan_final.moment)), 1, 16))"
-                    " FROM plan_final WHERE moment = ? AND too_late")
+                    " FROM plan_final WHERE moment = ? AND too_late"
+                )
                 params.append(moment)
             if reason == "daily_cap":
                 parts.append(
                     "SELECT contact_id, event_id, CASE WHEN moment_cut THEN printf('daily cap of %s reached for %s',"
                     " moment, send_day) ELSE printf('workspace daily cap reached for %s', send_day) END"
                     " FROM plan_final WHERE moment = ? AND NOT too_late"
-                    " AND (moment_cut OR (day_left IS NOT NULL AND day_n > day_left))")
+                    " AND (moment_cut OR (day_left IS NOT NULL AND day_n > day_left))"
+                )
                 params.append(moment)
             rows = engine.sql(" UNION ALL ".join(parts) + " ORDER BY 1, 2", params)
             if reason in REPEATED_DETAILS:
                 one = {}.setdefault  # 300,000 daily-cap exclusions share two or three texts
-                out.extend([Exclusion(contact_id, moment, reason, one(text, text), event_id, wave)
-                            for contact_id, event_id, text in rows])
+                out.extend(
+                    [
+                        Exclusion(contact_id, moment, reason, one(text, text), event_id, wave)
+                        for contact_id, event_id, text in rows
+                    ]
+                )
             else:
-                out.extend([Exclusion(contact_id, moment, reason, text, event_id, wave)
-                            for contact_id, event_id, text in rows])
+                out.extend(
+                    [Exclusion(contact_id, moment, reason, text, event_id, wave) for contact_id, event_id, text in rows]
+                )
     return out
 
 
@@ -90,6 +101,10 @@ def detail_params(engine: Engine) -> list[Any]:
     """The parameters of `detail_sql`: the workspace's quiet period and cap."""
     rules = engine.ws.rules
     cap = rules.cap
-    return [span(rules.quiet_period), sql_modifier(rules.quiet_period),
-            to_db(engine.now - cap.window)[:16] if cap else None, cap.max if cap else None,
-            span(cap.window) if cap else None]
+    return [
+        span(rules.quiet_period),
+        sql_modifier(rules.quiet_period),
+        to_db(engine.now - cap.window)[:16] if cap else None,
+        cap.max if cap else None,
+        span(cap.window) if cap else None,
+    ]

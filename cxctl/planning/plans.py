@@ -84,8 +84,21 @@ def record_plan(db: sqlite_utils.Database, ws, plan: Plan, now: datetime) -> int
     secret = ws.secret()
     stamp = to_db(now)
     rows = [
-        (p.dedupe_key, new_token(secret), p.contact_id, p.moment, p.event_id, p.wave, p.kind, p.parent_id,
-         p.language, p.email, to_db(p.send_at), stamp, stamp)
+        (
+            p.dedupe_key,
+            new_token(secret),
+            p.contact_id,
+            p.moment,
+            p.event_id,
+            p.wave,
+            p.kind,
+            p.parent_id,
+            p.language,
+            p.email,
+            to_db(p.send_at),
+            stamp,
+            stamp,
+        )
         for p in plan.planned
     ]
     conn = db.conn

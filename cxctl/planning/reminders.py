@@ -13,8 +13,8 @@ from cxctl.planning.plans import REMINDER_GRACE, Exclusion, Plan, PlannedInvitat
 
 if TYPE_CHECKING:  # the engine calls this module; it imports none of the engine at run time
     from cxctl.planning.engine import Engine
-from cxctl.planning.rules import live_sql, pick_language, suppression_source_sql
 from cxctl.core.timeutil import from_db, to_db
+from cxctl.planning.rules import live_sql, pick_language, suppression_source_sql
 
 
 def plan_reminders(engine: Engine, plan: Plan, only: str | None, list_exclusions: bool) -> None:
@@ -51,8 +51,24 @@ def plan_reminders(engine: Engine, plan: Plan, only: str | None, list_exclusions
             [*source_params, to_db(oldest), to_db(engine.now - after), mid, *only_params],
         ).fetchall()
         due_by, late_by = to_db(engine.now - after), to_db(engine.now - after - REMINDER_GRACE)
-        for (parent, contact_id, event_id, wave, language, email, tz, forgotten_at, supp_reason, supp_since,
-             source_flag, sent_at, done, pending, last_reminder, occurred_at) in rows:
+        for (
+            parent,
+            contact_id,
+            event_id,
+            wave,
+            language,
+            email,
+            tz,
+            forgotten_at,
+            supp_reason,
+            supp_since,
+            source_flag,
+            sent_at,
+            done,
+            pending,
+            last_reminder,
+            occurred_at,
+        ) in rows:
             number = done + 1
             if done >= count or pending:
                 continue
@@ -66,7 +82,11 @@ def plan_reminders(engine: Engine, plan: Plan, only: str | None, list_exclusions
                 reason, detail = "forgotten", f"the person was forgotten on {forgotten_at[:10]}: never contacted again"
             elif supp_reason or source_flag:
                 reason = "suppressed"
-                detail = f"the address is suppressed ({supp_reason}, since {supp_since[:10]})" if supp_reason else source_flag
+                detail = (
+                    f"the address is suppressed ({supp_reason}, since {supp_since[:10]})"
+                    if supp_reason
+                    else source_flag
+                )
             elif not email or not email.strip():
                 reason, detail = "no_email", "the contact has no email address"
             if reason is None and expires is not None and occurred_at is not None:
@@ -75,18 +95,39 @@ def plan_reminders(engine: Engine, plan: Plan, only: str | None, list_exclusions
                 send_at, _ = engine.slot(tz, mid)
                 if from_db(occurred_at) + expires < send_at:
                     reason = "expired"
-                    detail = (f"the survey of the event of {occurred_at[:16]} closed at "
-                              f"{to_db(from_db(occurred_at) + expires)[:16]} UTC, before the reminder's send time")
+                    detail = (
+                        f"the survey of the event of {occurred_at[:16]} closed at "
+                        f"{to_db(from_db(occurred_at) + expires)[:16]} UTC, before the reminder's send time"
+                    )
             if reason:
                 plan.counts[reason] = plan.counts.get(reason, 0) + 1
                 plan.by_moment.setdefault(mid, {})
                 plan.by_moment[mid][reason] = plan.by_moment[mid].get(reason, 0) + 1
                 if list_exclusions:
-                    plan.exclusions.append(Exclusion(contact_id, mid, reason, f"reminder {number} to invitation #{parent}: {detail}",
-                                                     event_id, wave, "reminder"))
+                    plan.exclusions.append(
+                        Exclusion(
+                            contact_id,
+                            mid,
+                            reason,
+                            f"reminder {number} to invitation #{parent}: {detail}",
+                            event_id,
+                            wave,
+                            "reminder",
+                        )
+                    )
                 continue
             send_at, _ = engine.slot(tz, mid)
-            plan.planned.append(PlannedInvitation(
-                contact_id, mid, "reminder", event_id, wave, parent, send_at,
-                language or pick_language(None, engine.ws.settings.languages, engine.ws.settings.default_language),
-                email, f"{parent}|r{number}"))
+            plan.planned.append(
+                PlannedInvitation(
+                    contact_id,
+                    mid,
+                    "reminder",
+                    event_id,
+                    wave,
+                    parent,
+                    send_at,
+                    language or pick_language(None, engine.ws.settings.languages, engine.ws.settings.default_language),
+                    email,
+                    f"{parent}|r{number}",
+                )
+            )

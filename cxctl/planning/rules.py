@@ -10,34 +10,36 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from cxctl.workspace.model import Audience, AttributeFilter, SuppressionSource
 from cxctl.core.durations import format_duration
+from cxctl.workspace.model import AttributeFilter, Audience, SuppressionSource
 
 # Rule order. `expired` is decided when events are gathered; the rule-based reasons below are applied
 # in this order by one SQL CASE; `lower_priority` and `daily_cap` are decided over the whole run.
 REASONS = (
-    "expired",          # the event's expiry passed before an invitation could be planned
-    "forgotten",        # the person was forgotten (GDPR erasure): never contacted again
-    "suppressed",       # the address is suppressed (opt-out, bounce, complaint, CRM flag)
-    "no_email",         # no address to write to
+    "expired",  # the event's expiry passed before an invitation could be planned
+    "forgotten",  # the person was forgotten (GDPR erasure): never contacted again
+    "suppressed",  # the address is suppressed (opt-out, bounce, complaint, CRM flag)
+    "no_email",  # no address to write to
     "already_invited",  # an invitation exists for this event / this wave
-    "quiet_period",     # invited by any moment less than rules.quiet_period ago
-    "cap",              # rules.cap.max invitations already in the rolling window
-    "recontact",        # invited for this moment less than its recontact period ago
-    "not_sampled",      # the hash draw is not below the moment's sample share
-    "lower_priority",   # a higher-priority invitation is planned for this person in this run
-    "daily_cap",        # the moment's or the workspace's daily volume is reached for that day
+    "quiet_period",  # invited by any moment less than rules.quiet_period ago
+    "cap",  # rules.cap.max invitations already in the rolling window
+    "recontact",  # invited for this moment less than its recontact period ago
+    "not_sampled",  # the hash draw is not below the moment's sample share
+    "lower_priority",  # a higher-priority invitation is planned for this person in this run
+    "daily_cap",  # the moment's or the workspace's daily volume is reached for that day
 )
 
 # Statuses of an invitation that count toward fatigue rules (see docs/DESIGN.md): the ones sent or on
 # their way, including a failed send that will be tried again (it will go out; without it a person
 # whose first survey failed at 09:00 got a second one at 09:10, quiet period or not).
 
+
 def live_sql(alias: str = "") -> str:
     """The SQL condition of a live invitation. Written exactly as the WHERE of the partial index
     invitations_fatigue (migration 6), so that SQLite can use that index."""
     a = f"{alias}." if alias else ""
-    return (f"({a}status IN ('planned','sending','sent','in_doubt') OR ({a}status = 'failed' AND {a}next_attempt_at IS NOT NULL))")
+    return f"({a}status IN ('planned','sending','sent','in_doubt') OR ({a}status = 'failed' AND {a}next_attempt_at IS NOT NULL))"
+
 
 def given_up_sql(alias: str) -> str:
     """The SQL condition of an invitation that never reached the server and whose retries are over (the
@@ -45,14 +47,21 @@ def given_up_sql(alias: str) -> str:
     the server's side is not the person's: such an invitation does not count as `already_invited`, and the
     plan plans it again — once; after that only `cxctl send --retry-failed` does (issue 12, item 7)."""
     a = f"{alias}."
-    return (f"({a}status = 'failed' AND {a}next_attempt_at IS NULL AND {a}sent_at IS NULL AND {a}reopened = 0)")
+    return f"({a}status = 'failed' AND {a}next_attempt_at IS NULL AND {a}sent_at IS NULL AND {a}reopened = 0)"
 
 
 # Contact columns an audience `contact:` filter may name directly; anything else is a JSON attribute.
 CONTACT_COLUMNS = {
-    "external_id": "c.external_id", "email": "c.email", "first_name": "c.first_name", "last_name": "c.last_name",
-    "language": "c.language", "timezone": "c.timezone", "country": "c.country", "segment": "c.segment",
-    "company": "c.company", "role": "c.role",
+    "external_id": "c.external_id",
+    "email": "c.email",
+    "first_name": "c.first_name",
+    "last_name": "c.last_name",
+    "language": "c.language",
+    "timezone": "c.timezone",
+    "country": "c.country",
+    "segment": "c.segment",
+    "company": "c.company",
+    "role": "c.role",
 }
 
 
@@ -66,7 +75,7 @@ def span(delta: timedelta) -> str:
 
 def draw(contact_id: int, moment: str, key: str) -> float:
     """Uniform [0, 1) draw from sha256(contact|moment|wave-or-event): same on every run and machine."""
-    digest = hashlib.sha256(f"{contact_id}|{moment}|{key}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{contact_id}|{moment}|{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -127,7 +136,9 @@ def suppression_source_sql(sources: list[SuppressionSource]) -> tuple[str, list[
     params: list[Any] = []
     for source in sources:
         params.append(json_path(source.attribute))
-        cases.append(f"WHEN {_in_list('json_extract(c.attributes, ?)', [v.lower() for v in source.values], params)} THEN ?")
+        cases.append(
+            f"WHEN {_in_list('json_extract(c.attributes, ?)', [v.lower() for v in source.values], params)} THEN ?"
+        )
         params.append(f"contact attribute {source.attribute!r} marks the person {source.reason}")
     return "CASE " + " ".join(cases) + " END", params
 

@@ -7,13 +7,13 @@ boundary or a window opening stays at the same local time across daylight-saving
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from cxctl.workspace.fields import WEEKDAYS
-from cxctl.workspace.model import Schedule, SendWindow
 from cxctl.core.durations import parse_duration
 from cxctl.core.timeutil import local_midnight
+from cxctl.workspace.fields import WEEKDAYS
+from cxctl.workspace.model import Schedule, SendWindow
 
 # Whole-day "every: 90d" waves are counted from this Monday, so they fall on the same dates on
 # every machine and every run.
@@ -53,8 +53,8 @@ def wave_for(schedule: Schedule, now: datetime, tz_name: str) -> Wave:
         itr = croniter(schedule.cron, naive + timedelta(seconds=1))
         start_naive = itr.get_prev(datetime)
         end_naive = croniter(schedule.cron, start_naive).get_next(datetime)
-        start = start_naive.replace(tzinfo=tz).astimezone(timezone.utc)
-        end = end_naive.replace(tzinfo=tz).astimezone(timezone.utc)
+        start = start_naive.replace(tzinfo=tz).astimezone(UTC)
+        end = end_naive.replace(tzinfo=tz).astimezone(UTC)
         return Wave(start_naive.strftime("%Y-%m-%dT%H:%M"), start, end)
     every = schedule.every
     if every == "quarter":
@@ -69,9 +69,13 @@ def wave_for(schedule: Schedule, now: datetime, tz_name: str) -> Wave:
     if every == "week":
         first = today - timedelta(days=today.weekday())
         iso = first.isocalendar()
-        return Wave(f"{iso.year}W{iso.week:02d}", local_midnight(first, tz), local_midnight(first + timedelta(days=7), tz))
+        return Wave(
+            f"{iso.year}W{iso.week:02d}", local_midnight(first, tz), local_midnight(first + timedelta(days=7), tz)
+        )
     if every == "year":
-        return Wave(str(today.year), local_midnight(date(today.year, 1, 1), tz), local_midnight(date(today.year + 1, 1, 1), tz))
+        return Wave(
+            str(today.year), local_midnight(date(today.year, 1, 1), tz), local_midnight(date(today.year + 1, 1, 1), tz)
+        )
     length = parse_duration(every or "")
     if length.total_seconds() % 86400 == 0:
         days = int(length.total_seconds() // 86400)
@@ -91,7 +95,7 @@ def next_opening(now: datetime, tz: ZoneInfo, window: SendWindow) -> datetime:
     A window whose end is before its start (22:00-06:00) runs past midnight into the next day.
     Local opening times that do not exist on a DST day (02:30 in spring) resolve forward.
     """
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
     start, end = window.bounds()
     allowed = {WEEKDAYS.index(d) for d in window.days}
     today = now.astimezone(tz).date()
@@ -110,7 +114,7 @@ def next_opening(now: datetime, tz: ZoneInfo, window: SendWindow) -> datetime:
 def _utc(day: date, at: time, tz: ZoneInfo) -> datetime:
     # fold=0 (the default) maps a wall time in the spring-forward gap one hour later (02:30 -> 03:30)
     # and an ambiguous autumn time to its first occurrence: both keep the window's intent.
-    return datetime.combine(day, at, tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
 
 
 def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:

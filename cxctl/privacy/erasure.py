@@ -14,6 +14,7 @@ the counts it reports are exact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -28,16 +29,26 @@ import sqlite_utils
 
 from cxctl.core import emails
 from cxctl.core.errors import UsageError
-from cxctl.workspace.loader import Workspace
-from cxctl.store import email_hash
 from cxctl.core.timeutil import to_db
+from cxctl.store import email_hash
+from cxctl.workspace.loader import Workspace
 
 INVITATION_HEADER = "X-Cxctl-Invitation"
 FORGOTTEN_MARK = "[forgotten]"
 # Contact columns kept by forget and retention: alone they do not identify anyone, and scorecards are
 # broken down by them. Every other column (address, names, company, external id, time zone, and any
 # column added later) is erased; attributes become '{}'.
-KEPT_CONTACT_COLUMNS = ("id", "language", "country", "segment", "role", "attributes", "created_at", "updated_at", "forgotten_at")
+KEPT_CONTACT_COLUMNS = (
+    "id",
+    "language",
+    "country",
+    "segment",
+    "role",
+    "attributes",
+    "created_at",
+    "updated_at",
+    "forgotten_at",
+)
 # Tables whose every text cell is searched for the address (the safety net after the targeted erasure).
 _SKIP_SWEEP = {"migrations", "forgotten", "sqlite_sequence"}
 
@@ -121,9 +132,7 @@ def find_person(db: sqlite_utils.Database, target: str) -> Person:
                 f"no contact has the external id {target!r}: check the id, or pass the email address "
                 "(a forgotten contact has no external id any more)"
             )
-        row = db.execute(
-            "SELECT email FROM contacts WHERE id = ? AND email IS NOT NULL", [ids[0]]
-        ).fetchone()
+        row = db.execute("SELECT email FROM contacts WHERE id = ? AND email IS NOT NULL", [ids[0]]).fetchone()
         if row and emails.is_valid(row[0]):
             email = emails.normalise(row[0])
     hashed = email_hash(email) if email else None
@@ -135,9 +144,13 @@ def find_person(db: sqlite_utils.Database, target: str) -> Person:
     spellings = {email} if email else set()
     if ids:
         marks = ",".join("?" * len(ids))
-        for (stored,) in db.execute(f"SELECT DISTINCT email FROM contacts WHERE id IN ({marks}) AND email IS NOT NULL", ids):
+        for (stored,) in db.execute(
+            f"SELECT DISTINCT email FROM contacts WHERE id IN ({marks}) AND email IS NOT NULL", ids
+        ):
             spellings.add(stored)
-        for (stored,) in db.execute(f"SELECT DISTINCT email FROM invitations WHERE contact_id IN ({marks}) AND email IS NOT NULL", ids):
+        for (stored,) in db.execute(
+            f"SELECT DISTINCT email FROM invitations WHERE contact_id IN ({marks}) AND email IS NOT NULL", ids
+        ):
             spellings.add(stored)
     return Person(target, ids, email, hashed, sorted(s for s in spellings if s))
 
@@ -237,7 +250,10 @@ def _sweep_text(db: sqlite_utils.Database, needles: list[str]) -> int:
             rows = db.execute(f"SELECT {key_list}, [{column}] FROM [{table}] WHERE {where}", params).fetchall()
             for *key, value in rows:
                 if isinstance(value, str):
-                    db.execute(f"UPDATE [{table}] SET [{column}] = ? WHERE {key_where}", [pattern.sub(FORGOTTEN_MARK, value), *key])
+                    db.execute(
+                        f"UPDATE [{table}] SET [{column}] = ? WHERE {key_where}",
+                        [pattern.sub(FORGOTTEN_MARK, value), *key],
+                    )
                     changed += 1
     return changed
 
@@ -277,7 +293,9 @@ def message_files(folder: Path, keys: set[str]) -> list[Path]:
     return found
 
 
-def forget(ws: Workspace | None, db: sqlite_utils.Database, target: str, now: datetime, *, dry_run: bool = False) -> ForgetResult:
+def forget(
+    ws: Workspace | None, db: sqlite_utils.Database, target: str, now: datetime, *, dry_run: bool = False
+) -> ForgetResult:
     """Erase a person's personal data everywhere, keep their scores anonymised, block re-import.
 
     `target` is an external id or an email address. Returns what changed (or would, with dry_run).
@@ -285,9 +303,10 @@ def forget(ws: Workspace | None, db: sqlite_utils.Database, target: str, now: da
     """
     person = find_person(db, target)
     stamp = to_db(now)
-    already = bool(person.email_hash) and db.execute(
-        "SELECT 1 FROM forgotten WHERE email_hash = ?", [person.email_hash]
-    ).fetchone() is not None
+    already = (
+        bool(person.email_hash)
+        and db.execute("SELECT 1 FROM forgotten WHERE email_hash = ?", [person.email_hash]).fetchone() is not None
+    )
     with transaction(db, dry_run) as box:
         load_contact_ids(db, person.contact_ids)
         keys = invitation_keys(db)
@@ -300,7 +319,8 @@ def forget(ws: Workspace | None, db: sqlite_utils.Database, target: str, now: da
         changes["quarantine"] = quarantined
         if person.email_hash:
             changes["suppressions"] += changed_rows(
-                db, "UPDATE suppressions SET email = NULL, note = NULL WHERE email_hash = ? AND (email IS NOT NULL OR note IS NOT NULL)",
+                db,
+                "UPDATE suppressions SET email = NULL, note = NULL WHERE email_hash = ? AND (email IS NOT NULL OR note IS NOT NULL)",
                 [person.email_hash],
             )
             changes["suppressions"] += changed_rows(
@@ -310,7 +330,9 @@ def forget(ws: Workspace | None, db: sqlite_utils.Database, target: str, now: da
                 [person.email_hash, stamp],
             )
             changes["forgotten"] = changed_rows(
-                db, "INSERT OR IGNORE INTO forgotten (email_hash, forgotten_at) VALUES (?, ?)", [person.email_hash, stamp]
+                db,
+                "INSERT OR IGNORE INTO forgotten (email_hash, forgotten_at) VALUES (?, ?)",
+                [person.email_hash, stamp],
             )
         changes["other"] = _sweep_text(db, person.emails)
         box.append(changes)
@@ -360,10 +382,8 @@ def _rows(db: sqlite_utils.Database, sql: str, params: Any = ()) -> list[dict[st
         item = dict(zip(names, row))
         for key in ("attributes",):
             if isinstance(item.get(key), str):
-                try:
+                with contextlib.suppress(ValueError):
                     item[key] = json.loads(item[key])
-                except ValueError:
-                    pass
         out.append(item)
     return out
 
@@ -389,9 +409,13 @@ def export_person(db: sqlite_utils.Database, target: str, now: datetime) -> dict
     )
     for response in responses:
         response["answers"] = _rows(
-            db, "SELECT question, value_num, value_text FROM answers WHERE response_id = ? ORDER BY question", [response["id"]]
+            db,
+            "SELECT question, value_num, value_text FROM answers WHERE response_id = ? ORDER BY question",
+            [response["id"]],
         )
-        response["followup"] = next(iter(_rows(db, "SELECT status, note, done_at FROM followups WHERE response_id = ?", [response["id"]])), None)
+        response["followup"] = next(
+            iter(_rows(db, "SELECT status, note, done_at FROM followups WHERE response_id = ?", [response["id"]])), None
+        )
     quarantine = []
     for spelling in person.emails:
         quarantine += _rows(db, "SELECT * FROM quarantine WHERE instr(lower(raw), lower(?)) > 0", [spelling])
@@ -404,7 +428,11 @@ def export_person(db: sqlite_utils.Database, target: str, now: datetime) -> dict
             db, f"SELECT {invitation_columns} FROM invitations WHERE contact_id IN ({marks}) ORDER BY send_at, id", ids
         ),
         "responses": responses,
-        "suppressions": _rows(db, "SELECT email, reason, source, note, created_at FROM suppressions WHERE email_hash = ?", [hashed]) if hashed else [],
+        "suppressions": _rows(
+            db, "SELECT email, reason, source, note, created_at FROM suppressions WHERE email_hash = ?", [hashed]
+        )
+        if hashed
+        else [],
         "quarantine": list({row["id"]: row for row in quarantine}.values()),
         "forgotten": _rows(db, "SELECT forgotten_at FROM forgotten WHERE email_hash = ?", [hashed]) if hashed else [],
     }
@@ -412,4 +440,7 @@ def export_person(db: sqlite_utils.Database, target: str, now: datetime) -> dict
 
 def is_forgotten(db: sqlite_utils.Database, email: str) -> bool:
     """True when this address was erased by `forget` (imports and the plan must not bring it back)."""
-    return db.execute("SELECT 1 FROM forgotten WHERE email_hash = ?", [email_hash(emails.normalise(email))]).fetchone() is not None
+    return (
+        db.execute("SELECT 1 FROM forgotten WHERE email_hash = ?", [email_hash(emails.normalise(email))]).fetchone()
+        is not None
+    )

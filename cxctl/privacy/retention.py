@@ -13,9 +13,17 @@ from datetime import datetime
 import sqlite_utils
 
 from cxctl.core.durations import format_duration
-from cxctl.workspace.loader import Workspace
-from cxctl.privacy.erasure import changed_rows, erase_contacts, free_and_fixed_questions, invitation_keys, load_contact_ids, message_files, transaction
 from cxctl.core.timeutil import to_db
+from cxctl.privacy.erasure import (
+    changed_rows,
+    erase_contacts,
+    free_and_fixed_questions,
+    invitation_keys,
+    load_contact_ids,
+    message_files,
+    transaction,
+)
+from cxctl.workspace.loader import Workspace
 
 
 @dataclass
@@ -56,6 +64,7 @@ def prune(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, dry_run: b
     free, fixed = free_and_fixed_questions(ws)
     keys: set[str] = set()
     with transaction(db, dry_run) as box:
+
         def cutoff_of(period) -> str | None:
             return to_db(now - period) if period is not None else None
 

@@ -15,21 +15,53 @@ from cxctl.workspace.model import Question
 # Labels tools write instead of numbers (compared without accents, case or punctuation).
 BUILTIN_LABELS = {
     "csat": {
-        "tres satisfait": 5, "very satisfied": 5, "extremement satisfait": 5, "extremely satisfied": 5,
-        "satisfait": 4, "satisfied": 4, "plutot satisfait": 4, "somewhat satisfied": 4,
-        "neutre": 3, "neutral": 3, "ni satisfait ni insatisfait": 3, "neither satisfied nor dissatisfied": 3,
-        "insatisfait": 2, "dissatisfied": 2, "plutot insatisfait": 2, "peu satisfait": 2, "somewhat dissatisfied": 2,
-        "tres insatisfait": 1, "very dissatisfied": 1, "pas du tout satisfait": 1, "extremely dissatisfied": 1,
+        "tres satisfait": 5,
+        "very satisfied": 5,
+        "extremement satisfait": 5,
+        "extremely satisfied": 5,
+        "satisfait": 4,
+        "satisfied": 4,
+        "plutot satisfait": 4,
+        "somewhat satisfied": 4,
+        "neutre": 3,
+        "neutral": 3,
+        "ni satisfait ni insatisfait": 3,
+        "neither satisfied nor dissatisfied": 3,
+        "insatisfait": 2,
+        "dissatisfied": 2,
+        "plutot insatisfait": 2,
+        "peu satisfait": 2,
+        "somewhat dissatisfied": 2,
+        "tres insatisfait": 1,
+        "very dissatisfied": 1,
+        "pas du tout satisfait": 1,
+        "extremely dissatisfied": 1,
     },
     "ces": {
-        "tout a fait d accord": 7, "strongly agree": 7, "d accord": 6, "agree": 6,
-        "plutot d accord": 5, "somewhat agree": 5, "ni d accord ni pas d accord": 4,
-        "neither agree nor disagree": 4, "neutre": 4, "neutral": 4, "plutot pas d accord": 3,
-        "somewhat disagree": 3, "pas d accord": 2, "disagree": 2, "pas du tout d accord": 1, "strongly disagree": 1,
+        "tout a fait d accord": 7,
+        "strongly agree": 7,
+        "d accord": 6,
+        "agree": 6,
+        "plutot d accord": 5,
+        "somewhat agree": 5,
+        "ni d accord ni pas d accord": 4,
+        "neither agree nor disagree": 4,
+        "neutre": 4,
+        "neutral": 4,
+        "plutot pas d accord": 3,
+        "somewhat disagree": 3,
+        "pas d accord": 2,
+        "disagree": 2,
+        "pas du tout d accord": 1,
+        "strongly disagree": 1,
     },
     "nps": {
-        "extremely likely": 10, "extremement probable": 10, "tres probable": 10,
-        "not at all likely": 0, "pas du tout probable": 0, "tres improbable": 0,
+        "extremely likely": 10,
+        "extremement probable": 10,
+        "tres probable": 10,
+        "not at all likely": 0,
+        "pas du tout probable": 0,
+        "tres improbable": 0,
     },
 }
 INDICATORS = {"nps": 0, "csat": 1, "ces": 2}
@@ -62,17 +94,17 @@ class QuestionReader:
     cache: dict[str, tuple[float | None, str | None] | None] | None = None
 
     @classmethod
-    def build(cls, qid: str, question: Question, index: int) -> "QuestionReader":
+    def build(cls, qid: str, question: Question, index: int) -> QuestionReader:
         reader = cls(qid, question, index)
         if question.type in ("nps", "csat", "ces", "rating", "single_choice"):
             reader.cache = {}
         reader.labels.update(BUILTIN_LABELS.get(question.type, {}))
         for value, text in question.labels.items():
-            for wording in (text.values() if isinstance(text, dict) else [text]):
+            for wording in text.values() if isinstance(text, dict) else [text]:
                 reader.labels[_fold(wording)] = value
         for choice in question.choices:
             reader.choices[_fold(choice.id)] = choice.id
-            for wording in (choice.label.values() if isinstance(choice.label, dict) else [choice.label]):
+            for wording in choice.label.values() if isinstance(choice.label, dict) else [choice.label]:
                 reader.choices[_fold(wording)] = choice.id
         return reader
 
@@ -123,12 +155,16 @@ class QuestionReader:
         # `10 - Extremely likely`, `5 (Très satisfait)`: the number leads the label.
         if head.isdigit():
             return float(head)
-        raise ValueProblem(f"{self.id}: {text!r} is neither a number nor a known label of the {self.question.min}–"
-                           f"{self.question.max} scale: add it to the question's labels")
+        raise ValueProblem(
+            f"{self.id}: {text!r} is neither a number nor a known label of the {self.question.min}–"
+            f"{self.question.max} scale: add it to the question's labels"
+        )
 
     def _choice(self, text: str) -> str:
         key = _fold(text)
         if key not in self.choices:
             known = ", ".join(c.id for c in self.question.choices)
-            raise ValueProblem(f"{self.id}: {text.strip()!r} is not one of the choices ({known}): add it to the question's choices")
+            raise ValueProblem(
+                f"{self.id}: {text.strip()!r} is not one of the choices ({known}): add it to the question's choices"
+            )
         return self.choices[key]

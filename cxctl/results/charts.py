@@ -34,8 +34,16 @@ STYLE = {
     "ytick.color": "#444444",
     "path.simplify": True,
 }
-COLOURS = {"line": "#1f5f99", "band": "#9cc3e6", "target": "#b35900", "detractors": "#c0392b", "passives": "#b7b7b7",
-           "promoters": "#2e8540", "bar": "#1f5f99", "cumulative": "#b35900"}
+COLOURS = {
+    "line": "#1f5f99",
+    "band": "#9cc3e6",
+    "target": "#b35900",
+    "detractors": "#c0392b",
+    "passives": "#b7b7b7",
+    "promoters": "#2e8540",
+    "bar": "#1f5f99",
+    "cumulative": "#b35900",
+}
 WIDTH = 4.6  # inches: two charts side by side on an A4 page
 _lock = threading.Lock()
 
@@ -58,10 +66,9 @@ def chart(function):
 def _svg(fig) -> str:
     """The figure as an SVG element to inline: no XML prolog, no metadata, unreferenced ids removed."""
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None,
-                                                                     "Type": None})
+    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     text = buffer.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
     used = set(re.findall(r"#([A-Za-z_][\w.-]*)", text))
     text = re.sub(r'\s(id)="([^"]+)"', lambda m: m.group(0) if m.group(2) in used else "", text)
@@ -78,8 +85,15 @@ def _figure(height: float = 2.2, width: float = WIDTH, margins: dict | None = No
 
 
 @chart
-def trend(title: str, periods: list[str], values: list[float | None], lows: list[float | None],
-          highs: list[float | None], target: float | None = None, limits: tuple[float, float] | None = None) -> str:
+def trend(
+    title: str,
+    periods: list[str],
+    values: list[float | None],
+    lows: list[float | None],
+    highs: list[float | None],
+    target: float | None = None,
+    limits: tuple[float, float] | None = None,
+) -> str:
     """A line of the indicator per period with its 95 % band; gaps where a period is empty or insufficient."""
     fig, ax = _figure()
     x = list(range(len(periods)))
@@ -115,8 +129,15 @@ def stacked(title: str, labels: list[str], shares: list[float], colours: list[st
     for label, share, colour in zip(labels, shares, palette):
         ax.barh([0], [share], left=left, color=colour, edgecolor="white", linewidth=0.8)
         if share >= 7:
-            ax.text(left + share / 2, 0, f"{label}\n{share:.0f} %", ha="center", va="center", fontsize=7,
-                    color="white" if colour != COLOURS["passives"] else "black")
+            ax.text(
+                left + share / 2,
+                0,
+                f"{label}\n{share:.0f} %",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if colour != COLOURS["passives"] else "black",
+            )
         left += share
     ax.set_xlim(0, 100)
     ax.set_yticks([])
@@ -140,7 +161,9 @@ def pareto(title: str, labels: list[str], counts: list[int]) -> str:
     twin.plot(x, cumulative, color=COLOURS["cumulative"], marker="o", markersize=3, linewidth=1.2)
     twin.set_ylim(0, 105)
     twin.spines["top"].set_visible(False)
-    ax.set_xticks(x, [label if len(label) <= 18 else label[:17] + "…" for label in labels], rotation=30, ha="right", fontsize=7)
+    ax.set_xticks(
+        x, [label if len(label) <= 18 else label[:17] + "…" for label in labels], rotation=30, ha="right", fontsize=7
+    )
     ax.set_title(title, loc="left")
     return _svg(fig)
 
@@ -163,4 +186,7 @@ def _ramp(count: int) -> list[str]:
     start, end = (0xC0, 0x39, 0x2B), (0x2E, 0x85, 0x40)
     if count <= 1:
         return ["#{:02x}{:02x}{:02x}".format(*end)]
-    return ["#{:02x}{:02x}{:02x}".format(*(round(s + (e - s) * i / (count - 1)) for s, e in zip(start, end))) for i in range(count)]
+    return [
+        "#{:02x}{:02x}{:02x}".format(*(round(s + (e - s) * i / (count - 1)) for s, e in zip(start, end)))
+        for i in range(count)
+    ]

@@ -12,6 +12,7 @@ import sqlite_utils
 
 from cxctl.workspace.loader import Workspace
 
+
 def indicator_questions(ws: Workspace, moment_id: str) -> list[str | None]:
     """The moment's indicator question ids, in score column order (nps, csat, ces): the first of each type."""
     out: list[str | None] = [None, None, None]
@@ -61,28 +62,50 @@ def _unpivot(names: list[str], counts) -> list[tuple[str, int]]:
     return [(names[0], total - sum(parts))] + list(zip(names[1:], parts))
 
 
-def _sent_query(conn, hour: str, first: str, last: str, groups: bytes | None, count: int, exprs: list[str],
-                params: list, nobody: str):
+def _sent_query(
+    conn,
+    hour: str,
+    first: str,
+    last: str,
+    groups: bytes | None,
+    count: int,
+    exprs: list[str],
+    params: list,
+    nobody: str,
+):
     if groups is not None and count <= PIVOT_LIMIT:
         return conn.execute(
-            f"""SELECT i.moment, {hour}, {_pivot_columns('i', count)} FROM invitations i INDEXED BY invitations_sent_hour
+            f"""SELECT i.moment, {hour}, {_pivot_columns("i", count)} FROM invitations i INDEXED BY invitations_sent_hour
                 WHERE i.status = 'sent' AND i.kind = 'invitation' AND +{hour} BETWEEN :first AND :last GROUP BY 1, 2""",
-            {"groups": groups, "first": first, "last": last}).fetchall()
+            {"groups": groups, "first": first, "last": last},
+        ).fetchall()
     if groups is not None:
         return conn.execute(
-            f"""SELECT i.moment, {hour}, {_vector_cell('i', count)}, COUNT(*) FROM invitations i INDEXED BY invitations_sent_hour
+            f"""SELECT i.moment, {hour}, {_vector_cell("i", count)}, COUNT(*) FROM invitations i INDEXED BY invitations_sent_hour
                 WHERE i.status = 'sent' AND i.kind = 'invitation' AND +{hour} BETWEEN :first AND :last GROUP BY 1, 2, 3""",
-            {"groups": groups, "first": first, "last": last}).fetchall()
+            {"groups": groups, "first": first, "last": last},
+        ).fetchall()
     _group_table(conn, exprs, params)
     return conn.execute(
         f"""SELECT COALESCE(g.g, ?), i.moment, {hour}, COUNT(*) FROM invitations i INDEXED BY invitations_sent_hour
             LEFT JOIN temp.sc_groups g ON g.contact_id = i.contact_id
             WHERE i.status = 'sent' AND i.kind = 'invitation' AND {hour} BETWEEN ? AND ?
-            GROUP BY 1, 2, 3""", [nobody, first, last]).fetchall()
+            GROUP BY 1, 2, 3""",
+        [nobody, first, last],
+    ).fetchall()
 
 
-def _sent_by_contact(path: str, first: str, last: str, groups: bytes | None, count: int, exprs: list[str],
-                     params: list, nobody: str, result: list) -> None:
+def _sent_by_contact(
+    path: str,
+    first: str,
+    last: str,
+    groups: bytes | None,
+    count: int,
+    exprs: list[str],
+    params: list,
+    nobody: str,
+    result: list,
+) -> None:
     """Sent invitations per (group, moment, UTC hour), on its own read-only connection so it runs beside the
     responses query (sqlite3 releases the GIL while a statement runs: two cores, two scans)."""
     import sqlite3
@@ -100,8 +123,15 @@ def _sent_by_contact(path: str, first: str, last: str, groups: bytes | None, cou
         result.append(exc)
 
 
-def fetch_by_contact(ws: Workspace, db: sqlite_utils.Database, exprs: list[str], params: list, moments: list[str],
-                      labels: dict[date, list[str]], hours: list[tuple[str, str]]) -> dict[tuple, dict]:
+def fetch_by_contact(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    exprs: list[str],
+    params: list,
+    moments: list[str],
+    labels: dict[date, list[str]],
+    hours: list[tuple[str, str]],
+) -> dict[tuple, dict]:
     """Breakdown by contact columns/attributes: one pass over the responses' score columns (covering index) and
     one over the sent invitations (partial index), in parallel.
 
@@ -131,14 +161,20 @@ def fetch_by_contact(ws: Workspace, db: sqlite_utils.Database, exprs: list[str],
         width = _width(len(values))
         vector = bytearray(top * width)
         for contact_id, value in q("SELECT contact_id, g FROM temp.sc_groups WHERE contact_id > 0").fetchall():
-            vector[(contact_id - 1) * width: contact_id * width] = number[value].to_bytes(width, "big")
+            vector[(contact_id - 1) * width : contact_id * width] = number[value].to_bytes(width, "big")
         groups = bytes(vector)
     path = db.execute("PRAGMA main.database_list").fetchone()[2]
     sent_rows: list = []
     # The sent counts are read on a second connection to the same file, in parallel. An in-memory
     # store (store.read() before the first import) has no file, and nothing sent to count.
-    worker = threading.Thread(target=_sent_by_contact, args=(path, min(by_hour), max(by_hour), groups, len(values),
-                                                             exprs, params, nobody, sent_rows)) if path else None
+    worker = (
+        threading.Thread(
+            target=_sent_by_contact,
+            args=(path, min(by_hour), max(by_hour), groups, len(values), exprs, params, nobody, sent_rows),
+        )
+        if path
+        else None
+    )
     if worker is not None:
         worker.start()
     try:
@@ -147,27 +183,40 @@ def fetch_by_contact(ws: Workspace, db: sqlite_utils.Database, exprs: list[str],
         by_day = {d.isoformat(): ls for d, ls in labels.items()}
         span = {"first": min(by_day), "last": max(by_day)}
         if groups is not None and len(values) > PIVOT_LIMIT:
-            rows = q(f"""SELECT r.moment, r.day, r.score_nps, r.score_csat, r.score_ces, {_vector_cell('r', len(values))}, COUNT(*)
+            rows = q(
+                f"""SELECT r.moment, r.day, r.score_nps, r.score_csat, r.score_ces, {_vector_cell("r", len(values))}, COUNT(*)
                          FROM responses r INDEXED BY responses_scores
                          WHERE r.status = 'counted' AND +r.day BETWEEN :first AND :last GROUP BY 1, 2, 3, 4, 5, 6""",
-                     {**span, "groups": groups})
+                {**span, "groups": groups},
+            )
             names = [nobody] + values
-            tallies = ((moment_id, day, (nps, csat, ces), [(_decode(names, cell), n)])
-                       for moment_id, day, nps, csat, ces, cell, n in rows.fetchall())
+            tallies = (
+                (moment_id, day, (nps, csat, ces), [(_decode(names, cell), n)])
+                for moment_id, day, nps, csat, ces, cell, n in rows.fetchall()
+            )
         elif groups is not None:
-            rows = q(f"""SELECT r.moment, r.day, r.score_nps, r.score_csat, r.score_ces, {_pivot_columns('r', len(values))}
+            rows = q(
+                f"""SELECT r.moment, r.day, r.score_nps, r.score_csat, r.score_ces, {_pivot_columns("r", len(values))}
                          FROM responses r INDEXED BY responses_scores
                          WHERE r.status = 'counted' AND +r.day BETWEEN :first AND :last GROUP BY 1, 2, 3, 4, 5""",
-                     {**span, "groups": groups})
+                {**span, "groups": groups},
+            )
             # `+r.day`: the day range must not become an index search, which would lose the index order and sort.
             names = [nobody] + values
-            tallies = ((moment_id, day, rest[:3], _unpivot(names, rest[3:])) for moment_id, day, *rest in rows.fetchall())
+            tallies = (
+                (moment_id, day, rest[:3], _unpivot(names, rest[3:])) for moment_id, day, *rest in rows.fetchall()
+            )
         else:
-            rows = q("""SELECT r.moment, r.day, r.score_nps, r.score_csat, r.score_ces, COALESCE(g.g, :nobody), COUNT(*)
+            rows = q(
+                """SELECT r.moment, r.day, r.score_nps, r.score_csat, r.score_ces, COALESCE(g.g, :nobody), COUNT(*)
                         FROM responses r INDEXED BY responses_scores LEFT JOIN temp.sc_groups g ON g.contact_id = r.contact_id
                         WHERE r.status = 'counted' AND r.day BETWEEN :first AND :last GROUP BY 1, 2, 3, 4, 5, 6""",
-                     {**span, "nobody": nobody})
-            tallies = ((moment_id, day, (nps, csat, ces), [(group, n)]) for moment_id, day, nps, csat, ces, group, n in rows.fetchall())
+                {**span, "nobody": nobody},
+            )
+            tallies = (
+                (moment_id, day, (nps, csat, ces), [(group, n)])
+                for moment_id, day, nps, csat, ces, group, n in rows.fetchall()
+            )
         for moment_id, day, scores, counts in tallies:
             if moment_id not in wanted:
                 continue
@@ -189,7 +238,9 @@ def fetch_by_contact(ws: Workspace, db: sqlite_utils.Database, exprs: list[str],
         raise sent_rows[-1]
     names = [nobody] + values
     if groups is not None and len(values) <= PIVOT_LIMIT:
-        sent_rows = [(group, moment, at, n) for moment, at, *counts in sent_rows for group, n in _unpivot(names, counts) if n]
+        sent_rows = [
+            (group, moment, at, n) for moment, at, *counts in sent_rows for group, n in _unpivot(names, counts) if n
+        ]
     elif groups is not None:
         sent_rows = [(_decode(names, cell), moment, at, n) for moment, at, cell, n in sent_rows]
     for group, moment_id, hour, n in sent_rows:

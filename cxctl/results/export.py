@@ -69,105 +69,178 @@ def _c(name: str, type_: str, sql: str, doc: str, personal: bool = False) -> Col
     return Column(name, type_, sql, doc, personal)
 
 
-CONTACT = _c("contact", "key", "p.pseudonym", "keyed pseudonym of the contact (HMAC-SHA256 of its id, 32 hex digits): "
-             "the same in every export made with the same secret, so tables join")
+CONTACT = _c(
+    "contact",
+    "key",
+    "p.pseudonym",
+    "keyed pseudonym of the contact (HMAC-SHA256 of its id, 32 hex digits): "
+    "the same in every export made with the same secret, so tables join",
+)
 WHERE_MOMENT = "LEFT JOIN temp.export_moments m ON m.moment = {alias}.moment"
 
 TABLES: tuple[Table, ...] = (
-    Table("responses", "one row per response (counted, partial or duplicate), one column per indicator",
-          "responses r LEFT JOIN temp.export_people p ON p.id = r.contact_id "
-          "LEFT JOIN invitations i ON i.id = r.invitation_id " + WHERE_MOMENT.format(alias="r"),
-          "r.id", "r.imported_at", (
-              _c("response_id", "int", "r.id", "the store's response id"),
-              CONTACT,
-              _c("moment", "key", "r.moment", "key moment id"),
-              _c("journey", "key", "m.journey", "journey of the moment (from the workspace)"),
-              _c("stage", "key", "m.stage", "journey stage of the moment"),
-              _c("channel", "key", "m.channel", "channel of the moment"),
-              _c("language", "key", "COALESCE(i.language, p.language)", "language of the invitation (else the contact's)"),
-              _c("submitted_at", "timestamp", "r.submitted_at", "when it was submitted (UTC)"),
-              _c("day", "day", "r.day", "day of submission in the workspace time zone (the scorecard's day)"),
-              _c("status", "key", "r.status", "counted (the one that counts for its invitation), partial or duplicate"),
-              _c("complete", "bool", "r.complete", "the respondent finished the survey"),
-              _c("source", "key", "r.source", "survey tool format it was imported from"),
-              _c("invitation_id", "int", "r.invitation_id", "the invitation it answers (empty when matched otherwise)"),
-              _c("nps", "int", "r.score_nps", "the moment's NPS answer, 0–10"),
-              _c("csat", "int", "r.score_csat", "the moment's CSAT answer, on its question's scale"),
-              _c("ces", "int", "r.score_ces", "the moment's CES answer, on its question's scale"),
-              _c("imported_at", "timestamp", "r.imported_at", "when it was written to the store (UTC; what --since reads)"),
-          )),
-    Table("answers", "long form: one row per answer, with the question's type and scale",
-          "answers a JOIN responses r ON r.id = a.response_id LEFT JOIN temp.export_people p ON p.id = r.contact_id "
-          "LEFT JOIN temp.export_questions q ON q.question = a.question",
-          "a.response_id", "r.imported_at", (
-              _c("response_id", "int", "a.response_id", "the response (responses.response_id)"),
-              CONTACT,
-              _c("moment", "key", "r.moment", "key moment id"),
-              _c("question", "key", "a.question", "question id"),
-              _c("question_type", "key", "q.type", "nps, csat, ces, rating, single_choice, multiple_choice, open…"),
-              _c("scale_min", "int", "q.scale_min", "lowest value of a scale question"),
-              _c("scale_max", "int", "q.scale_max", "highest value of a scale question"),
-              _c("value_num", "real", "a.value_num", "numeric answer"),
-              _c("value_text", "text", "CASE WHEN p.forgotten THEN NULL ELSE a.value_text END",
-                 "text answer: a choice id, a JSON list of ids, or the free text of an open question "
-                 "(never for a forgotten person)"),
-          )),
-    Table("invitations", "the funnel: every planned, sent, failed or bounced invitation and reminder, and whether it was answered",
-          "invitations i LEFT JOIN temp.export_people p ON p.id = i.contact_id " + WHERE_MOMENT.format(alias="i"),
-          "i.id", "i.updated_at", (
-              _c("invitation_id", "int", "i.id", "the store's invitation id"),
-              CONTACT,
-              _c("moment", "key", "i.moment", "key moment id"),
-              _c("journey", "key", "m.journey", "journey of the moment"),
-              _c("stage", "key", "m.stage", "journey stage of the moment"),
-              _c("kind", "key", "i.kind", "invitation or reminder"),
-              _c("parent_id", "int", "i.parent_id", "for a reminder, the invitation it follows"),
-              _c("wave", "text", "i.wave", "wave of a relational moment"),
-              _c("language", "key", "i.language", "language of the message"),
-              _c("status", "key", "i.status", "planned, sending, sent, failed, bounced, in_doubt, cancelled…"),
-              _c("send_at", "timestamp", "i.send_at", "when it is or was due (UTC)"),
-              _c("sent_at", "timestamp", "i.sent_at", "when it was sent (UTC)"),
-              _c("attempts", "int", "i.attempts", "delivery attempts"),
-              _c("answered", "bool", "EXISTS (SELECT 1 FROM responses x WHERE x.invitation_id = i.id AND x.status = 'counted')",
-                 "a counted response answers it"),
-              _c("updated_at", "timestamp", "i.updated_at", "last change (UTC; what --since reads)"),
-              _c("email", "text", "CASE WHEN p.forgotten THEN NULL ELSE i.email END", "address it went to", personal=True),
-              _c("last_error", "text", "CASE WHEN p.forgotten THEN NULL ELSE i.last_error END",
-                 "the server's last answer on failure (may quote the address)", personal=True),
-          )),
-    Table("events", "the events imported from the CRM, which trigger the transactional moments",
-          "events e LEFT JOIN temp.export_people p ON p.id = e.contact_id", "e.id", "e.imported_at", (
-              _c("event_id", "int", "e.id", "the store's event id"),
-              _c("event_key", "text", "e.event_key", "the source's event reference"),
-              CONTACT,
-              _c("type", "text", "e.type", "event type"),
-              _c("occurred_at", "timestamp", "e.occurred_at", "when it happened (UTC)"),
-              _c("source", "text", "e.source", "file it was imported from"),
-              _c("attributes", "text", "e.attributes", "the event's attributes as a JSON object"),
-              _c("imported_at", "timestamp", "e.imported_at", "when it was written to the store (UTC; what --since reads)"),
-          )),
-    Table("contacts", "one row per contact: the non-identifying columns, and personal data only when asked for",
-          "contacts c JOIN temp.export_people p ON p.id = c.id", "c.id", "c.updated_at", (
-              CONTACT,
-              _c("language", "key", "c.language", "preferred language"),
-              _c("country", "text", "c.country", "country"),
-              _c("segment", "text", "c.segment", "segment"),
-              _c("role", "text", "c.role", "B2B role"),
-              _c("forgotten", "bool", "p.forgotten", "erased by `cxctl forget` (no personal data, whatever the flag)"),
-              _c("created_at", "timestamp", "c.created_at", "first imported (UTC)"),
-              _c("updated_at", "timestamp", "c.updated_at", "last change (UTC; what --since reads)"),
-              _c("external_id", "text", "CASE WHEN p.forgotten THEN NULL ELSE c.external_id END", "CRM id", personal=True),
-              _c("email", "text", "CASE WHEN p.forgotten THEN NULL ELSE c.email END", "address", personal=True),
-              _c("first_name", "text", "CASE WHEN p.forgotten THEN NULL ELSE c.first_name END", "first name", personal=True),
-              _c("last_name", "text", "CASE WHEN p.forgotten THEN NULL ELSE c.last_name END", "last name", personal=True),
-              _c("company", "text", "CASE WHEN p.forgotten THEN NULL ELSE c.company END", "company", personal=True),
-          )),
-    Table("contact_attributes", "long form: one row per contact attribute (the CRM's extra columns)",
-          "contacts c JOIN temp.export_people p ON p.id = c.id JOIN json_each(c.attributes) j", "c.id", "c.updated_at", (
-              CONTACT,
-              _c("attribute", "text", "j.key", "attribute name"),
-              _c("value", "text", "CAST(j.value AS TEXT)", "its value as text (JSON for a list or an object)"),
-          )),
+    Table(
+        "responses",
+        "one row per response (counted, partial or duplicate), one column per indicator",
+        "responses r LEFT JOIN temp.export_people p ON p.id = r.contact_id "
+        "LEFT JOIN invitations i ON i.id = r.invitation_id " + WHERE_MOMENT.format(alias="r"),
+        "r.id",
+        "r.imported_at",
+        (
+            _c("response_id", "int", "r.id", "the store's response id"),
+            CONTACT,
+            _c("moment", "key", "r.moment", "key moment id"),
+            _c("journey", "key", "m.journey", "journey of the moment (from the workspace)"),
+            _c("stage", "key", "m.stage", "journey stage of the moment"),
+            _c("channel", "key", "m.channel", "channel of the moment"),
+            _c(
+                "language", "key", "COALESCE(i.language, p.language)", "language of the invitation (else the contact's)"
+            ),
+            _c("submitted_at", "timestamp", "r.submitted_at", "when it was submitted (UTC)"),
+            _c("day", "day", "r.day", "day of submission in the workspace time zone (the scorecard's day)"),
+            _c("status", "key", "r.status", "counted (the one that counts for its invitation), partial or duplicate"),
+            _c("complete", "bool", "r.complete", "the respondent finished the survey"),
+            _c("source", "key", "r.source", "survey tool format it was imported from"),
+            _c("invitation_id", "int", "r.invitation_id", "the invitation it answers (empty when matched otherwise)"),
+            _c("nps", "int", "r.score_nps", "the moment's NPS answer, 0–10"),
+            _c("csat", "int", "r.score_csat", "the moment's CSAT answer, on its question's scale"),
+            _c("ces", "int", "r.score_ces", "the moment's CES answer, on its question's scale"),
+            _c(
+                "imported_at",
+                "timestamp",
+                "r.imported_at",
+                "when it was written to the store (UTC; what --since reads)",
+            ),
+        ),
+    ),
+    Table(
+        "answers",
+        "long form: one row per answer, with the question's type and scale",
+        "answers a JOIN responses r ON r.id = a.response_id LEFT JOIN temp.export_people p ON p.id = r.contact_id "
+        "LEFT JOIN temp.export_questions q ON q.question = a.question",
+        "a.response_id",
+        "r.imported_at",
+        (
+            _c("response_id", "int", "a.response_id", "the response (responses.response_id)"),
+            CONTACT,
+            _c("moment", "key", "r.moment", "key moment id"),
+            _c("question", "key", "a.question", "question id"),
+            _c("question_type", "key", "q.type", "nps, csat, ces, rating, single_choice, multiple_choice, open…"),
+            _c("scale_min", "int", "q.scale_min", "lowest value of a scale question"),
+            _c("scale_max", "int", "q.scale_max", "highest value of a scale question"),
+            _c("value_num", "real", "a.value_num", "numeric answer"),
+            _c(
+                "value_text",
+                "text",
+                "CASE WHEN p.forgotten THEN NULL ELSE a.value_text END",
+                "text answer: a choice id, a JSON list of ids, or the free text of an open question "
+                "(never for a forgotten person)",
+            ),
+        ),
+    ),
+    Table(
+        "invitations",
+        "the funnel: every planned, sent, failed or bounced invitation and reminder, and whether it was answered",
+        "invitations i LEFT JOIN temp.export_people p ON p.id = i.contact_id " + WHERE_MOMENT.format(alias="i"),
+        "i.id",
+        "i.updated_at",
+        (
+            _c("invitation_id", "int", "i.id", "the store's invitation id"),
+            CONTACT,
+            _c("moment", "key", "i.moment", "key moment id"),
+            _c("journey", "key", "m.journey", "journey of the moment"),
+            _c("stage", "key", "m.stage", "journey stage of the moment"),
+            _c("kind", "key", "i.kind", "invitation or reminder"),
+            _c("parent_id", "int", "i.parent_id", "for a reminder, the invitation it follows"),
+            _c("wave", "text", "i.wave", "wave of a relational moment"),
+            _c("language", "key", "i.language", "language of the message"),
+            _c("status", "key", "i.status", "planned, sending, sent, failed, bounced, in_doubt, cancelled…"),
+            _c("send_at", "timestamp", "i.send_at", "when it is or was due (UTC)"),
+            _c("sent_at", "timestamp", "i.sent_at", "when it was sent (UTC)"),
+            _c("attempts", "int", "i.attempts", "delivery attempts"),
+            _c(
+                "answered",
+                "bool",
+                "EXISTS (SELECT 1 FROM responses x WHERE x.invitation_id = i.id AND x.status = 'counted')",
+                "a counted response answers it",
+            ),
+            _c("updated_at", "timestamp", "i.updated_at", "last change (UTC; what --since reads)"),
+            _c(
+                "email", "text", "CASE WHEN p.forgotten THEN NULL ELSE i.email END", "address it went to", personal=True
+            ),
+            _c(
+                "last_error",
+                "text",
+                "CASE WHEN p.forgotten THEN NULL ELSE i.last_error END",
+                "the server's last answer on failure (may quote the address)",
+                personal=True,
+            ),
+        ),
+    ),
+    Table(
+        "events",
+        "the events imported from the CRM, which trigger the transactional moments",
+        "events e LEFT JOIN temp.export_people p ON p.id = e.contact_id",
+        "e.id",
+        "e.imported_at",
+        (
+            _c("event_id", "int", "e.id", "the store's event id"),
+            _c("event_key", "text", "e.event_key", "the source's event reference"),
+            CONTACT,
+            _c("type", "text", "e.type", "event type"),
+            _c("occurred_at", "timestamp", "e.occurred_at", "when it happened (UTC)"),
+            _c("source", "text", "e.source", "file it was imported from"),
+            _c("attributes", "text", "e.attributes", "the event's attributes as a JSON object"),
+            _c(
+                "imported_at",
+                "timestamp",
+                "e.imported_at",
+                "when it was written to the store (UTC; what --since reads)",
+            ),
+        ),
+    ),
+    Table(
+        "contacts",
+        "one row per contact: the non-identifying columns, and personal data only when asked for",
+        "contacts c JOIN temp.export_people p ON p.id = c.id",
+        "c.id",
+        "c.updated_at",
+        (
+            CONTACT,
+            _c("language", "key", "c.language", "preferred language"),
+            _c("country", "text", "c.country", "country"),
+            _c("segment", "text", "c.segment", "segment"),
+            _c("role", "text", "c.role", "B2B role"),
+            _c("forgotten", "bool", "p.forgotten", "erased by `cxctl forget` (no personal data, whatever the flag)"),
+            _c("created_at", "timestamp", "c.created_at", "first imported (UTC)"),
+            _c("updated_at", "timestamp", "c.updated_at", "last change (UTC; what --since reads)"),
+            _c(
+                "external_id", "text", "CASE WHEN p.forgotten THEN NULL ELSE c.external_id END", "CRM id", personal=True
+            ),
+            _c("email", "text", "CASE WHEN p.forgotten THEN NULL ELSE c.email END", "address", personal=True),
+            _c(
+                "first_name",
+                "text",
+                "CASE WHEN p.forgotten THEN NULL ELSE c.first_name END",
+                "first name",
+                personal=True,
+            ),
+            _c("last_name", "text", "CASE WHEN p.forgotten THEN NULL ELSE c.last_name END", "last name", personal=True),
+            _c("company", "text", "CASE WHEN p.forgotten THEN NULL ELSE c.company END", "company", personal=True),
+        ),
+    ),
+    Table(
+        "contact_attributes",
+        "long form: one row per contact attribute (the CRM's extra columns)",
+        "contacts c JOIN temp.export_people p ON p.id = c.id JOIN json_each(c.attributes) j",
+        "c.id",
+        "c.updated_at",
+        (
+            CONTACT,
+            _c("attribute", "text", "j.key", "attribute name"),
+            _c("value", "text", "CAST(j.value AS TEXT)", "its value as text (JSON for a list or an object)"),
+        ),
+    ),
 )
 
 
@@ -195,17 +268,26 @@ class ExportResult:
 def arrow_type(name: str):
     import pyarrow as pa
 
-    return {"int": pa.int64(), "bool": pa.bool_(), "text": pa.string(), "key": pa.string(), "real": pa.float64(),
-            "timestamp": pa.timestamp("s", tz="UTC"), "day": pa.date32()}[name]
+    return {
+        "int": pa.int64(),
+        "bool": pa.bool_(),
+        "text": pa.string(),
+        "key": pa.string(),
+        "real": pa.float64(),
+        "timestamp": pa.timestamp("s", tz="UTC"),
+        "day": pa.date32(),
+    }[name]
 
 
 def pseudonymiser(env_name: str = SECRET_ENV):
     """The pseudonym function keyed by the secret in `env_name`; raises UsageError (with the fix) when unset."""
     secret = os.environ.get(env_name, "")
     if not secret:
-        raise UsageError(f"{env_name} is not set: the export names each contact by a keyed pseudonym and needs a secret "
-                         f"— export {env_name}=$(openssl rand -hex 32), and keep it: the same secret gives the same "
-                         f"pseudonyms in every export, so they join")
+        raise UsageError(
+            f"{env_name} is not set: the export names each contact by a keyed pseudonym and needs a secret "
+            f"— export {env_name}=$(openssl rand -hex 32), and keep it: the same secret gives the same "
+            f"pseudonyms in every export, so they join"
+        )
     key = secret.encode("utf-8")
 
     def pseudonym(contact_id: int | None) -> str | None:
@@ -216,9 +298,18 @@ def pseudonymiser(env_name: str = SECRET_ENV):
     return pseudonym
 
 
-def export_store(ws: Workspace, db: sqlite_utils.Database, folder: Path | str, now: datetime, *, format: str = "parquet",
-                 since: str | None = None, with_personal_data: bool = False, secret_env: str = SECRET_ENV,
-                 tables: list[str] | None = None) -> ExportResult:
+def export_store(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    folder: Path | str,
+    now: datetime,
+    *,
+    format: str = "parquet",
+    since: str | None = None,
+    with_personal_data: bool = False,
+    secret_env: str = SECRET_ENV,
+    tables: list[str] | None = None,
+) -> ExportResult:
     """Write each table to `folder/<table>.<format>` (replacing it), then `folder/export.json` (the
     manifest: schema version, time, rows per table). `since` (ISO day or time, workspace time zone)
     keeps the rows written or changed from then on. Raises UsageError for a bad format, folder or secret."""
@@ -241,9 +332,14 @@ def export_store(ws: Workspace, db: sqlite_utils.Database, folder: Path | str, n
         path = folder / f"{table.name}.{format}"
         rows = _write(db, table, columns, since_db, path, format)
         result.tables.append(ExportedTable(table.name, path.name, rows))
-    manifest = {"schema_version": SCHEMA_VERSION, "exported_at": result.exported_at, "since": since_db,
-                "format": format, "with_personal_data": with_personal_data,
-                "tables": {t.name: {"file": t.file, "rows": t.rows} for t in result.tables}}
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "exported_at": result.exported_at,
+        "since": since_db,
+        "format": format,
+        "with_personal_data": with_personal_data,
+        "tables": {t.name: {"file": t.file, "rows": t.rows} for t in result.tables},
+    }
     (folder / "export.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return result
 
@@ -256,18 +352,28 @@ def _prepare(ws: Workspace, db: sqlite_utils.Database, pseudonym) -> None:
     # The main cache stays small: the tables are read once, in key order (a big cache only costs memory).
     q("PRAGMA temp_store=MEMORY")
     q("PRAGMA temp.cache_size=-131072")
-    q("CREATE TEMP TABLE IF NOT EXISTS export_people (id INTEGER PRIMARY KEY, pseudonym TEXT, forgotten INTEGER, language TEXT)")
-    q("CREATE TEMP TABLE IF NOT EXISTS export_moments (moment TEXT PRIMARY KEY, journey TEXT, stage TEXT, channel TEXT)")
-    q("CREATE TEMP TABLE IF NOT EXISTS export_questions (question TEXT PRIMARY KEY, type TEXT, scale_min INTEGER, scale_max INTEGER)")
+    q(
+        "CREATE TEMP TABLE IF NOT EXISTS export_people (id INTEGER PRIMARY KEY, pseudonym TEXT, forgotten INTEGER, language TEXT)"
+    )
+    q(
+        "CREATE TEMP TABLE IF NOT EXISTS export_moments (moment TEXT PRIMARY KEY, journey TEXT, stage TEXT, channel TEXT)"
+    )
+    q(
+        "CREATE TEMP TABLE IF NOT EXISTS export_questions (question TEXT PRIMARY KEY, type TEXT, scale_min INTEGER, scale_max INTEGER)"
+    )
     for name in ("export_people", "export_moments", "export_questions"):
         q(f"DELETE FROM temp.{name}")
     db.conn.create_function("cx_pseudonym", 1, pseudonym, deterministic=True)
     q("BEGIN")
     q("INSERT INTO temp.export_people SELECT id, cx_pseudonym(id), forgotten_at IS NOT NULL, language FROM contacts")
-    db.conn.executemany("INSERT INTO temp.export_moments VALUES (?, ?, ?, ?)",
-                        [(mid, m.journey, m.stage, m.channel) for mid, m in ws.moments.items()])
-    db.conn.executemany("INSERT INTO temp.export_questions VALUES (?, ?, ?, ?)",
-                        [(qid, spec.type, *(spec.scale or (None, None))) for qid, spec in ws.questions.items()])
+    db.conn.executemany(
+        "INSERT INTO temp.export_moments VALUES (?, ?, ?, ?)",
+        [(mid, m.journey, m.stage, m.channel) for mid, m in ws.moments.items()],
+    )
+    db.conn.executemany(
+        "INSERT INTO temp.export_questions VALUES (?, ?, ?, ?)",
+        [(qid, spec.type, *(spec.scale or (None, None))) for qid, spec in ws.questions.items()],
+    )
     q("COMMIT")
 
 
@@ -329,7 +435,9 @@ def _batches(db: sqlite_utils.Database, table: Table, columns: list[Column], sin
         reader.join()
 
 
-def _write(db: sqlite_utils.Database, table: Table, columns: list[Column], since: str | None, path: Path, format: str) -> int:
+def _write(
+    db: sqlite_utils.Database, table: Table, columns: list[Column], since: str | None, path: Path, format: str
+) -> int:
     """Stream the table into `path` (written beside it, then renamed: a reader never sees half a file)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -338,14 +446,21 @@ def _write(db: sqlite_utils.Database, table: Table, columns: list[Column], since
     read_options = pcsv.ReadOptions(column_names=[c.name for c in columns], block_size=1 << 24)
     # Only free text may hold a line break: the parser is faster when it need not look for quoted ones.
     parse_options = pcsv.ParseOptions(newlines_in_values=any(c.type == "text" for c in columns))
-    convert = pcsv.ConvertOptions(column_types={f.name: f.type for f in schema}, strings_can_be_null=True,
-                                  quoted_strings_can_be_null=False, null_values=[""], true_values=["1"], false_values=["0"])
+    convert = pcsv.ConvertOptions(
+        column_types={f.name: f.type for f in schema},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        null_values=[""],
+        true_values=["1"],
+        false_values=["0"],
+    )
     partial = path.with_name(path.name + ".partial")
     rows = 0
     with _writer(partial, schema, format) as write:
         for text in _batches(db, table, columns, since):
-            batch = pcsv.read_csv(io.BytesIO(text), read_options=read_options, parse_options=parse_options,
-                                  convert_options=convert)
+            batch = pcsv.read_csv(
+                io.BytesIO(text), read_options=read_options, parse_options=parse_options, convert_options=convert
+            )
             rows += batch.num_rows
             write(batch)
     partial.replace(path)
@@ -393,9 +508,17 @@ def schema_markdown() -> str:
     """The schema page's tables, generated from TABLES (docs/export-schema.md embeds it; a test checks)."""
     lines = [f"Schema version: **{SCHEMA_VERSION}**", ""]
     for table in TABLES:
-        lines += [f"### `{table.name}`", "", table.doc[0].upper() + table.doc[1:] + f". `--since` reads `{table.changed.split('.')[-1]}`.", "",
-                  "| column | type | personal | meaning |", "|---|---|---|---|"]
-        lines += [f"| `{c.name}` | {'text' if c.type == 'key' else c.type} | {'yes' if c.personal else ''} | {c.doc} |"
-                  for c in table.columns]
+        lines += [
+            f"### `{table.name}`",
+            "",
+            table.doc[0].upper() + table.doc[1:] + f". `--since` reads `{table.changed.split('.')[-1]}`.",
+            "",
+            "| column | type | personal | meaning |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{c.name}` | {'text' if c.type == 'key' else c.type} | {'yes' if c.personal else ''} | {c.doc} |"
+            for c in table.columns
+        ]
         lines.append("")
     return "\n".join(lines)

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from cxctl.core.errors import UsageError
-from cxctl.workspace.loader import Workspace
 from cxctl.core.timeutil import local_day_range, to_db
 from cxctl.results.verbatims import CHOICE_TYPES, choice_label, chosen_ids
+from cxctl.workspace.loader import Workspace
 
 
 @dataclass
@@ -66,14 +66,22 @@ def _followup_sql(ws: Workspace, moments: list[str]) -> tuple[str | None, list]:
     if not conditions:
         return None, []
     # A forgotten person's answers stay in the scores, anonymous; there is nobody left to call back.
-    return (f"""SELECT DISTINCT r.id FROM responses r JOIN answers a ON a.response_id = r.id
-                WHERE r.status = 'counted' AND ({' OR '.join(conditions)})
+    return (
+        f"""SELECT DISTINCT r.id FROM responses r JOIN answers a ON a.response_id = r.id
+                WHERE r.status = 'counted' AND ({" OR ".join(conditions)})
                   AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = r.contact_id AND c.forgotten_at IS NOT NULL)""",
-            params)
+        params,
+    )
 
 
-def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | None = None, moment: str | None = None,
-                   include_done: bool = False) -> FollowupList:
+def list_followups(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    *,
+    since: str | None = None,
+    moment: str | None = None,
+    include_done: bool = False,
+) -> FollowupList:
     """Counted responses with a low NPS (≤ 6), CSAT (bottom two) or CES (≤ 3 on 1–7), oldest first.
 
     Forgotten people (`cxctl forget`) are left out: their answers still count, but nobody is left to call.
@@ -93,18 +101,38 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
         ids = [i for i in ids if i not in done]
     items = []
     for chunk_start in range(0, len(ids), 500):
-        chunk = ids[chunk_start: chunk_start + 500]
+        chunk = ids[chunk_start : chunk_start + 500]
         marks = ",".join("?" * len(chunk))
-        rows = db.execute(f"""SELECT r.id, r.submitted_at, r.moment, c.external_id, c.first_name, c.last_name, c.email,
+        rows = db.execute(
+            f"""SELECT r.id, r.submitted_at, r.moment, c.external_id, c.first_name, c.last_name, c.email,
                                   c.segment, c.company, c.role, e.type, e.occurred_at, e.attributes, f.status, f.note
                               FROM responses r LEFT JOIN contacts c ON c.id = r.contact_id
                               LEFT JOIN invitations i ON i.id = r.invitation_id LEFT JOIN events e ON e.id = i.event_id
-                              LEFT JOIN followups f ON f.response_id = r.id WHERE r.id IN ({marks})""", chunk).fetchall()
+                              LEFT JOIN followups f ON f.response_id = r.id WHERE r.id IN ({marks})""",
+            chunk,
+        ).fetchall()
         answers: dict[int, list] = {}
-        for rid, qid, num, text in db.execute(f"SELECT response_id, question, value_num, value_text FROM answers"
-                                              f" WHERE response_id IN ({marks})", chunk).fetchall():
+        for rid, qid, num, text in db.execute(
+            f"SELECT response_id, question, value_num, value_text FROM answers WHERE response_id IN ({marks})", chunk
+        ).fetchall():
             answers.setdefault(rid, []).append((qid, num, text))
-        for (rid, submitted, m, ext, first, last, email, segment, company, role, etype, eat, eattrs, fstatus, note) in rows:
+        for (
+            rid,
+            submitted,
+            m,
+            ext,
+            first,
+            last,
+            email,
+            segment,
+            company,
+            role,
+            etype,
+            eat,
+            eattrs,
+            fstatus,
+            note,
+        ) in rows:
             flags = _flags(ws, m)
             reasons, scores, comments, chosen = [], {}, [], []
             for qid, num, text in answers.get(rid, []):
@@ -115,13 +143,36 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
                 elif text and ws.questions.get(qid) and ws.questions[qid].type == "open":
                     comments.append(text)
                 elif text and ws.questions.get(qid) and ws.questions[qid].type in CHOICE_TYPES:
-                    chosen += [{"question": qid, "id": choice, "label": choice_label(ws, qid, choice)}
-                               for choice in chosen_ids(text)]
-            event = None if etype is None else {"type": etype, "occurred_at": eat, "attributes": json.loads(eattrs or "{}")}
-            items.append(Followup(rid, submitted, m, sorted(set(reasons)), scores, " / ".join(comments),
-                                  {"external_id": ext, "first_name": first, "last_name": last, "email": email,
-                                   "segment": segment, "company": company, "role": role},
-                                  event, fstatus == "done", note, chosen))
+                    chosen += [
+                        {"question": qid, "id": choice, "label": choice_label(ws, qid, choice)}
+                        for choice in chosen_ids(text)
+                    ]
+            event = (
+                None if etype is None else {"type": etype, "occurred_at": eat, "attributes": json.loads(eattrs or "{}")}
+            )
+            items.append(
+                Followup(
+                    rid,
+                    submitted,
+                    m,
+                    sorted(set(reasons)),
+                    scores,
+                    " / ".join(comments),
+                    {
+                        "external_id": ext,
+                        "first_name": first,
+                        "last_name": last,
+                        "email": email,
+                        "segment": segment,
+                        "company": company,
+                        "role": role,
+                    },
+                    event,
+                    fstatus == "done",
+                    note,
+                    chosen,
+                )
+            )
     items.sort(key=lambda f: (f.submitted_at, f.id))
     return FollowupList(items)
 
@@ -135,13 +186,17 @@ def mark_done(ws: Workspace, db: sqlite_utils.Database, response_id: int, note: 
         raise UsageError(f"no response {response_id}: take the ID from `cxctl followups`")
     sql, params = _followup_sql(ws, [moment[0]] if moment[0] in ws.moments else [])
     if sql is None or db.execute(sql + " AND r.id = ?", [*params, response_id]).fetchone() is None:
-        raise UsageError(f"response {response_id} is not a follow-up (no detractor, dissatisfied or high-effort "
-                         f"answer, or the person was forgotten): take the ID from `cxctl followups`")
+        raise UsageError(
+            f"response {response_id} is not a follow-up (no detractor, dissatisfied or high-effort "
+            f"answer, or the person was forgotten): take the ID from `cxctl followups`"
+        )
     replaced = db.execute("SELECT 1 FROM followups WHERE response_id = ?", [response_id]).fetchone() is not None
     done_at = to_db(now)
-    db.execute("""INSERT INTO followups (response_id, status, note, done_at) VALUES (?, 'done', ?, ?)
+    db.execute(
+        """INSERT INTO followups (response_id, status, note, done_at) VALUES (?, 'done', ?, ?)
                   ON CONFLICT (response_id) DO UPDATE SET status = 'done', note = excluded.note, done_at = excluded.done_at""",
-               [response_id, note, done_at])
+        [response_id, note, done_at],
+    )
     return {"id": response_id, "status": "done", "note": note, "done_at": done_at, "replaced": replaced}
 
 
@@ -181,14 +236,23 @@ def _ages_conditions(ws: Workspace, moments: list[str]) -> tuple[list[str], list
                 conditions.append(f"(r.moment = ? AND {SCORE_COLUMNS[ws.questions[qid].type]} <= ?)")
                 params += [m, threshold]
             else:
-                conditions.append("(r.moment = ? AND EXISTS (SELECT 1 FROM answers a WHERE a.response_id = r.id "
-                                  "AND a.question = ? AND a.value_num <= ?))")
+                conditions.append(
+                    "(r.moment = ? AND EXISTS (SELECT 1 FROM answers a WHERE a.response_id = r.id "
+                    "AND a.question = ? AND a.value_num <= ?))"
+                )
                 params += [m, qid, threshold]
     return conditions, params
 
 
-def open_followup_ages(ws: Workspace, db: sqlite_utils.Database, now: datetime, since: str, until: str,
-                       moments: list[str], oldest: int = 15) -> FollowupAges:
+def open_followup_ages(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    now: datetime,
+    since: str,
+    until: str,
+    moments: list[str],
+    oldest: int = 15,
+) -> FollowupAges:
     """The follow-ups not done yet among the responses of local days `since`..`until` (the same
     definition as `cxctl followups`), counted by age in calendar days at `now`, without names: the
     report that shows them is shared beyond the people who call back."""
@@ -200,17 +264,23 @@ def open_followup_ages(ws: Workspace, db: sqlite_utils.Database, now: datetime, 
     # Everything read from the covering index of responses (status, moment, day, scores, contact): the age
     # counts in local calendar days, and the few forgotten people are one list looked up, not a join.
     where = f"""FROM responses r WHERE r.status = 'counted' AND r.moment IN ({marks}) AND r.day BETWEEN ? AND ?
-                AND ({' OR '.join(conditions)})
+                AND ({" OR ".join(conditions)})
                 AND COALESCE(r.contact_id, 0) NOT IN (SELECT id FROM contacts WHERE forgotten_at IS NOT NULL)
                 AND NOT EXISTS (SELECT 1 FROM followups f WHERE f.response_id = r.id AND f.status = 'done')"""
     bound = [*moments, since, until, *params]
     age = "MAX(0, CAST(julianday(?) - julianday(r.day) AS INTEGER))"
     today = now.astimezone(ZoneInfo(ws.settings.timezone)).date().isoformat()
-    for moment, days, n in db.execute(f"SELECT r.moment, {age}, COUNT(*) {where} GROUP BY 1, 2", [today, *bound]).fetchall():
+    for moment, days, n in db.execute(
+        f"SELECT r.moment, {age}, COUNT(*) {where} GROUP BY 1, 2", [today, *bound]
+    ).fetchall():
         label = next(name for low, high, name in AGE_BUCKETS if days >= low and (high is None or days <= high))
         result.by_moment[moment][label] += n
         result.total += n
-    result.oldest = [OpenFollowup(*row) for row in db.execute(
-        f"SELECT r.id, r.moment, r.submitted_at, {age} {where} ORDER BY r.day, r.id LIMIT ?",
-        [today, *bound, oldest]).fetchall()]
+    result.oldest = [
+        OpenFollowup(*row)
+        for row in db.execute(
+            f"SELECT r.id, r.moment, r.submitted_at, {age} {where} ORDER BY r.day, r.id LIMIT ?",
+            [today, *bound, oldest],
+        ).fetchall()
+    ]
     return result

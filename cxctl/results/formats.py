@@ -8,11 +8,12 @@ zone), the email, the external reference, whether a row is finished, and which r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -49,39 +50,74 @@ CONVENTIONS = {
         started=("StartDate", "Start Date"),
         email=("RecipientEmail", "Recipient Email", "EmailAddress"),
         external_id=("ExternalReference", "ExternalDataReference", "External Data Reference"),
-        finished=("Finished",), status=("Status", "Response Type"),
+        finished=("Finished",),
+        status=("Status", "Response Type"),
     ),
     "surveymonkey": Convention(
-        response_id=("Respondent ID",), submitted=("End Date",), started=("Start Date",),
-        email=("Email Address",), external_id=("Custom Data 1",), date_order="month_first",
+        response_id=("Respondent ID",),
+        submitted=("End Date",),
+        started=("Start Date",),
+        email=("Email Address",),
+        external_id=("Custom Data 1",),
+        date_order="month_first",
     ),
     "google_forms": Convention(
         submitted=("Timestamp", "Horodateur", "Horodatage", "Marca temporal"),
-        email=("Email Address", "Email address", "Email", "E-mail", "Adresse e-mail", "Adresse email", "Adresse mail",
-               "Courriel", "Dirección de correo electrónico"),
+        email=(
+            "Email Address",
+            "Email address",
+            "Email",
+            "E-mail",
+            "Adresse e-mail",
+            "Adresse email",
+            "Adresse mail",
+            "Courriel",
+            "Dirección de correo electrónico",
+        ),
     ),
     "typeform": Convention(
-        response_id=("#", "Response ID", "Token"), submitted=("Submit Date (UTC)", "Submitted At"),
-        started=("Start Date (UTC)", "Stage Date (UTC)", "Started At"), finished=("Response Type",),
-        email=("email", "Email"), external_id=("external_id", "customer_id"), utc=True, partial_without_submit=True,
+        response_id=("#", "Response ID", "Token"),
+        submitted=("Submit Date (UTC)", "Submitted At"),
+        started=("Start Date (UTC)", "Stage Date (UTC)", "Started At"),
+        finished=("Response Type",),
+        email=("email", "Email"),
+        external_id=("external_id", "customer_id"),
+        utc=True,
+        partial_without_submit=True,
     ),
     "limesurvey": Convention(
-        response_id=("id", "Response ID"), submitted=("submitdate", "Date submitted"),
+        response_id=("id", "Response ID"),
+        submitted=("submitdate", "Date submitted"),
         started=("startdate", "Date started", "datestamp", "Date last action"),
-        email=("email", "Email address"), external_id=("external_id",), token=("token", "Token", "Access code", "t"),
+        email=("email", "Email address"),
+        external_id=("external_id",),
+        token=("token", "Token", "Access code", "t"),
     ),
     "generic": Convention(
-        response_id=("response_id", "id"), submitted=("submitted_at", "submitted", "timestamp", "date"),
-        email=("email",), external_id=("external_id",), moment=("moment",), finished=("complete", "finished"),
+        response_id=("response_id", "id"),
+        submitted=("submitted_at", "submitted", "timestamp", "date"),
+        email=("email",),
+        external_id=("external_id",),
+        moment=("moment",),
+        finished=("complete", "finished"),
     ),
 }
 CONVENTIONS["jsonl"] = CONVENTIONS["generic"]
 
 # Qualtrics `Status`: text or numeric codes. Previews, tests and spam never count.
 QUALTRICS_SKIP = {
-    "survey preview": "preview", "survey test": "test", "spam": "spam", "preview spam": "spam",
-    "imported spam": "spam", "offline survey preview": "preview",
-    "1": "preview", "2": "test", "8": "spam", "9": "spam", "12": "spam", "17": "preview",
+    "survey preview": "preview",
+    "survey test": "test",
+    "spam": "spam",
+    "preview spam": "spam",
+    "imported spam": "spam",
+    "offline survey preview": "preview",
+    "1": "preview",
+    "2": "test",
+    "8": "spam",
+    "9": "spam",
+    "12": "spam",
+    "17": "preview",
 }
 
 
@@ -107,7 +143,7 @@ class Export:
     def column(self, names: tuple[str, ...] | list[str], given: str | None = None) -> int | None:
         """Index of the column `given` (exact, then case-insensitive), else of the first convention name present."""
         lowered = [c.strip().lower() for c in self.columns]
-        for name in ([given] if given else list(names)):
+        for name in [given] if given else list(names):
             if name in self.columns:
                 return self.columns.index(name)
             if name.strip().lower() in lowered:
@@ -115,8 +151,10 @@ class Export:
             if name in self.question_texts.values():
                 return next(i for i, c in enumerate(self.columns) if self.question_texts.get(c) == name)
         if given:
-            raise ImportFileError(f"{self.path}: no column {given!r} in the export: fix responses.*_column in the workspace "
-                                  f"or export the column (columns: {', '.join(self.columns[:12])}…)")
+            raise ImportFileError(
+                f"{self.path}: no column {given!r} in the export: fix responses.*_column in the workspace "
+                f"or export the column (columns: {', '.join(self.columns[:12])}…)"
+            )
         return None
 
     def skip_reason(self, fields: list[str], status_index: int | None) -> str | None:
@@ -149,30 +187,37 @@ def detect(header: list[str], second: list[str] | None, third: list[str] | None)
         return "typeform"  # a row of question groups above the header
     if first in GOOGLE_FORMS_FIRST:
         return "google_forms"
-    if {"submitdate", "lastpage"} <= lowered or {"response id", "date submitted", "last page"} <= lowered or (
-        "token" in lowered and "startlanguage" in lowered
+    if (
+        {"submitdate", "lastpage"} <= lowered
+        or {"response id", "date submitted", "last page"} <= lowered
+        or ("token" in lowered and "startlanguage" in lowered)
     ):
         return "limesurvey"
     return "generic"
 
 
 GOOGLE_FORMS_FIRST = ("timestamp", "horodateur", "horodatage", "marca temporal")
-LOOKED_FOR = ("Qualtrics (ResponseId and Finished columns, or the ImportId row; legacy V1… with ResponseID on row 2), "
-              "SurveyMonkey (Respondent ID and Collector ID, or its row of Response / Open-Ended Response), "
-              "Typeform ('#' first and a Submit Date (UTC) column), Google Forms (Timestamp or Horodateur first), "
-              "LimeSurvey (submitdate and lastpage), generic CSV (a submitted_at, submitted, timestamp or date column)")
+LOOKED_FOR = (
+    "Qualtrics (ResponseId and Finished columns, or the ImportId row; legacy V1… with ResponseID on row 2), "
+    "SurveyMonkey (Respondent ID and Collector ID, or its row of Response / Open-Ended Response), "
+    "Typeform ('#' first and a Submit Date (UTC) column), Google Forms (Timestamp or Horodateur first), "
+    "LimeSurvey (submitdate and lastpage), generic CSV (a submitted_at, submitted, timestamp or date column)"
+)
 
 
 def not_recognised(export: Export) -> str:
     """The message for an export no tool's headers were found in: what was looked for, and how to name it."""
     shown = ", ".join(repr(c) for c in export.columns[:8]) + ("…" if len(export.columns) > 8 else "")
-    return (f"{export.path}: export format not recognised (columns {shown}); looked for {LOOKED_FOR}: name the "
-            f"format with --format ({', '.join(FORMATS)}), or for a generic CSV name its submission date column "
-            f"submitted_at (or set responses.submitted_column on the moment)")
+    return (
+        f"{export.path}: export format not recognised (columns {shown}); looked for {LOOKED_FOR}: name the "
+        f"format with --format ({', '.join(FORMATS)}), or for a generic CSV name its submission date column "
+        f"submitted_at (or set responses.submitted_column on the moment)"
+    )
 
 
-def open_export(path: Path | str, format: str | None = None, encoding: str | None = None,
-                delimiter: str | None = None) -> Export:
+def open_export(
+    path: Path | str, format: str | None = None, encoding: str | None = None, delimiter: str | None = None
+) -> Export:
     """Open an export, detect its format unless given, and consume the tool's extra header rows."""
     path = Path(path)
     if format is not None and format not in FORMATS:
@@ -198,7 +243,9 @@ def open_export(path: Path | str, format: str | None = None, encoding: str | Non
     if name == "qualtrics" and second is not None and columns[:1] == ["V1"] and third is not None:
         # Legacy export: row 1 is V1…Vn then question ids (Q1…), row 2 the field names and question texts.
         legacy = [c.strip() for c in second]
-        columns = [legacy[i] if re.fullmatch(r"V\d+", c.strip()) and i < len(legacy) else c for i, c in enumerate(columns)]
+        columns = [
+            legacy[i] if re.fullmatch(r"V\d+", c.strip()) and i < len(legacy) else c for i, c in enumerate(columns)
+        ]
         texts = {c: t for c, t in zip(columns, second, strict=False) if t and c not in legacy}
         skip = 1
     elif name == "typeform" and second is not None and columns[:1] != ["#"]:
@@ -211,10 +258,8 @@ def open_export(path: Path | str, format: str | None = None, encoding: str | Non
         if third and third[0].startswith('{"ImportId"'):
             skip = 2
             for cell in third:
-                try:
+                with contextlib.suppress(ValueError, AttributeError):
                     time_zone = json.loads(cell).get("timeZone") or time_zone
-                except (ValueError, AttributeError):
-                    pass
     elif name == "surveymonkey" and second is not None:
         # Row 2 names the parts of multi-column questions; "Response" means the question itself.
         current, named = "", []
@@ -231,8 +276,18 @@ def open_export(path: Path | str, format: str | None = None, encoding: str | Non
         yield from rest
         yield from rows
 
-    return Export(path, name, columns, texts, chained(), table.sha256, time_zone, CONVENTIONS[name], table.close,
-                  named=format is not None)
+    return Export(
+        path,
+        name,
+        columns,
+        texts,
+        chained(),
+        table.sha256,
+        time_zone,
+        CONVENTIONS[name],
+        table.close,
+        named=format is not None,
+    )
 
 
 def _looks_like_jsonl(path: Path) -> bool:
@@ -298,7 +353,9 @@ def _open_jsonl(path: Path) -> Export:
 
 # --- times ------------------------------------------------------------------------------------
 
-_SLASH = re.compile(r"^(\d{1,4})[/.](\d{1,2})[/.](\d{2,4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?\s*(?:(?:GMT|UTC)\s*([+-]\d{1,2})(?::?(\d{2}))?)?$")
+_SLASH = re.compile(
+    r"^(\d{1,4})[/.](\d{1,2})[/.](\d{2,4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?\s*(?:(?:GMT|UTC)\s*([+-]\d{1,2})(?::?(\d{2}))?)?$"
+)
 
 # A file's date order, for dates written with the year last: day first (25/12/2026) or month first (12/25/2026).
 DAY_FIRST, MONTH_FIRST = "day_first", "month_first"
@@ -337,8 +394,9 @@ def strptime_for(text: str, order: str) -> str:
     return pattern
 
 
-def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, order: str | None = None,
-               date_format: str | None = None) -> datetime:
+def parse_time(
+    text: str, tz: ZoneInfo, *, utc: bool = False, order: str | None = None, date_format: str | None = None
+) -> datetime:
     """A tool's date-time → aware UTC datetime. Naive times are read in `tz` (UTC when `utc`).
 
     Accepts ISO 8601 (with or without offset), `yyyy/mm/dd hh:mm:ss AM GMT+1` (Google Forms) and the
@@ -347,7 +405,7 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, order: str | None 
     never guessed. `date_format` (strptime) is tried first when given. Raises ValueError saying why.
     """
     value = text.strip()
-    zone = timezone.utc if utc else tz
+    zone = UTC if utc else tz
     if date_format:
         try:
             parsed = datetime.strptime(value, date_format)
@@ -357,7 +415,7 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, order: str | None 
         if parsed is not None:
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=zone)
-            return parsed.astimezone(timezone.utc)
+            return parsed.astimezone(UTC)
     if len(value) >= 10 and value[4] == "-":
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -366,11 +424,14 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, order: str | None 
         if parsed is not None:
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=zone)
-            return parsed.astimezone(timezone.utc)
+            return parsed.astimezone(UTC)
     if date_format:
         impossible = "out of range" in str(strptime_error) and impossible_in_format(value, date_format)
-        raise ValueError(impossible or f"unreadable date {text!r}: it does not match the declared format {date_format} "
-                         f"(--date-format or responses.date_format): fix the row or the format")
+        raise ValueError(
+            impossible
+            or f"unreadable date {text!r}: it does not match the declared format {date_format} "
+            f"(--date-format or responses.date_format): fix the row or the format"
+        )
     match = _SLASH.match(value)
     if not match:
         raise ValueError(f"unreadable date {text!r}: use ISO 8601 (2026-11-20 14:05:00) or dd/mm/yyyy hh:mm")
@@ -380,14 +441,26 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, order: str | None 
     else:
         first, second, year = int(a), int(b), int(c)
         year += 2000 if year < 100 else 0
-        evidence = None if first > 12 and second > 12 else DAY_FIRST if first > 12 else MONTH_FIRST if second > 12 else "either"
+        evidence = (
+            None
+            if first > 12 and second > 12
+            else DAY_FIRST
+            if first > 12
+            else MONTH_FIRST
+            if second > 12
+            else "either"
+        )
         if order is None and evidence == "either":
-            raise ValueError(f"ambiguous date {text!r}: {first}/{second} reads day first and month first: "
-                             f"give --date-format {strptime_for(value, DAY_FIRST)!r} or {strptime_for(value, MONTH_FIRST)!r}")
+            raise ValueError(
+                f"ambiguous date {text!r}: {first}/{second} reads day first and month first: "
+                f"give --date-format {strptime_for(value, DAY_FIRST)!r} or {strptime_for(value, MONTH_FIRST)!r}"
+            )
         if order is not None and evidence not in ("either", order, None):
-            raise ValueError(f"date {text!r} cannot be read {ORDER_NAMES[order]}, the order of the file's other dates: "
-                             f"a file has one date order; fix the row, or give --date-format if the file is "
-                             f"{ORDER_NAMES[evidence]}")
+            raise ValueError(
+                f"date {text!r} cannot be read {ORDER_NAMES[order]}, the order of the file's other dates: "
+                f"a file has one date order; fix the row, or give --date-format if the file is "
+                f"{ORDER_NAMES[evidence]}"
+            )
         if (order or evidence) == MONTH_FIRST:
             month, day = first, second
         else:
@@ -407,8 +480,8 @@ def parse_time(text: str, tz: ZoneInfo, *, utc: bool = False, order: str | None 
 
         sign = -1 if off_h.startswith("-") else 1
         offset = timedelta(hours=abs(int(off_h)), minutes=int(off_m or 0)) * sign
-        return (parsed - offset).replace(tzinfo=timezone.utc)
-    return parsed.replace(tzinfo=zone).astimezone(timezone.utc)
+        return (parsed - offset).replace(tzinfo=UTC)
+    return parsed.replace(tzinfo=zone).astimezone(UTC)
 
 
 @dataclass
@@ -422,8 +495,9 @@ class DateOrderScan:
     ambiguous_count: int = 0
 
 
-def scan_date_order(rows: Iterator[tuple[int, list[str], str | None]], indexes: list[int], *,
-                    give_up_after: int = 1000) -> DateOrderScan:
+def scan_date_order(
+    rows: Iterator[tuple[int, list[str], str | None]], indexes: list[int], *, give_up_after: int = 1000
+) -> DateOrderScan:
     """Read the date cells at `indexes` until one decides the file's order (its first number above 12, or
     its second). Stops after `give_up_after` dates that are not year-last slash dates (an ISO file needs no
     order, and a million-row file is not read twice for nothing)."""

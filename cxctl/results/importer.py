@@ -23,18 +23,26 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from cxctl.core import tokens
-from cxctl.workspace.model import Moment, localise
 from cxctl.audience.contact_bulk import in_worker, parallel_possible
+from cxctl.core import tokens
 from cxctl.core.emails import normalise
-from cxctl.core.errors import ImportFileError, UsageError
-from cxctl.results.answers import INDICATORS, QuestionReader, ValueProblem
-from cxctl.results.formats import (DAY_FIRST, MONTH_FIRST, Export, not_recognised, open_export, parse_time,
-                                   scan_date_order, slash_evidence, strptime_for)
-from cxctl.workspace.loader import Workspace
-from cxctl.core.errors import did_you_mean
-from cxctl.results.response_store import STAGE_DDL, Facts, ImportReport, Problem, rebuild_rollups, settle  # noqa: F401 (public here too)
+from cxctl.core.errors import ImportFileError, UsageError, did_you_mean
 from cxctl.core.timeutil import to_db
+from cxctl.results.answers import INDICATORS, QuestionReader, ValueProblem
+from cxctl.results.formats import (
+    DAY_FIRST,
+    MONTH_FIRST,
+    Export,
+    not_recognised,
+    open_export,
+    parse_time,
+    scan_date_order,
+    slash_evidence,
+    strptime_for,
+)
+from cxctl.results.response_store import STAGE_DDL, Facts, ImportReport, Problem, rebuild_rollups, settle  # noqa: F401 (public here too)
+from cxctl.workspace.loader import Workspace
+from cxctl.workspace.model import Moment, localise
 
 LOOSE_TOKEN_NAMES = {"t", "tok"}  # short names a column may have for another reason
 FALSE_WORDS = {"0", "false", "faux", "no", "non", "n", "f", "partial"}
@@ -50,11 +58,15 @@ class _Clock:
     zone's offset only changes at whole-hour transitions (a million-row import parses a million times).
     With a whole-hour offset the UTC text is the cached UTC hour plus the minutes and seconds as written."""
 
-    def __init__(self, tz: ZoneInfo, local: ZoneInfo, *, utc: bool, order: str | None = None, date_format: str | None = None):
+    def __init__(
+        self, tz: ZoneInfo, local: ZoneInfo, *, utc: bool, order: str | None = None, date_format: str | None = None
+    ):
         self.tz, self.local, self.utc, self.order, self.date_format = tz, local, utc, order, date_format
         self.same_zone = not utc and str(tz) == str(local) and not date_format
         self.offsets: dict[str, timedelta] = {}
-        self.hours: dict[str, str | None] = {}  # local 'YYYY-MM-DD HH' → UTC 'YYYY-MM-DD HH', None: not a whole-hour shift
+        self.hours: dict[
+            str, str | None
+        ] = {}  # local 'YYYY-MM-DD HH' → UTC 'YYYY-MM-DD HH', None: not a whole-hour shift
 
     def read(self, text: str) -> tuple[str, str]:
         if self.same_zone and len(text) in (16, 19) and text[4] == "-" and text[10] in " T":
@@ -149,25 +161,51 @@ def _plan_for(ws: Workspace, export: Export, moment_id: str) -> _Plan:
     seen = set()
     for reader in readers:
         kind = reader.question.type
-        if kind in INDICATORS and kind not in seen and moment.questions.index(reader.id) == min(
-                moment.questions.index(q) for q in moment.questions if ws.questions[q].type == kind):
+        if (
+            kind in INDICATORS
+            and kind not in seen
+            and moment.questions.index(reader.id)
+            == min(moment.questions.index(q) for q in moment.questions if ws.questions[q].type == kind)
+        ):
             reader.indicator = INDICATORS[kind]
             seen.add(kind)
     if not readers:
         raise ImportFileError(
             f"{export.path}: no column answers a question of moment {moment_id!r} ({', '.join(moment.questions)}): "
-            f"map them under moments.{moment_id}.responses.columns (question id: export column)")
-    indicators = {min((q for q in moment.questions if ws.questions[q].type == kind), key=moment.questions.index)
-                  for kind in INDICATORS if any(ws.questions[q].type == kind for q in moment.questions)}
+            f"map them under moments.{moment_id}.responses.columns (question id: export column)"
+        )
+    indicators = {
+        min((q for q in moment.questions if ws.questions[q].type == kind), key=moment.questions.index)
+        for kind in INDICATORS
+        if any(ws.questions[q].type == kind for q in moment.questions)
+    }
     lenient = export.format in ("generic", "jsonl")
     errors = [qid for qid in missing if not lenient or qid in indicators]
     described = {qid: _unread(ws, export, moment_id, qid) for qid in missing}
     if errors:
-        raise ImportFileError(f"{export.path}: " + "; ".join(described[qid] for qid in errors)
-                              + f" (columns: {', '.join(export.columns[:15])}{'…' if len(export.columns) > 15 else ''})")
+        raise ImportFileError(
+            f"{export.path}: "
+            + "; ".join(described[qid] for qid in errors)
+            + f" (columns: {', '.join(export.columns[:15])}{'…' if len(export.columns) > 15 else ''})"
+        )
     notes = [described[qid] + " — its answers are not read" for qid in missing]
-    signature = hashlib.sha1(repr([(r.id, r.index, export.columns[r.index], r.question.type, r.question.min, r.question.max,
-                                    sorted(r.labels.items()), sorted(r.choices.items())) for r in readers]).encode()).hexdigest()
+    signature = hashlib.sha1(
+        repr(
+            [
+                (
+                    r.id,
+                    r.index,
+                    export.columns[r.index],
+                    r.question.type,
+                    r.question.min,
+                    r.question.max,
+                    sorted(r.labels.items()),
+                    sorted(r.choices.items()),
+                )
+                for r in readers
+            ]
+        ).encode()
+    ).hexdigest()
     return _Plan(moment_id, moment, readers, signature, notes)
 
 
@@ -179,17 +217,27 @@ def _unread(ws: Workspace, export: Export, moment_id: str, qid: str) -> str:
     text = ws.questions[qid].text
     wordings = [text] if isinstance(text, str) else list(text.values())
     guess = did_you_mean(wordings[0], export.columns) or did_you_mean(qid, export.columns)
-    return (f"question {qid!r} of moment {moment_id!r} ({wordings[0]!r}) matches no column of the export{guess}: map it "
-            f"under moments.{moment_id}.responses.columns ({qid}: <export column>), or write {qid}: \"{NOT_EXPORTED}\" "
-            f"there if this export does not hold it")
+    return (
+        f"question {qid!r} of moment {moment_id!r} ({wordings[0]!r}) matches no column of the export{guess}: map it "
+        f'under moments.{moment_id}.responses.columns ({qid}: <export column>), or write {qid}: "{NOT_EXPORTED}" '
+        f"there if this export does not hold it"
+    )
 
 
-def _choose_moment(ws: Workspace, export: Export, moment: str | None, moment_index: int | None,
-                   token_index: int | None, db: sqlite_utils.Database) -> str | None:
+def _choose_moment(
+    ws: Workspace,
+    export: Export,
+    moment: str | None,
+    moment_index: int | None,
+    token_index: int | None,
+    db: sqlite_utils.Database,
+) -> str | None:
     """The moment named on the command line, or found from a moment column / the first known token."""
     if moment is not None:
         if moment not in ws.moments:
-            raise UsageError(f"unknown moment {moment!r}{did_you_mean(moment, ws.moments)}: use one of {', '.join(ws.moments)}")
+            raise UsageError(
+                f"unknown moment {moment!r}{did_you_mean(moment, ws.moments)}: use one of {', '.join(ws.moments)}"
+            )
         return moment
     if moment_index is not None:
         return None
@@ -198,14 +246,25 @@ def _choose_moment(ws: Workspace, export: Export, moment: str | None, moment_ind
         return by_format[0]
     if token_index is not None:
         return "?"  # decided from the first known token while reading
-    raise UsageError(f"{export.path}: the file does not say which moment it answers: name it with --moment "
-                     f"(one of {', '.join(ws.moments)})")
+    raise UsageError(
+        f"{export.path}: the file does not say which moment it answers: name it with --moment "
+        f"(one of {', '.join(ws.moments)})"
+    )
 
 
-def import_responses(ws: Workspace, db: sqlite_utils.Database, path: Path | str, now: datetime, *,
-                     format: str | None = None, moment: str | None = None,
-                     encoding: str | None = None, delimiter: str | None = None,
-                     date_format: str | None = None, reread: bool = False) -> ImportReport:
+def import_responses(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    path: Path | str,
+    now: datetime,
+    *,
+    format: str | None = None,
+    moment: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    date_format: str | None = None,
+    reread: bool = False,
+) -> ImportReport:
     """Import one export; return what landed, what was skipped and what went to quarantine.
 
     `date_format` (strptime) says how the file writes its dates; without it, the order of dd/mm versus
@@ -216,8 +275,16 @@ def import_responses(ws: Workspace, db: sqlite_utils.Database, path: Path | str,
     """
     export = open_export(path, format=format, encoding=encoding, delimiter=delimiter)
     try:
-        return _import(ws, db, export, now, moment, date_format,
-                       lambda: open_export(path, format=export.format, encoding=encoding, delimiter=delimiter), reread)
+        return _import(
+            ws,
+            db,
+            export,
+            now,
+            moment,
+            date_format,
+            lambda: open_export(path, format=export.format, encoding=encoding, delimiter=delimiter),
+            reread,
+        )
     finally:
         export.close()
 
@@ -242,11 +309,20 @@ def _date_order(export: Export, reopen, indexes: list[int | None], known: str | 
         f"{export.path}:{number}: the dates of column {names} read both day first and month first (none of "
         f"{scan.ambiguous_count} has a number above 12, e.g. {text!r}), and cxctl does not guess: give "
         f"--date-format {strptime_for(text, MONTH_FIRST)!r} (month first, as US exports) or "
-        f"--date-format {strptime_for(text, DAY_FIRST)!r} (day first), or set responses.date_format on the moment")
+        f"--date-format {strptime_for(text, DAY_FIRST)!r} (day first), or set responses.date_format on the moment"
+    )
 
 
-def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datetime, moment: str | None,
-            date_format: str | None = None, reopen=None, reread: bool = False) -> ImportReport:
+def _import(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    export: Export,
+    now: datetime,
+    moment: str | None,
+    date_format: str | None = None,
+    reopen=None,
+    reread: bool = False,
+) -> ImportReport:
     conv = export.convention
     mapping0 = ws.moments[moment].responses if moment in ws.moments else None
 
@@ -255,9 +331,15 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         given = getattr(mapping0, attribute) if own else None
         return export.column(names, given)
 
-    if export.format == "generic" and not export.named and export.column(conv.submitted) is None and not any(
+    if (
+        export.format == "generic"
+        and not export.named
+        and export.column(conv.submitted) is None
+        and not any(
             spec.responses.submitted_column and export.column([spec.responses.submitted_column]) is not None
-            for spec in ws.moments.values()):
+            for spec in ws.moments.values()
+        )
+    ):
         # Another tool's export that was not recognised must not be read as a plain CSV (issue 12: it went to the
         # only generic moment and failed on that moment's column).
         raise ImportFileError(not_recognised(export))
@@ -275,7 +357,11 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
     # A column merely named `t` (or `tok`) may hold something else — an hour, a test flag: issue 12 found every row
     # of such a file quarantined as forged. Its cells count as tokens only when shaped like one.
     declared_token = mapping0 is not None and bool(mapping0.token_column)
-    loose = set() if declared_token else {i for i in token_columns if export.columns[i].strip().lower() in LOOSE_TOKEN_NAMES}
+    loose = (
+        set()
+        if declared_token
+        else {i for i in token_columns if export.columns[i].strip().lower() in LOOSE_TOKEN_NAMES}
+    )
     rid_i = col(conv.response_id, "response_id_column")
     sub_i = col(conv.submitted, "submitted_column")
     start_i = export.column(conv.started) if conv.started else None
@@ -355,10 +441,17 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 if token:
                     break
             if chosen == "?":
-                found = db.execute("SELECT moment FROM invitations WHERE token = ?", [token]).fetchone() if token else None
+                found = (
+                    db.execute("SELECT moment FROM invitations WHERE token = ?", [token]).fetchone() if token else None
+                )
                 if found is None:
-                    quarantine_row(number, fields, "unmatched", "no known invitation token, and the file does not say its moment: "
-                                   "give --moment", None)
+                    quarantine_row(
+                        number,
+                        fields,
+                        "unmatched",
+                        "no known invitation token, and the file does not say its moment: give --moment",
+                        None,
+                    )
                     continue
                 chosen = found[0]
                 plans[chosen] = _plan_for(ws, export, chosen)
@@ -366,7 +459,13 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
             plan = plans.get(moment_id)
             if plan is None:
                 if moment_id not in ws.moments:
-                    quarantine_row(number, fields, "invalid", f"unknown moment {moment_id!r}: use a moment id of the workspace", None)
+                    quarantine_row(
+                        number,
+                        fields,
+                        "invalid",
+                        f"unknown moment {moment_id!r}: use a moment id of the workspace",
+                        None,
+                    )
                     continue
                 plan = plans[moment_id] = _plan_for(ws, export, moment_id)
             joined = "\x1f".join(fields)
@@ -387,7 +486,9 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 if complete == 0 or (sub_i is not None and conv.partial_without_submit):
                     skipped[incomplete or "partial"] += 1  # never counts, and has no time to be stored with
                     continue
-                quarantine_row(number, fields, "invalid", "no submission time: export the submission date column", moment_id)
+                quarantine_row(
+                    number, fields, "invalid", "no submission time: export the submission date column", moment_id
+                )
                 continue
             try:
                 submitted, day = clock.read(when_text)
@@ -427,24 +528,52 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
                 tokens_seen.add(token)
             else:
                 tokenless += 1
-            stage.append((number, response_key, content_hash, row_hash, moment_id, token or None,
-                          email or None, (fields[ext_i].strip() or None) if ext_i is not None else None,
-                          submitted, day, complete, "counted" if complete else "partial", incomplete, joined, *scores))
+            stage.append(
+                (
+                    number,
+                    response_key,
+                    content_hash,
+                    row_hash,
+                    moment_id,
+                    token or None,
+                    email or None,
+                    (fields[ext_i].strip() or None) if ext_i is not None else None,
+                    submitted,
+                    day,
+                    complete,
+                    "counted" if complete else "partial",
+                    incomplete,
+                    joined,
+                    *scores,
+                )
+            )
             answers.extend(values)
             if len(stage) >= 20000:
                 yield stage, answers
                 stage, answers = [], []
         if stage:
             yield stage, answers
-        tally.update(rows_read=rows_read, skipped=dict(skipped), quarantine=quarantine, moment=chosen,
-                     notes=[f"{export.path}: {note}" for plan in plans.values() for note in plan.notes] + [
-                         f"{export.path}: column {name!r} holds no invitation tokens ({n} cell(s), e.g. {sample!r}): not read "
-                         f"as the token; those rows are matched by email or external reference (name the token column "
-                         f"with responses.token_column if it is another)" for name, (sample, n) in not_tokens.items()],
-                     facts=Facts(repeated_keys=len(keys_seen) < staged, tokenless=tokenless > 0,
-                                 repeated_tokens=len(tokens_seen) < staged - tokenless,
-                                 value_counts=value_counts, day_counts=day_counts,
-                                 id_column=columns[rid_i] if rid_i is not None else None))
+        tally.update(
+            rows_read=rows_read,
+            skipped=dict(skipped),
+            quarantine=quarantine,
+            moment=chosen,
+            notes=[f"{export.path}: {note}" for plan in plans.values() for note in plan.notes]
+            + [
+                f"{export.path}: column {name!r} holds no invitation tokens ({n} cell(s), e.g. {sample!r}): not read "
+                f"as the token; those rows are matched by email or external reference (name the token column "
+                f"with responses.token_column if it is another)"
+                for name, (sample, n) in not_tokens.items()
+            ],
+            facts=Facts(
+                repeated_keys=len(keys_seen) < staged,
+                tokenless=tokenless > 0,
+                repeated_tokens=len(tokens_seen) < staged - tokenless,
+                value_counts=value_counts,
+                day_counts=day_counts,
+                id_column=columns[rid_i] if rid_i is not None else None,
+            ),
+        )
 
     if chosen != "?" and parallel_possible(export.path.stat().st_size):
         # Big files: a forked worker reads and checks while this process writes the staging batches.
@@ -455,16 +584,24 @@ def _import(ws: Workspace, db: sqlite_utils.Database, export: Export, now: datet
         for stage, answers in batches:
             # One transaction per batch (not one commit per row).
             db.execute("BEGIN")
-            db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, row_hash, moment, token, email,"
-                                " external_id, submitted_at, day, complete, status, incomplete, fields, score_nps, score_csat, score_ces)"
-                                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
+            db.conn.executemany(
+                "INSERT INTO temp.stage (row_number, response_key, content_hash, row_hash, moment, token, email,"
+                " external_id, submitted_at, day, complete, status, incomplete, fields, score_nps, score_csat, score_ces)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                stage,
+            )
             db.conn.executemany("INSERT INTO temp.stage_answers VALUES (?,?,?,?)", answers)
             db.execute("COMMIT")
     finally:
         if hasattr(batches, "close"):
             batches.close()
     result = finish()
-    report.rows_read, report.skipped, quarantine, facts = result["rows_read"], result["skipped"], result["quarantine"], result["facts"]
+    report.rows_read, report.skipped, quarantine, facts = (
+        result["rows_read"],
+        result["skipped"],
+        result["quarantine"],
+        result["facts"],
+    )
     report.notes.extend(result["notes"])
     if report.moment is None and result["moment"] not in (None, "?"):
         report.moment = result["moment"]
@@ -484,13 +621,19 @@ class QuarantineRow:
     raw: dict
 
 
-def list_quarantine(db: sqlite_utils.Database, moment: str | None = None, known: list[str] | None = None) -> list[QuarantineRow]:
+def list_quarantine(
+    db: sqlite_utils.Database, moment: str | None = None, known: list[str] | None = None
+) -> list[QuarantineRow]:
     """The rows waiting in quarantine, oldest first. A `moment` that is neither in `known` (the workspace's)
     nor on a quarantined row is a typo: refused, like everywhere else, rather than an empty list."""
     sql = "SELECT id, source, moment, file_name, row_number, kind, reason, raw FROM quarantine"
     params: list = []
-    if moment and known is not None and moment not in known and \
-            db.execute("SELECT 1 FROM quarantine WHERE moment = ? LIMIT 1", [moment]).fetchone() is None:
+    if (
+        moment
+        and known is not None
+        and moment not in known
+        and db.execute("SELECT 1 FROM quarantine WHERE moment = ? LIMIT 1", [moment]).fetchone() is None
+    ):
         raise UsageError(f"unknown moment {moment!r}{did_you_mean(moment, known)}: use one of {', '.join(known)}")
     if moment:
         sql += " WHERE moment = ?"

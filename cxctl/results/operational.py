@@ -10,11 +10,10 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from cxctl.core.errors import UsageError
-from cxctl.workspace.loader import Workspace
-from cxctl.core.errors import did_you_mean
-from cxctl.results.scorecard import TIME_DIMENSIONS, period_label
+from cxctl.core.errors import UsageError, did_you_mean
 from cxctl.core.timeutil import from_db, local_day_range
+from cxctl.results.scorecard import TIME_DIMENSIONS, period_label
+from cxctl.workspace.loader import Workspace
 
 
 @dataclass
@@ -55,8 +54,10 @@ def unknown_types(ws: Workspace, db: sqlite_utils.Database, *types: str) -> list
         if event_type in triggers or db.execute("SELECT 1 FROM events WHERE type = ? LIMIT 1", [event_type]).fetchone():
             continue
         known = sorted(triggers | {r[0] for r in db.execute("SELECT DISTINCT type FROM events")})
-        warnings.append(f"no event of type {event_type!r} in the store{did_you_mean(event_type, known)}; "
-                        f"the types known are {', '.join(known) or 'none yet (import events first)'}")
+        warnings.append(
+            f"no event of type {event_type!r} in the store{did_you_mean(event_type, known)}; "
+            f"the types known are {', '.join(known) or 'none yet (import events first)'}"
+        )
     return warnings
 
 
@@ -72,8 +73,15 @@ def _period(ws: Workspace, column: str, since: str | None, until: str | None) ->
     return where, params
 
 
-def durations(ws: Workspace, db: sqlite_utils.Database, start_type: str, end_type: str, by: str = "month",
-              since: str | None = None, until: str | None = None) -> list[DurationRow]:
+def durations(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    start_type: str,
+    end_type: str,
+    by: str = "month",
+    since: str | None = None,
+    until: str | None = None,
+) -> list[DurationRow]:
     """For each `end_type` event, the time since the same contact's latest `start_type` event before it;
     median and p90 per period of the end event (workspace time zone)."""
     _check(by)
@@ -96,8 +104,14 @@ def durations(ws: Workspace, db: sqlite_utils.Database, start_type: str, end_typ
     return rows
 
 
-def explain_no_durations(ws: Workspace, db: sqlite_utils.Database, start_type: str, end_type: str,
-                         since: str | None = None, until: str | None = None) -> str:
+def explain_no_durations(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    start_type: str,
+    end_type: str,
+    since: str | None = None,
+    until: str | None = None,
+) -> str:
     """Why `durations` found nothing, with what to do: no END event in the period, or no START before them —
     most often START and END given the other way round."""
     where, params = _period(ws, "e.occurred_at", since, until)
@@ -105,28 +119,41 @@ def explain_no_durations(ws: Workspace, db: sqlite_utils.Database, start_type: s
     ends = db.execute(f"SELECT COUNT(*) FROM events e WHERE e.type = ?{where}", [end_type, *params]).fetchone()[0]
     if not ends:
         return f"no duration: no {end_type} event{period} (the clock stops at {end_type}, the second type)"
-    after = db.execute(f"""SELECT COUNT(*) FROM events e WHERE e.type = ?{where} AND EXISTS (SELECT 1 FROM events s
+    after = db.execute(
+        f"""SELECT COUNT(*) FROM events e WHERE e.type = ?{where} AND EXISTS (SELECT 1 FROM events s
                            WHERE s.contact_id = e.contact_id AND s.type = ? AND s.occurred_at > e.occurred_at)""",
-                       [end_type, *params, start_type]).fetchone()[0]
+        [end_type, *params, start_type],
+    ).fetchone()[0]
     if after:
-        return (f"no duration: {after} of the {ends} {end_type} event(s){period} come before the same person's "
-                f"{start_type}, none after it — START and END look swapped: try "
-                f"`cxctl ops duration {end_type} {start_type}`")
-    return (f"no duration: none of the {ends} {end_type} event(s){period} has a {start_type} event of the same "
-            f"person before it (durations pair the two events by contact)")
+        return (
+            f"no duration: {after} of the {ends} {end_type} event(s){period} come before the same person's "
+            f"{start_type}, none after it — START and END look swapped: try "
+            f"`cxctl ops duration {end_type} {start_type}`"
+        )
+    return (
+        f"no duration: none of the {ends} {end_type} event(s){period} has a {start_type} event of the same "
+        f"person before it (durations pair the two events by contact)"
+    )
 
 
-def counts(ws: Workspace, db: sqlite_utils.Database, event_type: str, by: str = "month",
-           since: str | None = None, until: str | None = None) -> list[CountRow]:
+def counts(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    event_type: str,
+    by: str = "month",
+    since: str | None = None,
+    until: str | None = None,
+) -> list[CountRow]:
     """Number of `event_type` events per period (workspace time zone)."""
     _check(by)
     where, params = _period(ws, "occurred_at", since, until)
     local = ZoneInfo(ws.settings.timezone)
     tally: dict[str, int] = defaultdict(int)
-    for (occurred,) in db.execute(f"SELECT occurred_at FROM events WHERE type = ?{where}", [event_type, *params]).fetchall():
+    for (occurred,) in db.execute(
+        f"SELECT occurred_at FROM events WHERE type = ?{where}", [event_type, *params]
+    ).fetchall():
         tally[period_label(from_db(occurred).astimezone(local).date(), by)] += 1
     return [CountRow(p, tally[p]) for p in sorted(tally)]
-
 
 
 @dataclass
@@ -143,8 +170,9 @@ class OpsIndicator:
         return tuple(t.strip() for t in self.spec.split("..")) if self.kind == "duration" else (self.spec,)
 
 
-def beside_scorecard(ws: Workspace, db: sqlite_utils.Database, specs: list[str], by: str, since: str,
-                     until: str) -> list[OpsIndicator]:
+def beside_scorecard(
+    ws: Workspace, db: sqlite_utils.Database, specs: list[str], by: str, since: str, until: str
+) -> list[OpsIndicator]:
     """The operational indicators named by `specs` (`order_placed..order_delivered` for a duration, `complaint`
     for a count) over the scorecard's own period and granularity, so both read side by side."""
     out = []
@@ -153,7 +181,9 @@ def beside_scorecard(ws: Workspace, db: sqlite_utils.Database, specs: list[str],
         if ".." in spec:
             start, _, end = spec.partition("..")
             if not start.strip() or not end.strip():
-                raise UsageError(f"invalid --ops {spec!r}: write START..END (e.g. order_placed..order_delivered) or one event type")
+                raise UsageError(
+                    f"invalid --ops {spec!r}: write START..END (e.g. order_placed..order_delivered) or one event type"
+                )
             out.append(OpsIndicator(spec, "duration", durations(ws, db, start.strip(), end.strip(), by, since, until)))
         elif spec:
             out.append(OpsIndicator(spec, "count", counts(ws, db, spec, by, since, until)))

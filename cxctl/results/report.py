@@ -111,8 +111,20 @@ def figure(name: str, ind: Indicator | None) -> Figure | None:
         low, high = ind.value - ind.margin, ind.value + ind.margin
     else:
         low = high = None
-    return Figure(name, format_value(ind, DIGITS[name]), ind.value, ind.margin, low, high, ind.n, ind.insufficient,
-                  ind.target, ind.target_met, ind.change, ind.significant)
+    return Figure(
+        name,
+        format_value(ind, DIGITS[name]),
+        ind.value,
+        ind.margin,
+        low,
+        high,
+        ind.n,
+        ind.insufficient,
+        ind.target,
+        ind.target_met,
+        ind.change,
+        ind.significant,
+    )
 
 
 def figures(row: ScoreRow | None) -> dict[str, Figure]:
@@ -130,9 +142,19 @@ def period_labels(since: str, until: str, granularity: str) -> list[str]:
     return out
 
 
-def build_report(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, since: str | None = None,
-                 until: str | None = None, moment: str | None = None, by: str | None = None, lang: str | None = None,
-                 granularity: str | None = None, ops: list[str] | None = None) -> Report:
+def build_report(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    now: datetime,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    moment: str | None = None,
+    by: str | None = None,
+    lang: str | None = None,
+    granularity: str | None = None,
+    ops: list[str] | None = None,
+) -> Report:
     """The report's data for local days `since`..`until` (the scorecard's defaults: from the first
     response to the day of `now`). `by` adds a breakdown of each moment by a contact column or attribute;
     `granularity` (week or month) defaults to weeks up to 13 weeks, months beyond; `ops` adds
@@ -163,34 +185,63 @@ def build_report(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, sin
             breakdown[row.group["moment"]].append((row.group[by] or "(none)", figures(row), row.responses))
     reasons = defaultdict(Counter)
     for r in reason_counts(ws, db, moment, since_day, until_day):
-        label = next((localise(c.label, language, ws.settings.default_language) for c in ws.questions[r.question].choices
-                      if c.id == r.reason), r.reason)
+        label = next(
+            (
+                localise(c.label, language, ws.settings.default_language)
+                for c in ws.questions[r.question].choices
+                if c.id == r.reason
+            ),
+            r.reason,
+        )
         reasons[r.moment][label] += r.count
     values = _value_counts(ws, db, moments, since_day, until_day)
     sections = []
     for mid in moments:
         spec = ws.moments[mid]
         row = by_moment.get(mid)
-        section = Section("moment", mid, localise(spec.name, language, ws.settings.default_language) or mid,
-                          f"{localise(ws.journeys[spec.journey].name, language, ws.settings.default_language)} · {spec.stage}",
-                          row.responses if row else 0, row.sent if row else 0, figures(row))
+        section = Section(
+            "moment",
+            mid,
+            localise(spec.name, language, ws.settings.default_language) or mid,
+            f"{localise(ws.journeys[spec.journey].name, language, ws.settings.default_language)} · {spec.stage}",
+            row.responses if row else 0,
+            row.sent if row else 0,
+            figures(row),
+        )
         section.trends = _trends(timed.get(mid, {}), periods)
         section.distributions = _distributions(ws, values.get(mid, {}))
         section.reasons = reasons[mid].most_common()
         section.themes = themes(ws, db, mid, since_day, until_day)
         attached = [o for o in extra if spec.trigger is not None and spec.trigger.event in o.types]
         if spec.trigger is not None and not any(o.kind == "count" and o.spec == spec.trigger.event for o in attached):
-            attached.insert(0, OpsIndicator(spec.trigger.event, "count",
-                                            counts(ws, db, spec.trigger.event, granularity, since_day, until_day)))
+            attached.insert(
+                0,
+                OpsIndicator(
+                    spec.trigger.event, "count", counts(ws, db, spec.trigger.event, granularity, since_day, until_day)
+                ),
+            )
         section.ops = attached
         section.breakdown = breakdown.get(mid, [])
         section.open_followups = ages.by_moment.get(mid, {})
         sections.append(section)
     attached_specs = {o.spec for s in sections for o in s.ops}
     stages = _stage_sections(ws, db, now, common, granularity, periods, language)
-    return Report(ws.settings.name, language, since_day, until_day, now.isoformat(), granularity, periods,
-                  card.min_responses, by, figures(headline_rows[0] if headline_rows else None), sections, stages, ages,
-                  [o for o in extra if o.spec not in attached_specs])
+    return Report(
+        ws.settings.name,
+        language,
+        since_day,
+        until_day,
+        now.isoformat(),
+        granularity,
+        periods,
+        card.min_responses,
+        by,
+        figures(headline_rows[0] if headline_rows else None),
+        sections,
+        stages,
+        ages,
+        [o for o in extra if o.spec not in attached_specs],
+    )
 
 
 def _trends(rows: dict[str, ScoreRow], periods: list[str]) -> dict[str, list[Point]]:
@@ -202,10 +253,14 @@ def _trends(rows: dict[str, ScoreRow], periods: list[str]) -> dict[str, list[Poi
     return out
 
 
-def _stage_sections(ws: Workspace, db, now: datetime, common: dict, granularity: str, periods: list[str],
-                    language: str) -> list[Section]:
+def _stage_sections(
+    ws: Workspace, db, now: datetime, common: dict, granularity: str, periods: list[str], language: str
+) -> list[Section]:
     """One section per journey stage that has a moment: its figures and trends, moments together."""
-    current = {(r.group["journey"], r.group["stage"]): r for r in compute_scorecard(ws, db, now, by=["journey", "stage"], **common).rows}
+    current = {
+        (r.group["journey"], r.group["stage"]): r
+        for r in compute_scorecard(ws, db, now, by=["journey", "stage"], **common).rows
+    }
     timed: dict[tuple, dict[str, ScoreRow]] = defaultdict(dict)
     for row in compute_scorecard(ws, db, now, by=["journey", "stage", granularity], **common).rows:
         timed[(row.group["journey"], row.group["stage"])][row.period] = row
@@ -216,14 +271,23 @@ def _stage_sections(ws: Workspace, db, now: datetime, common: dict, granularity:
             if row is None:
                 continue
             names = [mid for mid, m in ws.moments.items() if m.journey == jid and m.stage == stage]
-            section = Section("stage", f"{jid}/{stage}", f"{localise(journey.name, language, ws.settings.default_language)} · {stage}",
-                              ", ".join(names), row.responses, row.sent, figures(row))
+            section = Section(
+                "stage",
+                f"{jid}/{stage}",
+                f"{localise(journey.name, language, ws.settings.default_language)} · {stage}",
+                ", ".join(names),
+                row.responses,
+                row.sent,
+                figures(row),
+            )
             section.trends = _trends(timed.get((jid, stage), {}), periods)
             out.append(section)
     return out
 
 
-def _value_counts(ws: Workspace, db, moments: list[str], since: str, until: str) -> dict[str, dict[str, dict[int, int]]]:
+def _value_counts(
+    ws: Workspace, db, moments: list[str], since: str, until: str
+) -> dict[str, dict[str, dict[int, int]]]:
     """Answers per value of each moment's indicator questions (the first of each type, as the scorecard
     counts them), from the rollups over the period: moment → question → value → count."""
     out: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
@@ -233,9 +297,11 @@ def _value_counts(ws: Workspace, db, moments: list[str], since: str, until: str)
             if ws.questions[qid].type in ("nps", "csat", "ces"):
                 kinds.setdefault(ws.questions[qid].type, qid)
         for qid in kinds.values():
-            for value, n in db.execute("SELECT value, SUM(n) FROM score_rollup WHERE moment = ? AND day BETWEEN ? AND ? "
-                                       "AND question = ? GROUP BY value HAVING SUM(n) <> 0 ORDER BY value",
-                                       [mid, since, until, qid]).fetchall():
+            for value, n in db.execute(
+                "SELECT value, SUM(n) FROM score_rollup WHERE moment = ? AND day BETWEEN ? AND ? "
+                "AND question = ? GROUP BY value HAVING SUM(n) <> 0 ORDER BY value",
+                [mid, since, until, qid],
+            ).fetchall():
                 out[mid][qid][value] = n
     return out
 
@@ -248,9 +314,11 @@ def _distributions(ws: Workspace, values: dict[str, dict[int, int]]) -> list[Dis
         if not total:
             continue
         if question.type == "nps":
-            parts = [("detractors", sum(n for v, n in counts_.items() if v <= 6)),
-                     ("passives", sum(n for v, n in counts_.items() if 7 <= v <= 8)),
-                     ("promoters", sum(n for v, n in counts_.items() if v >= 9))]
+            parts = [
+                ("detractors", sum(n for v, n in counts_.items() if v <= 6)),
+                ("passives", sum(n for v, n in counts_.items() if 7 <= v <= 8)),
+                ("promoters", sum(n for v, n in counts_.items() if v >= 9)),
+            ]
         else:
             low, high = question.scale or (min(counts_), max(counts_))
             parts = [(str(v), counts_.get(v, 0)) for v in range(low, high + 1)]

@@ -11,17 +11,13 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
 from cxctl.core import tokens
 from cxctl.results.formats import Export
-from cxctl.workspace.loader import Workspace
 from cxctl.store import email_hash
-from cxctl.core.timeutil import to_db
+from cxctl.workspace.loader import Workspace
 
 
 @dataclass
@@ -83,9 +79,20 @@ class Facts:
     id_column: str | None = None  # the export's response id column, when it has one
 
 
-def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: ImportReport,
-            quarantine: list[tuple], imported_at: str, secret: Callable[[], "tokens.Keyring | bytes"], columns: list[str],
-            facts: Facts, *, reread: bool = False, log: bool = True) -> None:
+def settle(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    export: Export,
+    report: ImportReport,
+    quarantine: list[tuple],
+    imported_at: str,
+    secret: Callable[[], tokens.Keyring | bytes],
+    columns: list[str],
+    facts: Facts,
+    *,
+    reread: bool = False,
+    log: bool = True,
+) -> None:
     """The set-based part, in one transaction: match, quarantine, replace, insert, choose, roll up.
 
     Staged rows still to insert have `outcome` NULL and the status their completeness gives; the choice of
@@ -99,9 +106,13 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
     try:
         # Newer duplicates of one response id inside the file: the last row wins.
         if facts.repeated_keys:
-            q("DELETE FROM temp.stage WHERE row_number NOT IN (SELECT MAX(row_number) FROM temp.stage GROUP BY response_key)")
-        q("UPDATE temp.stage SET invitation_id = i.id, contact_id = i.contact_id, invitation_moment = i.moment"
-          " FROM invitations i WHERE i.token = temp.stage.token")
+            q(
+                "DELETE FROM temp.stage WHERE row_number NOT IN (SELECT MAX(row_number) FROM temp.stage GROUP BY response_key)"
+            )
+        q(
+            "UPDATE temp.stage SET invitation_id = i.id, contact_id = i.contact_id, invitation_moment = i.moment"
+            " FROM invitations i WHERE i.token = temp.stage.token"
+        )
         if facts.tokenless:
             _match_without_token(db, windows)
         _free_of_invitation(db, ws)
@@ -119,7 +130,8 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
         if report.replaced or facts.tokenless or facts.repeated_tokens or (stored and _answered_before(db)):
             intact = False
             marks = ",".join("?" * len(keep_last)) or "NULL"
-            q(f"""INSERT INTO temp.target (src, id, status)
+            q(
+                f"""INSERT INTO temp.target (src, id, status)
                  SELECT src, id, CASE WHEN complete = 0 THEN 'partial' WHEN rank = 1 THEN 'counted' ELSE 'duplicate' END FROM (
                      SELECT src, id, complete, ROW_NUMBER() OVER (PARTITION BY COALESCE(invitation_id, src || id) ORDER BY complete DESC,
                          CASE WHEN moment IN ({marks}) THEN submitted_at END DESC, submitted_at, src, id) AS rank
@@ -129,7 +141,9 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
                               OR (r.invitation_id IS NULL AND r.id IN (SELECT existing_id FROM temp.stage WHERE outcome = 'replace'))
                            UNION ALL
                            SELECT 's', row_number, invitation_id, complete, moment, submitted_at FROM temp.stage
-                           WHERE outcome IS NULL))""", keep_last)
+                           WHERE outcome IS NULL))""",
+                keep_last,
+            )
             q("CREATE INDEX IF NOT EXISTS temp.target_src_id ON target(src, id)")
             q("""UPDATE temp.stage SET status = t.status
                  FROM temp.target t WHERE t.src = 's' AND t.id = temp.stage.row_number""")
@@ -137,42 +151,66 @@ def settle(ws: Workspace, db: sqlite_utils.Database, export: Export, report: Imp
         base = q("SELECT COALESCE(MAX(id), 0) FROM responses").fetchone()[0]
         # Secondary indexes are kept during the insert: rebuilding them after loading an empty table was measured
         # slower (1,000,000 rows: 3.7 s against 3.2 s), since exports arrive roughly in submission order.
-        q("""INSERT INTO responses (id, response_key, content_hash, invitation_id, contact_id, moment, source, submitted_at, day,
+        q(
+            """INSERT INTO responses (id, response_key, content_hash, invitation_id, contact_id, moment, source, submitted_at, day,
                  complete, status, imported_at, score_nps, score_csat, score_ces)
              SELECT ? + row_number, response_key, content_hash, invitation_id, contact_id, moment, ?, submitted_at, day, complete,
                  status, ?, score_nps, score_csat, score_ces
-             FROM temp.stage WHERE outcome IS NULL ORDER BY row_number""", [base, export.format, imported_at])
+             FROM temp.stage WHERE outcome IS NULL ORDER BY row_number""",
+            [base, export.format, imported_at],
+        )
         report.inserted = q("SELECT changes()").fetchone()[0]
         _drop_free_text_of_the_forgotten(ws, db, few=sum(facts.day_counts.values()) <= 100)
-        q("""INSERT INTO answers (response_id, question, value_num, value_text)
+        q(
+            """INSERT INTO answers (response_id, question, value_num, value_text)
              SELECT CASE WHEN s.outcome IS NULL THEN ? + s.row_number ELSE s.existing_id END, a.question, a.value_num, a.value_text
-             FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number""", [base])
+             FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number""",
+            [base],
+        )
         if intact:
             _roll_up_counted(db, report, facts)
         else:
             _roll_up(db, report)
         # A row quarantined again keeps one entry, with the latest reason (a mapping fixed in between
         # changes why it does not match); a row that lands now leaves the quarantine it may have been in.
-        db.conn.executemany("INSERT INTO quarantine (row_key, source, moment, file_name, row_number, kind, reason, raw,"
-                            " imported_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (row_key) DO UPDATE SET"
-                            " moment = excluded.moment, file_name = excluded.file_name, row_number = excluded.row_number,"
-                            " kind = excluded.kind, reason = excluded.reason, raw = excluded.raw, imported_at = excluded.imported_at",
-                            quarantine)
+        db.conn.executemany(
+            "INSERT INTO quarantine (row_key, source, moment, file_name, row_number, kind, reason, raw,"
+            " imported_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (row_key) DO UPDATE SET"
+            " moment = excluded.moment, file_name = excluded.file_name, row_number = excluded.row_number,"
+            " kind = excluded.kind, reason = excluded.reason, raw = excluded.raw, imported_at = excluded.imported_at",
+            quarantine,
+        )
         if q("SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = ?)", [export.format]).fetchone()[0]:
-            q("""DELETE FROM quarantine WHERE source = ? AND row_key IN (
-                     SELECT 'q:' || s.row_hash FROM temp.stage s)""", [export.format])
+            q(
+                """DELETE FROM quarantine WHERE source = ? AND row_key IN (
+                     SELECT 'q:' || s.row_hash FROM temp.stage s)""",
+                [export.format],
+            )
             if facts.id_column:
                 # An earlier, invalid version of a response that lands now (same tool, moment and response
                 # id, corrected in the tool and exported again) leaves the quarantine too. The column name
                 # is bound as a JSON path, never spliced.
-                q("""DELETE FROM quarantine WHERE source = ? AND moment IS NOT NULL
+                q(
+                    """DELETE FROM quarantine WHERE source = ? AND moment IS NOT NULL
                          AND moment || ':' || json_extract(raw, ?) IN (SELECT substr(s.response_key, ?) FROM temp.stage s)""",
-                  [export.format, '$."' + facts.id_column.replace('"', '""') + '"', len(export.format) + 2])
+                    [export.format, '$."' + facts.id_column.replace('"', '""') + '"', len(export.format) + 2],
+                )
         if log:
-            q("""INSERT INTO import_log (kind, file_name, sha256, rows_read, inserted, updated, unchanged, duplicates, rejected, imported_at)
+            q(
+                """INSERT INTO import_log (kind, file_name, sha256, rows_read, inserted, updated, unchanged, duplicates, rejected, imported_at)
                  VALUES ('responses', ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-              [export.path.name, export.sha256, report.rows_read, report.inserted, report.replaced, report.unchanged,
-               report.duplicates, len(quarantine), imported_at])
+                [
+                    export.path.name,
+                    export.sha256,
+                    report.rows_read,
+                    report.inserted,
+                    report.replaced,
+                    report.unchanged,
+                    report.duplicates,
+                    len(quarantine),
+                    imported_at,
+                ],
+            )
         q("COMMIT")
     except BaseException:
         q("ROLLBACK")
@@ -189,8 +227,10 @@ def _drop_free_text_of_the_forgotten(ws: Workspace, db: sqlite_utils.Database, *
     With `few` staged rows their contacts are looked up one by one, instead of a scan of every contact
     (one answer from the survey page must not cost a pass over the whole audience)."""
     if few:
-        found = db.execute("SELECT EXISTS (SELECT 1 FROM temp.stage s JOIN contacts c ON c.id = s.contact_id"
-                           " WHERE c.forgotten_at IS NOT NULL)").fetchone()[0]
+        found = db.execute(
+            "SELECT EXISTS (SELECT 1 FROM temp.stage s JOIN contacts c ON c.id = s.contact_id"
+            " WHERE c.forgotten_at IS NOT NULL)"
+        ).fetchone()[0]
     else:
         found = db.execute("SELECT EXISTS (SELECT 1 FROM contacts WHERE forgotten_at IS NOT NULL)").fetchone()[0]
     if not found:
@@ -199,11 +239,13 @@ def _drop_free_text_of_the_forgotten(ws: Workspace, db: sqlite_utils.Database, *
 
     free, fixed = free_and_fixed_questions(ws)
     free_marks, fixed_marks = ",".join("?" * len(free)) or "NULL", ",".join("?" * len(fixed)) or "NULL"
-    db.execute(f"""UPDATE temp.stage_answers SET value_text = NULL WHERE value_text IS NOT NULL
+    db.execute(
+        f"""UPDATE temp.stage_answers SET value_text = NULL WHERE value_text IS NOT NULL
                    AND row_number IN (SELECT s.row_number FROM temp.stage s JOIN contacts c ON c.id = s.contact_id
                                       WHERE c.forgotten_at IS NOT NULL)
                    AND (question IN ({free_marks}) OR (question NOT IN ({fixed_marks}) AND value_num IS NULL))""",
-               [*free, *fixed])
+        [*free, *fixed],
+    )
 
 
 def _match_without_token(db: sqlite_utils.Database, windows: dict[str, int]) -> None:
@@ -216,9 +258,15 @@ def _match_without_token(db: sqlite_utils.Database, windows: dict[str, int]) -> 
     # Addresses are matched by their hash, as everywhere else (contacts are indexed on email_hash only).
     q("CREATE TEMP TABLE IF NOT EXISTS stage_hash (row_number INTEGER PRIMARY KEY, email_hash TEXT NOT NULL)")
     q("DELETE FROM temp.stage_hash")
-    db.conn.executemany("INSERT INTO temp.stage_hash VALUES (?, ?)", (
-        (number, email_hash(email)) for number, email in
-        db.execute("SELECT row_number, email FROM temp.stage WHERE token IS NULL AND email IS NOT NULL").fetchall()))
+    db.conn.executemany(
+        "INSERT INTO temp.stage_hash VALUES (?, ?)",
+        (
+            (number, email_hash(email))
+            for number, email in db.execute(
+                "SELECT row_number, email FROM temp.stage WHERE token IS NULL AND email IS NOT NULL"
+            ).fetchall()
+        ),
+    )
     q("""UPDATE temp.stage SET contact_id = COALESCE(
              (SELECT c.id FROM contacts c WHERE c.external_id = temp.stage.external_id),
              (SELECT c.id FROM contacts c WHERE c.email_hash =
@@ -239,25 +287,39 @@ def _free_of_invitation(db: sqlite_utils.Database, ws: Workspace) -> None:
     """Mark the staged rows that count without an invitation: those of moments with `responses.match: contact`
     tied to a known contact, and those of `match: none` moments (a row carrying a token still needs its
     invitation: an unknown token is quarantined as usual)."""
-    by_mode = {mode: [m for m, spec in ws.moments.items() if spec.responses.match == mode] for mode in ("contact", "none")}
+    by_mode = {
+        mode: [m for m, spec in ws.moments.items() if spec.responses.match == mode] for mode in ("contact", "none")
+    }
     for mode, moments in by_mode.items():
         if not moments:
             continue
         marks = ",".join("?" * len(moments))
         known = " AND contact_id IS NOT NULL" if mode == "contact" else ""
-        db.execute(f"UPDATE temp.stage SET free = 1 WHERE invitation_id IS NULL AND token IS NULL AND moment IN ({marks})"
-                   + known, moments)
+        db.execute(
+            f"UPDATE temp.stage SET free = 1 WHERE invitation_id IS NULL AND token IS NULL AND moment IN ({marks})"
+            + known,
+            moments,
+        )
 
 
-def _quarantine_unmatched(db: sqlite_utils.Database, export: Export, quarantine: list[tuple], imported_at: str,
-                          secret: Callable[[], "tokens.Keyring | bytes"], columns: list[str], skipped: dict[str, int]) -> int:
+def _quarantine_unmatched(
+    db: sqlite_utils.Database,
+    export: Export,
+    quarantine: list[tuple],
+    imported_at: str,
+    secret: Callable[[], tokens.Keyring | bytes],
+    columns: list[str],
+    skipped: dict[str, int],
+) -> int:
     """Rows tied to no invitation (unless they count without one), or to another moment's, go to quarantine with
     the reason (one scan); an unfinished or partial row tied to nothing is only counted in `skipped` under that
     name, since it would never count (issue 12: they were reported `unmatched`). Returns how many left the
     staging table."""
-    rows = db.execute("SELECT row_number, token, email, external_id, contact_id, moment, invitation_moment, fields,"
-                      " invitation_id IS NULL, incomplete FROM temp.stage WHERE (invitation_id IS NULL AND NOT free)"
-                      " OR invitation_moment <> moment ORDER BY row_number").fetchall()
+    rows = db.execute(
+        "SELECT row_number, token, email, external_id, contact_id, moment, invitation_moment, fields,"
+        " invitation_id IS NULL, incomplete FROM temp.stage WHERE (invitation_id IS NULL AND NOT free)"
+        " OR invitation_moment <> moment ORDER BY row_number"
+    ).fetchall()
     if not rows:
         return 0
     forgotten: set[str] = set()
@@ -268,8 +330,11 @@ def _quarantine_unmatched(db: sqlite_utils.Database, export: Export, quarantine:
             continue
         if email and email_hash(email) in forgotten:
             # The person asked to be erased: the row is recorded (file, row, reason) with none of its cells.
-            quarantine.append(quarantine_entry(export, columns, number, fields, "unmatched", FORGOTTEN_REASON, moment_id,
-                                               imported_at, blank=True))
+            quarantine.append(
+                quarantine_entry(
+                    export, columns, number, fields, "unmatched", FORGOTTEN_REASON, moment_id, imported_at, blank=True
+                )
+            )
             continue
         if incomplete:
             skipped[incomplete] = skipped.get(incomplete, 0) + 1
@@ -278,24 +343,38 @@ def _quarantine_unmatched(db: sqlite_utils.Database, export: Export, quarantine:
         # link is named as such. The keys are asked for only then: an export without tokens needs no secret.
         # A Keyring (current secret, plus the previous one during a rotation's grace period) or a bare secret.
         keys = secret() if token else b""
-        if token and not (tokens.verify_with_keys(keys, token) if isinstance(keys, tokens.Keyring)
-                          else tokens.verify(keys, token)):
+        if token and not (
+            tokens.verify_with_keys(keys, token) if isinstance(keys, tokens.Keyring) else tokens.verify(keys, token)
+        ):
             reason = "invalid token signature (altered or forged link, or another workspace's secret)"
         elif token:
             reason = "unknown token: no invitation carries it (another database, or pruned)"
         elif contact_id is not None:
-            reason = (f"no invitation of moment {moment_id!r} to this contact within the match window: widen "
-                      f"responses.match_window, or set responses.match: contact if this moment is answered without invitation")
+            reason = (
+                f"no invitation of moment {moment_id!r} to this contact within the match window: widen "
+                f"responses.match_window, or set responses.match: contact if this moment is answered without invitation"
+            )
         elif email or external_id:
             reason = "no contact with this email or external reference: import the contacts, then import again"
         else:
             reason = "no token, email or external reference to match: add the token as a hidden field"
-        quarantine.append(quarantine_entry(export, columns, number, fields, "unmatched", reason, moment_id, imported_at))
+        quarantine.append(
+            quarantine_entry(export, columns, number, fields, "unmatched", reason, moment_id, imported_at)
+        )
     for number, _, _, _, _, moment_id, inv_moment, fields, unmatched, _ in rows:
         if not unmatched:
-            quarantine.append(quarantine_entry(export, columns, number, fields, "unmatched",
-                                       f"the token belongs to moment {inv_moment!r}, not {moment_id!r}: import with --moment {inv_moment}",
-                                       moment_id, imported_at))
+            quarantine.append(
+                quarantine_entry(
+                    export,
+                    columns,
+                    number,
+                    fields,
+                    "unmatched",
+                    f"the token belongs to moment {inv_moment!r}, not {moment_id!r}: import with --moment {inv_moment}",
+                    moment_id,
+                    imported_at,
+                )
+            )
     db.execute("DELETE FROM temp.stage WHERE (invitation_id IS NULL AND NOT free) OR invitation_moment <> moment")
     return len(rows)
 
@@ -304,30 +383,42 @@ def _replace_known(db: sqlite_utils.Database, report: ImportReport, imported_at:
     """Known response ids: identical (cells and reading) → unchanged, unless `reread`; an older version →
     unchanged; otherwise replaced."""
     q = db.execute
-    q("""UPDATE temp.stage SET outcome = CASE
+    q(
+        """UPDATE temp.stage SET outcome = CASE
              WHEN (r.content_hash = temp.stage.content_hash AND NOT ?) OR temp.stage.submitted_at < r.submitted_at THEN 'unchanged'
              ELSE 'replace' END, existing_id = r.id, existing_invitation = r.invitation_id
-         FROM responses r WHERE r.response_key = temp.stage.response_key""", [int(reread)])
-    unchanged, replaced = q("SELECT COUNT(*) FILTER (WHERE outcome = 'unchanged'), COUNT(*) FILTER (WHERE outcome = 'replace')"
-                            " FROM temp.stage WHERE outcome IS NOT NULL").fetchone()
+         FROM responses r WHERE r.response_key = temp.stage.response_key""",
+        [int(reread)],
+    )
+    unchanged, replaced = q(
+        "SELECT COUNT(*) FILTER (WHERE outcome = 'unchanged'), COUNT(*) FILTER (WHERE outcome = 'replace')"
+        " FROM temp.stage WHERE outcome IS NOT NULL"
+    ).fetchone()
     report.unchanged, report.replaced = unchanged, replaced
     if unchanged:
         q("DELETE FROM temp.stage WHERE outcome = 'unchanged'")
     if replaced:
         # Replaced: leave the counts (trigger), swap the answers, then let the choice recount.
-        q("UPDATE responses SET status = 'pending' WHERE id IN (SELECT existing_id FROM temp.stage WHERE outcome = 'replace')")
+        q(
+            "UPDATE responses SET status = 'pending' WHERE id IN (SELECT existing_id FROM temp.stage WHERE outcome = 'replace')"
+        )
         q("DELETE FROM answers WHERE response_id IN (SELECT existing_id FROM temp.stage WHERE outcome = 'replace')")
-        q("""UPDATE responses SET content_hash = s.content_hash, invitation_id = s.invitation_id, contact_id = s.contact_id,
+        q(
+            """UPDATE responses SET content_hash = s.content_hash, invitation_id = s.invitation_id, contact_id = s.contact_id,
                  submitted_at = s.submitted_at, day = s.day, complete = s.complete, imported_at = ?,
                  score_nps = s.score_nps, score_csat = s.score_csat, score_ces = s.score_ces
-             FROM temp.stage s WHERE s.outcome = 'replace' AND responses.id = s.existing_id""", [imported_at])
+             FROM temp.stage s WHERE s.outcome = 'replace' AND responses.id = s.existing_id""",
+            [imported_at],
+        )
 
 
 def _roll_up_counted(db: sqlite_utils.Database, report: ImportReport, facts: Facts) -> None:
     """The rollup increments and the report's counts from the counts taken while reading (no scan)."""
-    db.conn.executemany("INSERT INTO score_rollup (moment, day, question, value, n) VALUES (?, ?, ?, ?, ?)"
-                        " ON CONFLICT DO UPDATE SET n = n + excluded.n",
-                        [(*key, n) for key, n in sorted(facts.value_counts.items())])
+    db.conn.executemany(
+        "INSERT INTO score_rollup (moment, day, question, value, n) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT DO UPDATE SET n = n + excluded.n",
+        [(*key, n) for key, n in sorted(facts.value_counts.items())],
+    )
     counted: Counter = Counter()
     for (moment, day, complete), n in facts.day_counts.items():
         if complete:
@@ -335,8 +426,10 @@ def _roll_up_counted(db: sqlite_utils.Database, report: ImportReport, facts: Fac
             report.counted += n
         else:
             report.partial += n
-    db.conn.executemany("INSERT INTO response_rollup (moment, day, n) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
-                        [(*key, n) for key, n in sorted(counted.items())])
+    db.conn.executemany(
+        "INSERT INTO response_rollup (moment, day, n) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+        [(*key, n) for key, n in sorted(counted.items())],
+    )
 
 
 def _roll_up(db: sqlite_utils.Database, report: ImportReport) -> None:
@@ -358,8 +451,9 @@ def _roll_up(db: sqlite_utils.Database, report: ImportReport) -> None:
     # New rows per (moment, day, status): one scan gives both the response rollup and the report's counts.
     counted: Counter = Counter()
     names = {"counted": "counted", "partial": "partial", "duplicate": "duplicates"}
-    for moment, day, status, n in q("SELECT moment, day, status, COUNT(*) FROM temp.stage WHERE outcome IS NULL"
-                                    " GROUP BY 1, 2, 3").fetchall():
+    for moment, day, status, n in q(
+        "SELECT moment, day, status, COUNT(*) FROM temp.stage WHERE outcome IS NULL GROUP BY 1, 2, 3"
+    ).fetchall():
         setattr(report, names[status], getattr(report, names[status]) + n)
         if status == "counted":
             counted[moment, day] += n
@@ -367,11 +461,16 @@ def _roll_up(db: sqlite_utils.Database, report: ImportReport) -> None:
         for moment, day, n in q("""SELECT r.moment, r.day, COUNT(*) FROM temp.target t JOIN responses r ON r.id = t.id
                                    WHERE t.src = 'r' AND t.status = 'counted' AND r.status = 'pending' GROUP BY 1, 2""").fetchall():
             counted[moment, day] += n
-        for status, n in q("""SELECT t.status, COUNT(*) FROM temp.stage s JOIN temp.target t ON t.src = 'r' AND t.id = s.existing_id
+        for (
+            status,
+            n,
+        ) in q("""SELECT t.status, COUNT(*) FROM temp.stage s JOIN temp.target t ON t.src = 'r' AND t.id = s.existing_id
                               WHERE s.outcome = 'replace' GROUP BY 1""").fetchall():
             setattr(report, names[status], getattr(report, names[status]) + n)
-    db.conn.executemany("INSERT INTO response_rollup (moment, day, n) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
-                        [(m, d, n) for (m, d), n in counted.items()])
+    db.conn.executemany(
+        "INSERT INTO response_rollup (moment, day, n) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+        [(m, d, n) for (m, d), n in counted.items()],
+    )
     q("""UPDATE responses SET status = t.status FROM temp.target t
          WHERE t.src = 'r' AND responses.id = t.id AND responses.status <> t.status""")
     if report.replaced:
@@ -380,15 +479,28 @@ def _roll_up(db: sqlite_utils.Database, report: ImportReport) -> None:
 
 def _answered_before(db: sqlite_utils.Database) -> bool:
     """Whether an invitation of the staged rows already has a stored response (then the choice must run)."""
-    return bool(db.execute("SELECT EXISTS (SELECT 1 FROM temp.stage s JOIN responses r ON r.invitation_id = s.invitation_id)")
-                .fetchone()[0])
+    return bool(
+        db.execute(
+            "SELECT EXISTS (SELECT 1 FROM temp.stage s JOIN responses r ON r.invitation_id = s.invitation_id)"
+        ).fetchone()[0]
+    )
 
 
 FORGOTTEN_REASON = "forgotten (GDPR erasure): this person asked to be erased; the row's cells are not kept"
 
 
-def quarantine_entry(export: Export, columns: list[str], number: int, joined: str, kind: str, reason: str,
-             moment_id: str | None, imported_at: str, *, blank: bool = False) -> tuple:
+def quarantine_entry(
+    export: Export,
+    columns: list[str],
+    number: int,
+    joined: str,
+    kind: str,
+    reason: str,
+    moment_id: str | None,
+    imported_at: str,
+    *,
+    blank: bool = False,
+) -> tuple:
     cells = joined.split("\x1f")
     raw = json.dumps(dict(zip(columns, [""] * len(cells) if blank else cells)), ensure_ascii=False)
     key = "q:" + hashlib.sha1(joined.encode()).hexdigest()
@@ -415,91 +527,3 @@ def rebuild_rollups(db: sqlite_utils.Database) -> None:
     except BaseException:
         q("ROLLBACK")
         raise
-
-
-# The indicator columns of a response row (score_nps, score_csat, score_ces), as the import fills them.
-INDICATOR_TYPES = ("nps", "csat", "ces")
-
-
-@dataclass
-class OneResponse:
-    """One response to store: the token of the invitation it answers, its moment, and its answers as the
-    import reads them (scales as numbers, a single choice as its id, several choices as a JSON list, open
-    text as text)."""
-
-    token: str
-    moment: str
-    answers: dict[str, tuple[float | None, str | None]]
-    submitted_at: datetime
-    complete: bool = True
-
-
-@dataclass
-class StoredResponse:
-    """What became of one response."""
-
-    outcome: str  # stored | unmatched (no invitation carries its token any more)
-    response_id: int | None
-    status: str | None  # counted | partial | duplicate
-
-
-def store_response(ws: Workspace, db: sqlite_utils.Database, response: OneResponse, secret: "tokens.Keyring | bytes",
-                   source: str = "cxctl") -> StoredResponse:
-    """Store one response; see store_responses."""
-    return store_responses(ws, db, [response], secret, source)[0]
-
-
-def store_responses(ws: Workspace, db: sqlite_utils.Database, responses: list[OneResponse], secret: "tokens.Keyring | bytes",
-                    source: str = "cxctl") -> list[StoredResponse]:
-    """Store responses through the import's own path (`settle`), in one transaction: the scorecard rollups,
-    follow-ups, reasons, verbatims and export-person see them at once.
-
-    One response per invitation and source (its key is the token): storing again replaces it (the
-    respondent corrected it), an identical one is left unchanged, and of two for one token in the same
-    call the later wins. The caller checks the tokens' signatures and that the people are not forgotten.
-    """
-    local = ZoneInfo(ws.settings.timezone)
-    indicators: dict[str, list[str | None]] = {}
-    stage, staged_answers = [], []
-    value_counts: Counter = Counter()
-    day_counts: Counter = Counter()
-    keys = []
-    for number, response in enumerate(responses, start=1):
-        moment, answers = response.moment, response.answers
-        if moment not in indicators:
-            questions = ws.moments[moment].questions
-            indicators[moment] = [next((q for q in questions if ws.questions[q].type == kind), None) for kind in INDICATOR_TYPES]
-        scores = [int(answers[q][0]) if q in answers and answers[q][0] is not None else None for q in indicators[moment]]
-        submitted, day = to_db(response.submitted_at), response.submitted_at.astimezone(local).date().isoformat()
-        ordered = [(qid, *answers[qid]) for qid in ws.moments[moment].questions if qid in answers]
-        content_hash = hashlib.sha1(json.dumps(ordered, ensure_ascii=False).encode()).hexdigest()
-        key = f"{source}:{moment}:{response.token}"
-        keys.append(key)
-        cells = [response.token, *("" if text is None and num is None else (text if text is not None else repr(num))
-                                   for _, num, text in ordered)]
-        if response.complete:
-            for qid, num, _ in ordered:
-                if num is not None:
-                    value_counts[moment, day, qid, int(num)] += 1
-        day_counts[moment, day, int(response.complete)] += 1
-        stage.append((number, key, content_hash, moment, response.token, submitted, day, int(response.complete),
-                      "counted" if response.complete else "partial", "\x1f".join(cells), *scores))
-        staged_answers += [(number, qid, num, text) for qid, num, text in ordered]
-    for statement in STAGE_DDL.split(";"):
-        db.execute(statement)
-    db.execute("DELETE FROM temp.stage")
-    db.execute("DELETE FROM temp.stage_answers")
-    db.conn.executemany("INSERT INTO temp.stage (row_number, response_key, content_hash, moment, token, submitted_at, day,"
-                        " complete, status, fields, score_nps, score_csat, score_ces) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", stage)
-    db.conn.executemany("INSERT INTO temp.stage_answers VALUES (?, ?, ?, ?)", staged_answers)
-    repeated = len(set(keys)) < len(keys)
-    facts = Facts(repeated_keys=repeated, repeated_tokens=repeated, value_counts=value_counts, day_counts=day_counts)
-    columns = ["token", *dict.fromkeys(q for r in responses for q in ws.moments[r.moment].questions)]
-    export = Export(path=Path(source), format=source, columns=columns, question_texts={}, rows=iter(()), sha256="")
-    report = ImportReport(source, source, None, rows_read=len(responses))
-    settle(ws, db, export, report, [], to_db(max(r.submitted_at for r in responses)), lambda: secret, columns, facts, log=False)
-    found = {key: (rid, status) for key, rid, status in db.execute(
-        "SELECT response_key, id, status FROM responses WHERE response_key IN (SELECT value FROM json_each(?))",
-        [json.dumps(keys)]).fetchall()}
-    return [StoredResponse("stored", *found[key]) if key in found else StoredResponse("unmatched", None, None)
-            for key in keys]

@@ -12,19 +12,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from cxctl.core.errors import UsageError
-from cxctl.workspace.loader import Workspace
-from cxctl.core.errors import did_you_mean
-from cxctl.results.stats import Mean, Nps, Proportion, mean_change, nps_change, proportion_change, sparkline
+from cxctl.core.errors import UsageError, did_you_mean
 from cxctl.core.timeutil import parse_day
-
 from cxctl.results.contact_breakdown import fetch_by_contact
 from cxctl.results.event_breakdown import EVENT_PREFIX, event_dimensions, event_key, fetch_by_event, json_path
+from cxctl.results.stats import Mean, Nps, Proportion, mean_change, nps_change, proportion_change, sparkline
+from cxctl.workspace.loader import Workspace
+
 TIME_DIMENSIONS = ("week", "month", "quarter")
 MOMENT_DIMENSIONS = ("moment", "journey", "stage")
 CONTACT_COLUMNS = ("segment", "country", "language", "company", "role")
@@ -114,8 +113,16 @@ class _Cell:
     moments: set = field(default_factory=set)
 
 
-def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, by: list[str] | None = None,
-                      since: str | None = None, until: str | None = None, moment: str | None = None) -> Scorecard:
+def compute_scorecard(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    now: datetime,
+    *,
+    by: list[str] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    moment: str | None = None,
+) -> Scorecard:
     """The scorecard rows for `by` (dimensions) between `since` and `until` (inclusive days, workspace time zone).
 
     `by` defaults to moment; `all` (or an empty list) is the whole programme in one row (the report's headline)."""
@@ -142,7 +149,9 @@ def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *
         since_day = min(firsts + [until_day])
     if since_day > until_day:
         if until is None:
-            raise UsageError(f"--since {since_day} is after today ({until_day}, the day of --now): give an earlier --since")
+            raise UsageError(
+                f"--since {since_day} is after today ({until_day}, the day of --now): give an earlier --since"
+            )
         raise UsageError(f"--since {since_day} is after --until {until_day}: swap them")
     moments = [moment] if moment else list(ws.moments)
 
@@ -188,8 +197,15 @@ def compute_scorecard(ws: Workspace, db: sqlite_utils.Database, now: datetime, *
     finally:
         db.execute("COMMIT")
     rows = _rows(ws, cells, groups, times, order, shown)
-    return Scorecard(by, since_day.isoformat(), until_day.isoformat(), ws.settings.min_responses, rows, moment,
-                     _mixing_notes(ws, rows, by) + _uninvited_notes(ws, rows, moments))
+    return Scorecard(
+        by,
+        since_day.isoformat(),
+        until_day.isoformat(),
+        ws.settings.min_responses,
+        rows,
+        moment,
+        _mixing_notes(ws, rows, by) + _uninvited_notes(ws, rows, moments),
+    )
 
 
 def _mixing_notes(ws: Workspace, rows: list[ScoreRow], by: list[str]) -> list[str]:
@@ -205,9 +221,11 @@ def _mixing_notes(ws: Workspace, rows: list[ScoreRow], by: list[str]) -> list[st
     if not pooled:
         return []
     parts = "; ".join(f"{kind} ({', '.join(sorted(ids))})" for kind, ids in sorted(pooled.items()))
-    return [f"the NPS of some rows pools relational and transactional moments — {parts}: they answer different "
-            f"questions; add moment to --by (--by {','.join(['moment'] + by)}) or pick "
-            f"one with -m"]
+    return [
+        f"the NPS of some rows pools relational and transactional moments — {parts}: they answer different "
+        f"questions; add moment to --by (--by {','.join(['moment'] + by)}) or pick "
+        f"one with -m"
+    ]
 
 
 def _asks(ws: Workspace, moment_id: str, question_type: str) -> bool:
@@ -220,12 +238,20 @@ def _uninvited_notes(ws: Workspace, rows: list[ScoreRow], moments: list[str]) ->
     if not uninvited:
         return []
     free = sorted(m for m in moments if ws.moments[m].responses.match != "invitation")
-    return [f"{uninvited} response(s) came without invitation ({', '.join(free)}: responses.match contact/none): "
-            f"they count in the scores and in `responses`, not in the response rate"]
+    return [
+        f"{uninvited} response(s) came without invitation ({', '.join(free)}: responses.match contact/none): "
+        f"they count in the scores and in `responses`, not in the response rate"
+    ]
 
 
-def _count_uninvited(ws: Workspace, db: sqlite_utils.Database, cells: dict[tuple, dict], groups: list[str],
-                     moments: list[str], events: Collection[str]) -> None:
+def _count_uninvited(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    cells: dict[tuple, dict],
+    groups: list[str],
+    moments: list[str],
+    events: Collection[str],
+) -> None:
     """Add to each cell the counted responses that have no invitation (moments with responses.match contact or
     none, issue 12), so the response rate leaves them out. Only those moments' rows are read, grouped by the
     same expressions as the breakdown (an answer without invitation has no event: its event attributes are
@@ -236,11 +262,14 @@ def _count_uninvited(ws: Workspace, db: sqlite_utils.Database, cells: dict[tuple
     exprs, _, params = _group_sql(ws, groups, events)
     group = "CAST(" + " || char(31) || ".join(exprs) + " AS TEXT)" if exprs else "''"
     marks = ",".join("?" * len(free))
-    rows = db.execute(f"""SELECT {group}, r.moment, d.label, COUNT(*) FROM responses r JOIN temp.sc_days d ON d.day = r.day
+    rows = db.execute(
+        f"""SELECT {group}, r.moment, d.label, COUNT(*) FROM responses r JOIN temp.sc_days d ON d.day = r.day
                           LEFT JOIN contacts c ON c.id = r.contact_id
                           LEFT JOIN invitations i ON i.id = r.invitation_id LEFT JOIN events e ON e.id = i.event_id
                           WHERE r.status = 'counted' AND r.invitation_id IS NULL AND r.moment IN ({marks})
-                          GROUP BY 1, 2, 3""", [*params, *free]).fetchall()
+                          GROUP BY 1, 2, 3""",
+        [*params, *free],
+    ).fetchall()
     for value, moment_id, label, n in rows:
         key = tuple(str(value).split("\x1f")) if exprs else ()
         cell = cells[key + (moment_id, label)]
@@ -261,23 +290,45 @@ def _check_attributes(db: sqlite_utils.Database, groups: list[str], events: set[
         if g in MOMENT_DIMENSIONS or g in CONTACT_COLUMNS or g in events and not g.startswith(EVENT_PREFIX):
             continue
         if g in events:
-            found = db.execute("SELECT NOT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM events WHERE "
-                               "json_extract(attributes, ?) IS NOT NULL)", [json_path(event_key(g))]).fetchone()[0]
+            found = db.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM events WHERE "
+                "json_extract(attributes, ?) IS NOT NULL)",
+                [json_path(event_key(g))],
+            ).fetchone()[0]
         else:
-            found = db.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts) OR EXISTS "
-                               "(SELECT 1 FROM contacts WHERE json_extract(attributes, ?) IS NOT NULL)", [json_path(g)]).fetchone()[0]
+            found = db.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM contacts) OR EXISTS "
+                "(SELECT 1 FROM contacts WHERE json_extract(attributes, ?) IS NOT NULL)",
+                [json_path(g)],
+            ).fetchone()[0]
         if not found:
             # Attribute names seen on the first contacts and events, for the suggestion only.
-            seen = [r[0] for r in db.execute("SELECT DISTINCT j.key FROM (SELECT attributes FROM contacts LIMIT 10000) c, "
-                                             "json_each(c.attributes) j ORDER BY 1")]
-            seen_events = [r[0] for r in db.execute("SELECT DISTINCT j.key FROM (SELECT attributes FROM events LIMIT 10000) e, "
-                                                    "json_each(e.attributes) j ORDER BY 1")]
+            seen = [
+                r[0]
+                for r in db.execute(
+                    "SELECT DISTINCT j.key FROM (SELECT attributes FROM contacts LIMIT 10000) c, "
+                    "json_each(c.attributes) j ORDER BY 1"
+                )
+            ]
+            seen_events = [
+                r[0]
+                for r in db.execute(
+                    "SELECT DISTINCT j.key FROM (SELECT attributes FROM events LIMIT 10000) e, "
+                    "json_each(e.attributes) j ORDER BY 1"
+                )
+            ]
             builtin = [*MOMENT_DIMENSIONS, *CONTACT_COLUMNS, *TIME_DIMENSIONS]
             candidates = builtin + seen + seen_events + [EVENT_PREFIX + k for k in seen_events]
-            raise UsageError(f"--by {g!r}: no contact or event has this attribute{did_you_mean(g, candidates)}; use "
-                             f"{', '.join(builtin)}" + (f", a contact attribute ({', '.join(seen[:12])})" if seen else "")
-                             + (f", an attribute of the events behind the answers ({', '.join(seen_events[:12])})"
-                                if seen_events else ""))
+            raise UsageError(
+                f"--by {g!r}: no contact or event has this attribute{did_you_mean(g, candidates)}; use "
+                f"{', '.join(builtin)}"
+                + (f", a contact attribute ({', '.join(seen[:12])})" if seen else "")
+                + (
+                    f", an attribute of the events behind the answers ({', '.join(seen_events[:12])})"
+                    if seen_events
+                    else ""
+                )
+            )
 
 
 def _group_sql(ws: Workspace, groups: list[str], events: Collection[str] = ()) -> tuple[list[str], list[str], list]:
@@ -299,8 +350,15 @@ def _group_sql(ws: Workspace, groups: list[str], events: Collection[str] = ()) -
     return exprs, names, params
 
 
-def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments: list[str],
-           labels: dict[date, list[str]], local: ZoneInfo, events: Collection[str] = ()) -> dict[tuple, dict]:
+def _fetch(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    groups: list[str],
+    moments: list[str],
+    labels: dict[date, list[str]],
+    local: ZoneInfo,
+    events: Collection[str] = (),
+) -> dict[tuple, dict]:
     """Counts per (contact group values, moment, label): scores, responses, sent invitations."""
     q = db.execute
     q("CREATE TEMP TABLE IF NOT EXISTS sc_days (day TEXT, label TEXT)")
@@ -308,13 +366,16 @@ def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments:
     q("CREATE TEMP TABLE IF NOT EXISTS sc_moments (moment TEXT PRIMARY KEY)")
     for t in ("sc_days", "sc_hours", "sc_moments"):
         q(f"DELETE FROM temp.{t}")
-    db.conn.executemany("INSERT INTO temp.sc_days VALUES (?, ?)", [(d.isoformat(), l) for d, ls in labels.items() for l in ls])
+    db.conn.executemany(
+        "INSERT INTO temp.sc_days VALUES (?, ?)",
+        [(d.isoformat(), label) for d, day_labels in labels.items() for label in day_labels],
+    )
     q("CREATE INDEX IF NOT EXISTS temp.sc_days_day ON sc_days(day)")
     hours: list[tuple[str, str]] = []
     if labels:
         first, last = min(labels), max(labels)
-        hour = datetime(first.year, first.month, first.day, tzinfo=local).astimezone(timezone.utc)
-        end = datetime(last.year, last.month, last.day, tzinfo=local).astimezone(timezone.utc) + timedelta(days=1)
+        hour = datetime(first.year, first.month, first.day, tzinfo=local).astimezone(UTC)
+        end = datetime(last.year, last.month, last.day, tzinfo=local).astimezone(UTC) + timedelta(days=1)
         while hour < end:
             for label in labels.get(hour.astimezone(local).date(), ()):
                 hours.append((hour.strftime("%Y-%m-%d %H"), label))
@@ -322,7 +383,9 @@ def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments:
         db.conn.executemany("INSERT INTO temp.sc_hours VALUES (?, ?)", hours)
     q("CREATE INDEX IF NOT EXISTS temp.sc_hours_hour ON sc_hours(hour)")
     db.conn.executemany("INSERT INTO temp.sc_moments VALUES (?)", [(m,) for m in moments])
-    scored = sorted({q_ for m in moments for q_ in ws.moments[m].questions if ws.questions[q_].type in ("nps", "csat", "ces")})
+    scored = sorted(
+        {q_ for m in moments for q_ in ws.moments[m].questions if ws.questions[q_].type in ("nps", "csat", "ces")}
+    )
     marks = ",".join("?" * len(scored)) or "NULL"
     exprs, _, params = _group_sql(ws, groups, events)
     if events:
@@ -333,16 +396,25 @@ def _fetch(ws: Workspace, db: sqlite_utils.Database, groups: list[str], moments:
         # The rollups drive the loops (CROSS JOIN fixes the order): moment, then a day range of the primary key.
         days = [min(labels).isoformat(), max(labels).isoformat()] if labels else ["", ""]
         span = [hours[0][0], hours[-1][0]] if hours else ["", ""]
-        scores = q(f"""SELECT r.moment, d.label, r.question, r.value, SUM(r.n) FROM temp.sc_moments m
+        scores = q(
+            f"""SELECT r.moment, d.label, r.question, r.value, SUM(r.n) FROM temp.sc_moments m
                        CROSS JOIN score_rollup r ON r.moment = m.moment AND r.day BETWEEN ? AND ?
                        CROSS JOIN temp.sc_days d ON d.day = r.day
-                       WHERE r.question IN ({marks}) AND r.n <> 0 GROUP BY 1, 2, 3, 4""", days + scored)
-        responses = q("""SELECT r.moment, d.label, SUM(r.n) FROM temp.sc_moments m
+                       WHERE r.question IN ({marks}) AND r.n <> 0 GROUP BY 1, 2, 3, 4""",
+            days + scored,
+        )
+        responses = q(
+            """SELECT r.moment, d.label, SUM(r.n) FROM temp.sc_moments m
                          CROSS JOIN response_rollup r ON r.moment = m.moment AND r.day BETWEEN ? AND ?
-                         CROSS JOIN temp.sc_days d ON d.day = r.day WHERE r.n <> 0 GROUP BY 1, 2""", days)
-        sent = q("""SELECT s.moment, h.label, SUM(s.n) FROM temp.sc_moments m
+                         CROSS JOIN temp.sc_days d ON d.day = r.day WHERE r.n <> 0 GROUP BY 1, 2""",
+            days,
+        )
+        sent = q(
+            """SELECT s.moment, h.label, SUM(s.n) FROM temp.sc_moments m
                     CROSS JOIN sent_rollup s ON s.moment = m.moment AND s.hour BETWEEN ? AND ?
-                    CROSS JOIN temp.sc_hours h ON h.hour = s.hour WHERE s.n <> 0 GROUP BY 1, 2""", span)
+                    CROSS JOIN temp.sc_hours h ON h.hour = s.hour WHERE s.n <> 0 GROUP BY 1, 2""",
+            span,
+        )
     else:
         return fetch_by_contact(ws, db, exprs, params, moments, labels, hours)
     for row in scores.fetchall():
@@ -360,8 +432,9 @@ def _moment_group(ws: Workspace, moment_id: str, dimension: str) -> str:
     return {"moment": moment_id, "journey": spec.journey, "stage": spec.stage}[dimension]
 
 
-def _rows(ws: Workspace, raw: dict[tuple, dict], groups: list[str], times: list[str], order: list[str],
-          shown: set[str]) -> list[ScoreRow]:
+def _rows(
+    ws: Workspace, raw: dict[tuple, dict], groups: list[str], times: list[str], order: list[str], shown: set[str]
+) -> list[ScoreRow]:
     contact_groups = [g for g in groups if g not in MOMENT_DIMENSIONS]
     cells: dict[tuple, dict[str, _Cell]] = defaultdict(lambda: defaultdict(_Cell))
     for key, data in raw.items():
@@ -393,7 +466,7 @@ def _rows(ws: Workspace, raw: dict[tuple, dict], groups: list[str], times: list[
     minimum = ws.settings.min_responses
     rows = []
     for group, by_label in sorted(cells.items()):
-        labels = [l for l in order if l in shown] if times else ["current"]
+        labels = [label for label in order if label in shown] if times else ["current"]
         for label in labels:
             cell = by_label.get(label)
             if cell is None:
@@ -402,16 +475,25 @@ def _rows(ws: Workspace, raw: dict[tuple, dict], groups: list[str], times: list[
             if times:
                 index = order.index(label)
                 previous = by_label.get(order[index - 1]) if index > 0 else None
-                window = order[max(0, index - SPARK_PERIODS + 1): index + 1]
+                window = order[max(0, index - SPARK_PERIODS + 1) : index + 1]
             else:
                 previous = by_label.get("previous")
                 window = order
-            trend_cells = [by_label.get(l) for l in window]
+            trend_cells = [by_label.get(period) for period in window]
             indicators = _indicators(ws, cell, previous, trend_cells, minimum)
             if not indicators and cell.sent == 0:
                 continue
-            rows.append(ScoreRow(dict(zip(groups, group)), label if times else None, cell.responses, cell.sent, indicators,
-                                 sorted(cell.moments), cell.uninvited))
+            rows.append(
+                ScoreRow(
+                    dict(zip(groups, group)),
+                    label if times else None,
+                    cell.responses,
+                    cell.sent,
+                    indicators,
+                    sorted(cell.moments),
+                    cell.uninvited,
+                )
+            )
     return rows
 
 
@@ -434,11 +516,16 @@ def _measure(cell: _Cell | None, name: str):
 
 
 def _nps_parts(counts: dict[int, int]) -> tuple[int, int, int]:
-    return (sum(n for v, n in counts.items() if v >= 9), sum(n for v, n in counts.items() if 7 <= v <= 8),
-            sum(n for v, n in counts.items() if v <= 6))
+    return (
+        sum(n for v, n in counts.items() if v >= 9),
+        sum(n for v, n in counts.items() if 7 <= v <= 8),
+        sum(n for v, n in counts.items() if v <= 6),
+    )
 
 
-def _indicators(ws: Workspace, cell: _Cell, previous: _Cell | None, trend: list[_Cell | None], minimum: int) -> dict[str, Indicator]:
+def _indicators(
+    ws: Workspace, cell: _Cell, previous: _Cell | None, trend: list[_Cell | None], minimum: int
+) -> dict[str, Indicator]:
     out = {}
     for name in ("nps", "csat", "ces", "response_rate"):
         measure = _measure(cell, name)
@@ -452,9 +539,18 @@ def _indicators(ws: Workspace, cell: _Cell, previous: _Cell | None, trend: list[
             m = _measure(t, name)
             series.append(None if m is None or m.n < minimum else _value(m))
         if name == "nps":
-            ind = Indicator(measure.score, measure.margin, n, insufficient, interval=measure.interval,
-                            detail={"promoters": measure.share(measure.promoters), "passives": measure.share(measure.passives),
-                                    "detractors": measure.share(measure.detractors)})
+            ind = Indicator(
+                measure.score,
+                measure.margin,
+                n,
+                insufficient,
+                interval=measure.interval,
+                detail={
+                    "promoters": measure.share(measure.promoters),
+                    "passives": measure.share(measure.passives),
+                    "detractors": measure.share(measure.detractors),
+                },
+            )
             change = nps_change(measure, before) if before is not None else None
         elif name == "ces":
             agree = Proportion(cell.ces_agree, n)

@@ -124,8 +124,10 @@ class Mean:
     n: int
 
     @classmethod
-    def of(cls, counts: dict[int, int]) -> "Mean":
-        return cls(sum(v * n for v, n in counts.items()), sum(v * v * n for v, n in counts.items()), sum(counts.values()))
+    def of(cls, counts: dict[int, int]) -> Mean:
+        return cls(
+            sum(v * n for v, n in counts.items()), sum(v * v * n for v, n in counts.items()), sum(counts.values())
+        )
 
     @property
     def value(self) -> float | None:
@@ -176,7 +178,7 @@ def proportion_change(now: Proportion, before: Proportion) -> Change | None:
     if now.n == 0 or before.n == 0:
         return None
     pooled = (now.k + before.k) / (now.n + before.n)
-    variance = pooled * (1 - pooled) * (1 / now.n + 1 / before.n) * 100.0 ** 2
+    variance = pooled * (1 - pooled) * (1 / now.n + 1 / before.n) * 100.0**2
     return _change(now.value - before.value, variance)
 
 

@@ -14,29 +14,225 @@ import sqlite_utils
 from cxctl.core.errors import UsageError
 from cxctl.workspace.loader import Workspace
 
-STOP_WORDS = frozenset("""
-a à au aux avec ce ces cet cette c ça ca dans de des du d elle elles en et est été être il ils je j la le les l leur
-leurs lui ma mais me même mes moi mon ne n nos notre nous on ou où par pas pour qu que qui sa se ses son sur ta te tes
-toi ton tu un une vos votre vous y très tres trop plus moins bien fait faire été avait avoir ai as avons avez ont suis
-es sommes êtes sont était c'est cest n'est si tout tous toute toutes rien aussi encore alors donc car comme quand
-the a an and or but of to in on at for with is are was were be been being it its this that these those i me my we
-our you your he she they them their his her not no yes so very too as by from have has had do does did just than
-then there here what which who whom will would can could should all any some more most other such only own same
-""".split())
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "à",
+        "au",
+        "aux",
+        "avec",
+        "ce",
+        "ces",
+        "cet",
+        "cette",
+        "c",
+        "ça",
+        "ca",
+        "dans",
+        "de",
+        "des",
+        "du",
+        "d",
+        "elle",
+        "elles",
+        "en",
+        "et",
+        "est",
+        "été",
+        "être",
+        "il",
+        "ils",
+        "je",
+        "j",
+        "la",
+        "le",
+        "les",
+        "l",
+        "leur",
+        "leurs",
+        "lui",
+        "ma",
+        "mais",
+        "me",
+        "même",
+        "mes",
+        "moi",
+        "mon",
+        "ne",
+        "n",
+        "nos",
+        "notre",
+        "nous",
+        "on",
+        "ou",
+        "où",
+        "par",
+        "pas",
+        "pour",
+        "qu",
+        "que",
+        "qui",
+        "sa",
+        "se",
+        "ses",
+        "son",
+        "sur",
+        "ta",
+        "te",
+        "tes",
+        "toi",
+        "ton",
+        "tu",
+        "un",
+        "une",
+        "vos",
+        "votre",
+        "vous",
+        "y",
+        "très",
+        "tres",
+        "trop",
+        "plus",
+        "moins",
+        "bien",
+        "fait",
+        "faire",
+        "été",
+        "avait",
+        "avoir",
+        "ai",
+        "as",
+        "avons",
+        "avez",
+        "ont",
+        "suis",
+        "es",
+        "sommes",
+        "êtes",
+        "sont",
+        "était",
+        "c'est",
+        "cest",
+        "n'est",
+        "si",
+        "tout",
+        "tous",
+        "toute",
+        "toutes",
+        "rien",
+        "aussi",
+        "encore",
+        "alors",
+        "donc",
+        "car",
+        "comme",
+        "quand",
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "but",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "i",
+        "me",
+        "my",
+        "we",
+        "our",
+        "you",
+        "your",
+        "he",
+        "she",
+        "they",
+        "them",
+        "their",
+        "his",
+        "her",
+        "not",
+        "no",
+        "yes",
+        "so",
+        "very",
+        "too",
+        "as",
+        "by",
+        "from",
+        "have",
+        "has",
+        "had",
+        "do",
+        "does",
+        "did",
+        "just",
+        "than",
+        "then",
+        "there",
+        "here",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "will",
+        "would",
+        "can",
+        "could",
+        "should",
+        "all",
+        "any",
+        "some",
+        "more",
+        "most",
+        "other",
+        "such",
+        "only",
+        "own",
+        "same",
+    ]
+)
 
 WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.UNICODE)
 
 
 # Elided words: l'équipe, n'est, qu'il, jusqu'à, lorsqu'on…
-ELISIONS = frozenset("l d j m n s t c qu jusqu lorsqu puisqu quoiqu presqu".split())
+ELISIONS = frozenset(["l", "d", "j", "m", "n", "s", "t", "c", "qu", "jusqu", "lorsqu", "puisqu", "quoiqu", "presqu"])
 # A word right after one of these (stop words between allowed) is counted negated: "pas satisfait" is not
 # "satisfait". French "ne … pas" is caught by its "ne".
-NEGATIONS = {"pas": "pas", "ne": "pas", "n": "pas", "jamais": "pas", "sans": "sans", "aucun": "pas", "aucune": "pas",
-             "not": "not", "no": "not", "never": "not", "without": "without"}
+NEGATIONS = {
+    "pas": "pas",
+    "ne": "pas",
+    "n": "pas",
+    "jamais": "pas",
+    "sans": "sans",
+    "aucun": "pas",
+    "aucune": "pas",
+    "not": "not",
+    "no": "not",
+    "never": "not",
+    "without": "without",
+}
 # Clause breaks: word pairs never span them, nor a conjunction or a negation ("élevés et la livraison"
 # gives no pair); other stop words do not break one ("livraison en retard" → "livraison retard").
 CLAUSE = re.compile(r"[.,;:!?…()\[\]\n\r\"«»]+")
-CONJUNCTIONS = frozenset("et ou mais donc car puis ni and or but so then nor".split())
+CONJUNCTIONS = frozenset(["et", "ou", "mais", "donc", "car", "puis", "ni", "and", "or", "but", "so", "then", "nor"])
 
 
 def clauses(text: str) -> list[list[str | None]]:
@@ -75,7 +271,9 @@ def words(text: str) -> list[str]:
 def pairs(text: str) -> list[str]:
     """Pairs of kept words next to each other in one clause, stop words aside ("livraison retard" from
     "livraison en retard"; none from "élevés et la livraison")."""
-    return [f"{a} {b}" for clause in clauses(text) for a, b in zip(clause, clause[1:]) if a is not None and b is not None]
+    return [
+        f"{a} {b}" for clause in clauses(text) for a, b in zip(clause, clause[1:]) if a is not None and b is not None
+    ]
 
 
 def _plain(word: str) -> str:
@@ -137,8 +335,13 @@ def _category(score: float | None) -> str:
     return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
 
 
-def reason_counts(ws: Workspace, db: sqlite_utils.Database, moment: str | None = None, since: str | None = None,
-                  until: str | None = None) -> list[ReasonCount]:
+def reason_counts(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    moment: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> list[ReasonCount]:
     """Counts of each chosen reason per moment, segment and NPS category (promoter/passive/detractor),
     of the responses submitted on local days `since`..`until` (ISO, inclusive; open when None)."""
     if moment is not None and moment not in ws.moments:
@@ -152,11 +355,13 @@ def reason_counts(ws: Workspace, db: sqlite_utils.Database, moment: str | None =
         if not choice_qs:
             continue
         marks = ",".join("?" * len(choice_qs))
-        rows = db.execute(f"""SELECT COALESCE(c.segment, ''), a.question, a.value_text,
+        rows = db.execute(
+            f"""SELECT COALESCE(c.segment, ''), a.question, a.value_text,
                                   (SELECT n.value_num FROM answers n WHERE n.response_id = r.id AND n.question = ?)
                               FROM responses r JOIN answers a ON a.response_id = r.id LEFT JOIN contacts c ON c.id = r.contact_id
                               WHERE r.status = 'counted' AND r.moment = ? AND r.day BETWEEN ? AND ? AND a.question IN ({marks})""",
-                          [nps_q, m, since or "0000-00-00", until or "9999-99-99"] + choice_qs).fetchall()
+            [nps_q, m, since or "0000-00-00", until or "9999-99-99"] + choice_qs,
+        ).fetchall()
         for segment, qid, text, score in rows:
             chosen = chosen_ids(text)
             if chosen:
@@ -176,27 +381,44 @@ def explain_no_reasons(ws: Workspace, db: sqlite_utils.Database, moment: str | N
     asking = [m for m in ws.moments if any(ws.questions[q].type in CHOICE_TYPES for q in ws.moments[m].questions)]
     if not any(m in asking for m in moments):
         where = f"moment {moment!r} asks" if moment else "no moment asks"
-        hint = (f"; the moments with reasons: {', '.join(asking)}" if asking
-                else "; add a single_choice or multiple_choice question (the NPS+ \"why\") to a moment")
+        hint = (
+            f"; the moments with reasons: {', '.join(asking)}"
+            if asking
+            else '; add a single_choice or multiple_choice question (the NPS+ "why") to a moment'
+        )
         return f"no reasons to count: {where} no choice question (single_choice or multiple_choice){hint}"
-    counted = db.execute(f"SELECT COUNT(*) FROM responses WHERE status = 'counted' AND moment IN "
-                         f"({','.join('?' * len(moments))})", moments).fetchone()[0]
+    counted = db.execute(
+        f"SELECT COUNT(*) FROM responses WHERE status = 'counted' AND moment IN ({','.join('?' * len(moments))})",
+        moments,
+    ).fetchone()[0]
     if not counted:
-        return (f"no reasons to count: no counted response yet for {', '.join(m for m in moments if m in asking)}; "
-                f"import the survey export with `cxctl responses import`")
-    return (f"no reasons to count: none of the {counted} counted response(s) answered the choice question; check the "
-            f"import's column mapping (columns: in the moment's responses block)")
+        return (
+            f"no reasons to count: no counted response yet for {', '.join(m for m in moments if m in asking)}; "
+            f"import the survey export with `cxctl responses import`"
+        )
+    return (
+        f"no reasons to count: none of the {counted} counted response(s) answered the choice question; check the "
+        f"import's column mapping (columns: in the moment's responses block)"
+    )
 
 
-def frequent_words(ws: Workspace, db: sqlite_utils.Database, moment: str | None = None, category: str | None = None,
-                   limit: int = 20) -> Verbatims:
+def frequent_words(
+    ws: Workspace, db: sqlite_utils.Database, moment: str | None = None, category: str | None = None, limit: int = 20
+) -> Verbatims:
     """The most frequent words and adjacent word pairs of the open answers (optionally of one NPS category)."""
     if moment is not None and moment not in ws.moments:
         raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
     if category not in (None, "promoter", "passive", "detractor"):
         raise UsageError(f"unknown category {category!r}: use promoter, passive or detractor")
-    open_qs = sorted({q for m, spec in ws.moments.items() if moment in (None, m) for q in spec.questions
-                      if ws.questions[q].type == "open"})
+    open_qs = sorted(
+        {
+            q
+            for m, spec in ws.moments.items()
+            if moment in (None, m)
+            for q in spec.questions
+            if ws.questions[q].type == "open"
+        }
+    )
     if not open_qs:
         where = f"moment {moment!r} asks" if moment else "no moment asks"
         return Verbatims(0, note=f"no open answers: {where} no open question (type: open); add one to read its words")
@@ -220,6 +442,7 @@ def frequent_words(ws: Workspace, db: sqlite_utils.Database, moment: str | None 
         answered += 1
         single.update(set(words(text)))
         pair_counts.update(set(pairs(text)))
+
     def top(counter: Counter) -> list[tuple[str, int]]:
         return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]  # ties in a stable, readable order
 
@@ -227,10 +450,16 @@ def frequent_words(ws: Workspace, db: sqlite_utils.Database, moment: str | None 
     if not answered:
         total = sum(by_category.values())
         if not total:
-            note = "no open answers yet" + (f" for {moment}" if moment else "") + ": import responses with `cxctl responses import`"
+            note = (
+                "no open answers yet"
+                + (f" for {moment}" if moment else "")
+                + ": import responses with `cxctl responses import`"
+            )
         elif set(by_category) == {"all"}:
-            note = (f"none of the {total} open answer(s) has an NPS score beside it, so none is a {category}: "
-                    f"drop --category (it needs an NPS question in the same moment)")
+            note = (
+                f"none of the {total} open answer(s) has an NPS score beside it, so none is a {category}: "
+                f"drop --category (it needs an NPS question in the same moment)"
+            )
         else:
             seen = ", ".join(f"{n} {c}" for c, n in sorted(by_category.items()) if c != "all")
             note = f"no {category} among the {total} open answer(s) ({seen}): try another --category"
@@ -253,8 +482,18 @@ class Themes:
     themes: list[Theme] = field(default_factory=list)
 
 
-def themes(ws: Workspace, db: sqlite_utils.Database, moment: str, since: str, until: str, *, limit: int = 6,
-           quotes: int = 2, latest: int = 5000, quote_length: int = 220) -> Themes:
+def themes(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    moment: str,
+    since: str,
+    until: str,
+    *,
+    limit: int = 6,
+    quotes: int = 2,
+    latest: int = 5000,
+    quote_length: int = 220,
+) -> Themes:
     """The most frequent words of the open answers to `moment` between local days `since` and `until`,
     each with a few answers quoted (the most recent first). Reads the `latest` answers at most (the
     report says so), and never the answers of forgotten people, whose free text must not reappear."""
@@ -262,11 +501,14 @@ def themes(ws: Workspace, db: sqlite_utils.Database, moment: str, since: str, un
     if not open_qs:
         return Themes(0, False)
     marks = ",".join("?" * len(open_qs))
-    rows = db.execute(f"""SELECT a.value_text FROM responses r JOIN answers a ON a.response_id = r.id
+    rows = db.execute(
+        f"""SELECT a.value_text FROM responses r JOIN answers a ON a.response_id = r.id
                           LEFT JOIN contacts c ON c.id = r.contact_id
                           WHERE r.status = 'counted' AND r.moment = ? AND r.day BETWEEN ? AND ? AND a.question IN ({marks})
                             AND a.value_text IS NOT NULL AND a.value_text <> '' AND c.forgotten_at IS NULL
-                          ORDER BY r.day DESC, r.id DESC LIMIT ?""", [moment, since, until, *open_qs, latest]).fetchall()
+                          ORDER BY r.day DESC, r.id DESC LIMIT ?""",
+        [moment, since, until, *open_qs, latest],
+    ).fetchall()
     counter: Counter = Counter()
     by_word: dict[str, list[str]] = {}
     for (text,) in rows:
@@ -280,5 +522,8 @@ def themes(ws: Workspace, db: sqlite_utils.Database, moment: str, since: str, un
     def shorten(text: str) -> str:
         return text if len(text) <= quote_length else text[: quote_length - 1].rstrip() + "…"
 
-    return Themes(len(rows), len(rows) >= latest,
-                  [Theme(word, n, [shorten(q) for q in by_word[word]]) for word, n in top if n > 1 or len(rows) < 20])
+    return Themes(
+        len(rows),
+        len(rows) >= latest,
+        [Theme(word, n, [shorten(q) for q in by_word[word]]) for word, n in top if n > 1 or len(rows) < 20],
+    )

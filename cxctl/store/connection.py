@@ -55,7 +55,9 @@ def migrate(db: sqlite_utils.Database) -> list[int]:
     done = {row[0] for row in db.execute("SELECT version FROM migrations").fetchall()}
     known = max(v for v, _, _ in MIGRATIONS)
     if done and max(done) > known:
-        raise StoreError(f"the database is at schema version {max(done)}, newer than this cxctl knows ({known}): upgrade cxctl")
+        raise StoreError(
+            f"the database is at schema version {max(done)}, newer than this cxctl knows ({known}): upgrade cxctl"
+        )
     applied = []
     for version, name, function in MIGRATIONS:
         if version in done:
@@ -64,7 +66,9 @@ def migrate(db: sqlite_utils.Database) -> list[int]:
         db.execute("BEGIN IMMEDIATE")
         try:
             function(db)
-            db.execute("INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)", [version, name, to_db(utcnow())])
+            db.execute(
+                "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)", [version, name, to_db(utcnow())]
+            )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -83,7 +87,17 @@ class StoreStatus:
     counts: dict[str, int]
 
 
-COUNTED_TABLES = ("contacts", "events", "suppressions", "invitations", "responses", "answers", "quarantine", "followups", "import_log")
+COUNTED_TABLES = (
+    "contacts",
+    "events",
+    "suppressions",
+    "invitations",
+    "responses",
+    "answers",
+    "quarantine",
+    "followups",
+    "import_log",
+)
 
 
 def status(db: sqlite_utils.Database, path: Path | str) -> StoreStatus:

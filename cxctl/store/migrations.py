@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
     """Run DDL statements inside the caller's transaction (executescript would commit it)."""
     # Split on complete statements (sqlite3.complete_statement), so trigger bodies keep their `;`.
@@ -28,7 +29,8 @@ def _run_script(db: sqlite_utils.Database, script: str) -> None:
 
 def _m1_audience(db: sqlite_utils.Database) -> None:
     """Contacts, events, suppressions and the import log."""
-    _run_script(db, 
+    _run_script(
+        db,
         """
         CREATE TABLE contacts (
             id INTEGER PRIMARY KEY,
@@ -88,13 +90,14 @@ def _m1_audience(db: sqlite_utils.Database) -> None:
             rejected INTEGER NOT NULL DEFAULT 0,
             imported_at TEXT NOT NULL
         );
-        """
+        """,
     )
 
 
 def _m2_invitations(db: sqlite_utils.Database) -> None:
     """Invitations and reminders with their send states (planned → sending → sent | failed | bounced)."""
-    _run_script(db, 
+    _run_script(
+        db,
         """
         CREATE TABLE invitations (
             id INTEGER PRIMARY KEY,
@@ -128,7 +131,7 @@ def _m2_invitations(db: sqlite_utils.Database) -> None:
         -- column those queries name is in it, so they never touch the table (covering index).
         CREATE INDEX invitations_fatigue ON invitations(COALESCE(sent_at, send_at), contact_id, moment, kind, status, sent_at, send_at)
             WHERE kind = 'invitation' AND status IN ('planned','sending','sent','in_doubt');
-        """
+        """,
     )
 
 
@@ -143,7 +146,8 @@ def _m3_responses(db: sqlite_utils.Database) -> None:
     invitations per (moment, UTC hour); triggers keep them exact when rows are updated or deleted by
     any writer (privacy, pruning); the bulk import adds its new rows set-based (cxctl.results.importer).
     """
-    _run_script(db, 
+    _run_script(
+        db,
         """
         CREATE TABLE responses (
             id INTEGER PRIMARY KEY,
@@ -282,7 +286,7 @@ def _m3_responses(db: sqlite_utils.Database) -> None:
             INSERT INTO sent_rollup (moment, hour, n) VALUES (old.moment, substr(COALESCE(old.sent_at, old.send_at), 1, 13), -1)
                 ON CONFLICT DO UPDATE SET n = n - 1;
         END;
-        """
+        """,
     )
 
 
@@ -292,14 +296,15 @@ def _m4_privacy(db: sqlite_utils.Database) -> None:
     The index on invitations(event_id) serves the foreign-key check when retention deletes old
     events: without it every deleted event scans all invitations (quadratic on a large store).
     """
-    _run_script(db, 
+    _run_script(
+        db,
         """
         CREATE TABLE forgotten (
             email_hash TEXT PRIMARY KEY,
             forgotten_at TEXT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS invitations_event ON invitations(event_id);
-        """
+        """,
     )
 
 
@@ -313,13 +318,14 @@ def _m5_lean_contacts(db: sqlite_utils.Database) -> None:
 def _m6_retries_count(db: sqlite_utils.Database) -> None:
     """A failed send that will be tried again counts toward the fatigue rules like a planned one: the
     partial index those rules read through (cxctl.planning.rules.live_sql) now covers it."""
-    _run_script(db, 
+    _run_script(
+        db,
         """
         DROP INDEX IF EXISTS invitations_fatigue;
         CREATE INDEX invitations_fatigue ON invitations(COALESCE(sent_at, send_at), contact_id, moment, kind, status, sent_at,
                                                         send_at, next_attempt_at)
             WHERE kind = 'invitation' AND (status IN ('planned','sending','sent','in_doubt') OR (status = 'failed' AND next_attempt_at IS NOT NULL));
-        """
+        """,
     )
 
 
@@ -335,10 +341,15 @@ def _m7_settle_and_keys(db: sqlite_utils.Database) -> None:
     """
     # Idempotent, like the migrations before it: a store whose version record was lost re-applies it safely.
     columns = {row[1] for row in db.execute("PRAGMA table_info(invitations)").fetchall()}
-    for name, declaration in (("run_id", "INTEGER"), ("first_tried_at", "TEXT"), ("reopened", "INTEGER NOT NULL DEFAULT 0")):
+    for name, declaration in (
+        ("run_id", "INTEGER"),
+        ("first_tried_at", "TEXT"),
+        ("reopened", "INTEGER NOT NULL DEFAULT 0"),
+    ):
         if name not in columns:
             db.execute(f"ALTER TABLE invitations ADD COLUMN {name} {declaration}")  # constant names, not input
-    _run_script(db,
+    _run_script(
+        db,
         """
         CREATE INDEX IF NOT EXISTS invitations_message_id ON invitations(message_id) WHERE message_id IS NOT NULL;
         CREATE TABLE IF NOT EXISTS send_runs (
@@ -353,7 +364,7 @@ def _m7_settle_and_keys(db: sqlite_utils.Database) -> None:
             since TEXT NOT NULL,
             verify_until TEXT
         );
-        """
+        """,
     )
 
 
@@ -366,5 +377,3 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (6, "retries count", _m6_retries_count),
     (7, "settle and keys", _m7_settle_and_keys),
 ]
-
-

@@ -45,8 +45,9 @@ from cxctl.workspace.loader import Workspace
 MAX_BODY = 16 * 1024  # bytes of one POST: a full survey with a 2,000-character comment fits several times
 MAX_FIELDS = 100  # form fields of one POST
 POSTS_PER_MINUTE = 60  # per client address and worker process; 0 turns the limit off
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-       "base-uri 'none'")
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 # Kept to what protects the respondent (each header is validated and written on every answer, so the
 # list stays short): the policy, no referrer, nosniff, no framing (old browsers read X-Frame-Options).
 SECURITY_HEADERS = [
@@ -146,7 +147,7 @@ class AnswerWriter:
     async def flush(self) -> None:
         try:
             while self.pending:
-                batch, self.pending = self.pending[:self.MAX_BATCH], self.pending[self.MAX_BATCH:]
+                batch, self.pending = self.pending[: self.MAX_BATCH], self.pending[self.MAX_BATCH :]
                 try:
                     results = await anyio.to_thread.run_sync(self.write, [item for item, _ in batch])
                 except Exception as exc:  # the whole batch failed (a bug or a broken disk): every request says so
@@ -189,8 +190,13 @@ async def read_pairs(request: Request, max_body: int) -> list[tuple[str, str]]:
         return []
     if kind == "application/x-www-form-urlencoded":
         try:
-            return parse_qsl(bytes(body).decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",
-                             max_num_fields=MAX_FIELDS)
+            return parse_qsl(
+                bytes(body).decode("ascii"),
+                keep_blank_values=True,
+                encoding="utf-8",
+                errors="strict",
+                max_num_fields=MAX_FIELDS,
+            )
         except ValueError:  # non-ASCII bytes, bad UTF-8 in an escape, too many fields
             raise BodyProblem(400) from None
     if kind == "multipart/form-data":
@@ -201,8 +207,9 @@ async def read_pairs(request: Request, max_body: int) -> list[tuple[str, str]]:
             yield b""
 
         try:
-            form = await MultiPartParser(request.headers, replay(), max_files=0, max_fields=MAX_FIELDS,
-                                         max_part_size=max_body).parse()
+            form = await MultiPartParser(
+                request.headers, replay(), max_files=0, max_fields=MAX_FIELDS, max_part_size=max_body
+            ).parse()
         except (MultiPartException, ValueError, KeyError):
             raise BodyProblem(400) from None
         if any(not isinstance(value, str) for _, value in form.multi_items()):
@@ -214,18 +221,30 @@ async def read_pairs(request: Request, max_body: int) -> list[tuple[str, str]]:
 class SurveyApp:
     """The pages over one workspace's store; `now` pins the clock's start (tests, the demo's dated data)."""
 
-    def __init__(self, ws: Workspace, *, now: datetime | None = None, posts_per_minute: int = POSTS_PER_MINUTE,
-                 max_body: int = MAX_BODY):
+    def __init__(
+        self,
+        ws: Workspace,
+        *,
+        now: datetime | None = None,
+        posts_per_minute: int = POSTS_PER_MINUTE,
+        max_body: int = MAX_BODY,
+    ):
         self.ws = ws
         self.connections = Connections(ws.database)
         self.limiter = RateLimiter(posts_per_minute)
         self.max_body = max_body
         started, origin = time.monotonic(), now
         self.clock: Callable[[], datetime] = (
-            (lambda: origin + timedelta(seconds=time.monotonic() - started)) if origin is not None else utcnow)
-        self.pages = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates"), encoding="utf-8"),
-                                        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                                        lstrip_blocks=True, auto_reload=False)
+            (lambda: origin + timedelta(seconds=time.monotonic() - started)) if origin is not None else utcnow
+        )
+        self.pages = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(HERE / "templates"), encoding="utf-8"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
         self.css = (HERE / "static" / "cxctl.css").read_bytes()
         self.default_lang = page_language(ws.settings.default_language, ws.settings.default_language)
         # Create and migrate the store, and check the secret against the one that signed the links
@@ -266,16 +285,33 @@ class SurveyApp:
         """A read on the event loop's own connection (WAL: never waits for a writer)."""
         return work(self.connections.db())
 
-    def page(self, request: Request, template: str, status: int = 200, headers: dict | None = None, **values) -> HTMLResponse:
+    def page(
+        self, request: Request, template: str, status: int = 200, headers: dict | None = None, **values
+    ) -> HTMLResponse:
         values.setdefault("workspace", self.ws.settings.name)
         values.setdefault("root", request.scope.get("root_path", ""))
         html = self.pages.get_template(template).render(**values)
         return HTMLResponse(html, status_code=status, headers=headers)
 
-    def message(self, request: Request, lang: str, status: int, title_key: str, *body_keys: str, headers=None,
-                extra: list[str] | None = None) -> HTMLResponse:
-        return self.page(request, "message.html.j2", status, headers, lang=lang, title=say(lang, title_key),
-                         lines=[say(lang, k) for k in body_keys] + (extra or []))
+    def message(
+        self,
+        request: Request,
+        lang: str,
+        status: int,
+        title_key: str,
+        *body_keys: str,
+        headers=None,
+        extra: list[str] | None = None,
+    ) -> HTMLResponse:
+        return self.page(
+            request,
+            "message.html.j2",
+            status,
+            headers,
+            lang=lang,
+            title=say(lang, title_key),
+            lines=[say(lang, k) for k in body_keys] + (extra or []),
+        )
 
     def not_found(self, request: Request) -> HTMLResponse:
         return self.message(request, self.default_lang, 404, "not_found_title", "not_found_body")
@@ -292,18 +328,41 @@ class SurveyApp:
 
     # --- the survey page ----------------------------------------------------------------------------
 
-    def survey_form(self, request: Request, invitation: survey.Invitation, link_token: str, *, values: dict,
-                    errors: dict, answered_before: bool, preselected: bool, status: int = 200) -> HTMLResponse:
+    def survey_form(
+        self,
+        request: Request,
+        invitation: survey.Invitation,
+        link_token: str,
+        *,
+        values: dict,
+        errors: dict,
+        answered_before: bool,
+        preselected: bool,
+        status: int = 200,
+    ) -> HTMLResponse:
         lang = invitation.page_lang
         fields = survey.fields_for(self.ws, invitation.moment, invitation.language, lang)
         moment = self.ws.moments[invitation.moment]
         from cxctl.workspace.model import localise
 
         heading = localise(moment.name, invitation.language, self.ws.settings.default_language) or say(lang, "title")
-        return self.page(request, "survey.html.j2", status, lang=lang, title=heading, heading=heading, t=TEXTS[lang],
-                         fields=fields, values=values, errors=errors, texts_by_id={f.id: f.text for f in fields},
-                         answered_before=answered_before, preselected=preselected, link_token=link_token,
-                         max_chars_hint=say(lang, "chars_max", n=survey.MAX_TEXT))
+        return self.page(
+            request,
+            "survey.html.j2",
+            status,
+            lang=lang,
+            title=heading,
+            heading=heading,
+            t=TEXTS[lang],
+            fields=fields,
+            values=values,
+            errors=errors,
+            texts_by_id={f.id: f.text for f in fields},
+            answered_before=answered_before,
+            preselected=preselected,
+            link_token=link_token,
+            max_chars_hint=say(lang, "chars_max", n=survey.MAX_TEXT),
+        )
 
     def closed(self, request: Request, invitation: survey.Invitation) -> HTMLResponse:
         return self.message(request, invitation.page_lang, 410, "closed_title", "closed_body")
@@ -324,8 +383,15 @@ class SurveyApp:
         if not invitation.is_open(self.clock()):
             return self.closed(request, invitation)
         chosen = survey.preselected(ws, invitation, token, dict(request.query_params), secret)
-        return self.survey_form(request, invitation, token, values={k: [v] for k, v in chosen.items()}, errors={},
-                                answered_before=answered_before, preselected=bool(chosen))
+        return self.survey_form(
+            request,
+            invitation,
+            token,
+            values={k: [v] for k, v in chosen.items()},
+            errors={},
+            answered_before=answered_before,
+            preselected=bool(chosen),
+        )
 
     async def survey_post(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -343,8 +409,16 @@ class SurveyApp:
             return self.closed(request, invitation)
         reading = survey.read_form(self.ws, invitation.moment, pairs, invitation.page_lang)
         if reading.errors:
-            return self.survey_form(request, invitation, token, values=reading.values, errors=reading.errors,
-                                    answered_before=False, preselected=False, status=400)
+            return self.survey_form(
+                request,
+                invitation,
+                token,
+                values=reading.values,
+                errors=reading.errors,
+                answered_before=False,
+                preselected=False,
+                status=400,
+            )
         stored = await self.writer.submit(survey.response_of(invitation, reading, now))
         if stored.outcome == "unmatched":  # the invitation was pruned between the look-up and the write
             return self.closed(request, invitation)
@@ -358,8 +432,14 @@ class SurveyApp:
         key = (lang, until, request.scope.get("root_path", ""))
         html = self.thanks_pages.get(key)
         if html is None:
-            page = self.message(request, lang, 200, "thanks_title", "thanks_body",
-                                extra=[say(lang, "thanks_change", date=long_date(lang, until))])
+            page = self.message(
+                request,
+                lang,
+                200,
+                "thanks_title",
+                "thanks_body",
+                extra=[say(lang, "thanks_change", date=long_date(lang, until))],
+            )
             if len(self.thanks_pages) < 1000:
                 self.thanks_pages[key] = page.body
             return page
@@ -374,8 +454,15 @@ class SurveyApp:
         if invitation is None:
             return self.not_found(request)
         lang = invitation.page_lang
-        return self.page(request, "unsubscribe.html.j2", lang=lang, title=say(lang, "unsub_title"),
-                         body=say(lang, "unsub_body"), button=say(lang, "unsub_button"), link_token=token)
+        return self.page(
+            request,
+            "unsubscribe.html.j2",
+            lang=lang,
+            title=say(lang, "unsub_title"),
+            body=say(lang, "unsub_body"),
+            button=say(lang, "unsub_button"),
+            link_token=token,
+        )
 
     async def unsubscribe_post(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -412,13 +499,21 @@ class SurveyApp:
         return JSONResponse({"status": "ok"})
 
     async def stylesheet(self, request: Request) -> Response:
-        return Response(self.css, media_type="text/css; charset=utf-8", headers={"Cache-Control": "public, max-age=3600"})
+        return Response(
+            self.css, media_type="text/css; charset=utf-8", headers={"Cache-Control": "public, max-age=3600"}
+        )
 
     async def error_page(self, request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         if status == 405:
-            return self.message(request, self.default_lang, 405, "bad_request_title", "bad_request_body",
-                                headers={"Allow": ", ".join(sorted(getattr(exc, "headers", {}).get("Allow", "GET").split(", ")))})
+            return self.message(
+                request,
+                self.default_lang,
+                405,
+                "bad_request_title",
+                "bad_request_body",
+                headers={"Allow": ", ".join(sorted(getattr(exc, "headers", {}).get("Allow", "GET").split(", ")))},
+            )
         return self.not_found(request)
 
     def asgi(self) -> ASGIApp:
@@ -447,5 +542,8 @@ def app_from_environment() -> ASGIApp:
     """Factory for uvicorn (`cxctl.web.app:app_from_environment`, factory=True)."""
     ws = load_workspace(Path(os.environ[ENV_WORKSPACE]))
     now = os.environ.get(ENV_NOW)
-    return create_app(ws, now=parse_now(now, ws.settings.timezone) if now else None,
-                      posts_per_minute=int(os.environ.get(ENV_RATE, POSTS_PER_MINUTE)))
+    return create_app(
+        ws,
+        now=parse_now(now, ws.settings.timezone) if now else None,
+        posts_per_minute=int(os.environ.get(ENV_RATE, POSTS_PER_MINUTE)),
+    )

@@ -19,7 +19,7 @@ import sqlite_utils
 
 from cxctl.core import tokens
 from cxctl.core.timeutil import to_db
-from cxctl.results.response_store import OneResponse, StoredResponse, store_responses
+from cxctl.results.page_answers import OneResponse, StoredResponse, store_responses
 from cxctl.store import email_hash
 from cxctl.web.texts import page_language, say
 from cxctl.workspace.loader import Workspace
@@ -82,9 +82,25 @@ def find_invitation(ws: Workspace, db: sqlite_utils.Database, token: str, secret
     row = db.execute(_INVITATION_SQL, [token]).fetchone()
     if row is None:
         return None
-    (own_id, own_token, moment, kind, own_status, own_sent, own_lang, own_email,
-     parent_id, parent_token, parent_status, parent_sent, contact_id, contact_lang, contact_email, contact_hash,
-     forgotten_at) = row
+    (
+        own_id,
+        own_token,
+        moment,
+        kind,
+        own_status,
+        own_sent,
+        own_lang,
+        own_email,
+        parent_id,
+        parent_token,
+        parent_status,
+        parent_sent,
+        contact_id,
+        contact_lang,
+        contact_email,
+        contact_hash,
+        forgotten_at,
+    ) = row
     if moment not in ws.moments:
         return None
     if kind == "reminder" and parent_id is not None:
@@ -98,8 +114,20 @@ def find_invitation(ws: Workspace, db: sqlite_utils.Database, token: str, secret
     opens = datetime.fromisoformat(sent[:19]).replace(tzinfo=UTC) if sent else None
     closes = opens + ws.moments[moment].responses.match_window if opens else None
     addresses = list(dict.fromkeys(a for a in (own_email, contact_email) if a))
-    return Invitation(answered_id, answered_token, moment, language, page_language(language, ws.settings.default_language),
-                      contact_id, addresses, contact_hash, forgotten_at is not None, delivered, opens, closes)
+    return Invitation(
+        answered_id,
+        answered_token,
+        moment,
+        language,
+        page_language(language, ws.settings.default_language),
+        contact_id,
+        addresses,
+        contact_hash,
+        forgotten_at is not None,
+        delivered,
+        opens,
+        closes,
+    )
 
 
 def _language(ws: Workspace, wanted: str | None) -> str:
@@ -113,7 +141,10 @@ def _language(ws: Workspace, wanted: str | None) -> str:
 
 
 def answered(db: sqlite_utils.Database, invitation: Invitation) -> bool:
-    return db.execute("SELECT EXISTS (SELECT 1 FROM responses WHERE invitation_id = ?)", [invitation.id]).fetchone()[0] == 1
+    return (
+        db.execute("SELECT EXISTS (SELECT 1 FROM responses WHERE invitation_id = ?)", [invitation.id]).fetchone()[0]
+        == 1
+    )
 
 
 # --- the questions ----------------------------------------------------------------------------------
@@ -155,8 +186,9 @@ def fields_for(ws: Workspace, moment: str, language: str, page_lang: str) -> lis
     return fields
 
 
-def preselected(ws: Workspace, invitation: Invitation, link_token: str, query: dict[str, str],
-                secret: tokens.Keyring) -> dict[str, str]:
+def preselected(
+    ws: Workspace, invitation: Invitation, link_token: str, query: dict[str, str], secret: tokens.Keyring
+) -> dict[str, str]:
     """{question: score} from a one-click link whose score signature holds (a score altered in the link, or
     one for another question, pre-selects nothing)."""
     qid, score, tag = query.get("q"), query.get("score"), query.get("sig")
@@ -196,7 +228,9 @@ def read_form(ws: Workspace, moment: str, pairs: list[tuple[str, str]], page_lan
         reading.values.setdefault(name, []).append(value)
     for qid in questions:
         q = ws.questions[qid]
-        given = [v for v in reading.values.get(qid, []) if v.strip()] if q.type != "open" else reading.values.get(qid, [])
+        given = (
+            [v for v in reading.values.get(qid, []) if v.strip()] if q.type != "open" else reading.values.get(qid, [])
+        )
         if q.type in SCALE_TYPES:
             if len(given) > 1:
                 reading.errors[qid] = say(page_lang, "err_one")
@@ -229,7 +263,12 @@ def read_form(ws: Workspace, moment: str, pairs: list[tuple[str, str]], page_lan
                     reading.answers[qid] = (None, unicodedata.normalize("NFC", text))
     for qid in questions:
         q = ws.questions[qid]
-        if q.required and qid not in reading.answers and qid not in reading.errors and _asked(q.ask_if, reading.answers):
+        if (
+            q.required
+            and qid not in reading.answers
+            and qid not in reading.errors
+            and _asked(q.ask_if, reading.answers)
+        ):
             reading.errors[qid] = say(page_lang, "err_required")
     if not reading.answers and not reading.errors:
         reading.errors[""] = say(page_lang, "err_empty")
@@ -248,8 +287,11 @@ def _asked(condition: AskIf | None, answers: dict[str, tuple[float | None, str |
         return False
     if condition.at_least is not None and not (number is not None and number >= condition.at_least):
         return False
-    if condition.equals is not None and str(condition.equals) not in (text, None if number is None else str(int(number)),
-                                                                     None if number is None else str(number)):
+    if condition.equals is not None and str(condition.equals) not in (
+        text,
+        None if number is None else str(int(number)),
+        None if number is None else str(number),
+    ):
         return False
     return condition.any_of is None or bool(set(condition.any_of) & set(chosen))
 
@@ -262,8 +304,9 @@ def response_of(invitation: Invitation, reading: Reading, now: datetime) -> OneR
     return OneResponse(invitation.token, invitation.moment, reading.answers, now)
 
 
-def record_answers(ws: Workspace, db: sqlite_utils.Database, responses: list[OneResponse],
-                   secret: tokens.Keyring) -> list[StoredResponse]:
+def record_answers(
+    ws: Workspace, db: sqlite_utils.Database, responses: list[OneResponse], secret: tokens.Keyring
+) -> list[StoredResponse]:
     """Store answers through the import's path, in one transaction (one response per invitation: again replaces)."""
     return store_responses(ws, db, responses, secret, source=SOURCE)
 
@@ -280,8 +323,11 @@ def unsubscribe(db: sqlite_utils.Database, invitation: Invitation, now: datetime
     db.execute("BEGIN IMMEDIATE")
     try:
         for hashed, address in rows:
-            added += db.execute("INSERT OR IGNORE INTO suppressions (email_hash, email, reason, source, note, created_at)"
-                                " VALUES (?, ?, 'opt_out', 'web', ?, ?)", [hashed, address, note, stamp]).rowcount
+            added += db.execute(
+                "INSERT OR IGNORE INTO suppressions (email_hash, email, reason, source, note, created_at)"
+                " VALUES (?, ?, 'opt_out', 'web', ?, ?)",
+                [hashed, address, note, stamp],
+            ).rowcount
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

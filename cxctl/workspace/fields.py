@@ -65,7 +65,10 @@ def _timezones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-TimeZone = Annotated[str, AfterValidator(_check_timezone), WithJsonSchema({"type": "string", "examples": ["Europe/Paris"]})]
+TimeZone = Annotated[
+    str, AfterValidator(_check_timezone), WithJsonSchema({"type": "string", "examples": ["Europe/Paris"]})
+]
+
 
 class FieldError(ValueError):
     """A model-level rule broken by one key: the loader points at `field` rather than the whole object."""
@@ -83,8 +86,11 @@ def default_links(settings: Any) -> Any:
     a survey tool's survey_url still wins. Without either, survey_url is missing (a located error)."""
     base = (settings.public_url or "").rstrip("/")
     if not base and settings.survey_url is None:
-        raise FieldError("missing survey_url: give your survey tool's link with {token} in it, or set public_url to the "
-                         "https address where `cxctl serve` answers (its page is then the survey link)", "survey_url")
+        raise FieldError(
+            "missing survey_url: give your survey tool's link with {token} in it, or set public_url to the "
+            "https address where `cxctl serve` answers (its page is then the survey link)",
+            "survey_url",
+        )
     settings.survey_url = settings.survey_url or base + SURVEY_PATH
     settings.unsubscribe_url = settings.unsubscribe_url or (base + UNSUBSCRIBE_PATH if base else None)
     return settings
@@ -92,16 +98,197 @@ def default_links(settings: Any) -> Any:
 
 # BCP 47 (RFC 5646) language tag: language[-script][-region][-variant...]; private use and
 # grandfathered tags are not survey languages.
-LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-(?:[A-Za-z]{2}|[0-9]{3}))?(-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$"
+LANGUAGE_PATTERN = (
+    r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-(?:[A-Za-z]{2}|[0-9]{3}))?(-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$"
+)
 _LANGUAGE_RE = re.compile(LANGUAGE_PATTERN)
 # ISO 639-1, so that a typo such as `fe` or `eng` in a two-letter slot is caught.
 ISO_639_1 = frozenset(
-    "aa ab ae af ak am an ar as av ay az ba be bg bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz "
-    "ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii "
-    "ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi "
-    "mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw "
-    "sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk "
-    "ur uz ve vi vo wa wo xh yi yo za zh zu".split()
+    [
+        "aa",
+        "ab",
+        "ae",
+        "af",
+        "ak",
+        "am",
+        "an",
+        "ar",
+        "as",
+        "av",
+        "ay",
+        "az",
+        "ba",
+        "be",
+        "bg",
+        "bi",
+        "bm",
+        "bn",
+        "bo",
+        "br",
+        "bs",
+        "ca",
+        "ce",
+        "ch",
+        "co",
+        "cr",
+        "cs",
+        "cu",
+        "cv",
+        "cy",
+        "da",
+        "de",
+        "dv",
+        "dz",
+        "ee",
+        "el",
+        "en",
+        "eo",
+        "es",
+        "et",
+        "eu",
+        "fa",
+        "ff",
+        "fi",
+        "fj",
+        "fo",
+        "fr",
+        "fy",
+        "ga",
+        "gd",
+        "gl",
+        "gn",
+        "gu",
+        "gv",
+        "ha",
+        "he",
+        "hi",
+        "ho",
+        "hr",
+        "ht",
+        "hu",
+        "hy",
+        "hz",
+        "ia",
+        "id",
+        "ie",
+        "ig",
+        "ii",
+        "ik",
+        "io",
+        "is",
+        "it",
+        "iu",
+        "ja",
+        "jv",
+        "ka",
+        "kg",
+        "ki",
+        "kj",
+        "kk",
+        "kl",
+        "km",
+        "kn",
+        "ko",
+        "kr",
+        "ks",
+        "ku",
+        "kv",
+        "kw",
+        "ky",
+        "la",
+        "lb",
+        "lg",
+        "li",
+        "ln",
+        "lo",
+        "lt",
+        "lu",
+        "lv",
+        "mg",
+        "mh",
+        "mi",
+        "mk",
+        "ml",
+        "mn",
+        "mr",
+        "ms",
+        "mt",
+        "my",
+        "na",
+        "nb",
+        "nd",
+        "ne",
+        "ng",
+        "nl",
+        "nn",
+        "no",
+        "nr",
+        "nv",
+        "ny",
+        "oc",
+        "oj",
+        "om",
+        "or",
+        "os",
+        "pa",
+        "pi",
+        "pl",
+        "ps",
+        "pt",
+        "qu",
+        "rm",
+        "rn",
+        "ro",
+        "ru",
+        "rw",
+        "sa",
+        "sc",
+        "sd",
+        "se",
+        "sg",
+        "si",
+        "sk",
+        "sl",
+        "sm",
+        "sn",
+        "so",
+        "sq",
+        "sr",
+        "ss",
+        "st",
+        "su",
+        "sv",
+        "sw",
+        "ta",
+        "te",
+        "tg",
+        "th",
+        "ti",
+        "tk",
+        "tl",
+        "tn",
+        "to",
+        "tr",
+        "ts",
+        "tt",
+        "tw",
+        "ty",
+        "ug",
+        "uk",
+        "ur",
+        "uz",
+        "ve",
+        "vi",
+        "vo",
+        "wa",
+        "wo",
+        "xh",
+        "yi",
+        "yo",
+        "za",
+        "zh",
+        "zu",
+    ]
 )
 
 
@@ -138,14 +325,19 @@ def _check_identifier(value: str) -> str:
     if not _ID_RE.fullmatch(value):  # fullmatch: `$` alone would accept a trailing newline
         suggestion = re.sub(r"[^a-z0-9_]+", "_", value.lower()).strip("_")
         hint = f", e.g. {suggestion!r}" if suggestion and suggestion[0].isalpha() else ""
-        raise ValueError(f"invalid id {value!r}: ids are lower-case letters, digits and _, starting with a letter{hint}")
+        raise ValueError(
+            f"invalid id {value!r}: ids are lower-case letters, digits and _, starting with a letter{hint}"
+        )
     return value
 
 
-Identifier = Annotated[str, AfterValidator(_check_identifier), WithJsonSchema({"type": "string", "pattern": ID_PATTERN})]
+Identifier = Annotated[
+    str, AfterValidator(_check_identifier), WithJsonSchema({"type": "string", "pattern": ID_PATTERN})
+]
 
 ENV_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 EnvVar = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
+
 
 # Localised wording: either a plain string (the default language) or {fr: ..., en: ...}.
 def _text_form(value: Any) -> str | None:

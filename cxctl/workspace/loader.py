@@ -17,6 +17,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from cxctl.core.errors import Problem, UsageError, did_you_mean
 from cxctl.workspace.model import (
     Journey,
     Mapping,
@@ -26,24 +27,49 @@ from cxctl.workspace.model import (
     Settings,
     WorkspaceFile,
 )
-from cxctl.core.errors import Problem, UsageError, did_you_mean
 from cxctl.workspace.yamlfile import ParsedFile, Path_, format_path, mark_for, parse_yaml
 
 WORKSPACE_FILE = "cxctl.yaml"
 SECTIONS = ("journeys", "moments", "questions", "mappings")
 # Keys that hold a secret when written in clear (reported by workspace_checks.find_secrets).
-SECRET_KEYS = frozenset({"password", "passwd", "secret", "api_key", "apikey", "token", "token_secret", "smtp_password",
-                         "pass", "pwd", "smtp_pass"})
-_SECRET_WORDS = ("password", "passwd", "secret", "api_key", "apikey", "private_key", "access_key", "credential",
-                 "auth_token", "access_token")
+SECRET_KEYS = frozenset(
+    {
+        "password",
+        "passwd",
+        "secret",
+        "api_key",
+        "apikey",
+        "token",
+        "token_secret",
+        "smtp_password",
+        "pass",
+        "pwd",
+        "smtp_pass",
+    }
+)
+_SECRET_WORDS = (
+    "password",
+    "passwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "private_key",
+    "access_key",
+    "credential",
+    "auth_token",
+    "access_token",
+)
 
 
 def _in_data_map(parent: tuple) -> bool:
     """Keys that are the user's data, not settings: a mapping's column names and values, an audience's
     attribute names, a moment's response columns (`secret_shopper: false` is a filter, not a secret)."""
     return (len(parent) >= 3 and parent[0] == "mappings" and parent[2] in ("columns", "values")) or (
-        len(parent) >= 4 and parent[0] == "moments" and parent[2] in ("audience", "responses")
-        and parent[3] in ("contact", "event", "columns"))
+        len(parent) >= 4
+        and parent[0] == "moments"
+        and parent[2] in ("audience", "responses")
+        and parent[3] in ("contact", "event", "columns")
+    )
 
 
 def secret_in_clear(parent: tuple, key: Any, value: Any) -> bool:
@@ -67,6 +93,8 @@ def _value_at(data: Any, loc: tuple) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return data
+
+
 MIN_SECRET_LENGTH = 16
 
 
@@ -187,10 +215,13 @@ def _data_loc(data: Any, loc: tuple, keep_last: bool) -> Path_:
     out: list[Any] = []
     current = data
     for i, part in enumerate(loc):
-        if isinstance(current, dict) and part in current:
-            out.append(part)
-            current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        if (
+            isinstance(current, dict)
+            and part in current
+            or isinstance(current, list)
+            and isinstance(part, int)
+            and 0 <= part < len(current)
+        ):
             out.append(part)
             current = current[part]
         elif keep_last and i == len(loc) - 1:
@@ -210,7 +241,7 @@ def _message(error: dict, loc: Path_, data: Any) -> tuple[str, Path_]:
     """A readable message that ends with the fix, and the (possibly refined) place."""
     kind, message, value = error["type"], error["msg"], error.get("input")
     if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+        message = message[len("Value error, ") :]
     if kind == "extra_forbidden":
         key = loc[-1]
         allowed = _model_fields_at(loc[:-1])
@@ -233,9 +264,11 @@ def _message(error: dict, loc: Path_, data: Any) -> tuple[str, Path_]:
     if loc and isinstance(loc[-1], str) and loc[-1].endswith("_env") and isinstance(value, str):
         # What is written here is meant to be a variable's NAME; when it is not one, it may well be the
         # secret itself: never echo it (not in the terminal, not in CI annotations).
-        return (f"{loc[-1]} must be the NAME of an environment variable (capitals, digits and _, e.g. "
-                f"CXCTL_SMTP_PASSWORD), not its value: if you pasted a password or a key here, remove it and "
-                f"change it, it may be in your git history"), loc
+        return (
+            f"{loc[-1]} must be the NAME of an environment variable (capitals, digits and _, e.g. "
+            f"CXCTL_SMTP_PASSWORD), not its value: if you pasted a password or a key here, remove it and "
+            f"change it, it may be in your git history"
+        ), loc
     if value is not None and not isinstance(value, (dict, list)):
         message = f"{message}, got {value!r}"
         if isinstance(value, bool):
@@ -311,12 +344,8 @@ def _yaml_files(folder: Path) -> list[Path]:
     found: list[Path] = []
     for current, dirs, names in os.walk(folder):
         here = Path(current)
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and not (here / d / WORKSPACE_FILE).exists()
-        )
-        found.extend(
-            here / n for n in sorted(names) if n.endswith((".yaml", ".yml")) and not n.startswith(".")
-        )
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d / WORKSPACE_FILE).exists())
+        found.extend(here / n for n in sorted(names) if n.endswith((".yaml", ".yml")) and not n.startswith("."))
     return found
 
 
@@ -411,8 +440,15 @@ def collect_declared(files: list[tuple[ParsedFile, WorkspaceFile]], problems: li
                     first, _ = declared.raw[section][obj_id]
                     line, _ = mark_for(first, (section, obj_id))
                     line_, col_ = mark_for(parsed, (section, obj_id))
-                    problems.append(Problem(parsed.display, line_, col_, format_path((section, obj_id)),
-                        f"duplicate {section[:-1]} id {obj_id!r}, first declared at {first.display}:{line}: rename one"))
+                    problems.append(
+                        Problem(
+                            parsed.display,
+                            line_,
+                            col_,
+                            format_path((section, obj_id)),
+                            f"duplicate {section[:-1]} id {obj_id!r}, first declared at {first.display}:{line}: rename one",
+                        )
+                    )
                     continue
                 declared.raw[section][obj_id] = (parsed, raw)
                 if obj_id in valid:

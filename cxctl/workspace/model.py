@@ -17,13 +17,12 @@ from pydantic import (
 )
 
 from cxctl.core.durations import parse_duration
-
 from cxctl.workspace.fields import (
     DURATION_PATTERN,
+    HOURS_PATTERN,
     Duration,
     EnvVar,
     FieldError,
-    HOURS_PATTERN,
     Identifier,
     Language,
     Model,
@@ -32,7 +31,6 @@ from cxctl.workspace.fields import (
     Weekday,
     default_links,
 )
-
 
 # --- workspace settings -----------------------------------------------------------------------
 
@@ -76,8 +74,9 @@ class SmtpSettings(Model):
     max_attempts: int | None = Field(None, ge=1)
     """Optional cap on the runs that try one message (quick retries within a run count as one); by default
     a temporary failure is given up on a clock (give_up_after), not a count."""
-    retry_schedule: list[Duration] = Field(default_factory=lambda: [timedelta(minutes=5), timedelta(minutes=30),
-                                                                    timedelta(hours=2), timedelta(hours=6)])
+    retry_schedule: list[Duration] = Field(
+        default_factory=lambda: [timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6)]
+    )
     """Waits before each new try of a temporarily failed message (greylisting asks for minutes to hours); the
     last wait repeats until give_up_after."""
     retry_after: Duration | None = None
@@ -114,7 +113,9 @@ class Settings(Model):
 
     name: str
     """The programme's name (for the team: scorecards, reports); customers see `company`."""
-    company: Text | None = Field(None, examples=["Assurance Horizon", {"fr": "Assurance Horizon", "en": "Horizon Insurance"}])
+    company: Text | None = Field(
+        None, examples=["Assurance Horizon", {"fr": "Assurance Horizon", "en": "Horizon Insurance"}]
+    )
     """The company's name as customers know it, per language if it differs; the default templates' footer
     names it ("you are a customer of …"). Unset: they say "one of our customers"."""
     database: str = "cxctl.db"
@@ -199,7 +200,7 @@ class AskIf(Model):
     """Ask when the answer is one of these choice ids."""
 
     @model_validator(mode="after")
-    def _one_condition(self) -> "AskIf":
+    def _one_condition(self) -> AskIf:
         if all(v is None for v in (self.at_most, self.at_least, self.equals, self.any_of)):
             raise ValueError("a condition needs at_most, at_least, equals or any_of: add one")
         return self
@@ -232,11 +233,13 @@ class Question(Model):
     top_box: int | None = Field(None, description="CSAT: how many top answers count as satisfied (default 2).")
 
     @model_validator(mode="after")
-    def _scale(self) -> "Question":
+    def _scale(self) -> Question:
         if self.type in DEFAULT_SCALES:
             lo, hi = DEFAULT_SCALES[self.type]
             if self.type == "nps" and (self.min not in (None, 0) or self.max not in (None, 10)):
-                raise FieldError("an NPS question is always 0–10: remove min and max", "min" if self.min not in (None, 0) else "max")
+                raise FieldError(
+                    "an NPS question is always 0–10: remove min and max", "min" if self.min not in (None, 0) else "max"
+                )
             self.min = lo if self.min is None else self.min
             self.max = hi if self.max is None else self.max
         if self.type in ("nps", "csat", "ces", "rating"):
@@ -246,7 +249,10 @@ class Question(Model):
                 raise FieldError(f"impossible scale {self.min}–{self.max}: min must be below max", "min")
             bad = [k for k in self.labels if not self.min <= k <= self.max]
             if bad:
-                raise FieldError(f"labels {bad} are outside the scale {self.min}–{self.max}: remove them or widen the scale", "labels")
+                raise FieldError(
+                    f"labels {bad} are outside the scale {self.min}–{self.max}: remove them or widen the scale",
+                    "labels",
+                )
         if self.type in ("single_choice", "multiple_choice") and not self.choices:
             raise FieldError(f"a {self.type} question needs choices: add a list of {{id, label}}", "type")
         return self
@@ -273,15 +279,18 @@ class Trigger(Model):
 class Schedule(Model):
     """Relational waves: exactly one of `every` (quarter, month, or a duration) or `cron`."""
 
-    every: str | None = Field(None, examples=["quarter", "month", "90d"],
-                              json_schema_extra={"pattern": r"^(quarter|month|year|week)$|" + DURATION_PATTERN})
+    every: str | None = Field(
+        None,
+        examples=["quarter", "month", "90d"],
+        json_schema_extra={"pattern": r"^(quarter|month|year|week)$|" + DURATION_PATTERN},
+    )
     """quarter, month, year, week, or a duration such as 90d."""
     cron: str | None = Field(None, examples=["0 9 1 */3 *"])
     """Five-field cron expression, in the workspace time zone."""
     spread: Duration | None = Field(None, description="Spread a wave over this long (with a daily cap).")
 
     @model_validator(mode="after")
-    def _one(self) -> "Schedule":
+    def _one(self) -> Schedule:
         if (self.every is None) == (self.cron is None):
             raise ValueError("a schedule needs exactly one of every or cron: keep one")
         if self.every is not None and self.every not in ("quarter", "month", "year", "week"):
@@ -289,7 +298,8 @@ class Schedule(Model):
                 parse_duration(self.every)
             except ValueError:
                 raise FieldError(
-                    f"invalid schedule {self.every!r}: write quarter, month, year, week or a duration such as 90d", "every"
+                    f"invalid schedule {self.every!r}: write quarter, month, year, week or a duration such as 90d",
+                    "every",
                 ) from None
         if self.cron is not None:
             from croniter import croniter
@@ -306,8 +316,10 @@ def _check_attribute_name(value: str) -> str:
     # Attribute names become SQLite JSON paths ($."name", bound, never spliced); a double quote cannot be
     # escaped inside one, so such a name would silently match nothing.
     if '"' in value:
-        raise ValueError(f"attribute name {value!r} contains a double quote, which attribute names cannot hold: "
-                         f"rename the column or map it to another name")
+        raise ValueError(
+            f"attribute name {value!r} contains a double quote, which attribute names cannot hold: "
+            f"rename the column or map it to another name"
+        )
     return value
 
 
@@ -325,7 +337,9 @@ class Audience(Model):
     """Contact languages (any of)."""
     role: list[str] | None = Field(None, description="B2B roles, e.g. requester, buyer, user.")
     contact: dict[AttributeName, AttributeFilter] = Field(default_factory=dict, description="Other contact attributes.")
-    event: dict[AttributeName, AttributeFilter] = Field(default_factory=dict, description="Attributes of the triggering event.")
+    event: dict[AttributeName, AttributeFilter] = Field(
+        default_factory=dict, description="Attributes of the triggering event."
+    )
 
 
 class Reminders(Model):
@@ -347,9 +361,11 @@ class SendWindow(Model):
 
     def bounds(self) -> tuple[time, time]:
         start, end = self.hours.split("-")
+
         def parse(hhmm: str) -> time:
             h, m = (int(x) for x in hhmm.split(":"))
             return time(23, 59, 59) if h == 24 else time(h, m)
+
         return parse(start), parse(end)
 
 
@@ -367,9 +383,13 @@ class Targets(Model):
 class ResponseMapping(Model):
     """How a survey tool's export maps to this moment's questions (`cxctl responses import`)."""
 
-    format: Literal["qualtrics", "surveymonkey", "google_forms", "typeform", "limesurvey", "generic", "jsonl"] | None = None
+    format: (
+        Literal["qualtrics", "surveymonkey", "google_forms", "typeform", "limesurvey", "generic", "jsonl"] | None
+    ) = None
     """The survey tool's export format."""
-    columns: dict[Identifier, str] = Field(default_factory=dict, description="question id → export column (\"-\": this export does not hold the question)")
+    columns: dict[Identifier, str] = Field(
+        default_factory=dict, description='question id → export column ("-": this export does not hold the question)'
+    )
     token_column: str | None = None
     """Column holding the invitation token."""
     email_column: str | None = None
@@ -424,7 +444,9 @@ class Moment(Model):
     """Reminders to non-responders."""
     targets: Targets = Field(default_factory=Targets)
     """Targets per indicator."""
-    recontact: Duration | None = Field(None, description="Do not invite the same person for this moment again within this period.")
+    recontact: Duration | None = Field(
+        None, description="Do not invite the same person for this moment again within this period."
+    )
     daily_cap: int | None = Field(None, ge=1)
     """At most this many invitations per day for this moment."""
     send_window: SendWindow | None = None
@@ -433,17 +455,27 @@ class Moment(Model):
     """How a survey tool's export maps to the questions."""
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> "Moment":
+    def _kind_fields(self) -> Moment:
         if self.kind == "relational":
             if self.schedule is None:
-                raise FieldError("a relational moment needs a schedule: add schedule: {every: quarter} or {cron: ...}", "kind")
+                raise FieldError(
+                    "a relational moment needs a schedule: add schedule: {every: quarter} or {cron: ...}", "kind"
+                )
             if self.trigger is not None:
-                raise FieldError("a relational moment has a schedule, not a trigger: remove trigger or change kind", "trigger")
+                raise FieldError(
+                    "a relational moment has a schedule, not a trigger: remove trigger or change kind", "trigger"
+                )
         else:
             if self.trigger is None:
-                raise FieldError(f"a {self.kind} moment needs a trigger: add trigger: {{event: ..., delay: ..., expires: ...}}", "kind")
+                raise FieldError(
+                    f"a {self.kind} moment needs a trigger: add trigger: {{event: ..., delay: ..., expires: ...}}",
+                    "kind",
+                )
             if self.schedule is not None:
-                raise FieldError(f"a {self.kind} moment has a trigger, not a schedule: remove schedule or change kind to relational", "schedule")
+                raise FieldError(
+                    f"a {self.kind} moment has a trigger, not a schedule: remove schedule or change kind to relational",
+                    "schedule",
+                )
         return self
 
 
@@ -491,8 +523,16 @@ class Rules(Model):
 # --- import mappings --------------------------------------------------------------------------
 
 CONTACT_FIELDS = (
-    "external_id", "email", "first_name", "last_name", "language", "timezone",
-    "country", "segment", "company", "role",
+    "external_id",
+    "email",
+    "first_name",
+    "last_name",
+    "language",
+    "timezone",
+    "country",
+    "segment",
+    "company",
+    "role",
 )
 EVENT_FIELDS = ("event_id", "external_id", "email", "type", "occurred_at")
 

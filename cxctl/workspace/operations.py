@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from cxctl import __version__
+from cxctl.core.errors import CxError
 from cxctl.workspace.fields import DURATION_PATTERN
 from cxctl.workspace.model import WorkspaceFile
-from cxctl.core.errors import CxError
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = f"urn:cxctl:schema:workspace-file:{__version__}"
@@ -59,8 +59,9 @@ def _close_pattern_maps(node: Any) -> None:
 
 def _duration_defaults(node: Any) -> None:
     """Duration defaults as people write them (`7d`), not as ISO 8601 (`P7D`), which the pattern rejects."""
-    from pydantic import TypeAdapter
     from datetime import timedelta
+
+    from pydantic import TypeAdapter
 
     from cxctl.core.durations import format_duration
 
@@ -99,7 +100,9 @@ def init_workspace(folder: Path, force: bool = False, name: str | None = None) -
     existing = [folder / relative for relative in files if (folder / relative).exists()]
     if existing and not force:
         names = ", ".join(str(p) for p in existing)
-        raise CxError(f"{names} already exist(s): nothing was written; choose an empty folder or add --force to overwrite")
+        raise CxError(
+            f"{names} already exist(s): nothing was written; choose an empty folder or add --force to overwrite"
+        )
     created = []
     for relative, text in files.items():
         path = folder / relative
@@ -112,13 +115,25 @@ def init_workspace(folder: Path, force: bool = False, name: str | None = None) -
 # --- key reference (docs) ---------------------------------------------------------------------
 
 REFERENCE_SECTIONS = [
-    ("workspace", "Settings"), ("workspace.sender", "Sender"), ("workspace.smtp", "SmtpSettings"),
-    ("workspace.retention", "Retention"), ("journeys.<id>", "Journey"), ("questions.<id>", "Question"),
-    ("questions.<id>.choices[]", "Choice"), ("questions.<id>.ask_if", "AskIf"), ("moments.<id>", "Moment"),
-    ("moments.<id>.trigger", "Trigger"), ("moments.<id>.schedule", "Schedule"), ("moments.<id>.audience", "Audience"),
-    ("moments.<id>.reminders", "Reminders"), ("moments.<id>.targets", "Targets"),
-    ("moments.<id>.send_window, rules.send_window", "SendWindow"), ("moments.<id>.responses", "ResponseMapping"),
-    ("rules", "Rules"), ("rules.cap", "Cap"), ("rules.suppression_sources[]", "SuppressionSource"),
+    ("workspace", "Settings"),
+    ("workspace.sender", "Sender"),
+    ("workspace.smtp", "SmtpSettings"),
+    ("workspace.retention", "Retention"),
+    ("journeys.<id>", "Journey"),
+    ("questions.<id>", "Question"),
+    ("questions.<id>.choices[]", "Choice"),
+    ("questions.<id>.ask_if", "AskIf"),
+    ("moments.<id>", "Moment"),
+    ("moments.<id>.trigger", "Trigger"),
+    ("moments.<id>.schedule", "Schedule"),
+    ("moments.<id>.audience", "Audience"),
+    ("moments.<id>.reminders", "Reminders"),
+    ("moments.<id>.targets", "Targets"),
+    ("moments.<id>.send_window, rules.send_window", "SendWindow"),
+    ("moments.<id>.responses", "ResponseMapping"),
+    ("rules", "Rules"),
+    ("rules.cap", "Cap"),
+    ("rules.suppression_sources[]", "SuppressionSource"),
     ("mappings.<id>", "Mapping"),
 ]
 
@@ -142,7 +157,9 @@ def _type_name(annotation: Any) -> str:
                     return names[func]
         return _type_name(base)
     if origin in (typing.Union, types.UnionType):
-        if any(typing.get_origin(a) is typing.Annotated and type(typing.get_args(a)[1]).__name__ == "Tag" for a in args):
+        if any(
+            typing.get_origin(a) is typing.Annotated and type(typing.get_args(a)[1]).__name__ == "Tag" for a in args
+        ):
             return "text or {lang: text}"  # the Text union: tagged str and dict branches
         options = [a for a in args if a is not type(None)]
         if any(typing.get_origin(a) is list for a in options) and len(options) > 2:
@@ -157,8 +174,9 @@ def _type_name(annotation: Any) -> str:
     if origin is dict:
         return f"map {_type_name(args[0])} → {_type_name(args[1])}"
     if isinstance(annotation, type):
-        return {"str": "text", "int": "integer", "float": "number", "bool": "true/false"}.get(annotation.__name__,
-                                                                                          annotation.__name__)
+        return {"str": "text", "int": "integer", "float": "number", "bool": "true/false"}.get(
+            annotation.__name__, annotation.__name__
+        )
     return str(annotation)
 
 
@@ -191,6 +209,7 @@ def reference_markdown() -> str:
     import typing
 
     from cxctl.workspace import model as campaign
+
     out = []
     for where, class_name in REFERENCE_SECTIONS:
         model = getattr(campaign, class_name)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cxctl.workspace.model import CONTACT_FIELDS, EVENT_FIELDS, Mapping
 from cxctl.core.csvnames import normalise_header
 from cxctl.core.errors import UsageError
+from cxctl.workspace.model import CONTACT_FIELDS, EVENT_FIELDS, Mapping
 
 IGNORE = "-"
 TRUE_VALUES = ("1", "true", "yes", "oui", "vrai", "x", "y")
@@ -44,11 +44,24 @@ PRESETS: dict[str, Preset] = {
             "salesforce_report",
             "Salesforce report, 'Export details' as CSV (field labels, footer lines)",
             {
-                "contact_id": "external_id", "id_du_contact": "external_id", "lead_id": "external_id",
-                "first_name": "first_name", "prenom": "first_name", "last_name": "last_name", "nom": "last_name",
-                "email": "email", "e_mail": "email", "account_name": "company", "nom_du_compte": "company",
-                "title": "role", "titre": "role", "mailing_country": "country", "pays_de_correspondance": "country",
-                "preferred_language": "language", "language": "language", "langue": "language",
+                "contact_id": "external_id",
+                "id_du_contact": "external_id",
+                "lead_id": "external_id",
+                "first_name": "first_name",
+                "prenom": "first_name",
+                "last_name": "last_name",
+                "nom": "last_name",
+                "email": "email",
+                "e_mail": "email",
+                "account_name": "company",
+                "nom_du_compte": "company",
+                "title": "role",
+                "titre": "role",
+                "mailing_country": "country",
+                "pays_de_correspondance": "country",
+                "preferred_language": "language",
+                "language": "language",
+                "langue": "language",
             },
             signature=("contact_id", "id_du_contact"),
             suppress={"email_opt_out": (TRUE_VALUES, "opt_out"), "desabonnement_des_e_mails": (TRUE_VALUES, "opt_out")},
@@ -57,9 +70,18 @@ PRESETS: dict[str, Preset] = {
             "salesforce_dataloader",
             "Salesforce Data Loader export (API names: Id, FirstName, HasOptedOutOfEmail…)",
             {
-                "id": "external_id", "firstname": "first_name", "lastname": "last_name", "email": "email",
-                "account_name": "company", "title": "role", "mailingcountry": "country", "languagelocalekey": "language",
-                "language__c": "language", "createddate": IGNORE, "lastmodifieddate": IGNORE, "systemmodstamp": IGNORE,
+                "id": "external_id",
+                "firstname": "first_name",
+                "lastname": "last_name",
+                "email": "email",
+                "account_name": "company",
+                "title": "role",
+                "mailingcountry": "country",
+                "languagelocalekey": "language",
+                "language__c": "language",
+                "createddate": IGNORE,
+                "lastmodifieddate": IGNORE,
+                "systemmodstamp": IGNORE,
             },
             signature=("firstname", "lastname", "hasoptedoutofemail", "mailingcountry"),
             suppress={"hasoptedoutofemail": (TRUE_VALUES, "opt_out"), "isemailbounced": (TRUE_VALUES, "bounce")},
@@ -68,26 +90,46 @@ PRESETS: dict[str, Preset] = {
             "hubspot",
             "HubSpot contacts export (Record ID, Country/Region, Unsubscribed from all email…)",
             {
-                "record_id": "external_id", "first_name": "first_name", "last_name": "last_name", "email": "email",
-                "preferred_language": "language", "country_region": "country", "company_name": "company",
-                "job_title": "role", "time_zone": "timezone", "contact_owner": IGNORE,
+                "record_id": "external_id",
+                "first_name": "first_name",
+                "last_name": "last_name",
+                "email": "email",
+                "preferred_language": "language",
+                "country_region": "country",
+                "company_name": "company",
+                "job_title": "role",
+                "time_zone": "timezone",
+                "contact_owner": IGNORE,
             },
             signature=("record_id",),
-            suppress={"unsubscribed_from_all_email": (TRUE_VALUES, "opt_out"), "email_hard_bounce_reason": ((), "bounce")},
+            suppress={
+                "unsubscribed_from_all_email": (TRUE_VALUES, "opt_out"),
+                "email_hard_bounce_reason": ((), "bounce"),
+            },
         ),
         Preset(
             "dynamics",
             "Microsoft Dynamics 365 export to Excel/CSV ((Do Not Modify) columns)",
             {
-                "do_not_modify_contact": "external_id", "do_not_modify_row_checksum": IGNORE,
-                "do_not_modify_modified_on": IGNORE, "first_name": "first_name", "last_name": "last_name",
-                "email": "email", "e_mail": "email", "company_name": "company", "account_name": "company",
-                "job_title": "role", "address_1_country_region": "country", "preferred_language": "language",
+                "do_not_modify_contact": "external_id",
+                "do_not_modify_row_checksum": IGNORE,
+                "do_not_modify_modified_on": IGNORE,
+                "first_name": "first_name",
+                "last_name": "last_name",
+                "email": "email",
+                "e_mail": "email",
+                "company_name": "company",
+                "account_name": "company",
+                "job_title": "role",
+                "address_1_country_region": "country",
+                "preferred_language": "language",
             },
             signature=("do_not_modify_contact", "do_not_modify_row_checksum"),
             values={},
-            suppress={"do_not_allow_bulk_emails": (("do not allow", "ne pas autoriser", *TRUE_VALUES), "opt_out"),
-                      "do_not_allow_emails": (("do not allow", "ne pas autoriser", *TRUE_VALUES), "opt_out")},
+            suppress={
+                "do_not_allow_bulk_emails": (("do not allow", "ne pas autoriser", *TRUE_VALUES), "opt_out"),
+                "do_not_allow_emails": (("do not allow", "ne pas autoriser", *TRUE_VALUES), "opt_out"),
+            },
         ),
     )
 }
@@ -95,20 +137,63 @@ PRESETS: dict[str, Preset] = {
 
 AUTO_CONTACTS: dict[str, str] = {}
 for _field, _names in {
-    "external_id": ("external_id", "id", "customer_id", "client_id", "id_client", "contact_id", "numero_client",
-                    "no_client", "n_client", "num_client", "identifiant", "identifiant_client", "customer_number",
-                    "code_client", "reference_client", "ref_client"),
-    "email": ("email", "e_mail", "mail", "email_address", "e_mail_address", "courriel", "adresse_courriel",
-              "adresse_e_mail", "adresse_email", "adresse_mail", "mel", "customer_email", "client_email", "contact_email",
-              "email_client", "mail_client", "courriel_client", "adresse_email_client", "e_mail_client"),
+    "external_id": (
+        "external_id",
+        "id",
+        "customer_id",
+        "client_id",
+        "id_client",
+        "contact_id",
+        "numero_client",
+        "no_client",
+        "n_client",
+        "num_client",
+        "identifiant",
+        "identifiant_client",
+        "customer_number",
+        "code_client",
+        "reference_client",
+        "ref_client",
+    ),
+    "email": (
+        "email",
+        "e_mail",
+        "mail",
+        "email_address",
+        "e_mail_address",
+        "courriel",
+        "adresse_courriel",
+        "adresse_e_mail",
+        "adresse_email",
+        "adresse_mail",
+        "mel",
+        "customer_email",
+        "client_email",
+        "contact_email",
+        "email_client",
+        "mail_client",
+        "courriel_client",
+        "adresse_email_client",
+        "e_mail_client",
+    ),
     "first_name": ("first_name", "firstname", "given_name", "prenom"),
     "last_name": ("last_name", "lastname", "surname", "family_name", "nom", "nom_de_famille"),
     "language": ("language", "lang", "langue", "preferred_language", "langue_preferee", "locale"),
     "timezone": ("timezone", "time_zone", "tz", "fuseau_horaire", "fuseau"),
     "country": ("country", "pays", "country_code", "code_pays", "country_region"),
     "segment": ("segment", "customer_segment", "segment_client", "customer_type", "type_client", "type_de_client"),
-    "company": ("company", "company_name", "account", "account_name", "societe", "entreprise", "raison_sociale",
-                "organisation", "organization", "compte"),
+    "company": (
+        "company",
+        "company_name",
+        "account",
+        "account_name",
+        "societe",
+        "entreprise",
+        "raison_sociale",
+        "organisation",
+        "organization",
+        "compte",
+    ),
     "role": ("role", "b2b_role", "contact_role", "role_b2b", "fonction", "job_role"),
 }.items():
     for _name in _names:
@@ -116,17 +201,67 @@ for _field, _names in {
 
 AUTO_EVENTS: dict[str, str] = {}
 for _field, _names in {
-    "event_id": ("event_id", "event_key", "id_event", "id_evenement", "evenement_id", "id", "order_id", "order_number",
-                 "n_commande", "numero_commande", "no_commande", "commande", "ticket_id", "ticket_number", "n_ticket",
-                 "numero_ticket", "case_number", "transaction_id", "call_id", "id_appel", "ref_evenement",
-                 "reference_evenement", "ref_event", "event_ref"),
-    "external_id": ("external_id", "customer_id", "client_id", "id_client", "contact_id", "numero_client",
-                    "no_client", "n_client", "num_client", "identifiant_client", "customer_number", "code_client"),
+    "event_id": (
+        "event_id",
+        "event_key",
+        "id_event",
+        "id_evenement",
+        "evenement_id",
+        "id",
+        "order_id",
+        "order_number",
+        "n_commande",
+        "numero_commande",
+        "no_commande",
+        "commande",
+        "ticket_id",
+        "ticket_number",
+        "n_ticket",
+        "numero_ticket",
+        "case_number",
+        "transaction_id",
+        "call_id",
+        "id_appel",
+        "ref_evenement",
+        "reference_evenement",
+        "ref_event",
+        "event_ref",
+    ),
+    "external_id": (
+        "external_id",
+        "customer_id",
+        "client_id",
+        "id_client",
+        "contact_id",
+        "numero_client",
+        "no_client",
+        "n_client",
+        "num_client",
+        "identifiant_client",
+        "customer_number",
+        "code_client",
+    ),
     "email": tuple(k for k, v in AUTO_CONTACTS.items() if v == "email"),
     "type": ("type", "event_type", "event", "evenement", "type_evenement", "type_d_evenement"),
-    "occurred_at": ("occurred_at", "date", "datetime", "timestamp", "time", "event_date", "event_time",
-                    "date_evenement", "date_heure", "horodatage", "occurred", "created_at", "delivered_at",
-                    "closed_at", "date_livraison", "date_de_livraison", "date_cloture"),
+    "occurred_at": (
+        "occurred_at",
+        "date",
+        "datetime",
+        "timestamp",
+        "time",
+        "event_date",
+        "event_time",
+        "date_evenement",
+        "date_heure",
+        "horodatage",
+        "occurred",
+        "created_at",
+        "delivered_at",
+        "closed_at",
+        "date_livraison",
+        "date_de_livraison",
+        "date_cloture",
+    ),
 }.items():
     for _name in _names:
         AUTO_EVENTS[_name] = _field
@@ -139,7 +274,7 @@ class Column:
     index: int
     header: str
     target: str  # "field" | "attribute" | "ignore"
-    name: str    # field name or attribute key
+    name: str  # field name or attribute key
 
 
 @dataclass
@@ -158,8 +293,10 @@ class Resolved:
         return next((c.index for c in self.columns if c.target == "field" and c.name == name), None)
 
     def describe(self) -> dict[str, str]:
-        return {c.header: (c.name if c.target == "field" else "-" if c.target == "ignore" else f"attributes.{c.name}")
-                for c in self.columns}
+        return {
+            c.header: (c.name if c.target == "field" else "-" if c.target == "ignore" else f"attributes.{c.name}")
+            for c in self.columns
+        }
 
 
 def detect_preset(keys: list[str]) -> str | None:
@@ -180,8 +317,9 @@ def get_preset(name: str) -> Preset:
     return PRESETS[key]
 
 
-def resolve(header: list[str], keys: list[str], kind: str, mapping: Mapping | None = None,
-            preset_name: str | None = None) -> Resolved:
+def resolve(
+    header: list[str], keys: list[str], kind: str, mapping: Mapping | None = None, preset_name: str | None = None
+) -> Resolved:
     """Decide what each column becomes; `preset_name` None means detect it from the headers."""
     fields = CONTACT_FIELDS if kind == "contacts" else EVENT_FIELDS
     auto = AUTO_CONTACTS if kind == "contacts" else AUTO_EVENTS
@@ -207,7 +345,9 @@ def resolve(header: list[str], keys: list[str], kind: str, mapping: Mapping | No
         else:
             attribute = key
             if target is not None and target not in fields:
-                attribute = target.partition(".")[2].strip() if target.startswith("attributes.") else normalise_header(target)
+                attribute = (
+                    target.partition(".")[2].strip() if target.startswith("attributes.") else normalise_header(target)
+                )
             columns.append(Column(index, name, "attribute", attribute))
     values: dict[str, dict[str, str]] = {}
     for source in ((preset.values if preset else {}), (mapping.values if mapping else {})):

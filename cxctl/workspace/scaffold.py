@@ -5,7 +5,9 @@ from __future__ import annotations
 
 SCHEMA_COMMENT = "# yaml-language-server: $schema=./cxctl.schema.json\n"
 
-CXCTL_YAML = SCHEMA_COMMENT + """\
+CXCTL_YAML = (
+    SCHEMA_COMMENT
+    + """\
 # cxctl.yaml — the settings of this workspace. Every other .yaml file below this folder is part of
 # the workspace too: split journeys, questions and moments into as many files as you like; ids are
 # global. Check everything with `cxctl validate` (it names the file, line and key of each problem).
@@ -46,8 +48,11 @@ rules:
   priority: [livraison_csat, nps_relationnel]   # when two moments compete, the first wins
   daily_cap: 2000                 # invitations per day, all moments together
 """
+)
 
-JOURNEYS_YAML = SCHEMA_COMMENT + """\
+JOURNEYS_YAML = (
+    SCHEMA_COMMENT
+    + """\
 # A journey is the path a customer takes, in ordered stages, through channels.
 journeys:
   achat:
@@ -55,8 +60,11 @@ journeys:
     stages: [decouverte, achat, livraison, fidelite]
     channels: [web, magasin, email]
 """
+)
 
-QUESTIONS_YAML = SCHEMA_COMMENT + """\
+QUESTIONS_YAML = (
+    SCHEMA_COMMENT
+    + """\
 # Questions are shared by moments. Scales have defaults: NPS 0–10, CSAT 1–5, CES 1–7.
 # Wording is per language; the default language (cxctl.yaml) must always be there.
 questions:
@@ -76,8 +84,11 @@ questions:
       en: How satisfied are you with the delivery of your order?
     labels: {1: {fr: Pas du tout satisfait, en: Very dissatisfied}, 5: {fr: Très satisfait, en: Very satisfied}}
 """
+)
 
-MOMENTS_YAML = SCHEMA_COMMENT + """\
+MOMENTS_YAML = (
+    SCHEMA_COMMENT
+    + """\
 # Key moments: when to ask whom, and what. Three kinds:
 #   transactional  — after an event (trigger.event), with a delay and an expiry;
 #   in_the_moment  — right after an interaction (short delay, no reminder);
@@ -106,6 +117,7 @@ moments:
     questions: [nps, nps_pourquoi]
     targets: {nps: 30}
 """
+)
 
 SCAFFOLD: dict[str, str] = {
     "cxctl.yaml": CXCTL_YAML,

@@ -9,10 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cxctl.workspace.model import CONTACT_FIELDS, EVENT_FIELDS, Settings
-from cxctl.core.errors import Problem, UsageError
-from cxctl.core.errors import did_you_mean
+from cxctl.core.errors import Problem, UsageError, did_you_mean
 from cxctl.workspace.loader import Declared, secret_in_clear
+from cxctl.workspace.model import CONTACT_FIELDS, EVENT_FIELDS, Settings
 from cxctl.workspace.yamlfile import ParsedFile, format_path, mark_for
 
 TEMPLATE_PARTS = ("subject", "txt", "html")
@@ -41,19 +40,29 @@ def find_secrets(parsed: ParsedFile) -> list[Problem]:
         if isinstance(value, dict):
             for key, child in value.items():
                 if secret_in_clear(path, key, child):
-                    found.append(problem_at(parsed, path + (key,),
-                        f"a secret is written in clear: delete it (and rotate it, it is in your git history), "
-                        f"then name an environment variable instead, e.g. {key.lower().replace('-', '_')}_env: "
-                        f"CXCTL_{key.upper().replace('-', '_')}"))
+                    found.append(
+                        problem_at(
+                            parsed,
+                            path + (key,),
+                            f"a secret is written in clear: delete it (and rotate it, it is in your git history), "
+                            f"then name an environment variable instead, e.g. {key.lower().replace('-', '_')}_env: "
+                            f"CXCTL_{key.upper().replace('-', '_')}",
+                        )
+                    )
                 else:
                     walk(child, path + (key,))
         elif isinstance(value, list):
             for i, child in enumerate(value):
                 walk(child, path + (i,))
         elif isinstance(value, str) and _URL_CREDENTIALS.search(value):
-            found.append(problem_at(parsed, path,
-                "a password is written in clear in this URL: remove user:password@ and give credentials "
-                "through environment variables"))
+            found.append(
+                problem_at(
+                    parsed,
+                    path,
+                    "a password is written in clear in this URL: remove user:password@ and give credentials "
+                    "through environment variables",
+                )
+            )
 
     walk(parsed.data, ())
     return found
@@ -91,23 +100,35 @@ class TemplateFiles:
         return [p.name for p in folder.iterdir()] if folder.is_dir() else []
 
 
-def template_problems(name: str, default_language: str, languages: list[str],
-                       templates: TemplateFiles) -> list[tuple[str, str]]:
+def template_problems(
+    name: str, default_language: str, languages: list[str], templates: TemplateFiles
+) -> list[tuple[str, str]]:
     if not templates.complete:
         return []
     missing = [p for p in REQUIRED_TEMPLATE_PARTS if not templates.has(name, default_language, p)]
     if missing:
         files = " and ".join(f"{name}.{default_language}.{p}.j2" for p in missing)
-        return [(f"unknown template {name!r}: {files} not found in {templates.folders[0].name}/ nor in cxctl's "
-                 f"bundled templates; create it, or use template: invitation", "error")]
+        return [
+            (
+                f"unknown template {name!r}: {files} not found in {templates.folders[0].name}/ nor in cxctl's "
+                f"bundled templates; create it, or use template: invitation",
+                "error",
+            )
+        ]
     found: list[tuple[str, str]] = []
     if not templates.has(name, default_language, "html"):
-        found.append((f"template {name!r} has no {name}.{default_language}.html.j2: messages go as plain text only",
-                      "warning"))
+        found.append(
+            (f"template {name!r} has no {name}.{default_language}.html.j2: messages go as plain text only", "warning")
+        )
     for language in languages:
         if language != default_language and not templates.has(name, language, "txt"):
-            found.append((f"template {name!r} has no {language} version ({name}.{language}.txt.j2): "
-                          f"{language}-speaking contacts get the {default_language} one", "warning"))
+            found.append(
+                (
+                    f"template {name!r} has no {language} version ({name}.{language}.txt.j2): "
+                    f"{language}-speaking contacts get the {default_language} one",
+                    "warning",
+                )
+            )
     return found
 
 
@@ -123,27 +144,52 @@ def check_mappings(declared: Declared) -> list[Problem]:
         if isinstance(columns, dict):
             for column, target in columns.items():
                 if isinstance(target, str) and target.startswith("attributes.") and '"' in target:
-                    problems.append(problem_at(parsed, base + ("columns", column),
-                        f"attribute name {target[len('attributes.'):]!r} contains a double quote, which attribute "
-                        f"names cannot hold: map the column to another name"))
+                    problems.append(
+                        problem_at(
+                            parsed,
+                            base + ("columns", column),
+                            f"attribute name {target[len('attributes.') :]!r} contains a double quote, which attribute "
+                            f"names cannot hold: map the column to another name",
+                        )
+                    )
                 elif isinstance(target, str) and not _known_field(target, fields):
-                    problems.append(problem_at(parsed, base + ("columns", column),
-                        f"column {column!r} maps to unknown {kind[:-1] if kind in ('contacts', 'events') else ''} field "
-                        f"{target!r}" + did_you_mean(target, fields)
-                        + f": use one of {', '.join(fields)}, attributes.<name> for any other value, or - to skip it"))
+                    problems.append(
+                        problem_at(
+                            parsed,
+                            base + ("columns", column),
+                            f"column {column!r} maps to unknown {kind[:-1] if kind in ('contacts', 'events') else ''} field "
+                            f"{target!r}"
+                            + did_you_mean(target, fields)
+                            + f": use one of {', '.join(fields)}, attributes.<name> for any other value, or - to skip it",
+                        )
+                    )
         values = raw.get("values")
         if isinstance(values, dict):
             for target in values:
                 if isinstance(target, str) and not _known_field(target, fields):
-                    problems.append(problem_at(parsed, base + ("values", target),
-                        f"unknown field {target!r}" + did_you_mean(target, fields) + f": use one of {', '.join(fields)}"))
+                    problems.append(
+                        problem_at(
+                            parsed,
+                            base + ("values", target),
+                            f"unknown field {target!r}"
+                            + did_you_mean(target, fields)
+                            + f": use one of {', '.join(fields)}",
+                        )
+                    )
         preset = raw.get("preset")
         if isinstance(preset, str):
             from cxctl.workspace.presets import PRESETS  # the built-in export formats
 
             if preset.strip().lower().replace("-", "_") not in PRESETS:
-                problems.append(problem_at(parsed, base + ("preset",), f"unknown preset {preset!r}"
-                                         + did_you_mean(preset, PRESETS) + f": use one of {', '.join(PRESETS)}"))
+                problems.append(
+                    problem_at(
+                        parsed,
+                        base + ("preset",),
+                        f"unknown preset {preset!r}"
+                        + did_you_mean(preset, PRESETS)
+                        + f": use one of {', '.join(PRESETS)}",
+                    )
+                )
         date_format = raw.get("date_format")
         if isinstance(date_format, str):
             reason = date_format_problem(date_format)
@@ -174,8 +220,10 @@ def _known_field(target: str, fields: tuple[str, ...]) -> bool:
 def date_format_problem(date_format: str) -> str | None:
     """Why `date_format` is not a usable strptime format, or None when it is."""
     if "%" not in date_format:
-        return (f"date_format {date_format!r} has no % code: write strptime codes, "
-                "e.g. %d/%m/%Y for 22/11/2026 or %d/%m/%Y %H:%M")
+        return (
+            f"date_format {date_format!r} has no % code: write strptime codes, "
+            "e.g. %d/%m/%Y for 22/11/2026 or %d/%m/%Y %H:%M"
+        )
     sample = datetime(2026, 11, 22, 9, 30, 15)
     try:
         datetime.strptime(sample.strftime(date_format), date_format)
@@ -192,38 +240,72 @@ def check_settings(settings: Settings | None, place: ParsedFile | None) -> list[
         return problems
     from cxctl.core.emails import normalise
 
-    for key, address in (("address", settings.sender.address), ("reply_to", settings.sender.reply_to),
-                         ("unsubscribe_mailto", settings.unsubscribe_mailto)):
+    for key, address in (
+        ("address", settings.sender.address),
+        ("reply_to", settings.sender.reply_to),
+        ("unsubscribe_mailto", settings.unsubscribe_mailto),
+    ):
         if address is None:
             continue
         try:
             normalise(address)
         except ValueError as exc:
             where = ("workspace", "sender", key) if key != "unsubscribe_mailto" else ("workspace", key)
-            problems.append(problem_at(place, where, f"{str(exc).rstrip('.')}: write a full address such as avis@example.com"))
+            problems.append(
+                problem_at(place, where, f"{str(exc).rstrip('.')}: write a full address such as avis@example.com")
+            )
     if settings.default_language not in settings.languages:
-        problems.append(problem_at(place, ("workspace", "default_language"),
-            f"default language {settings.default_language!r} is not in languages {settings.languages}: add it there"))
+        problems.append(
+            problem_at(
+                place,
+                ("workspace", "default_language"),
+                f"default language {settings.default_language!r} is not in languages {settings.languages}: add it there",
+            )
+        )
     if settings.smtp.password_env and not settings.smtp.username_env:
-        problems.append(problem_at(place, ("workspace", "smtp", "password_env"),
-                                 "password_env is set but username_env is not: add username_env"))
+        problems.append(
+            problem_at(
+                place,
+                ("workspace", "smtp", "password_env"),
+                "password_env is set but username_env is not: add username_env",
+            )
+        )
     if settings.smtp.username_env and settings.smtp.security == "none" and settings.smtp.host not in LOOPBACK:
         # The login (AUTH PLAIN) would cross the network in clear, readable by anyone on the path.
-        where = ("workspace", "smtp", "security") if "security" in place.data.get("workspace", {}).get("smtp", {}) \
+        where = (
+            ("workspace", "smtp", "security")
+            if "security" in place.data.get("workspace", {}).get("smtp", {})
             else ("workspace", "smtp", "username_env")
-        problems.append(problem_at(place, where,
-            f"a login to {settings.smtp.host} without encryption would send the password in clear: set security: "
-            f"starttls (usually port 587) or tls (port 465); only a relay on this machine (127.0.0.1) may go without"))
+        )
+        problems.append(
+            problem_at(
+                place,
+                where,
+                f"a login to {settings.smtp.host} without encryption would send the password in clear: set security: "
+                f"starttls (usually port 587) or tls (port 465); only a relay on this machine (127.0.0.1) may go without",
+            )
+        )
     problems += _public_url_problems(settings, place)
     for key in ("survey_url", "unsubscribe_url"):
         url = getattr(settings, key)
         if url is not None and "{token}" not in url:
-            problems.append(problem_at(place, ("workspace", key),
-                f"{key} has no {{token}}: responses and opt-outs cannot be tied to the invitation; add ?t={{token}}",
-                "warning"))
+            problems.append(
+                problem_at(
+                    place,
+                    ("workspace", key),
+                    f"{key} has no {{token}}: responses and opt-outs cannot be tied to the invitation; add ?t={{token}}",
+                    "warning",
+                )
+            )
     if settings.transport == "smtp" and "smtp" not in place.data.get("workspace", {}):
-        problems.append(problem_at(place, ("workspace", "transport"),
-            "transport is smtp but there is no smtp block: add smtp: {host: ..., port: ...}", "warning"))
+        problems.append(
+            problem_at(
+                place,
+                ("workspace", "transport"),
+                "transport is smtp but there is no smtp block: add smtp: {host: ..., port: ...}",
+                "warning",
+            )
+        )
     return problems
 
 
@@ -241,22 +323,45 @@ def _public_url_problems(settings: Settings, place: ParsedFile) -> list[Problem]
     where = ("workspace", "public_url")
     parts = urlsplit(public)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return [problem_at(place, where, f"public_url {public!r} is not an http(s) address: write the address at which "
-                                         f"`cxctl serve` is reached, e.g. https://avis.example.fr")]
+        return [
+            problem_at(
+                place,
+                where,
+                f"public_url {public!r} is not an http(s) address: write the address at which "
+                f"`cxctl serve` is reached, e.g. https://avis.example.fr",
+            )
+        ]
     if parts.query or parts.fragment or "{" in public:
-        return [problem_at(place, where, f"public_url {public!r} carries a query, a fragment or a placeholder: write the "
-                                         f"address alone (cxctl adds /s/{{token}} and /u/{{token}})")]
+        return [
+            problem_at(
+                place,
+                where,
+                f"public_url {public!r} carries a query, a fragment or a placeholder: write the "
+                f"address alone (cxctl adds /s/{{token}} and /u/{{token}})",
+            )
+        ]
     problems = []
     if parts.scheme == "http" and parts.hostname not in LOOPBACK:
-        problems.append(problem_at(place, where,
-            f"public_url {public!r} is not https: links would carry tokens in clear and mail providers refuse one-click "
-            f"unsubscribe (RFC 8058) over http; put a TLS proxy in front of `cxctl serve` and write https://", "warning"))
+        problems.append(
+            problem_at(
+                place,
+                where,
+                f"public_url {public!r} is not https: links would carry tokens in clear and mail providers refuse one-click "
+                f"unsubscribe (RFC 8058) over http; put a TLS proxy in front of `cxctl serve` and write https://",
+                "warning",
+            )
+        )
     base = public.rstrip("/")
     raw = raw_get(place.data, "workspace") or {}
     for key, path in (("survey_url", SURVEY_PATH), ("unsubscribe_url", UNSUBSCRIBE_PATH)):
         given = raw.get(key) if isinstance(raw, dict) else None
         if isinstance(given, str) and given.startswith(base + "/") and not given.startswith(base + path):
-            problems.append(problem_at(place, ("workspace", key),
-                f"{key} points at public_url but not at cxctl's page {base + path}: write that, or remove {key} "
-                f"(it defaults to it)"))
+            problems.append(
+                problem_at(
+                    place,
+                    ("workspace", key),
+                    f"{key} points at public_url but not at cxctl's page {base + path}: write that, or remove {key} "
+                    f"(it defaults to it)",
+                )
+            )
     return problems

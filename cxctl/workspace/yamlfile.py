@@ -51,9 +51,14 @@ def _walk(node: yaml.Node, path: Path_, marks: dict, problems: list[Problem], di
             if key in seen:
                 first = seen[key].start_mark.line + 1
                 problems.append(
-                    Problem(display, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
-                            format_path(child), f"duplicate key {key!r} (first at line {first}); "
-                            "YAML would silently keep the last one: remove or rename one")
+                    Problem(
+                        display,
+                        key_node.start_mark.line + 1,
+                        key_node.start_mark.column + 1,
+                        format_path(child),
+                        f"duplicate key {key!r} (first at line {first}); "
+                        "YAML would silently keep the last one: remove or rename one",
+                    )
                 )
                 continue
             seen[key] = key_node
@@ -147,9 +152,14 @@ def _too_deep_in_nodes(root: yaml.Node) -> yaml.Mark | None:
 
 
 def _nesting_problem(display: str, mark: yaml.Mark) -> Problem:
-    return Problem(display, mark.line + 1, mark.column + 1, "",
-                   f"the YAML is nested too deeply: more than {MAX_NESTING} levels of blocks here "
-                   "(a workspace file needs a handful); flatten it")
+    return Problem(
+        display,
+        mark.line + 1,
+        mark.column + 1,
+        "",
+        f"the YAML is nested too deeply: more than {MAX_NESTING} levels of blocks here "
+        "(a workspace file needs a handful); flatten it",
+    )
 
 
 def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Problem]]:
@@ -161,8 +171,16 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - raw.rfind(b"\n", 0, exc.start)
-        return None, [Problem(display, line, column, "", f"not UTF-8 (byte 0x{raw[exc.start]:02x}: {exc.reason}; "
-                              "probably saved as Windows-1252/Latin-1): save the file as UTF-8")]
+        return None, [
+            Problem(
+                display,
+                line,
+                column,
+                "",
+                f"not UTF-8 (byte 0x{raw[exc.start]:02x}: {exc.reason}; "
+                "probably saved as Windows-1252/Latin-1): save the file as UTF-8",
+            )
+        ]
     except OSError as exc:
         return None, [Problem(display, 1, 1, "", f"cannot read: {exc.strerror}")]
     marks: dict[Path_, tuple[int, int]] = {}
@@ -178,11 +196,15 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
                 alias = text.find("*")
                 line = text.count("\n", 0, alias) + 1 if alias >= 0 else 1
                 column = alias - text.rfind("\n", 0, alias) if alias >= 0 else 1
-                why = ("an alias refers to the block that contains it, which never ends once expanded"
-                       if expanded is None else
-                       f"the anchors and aliases (&name / *name) of this file expand to more than "
-                       f"{MAX_EXPANDED_VALUES:,} values: refused, as a file built to exhaust memory would be")
-                return None, [Problem(display, line, column, "", f"{why}; write the repeated blocks out, or nest fewer aliases")]
+                why = (
+                    "an alias refers to the block that contains it, which never ends once expanded"
+                    if expanded is None
+                    else f"the anchors and aliases (&name / *name) of this file expand to more than "
+                    f"{MAX_EXPANDED_VALUES:,} values: refused, as a file built to exhaust memory would be"
+                )
+                return None, [
+                    Problem(display, line, column, "", f"{why}; write the repeated blocks out, or nest fewer aliases")
+                ]
             if node is not None:
                 # Before construction: it merges `<<: *base` keys into the node in place, and an
                 # overridden merged key would then read as a duplicate.
@@ -201,16 +223,26 @@ def parse_yaml(path: Path, display: str) -> tuple[ParsedFile | None, list[Proble
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = exc.problem or exc.context or "invalid YAML"
-        if mark is not None and text[mark.index:mark.index + 1] == "\t":
+        if mark is not None and text[mark.index : mark.index + 1] == "\t":
             message = "a tab character: YAML indents with spaces only, replace the tabs with spaces"
         if exc.context and exc.context_mark is not None and exc.problem:
             started = exc.context_mark
             message += f" ({exc.context.removeprefix('while ')} that started at line {started.line + 1}, column {started.column + 1})"
-        return None, [Problem(display, line, col, "", f"YAML syntax error: {message}; check indentation, quotes and brackets")]
+        return None, [
+            Problem(display, line, col, "", f"YAML syntax error: {message}; check indentation, quotes and brackets")
+        ]
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        problems.append(Problem(display, 1, 1, "", "a workspace file is a mapping of sections (workspace, journeys, moments, questions, rules, mappings)"))
+        problems.append(
+            Problem(
+                display,
+                1,
+                1,
+                "",
+                "a workspace file is a mapping of sections (workspace, journeys, moments, questions, rules, mappings)",
+            )
+        )
         return None, problems
     return ParsedFile(path, display, data, marks), problems
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from cxctl import store
 from cxctl.validation import load_workspace
 
 FIXTURES = Path(__file__).parent / "fixtures"
-NOW = datetime(2026, 4, 1, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 
 MAPPINGS_YAML = """\
 mappings:

@@ -13,9 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cxctl.audience import contact_bulk
-
 from cxctl import store
+from cxctl.audience import contact_bulk
 from cxctl.audience.contacts import import_contacts, rejects_path
 from cxctl.store import email_hash
 
@@ -27,11 +26,11 @@ MESSY = (
     "K2;luc@example.fr;Luc;English;Oui;silver\n"
     ";sans.id@example.fr;Sans;fr;;\n"
     "K3;pas-une-adresse;Eve;fr;;gold\n"
-    "K1;zoe@example.fr;Zoé B;fr;;platinum\n"          # the last row of K1 wins
-    ";sans.id@example.fr;Sans bis;fr;;bronze\n"        # the last id-less row of an address wins
-    ";luc@example.fr;Luc sans id;fr;;\n"               # merged into K2 (same address)
-    "K4;oubli@example.fr;Oublié;fr;;\n"                # forgotten: rejected, cells blanked
-    "K5;ana@example.fr;Ana;klingon!;;\n"               # unknown language
+    "K1;zoe@example.fr;Zoé B;fr;;platinum\n"  # the last row of K1 wins
+    ";sans.id@example.fr;Sans bis;fr;;bronze\n"  # the last id-less row of an address wins
+    ";luc@example.fr;Luc sans id;fr;;\n"  # merged into K2 (same address)
+    "K4;oubli@example.fr;Oublié;fr;;\n"  # forgotten: rejected, cells blanked
+    "K5;ana@example.fr;Ana;klingon!;;\n"  # unknown language
     "K6;max@example.fr;Max;fr;Oui;\n"
     "\n"
     "Grand Totals (10 records)\n"
@@ -39,7 +38,10 @@ MESSY = (
 
 
 def _outcome(db, path, result) -> tuple:
-    people = {key: {k: v for k, v in row.items() if k not in ("id", "created_at", "updated_at")} for key, row in contacts(db).items()}
+    people = {
+        key: {k: v for k, v in row.items() if k not in ("id", "created_at", "updated_at")}
+        for key, row in contacts(db).items()
+    }
     rejects = read_rejects(rejects_path(path)) if result.rejects_file else []
     suppressed = db.execute("SELECT email, reason FROM suppressions ORDER BY email").fetchall()
     return people, result.counts(), result.footer, rejects, suppressed
@@ -48,7 +50,10 @@ def _outcome(db, path, result) -> tuple:
 def _import(workspace, database: Path, source: str, tmp: Path, *, worker: bool, existing: bool):
     """Import `source` into a new database; `existing` first adds an unrelated contact (the merge path)."""
     db = store.connect(database)
-    db.execute("INSERT INTO forgotten (email_hash, forgotten_at) VALUES (?, '2026-01-01 00:00:00')", [email_hash("oubli@example.fr")])
+    db.execute(
+        "INSERT INTO forgotten (email_hash, forgotten_at) VALUES (?, '2026-01-01 00:00:00')",
+        [email_hash("oubli@example.fr")],
+    )
     if existing:
         other = tmp / "other.csv"
         other.write_text("id;email\nZ9;someone.else@example.org\n", encoding="utf-8")
@@ -77,10 +82,22 @@ def test_the_worker_process_gives_the_same_import_as_the_in_process_loop(workspa
             runs.append(_import(workspace, folder / "cx.db", MESSY, folder, worker=worker, existing=existing))
         assert runs[0] == runs[1]
         people, counts, footer, rejects, suppressed = runs[1]
-        assert counts == {"read": 10, "inserted": 4, "updated": 0, "unchanged": 0, "duplicates": 3, "rejected": 3, "suppressed": 2}
+        assert counts == {
+            "read": 10,
+            "inserted": 4,
+            "updated": 0,
+            "unchanged": 0,
+            "duplicates": 3,
+            "rejected": 3,
+            "suppressed": 2,
+        }
         assert people["K1"]["first_name"] == "Zoé B" and people["sans.id@example.fr"]["first_name"] == "Sans bis"
         assert footer == ["Grand Totals (10 records)"]
-        assert [(r["row"], r["email"]) for r in rejects] == [("5", "pas-une-adresse"), ("9", ""), ("10", "ana@example.fr")]
+        assert [(r["row"], r["email"]) for r in rejects] == [
+            ("5", "pas-une-adresse"),
+            ("9", ""),
+            ("10", "ana@example.fr"),
+        ]
         assert suppressed == [("luc@example.fr", "do_not_contact"), ("max@example.fr", "do_not_contact")]
 
 
@@ -93,6 +110,7 @@ def test_an_error_in_the_worker_process_reaches_the_caller_and_writes_nothing(wo
         raise KeyError("boom")
 
     import cxctl.audience.contacts as audience
+
     real = audience.build_converter
 
     def build(*args):
@@ -113,7 +131,9 @@ EMAILS = st.sampled_from(["", "a@example.fr", "A@Example.fr", "b@example.fr", "c
 ROWS = st.lists(st.tuples(KEYS, EMAILS, st.sampled_from(["", "gold", "silver"])), min_size=1, max_size=12)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(rows=ROWS)
 def test_an_empty_table_and_a_table_with_other_contacts_get_the_same_contacts(workspace, rows):
     """The direct insert into an empty table (no merge machinery) keeps the merge's rules: last row
@@ -136,8 +156,10 @@ def test_a_reimport_through_the_worker_recognises_unchanged_rows(workspace, db, 
     path = tmp_path / "crm.csv"
     path.write_text("id;email;tier\n" + "".join(f"K{n};k{n}@example.fr;gold\n" for n in range(50)), encoding="utf-8")
     import_contacts(workspace, db, path, NOW)
-    path.write_text("id;email;tier\n" + "".join(f"K{n};k{n}@example.fr;{'silver' if n == 7 else 'gold'}\n" for n in range(50)),
-                    encoding="utf-8")
+    path.write_text(
+        "id;email;tier\n" + "".join(f"K{n};k{n}@example.fr;{'silver' if n == 7 else 'gold'}\n" for n in range(50)),
+        encoding="utf-8",
+    )
     monkeypatch.setattr(contact_bulk, "PARALLEL_BYTES", 0)
     result = import_contacts(workspace, db, path, NOW)
     assert (result.inserted, result.updated, result.unchanged) == (0, 1, 49)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from cxctl.audience.contacts import FORGOTTEN, import_contacts, rejects_path
@@ -10,23 +9,46 @@ from cxctl.core.errors import UsageError
 from cxctl.store import email_hash
 
 
-def test_salesforce_report_export_with_footer_duplicate_and_bad_email(workspace, db, fixture_file, rows_of, rejects_of, now):
+def test_salesforce_report_export_with_footer_duplicate_and_bad_email(
+    workspace, db, fixture_file, rows_of, rejects_of, now
+):
     path = fixture_file("salesforce_report.csv")
     result = import_contacts(workspace, db, path, now)
     assert result.preset == "salesforce_report"
-    assert result.counts() == {"read": 5, "inserted": 3, "updated": 0, "unchanged": 0, "duplicates": 1, "rejected": 1, "suppressed": 1}
-    assert result.footer == ["Grand Totals (5 records)", "Confidential Information - Do Not Distribute",
-                             "Copyright (c) 2000-2024 salesforce.com, inc. All rights reserved."]
+    assert result.counts() == {
+        "read": 5,
+        "inserted": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "duplicates": 1,
+        "rejected": 1,
+        "suppressed": 1,
+    }
+    assert result.footer == [
+        "Grand Totals (5 records)",
+        "Confidential Information - Do Not Distribute",
+        "Copyright (c) 2000-2024 salesforce.com, inc. All rights reserved.",
+    ]
     rows = rows_of(db)
     assert set(rows) == {"0035g00000AbCdE01", "0035g00000AbCdE02", "0035g00000AbCdE03"}
     jeanne = rows["0035g00000AbCdE01"]
     # The later duplicate row wins; the domain is lower-cased, the local part kept.
-    assert (jeanne["first_name"], jeanne["last_name"], jeanne["email"]) == ("Jeanne", "Martin-Durand", "jeanne.martin@example.fr")
+    assert (jeanne["first_name"], jeanne["last_name"], jeanne["email"]) == (
+        "Jeanne",
+        "Martin-Durand",
+        "jeanne.martin@example.fr",
+    )
     assert jeanne["company"] == "Boulangerie Martin" and jeanne["role"] == "Gérante" and jeanne["country"] == "France"
-    assert jeanne["attributes"] == {"mailing_street": "12 rue de la Paix", "email_opt_out": "0", "created_date": "03/04/2021"}
+    assert jeanne["attributes"] == {
+        "mailing_street": "12 rue de la Paix",
+        "email_opt_out": "0",
+        "created_date": "03/04/2021",
+    }
     assert jeanne["email_hash"] == email_hash("jeanne.martin@example.fr")
     assert rows["0035g00000AbCdE02"]["company"] == "Bernard & Fils, SARL"
-    assert db.execute("SELECT email, reason, source FROM suppressions").fetchall() == [("luc.bernard@example.com", "opt_out", "import")]
+    assert db.execute("SELECT email, reason, source FROM suppressions").fetchall() == [
+        ("luc.bernard@example.com", "opt_out", "import")
+    ]
     rejects = rejects_of(rejects_path(path))
     assert len(rejects) == 1 and rejects[0]["row"] == "7" and "invalid email 'paul@@example'" in rejects[0]["reason"]
     assert rejects[0]["Contact ID"] == "0035g00000AbCdE04" and rejects[0]["Last Name"] == "Sans Courriel"
@@ -48,7 +70,12 @@ def test_salesforce_data_loader_export(workspace, db, fixture_file, rows_of, now
     assert result.preset == "salesforce_dataloader" and (result.inserted, result.rejected) == (3, 0)
     rows = rows_of(db)
     john = rows["0035g00000XyZ0002"]
-    assert (john["first_name"], john["email"], john["country"], john["company"]) == ("John", "John.Smith@example.co.uk", "GB", "Smith Ltd")
+    assert (john["first_name"], john["email"], john["country"], john["company"]) == (
+        "John",
+        "John.Smith@example.co.uk",
+        "GB",
+        "Smith Ltd",
+    )
     assert "createddate" not in john["attributes"]  # system timestamps are ignored by the preset
     suppressed = dict(db.execute("SELECT email, reason FROM suppressions").fetchall())
     assert suppressed == {"John.Smith@example.co.uk": "opt_out", "emile.zola@example.fr": "bounce"}
@@ -58,7 +85,11 @@ def test_hubspot_export(workspace, db, fixture_file, rows_of, now):
     result = import_contacts(workspace, db, fixture_file("hubspot.csv"), now)
     assert result.preset == "hubspot" and result.inserted == 3
     rows = rows_of(db)
-    assert [(r["language"], r["timezone"]) for r in rows.values()] == [("fr", "Europe/Paris"), ("en", "Europe/London"), ("fr-FR", None)]
+    assert [(r["language"], r["timezone"]) for r in rows.values()] == [
+        ("fr", "Europe/Paris"),
+        ("en", "Europe/London"),
+        ("fr-FR", None),
+    ]
     assert rows["1501"]["company"] == "Lefèvre, Conseil" and rows["1501"]["role"] == "Directrice"
     assert rows["1501"]["attributes"]["lifecycle_stage"] == "customer"
     assert db.execute("SELECT email FROM suppressions").fetchall() == [("tom.baker@example.com",)]
@@ -69,9 +100,18 @@ def test_dynamics_export_saved_by_excel_in_cp1252_with_semicolons(workspace, db,
     assert (result.preset, result.encoding, result.delimiter) == ("dynamics", "cp1252", ";")
     rows = rows_of(db)
     francois = rows["5d1f0c2a-8e1b-ee11-9cbd-000d3a4b1c01"]
-    assert (francois["first_name"], francois["last_name"], francois["company"]) == ("François", "Lemaître", "Société Générale d'Études")
-    assert "do_not_modify_row_checksum" not in francois["attributes"] and francois["attributes"]["full_name"] == "François Lemaître"
-    assert db.execute("SELECT email, reason FROM suppressions").fetchall() == [("helene.roux@societe.example", "opt_out")]
+    assert (francois["first_name"], francois["last_name"], francois["company"]) == (
+        "François",
+        "Lemaître",
+        "Société Générale d'Études",
+    )
+    assert (
+        "do_not_modify_row_checksum" not in francois["attributes"]
+        and francois["attributes"]["full_name"] == "François Lemaître"
+    )
+    assert db.execute("SELECT email, reason FROM suppressions").fetchall() == [
+        ("helene.roux@societe.example", "opt_out")
+    ]
 
 
 def test_french_excel_sheet_with_a_workspace_mapping(workspace, db, fixture_file, rows_of, now):
@@ -79,19 +119,33 @@ def test_french_excel_sheet_with_a_workspace_mapping(workspace, db, fixture_file
     assert (result.encoding, result.delimiter, result.inserted, result.rejected) == ("cp1252", ";", 3, 0)
     rows = rows_of(db)
     zoe, gerard, anais = rows["C001"], rows["C002"], rows["C003"]
-    assert (zoe["first_name"], zoe["last_name"], zoe["email"], zoe["language"]) == ("Zoé", "Lefèvre", "zoe.lefevre@exemple.fr", "fr")
+    assert (zoe["first_name"], zoe["last_name"], zoe["email"], zoe["language"]) == (
+        "Zoé",
+        "Lefèvre",
+        "zoe.lefevre@exemple.fr",
+        "fr",
+    )
     assert (zoe["segment"], gerard["segment"], anais["segment"]) == ("b2c", "b2b", "b2c")  # value map, any case
     assert gerard["language"] == "de" and gerard["last_name"] == "Müller"
     assert zoe["attributes"] == {"revenue": "1234.50", "date_de_1er_achat": "2021-04-03"}
     assert gerard["attributes"] == {"revenue": "98.00", "date_de_1er_achat": "2020-11-12"}
 
 
-def test_french_headers_are_mapped_automatically_and_ambiguous_values_kept_as_written(workspace, db, fixture_file, rows_of, now):
+def test_french_headers_are_mapped_automatically_and_ambiguous_values_kept_as_written(
+    workspace, db, fixture_file, rows_of, now
+):
     result = import_contacts(workspace, db, fixture_file("excel_fr.csv"), now)
     assert result.preset is None
-    assert result.columns == {"Prénom": "first_name", "NOM": "last_name", "Adresse e-mail": "email", "Langue": "language",
-                              "Type de client": "segment", "Chiffre d'affaires": "attributes.chiffre_d_affaires",
-                              "Date de 1er achat": "attributes.date_de_1er_achat", "N° client": "external_id"}
+    assert result.columns == {
+        "Prénom": "first_name",
+        "NOM": "last_name",
+        "Adresse e-mail": "email",
+        "Langue": "language",
+        "Type de client": "segment",
+        "Chiffre d'affaires": "attributes.chiffre_d_affaires",
+        "Date de 1er achat": "attributes.date_de_1er_achat",
+        "N° client": "external_id",
+    }
     zoe = rows_of(db)["C001"]
     # No declared date format or decimal comma: values are not guessed.
     assert zoe["attributes"] == {"chiffre_d_affaires": "1 234,50", "date_de_1er_achat": "03/04/2021"}
@@ -105,10 +159,20 @@ def test_tab_separated_utf8_with_bom_and_no_external_id(workspace, db, fixture_f
     assert alice["external_id"] is None and alice["country"] == "SE" and alice["attributes"] == {"loyalty_tier": "gold"}
 
 
-def test_every_bad_row_is_rejected_with_its_row_and_reason_and_the_good_rows_land(workspace, db, fixture_file, rows_of, rejects_of, now):
+def test_every_bad_row_is_rejected_with_its_row_and_reason_and_the_good_rows_land(
+    workspace, db, fixture_file, rows_of, rejects_of, now
+):
     path = fixture_file("bad_rows.csv")
     result = import_contacts(workspace, db, path, now)
-    assert result.counts() == {"read": 7, "inserted": 2, "updated": 0, "unchanged": 0, "duplicates": 0, "rejected": 5, "suppressed": 0}
+    assert result.counts() == {
+        "read": 7,
+        "inserted": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "duplicates": 0,
+        "rejected": 5,
+        "suppressed": 0,
+    }
     assert set(rows_of(db)) == {"B1", "B7"}
     assert rows_of(db)["B7"]["timezone"] == "America/Montreal"
     rejects = rejects_of(rejects_path(path))
@@ -124,7 +188,10 @@ def test_every_bad_row_is_rejected_with_its_row_and_reason_and_the_good_rows_lan
 
 def test_a_changed_attribute_updates_the_contact_and_absent_columns_are_kept(workspace, db, tmp_path, rows_of, now):
     first = tmp_path / "crm.csv"
-    first.write_text("id;email;segment;tier;city\nK1;a@example.fr;b2c;gold;Lyon\nK2;b@example.fr;b2b;silver;Paris\n", encoding="utf-8")
+    first.write_text(
+        "id;email;segment;tier;city\nK1;a@example.fr;b2c;gold;Lyon\nK2;b@example.fr;b2b;silver;Paris\n",
+        encoding="utf-8",
+    )
     import_contacts(workspace, db, first, now)
     second = tmp_path / "crm2.csv"
     second.write_text("id;email;tier\nK1;a@example.fr;platinum\nK2;b@example.fr;silver\n", encoding="utf-8")
@@ -156,32 +223,50 @@ def test_merge_by_email_when_the_id_arrives_later(workspace, db, fixture_file, t
 
 def test_in_file_row_without_id_merges_into_the_row_with_the_same_email(workspace, db, tmp_path, rows_of, now):
     path = tmp_path / "mixed.csv"
-    path.write_text("email,external_id,first_name\nx@example.fr,,Sans id\nx@example.fr,X1,Avec id\ny@example.fr,,Y\ny@example.fr,,Y bis\n")
+    path.write_text(
+        "email,external_id,first_name\nx@example.fr,,Sans id\nx@example.fr,X1,Avec id\ny@example.fr,,Y\ny@example.fr,,Y bis\n"
+    )
     result = import_contacts(workspace, db, path, now)
     assert (result.inserted, result.duplicates) == (2, 2)
     assert rows_of(db)["X1"]["first_name"] == "Avec id" and rows_of(db)["y@example.fr"]["first_name"] == "Y bis"
 
 
 def test_forgotten_people_are_rejected(workspace, db, fixture_file, rows_of, rejects_of, now):
-    db.execute("INSERT INTO forgotten (email_hash, forgotten_at) VALUES (?, '2026-01-01 00:00:00')", [email_hash("luc.bernard@example.com")])
+    db.execute(
+        "INSERT INTO forgotten (email_hash, forgotten_at) VALUES (?, '2026-01-01 00:00:00')",
+        [email_hash("luc.bernard@example.com")],
+    )
     path = fixture_file("salesforce_report.csv")
     result = import_contacts(workspace, db, path, now)
     assert result.rejected == 2 and "0035g00000AbCdE02" not in rows_of(db)
-    assert [r["reason"] for r in rejects_of(rejects_path(path))] == [FORGOTTEN, rejects_of(rejects_path(path))[1]["reason"]]
+    assert [r["reason"] for r in rejects_of(rejects_path(path))] == [
+        FORGOTTEN,
+        rejects_of(rejects_path(path))[1]["reason"],
+    ]
 
 
 def test_rejects_file_keeps_no_personal_data_of_forgotten_people(workspace, db, tmp_path, rejects_of, now):
-    db.execute("INSERT INTO forgotten (email_hash, forgotten_at) VALUES (?, '2026-01-01 00:00:00')", [email_hash("luc@example.fr")])
+    db.execute(
+        "INSERT INTO forgotten (email_hash, forgotten_at) VALUES (?, '2026-01-01 00:00:00')",
+        [email_hash("luc@example.fr")],
+    )
     path = tmp_path / "crm.csv"
-    path.write_text("id;email;first_name;city\nK1;Luc@Example.FR;Luc;Lyon\nK2;ana@example.fr;Ana;Paris\nK3;bad-address;Eve;Nice\n",
-                    encoding="utf-8")
+    path.write_text(
+        "id;email;first_name;city\nK1;Luc@Example.FR;Luc;Lyon\nK2;ana@example.fr;Ana;Paris\nK3;bad-address;Eve;Nice\n",
+        encoding="utf-8",
+    )
     result = import_contacts(workspace, db, path, now)
     assert (result.inserted, result.rejected) == (1, 2)
     rejects = rejects_of(rejects_path(path))
     assert rejects[0] == {"row": "2", "reason": FORGOTTEN, "id": "", "email": "", "first_name": "", "city": ""}
     assert "luc" not in rejects_path(path).read_text(encoding="utf-8-sig").lower()
     # Other rejects still carry their original row, so it can be fixed and imported again.
-    assert (rejects[1]["row"], rejects[1]["id"], rejects[1]["email"], rejects[1]["city"]) == ("4", "K3", "bad-address", "Nice")
+    assert (rejects[1]["row"], rejects[1]["id"], rejects[1]["email"], rejects[1]["city"]) == (
+        "4",
+        "K3",
+        "bad-address",
+        "Nice",
+    )
 
 
 def test_crm_do_not_contact_column_suppresses_and_later_imports_never_lift_it(workspace, db, tmp_path, now):
@@ -199,13 +284,20 @@ def test_dry_run_reports_the_same_counts_and_writes_nothing(workspace, db, fixtu
     assert (result.inserted, result.rejected, result.suppressed, result.dry_run) == (3, 1, 1, True)
     assert result.rejects == [{"row": 7, "reason": result.rejects[0]["reason"]}] and result.rejects_file is None
     assert not rejects_path(path).exists()
-    assert db.execute("SELECT (SELECT COUNT(*) FROM contacts) + (SELECT COUNT(*) FROM suppressions) + (SELECT COUNT(*) FROM import_log)").fetchone()[0] == 0
+    assert (
+        db.execute(
+            "SELECT (SELECT COUNT(*) FROM contacts) + (SELECT COUNT(*) FROM suppressions) + (SELECT COUNT(*) FROM import_log)"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_a_file_without_email_or_id_column_is_refused_with_the_fix(workspace, db, tmp_path, now):
     path = tmp_path / "x.csv"
     path.write_text("name,city\nA,B\n")
-    with pytest.raises(UsageError, match=r"no column holds an email or an external id \(columns: name, city\).*--mapping"):
+    with pytest.raises(
+        UsageError, match=r"no column holds an email or an external id \(columns: name, city\).*--mapping"
+    ):
         import_contacts(workspace, db, path, now)
 
 
@@ -230,20 +322,29 @@ def test_a_big_import_rebuilds_the_contact_indexes_it_dropped(workspace, db, tmp
     result = import_contacts(workspace, db, path, now)
     assert (result.inserted, result.duplicates) == (50_001, 1)
     assert db.execute(indexes).fetchall() == before
-    plan = " ".join(str(r) for r in db.execute("EXPLAIN QUERY PLAN SELECT id FROM contacts WHERE email_hash = ?", [email_hash("b9@example.fr")]))
+    plan = " ".join(
+        str(r)
+        for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM contacts WHERE email_hash = ?", [email_hash("b9@example.fr")]
+        )
+    )
     assert "contacts_email_hash" in plan
     assert db.execute("SELECT attributes FROM contacts WHERE external_id = 'B7'").fetchone() == ('{"tier":"changed"}',)
 
 
-def test_reimport_recognises_unchanged_rows_and_still_lets_the_last_duplicate_win(workspace, db, tmp_path, rows_of, now):
+def test_reimport_recognises_unchanged_rows_and_still_lets_the_last_duplicate_win(
+    workspace, db, tmp_path, rows_of, now
+):
     path = tmp_path / "crm.csv"
-    path.write_text("id;email;tier\nK1;k1@example.fr;gold\nK2;k2@example.fr;gold\nK3;k3@example.fr;gold\nK4;k4@example.fr;gold\n")
+    path.write_text(
+        "id;email;tier\nK1;k1@example.fr;gold\nK2;k2@example.fr;gold\nK3;k3@example.fr;gold\nK4;k4@example.fr;gold\n"
+    )
     import_contacts(workspace, db, path, now)
     path.write_text(
         "id;email;tier\n"
-        "K1;k1@example.fr;gold\nK1;k1@example.fr;silver\n"   # unchanged, then changed: the change wins
-        "K2;k2@example.fr;bronze\nK2;k2@example.fr;gold\n"   # changed, then back as stored: stays as stored
-        "K3;k3@example.fr;gold\nK3;k3@example.fr;gold\n"     # unchanged twice
+        "K1;k1@example.fr;gold\nK1;k1@example.fr;silver\n"  # unchanged, then changed: the change wins
+        "K2;k2@example.fr;bronze\nK2;k2@example.fr;gold\n"  # changed, then back as stored: stays as stored
+        "K3;k3@example.fr;gold\nK3;k3@example.fr;gold\n"  # unchanged twice
         "K4;k4@example.fr;gold\nK5;k5@example.fr;new\n"
     )
     result = import_contacts(workspace, db, path, now)

@@ -7,13 +7,15 @@ import json
 import pytest
 
 from cxctl.audience.contacts import import_contacts, rejects_path
-from cxctl.core.errors import UsageError
 from cxctl.audience.events import import_events
+from cxctl.core.errors import UsageError
 
 
 def _events(db):
-    cur = db.execute("SELECT e.event_key, c.external_id, c.email, e.type, e.occurred_at, e.attributes FROM events e "
-                     "JOIN contacts c ON c.id = e.contact_id ORDER BY e.id")
+    cur = db.execute(
+        "SELECT e.event_key, c.external_id, c.email, e.type, e.occurred_at, e.attributes FROM events e "
+        "JOIN contacts c ON c.id = e.contact_id ORDER BY e.id"
+    )
     return [(k, x, m, t, o, json.loads(a)) for k, x, m, t, o, a in cur.fetchall()]
 
 
@@ -26,13 +28,33 @@ def known(workspace, db, fixture_file, now):
 def test_deliveries_with_day_first_local_times_and_offsets(workspace, known, fixture_file, rejects_of, now):
     path = fixture_file("livraisons.csv")
     result = import_events(workspace, known, path, now, mapping_id="livraisons")
-    assert result.counts() == {"read": 5, "inserted": 2, "updated": 0, "unchanged": 0, "duplicates": 1, "rejected": 2, "suppressed": 0}
+    assert result.counts() == {
+        "read": 5,
+        "inserted": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "duplicates": 1,
+        "rejected": 2,
+        "suppressed": 0,
+    }
     assert _events(known) == [
         # 14/03/2026 10:30 in Europe/Paris (UTC+1 before the end-of-March change) → 09:30 UTC.
-        ("order_delivered:CMD-1001", "0035g00000AbCdE01", "jeanne.martin@example.fr", "order_delivered", "2026-03-14 09:30:00",
-         {"n_commande": "CMD-1001", "magasin": "Lyon Part-Dieu", "montant": "49.90"}),
-        ("order_delivered:CMD-1002", "0035g00000AbCdE02", "luc.bernard@example.com", "order_delivered", "2026-03-15 08:00:00",
-         {"n_commande": "CMD-1002", "magasin": "Paris Rivoli", "montant": "120.00"}),
+        (
+            "order_delivered:CMD-1001",
+            "0035g00000AbCdE01",
+            "jeanne.martin@example.fr",
+            "order_delivered",
+            "2026-03-14 09:30:00",
+            {"n_commande": "CMD-1001", "magasin": "Lyon Part-Dieu", "montant": "49.90"},
+        ),
+        (
+            "order_delivered:CMD-1002",
+            "0035g00000AbCdE02",
+            "luc.bernard@example.com",
+            "order_delivered",
+            "2026-03-15 08:00:00",
+            {"n_commande": "CMD-1002", "magasin": "Paris Rivoli", "montant": "120.00"},
+        ),
     ]
     rejects = rejects_of(rejects_path(path))
     # In row order, though row 5 was rejected while reading and row 4 only once the contacts were looked up.
@@ -45,12 +67,16 @@ def test_deliveries_with_day_first_local_times_and_offsets(workspace, known, fix
     assert any("read day first" in note for note in result.notes)
 
 
-def test_reimporting_events_adds_nothing_and_create_contacts_adds_the_unknown_person(workspace, known, fixture_file, now):
+def test_reimporting_events_adds_nothing_and_create_contacts_adds_the_unknown_person(
+    workspace, known, fixture_file, now
+):
     path = fixture_file("livraisons.csv")
     import_events(workspace, known, path, now, mapping_id="livraisons")
     again = import_events(workspace, known, path, now, mapping_id="livraisons", create_contacts=True)
     assert (again.inserted, again.unchanged, again.created_contacts, again.rejected) == (1, 2, 1, 1)
-    created = known.execute("SELECT external_id, email FROM contacts WHERE external_id = '0035g00000ZZZZZ99'").fetchone()
+    created = known.execute(
+        "SELECT external_id, email FROM contacts WHERE external_id = '0035g00000ZZZZZ99'"
+    ).fetchone()
     assert created == ("0035g00000ZZZZZ99", "nouveau.client@example.fr")
     assert known.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 3
 
@@ -89,9 +115,11 @@ def test_local_times_at_the_clock_changes_are_read_and_said(workspace, known, tm
     """02:30 happens twice on the last Sunday of October (Paris) and not at all on the last Sunday of March:
     each is stored (first reading; one hour later) and the summary says so."""
     path = tmp_path / "dst.csv"
-    path.write_text("Contact ID;Type;Date\n0035g00000AbCdE01;order_delivered;25/10/2026 02:30\n"
-                    "0035g00000AbCdE02;order_delivered;29/03/2026 02:30\n0035g00000AbCdE03;order_delivered;26/10/2026 02:30\n",
-                    encoding="utf-8")
+    path.write_text(
+        "Contact ID;Type;Date\n0035g00000AbCdE01;order_delivered;25/10/2026 02:30\n"
+        "0035g00000AbCdE02;order_delivered;29/03/2026 02:30\n0035g00000AbCdE03;order_delivered;26/10/2026 02:30\n",
+        encoding="utf-8",
+    )
     result = import_events(workspace, known, path, now)
     assert result.inserted == 3
     stored = sorted(r[0] for r in known.execute("SELECT occurred_at FROM events"))
@@ -105,13 +133,17 @@ def test_a_customer_email_column_names_the_contact(workspace, known, tmp_path, n
     """Issue 12: `customer_email` (a usual name in order exports) was an attribute, so every row was refused
     with "no column names the contact"."""
     path = tmp_path / "orders.csv"
-    path.write_text("order_id,customer_email,delivered_at\nA-1,luc.bernard@example.com,2026-03-04 17:30\n", encoding="utf-8")
+    path.write_text(
+        "order_id,customer_email,delivered_at\nA-1,luc.bernard@example.com,2026-03-04 17:30\n", encoding="utf-8"
+    )
     result = import_events(workspace, known, path, now, event_type="order_delivered")
     assert result.inserted == 1 and result.columns["customer_email"] == "email"
 
 
-@pytest.mark.parametrize("date_format, text", [("%d/%m/%Y %H:%M", "31/11/2026 10:00"), (None, "31/11/2026 10:00"),
-                                               ("%m/%d/%Y", "02/29/2026")])
+@pytest.mark.parametrize(
+    "date_format, text",
+    [("%d/%m/%Y %H:%M", "31/11/2026 10:00"), (None, "31/11/2026 10:00"), ("%m/%d/%Y", "02/29/2026")],
+)
 def test_an_impossible_date_is_said_not_to_exist(workspace, known, tmp_path, now, rejects_of, date_format, text):
     """Issue 12: `unreadable date '31/11/2026 10:00': expected the declared format` hid the real cause."""
     path = tmp_path / "e.csv"

@@ -24,7 +24,8 @@ def test_add_remove_and_list(db, now):
     assert suppressions.is_suppressed(db, "JEANNE.MARTIN@example.fr")
     listed = suppressions.list_suppressions(db)
     assert [(s.email, s.reason, s.source, s.note, s.created_at) for s in listed] == [
-        ("Jeanne.Martin@example.fr", "opt_out", "manual", "par téléphone", "2026-04-01 08:00:00")]
+        ("Jeanne.Martin@example.fr", "opt_out", "manual", "par téléphone", "2026-04-01 08:00:00")
+    ]
     assert suppressions.list_suppressions(db, "bounce") == []
     assert suppressions.remove(db, "jeanne.martin@example.fr").changed
     assert not suppressions.remove(db, "jeanne.martin@example.fr").changed
@@ -56,11 +57,18 @@ def _copy(tmp_path: Path, name: str) -> Path:
 
 def test_cli_contacts_import_summary_rejects_and_exit_codes(workspace, cli, tmp_path):
     path = _copy(tmp_path, "salesforce_report.csv")
-    code, out, err = cli("contacts", "import", str(path), "-w", str(workspace.root), "--json", "--now", "2026-04-01T10:00")
+    code, out, err = cli(
+        "contacts", "import", str(path), "-w", str(workspace.root), "--json", "--now", "2026-04-01T10:00"
+    )
     assert code == 1  # rows were rejected: problems found
     summary = json.loads(out)
-    assert {k: summary[k] for k in ("read", "inserted", "duplicates", "rejected", "suppressed")} == \
-        {"read": 5, "inserted": 3, "duplicates": 1, "rejected": 1, "suppressed": 1}
+    assert {k: summary[k] for k in ("read", "inserted", "duplicates", "rejected", "suppressed")} == {
+        "read": 5,
+        "inserted": 3,
+        "duplicates": 1,
+        "rejected": 1,
+        "suppressed": 1,
+    }
     assert summary["rejects_file"] == str(rejects_path(path))
     assert f"{path}:7: invalid email 'paul@@example'" in err and "fix them and import the file again" in err
 
@@ -73,7 +81,9 @@ def test_cli_contacts_import_summary_rejects_and_exit_codes(workspace, cli, tmp_
     code, _, err = cli("contacts", "list", "-w", str(workspace.root), "--limit", "-1")
     assert code == 2 and "--limit" in err
     code, out, _ = cli("contacts", "list", "-w", str(workspace.root), "--json", "--search", "bernard")
-    assert [c["email"] for c in json.loads(out)] == ["luc.bernard@example.com"] and json.loads(out)[0]["suppressed"] == "opt_out"
+    assert [c["email"] for c in json.loads(out)] == ["luc.bernard@example.com"] and json.loads(out)[0][
+        "suppressed"
+    ] == "opt_out"
 
 
 def test_cli_usage_errors(workspace, cli, tmp_path):
@@ -90,13 +100,28 @@ def test_cli_events_and_suppress(workspace, cli, tmp_path):
     cli("contacts", "import", str(_copy(tmp_path, "salesforce_report.csv")), "-w", str(workspace.root))
     code, out, _ = cli("events", "import", str(_copy(tmp_path, "tickets.csv")), "-w", str(workspace.root), "--json")
     assert code == 0 and json.loads(out)["inserted"] == 2
-    code, out, _ = cli("suppress", "add", "zoe@exemple.fr", "--reason", "complaint", "-w", str(workspace.root), "--now", "2026-04-01T10:00")
+    code, out, _ = cli(
+        "suppress",
+        "add",
+        "zoe@exemple.fr",
+        "--reason",
+        "complaint",
+        "-w",
+        str(workspace.root),
+        "--now",
+        "2026-04-01T10:00",
+    )
     assert code == 0 and out.strip() == "suppressed zoe@exemple.fr (complaint)"
     code, out, _ = cli("suppress", "list", "-w", str(workspace.root), "--json")
-    assert {(s["email"], s["reason"]) for s in json.loads(out)} == {("zoe@exemple.fr", "complaint"), ("luc.bernard@example.com", "opt_out")}
+    assert {(s["email"], s["reason"]) for s in json.loads(out)} == {
+        ("zoe@exemple.fr", "complaint"),
+        ("luc.bernard@example.com", "opt_out"),
+    }
     code, out, _ = cli("suppress", "remove", "zoe@exemple.fr", "-w", str(workspace.root))
     assert code == 0 and "no longer suppressed (was complaint)" in out
     code, _, err = cli("suppress", "remove", "zoe@exemple.fr", "-w", str(workspace.root))
     assert code == 1 and "is not suppressed" in err
-    code, out, _ = cli("suppress", "import", str(_copy(tmp_path, "unsubscribes.csv")), "-w", str(workspace.root), "--json")
+    code, out, _ = cli(
+        "suppress", "import", str(_copy(tmp_path, "unsubscribes.csv")), "-w", str(workspace.root), "--json"
+    )
     assert code == 1 and json.loads(out)["inserted"] == 3

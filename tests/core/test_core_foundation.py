@@ -3,14 +3,13 @@ and the CLI's single error handler."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxctl import store
-
 from cxctl.core import tokens
 from cxctl.core.durations import format_duration, parse_duration
 from cxctl.core.emails import normalise
@@ -20,9 +19,18 @@ from cxctl.core.timeutil import from_db, parse_now, to_db
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("36h", timedelta(hours=36)), ("14d", timedelta(days=14)), ("2w", timedelta(weeks=2)),
-     ("90m", timedelta(minutes=90)), ("1d12h", timedelta(days=1, hours=12)), (" 3 d ", timedelta(days=3)),
-     ("3y", timedelta(days=1095)), ("18mo", timedelta(days=540)), ("1y6mo", timedelta(days=545)), ("18m", timedelta(minutes=18))],
+    [
+        ("36h", timedelta(hours=36)),
+        ("14d", timedelta(days=14)),
+        ("2w", timedelta(weeks=2)),
+        ("90m", timedelta(minutes=90)),
+        ("1d12h", timedelta(days=1, hours=12)),
+        (" 3 d ", timedelta(days=3)),
+        ("3y", timedelta(days=1095)),
+        ("18mo", timedelta(days=540)),
+        ("1y6mo", timedelta(days=545)),
+        ("18m", timedelta(minutes=18)),
+    ],
 )
 def test_parse_duration_reads_the_units_people_write(text, expected):
     assert parse_duration(text) == expected
@@ -46,8 +54,9 @@ def test_whole_days_round_trip_in_one_unit(days):
     assert parse_duration(text) == timedelta(days=days) and sum(ch.isalpha() for ch in text.replace("mo", "M")) == 1
 
 
-@pytest.mark.parametrize("days, shown", [(1095, "3y"), (540, "18mo"), (180, "6mo"), (30, "30d"), (14, "2w"), (10, "10d"),
-                                         (400, "400d")])
+@pytest.mark.parametrize(
+    "days, shown", [(1095, "3y"), (540, "18mo"), (180, "6mo"), (30, "30d"), (14, "2w"), (10, "10d"), (400, "400d")]
+)
 def test_durations_are_shown_as_people_write_them(days, shown):
     """A retention of 1095 days read `156w3d`; it reads `3y`."""
     assert format_duration(timedelta(days=days)) == shown
@@ -119,11 +128,16 @@ def test_store_upgrades_a_version_4_database_in_place(tmp_path):
     db = store.connect(path)
     db.execute("CREATE INDEX contacts_email ON contacts(email)")
     db.execute("DELETE FROM migrations WHERE version >= 5")
-    db.execute("INSERT INTO contacts (external_id, email, email_hash, created_at, updated_at) "
-               "VALUES ('C1', 'a@b.fr', ?, '2026-01-01 00:00:00', '2026-01-01 00:00:00')", [store.email_hash("a@b.fr")])
+    db.execute(
+        "INSERT INTO contacts (external_id, email, email_hash, created_at, updated_at) "
+        "VALUES ('C1', 'a@b.fr', ?, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        [store.email_hash("a@b.fr")],
+    )
     db.conn.close()
     again = store.connect(path)
-    indexes = {r[0] for r in again.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contacts'")}
+    indexes = {
+        r[0] for r in again.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contacts'")
+    }
     assert "contacts_email" not in indexes and "contacts_email_hash" in indexes
     assert again.execute("SELECT external_id FROM contacts").fetchall() == [("C1",)]
     assert store.status(again, path).version == max(v for v, _, _ in store.MIGRATIONS)
@@ -164,8 +178,10 @@ def test_db_status_shows_version_and_counts(cli, workspace_dir):
 
 
 @settings(max_examples=60, deadline=None)
-@given(planned=st.lists(st.tuples(st.integers(), st.text(max_size=8), st.none() | st.text(max_size=4)), max_size=30),
-       counts=st.dictionaries(st.text(max_size=6), st.integers(), max_size=4))
+@given(
+    planned=st.lists(st.tuples(st.integers(), st.text(max_size=8), st.none() | st.text(max_size=4)), max_size=30),
+    counts=st.dictionaries(st.text(max_size=6), st.integers(), max_size=4),
+)
 def test_streamed_json_says_what_the_one_shot_json_says(planned, counts):
     """`plan --json` writes its lists item by item (a million exclusions would not fit in memory as one
     document): whatever the content — accents, quotes, empty lists, nested dataclasses — it parses to
@@ -176,6 +192,7 @@ def test_streamed_json_says_what_the_one_shot_json_says(planned, counts):
     import json
 
     from cxctl.core import output
+
     @dataclasses.dataclass(slots=True)
     class Item:
         contact_id: int
@@ -188,9 +205,14 @@ def test_streamed_json_says_what_the_one_shot_json_says(planned, counts):
         item: Item
         tags: tuple
 
-    items = [Item(i, m, w, datetime(2026, 11, 20, 10, tzinfo=timezone.utc)) for i, m, w in planned]
-    data = {"now": datetime(2026, 11, 20, tzinfo=timezone.utc), "planned": items, "empty": [], "counts": counts,
-            "wrapped": [Wrapper(item, ("é", '"')) for item in items[:3]]}
+    items = [Item(i, m, w, datetime(2026, 11, 20, 10, tzinfo=UTC)) for i, m, w in planned]
+    data = {
+        "now": datetime(2026, 11, 20, tzinfo=UTC),
+        "planned": items,
+        "empty": [],
+        "counts": counts,
+        "wrapped": [Wrapper(item, ("é", '"')) for item in items[:3]],
+    }
     one_shot, streamed = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(one_shot):
         output.print_json(data)
@@ -207,9 +229,14 @@ def test_long_lists_are_streamed_and_still_the_same_json(monkeypatch):
     import json
 
     from cxctl.core import output
+
     monkeypatch.setattr(output, "STREAM_ABOVE", 3)
-    for data in ([{"id": i, "note": "é\"\n"} for i in range(5)], {"n": 1, "rows": list(range(5)), "none": []},
-                 [], [1, 2]):
+    for data in (
+        [{"id": i, "note": 'é"\n'} for i in range(5)],
+        {"n": 1, "rows": list(range(5)), "none": []},
+        [],
+        [1, 2],
+    ):
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
             output.print_json(data)

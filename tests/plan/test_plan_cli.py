@@ -6,6 +6,7 @@ import hashlib
 import json
 
 from cxctl import store
+
 RULES = """
 rules:
   quiet_period: 30d
@@ -42,7 +43,10 @@ def fill(s):
 
 def snapshot(path):
     db = store.connect(path)
-    counts = {t: db.execute(f"SELECT COUNT(*) FROM [{t}]").fetchone()[0] for t in ("contacts", "events", "invitations", "suppressions")}
+    counts = {
+        t: db.execute(f"SELECT COUNT(*) FROM [{t}]").fetchone()[0]
+        for t in ("contacts", "events", "invitations", "suppressions")
+    }
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.conn.close()
     return counts, hashlib.sha256(path.read_bytes()).hexdigest()
@@ -87,16 +91,21 @@ def test_plan_moment_option_and_unknown_moment(make_store, cli):
 def test_explain_shows_each_rule_with_its_data(make_store, cli):
     s = make_store(RULES, MOMENTS)
     fill(s)
-    code, out, err = cli("plan", "-w", str(s.ws.root), "--now", "2026-11-20T11:00", "--explain", "b-2@EXAMPLE.com", "--json")
+    code, out, err = cli(
+        "plan", "-w", str(s.ws.root), "--now", "2026-11-20T11:00", "--explain", "b-2@EXAMPLE.com", "--json"
+    )
     assert code == 0, err
     data = json.loads(out)
     by_moment = {m["moment"]: m for m in data["moments"]}
     assert by_moment["nps"]["verdict"] == "excluded" and by_moment["nps"]["reason"] == "quiet_period"
     quiet = next(c for c in by_moment["nps"]["checks"] if c["rule"] == "quiet_period")
     # Every time is given in UTC and in the person's own time zone (B-2 lives in Montréal).
-    assert quiet == {"rule": "quiet_period", "ok": False,
-                     "detail": "last invited 2026-11-05 10:00 UTC (05:00 America/Montreal) by delivery: quiet period 30d, "
-                               "free again 2026-12-05 10:00 UTC (05:00 America/Montreal)"}
+    assert quiet == {
+        "rule": "quiet_period",
+        "ok": False,
+        "detail": "last invited 2026-11-05 10:00 UTC (05:00 America/Montreal) by delivery: quiet period 30d, "
+        "free again 2026-12-05 10:00 UTC (05:00 America/Montreal)",
+    }
     assert by_moment["nps"]["timezone"] == "America/Montreal"
     assert by_moment["delivery"]["verdict"] == "not_eligible"
     code, out, _ = cli("plan", "-w", str(s.ws.root), "--now", "2026-11-20T11:00", "--explain", "A-1", "--json")
@@ -119,6 +128,7 @@ def test_explain_names_the_reason_of_a_sampled_out_person_and_an_empty_plan_says
     code, out, _ = cli("plan", "-w", str(s.ws.root), "--now", "2026-11-20T11:00", "--explain", "A-1", "--json")
     [nps] = [m for m in json.loads(out)["moments"] if m["moment"] == "nps"]
     from cxctl.planning.rules import draw
+
     assert draw(anna, "nps", "2026Q4") >= 0.01  # this id is drawn out
     assert nps["verdict"] == "excluded" and nps["reason"] == "not_sampled"
     code, out, _ = cli("plan", "-w", str(s.ws.root), "--now", "2026-11-20T11:00")

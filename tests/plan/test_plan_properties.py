@@ -4,54 +4,79 @@ configurations never break the fatigue rules, priorities, suppressions or sampli
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cxctl.core.timeutil import from_db, to_db
 from cxctl.planning.engine import compute_plan
-
 from cxctl.planning.plans import record_plan
 from cxctl.planning.rules import draw
-from cxctl.core.timeutil import from_db, to_db
 
-START = datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 PARIS = ZoneInfo("Europe/Paris")
 
-moment_configs = st.fixed_dictionaries({
-    "delivery": st.fixed_dictionaries({
-        "delay": st.sampled_from(["0s", "1d", "2d"]), "expires": st.sampled_from(["3d", "7d", "14d"]),
-        "sample": st.sampled_from([1, 0.5]), "daily_cap": st.sampled_from([None, 1, 2]),
-        "recontact": st.sampled_from([None, "20d", "60d"]), "priority": st.integers(1, 3),
-    }),
-    "support": st.fixed_dictionaries({
-        "delay": st.sampled_from(["0s", "1h"]), "expires": st.sampled_from(["2d", "7d"]),
-        "sample": st.sampled_from([1, 0.7]), "daily_cap": st.sampled_from([None, 1]),
-        "recontact": st.sampled_from([None, "30d"]), "priority": st.integers(1, 3),
-    }),
-    "nps": st.fixed_dictionaries({
-        "every": st.sampled_from(["month", "quarter", "21d"]), "sample": st.sampled_from([1, 0.5]),
-        "daily_cap": st.sampled_from([None, 2]), "priority": st.integers(1, 3),
-    }),
-})
+moment_configs = st.fixed_dictionaries(
+    {
+        "delivery": st.fixed_dictionaries(
+            {
+                "delay": st.sampled_from(["0s", "1d", "2d"]),
+                "expires": st.sampled_from(["3d", "7d", "14d"]),
+                "sample": st.sampled_from([1, 0.5]),
+                "daily_cap": st.sampled_from([None, 1, 2]),
+                "recontact": st.sampled_from([None, "20d", "60d"]),
+                "priority": st.integers(1, 3),
+            }
+        ),
+        "support": st.fixed_dictionaries(
+            {
+                "delay": st.sampled_from(["0s", "1h"]),
+                "expires": st.sampled_from(["2d", "7d"]),
+                "sample": st.sampled_from([1, 0.7]),
+                "daily_cap": st.sampled_from([None, 1]),
+                "recontact": st.sampled_from([None, "30d"]),
+                "priority": st.integers(1, 3),
+            }
+        ),
+        "nps": st.fixed_dictionaries(
+            {
+                "every": st.sampled_from(["month", "quarter", "21d"]),
+                "sample": st.sampled_from([1, 0.5]),
+                "daily_cap": st.sampled_from([None, 2]),
+                "priority": st.integers(1, 3),
+            }
+        ),
+    }
+)
 
-rule_configs = st.fixed_dictionaries({
-    "quiet_period": st.sampled_from(["0s", "7d", "30d"]),
-    "cap": st.sampled_from([None, (1, "30d"), (2, "90d"), (3, "120d")]),
-    "daily_cap": st.sampled_from([None, 2, 4]),
-    "window": st.sampled_from(["anytime", "office"]),
-})
+rule_configs = st.fixed_dictionaries(
+    {
+        "quiet_period": st.sampled_from(["0s", "7d", "30d"]),
+        "cap": st.sampled_from([None, (1, "30d"), (2, "90d"), (3, "120d")]),
+        "daily_cap": st.sampled_from([None, 2, 4]),
+        "window": st.sampled_from(["anytime", "office"]),
+    }
+)
 
 events = st.lists(
-    st.tuples(st.integers(0, 5), st.sampled_from(["order_delivered", "ticket_closed"]), st.integers(0, 340), st.integers(0, 23)),
+    st.tuples(
+        st.integers(0, 5),
+        st.sampled_from(["order_delivered", "ticket_closed"]),
+        st.integers(0, 340),
+        st.integers(0, 23),
+    ),
     max_size=50,
 )
 
 
 def yaml_for(rules: dict, moments: dict) -> tuple[str, str]:
-    window = ("{days: [mon, tue, wed, thu, fri, sat, sun], hours: '00:00-24:00'}" if rules["window"] == "anytime"
-              else "{days: [mon, tue, wed, thu, fri], hours: '09:00-18:00'}")
+    window = (
+        "{days: [mon, tue, wed, thu, fri, sat, sun], hours: '00:00-24:00'}"
+        if rules["window"] == "anytime"
+        else "{days: [mon, tue, wed, thu, fri], hours: '09:00-18:00'}"
+    )
     lines = ["rules:", f"  quiet_period: {rules['quiet_period']}", f"  send_window: {window}", "  max_reminders: 1"]
     if rules["cap"]:
         lines.append(f"  cap: {{max: {rules['cap'][0]}, window: {rules['cap'][1]}}}")
@@ -59,15 +84,23 @@ def yaml_for(rules: dict, moments: dict) -> tuple[str, str]:
         lines.append(f"  daily_cap: {rules['daily_cap']}")
     out = ["moments:"]
     for mid, conf in moments.items():
-        out += [f"  {mid}:", "    journey: shop", f"    stage: {'loyalty' if mid == 'nps' else mid}", "    questions: [csat]",
-                f"    sample: {conf['sample']}", f"    priority: {conf['priority']}"]
+        out += [
+            f"  {mid}:",
+            "    journey: shop",
+            f"    stage: {'loyalty' if mid == 'nps' else mid}",
+            "    questions: [csat]",
+            f"    sample: {conf['sample']}",
+            f"    priority: {conf['priority']}",
+        ]
         if mid == "nps":
             out += ["    kind: relational", f"    schedule: {{every: {conf['every']}}}"]
         else:
             event = "order_delivered" if mid == "delivery" else "ticket_closed"
-            out += ["    kind: transactional",
-                    f"    trigger: {{event: {event}, delay: {conf['delay']}, expires: {conf['expires']}}}",
-                    "    reminders: {count: 1, after: 2d}"]
+            out += [
+                "    kind: transactional",
+                f"    trigger: {{event: {event}, delay: {conf['delay']}, expires: {conf['expires']}}}",
+                "    reminders: {count: 1, after: 2d}",
+            ]
             if conf["recontact"]:
                 out.append(f"    recontact: {conf['recontact']}")
         if conf["daily_cap"]:
@@ -75,9 +108,17 @@ def yaml_for(rules: dict, moments: dict) -> tuple[str, str]:
     return "\n".join(lines) + "\n", "\n".join(out) + "\n"
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(rules=rule_configs, moments=moment_configs, evs=events, suppressed=st.sets(st.integers(0, 7), max_size=2),
-       step=st.sampled_from([1, 2]), flaky=st.sets(st.integers(0, 7), max_size=3))
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    rules=rule_configs,
+    moments=moment_configs,
+    evs=events,
+    suppressed=st.sets(st.integers(0, 7), max_size=2),
+    step=st.sampled_from([1, 2]),
+    flaky=st.sets(st.integers(0, 7), max_size=3),
+)
 def test_a_year_of_daily_runs_keeps_every_rule(make_store, rules, moments, evs, suppressed, step, flaky):
     """Daily runs over a year; the first send to a `flaky` person fails and goes out at its retry, a day later."""
     rules_yaml, moments_yaml = yaml_for(rules, moments)
@@ -99,7 +140,9 @@ def test_a_year_of_daily_runs_keeps_every_rule(make_store, rules, moments, evs, 
         assert again.counts == plan.counts
         # Every counted exclusion is listed once, in the documented order (moment, reason, contact, event).
         assert len(plan.exclusions) == sum(plan.counts.values())
-        listed = [(x.moment, x.reason, x.contact_id, x.event_id or 0) for x in plan.exclusions if x.kind == "invitation"]
+        listed = [
+            (x.moment, x.reason, x.contact_id, x.event_id or 0) for x in plan.exclusions if x.kind == "invitation"
+        ]
         assert listed == sorted(listed)
         invitations = [p for p in plan.planned if p.kind == "invitation"]
         people = [p.contact_id for p in invitations]
@@ -115,14 +158,20 @@ def test_a_year_of_daily_runs_keeps_every_rule(make_store, rules, moments, evs, 
                 assert draw(p.contact_id, p.moment, key) < ws.moments[p.moment].sample
         record_plan(s.db, ws, plan, now)
         # Retries due now go out; then the due planned rows: a flaky person's first one fails.
-        s.db.execute("UPDATE invitations SET status = 'sent', sent_at = ?, next_attempt_at = NULL"
-                     " WHERE status = 'failed' AND next_attempt_at <= ?", [to_db(now), to_db(now)])
-        for row_id, contact_id in s.db.execute("SELECT id, contact_id FROM invitations WHERE status = 'planned' AND send_at <= ?",
-                                               [to_db(now)]).fetchall():
+        s.db.execute(
+            "UPDATE invitations SET status = 'sent', sent_at = ?, next_attempt_at = NULL"
+            " WHERE status = 'failed' AND next_attempt_at <= ?",
+            [to_db(now), to_db(now)],
+        )
+        for row_id, contact_id in s.db.execute(
+            "SELECT id, contact_id FROM invitations WHERE status = 'planned' AND send_at <= ?", [to_db(now)]
+        ).fetchall():
             if contact_id in failing:
                 failing.discard(contact_id)
-                s.db.execute("UPDATE invitations SET status = 'failed', attempts = 1, next_attempt_at = ? WHERE id = ?",
-                             [to_db(now + timedelta(days=1)), row_id])
+                s.db.execute(
+                    "UPDATE invitations SET status = 'failed', attempts = 1, next_attempt_at = ? WHERE id = ?",
+                    [to_db(now + timedelta(days=1)), row_id],
+                )
             else:
                 s.db.execute("UPDATE invitations SET status = 'sent', sent_at = send_at WHERE id = ?", [row_id])
     s.db.execute("UPDATE invitations SET status = 'sent', sent_at = send_at WHERE status = 'planned'")
@@ -134,7 +183,8 @@ def check_history(s, ws, rules, contacts, suppressed) -> None:
     # Person-level fatigue is checked at the time each survey really went out (sent_at, a retry later
     # than planned); daily caps and the event's window at the time the planner chose (send_at).
     rows = s.db.execute(
-        "SELECT contact_id, moment, kind, sent_at, event_id, wave, parent_id, send_at FROM invitations ORDER BY sent_at").fetchall()
+        "SELECT contact_id, moment, kind, sent_at, event_id, wave, parent_id, send_at FROM invitations ORDER BY sent_at"
+    ).fetchall()
     suppressed_ids = {contacts[i] for i in suppressed}
     assert not [r for r in rows if r[0] in suppressed_ids], "a suppressed person was invited"
     invitations = [r for r in rows if r[2] == "invitation"]
@@ -165,11 +215,13 @@ def check_history(s, ws, rules, contacts, suppressed) -> None:
     for (moment, _), n in per_moment_day.items():
         cap = ws.moments[moment].daily_cap
         assert cap is None or n <= cap
-    for contact_id, moment, _, _, event_id, _, _, send_at in invitations:
+    for _contact_id, moment, _, _, event_id, _, _, send_at in invitations:
         if event_id is not None:
             occurred = from_db(s.db.execute("SELECT occurred_at FROM events WHERE id = ?", [event_id]).fetchone()[0])
             trigger = ws.moments[moment].trigger
-            assert occurred + trigger.delay <= from_db(send_at) < occurred + trigger.expires, "planned outside the event's window"
+            assert occurred + trigger.delay <= from_db(send_at) < occurred + trigger.expires, (
+                "planned outside the event's window"
+            )
     events = [r[4] for r in invitations if r[4] is not None]
     assert len(events) == len(set(events)), "an event was surveyed twice"
     waves = [(r[0], r[1], r[5]) for r in invitations if r[5] is not None]
@@ -182,8 +234,9 @@ def check_history(s, ws, rules, contacts, suppressed) -> None:
 
 
 def test_sampled_share_is_within_tolerance_and_stable(make_store):
-    s = make_store("rules: {quiet_period: 0s, send_window: {days: [mon, tue, wed, thu, fri, sat, sun], hours: '00:00-24:00'}}\n",
-                   """
+    s = make_store(
+        "rules: {quiet_period: 0s, send_window: {days: [mon, tue, wed, thu, fri, sat, sun], hours: '00:00-24:00'}}\n",
+        """
 moments:
   delivery:
     journey: shop
@@ -192,12 +245,13 @@ moments:
     trigger: {event: order_delivered, delay: 0s, expires: 30d}
     questions: [csat]
     sample: 0.25
-""")
+""",
+    )
     ids = [s.contact(f"c{i}") for i in range(300)]
     for c in ids:
         for day in range(3):
             s.event(c, "order_delivered", f"2026-03-0{day + 1} 10:00:00")
-    now = datetime(2026, 3, 5, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 5, 12, tzinfo=UTC)
     first = compute_plan(s.ws, s.db, now)
     sampled = len(first.planned) + first.counts.get("lower_priority", 0)
     assert abs(sampled / 900 - 0.25) < 0.05

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,7 @@ ANYTIME = "send_window: {days: [mon, tue, wed, thu, fri, sat, sun], hours: '00:0
 
 
 def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 NOW = utc("2026-11-20 10:00")  # a Friday
@@ -36,7 +36,9 @@ moments:
     questions: [csat]
 """
 
-TWO = DELIVERY + """
+TWO = (
+    DELIVERY
+    + """
   support:
     journey: shop
     stage: support
@@ -44,6 +46,7 @@ TWO = DELIVERY + """
     trigger: {event: ticket_closed, delay: 1h, expires: 7d}
     questions: [csat]
 """
+)
 
 NPS = """
 moments:
@@ -102,12 +105,21 @@ def test_other_event_types_are_ignored(make_store):
     assert compute_plan(s.ws, s.db, NOW).planned == []
 
 
-@pytest.mark.parametrize("setup, reason", [
-    (lambda s, c: s.suppress("c1@example.com", "bounce"), "suppressed"),
-    (lambda s, c: s.forget_hash("c1@example.com"), "forgotten"),
-    (lambda s, c: s.db.execute("UPDATE contacts SET forgotten_at = '2026-06-01 00:00:00' WHERE id = ?", [c]), "forgotten"),
-    (lambda s, c: s.db.execute("UPDATE contacts SET email = NULL, email_hash = NULL WHERE id = ?", [c]), "no_email"),
-])
+@pytest.mark.parametrize(
+    "setup, reason",
+    [
+        (lambda s, c: s.suppress("c1@example.com", "bounce"), "suppressed"),
+        (lambda s, c: s.forget_hash("c1@example.com"), "forgotten"),
+        (
+            lambda s, c: s.db.execute("UPDATE contacts SET forgotten_at = '2026-06-01 00:00:00' WHERE id = ?", [c]),
+            "forgotten",
+        ),
+        (
+            lambda s, c: s.db.execute("UPDATE contacts SET email = NULL, email_hash = NULL WHERE id = ?", [c]),
+            "no_email",
+        ),
+    ],
+)
 def test_person_level_exclusions(make_store, setup, reason):
     s = make_store(RULES, DELIVERY)
     c = s.contact("c1")
@@ -295,7 +307,9 @@ rules:
     assert per_moment == {"delivery": 2, "support": 2}
     assert plan.counts == {"lower_priority": 6, "daily_cap": 8}
     assert {x.detail for x in plan.exclusions if x.reason == "daily_cap"} == {
-        "daily cap of delivery reached for 2026-11-20", "workspace daily cap reached for 2026-11-20"}
+        "daily cap of delivery reached for 2026-11-20",
+        "workspace daily cap reached for 2026-11-20",
+    }
     # Next day: a fresh quota.
     record_plan(s.db, s.ws, plan, NOW)
     s.mark_sent()
@@ -366,14 +380,21 @@ def test_reminders_for_non_responders_after_the_delay(make_store):
     moments = DELIVERY + "    reminders: {count: 2, after: 3d}\n"
     s = make_store(RULES.replace("30d", "1d") + "  max_reminders: 2\n", moments)
     silent, answered, suppressed = s.contact("s"), s.contact("a"), s.contact("x")
-    parents = {c: s.invitation(c, "delivery", "2026-11-16 10:00:00", event_id=None, key=f"delivery|{c}|e0")
-               for c in (silent, answered, suppressed)}
+    parents = {
+        c: s.invitation(c, "delivery", "2026-11-16 10:00:00", event_id=None, key=f"delivery|{c}|e0")
+        for c in (silent, answered, suppressed)
+    }
     s.respond(parents[answered], answered, "delivery", "2026-11-17 08:00:00")
     s.suppress("x@example.com")
     assert compute_plan(s.ws, s.db, utc("2026-11-19 09:00")).planned == []  # not yet 3 days
     plan = compute_plan(s.ws, s.db, NOW)
     [r] = plan.planned
-    assert (r.contact_id, r.kind, r.parent_id, r.dedupe_key) == (silent, "reminder", parents[silent], f"{parents[silent]}|r1")
+    assert (r.contact_id, r.kind, r.parent_id, r.dedupe_key) == (
+        silent,
+        "reminder",
+        parents[silent],
+        f"{parents[silent]}|r1",
+    )
     [x] = plan.exclusions
     assert (x.contact_id, x.kind, x.reason) == (suppressed, "reminder", "suppressed")
     record_plan(s.db, s.ws, plan, NOW)
@@ -393,8 +414,10 @@ def test_a_reminder_after_the_event_survey_closed_is_not_planned(make_store):
     moments = DELIVERY.replace("expires: 14d", "expires: 5d") + "    reminders: {count: 1, after: 3d}\n"
     s = make_store(RULES.replace("30d", "1d"), moments)
     early, late = s.contact("early"), s.contact("late")
-    for who, occurred, sent in ((early, "2026-11-16 09:00:00", "2026-11-17 10:00:00"),
-                                (late, "2026-11-13 09:00:00", "2026-11-17 10:00:00")):
+    for who, occurred, sent in (
+        (early, "2026-11-16 09:00:00", "2026-11-17 10:00:00"),
+        (late, "2026-11-13 09:00:00", "2026-11-17 10:00:00"),
+    ):
         event = s.event(who, "order_delivered", occurred)
         s.invitation(who, "delivery", sent, event_id=event, key=f"delivery|{who}|e{event}")
     plan = compute_plan(s.ws, s.db, NOW)  # 2026-11-20 10:00: both are due a reminder

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from cxctl import store
-from cxctl.validation import load_workspace
 from cxctl.store import email_hash
+from cxctl.validation import load_workspace
 
 ZOE = {
     "external_id": "C-1",
@@ -27,8 +27,13 @@ ZOE = {
 # Columns other areas add with NOT NULL and no default: filled with plausible values so the fixture
 # follows the schema as it grows.
 _SERIAL = itertools.count(1)
-_FILLERS = {"content_hash": lambda row: f"h{next(_SERIAL)}", "day": lambda row: row.get("submitted_at", "2026-01-01")[:10],
-            "row_key": lambda row: f"k{next(_SERIAL)}", "kind": lambda row: "unmatched", "status": lambda row: "counted"}
+_FILLERS = {
+    "content_hash": lambda row: f"h{next(_SERIAL)}",
+    "day": lambda row: row.get("submitted_at", "2026-01-01")[:10],
+    "row_key": lambda row: f"k{next(_SERIAL)}",
+    "kind": lambda row: "unmatched",
+    "status": lambda row: "counted",
+}
 
 
 def _insert(db, table: str, row: dict) -> int:
@@ -41,54 +46,145 @@ def _insert(db, table: str, row: dict) -> int:
     return db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(row.values())).lastrowid
 
 
-def seed_person(db, *, external_id, email, first_name, last_name, company="", free_text=None, note=None,
-                nps=3, segment="retail", when="2026-03-10 10:00:00", outbox: Path | None = None) -> dict:
+def seed_person(
+    db,
+    *,
+    external_id,
+    email,
+    first_name,
+    last_name,
+    company="",
+    free_text=None,
+    note=None,
+    nps=3,
+    segment="retail",
+    when="2026-03-10 10:00:00",
+    outbox: Path | None = None,
+) -> dict:
     """One person with a contact, an event, an invitation, a response (score + open answer), a
     follow-up note, a quarantined row, a suppression and (optionally) a rendered message."""
     normalised = email.split("@")[0] + "@" + email.split("@")[1].lower()
-    contact_id = _insert(db, "contacts", {
-        "external_id": external_id, "email": normalised, "email_hash": email_hash(normalised),
-        "first_name": first_name, "last_name": last_name, "language": "fr", "timezone": "Europe/Paris",
-        "country": "FR", "segment": segment, "company": company, "role": "buyer",
-        "attributes": json.dumps({"phone": "+33 6 12 34 56 78", "loyalty": "gold", "nickname": first_name}, ensure_ascii=False),
-        "created_at": when, "updated_at": when,
-    })
-    event_id = _insert(db, "events", {
-        "event_key": f"ORD-{external_id}", "contact_id": contact_id, "type": "order_delivered", "occurred_at": when,
-        "attributes": json.dumps({"address": f"12 rue des Lilas, chez {last_name}", "amount": 42.5}, ensure_ascii=False),
-        "source": "events.csv", "imported_at": when,
-    })
+    contact_id = _insert(
+        db,
+        "contacts",
+        {
+            "external_id": external_id,
+            "email": normalised,
+            "email_hash": email_hash(normalised),
+            "first_name": first_name,
+            "last_name": last_name,
+            "language": "fr",
+            "timezone": "Europe/Paris",
+            "country": "FR",
+            "segment": segment,
+            "company": company,
+            "role": "buyer",
+            "attributes": json.dumps(
+                {"phone": "+33 6 12 34 56 78", "loyalty": "gold", "nickname": first_name}, ensure_ascii=False
+            ),
+            "created_at": when,
+            "updated_at": when,
+        },
+    )
+    event_id = _insert(
+        db,
+        "events",
+        {
+            "event_key": f"ORD-{external_id}",
+            "contact_id": contact_id,
+            "type": "order_delivered",
+            "occurred_at": when,
+            "attributes": json.dumps(
+                {"address": f"12 rue des Lilas, chez {last_name}", "amount": 42.5}, ensure_ascii=False
+            ),
+            "source": "events.csv",
+            "imported_at": when,
+        },
+    )
     token = f"tok{contact_id}abcdefghijklmnopqr.sig{contact_id}"
-    invitation_id = _insert(db, "invitations", {
-        "dedupe_key": f"delivery_csat|{contact_id}|e{event_id}", "token": token, "contact_id": contact_id,
-        "moment": "nps_relational", "event_id": event_id, "kind": "invitation", "language": "fr", "email": normalised,
-        "send_at": when, "status": "sent", "attempts": 1, "last_error": f"451 temporary failure for <{normalised}>",
-        "message_id": f"<m{contact_id}@cxctl.example>", "sent_at": when, "created_at": when, "updated_at": when,
-    })
-    response_id = _insert(db, "responses", {
-        "response_key": f"generic:{contact_id}", "invitation_id": invitation_id, "contact_id": contact_id,
-        "moment": "nps_relational", "source": "generic", "submitted_at": when, "complete": 1, "imported_at": when,
-    })
+    invitation_id = _insert(
+        db,
+        "invitations",
+        {
+            "dedupe_key": f"delivery_csat|{contact_id}|e{event_id}",
+            "token": token,
+            "contact_id": contact_id,
+            "moment": "nps_relational",
+            "event_id": event_id,
+            "kind": "invitation",
+            "language": "fr",
+            "email": normalised,
+            "send_at": when,
+            "status": "sent",
+            "attempts": 1,
+            "last_error": f"451 temporary failure for <{normalised}>",
+            "message_id": f"<m{contact_id}@cxctl.example>",
+            "sent_at": when,
+            "created_at": when,
+            "updated_at": when,
+        },
+    )
+    response_id = _insert(
+        db,
+        "responses",
+        {
+            "response_key": f"generic:{contact_id}",
+            "invitation_id": invitation_id,
+            "contact_id": contact_id,
+            "moment": "nps_relational",
+            "source": "generic",
+            "submitted_at": when,
+            "complete": 1,
+            "imported_at": when,
+        },
+    )
     _insert(db, "answers", {"response_id": response_id, "question": "nps", "value_num": nps, "value_text": None})
     if free_text:
-        _insert(db, "answers", {"response_id": response_id, "question": "nps_why", "value_num": None, "value_text": free_text})
+        _insert(
+            db,
+            "answers",
+            {"response_id": response_id, "question": "nps_why", "value_num": None, "value_text": free_text},
+        )
     if note:
         _insert(db, "followups", {"response_id": response_id, "status": "done", "note": note, "done_at": when})
-    _insert(db, "quarantine", {
-        "source": "generic", "file_name": "responses.csv", "row_number": 7, "reason": "unknown token",
-        "raw": json.dumps({"email": normalised, "nps": "2", "nps_why": free_text or ""}, ensure_ascii=False), "imported_at": when,
-    })
-    _insert(db, "suppressions", {
-        "email_hash": email_hash(normalised), "email": normalised, "reason": "opt_out", "source": "unsubscribe",
-        "note": f"{first_name} asked by phone", "created_at": when,
-    })
+    _insert(
+        db,
+        "quarantine",
+        {
+            "source": "generic",
+            "file_name": "responses.csv",
+            "row_number": 7,
+            "reason": "unknown token",
+            "raw": json.dumps({"email": normalised, "nps": "2", "nps_why": free_text or ""}, ensure_ascii=False),
+            "imported_at": when,
+        },
+    )
+    _insert(
+        db,
+        "suppressions",
+        {
+            "email_hash": email_hash(normalised),
+            "email": normalised,
+            "reason": "opt_out",
+            "source": "unsubscribe",
+            "note": f"{first_name} asked by phone",
+            "created_at": when,
+        },
+    )
     if outbox is not None:
         outbox.mkdir(parents=True, exist_ok=True)
         (outbox / f"{invitation_id:06d}.eml").write_text(
             f"From: avis@boutique.example\nTo: {first_name} {last_name} <{normalised}>\nSubject: Votre avis\n"
-            f"X-Cxctl-Invitation: {invitation_id}\n\nBonjour {first_name},\n", encoding="utf-8")
-    return {"contact_id": contact_id, "invitation_id": invitation_id, "response_id": response_id,
-            "email": normalised, "token": token}
+            f"X-Cxctl-Invitation: {invitation_id}\n\nBonjour {first_name},\n",
+            encoding="utf-8",
+        )
+    return {
+        "contact_id": contact_id,
+        "invitation_id": invitation_id,
+        "response_id": response_id,
+        "email": normalised,
+        "token": token,
+    }
 
 
 @pytest.fixture
@@ -97,8 +193,18 @@ def populated(workspace_dir: Path):
     ws = load_workspace(workspace_dir)
     db = store.connect(ws.database)
     zoe = seed_person(db, **{k: v for k, v in ZOE.items()}, outbox=ws.outbox_dir)
-    paul = seed_person(db, external_id="C-2", email="paul.leroy@example.com", first_name="Paul", last_name="Leroy",
-                       company="Leroy SARL", free_text="Rapide et soigné", note="RAS", nps=9, outbox=ws.outbox_dir)
+    paul = seed_person(
+        db,
+        external_id="C-2",
+        email="paul.leroy@example.com",
+        first_name="Paul",
+        last_name="Leroy",
+        company="Leroy SARL",
+        free_text="Rapide et soigné",
+        note="RAS",
+        nps=9,
+        outbox=ws.outbox_dir,
+    )
     return ws, db, {"zoe": zoe, "paul": paul}
 
 
@@ -131,5 +237,8 @@ def retention_workspace(workspace_dir: Path) -> Path:
     """The shared test workspace with every retention period set."""
     config = workspace_dir / "cxctl.yaml"
     text = config.read_text(encoding="utf-8")
-    config.write_text(text.replace("  token_secret_env: CXCTL_SECRET\n", "  token_secret_env: CXCTL_SECRET\n" + RETENTION), encoding="utf-8")
+    config.write_text(
+        text.replace("  token_secret_env: CXCTL_SECRET\n", "  token_secret_env: CXCTL_SECRET\n" + RETENTION),
+        encoding="utf-8",
+    )
     return workspace_dir

@@ -35,17 +35,19 @@ def test_every_command_help_shows_an_example_of_itself(path, cli):
     assert code == 0
     examples = re.findall(r"Example:\s*(cxctl [^\n]+)", out)
     assert examples, f"`cxctl {' '.join(path)} --help` has no 'Example: cxctl …' line"
-    assert any(e.split()[1:1 + len(path)] == list(path) for e in examples), examples
+    assert any(e.split()[1 : 1 + len(path)] == list(path) for e in examples), examples
 
 
 def test_clock_dependent_commands_share_option_names():
     """--now, --json, --dry-run and -w/--workspace mean the same everywhere they appear."""
     seen: dict[str, set[str]] = {}
-    for path, command in COMMANDS:
+    for _path, command in COMMANDS:
         for param in command.params:
             for opt in getattr(param, "opts", []):
                 if opt in ("--now", "--json", "--dry-run", "--workspace"):
-                    seen.setdefault(opt, set()).add(" ".join(getattr(param, "secondary_opts", [])) + "|" + ",".join(sorted(param.opts)))
+                    seen.setdefault(opt, set()).add(
+                        " ".join(getattr(param, "secondary_opts", [])) + "|" + ",".join(sorted(param.opts))
+                    )
     assert seen["--workspace"] == {"|--workspace,-w"}
     assert all(len(forms) == 1 for forms in seen.values()), seen
 
@@ -57,7 +59,12 @@ def test_version(cli):
 
 def test_shell_completion_completes_commands():
     env = {**os.environ, "_CXCTL_COMPLETE": "complete_bash", "COMP_WORDS": "cxctl fo", "COMP_CWORD": "1"}
-    done = subprocess.run([sys.executable, "-c", "from cxctl.cli.app import main; main()"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", "from cxctl.cli.app import main; main()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert set(done.stdout.split()) == {"forget", "followups"}

@@ -41,11 +41,16 @@ def test_demo_runs_the_whole_loop_into_a_maildir(tmp_path: Path, cli, no_secret)
         if len(cells) == 7 and cells[1].isdigit():
             printed[cells[0]] = (int(cells[1]), int(cells[2]))
     from cxctl import store
+
     db = store.connect(folder / "cxctl.db")
-    stored = {m: (sent, answered) for m, sent, answered in db.execute(
-        "SELECT i.moment, COUNT(DISTINCT i.id), COUNT(DISTINCT r.id) FROM invitations i "
-        "LEFT JOIN responses r ON r.invitation_id = i.id AND r.status = 'counted' "
-        "WHERE i.kind = 'invitation' AND i.status = 'sent' GROUP BY i.moment")}
+    stored = {
+        m: (sent, answered)
+        for m, sent, answered in db.execute(
+            "SELECT i.moment, COUNT(DISTINCT i.id), COUNT(DISTINCT r.id) FROM invitations i "
+            "LEFT JOIN responses r ON r.invitation_id = i.id AND r.status = 'counted' "
+            "WHERE i.kind = 'invitation' AND i.status = 'sent' GROUP BY i.moment"
+        )
+    }
     assert printed == stored and sum(sent for sent, _ in printed.values()) == len(messages)
     assert "Where to look:" in out and str(maildir) in out
     assert "CXCTL_SECRET was not set" in out
@@ -57,7 +62,10 @@ def test_demo_is_reproducible_and_refuses_a_non_empty_folder(tmp_path: Path, cli
     code_b, out_b, _ = cli("demo", str(second), "--json")
     assert code_a == code_b == 0
     a, b = json.loads(out_a), json.loads(out_b)
-    summaries = lambda data, folder: [(s["name"], s["status"], s["summary"].replace(str(folder), "")) for s in data["steps"]]  # noqa: E731
+
+    def summaries(data, folder):
+        return [(s["name"], s["status"], s["summary"].replace(str(folder), "")) for s in data["steps"]]
+
     strip_port = lambda rows: [(n, st, su.split("127.0.0.1:")[0]) for n, st, su in rows]  # noqa: E731
     assert strip_port(summaries(a, first)) == strip_port(summaries(b, second))
     # Same answers to the same invitations; only the signed tokens (random by design) differ.
@@ -83,11 +91,11 @@ def test_force_never_overwrites_a_workspace_the_demo_did_not_create(tmp_path: Pa
 
 def test_forget_on_the_demo_data_keeps_every_scorecard(tmp_path: Path, no_secret, helpers):
     """Real imports, plan, send and responses: forget the respondents who wrote comments."""
+    from cxctl import store
     from cxctl.cli import demo
     from cxctl.privacy import erasure as privacy
-    from cxctl import store
-    from cxctl.validation import load_workspace
     from cxctl.results.scorecard import compute_scorecard
+    from cxctl.validation import load_workspace
 
     result = demo.run_demo(tmp_path / "demo", force=False)
     assert not result.failed
@@ -99,18 +107,26 @@ def test_forget_on_the_demo_data_keeps_every_scorecard(tmp_path: Path, no_secret
     people = db.execute(
         "SELECT DISTINCT c.external_id, c.email, c.first_name, c.last_name, a.value_text FROM answers a "
         "JOIN responses r ON r.id = a.response_id JOIN contacts c ON c.id = r.contact_id "
-        "WHERE a.question = 'commentaire' AND a.value_text IS NOT NULL ORDER BY c.external_id LIMIT 3").fetchall()
+        "WHERE a.question = 'commentaire' AND a.value_text IS NOT NULL ORDER BY c.external_id LIMIT 3"
+    ).fetchall()
     assert len(people) == 3
     for external_id, *_ in people:
         privacy.forget(ws, db, external_id, later)
     after = [compute_scorecard(ws, db, later, by=by) for by in views]
     assert after == before
-    for _, email, first, last, comment in people:
+    for _, email, first, last, _comment in people:
         for needle in (email, f"{first}", last):
             assert helpers.text_cells_containing(db, needle) == [], needle
     # The comments are gone from the forgotten people's answers (other people may have written the same words).
     hashed = [privacy.email_hash(email) for _, email, *_ in people]
-    assert db.execute(f"SELECT COUNT(*) FROM forgotten WHERE email_hash IN ({','.join('?' * 3)})", hashed).fetchone()[0] == 3
-    assert db.execute(
-        "SELECT COUNT(*) FROM answers a JOIN responses r ON r.id = a.response_id JOIN contacts c ON c.id = r.contact_id "
-        "WHERE c.forgotten_at IS NOT NULL AND a.value_text IS NOT NULL AND a.question = 'commentaire'").fetchone()[0] == 0
+    assert (
+        db.execute(f"SELECT COUNT(*) FROM forgotten WHERE email_hash IN ({','.join('?' * 3)})", hashed).fetchone()[0]
+        == 3
+    )
+    assert (
+        db.execute(
+            "SELECT COUNT(*) FROM answers a JOIN responses r ON r.id = a.response_id JOIN contacts c ON c.id = r.contact_id "
+            "WHERE c.forgotten_at IS NOT NULL AND a.value_text IS NOT NULL AND a.question = 'commentaire'"
+        ).fetchone()[0]
+        == 0
+    )

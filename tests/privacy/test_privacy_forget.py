@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from cxctl.privacy import erasure as privacy
 from cxctl.core.errors import UsageError
+from cxctl.core.timeutil import parse_now
+from cxctl.privacy import erasure as privacy
 from cxctl.privacy.erasure import PersonNotFound
 from cxctl.store import email_hash
-from cxctl.core.timeutil import parse_now
-
 
 NOW = parse_now("2026-11-22T09:00:00+00:00")
 ZOE_TRACES = ["zoe.martin", "Zoé", "Martin-Dubois", "Livreur impoli", "Rappelée", "ORD-C-1"]
@@ -45,13 +45,21 @@ def test_forget_keeps_a_hash_that_blocks_the_address(populated, helpers):
     ws, db, people = populated
     privacy.forget(ws, db, "C-1", NOW)
     hashed = email_hash(people["zoe"]["email"])
-    assert db.execute("SELECT forgotten_at FROM forgotten WHERE email_hash = ?", [hashed]).fetchone() == ("2026-11-22 09:00:00",)
+    assert db.execute("SELECT forgotten_at FROM forgotten WHERE email_hash = ?", [hashed]).fetchone() == (
+        "2026-11-22 09:00:00",
+    )
     # The existing opt-out keeps its reason, its address and note are gone.
-    assert db.execute("SELECT email, reason, note FROM suppressions WHERE email_hash = ?", [hashed]).fetchone() == (None, "opt_out", None)
+    assert db.execute("SELECT email, reason, note FROM suppressions WHERE email_hash = ?", [hashed]).fetchone() == (
+        None,
+        "opt_out",
+        None,
+    )
     assert privacy.is_forgotten(db, "zoe.martin@EXEMPLE.fr")
     assert not privacy.is_forgotten(db, "paul.leroy@example.com")
-    row = db.execute("SELECT external_id, email, forgotten_at, segment, country, language FROM contacts WHERE id = ?",
-                     [people["zoe"]["contact_id"]]).fetchone()
+    row = db.execute(
+        "SELECT external_id, email, forgotten_at, segment, country, language FROM contacts WHERE id = ?",
+        [people["zoe"]["contact_id"]],
+    ).fetchone()
     assert row == (None, None, "2026-11-22 09:00:00", "retail", "FR", "fr")
 
 
@@ -106,8 +114,9 @@ def test_forget_an_address_never_imported_still_blocks_it(populated, helpers):
     result = privacy.forget(ws, db, "inconnu@example.org", NOW)
     assert result.contacts == [] and result.changes["forgotten"] == 1
     assert privacy.is_forgotten(db, "inconnu@example.org")
-    assert db.execute("SELECT reason, source FROM suppressions WHERE email_hash = ?",
-                      [email_hash("inconnu@example.org")]).fetchone() == ("do_not_contact", "forget")
+    assert db.execute(
+        "SELECT reason, source FROM suppressions WHERE email_hash = ?", [email_hash("inconnu@example.org")]
+    ).fetchone() == ("do_not_contact", "forget")
 
 
 def test_unknown_external_id_and_bad_address_are_clear_errors(populated, helpers):
@@ -122,7 +131,14 @@ def test_export_person_holds_everything_stored_but_no_token(populated, helpers):
     ws, db, people = populated
     data = privacy.export_person(db, "C-1", NOW)
     text = json.dumps(data, ensure_ascii=False).lower()
-    for trace in ("zoe.martin@exemple.fr", "Zoé", "Martin-Dubois", helpers.ZOE["free_text"], helpers.ZOE["note"], "rue des Lilas"):
+    for trace in (
+        "zoe.martin@exemple.fr",
+        "Zoé",
+        "Martin-Dubois",
+        helpers.ZOE["free_text"],
+        helpers.ZOE["note"],
+        "rue des Lilas",
+    ):
         assert trace.lower() in text
     assert "paul" not in text
     assert people["zoe"]["token"] not in text
@@ -140,7 +156,9 @@ def test_export_person_holds_everything_stored_but_no_token(populated, helpers):
 @given(
     local=st.from_regex(r"[a-z][a-z0-9._%+-]{0,15}[a-z0-9]", fullmatch=True).filter(lambda s: ".." not in s),
     first=st.text(st.characters(codec="utf-8", categories=["L"]), min_size=3, max_size=12),
-    free=st.text(st.characters(codec="utf-8", categories=["L", "Zs", "P"]), min_size=8, max_size=60).filter(lambda s: s.strip() and "%" not in s and "_" not in s),
+    free=st.text(st.characters(codec="utf-8", categories=["L", "Zs", "P"]), min_size=8, max_size=60).filter(
+        lambda s: s.strip() and "%" not in s and "_" not in s
+    ),
 )
 def test_forget_erases_any_address_name_and_text(workspace_dir, tmp_path_factory, helpers, local, first, free):
     seed_person = helpers.seed_person
@@ -150,9 +168,18 @@ def test_forget_erases_any_address_name_and_text(workspace_dir, tmp_path_factory
 
     ws = load_workspace(workspace_dir)
     db = store.connect(tmp_path_factory.mktemp("db") / "cx.db")
-    seed_person(db, external_id="P-1", email=f"{local}@exemple.fr", first_name=first, last_name="Zzyzx",
-                free_text=f"⟦{free}⟧", note=f"⟦{free}⟧")
-    seed_person(db, external_id="P-2", email="autre@example.com", first_name="Autre", last_name="Personne", free_text="ok ok ok")
+    seed_person(
+        db,
+        external_id="P-1",
+        email=f"{local}@exemple.fr",
+        first_name=first,
+        last_name="Zzyzx",
+        free_text=f"⟦{free}⟧",
+        note=f"⟦{free}⟧",
+    )
+    seed_person(
+        db, external_id="P-2", email="autre@example.com", first_name="Autre", last_name="Personne", free_text="ok ok ok"
+    )
     privacy.forget(ws, db, f"{local}@exemple.fr", NOW)
     # The comment is wrapped in markers, so a short one cannot match unrelated text (a table name).
     for needle in (f"{local}@exemple.fr", "Zzyzx", f"⟦{free}⟧"):
@@ -160,7 +187,8 @@ def test_forget_erases_any_address_name_and_text(workspace_dir, tmp_path_factory
             needle.lower() in str(value).lower()
             for table in db.table_names()
             for row in db.execute(f"SELECT * FROM [{table}]").fetchall()
-            for value in row if isinstance(value, str)
+            for value in row
+            if isinstance(value, str)
         ), needle
     assert db.execute("SELECT COUNT(*) FROM answers WHERE value_num IS NOT NULL").fetchone()[0] == 2
 

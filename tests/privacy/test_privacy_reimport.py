@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cxctl.audience import contacts as audience
-
-from cxctl.privacy import erasure as privacy
-
 from cxctl import store
-from cxctl.validation import load_workspace
-from cxctl.store import email_hash
+from cxctl.audience import contacts as audience
 from cxctl.core.timeutil import parse_now
+from cxctl.privacy import erasure as privacy
+from cxctl.store import email_hash
+from cxctl.validation import load_workspace
 
 NOW = parse_now("2026-11-20T10:00:00+01:00")
 EXPORT = (
@@ -33,11 +31,17 @@ def test_reimporting_the_original_csv_does_not_recreate_an_invitable_contact(wor
     again = audience.import_contacts(ws, db, export, NOW)
     assert again.rejected == 1 and again.inserted == 0
     hashed = email_hash("zoe.martin@exemple.fr")
-    assert db.execute("SELECT COUNT(*) FROM contacts WHERE email_hash = ? OR external_id = 'C-1'", [hashed]).fetchone()[0] == 0
+    assert (
+        db.execute("SELECT COUNT(*) FROM contacts WHERE email_hash = ? OR external_id = 'C-1'", [hashed]).fetchone()[0]
+        == 0
+    )
 
     # Even a contact re-created behind cxctl's back is never planned: its hash is forgotten and suppressed.
-    db.execute("INSERT INTO contacts (external_id, email, email_hash, language, country, segment, created_at, updated_at) "
-               "VALUES ('C-1b', 'zoe.martin@exemple.fr', ?, 'fr', 'FR', 'retail', '2026-11-20 09:00:00', '2026-11-20 09:00:00')", [hashed])
+    db.execute(
+        "INSERT INTO contacts (external_id, email, email_hash, language, country, segment, created_at, updated_at) "
+        "VALUES ('C-1b', 'zoe.martin@exemple.fr', ?, 'fr', 'FR', 'retail', '2026-11-20 09:00:00', '2026-11-20 09:00:00')",
+        [hashed],
+    )
     from cxctl.planning.engine import compute_plan
 
     plan = compute_plan(ws, db, NOW)
@@ -45,4 +49,6 @@ def test_reimporting_the_original_csv_does_not_recreate_an_invitable_contact(wor
     assert all(item.contact_id != recreated for item in plan.planned)
     reasons = {e.reason for e in plan.exclusions if e.contact_id == recreated}
     assert reasons and reasons <= {"forgotten", "suppressed"}, reasons
-    assert db.execute("SELECT reason FROM suppressions WHERE email_hash = ?", [hashed]).fetchone() == ("do_not_contact",)
+    assert db.execute("SELECT reason FROM suppressions WHERE email_hash = ?", [hashed]).fetchone() == (
+        "do_not_contact",
+    )

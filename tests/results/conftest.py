@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from cxctl import store
-
 from cxctl.core import tokens
-from cxctl.validation import load_workspace
 from cxctl.store import email_hash
+from cxctl.validation import load_workspace
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-secret-do-not-use-in-production"
@@ -114,8 +113,11 @@ def _write(root: Path) -> Path:
         spec.loader.exec_module(module)
         sys.modules["_root_conftest"] = module
     module.write_workspace(root, {"ecommerce.yaml": RESULTS_YAML})
-    (root / "cxctl.yaml").write_text((root / "cxctl.yaml").read_text().replace(
-        "  priority: [support_ces, delivery_csat, nps_relational]\n", "") + "", encoding="utf-8")
+    (root / "cxctl.yaml").write_text(
+        (root / "cxctl.yaml").read_text().replace("  priority: [support_ces, delivery_csat, nps_relational]\n", "")
+        + "",
+        encoding="utf-8",
+    )
     return root
 
 
@@ -130,27 +132,58 @@ def results_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     db.conn.close()
 
 
-def add_contact(db, external_id: str, email: str | None = None, segment: str | None = None, attributes: str = "{}",
-                first_name: str | None = None) -> int:
-    db.execute("INSERT INTO contacts (external_id, email, email_hash, segment, first_name, attributes, created_at, updated_at)"
-               " VALUES (?, ?, ?, ?, ?, ?, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
-               [external_id, email, email and email_hash(email), segment, first_name, attributes])
+def add_contact(
+    db,
+    external_id: str,
+    email: str | None = None,
+    segment: str | None = None,
+    attributes: str = "{}",
+    first_name: str | None = None,
+) -> int:
+    db.execute(
+        "INSERT INTO contacts (external_id, email, email_hash, segment, first_name, attributes, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        [external_id, email, email and email_hash(email), segment, first_name, attributes],
+    )
     return db.execute("SELECT last_insert_rowid()").fetchone()[0]
 
 
 def add_event(db, contact_id: int, type_: str, occurred_at: str, attributes: str = "{}", key: str | None = None) -> int:
-    db.execute("INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) VALUES (?, ?, ?, ?, ?, ?)",
-               [key or f"{type_}-{contact_id}-{occurred_at}", contact_id, type_, occurred_at, attributes, occurred_at])
+    db.execute(
+        "INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [key or f"{type_}-{contact_id}-{occurred_at}", contact_id, type_, occurred_at, attributes, occurred_at],
+    )
     return db.execute("SELECT last_insert_rowid()").fetchone()[0]
 
 
-def add_invitation(db, contact_id: int, moment: str, sent_at: str, token: str | None = None, status: str = "sent",
-                   event_id: int | None = None, kind: str = "invitation") -> str:
+def add_invitation(
+    db,
+    contact_id: int,
+    moment: str,
+    sent_at: str,
+    token: str | None = None,
+    status: str = "sent",
+    event_id: int | None = None,
+    kind: str = "invitation",
+) -> str:
     token = token or tokens.new_token(SECRET.encode())
-    db.execute("""INSERT INTO invitations (dedupe_key, token, contact_id, moment, event_id, kind, send_at, status, sent_at,
+    db.execute(
+        """INSERT INTO invitations (dedupe_key, token, contact_id, moment, event_id, kind, send_at, status, sent_at,
                   created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-               [f"{moment}|{contact_id}|{token[:8]}", token, contact_id, moment, event_id, kind, sent_at, status,
-                sent_at if status == "sent" else None, sent_at, sent_at])
+        [
+            f"{moment}|{contact_id}|{token[:8]}",
+            token,
+            contact_id,
+            moment,
+            event_id,
+            kind,
+            sent_at,
+            status,
+            sent_at if status == "sent" else None,
+            sent_at,
+            sent_at,
+        ],
+    )
     return token
 
 
@@ -169,8 +202,13 @@ def sql():
     """The SQL helpers as a fixture (test modules cannot import conftest under --import-mode=importlib)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(add_contact=add_contact, add_event=add_event, add_invitation=add_invitation,
-                           fixture_copy=fixture_copy, secret=SECRET)
+    return SimpleNamespace(
+        add_contact=add_contact,
+        add_event=add_event,
+        add_invitation=add_invitation,
+        fixture_copy=fixture_copy,
+        secret=SECRET,
+    )
 
 
 DEMO_NOW = "2026-11-23T09:00:00+00:00"  # the demo's responses_now: the day its scorecard and report are made

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from cxctl.core.errors import ImportFileError, UsageError
 from cxctl.results.formats import open_export
 from cxctl.results.importer import import_responses, list_quarantine
 
-NOW = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 
 
 def people(db, sql, moment: str, sent_at: str, names=("alice", "bob", "carol", "erin")) -> dict[str, str]:
@@ -21,7 +21,11 @@ def people(db, sql, moment: str, sent_at: str, names=("alice", "bob", "carol", "
     found = {}
     for name in names:
         row = db.execute("SELECT id FROM contacts WHERE external_id = ?", [name.upper()]).fetchone()
-        cid = row[0] if row else sql.add_contact(db, name.upper(), f"{name}@example.fr", "particulier", first_name=name.title())
+        cid = (
+            row[0]
+            if row
+            else sql.add_contact(db, name.upper(), f"{name}@example.fr", "particulier", first_name=name.title())
+        )
         found[name] = sql.add_invitation(db, cid, moment, sent_at)
     row = db.execute("SELECT id FROM contacts WHERE external_id = 'C-004'").fetchone()
     cid = row[0] if row else sql.add_contact(db, "C-004", "denis@example.fr", "pro", first_name="Denis")
@@ -37,14 +41,21 @@ def export(tmp_path, name: str, *rows: str, head: str = "response_id,token,submi
 
 
 def statuses(db) -> dict[str, str]:
-    return dict(db.execute("SELECT c.external_id || '/' || r.moment, group_concat(r.status) FROM responses r"
-                           " JOIN contacts c ON c.id = r.contact_id GROUP BY 1").fetchall())
+    return dict(
+        db.execute(
+            "SELECT c.external_id || '/' || r.moment, group_concat(r.status) FROM responses r"
+            " JOIN contacts c ON c.id = r.contact_id GROUP BY 1"
+        ).fetchall()
+    )
 
 
 def answer(db, external_id: str, moment: str, question: str):
-    row = db.execute("""SELECT a.value_num, a.value_text FROM answers a JOIN responses r ON r.id = a.response_id
+    row = db.execute(
+        """SELECT a.value_num, a.value_text FROM answers a JOIN responses r ON r.id = a.response_id
                         JOIN contacts c ON c.id = r.contact_id WHERE c.external_id = ? AND r.moment = ?
-                        AND a.question = ? AND r.status = 'counted'""", [external_id, moment, question]).fetchone()
+                        AND a.question = ? AND r.status = 'counted'""",
+        [external_id, moment, question],
+    ).fetchone()
     return None if row is None else (row[0] if row[0] is not None else row[1])
 
 
@@ -53,17 +64,28 @@ def rollup_matches_raw(db) -> bool:
     raw = db.execute("""SELECT r.moment, r.day, a.question, CAST(a.value_num AS INTEGER), COUNT(*) FROM responses r
                         JOIN answers a ON a.response_id = r.id WHERE r.status = 'counted' AND a.value_num IS NOT NULL
                         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4""").fetchall()
-    rolled = db.execute("SELECT moment, day, question, value, n FROM score_rollup WHERE n <> 0 ORDER BY 1, 2, 3, 4").fetchall()
-    raw_r = db.execute("SELECT moment, day, COUNT(*) FROM responses WHERE status = 'counted' GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    rolled = db.execute(
+        "SELECT moment, day, question, value, n FROM score_rollup WHERE n <> 0 ORDER BY 1, 2, 3, 4"
+    ).fetchall()
+    raw_r = db.execute(
+        "SELECT moment, day, COUNT(*) FROM responses WHERE status = 'counted' GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall()
     rolled_r = db.execute("SELECT moment, day, n FROM response_rollup WHERE n <> 0 ORDER BY 1, 2").fetchall()
     return raw == rolled and raw_r == rolled_r
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("qualtrics_nps.csv", "qualtrics"), ("surveymonkey_store.csv", "surveymonkey"),
-    ("google_forms_web.csv", "google_forms"), ("typeform_delivery.csv", "typeform"),
-    ("limesurvey_support.csv", "limesurvey"), ("generic_mixed.csv", "generic"), ("responses.jsonl", "jsonl"),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("qualtrics_nps.csv", "qualtrics"),
+        ("surveymonkey_store.csv", "surveymonkey"),
+        ("google_forms_web.csv", "google_forms"),
+        ("typeform_delivery.csv", "typeform"),
+        ("limesurvey_support.csv", "limesurvey"),
+        ("generic_mixed.csv", "generic"),
+        ("responses.jsonl", "jsonl"),
+    ],
+)
 def test_format_is_detected_from_the_headers(tmp_path, sql, name, expected):
     export = open_export(sql.fixture_copy(name, tmp_path))
     try:
@@ -93,7 +115,9 @@ def test_qualtrics_previews_tests_spam_skipped_partial_kept_duplicate_and_quaran
     assert answer(db, "ALICE", "nps_relational", "nps_reason") == "delai"  # label "Le délai de livraison"
     assert answer(db, "C-004", "nps_relational", "nps") == 7  # matched by ExternalReference, no token
     # Times are read in the export's time zone (ImportId row: Europe/Paris) and stored in UTC.
-    submitted = db.execute("SELECT submitted_at FROM responses WHERE response_key LIKE '%R_1a2B3c4D5e6F7g8'").fetchone()[0]
+    submitted = db.execute(
+        "SELECT submitted_at FROM responses WHERE response_key LIKE '%R_1a2B3c4D5e6F7g8'"
+    ).fetchone()[0]
     assert submitted == "2026-10-05 08:01:41"
     stored = list_quarantine(db)
     assert [q.row_number for q in stored] == [11, 12] and stored[0].raw["ResponseId"] == "R_5e6F7g8H9i0J1k2"
@@ -106,9 +130,15 @@ def test_reimporting_the_same_export_changes_nothing(results_ws, sql, tmp_path):
     t["forged"] = t["bob"][:-2] + "xx"
     path = sql.fixture_copy("qualtrics_nps.csv", tmp_path, **t)
     import_responses(ws, db, path, NOW)
-    before = [db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() for table in ("responses", "answers", "quarantine", "score_rollup")]
+    before = [
+        db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+        for table in ("responses", "answers", "quarantine", "score_rollup")
+    ]
     again = import_responses(ws, db, path, NOW)
-    after = [db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() for table in ("responses", "answers", "quarantine", "score_rollup")]
+    after = [
+        db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+        for table in ("responses", "answers", "quarantine", "score_rollup")
+    ]
     assert (again.inserted, again.replaced, again.unchanged) == (0, 0, 5)
     assert before == after
 
@@ -169,7 +199,9 @@ def test_typeform_hidden_token_utc_dates_partial_and_unknown_token(results_ws, s
     assert (report.inserted, report.counted, report.partial) == (3, 2, 1)
     assert statuses(db)["CAROL/delivery_csat"] == "partial"
     assert report.problems[0].kind == "unmatched" and "unknown token" in report.problems[0].reason
-    alice = db.execute("SELECT submitted_at FROM responses WHERE response_key = 'typeform:delivery_csat:8x2k0qj1mz7c4v5b'").fetchone()
+    alice = db.execute(
+        "SELECT submitted_at FROM responses WHERE response_key = 'typeform:delivery_csat:8x2k0qj1mz7c4v5b'"
+    ).fetchone()
     assert alice == ("2026-10-20 08:00:12",)
 
 
@@ -195,7 +227,10 @@ def test_generic_csv_with_a_moment_column_and_no_way_to_match(results_ws, sql, t
     assert answer(db, "ALICE", "nps_relational", "nps") == 9
     assert answer(db, "BOB", "delivery_csat", "csat") == 3
     assert "no token, email or external reference" in report.problems[0].reason
-    assert db.execute("SELECT submitted_at FROM responses WHERE response_key LIKE '%:g-1'").fetchone()[0] == "2026-10-05 08:00:00"
+    assert (
+        db.execute("SELECT submitted_at FROM responses WHERE response_key LIKE '%:g-1'").fetchone()[0]
+        == "2026-10-05 08:00:00"
+    )
 
 
 def test_jsonl_nested_hidden_fields_and_bad_lines(results_ws, sql, tmp_path):
@@ -275,9 +310,12 @@ def test_a_survey_url_in_the_token_column_carries_the_token(results_ws, sql, tmp
     """Some tools export the landing URL instead of the hidden field: t= or token= in its query is the token."""
     ws, db = results_ws
     t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
-    path = export(tmp_path, "urls.csv",
-                  f"u1,https://survey.example/s/nps_relational?lang=fr&t={t['alice']},2026-10-02 10:00,9",
-                  f"u2,https://survey.example/s/nps_relational?token={t['bob']}&utm_source=mail,2026-10-02 11:00,3")
+    path = export(
+        tmp_path,
+        "urls.csv",
+        f"u1,https://survey.example/s/nps_relational?lang=fr&t={t['alice']},2026-10-02 10:00,9",
+        f"u2,https://survey.example/s/nps_relational?token={t['bob']}&utm_source=mail,2026-10-02 11:00,3",
+    )
     report = import_responses(ws, db, path, NOW, moment="nps_relational")
     assert (report.inserted, report.counted, report.quarantined_total) == (2, 2, 0)
     assert answer(db, "ALICE", "nps_relational", "nps") == 9 and answer(db, "BOB", "nps_relational", "nps") == 3
@@ -305,11 +343,20 @@ def test_a_forgotten_persons_answer_arriving_by_token_counts_without_its_free_te
     ws, db = results_ws
     t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
     forget(ws, db, "ALICE", NOW)
-    path = export(tmp_path, "late.csv", f"r1,{t['alice']},2026-10-02 10:00,4,Alice Martin ici : rappelez-moi au 06 12 34 56 78",
-                  f"r2,{t['bob']},2026-10-02 10:00,9,Très bien", head="response_id,token,submitted_at,nps,nps_why")
+    path = export(
+        tmp_path,
+        "late.csv",
+        f"r1,{t['alice']},2026-10-02 10:00,4,Alice Martin ici : rappelez-moi au 06 12 34 56 78",
+        f"r2,{t['bob']},2026-10-02 10:00,9,Très bien",
+        head="response_id,token,submitted_at,nps,nps_why",
+    )
     assert import_responses(ws, db, path, NOW, moment="nps_relational").counted == 2
-    texts = dict(db.execute("SELECT r.response_key, a.value_text FROM answers a JOIN responses r ON r.id = a.response_id "
-                            "WHERE a.question = 'nps_why'").fetchall())
+    texts = dict(
+        db.execute(
+            "SELECT r.response_key, a.value_text FROM answers a JOIN responses r ON r.id = a.response_id "
+            "WHERE a.question = 'nps_why'"
+        ).fetchall()
+    )
     assert sorted(texts.values(), key=str) == [None, "Très bien"]
     assert db.execute("SELECT COUNT(*) FROM answers WHERE question = 'nps' AND value_num = 4").fetchone()[0] == 1
 
@@ -346,8 +393,14 @@ def test_nan_and_infinite_scores_are_invalid_rows_not_a_crash(results_ws, sql, t
     """float() reads 'NaN' and 'inf': such a cell is quarantined as invalid, the other rows land."""
     ws, db = results_ws
     t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
-    path = export(tmp_path, "odd.csv", f"a,{t['alice']},2026-10-02 10:00,NaN", f"b,{t['bob']},2026-10-02 10:00,inf",
-                  f"c,{t['carol']},2026-10-02 10:00,-Infinity", f"d,{t['erin']},2026-10-02 10:00,8")
+    path = export(
+        tmp_path,
+        "odd.csv",
+        f"a,{t['alice']},2026-10-02 10:00,NaN",
+        f"b,{t['bob']},2026-10-02 10:00,inf",
+        f"c,{t['carol']},2026-10-02 10:00,-Infinity",
+        f"d,{t['erin']},2026-10-02 10:00,8",
+    )
     report = import_responses(ws, db, path, NOW, moment="nps_relational")
     assert (report.counted, report.quarantined) == (1, {"invalid": 3})
     assert all("is not a number of the 0–10 scale" in p.reason for p in report.problems)
@@ -357,10 +410,12 @@ def test_cli_import_wrong_arguments_exit_2_and_write_nothing(results_ws, sql, tm
     ws, db = results_ws
     t = people(db, sql, "support_ces", "2026-10-24 08:00:00")
     path = sql.fixture_copy("limesurvey_support.csv", tmp_path, **t)
-    for args, message in [((str(tmp_path / "absent.csv"),), "absent.csv: no such file"),
-                          ((str(tmp_path / "absent.jsonl"),), "absent.jsonl: no such file"),
-                          ((str(path), "--format", "qualtrix"), "unknown format 'qualtrix'"),
-                          ((str(path), "--encoding", "klingon"), "unknown encoding 'klingon'")]:
+    for args, message in [
+        ((str(tmp_path / "absent.csv"),), "absent.csv: no such file"),
+        ((str(tmp_path / "absent.jsonl"),), "absent.jsonl: no such file"),
+        ((str(path), "--format", "qualtrix"), "unknown format 'qualtrix'"),
+        ((str(path), "--encoding", "klingon"), "unknown encoding 'klingon'"),
+    ]:
         code, _, err = cli("responses", "import", *args, "-w", str(ws.root), "--now", "2026-11-10T12:00")
         assert code == 2 and message in err, (args, code, err)
     assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 0
@@ -369,7 +424,10 @@ def test_cli_import_wrong_arguments_exit_2_and_write_nothing(results_ws, sql, tm
 def test_validate_rejects_a_mapping_of_a_question_the_moment_does_not_ask(results_ws, cli):
     ws, _ = results_ws
     path = ws.root / "ecommerce.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace("columns: {ces: CES1}", "columns: {ces: CES1, nps: Q9}"), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("columns: {ces: CES1}", "columns: {ces: CES1, nps: Q9}"),
+        encoding="utf-8",
+    )
     code, out, err = cli("validate", str(ws.root))
     assert code == 1
     assert "moments.support_ces.responses.columns.nps" in out + err and "is not asked by this moment" in out + err
@@ -385,8 +443,14 @@ def test_any_sequence_of_imports_keeps_one_counted_response_per_invitation_and_e
     invitations = list(people(db, sql, "nps_relational", "2026-10-01 08:00:00").values())
     forged = tokens.new_token(b"another workspace")
     # The reason is sometimes not a choice of the question: that row is rejected although its NPS is valid.
-    row = st.tuples(st.integers(0, len(invitations)), st.sampled_from("abcdef"), st.integers(1, 9),
-                    st.integers(0, 10), st.booleans(), st.sampled_from(["prix", "", "Le délai de livraison", "inconnu"]))
+    row = st.tuples(
+        st.integers(0, len(invitations)),
+        st.sampled_from("abcdef"),
+        st.integers(1, 9),
+        st.integers(0, 10),
+        st.booleans(),
+        st.sampled_from(["prix", "", "Le délai de livraison", "inconnu"]),
+    )
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(st.lists(st.lists(row, min_size=1, max_size=6), min_size=1, max_size=3))
@@ -422,16 +486,22 @@ def test_fast_local_time_reading_agrees_with_the_full_parser_across_dst():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
+    from cxctl.core.timeutil import to_db
     from cxctl.results.formats import DAY_FIRST, parse_time
     from cxctl.results.importer import _Clock
-    from cxctl.core.timeutil import to_db
 
     paris = ZoneInfo("Europe/Paris")
     clock = _Clock(paris, paris, utc=False, order=DAY_FIRST)
-    around = st.sampled_from([datetime(2026, 3, 29), datetime(2026, 10, 25), datetime(2026, 12, 31), datetime(2026, 6, 1)])
+    around = st.sampled_from(
+        [datetime(2026, 3, 29), datetime(2026, 10, 25), datetime(2026, 12, 31), datetime(2026, 6, 1)]
+    )
 
     @settings(max_examples=200, deadline=None)
-    @given(around, st.integers(-3 * 3600, 3 * 3600), st.sampled_from(["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]))
+    @given(
+        around,
+        st.integers(-3 * 3600, 3 * 3600),
+        st.sampled_from(["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]),
+    )
     def check(base, seconds, pattern):
         text = (base + timedelta(seconds=seconds)).strftime(pattern)
         when = parse_time(text, paris)
@@ -448,10 +518,13 @@ def test_a_forked_worker_reading_the_file_gives_the_same_import(results_ws, sql,
     ws, db = results_ws
     t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
     path = tmp_path / "mixed.csv"
-    path.write_text("response_id,token,submitted_at,nps,nps_reason\n"
-                    f"a,{t['alice']},2026-10-05 10:00,9,prix\nb,{t['bob']},2026-10-05 11:00,11,prix\n"
-                    f"c,{tokens.new_token(b'forged')},2026-10-05 12:00,3,\nd,{t['carol']},15/10/2026 13:00,4,inconnu\n"
-                    f"e,{t['erin']},2026-10-06 09:30,0,Le prix\n", encoding="utf-8")
+    path.write_text(
+        "response_id,token,submitted_at,nps,nps_reason\n"
+        f"a,{t['alice']},2026-10-05 10:00,9,prix\nb,{t['bob']},2026-10-05 11:00,11,prix\n"
+        f"c,{tokens.new_token(b'forged')},2026-10-05 12:00,3,\nd,{t['carol']},15/10/2026 13:00,4,inconnu\n"
+        f"e,{t['erin']},2026-10-06 09:30,0,Le prix\n",
+        encoding="utf-8",
+    )
 
     def run(parallel: bool):
         for table in ("answers", "responses", "score_rollup", "response_rollup", "quarantine"):
@@ -477,10 +550,20 @@ def test_a_forked_worker_reading_the_file_gives_the_same_import(results_ws, sql,
     assert errors[0] == errors[1]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("31/11/2026 10:32", "the date '31/11/2026 10:32' does not exist: November 2026 has 30 days; fix the day in the file"),
-    ("26/11/2026 25:00", "unreadable date '26/11/2026 25:00' (hour must be in 0..23): check the day, month and time"),
-    ("demain", "unreadable date 'demain': use ISO 8601 (2026-11-20 14:05:00) or dd/mm/yyyy hh:mm")])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "31/11/2026 10:32",
+            "the date '31/11/2026 10:32' does not exist: November 2026 has 30 days; fix the day in the file",
+        ),
+        (
+            "26/11/2026 25:00",
+            "unreadable date '26/11/2026 25:00' (hour must be in 0..23): check the day, month and time",
+        ),
+        ("demain", "unreadable date 'demain': use ISO 8601 (2026-11-20 14:05:00) or dd/mm/yyyy hh:mm"),
+    ],
+)
 def test_an_impossible_date_names_its_value_and_the_fix(text, message):
     from zoneinfo import ZoneInfo
 

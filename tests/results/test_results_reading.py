@@ -22,7 +22,9 @@ def seed_nps(ws, db, sql, tmp_path, rows, name="nps.csv"):
     lines = [["response_id", "token", "submitted_at", "nps", "nps_why", "nps_reason"]]
     for i, (ext, segment, sent, submitted, score, why, reason) in enumerate(rows):
         cid = sql.add_contact(db, ext, f"{ext.lower()}@example.fr", segment, first_name=f"Prénom{i}")
-        lines.append([f"{name}-{i}", sql.add_invitation(db, cid, "nps_relational", sent), submitted, score, why, reason])
+        lines.append(
+            [f"{name}-{i}", sql.add_invitation(db, cid, "nps_relational", sent), submitted, score, why, reason]
+        )
     buffer = io.StringIO()
     csv.writer(buffer).writerows(lines)
     (tmp_path / name).write_text(buffer.getvalue(), encoding="utf-8")
@@ -48,15 +50,46 @@ def months(results_ws, sql, tmp_path):
     """Two months of NPS (September and October) and October deliveries by carrier."""
     ws, db = results_ws
     ws.settings.min_responses = 3
-    rows = [(f"S{i}", "particulier" if i % 2 else "professionnel", "2026-09-01 08:00:00", f"2026-09-{10 + i} 10:00", v,
-             "Livraison en retard" if v <= 6 else "", "Le délai de livraison" if v <= 6 else "Le prix")
-            for i, v in enumerate([10, 9, 7, 3, 2, 9])]
-    rows += [(f"O{i}", "particulier" if i % 2 else "professionnel", "2026-10-01 08:00:00", f"2026-10-{10 + i} 10:00", v,
-              "Le colis est arrivé abîmé, personne ne répond au service client" if v <= 6 else "", "Le délai de livraison"
-              if v <= 6 else "La qualité") for i, v in enumerate([10, 10, 10, 9, 2, 8])]
+    rows = [
+        (
+            f"S{i}",
+            "particulier" if i % 2 else "professionnel",
+            "2026-09-01 08:00:00",
+            f"2026-09-{10 + i} 10:00",
+            v,
+            "Livraison en retard" if v <= 6 else "",
+            "Le délai de livraison" if v <= 6 else "Le prix",
+        )
+        for i, v in enumerate([10, 9, 7, 3, 2, 9])
+    ]
+    rows += [
+        (
+            f"O{i}",
+            "particulier" if i % 2 else "professionnel",
+            "2026-10-01 08:00:00",
+            f"2026-10-{10 + i} 10:00",
+            v,
+            "Le colis est arrivé abîmé, personne ne répond au service client" if v <= 6 else "",
+            "Le délai de livraison" if v <= 6 else "La qualité",
+        )
+        for i, v in enumerate([10, 10, 10, 9, 2, 8])
+    ]
     seed_nps(ws, db, sql, tmp_path, rows)
-    seed_csat(ws, db, sql, tmp_path, [(f"D{i}", {"carrier": "Colissimo" if i < 3 else "Chronopost", "order": f"CMD-{i}"}, v,
-                                       "Colis perdu" if v == 1 else "") for i, v in enumerate([5, 4, 1, 5, 5, 2])])
+    seed_csat(
+        ws,
+        db,
+        sql,
+        tmp_path,
+        [
+            (
+                f"D{i}",
+                {"carrier": "Colissimo" if i < 3 else "Chronopost", "order": f"CMD-{i}"},
+                v,
+                "Colis perdu" if v == 1 else "",
+            )
+            for i, v in enumerate([5, 4, 1, 5, 5, 2])
+        ],
+    )
     return ws, db
 
 
@@ -66,6 +99,7 @@ def lines_of(out: str) -> list[str]:
 
 # --- tables at 80 and 120 columns ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("columns", [80, 120])
 @pytest.mark.parametrize("by", ["moment", "moment,month", "segment,month", "moment,segment"])
 def test_scorecard_reads_at_80_and_120_columns(months, cli, monkeypatch, columns, by):
@@ -73,8 +107,9 @@ def test_scorecard_reads_at_80_and_120_columns(months, cli, monkeypatch, columns
     cells; the trend column had no span. One line per measure, names whole, a labelled trend, a legend."""
     ws, _ = months
     monkeypatch.setenv("COLUMNS", str(columns))
-    code, out, err = cli("scorecard", "-w", str(ws.root), "--now", NOW_ARG, "--since", "2026-09-01", "--until",
-                         "2026-10-31", "--by", by)
+    code, out, err = cli(
+        "scorecard", "-w", str(ws.root), "--now", NOW_ARG, "--since", "2026-09-01", "--until", "2026-10-31", "--by", by
+    )
     assert code == 0, err
     assert max(len(line) for line in lines_of(out)) <= columns
     for name in ("nps_relational", "delivery_csat") if by.startswith("moment") else ("particulier", "professionnel"):
@@ -90,9 +125,13 @@ def test_scorecard_reads_at_80_and_120_columns(months, cli, monkeypatch, columns
 def test_scorecard_of_one_moment_names_it_in_the_title(months, cli, monkeypatch):
     ws, _ = months
     monkeypatch.setenv("COLUMNS", "80")
-    code, out, _ = cli("scorecard", "-w", str(ws.root), "--now", NOW_ARG, "--since", "2026-10-01", "-m", "delivery_csat")
+    code, out, _ = cli(
+        "scorecard", "-w", str(ws.root), "--now", NOW_ARG, "--since", "2026-10-01", "-m", "delivery_csat"
+    )
     assert code == 0 and lines_of(out)[0] == "scorecard 2026-10-01 → 2026-11-10 · moment delivery_csat"
-    code, out, _ = cli("scorecard", "-w", str(ws.root), "--now", NOW_ARG, "--since", "2026-10-01", "--json", "-m", "delivery_csat")
+    code, out, _ = cli(
+        "scorecard", "-w", str(ws.root), "--now", NOW_ARG, "--since", "2026-10-01", "--json", "-m", "delivery_csat"
+    )
     assert json.loads(out)["moment"] == "delivery_csat"
 
 
@@ -100,7 +139,11 @@ def test_piped_tables_are_laid_out_for_80_columns_not_200(months, cli, monkeypat
     """Not a terminal and no $COLUMNS: tables read at 80 (they were 200 columns wide)."""
     ws, _ = months
     monkeypatch.delenv("COLUMNS", raising=False)
-    for args in (["followups"], ["scorecard", "--now", NOW_ARG, "--by", "moment,month", "--since", "2026-09-01"], ["reasons"]):
+    for args in (
+        ["followups"],
+        ["scorecard", "--now", NOW_ARG, "--by", "moment,month", "--since", "2026-09-01"],
+        ["reasons"],
+    ):
         code, out, err = cli(*args, "-w", str(ws.root))
         assert code == 0, err
         assert max(len(line) for line in lines_of(out)) <= 80, args
@@ -139,7 +182,9 @@ def test_reasons_show_labels_and_shares(months, cli, monkeypatch):
     text = lines_of(out)
     assert text[0] == "reasons · nps_relational · nps_reason"
     # Detractors: S3, S4 (professionnel/particulier) and O4: each chose "Le délai de livraison".
-    assert any(line.split() == ["professionnel", "detractor", "Le", "délai", "de", "livraison", "2", "100"] for line in text)
+    assert any(
+        line.split() == ["professionnel", "detractor", "Le", "délai", "de", "livraison", "2", "100"] for line in text
+    )
     assert any(line.split() == ["particulier", "promoter", "Le", "prix", "2", "50"] for line in text)
     assert max(len(line) for line in text) <= 80
     assert "share of the category's respondents" in err
@@ -147,10 +192,13 @@ def test_reasons_show_labels_and_shares(months, cli, monkeypatch):
 
 # --- breakdown by the event's attributes ---------------------------------------------------------
 
+
 def test_scorecard_breaks_down_by_an_attribute_of_the_event(months):
     """`--by nature` (the claim type) was refused: "no contact has this attribute"."""
     ws, db = months
-    card = compute_scorecard(ws, db, NOW, by=["carrier"], since="2026-10-01", until="2026-10-31", moment="delivery_csat")
+    card = compute_scorecard(
+        ws, db, NOW, by=["carrier"], since="2026-10-01", until="2026-10-31", moment="delivery_csat"
+    )
     by_carrier = {r.group["carrier"]: r for r in card.rows}
     assert set(by_carrier) == {"Colissimo", "Chronopost"}
     assert by_carrier["Colissimo"].indicators["csat"].value == pytest.approx(200 / 3)  # 5, 4, 1 → 2 of 3 satisfied
@@ -166,7 +214,11 @@ def test_scorecard_breaks_down_by_an_attribute_of_the_event(months):
 def test_an_attribute_nobody_has_is_still_refused_with_both_kinds_of_names(months, cli):
     ws, _ = months
     code, _, err = cli("scorecard", "-w", str(ws.root), "--now", NOW_ARG, "--by", "carier")
-    assert code == 2 and "(did you mean 'carrier'?)" in err and "attribute of the events behind the answers (carrier, order)" in err
+    assert (
+        code == 2
+        and "(did you mean 'carrier'?)" in err
+        and "attribute of the events behind the answers (carrier, order)" in err
+    )
 
 
 def test_a_breakdown_pooling_relational_and_transactional_nps_says_so(months, sql, cli):
@@ -175,7 +227,11 @@ def test_a_breakdown_pooling_relational_and_transactional_nps_says_so(months, sq
     ws.moments["delivery_csat"].questions.append("nps")
     db.execute("UPDATE responses SET score_nps = 9 WHERE moment = 'delivery_csat'")
     card = compute_scorecard(ws, db, NOW, by=["segment"], since="2026-10-01", until="2026-10-31")
-    assert card.notes and "relational (nps_relational)" in card.notes[0] and "transactional (delivery_csat)" in card.notes[0]
+    assert (
+        card.notes
+        and "relational (nps_relational)" in card.notes[0]
+        and "transactional (delivery_csat)" in card.notes[0]
+    )
     assert "--by moment,segment" in card.notes[0]
     by_moment = compute_scorecard(ws, db, NOW, by=["moment", "segment"], since="2026-10-01", until="2026-10-31")
     assert by_moment.notes == []
@@ -183,6 +239,7 @@ def test_a_breakdown_pooling_relational_and_transactional_nps_says_so(months, sq
 
 
 # --- empty results say why -----------------------------------------------------------------------
+
 
 def test_reasons_of_a_moment_without_a_choice_question_say_why(months, cli):
     ws, _ = months
@@ -213,5 +270,7 @@ def test_ops_duration_with_the_events_reversed_says_so(results_ws, sql, cli):
     assert code == 0 and json.loads(out) == []
     assert "3 of the 3 order_placed event(s) come before the same person's order_delivered" in err
     assert "`cxctl ops duration order_placed order_delivered`" in err
-    code, out, err = cli("ops", "duration", "order_placed", "order_delivered", "-w", str(ws.root), "--since", "2026-11-01")
+    code, out, err = cli(
+        "ops", "duration", "order_placed", "order_delivered", "-w", str(ws.root), "--since", "2026-11-01"
+    )
     assert code == 0 and "no order_delivered event in that period" in err

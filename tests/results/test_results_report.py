@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cxctl import store
@@ -50,17 +50,29 @@ def test_the_demo_report_says_what_scorecard_json_says(demo_folder: Path, cli, f
     html = out.read_text(encoding="utf-8")
     figures = figures_of(html)
     checked = _check_rows(_scorecard(cli, demo_folder, "--by", "all")["rows"], figures, lambda row: "all")
-    checked += _check_rows(_scorecard(cli, demo_folder, "--by", "moment")["rows"], figures,
-                           lambda row: f"moment:{row['group']['moment']}")
-    checked += _check_rows(_scorecard(cli, demo_folder, "--by", "moment,week")["rows"], figures,
-                           lambda row: f"moment:{row['group']['moment']}", period=True)
-    checked += _check_rows(_scorecard(cli, demo_folder, "--by", "journey,stage,week")["rows"], figures,
-                           lambda row: f"stage:{row['group']['journey']}/{row['group']['stage']}", period=True)
+    checked += _check_rows(
+        _scorecard(cli, demo_folder, "--by", "moment")["rows"], figures, lambda row: f"moment:{row['group']['moment']}"
+    )
+    checked += _check_rows(
+        _scorecard(cli, demo_folder, "--by", "moment,week")["rows"],
+        figures,
+        lambda row: f"moment:{row['group']['moment']}",
+        period=True,
+    )
+    checked += _check_rows(
+        _scorecard(cli, demo_folder, "--by", "journey,stage,week")["rows"],
+        figures,
+        lambda row: f"stage:{row['group']['journey']}/{row['group']['stage']}",
+        period=True,
+    )
     assert checked > 20
     # The same value text as the terminal's table for a sufficient cell (value ±margin).
     code, terminal, _ = cli("scorecard", "-w", str(demo_folder), "--now", DEMO_NOW)
-    sufficient = [c["text"].split(" n=")[0].strip() for c in figures.values() if c["data-insufficient"] == "0"
-                  and c["data-scope"].startswith("moment:") and not c["data-period"]]
+    sufficient = [
+        c["text"].split(" n=")[0].strip()
+        for c in figures.values()
+        if c["data-insufficient"] == "0" and c["data-scope"].startswith("moment:") and not c["data-period"]
+    ]
     assert sufficient and all(text in terminal for text in sufficient)
 
 
@@ -113,7 +125,8 @@ def test_a_year_of_a_ten_moment_programme_fits_in_two_megabytes(tmp_path: Path, 
     moments = "".join(
         f"  m{i}:\n    journey: shop\n    stage: s{i % 5}\n    kind: transactional\n    trigger: {{event: e{i}}}\n"
         f"    questions: [{['nps', 'csat', 'ces'][i % 3]}, why, reason]\n    targets: {{{['nps: 30', 'csat: 80', 'ces: 5'][i % 3]}}}\n"
-        for i in range(10))
+        for i in range(10)
+    )
     (root / "cxctl.yaml").write_text(
         "workspace:\n  name: Year\n  timezone: Europe/Paris\n  sender: {name: S, address: s@example.com}\n"
         "  survey_url: 'https://s.example/{moment}?t={token}'\n  min_responses: 30\n"
@@ -122,7 +135,9 @@ def test_a_year_of_a_ten_moment_programme_fits_in_two_megabytes(tmp_path: Path, 
         "  why: {type: open, text: Why?}\n"
         "  reason: {type: single_choice, text: What?, choices: [{id: price, label: Price}, {id: delay, label: Delay},"
         " {id: quality, label: Quality}, {id: staff, label: Staff}]}\n"
-        "moments:\n" + moments, encoding="utf-8")
+        "moments:\n" + moments,
+        encoding="utf-8",
+    )
     ws = load_workspace(root)
     db = store.connect(ws.database)
     q = db.execute
@@ -145,12 +160,14 @@ def test_a_year_of_a_ten_moment_programme_fits_in_two_megabytes(tmp_path: Path, 
                 COALESCE(score_nps, score_csat, score_ces), NULL FROM responses""")
     q("""INSERT INTO answers SELECT id, 'reason', NULL, CASE id % 4 WHEN 0 THEN 'price' WHEN 1 THEN 'delay' WHEN 2 THEN 'quality'
                 ELSE 'staff' END FROM responses""")
-    q("INSERT INTO answers SELECT id, 'why', NULL, 'Livraison rapide mais emballage abîmé ' || (id % 50) FROM responses WHERE id % 4 = 0")
+    q(
+        "INSERT INTO answers SELECT id, 'why', NULL, 'Livraison rapide mais emballage abîmé ' || (id % 50) FROM responses WHERE id % 4 = 0"
+    )
     q("COMMIT")
     from cxctl.results.importer import rebuild_rollups
 
     rebuild_rollups(db)
-    report = build_report(ws, db, datetime(2026, 12, 31, 12, tzinfo=timezone.utc), since="2026-01-01", until="2026-12-31")
+    report = build_report(ws, db, datetime(2026, 12, 31, 12, tzinfo=UTC), since="2026-01-01", until="2026-12-31")
     assert report.granularity == "month" and len(report.periods) == 12 and len(report.moments) == 10
     html = render_report(report)
     size = len(html.encode("utf-8"))
@@ -161,8 +178,9 @@ def test_a_year_of_a_ten_moment_programme_fits_in_two_megabytes(tmp_path: Path, 
     from cxctl.results.report import figure
     from cxctl.results.scorecard import compute_scorecard
 
-    card = compute_scorecard(ws, db, datetime(2026, 12, 31, 12, tzinfo=timezone.utc), by=["moment", "month"],
-                             since="2026-01-01", until="2026-12-31")
+    card = compute_scorecard(
+        ws, db, datetime(2026, 12, 31, 12, tzinfo=UTC), by=["moment", "month"], since="2026-01-01", until="2026-12-31"
+    )
     row = next(r for r in card.rows if r.group["moment"] == "m3" and r.period == "2026-06")
     assert f'data-value="{row.indicators["nps"].value}"' in html
     from markupsafe import escape
@@ -171,9 +189,13 @@ def test_a_year_of_a_ten_moment_programme_fits_in_two_megabytes(tmp_path: Path, 
 
 
 def test_unknown_language_and_period_are_refused(demo_folder: Path, cli, tmp_path: Path):
-    code, _, err = cli("report", "-w", str(demo_folder), "--now", DEMO_NOW, "--lang", "de", "-o", str(tmp_path / "r.html"))
+    code, _, err = cli(
+        "report", "-w", str(demo_folder), "--now", DEMO_NOW, "--lang", "de", "-o", str(tmp_path / "r.html")
+    )
     assert code == 2 and "--lang" in err and "fr or en" in err
-    code, _, err = cli("report", "-w", str(demo_folder), "--now", DEMO_NOW, "--period", "year", "-o", str(tmp_path / "r.html"))
+    code, _, err = cli(
+        "report", "-w", str(demo_folder), "--now", DEMO_NOW, "--period", "year", "-o", str(tmp_path / "r.html")
+    )
     assert code == 2 and "week or month" in err
 
 

@@ -18,7 +18,9 @@ INSTALL = "install Debian's headless browser: apt-get install -y chromium chromi
 
 
 def _browser(profile: Path):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the test extra: pip install -e '.[test]'")
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium is in the test extra: pip install -e '.[test]'"
+    )
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
     if binary is None or driver_path is None:
@@ -27,9 +29,18 @@ def _browser(profile: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={profile}", "--window-size=1280,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,1000",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     return webdriver.Chrome(options=options, service=Service(driver_path))
@@ -49,11 +60,16 @@ def test_the_demo_report_opens_offline_with_no_error_and_prints(demo_folder: Pat
         assert resources == []
         requested = [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]
         # Every request made for the report's document (the browser's own start pages make theirs).
-        urls = {m["params"]["request"]["url"] for m in requested if m["method"] == "Network.requestWillBeSent"
-                and m["params"].get("documentURL") == page.as_uri()}
+        urls = {
+            m["params"]["request"]["url"]
+            for m in requested
+            if m["method"] == "Network.requestWillBeSent" and m["params"].get("documentURL") == page.as_uri()
+        }
         assert urls == {page.as_uri()}, urls
         # Charts drawn: every inline SVG has a size on screen.
-        sizes = driver.execute_script("return [...document.querySelectorAll('svg')].map(s => s.getBoundingClientRect().width)")
+        sizes = driver.execute_script(
+            "return [...document.querySelectorAll('svg')].map(s => s.getBoundingClientRect().width)"
+        )
         assert len(sizes) >= 5 and min(sizes) > 100
         # The numbers the browser shows are the scorecard's.
         shown = figures_of(driver.page_source)
@@ -70,7 +86,9 @@ def test_the_demo_report_opens_offline_with_no_error_and_prints(demo_folder: Pat
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(1280, min(height, 8000))
         assert driver.save_screenshot(str(tmp_path / "report-1280-full.png"))
-        pdf = driver.execute_cdp_cmd("Page.printToPDF", {"paperWidth": 8.27, "paperHeight": 11.69, "printBackground": True})
+        pdf = driver.execute_cdp_cmd(
+            "Page.printToPDF", {"paperWidth": 8.27, "paperHeight": 11.69, "printBackground": True}
+        )
         data = base64.b64decode(pdf["data"])
         (tmp_path / "report.pdf").write_bytes(data)
         assert data.startswith(b"%PDF") and data.count(b"/Type /Page") >= 2

@@ -6,19 +6,21 @@ import csv
 import io
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cxctl.results.importer import import_responses
 from cxctl.results.scorecard import compute_scorecard
 from cxctl.results.stats import Mean, Nps, Proportion, mean_change, nps_change, proportion_change, sparkline, wilson
 
-NOW = datetime(2026, 11, 10, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 
 
 # --- statistics, by hand ------------------------------------------------------------------------
+
 
 def test_nps_and_its_adjusted_wald_margin_by_hand():
     """Adjusted-Wald (Rocks 2016; MeasuringU): n + 3, promoters + ¾, detractors + ¾, then the Wald interval."""
@@ -57,13 +59,17 @@ def test_mean_margin_and_changes_by_hand():
     mean = Mean.of({1: 1, 7: 1})
     assert mean.value == 4 and mean.variance == 18 and mean.margin == pytest.approx(1.959964 * 3, rel=1e-6)
     change = proportion_change(Proportion(60, 100), Proportion(45, 100))
-    assert change.delta == pytest.approx(15) and change.z == pytest.approx(0.15 / math.sqrt(0.525 * 0.475 * 0.02), rel=1e-6)
+    assert change.delta == pytest.approx(15) and change.z == pytest.approx(
+        0.15 / math.sqrt(0.525 * 0.475 * 0.02), rel=1e-6
+    )
     assert change.significant
     change = nps_change(Nps(50, 30, 20), Nps(30, 30, 40))
     # adjusted: (50.75 − 20.75)/103 − (30.75 − 40.75)/103 = 40/103 over √(var₁ + var₂), both adjusted
     var1 = (71.5 / 103 - (30 / 103) ** 2) / 103
     var2 = (71.5 / 103 - (10 / 103) ** 2) / 103
-    assert change.delta == pytest.approx(40) and change.z == pytest.approx((40 / 103) / math.sqrt(var1 + var2), rel=1e-6)
+    assert change.delta == pytest.approx(40) and change.z == pytest.approx(
+        (40 / 103) / math.sqrt(var1 + var2), rel=1e-6
+    )
     assert change.significant
     assert not nps_change(Nps(3, 1, 1), Nps(2, 2, 1)).significant
     assert mean_change(Mean.of({5: 10, 6: 10}), Mean.of({5: 10, 6: 10})).delta == 0
@@ -101,6 +107,7 @@ def test_margins_shrink_as_n_grows(p, q, d, factor):
 
 # --- scorecards over imported responses --------------------------------------------------------
 
+
 def seed(ws, db, sql, tmp_path, rows, moment="nps_relational", question="nps", name="seed.csv"):
     """rows: (external_id, segment, attributes dict, sent_at, submitted_at, value) → contacts, invitations, import."""
     path = tmp_path / name
@@ -109,8 +116,13 @@ def seed(ws, db, sql, tmp_path, rows, moment="nps_relational", question="nps", n
         writer.writerow(["response_id", "token", "submitted_at", question])
         for i, (external_id, segment, attributes, sent_at, submitted_at, value) in enumerate(rows):
             row = db.execute("SELECT id FROM contacts WHERE external_id = ?", [external_id]).fetchone()
-            cid = row[0] if row else sql.add_contact(db, external_id, f"{external_id.lower()}@example.fr", segment,
-                                                     json.dumps(attributes))
+            cid = (
+                row[0]
+                if row
+                else sql.add_contact(
+                    db, external_id, f"{external_id.lower()}@example.fr", segment, json.dumps(attributes)
+                )
+            )
             token = sql.add_invitation(db, cid, moment, sent_at)
             if submitted_at is not None:
                 writer.writerow([f"{name}-{i}", token, submitted_at, value])
@@ -120,9 +132,14 @@ def seed(ws, db, sql, tmp_path, rows, moment="nps_relational", question="nps", n
 def test_scorecard_by_moment_and_month_by_hand(results_ws, sql, tmp_path):
     ws, db = results_ws
     ws.settings.min_responses = 3
-    september = [(f"S{i}", "pro", {}, "2026-09-01 08:00:00", f"2026-09-{10 + i} 10:00", v) for i, v in enumerate([10, 9, 7, 3])]
+    september = [
+        (f"S{i}", "pro", {}, "2026-09-01 08:00:00", f"2026-09-{10 + i} 10:00", v) for i, v in enumerate([10, 9, 7, 3])
+    ]
     september += [(f"S{i}", "pro", {}, "2026-09-01 08:00:00", None, None) for i in range(4, 8)]  # 4 never answered
-    october = [(f"O{i}", "pro", {}, "2026-10-01 08:00:00", f"2026-10-{10 + i} 10:00", v) for i, v in enumerate([10, 10, 10, 9, 2])]
+    october = [
+        (f"O{i}", "pro", {}, "2026-10-01 08:00:00", f"2026-10-{10 + i} 10:00", v)
+        for i, v in enumerate([10, 10, 10, 9, 2])
+    ]
     seed(ws, db, sql, tmp_path, september + october)
     card = compute_scorecard(ws, db, NOW, by=["moment", "month"], since="2026-09-01", until="2026-10-31")
 
@@ -149,10 +166,26 @@ def test_cells_below_minimum_n_are_insufficient_and_have_no_verdict(results_ws, 
 def test_csat_top_box_and_ces_agreement(results_ws, sql, tmp_path):
     ws, db = results_ws
     ws.settings.min_responses = 1
-    seed(ws, db, sql, tmp_path, [(f"C{i}", "pro", {}, "2026-10-01 08:00:00", "2026-10-02 10:00", v) for i, v in enumerate([5, 4, 3, 1])],
-         moment="delivery_csat", question="csat", name="csat.csv")
-    seed(ws, db, sql, tmp_path, [(f"E{i}", "pro", {}, "2026-10-01 08:00:00", "2026-10-02 10:00", v) for i, v in enumerate([7, 5, 4, 2])],
-         moment="support_ces", question="ces", name="ces.csv")
+    seed(
+        ws,
+        db,
+        sql,
+        tmp_path,
+        [(f"C{i}", "pro", {}, "2026-10-01 08:00:00", "2026-10-02 10:00", v) for i, v in enumerate([5, 4, 3, 1])],
+        moment="delivery_csat",
+        question="csat",
+        name="csat.csv",
+    )
+    seed(
+        ws,
+        db,
+        sql,
+        tmp_path,
+        [(f"E{i}", "pro", {}, "2026-10-01 08:00:00", "2026-10-02 10:00", v) for i, v in enumerate([7, 5, 4, 2])],
+        moment="support_ces",
+        question="ces",
+        name="ces.csv",
+    )
     rows = {r.group["moment"]: r.indicators for r in compute_scorecard(ws, db, NOW, by=["moment"]).rows}
     assert rows["delivery_csat"]["csat"].value == 50.0 and rows["delivery_csat"]["csat"].target_met is False
     assert rows["delivery_csat"]["csat"].interval == pytest.approx(tuple(100 * x for x in wilson(2, 4)))
@@ -163,21 +196,39 @@ def test_csat_top_box_and_ces_agreement(results_ws, sql, tmp_path):
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from(["pro", "particulier", None]), st.sampled_from(["web", "magasin"]),
-                          st.integers(1, 28), st.integers(9, 10), st.integers(0, 10)), min_size=1, max_size=25))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["pro", "particulier", None]),
+            st.sampled_from(["web", "magasin"]),
+            st.integers(1, 28),
+            st.integers(9, 10),
+            st.integers(0, 10),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
 def test_breakdown_totals_equal_overall_counts(results_ws, sql, tmp_path_factory, answers):
     ws, db = results_ws
     db.execute("DELETE FROM responses")
     db.execute("DELETE FROM invitations")
     db.execute("DELETE FROM contacts")
     tmp = tmp_path_factory.mktemp("seed")
-    rows = [(f"P{i}", seg, {"canal": canal}, f"2026-{month:02d}-01 08:00:00", f"2026-{month:02d}-{day:02d} 10:00", value)
-            for i, (seg, canal, day, month, value) in enumerate(answers)]
+    rows = [
+        (f"P{i}", seg, {"canal": canal}, f"2026-{month:02d}-01 08:00:00", f"2026-{month:02d}-{day:02d} 10:00", value)
+        for i, (seg, canal, day, month, value) in enumerate(answers)
+    ]
     seed(ws, db, sql, tmp, rows)
-    overall = compute_scorecard(ws, db, NOW, by=["moment"], since="2026-09-01", until="2026-10-31").rows[0].indicators["nps"]
+    overall = (
+        compute_scorecard(ws, db, NOW, by=["moment"], since="2026-09-01", until="2026-10-31").rows[0].indicators["nps"]
+    )
     for by in (["segment"], ["canal"], ["moment", "month"], ["journey", "week"]):
-        parts = [r.indicators["nps"] for r in compute_scorecard(ws, db, NOW, by=by, since="2026-09-01", until="2026-10-31").rows
-                 if "nps" in r.indicators]
+        parts = [
+            r.indicators["nps"]
+            for r in compute_scorecard(ws, db, NOW, by=by, since="2026-09-01", until="2026-10-31").rows
+            if "nps" in r.indicators
+        ]
         assert sum(p.n for p in parts) == overall.n == len(answers)
         promoters = sum(round(p.detail["promoters"] * p.n / 100) for p in parts)
         assert promoters == round(overall.detail["promoters"] * overall.n / 100)
@@ -186,7 +237,13 @@ def test_breakdown_totals_equal_overall_counts(results_ws, sql, tmp_path_factory
 
 def test_cli_scorecard_formats(results_ws, sql, tmp_path, cli):
     ws, db = results_ws
-    seed(ws, db, sql, tmp_path, [(f"A{i}", "pro", {"canal": "web"}, "2026-10-01 08:00:00", "2026-10-02 10:00", 9) for i in range(3)])
+    seed(
+        ws,
+        db,
+        sql,
+        tmp_path,
+        [(f"A{i}", "pro", {"canal": "web"}, "2026-10-01 08:00:00", "2026-10-02 10:00", 9) for i in range(3)],
+    )
     base = ["scorecard", "-w", str(ws.root), "--now", "2026-11-10T12:00", "--by", "moment,canal"]
     code, out, _ = cli(*base, "--format", "csv")
     lines = out.splitlines()
@@ -197,7 +254,9 @@ def test_cli_scorecard_formats(results_ws, sql, tmp_path, cli):
     assert "nps_trend" in header and first[header.index("nps_trend")].strip("▁▂▃▄▅▆▇█ ") == ""
     code, out, _ = cli(*base, "--json")
     data = json.loads(out)
-    assert data["rows"][0]["indicators"]["nps"]["n"] == 3 and data["rows"][0]["indicators"]["nps"]["insufficient"] is True
+    assert (
+        data["rows"][0]["indicators"]["nps"]["n"] == 3 and data["rows"][0]["indicators"]["nps"]["insufficient"] is True
+    )
     code, out, _ = cli(*base, "--format", "markdown")
     assert out.startswith("| moment | canal | responses |") and "| nps_trend |" in out
     code, out, err = cli(*base, "--format", "pdf")
@@ -222,14 +281,19 @@ def test_breakdowns_with_few_or_many_attribute_values_agree(results_ws, sql, tmp
     """Per-value columns (few values), a sorted group vector (many), two-byte groups (over 255 values)."""
     ws, db = results_ws
     ws.settings.min_responses = 1
-    rows = [(f"V{i}", "pro", {"ville": f"ville-{i % towns}"}, "2026-10-01 08:00:00", "2026-10-02 10:00", i % 11)
-            for i in range(2 * towns)]
+    rows = [
+        (f"V{i}", "pro", {"ville": f"ville-{i % towns}"}, "2026-10-01 08:00:00", "2026-10-02 10:00", i % 11)
+        for i in range(2 * towns)
+    ]
     rows.append(("NOATTR", "pro", {}, "2026-10-01 08:00:00", "2026-10-02 10:00", 10))
     seed(ws, db, sql, tmp_path, rows)
     card = compute_scorecard(ws, db, NOW, by=["ville"], since="2026-10-01", until="2026-10-31")
     by_town = {r.group["ville"]: r for r in card.rows}
     assert len(by_town) == towns + 1 and by_town[""].indicators["nps"].n == 1
-    assert sum(r.indicators["nps"].n for r in card.rows) == 2 * towns + 1 and sum(r.sent for r in card.rows) == 2 * towns + 1
+    assert (
+        sum(r.indicators["nps"].n for r in card.rows) == 2 * towns + 1
+        and sum(r.sent for r in card.rows) == 2 * towns + 1
+    )
     for town in ("ville-0", f"ville-{towns - 1}"):
         values = [i % 11 for i in range(2 * towns) if f"ville-{i % towns}" == town]
         expected = 100.0 * (sum(v >= 9 for v in values) - sum(v <= 6 for v in values)) / len(values)

@@ -15,10 +15,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from cxctl import store
-
 from cxctl.core import tokens
-from cxctl.validation import load_workspace
 from cxctl.core.timeutil import parse_now, to_db
+from cxctl.validation import load_workspace
 
 NOW = "2026-11-23T10:00:00+00:00"
 
@@ -45,7 +44,9 @@ class Sink:
         if self.delay:
             await asyncio.sleep(self.delay)
         with self.lock:
-            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+            self.messages.append(
+                (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content)
+            )
         return "250 Message accepted"
 
     def parsed(self) -> list[email.message.EmailMessage]:
@@ -144,16 +145,20 @@ rules:
 """
 
 
-def write_smtp_config(root: Path, port: int = 25, transport: str = "smtp", concurrency: int = 2,
-                      max_failures: int = 3) -> Path:
+def write_smtp_config(
+    root: Path, port: int = 25, transport: str = "smtp", concurrency: int = 2, max_failures: int = 3
+) -> Path:
     """Replace the shared test workspace's cxctl.yaml with one that sends to `port`."""
-    (root / "cxctl.yaml").write_text(SMTP_WORKSPACE.format(
-        transport=transport, port=port, concurrency=concurrency, max_failures=max_failures), encoding="utf-8")
+    (root / "cxctl.yaml").write_text(
+        SMTP_WORKSPACE.format(transport=transport, port=port, concurrency=concurrency, max_failures=max_failures),
+        encoding="utf-8",
+    )
     return root
 
 
-def add_invitations(db, ws, people: list[dict], moment: str = "delivery_csat", now: str = NOW,
-                    kind: str = "invitation") -> list[int]:
+def add_invitations(
+    db, ws, people: list[dict], moment: str = "delivery_csat", now: str = NOW, kind: str = "invitation"
+) -> list[int]:
     """Insert contacts, a delivery event each, and one planned invitation each, due at `now`."""
     stamp = to_db(parse_now(now))
     secret = ws.secret()
@@ -163,17 +168,46 @@ def add_invitations(db, ws, people: list[dict], moment: str = "delivery_csat", n
         contact_id = db.execute(
             "INSERT INTO contacts (external_id, email, email_hash, first_name, last_name, language, attributes, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [person.get("external_id", f"C{i}-{email_address}"), email_address, store.email_hash(email_address),
-             person.get("first_name"), person.get("last_name"), person.get("language", "fr"),
-             json.dumps(person.get("attributes", {})), stamp, stamp]).lastrowid
+            [
+                person.get("external_id", f"C{i}-{email_address}"),
+                email_address,
+                store.email_hash(email_address),
+                person.get("first_name"),
+                person.get("last_name"),
+                person.get("language", "fr"),
+                json.dumps(person.get("attributes", {})),
+                stamp,
+                stamp,
+            ],
+        ).lastrowid
         event_id = db.execute(
             "INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [f"E-{contact_id}-{i}", contact_id, "order_delivered", stamp, json.dumps(person.get("event", {"order_id": f"A{i:04d}"})), stamp]).lastrowid
+            [
+                f"E-{contact_id}-{i}",
+                contact_id,
+                "order_delivered",
+                stamp,
+                json.dumps(person.get("event", {"order_id": f"A{i:04d}"})),
+                stamp,
+            ],
+        ).lastrowid
         invitation_id = db.execute(
             "INSERT INTO invitations (dedupe_key, token, contact_id, moment, event_id, kind, language, email, send_at, status, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
-            [f"{moment}|{contact_id}|e{event_id}", tokens.new_token(secret), contact_id, moment, event_id, kind,
-             person.get("language", "fr"), email_address, stamp, stamp, stamp]).lastrowid
+            [
+                f"{moment}|{contact_id}|e{event_id}",
+                tokens.new_token(secret),
+                contact_id,
+                moment,
+                event_id,
+                kind,
+                person.get("language", "fr"),
+                email_address,
+                stamp,
+                stamp,
+                stamp,
+            ],
+        ).lastrowid
         ids.append(invitation_id)
     return ids
 
@@ -195,5 +229,12 @@ def send_helpers():
     """The helpers above, for test modules (importlib mode cannot import conftest)."""
     import types
 
-    return types.SimpleNamespace(NOW=NOW, add_invitations=add_invitations, write_smtp_config=write_smtp_config,
-                                 Sink=Sink, FlakySink=FlakySink, RefusingSink=RefusingSink, DroppingSink=DroppingSink)
+    return types.SimpleNamespace(
+        NOW=NOW,
+        add_invitations=add_invitations,
+        write_smtp_config=write_smtp_config,
+        Sink=Sink,
+        FlakySink=FlakySink,
+        RefusingSink=RefusingSink,
+        DroppingSink=DroppingSink,
+    )

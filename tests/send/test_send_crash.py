@@ -11,8 +11,8 @@ import time
 import pytest
 
 from cxctl.core.errors import LockedError
-from cxctl.delivery.send import database_file, deliver, send_lock
 from cxctl.core.timeutil import parse_now
+from cxctl.delivery.send import database_file, deliver, send_lock
 from cxctl.delivery.transport import SmtpTransport
 
 NOW = "2026-11-23T10:00:00+00:00"
@@ -21,9 +21,25 @@ NOW = "2026-11-23T10:00:00+00:00"
 def start_send(workspace_dir, *args: str) -> subprocess.Popen:
     env = dict(os.environ, CXCTL_SECRET="test-secret-do-not-use-in-production")
     # --moment: only the invitations the test inserted (the shared workspace also has a relational wave).
-    return subprocess.Popen([sys.executable, "-m", "cxctl", "send", "-w", str(workspace_dir), "--now", NOW,
-                             "--moment", "delivery_csat", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cxctl",
+            "send",
+            "-w",
+            str(workspace_dir),
+            "--now",
+            NOW,
+            "--moment",
+            "delivery_csat",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
 
 
 def wait_for(condition, timeout: float = 20.0) -> None:
@@ -35,7 +51,8 @@ def wait_for(condition, timeout: float = 20.0) -> None:
 
 
 def test_sigkill_mid_run_then_rerun_sends_everyone_once_and_reports_the_in_doubt(
-        smtp_server, smtp_ws, send_helpers, workspace_dir):
+    smtp_server, smtp_ws, send_helpers, workspace_dir
+):
     sink = send_helpers.Sink(delay=0.03)  # slow enough for the kill to land mid-run
     ws, db = smtp_ws(smtp_server(sink), concurrency=2)
     people = [{"email": f"person{i:03d}@example.com"} for i in range(80)]
@@ -115,14 +132,12 @@ def test_lock_is_refused_in_process_and_released_after(smtp_ws, send_helpers):
     fd = os.open(f"{path}.send.lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        with pytest.raises(LockedError, match="--wait"):
-            with send_lock(path):
-                pass
+        with pytest.raises(LockedError, match="--wait"), send_lock(path):
+            pass
     finally:
         os.close(fd)
-    with send_lock(path):
-        with send_lock(path):  # re-entrant within one process (send_campaign → deliver)
-            pass
+    with send_lock(path), send_lock(path):  # re-entrant within one process (send_campaign → deliver)
+        pass
 
 
 def test_sending_rows_never_exceed_the_window(smtp_server, smtp_ws, send_helpers):

@@ -9,8 +9,8 @@ import pytest
 
 from cxctl.core import tokens
 from cxctl.core.errors import UsageError
-from cxctl.delivery.send import deliver, send_campaign
 from cxctl.core.timeutil import parse_now
+from cxctl.delivery.send import deliver, send_campaign
 from cxctl.delivery.transport import OutboxTransport, SmtpTransport
 
 SECRET = b"test-secret-do-not-use-in-production"
@@ -28,8 +28,13 @@ def statuses(db):
 
 def run(ws, db, transport=None, **kwargs):
     kwargs.setdefault("retry_delays", (0.05, 0.05))
-    return deliver(ws, db, parse_now(kwargs.pop("now", "2026-11-23T10:00:00+00:00")),
-                   transport or SmtpTransport(ws.settings.smtp), **kwargs)
+    return deliver(
+        ws,
+        db,
+        parse_now(kwargs.pop("now", "2026-11-23T10:00:00+00:00")),
+        transport or SmtpTransport(ws.settings.smtp),
+        **kwargs,
+    )
 
 
 def test_messages_arrive_multipart_with_headers_links_and_language(smtp_server, smtp_ws, send_helpers):
@@ -55,7 +60,8 @@ def test_messages_arrive_multipart_with_headers_links_and_language(smtp_server, 
     assert 'lang="fr"' in html and "Ne plus recevoir d’enquêtes" in html
 
     token, invitation_id, message_id = db.execute(
-        "SELECT token, id, message_id FROM invitations WHERE email = 'zoe@example.fr'").fetchone()
+        "SELECT token, id, message_id FROM invitations WHERE email = 'zoe@example.fr'"
+    ).fetchone()
     assert tokens.verify(SECRET, token)
     assert zoe["Message-ID"] == message_id
     assert zoe["X-Cxctl-Invitation"] == str(invitation_id)
@@ -219,23 +225,39 @@ def test_reminders_go_to_non_responders_only_and_say_so(smtp_server, smtp_ws, se
     parents = send_helpers.add_invitations(db, ws, PEOPLE[:2])
     assert run(ws, db).sent == 2
     answered = db.execute("SELECT contact_id, moment FROM invitations WHERE id = ?", [parents[0]]).fetchone()
-    response = {"response_key": "r1", "invitation_id": parents[0], "contact_id": answered[0], "moment": answered[1],
-                "source": "test", "submitted_at": "2026-11-24 08:00:00", "imported_at": "2026-11-24 09:00:00"}
+    response = {
+        "response_key": "r1",
+        "invitation_id": parents[0],
+        "contact_id": answered[0],
+        "moment": answered[1],
+        "source": "test",
+        "submitted_at": "2026-11-24 08:00:00",
+        "imported_at": "2026-11-24 09:00:00",
+    }
     for _, column, _, notnull, default, pk in db.execute("PRAGMA table_info(responses)").fetchall():
         if notnull and default is None and not pk and column not in response:  # columns the results area adds
             response[column] = "2026-11-24" if column == "day" else f"filler-{column}"
-    db.execute(f"INSERT INTO responses ({', '.join(response)}) VALUES ({', '.join('?' * len(response))})", list(response.values()))
-    for n, parent in enumerate(parents):
-        db.execute("INSERT INTO invitations (dedupe_key, token, contact_id, moment, event_id, kind, parent_id, language, email, "
-                   "send_at, status, created_at, updated_at) SELECT ?, ?, contact_id, moment, event_id, 'reminder', id, language, "
-                   "email, '2026-11-26 10:00:00', 'planned', created_at, updated_at FROM invitations WHERE id = ?",
-                   [f"{parent}|r1", tokens.new_token(SECRET), parent])
+    db.execute(
+        f"INSERT INTO responses ({', '.join(response)}) VALUES ({', '.join('?' * len(response))})",
+        list(response.values()),
+    )
+    for _n, parent in enumerate(parents):
+        db.execute(
+            "INSERT INTO invitations (dedupe_key, token, contact_id, moment, event_id, kind, parent_id, language, email, "
+            "send_at, status, created_at, updated_at) SELECT ?, ?, contact_id, moment, event_id, 'reminder', id, language, "
+            "email, '2026-11-26 10:00:00', 'planned', created_at, updated_at FROM invitations WHERE id = ?",
+            [f"{parent}|r1", tokens.new_token(SECRET), parent],
+        )
     report = run(ws, db, now="2026-11-26T10:00:00+00:00")
     assert (report.sent, report.reminders, report.skipped) == (1, 1, {"responded": 1})
     reminder = sink.parsed()[-1]
     assert reminder["To"].addresses[0].addr_spec == PEOPLE[1]["email"]
-    assert reminder["Subject"] == "Reminder — E-commerce journey: your opinion in two minutes, John"  # John reads English
-    statuses_by_kind = db.execute("SELECT parent_id, status FROM invitations WHERE kind = 'reminder' ORDER BY parent_id").fetchall()
+    assert (
+        reminder["Subject"] == "Reminder — E-commerce journey: your opinion in two minutes, John"
+    )  # John reads English
+    statuses_by_kind = db.execute(
+        "SELECT parent_id, status FROM invitations WHERE kind = 'reminder' ORDER BY parent_id"
+    ).fetchall()
     assert statuses_by_kind == [(parents[0], "cancelled"), (parents[1], "sent")]
 
 
@@ -273,8 +295,14 @@ def test_messages_in_doubt_that_did_arrive_are_accepted_as_sent(smtp_server, smt
     db.execute("UPDATE invitations SET status = 'sending' WHERE id = ?", [ids[0]])
     assert run(ws, db).in_doubt == 1
     with pytest.raises(UsageError, match="contradict"):
-        send_campaign(ws, db, parse_now("2026-11-23T10:00:00+00:00"), SmtpTransport(ws.settings.smtp),
-                      resend_in_doubt="all", accept_in_doubt="all")
+        send_campaign(
+            ws,
+            db,
+            parse_now("2026-11-23T10:00:00+00:00"),
+            SmtpTransport(ws.settings.smtp),
+            resend_in_doubt="all",
+            accept_in_doubt="all",
+        )
     with pytest.raises(UsageError, match="both"):
         run(ws, db, resend_in_doubt=frozenset({ids[0]}), accept_in_doubt=frozenset({ids[0]}))
     with pytest.raises(UsageError, match=f"invitation\\(s\\) {ids[1]} are not in doubt \\(in doubt: {ids[0]}\\)"):
@@ -290,9 +318,15 @@ def test_a_changed_address_is_used_and_a_forgotten_contact_is_not_sent(smtp_serv
     sink = send_helpers.Sink()
     ws, db = smtp_ws(smtp_server(sink))
     ids = send_helpers.add_invitations(db, ws, PEOPLE[:2])
-    db.execute("UPDATE contacts SET email = 'zoe.new@example.fr' WHERE id = (SELECT contact_id FROM invitations WHERE id = ?)", [ids[0]])
-    db.execute("UPDATE contacts SET email = NULL, forgotten_at = '2026-11-23 09:00:00' "
-               "WHERE id = (SELECT contact_id FROM invitations WHERE id = ?)", [ids[1]])
+    db.execute(
+        "UPDATE contacts SET email = 'zoe.new@example.fr' WHERE id = (SELECT contact_id FROM invitations WHERE id = ?)",
+        [ids[0]],
+    )
+    db.execute(
+        "UPDATE contacts SET email = NULL, forgotten_at = '2026-11-23 09:00:00' "
+        "WHERE id = (SELECT contact_id FROM invitations WHERE id = ?)",
+        [ids[1]],
+    )
     report = run(ws, db)
     assert report.sent == 1 and report.skipped == {"forgotten": 1}
     assert sink.per_address() == {"zoe.new@example.fr": 1}

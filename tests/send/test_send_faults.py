@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from cxctl.core.timeutil import parse_now
 from cxctl.delivery.in_doubt import reconcile
 from cxctl.delivery.send import deliver, send_campaign
-from cxctl.core.timeutil import parse_now
 from cxctl.delivery.transport import SmtpTransport
 
 NOW = "2026-11-23T10:00:00+00:00"
@@ -51,18 +51,22 @@ class RelaySink:
         self.busy += 1
         try:
             await asyncio.sleep(self.before)
-            message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.compat32)
+            message = email.message_from_bytes(
+                envelope.original_content or envelope.content, policy=email.policy.compat32
+            )
             with self.lock:
                 self.queue_id += 1
                 qid = f"{self.queue_id:X}"
                 stamp = time.strftime("%b %d %H:%M:%S")
                 with open(self.log, "a", encoding="utf-8") as log:
-                    log.write(f"{stamp} relay postfix/smtpd[811]: {qid}: client=localhost[127.0.0.1]\n"
-                              f"{stamp} relay postfix/cleanup[812]: {qid}: message-id={message['Message-ID']}\n"
-                              f"{stamp} relay postfix/qmgr[813]: {qid}: from=<{envelope.mail_from}>, size=2048, "
-                              f"nrcpt=1 (queue active)\n"
-                              f"{stamp} relay postfix/smtp[814]: {qid}: to=<{envelope.rcpt_tos[0]}>, "
-                              f"relay=mx.example[192.0.2.1]:25, delay=0.1, status=sent (250 2.0.0 Ok)\n")
+                    log.write(
+                        f"{stamp} relay postfix/smtpd[811]: {qid}: client=localhost[127.0.0.1]\n"
+                        f"{stamp} relay postfix/cleanup[812]: {qid}: message-id={message['Message-ID']}\n"
+                        f"{stamp} relay postfix/qmgr[813]: {qid}: from=<{envelope.mail_from}>, size=2048, "
+                        f"nrcpt=1 (queue active)\n"
+                        f"{stamp} relay postfix/smtp[814]: {qid}: to=<{envelope.rcpt_tos[0]}>, "
+                        f"relay=mx.example[192.0.2.1]:25, delay=0.1, status=sent (250 2.0.0 Ok)\n"
+                    )
                 self.journal.add(envelope.original_content or envelope.content)
                 self.ids.append(int(message["X-Cxctl-Invitation"]))
             await asyncio.sleep(self.after)
@@ -73,8 +77,12 @@ class RelaySink:
 
 def start_send(workspace_dir: Path) -> subprocess.Popen:
     env = dict(os.environ)
-    return subprocess.Popen([sys.executable, "-m", "cxctl", "send", "-w", str(workspace_dir), "--now", NOW,
-                             "--moment", "delivery_csat"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cxctl", "send", "-w", str(workspace_dir), "--now", NOW, "--moment", "delivery_csat"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
 
 
 def wait_for(condition, timeout: float = 30.0) -> None:
@@ -85,8 +93,9 @@ def wait_for(condition, timeout: float = 30.0) -> None:
         time.sleep(0.002)
 
 
-def kill_then_settle(tmp_path, smtp_server, smtp_ws, send_helpers, workspace_dir, kill_after: int, evidence: str,
-                     people: int = 60) -> dict:
+def kill_then_settle(
+    tmp_path, smtp_server, smtp_ws, send_helpers, workspace_dir, kill_after: int, evidence: str, people: int = 60
+) -> dict:
     """One experiment; returns its figures."""
     sink = RelaySink(tmp_path)
     ws, db = smtp_ws(smtp_server(sink), concurrency=CONCURRENCY)
@@ -107,11 +116,17 @@ def kill_then_settle(tmp_path, smtp_server, smtp_ws, send_helpers, workspace_dir
     assert rerun.in_doubt == len(in_doubt) == in_flight <= CONCURRENCY
     delivered_in_doubt = in_doubt & set(sink.ids)
 
-    paths = {"relay_logs": [sink.log], "mailboxes": []} if evidence == "relay-log" else \
-        {"relay_logs": [], "mailboxes": [tmp_path / "journal"]}
+    paths = (
+        {"relay_logs": [sink.log], "mailboxes": []}
+        if evidence == "relay-log"
+        else {"relay_logs": [], "mailboxes": [tmp_path / "journal"]}
+    )
     report = reconcile(db, now, **paths)
     assert (report.undecided, report.delivered, report.not_delivered) == (
-        0, len(delivered_in_doubt), len(in_doubt - delivered_in_doubt)), [d.__dict__ for d in report.decisions]
+        0,
+        len(delivered_in_doubt),
+        len(in_doubt - delivered_in_doubt),
+    ), [d.__dict__ for d in report.decisions]
 
     final = deliver(ws, db, now, transport, moment="delivery_csat")
     assert final.sent == report.not_delivered and final.in_doubt == 0 and final.ok
@@ -119,15 +134,17 @@ def kill_then_settle(tmp_path, smtp_server, smtp_ws, send_helpers, workspace_dir
     copies = Counter(sink.ids)
     duplicates = sum(n - 1 for n in copies.values() if n > 1)
     lost = [i for i in ids if copies[i] == 0]
-    statuses = dict(db.execute("SELECT status, COUNT(*) FROM invitations WHERE moment = 'delivery_csat' "
-                               "GROUP BY status").fetchall())
+    statuses = dict(
+        db.execute("SELECT status, COUNT(*) FROM invitations WHERE moment = 'delivery_csat' GROUP BY status").fetchall()
+    )
     assert (duplicates, lost, statuses) == (0, [], {"sent": people})
     return {"in_doubt": len(in_doubt), "delivered_in_doubt": len(delivered_in_doubt), "killed_after": len(sink.ids)}
 
 
 @pytest.mark.parametrize("kill_after, evidence", [(1, "relay-log"), (9, "mailbox"), (30, "relay-log")])
 def test_kill_9_at_several_moments_then_reconcile_leaves_no_duplicate_and_no_loss(
-        tmp_path, smtp_server, smtp_ws, send_helpers, workspace_dir, kill_after, evidence):
+    tmp_path, smtp_server, smtp_ws, send_helpers, workspace_dir, kill_after, evidence
+):
     figures = kill_then_settle(tmp_path, smtp_server, smtp_ws, send_helpers, workspace_dir, kill_after, evidence)
     assert figures["in_doubt"] <= CONCURRENCY
 
@@ -144,11 +161,22 @@ def test_kill_9_repeated_measures_the_window(tmp_path, smtp_server, smtp_ws, sen
         import shutil
 
         shutil.copytree(workspace_dir, ws_dir)
-        figures.append(kill_then_settle(folder, smtp_server, lambda port, **kw: _ws_at(ws_dir, port, send_helpers, **kw),
-                                        send_helpers, ws_dir, kill_after, "relay-log" if n % 2 else "mailbox"))
+        figures.append(
+            kill_then_settle(
+                folder,
+                smtp_server,
+                lambda port, ws_dir=ws_dir, **kw: _ws_at(ws_dir, port, send_helpers, **kw),
+                send_helpers,
+                ws_dir,
+                kill_after,
+                "relay-log" if n % 2 else "mailbox",
+            )
+        )
     with capsys.disabled():
-        print(f"\nkill -9 × {len(figures)}: in doubt {[f['in_doubt'] for f in figures]}, of which delivered "
-              f"{[f['delivered_in_doubt'] for f in figures]}; 0 duplicates, 0 losses after reconcile")
+        print(
+            f"\nkill -9 × {len(figures)}: in doubt {[f['in_doubt'] for f in figures]}, of which delivered "
+            f"{[f['delivered_in_doubt'] for f in figures]}; 0 duplicates, 0 losses after reconcile"
+        )
     assert max(f["in_doubt"] for f in figures) <= CONCURRENCY
 
 
@@ -165,19 +193,30 @@ def test_reconcile_cli_settles_each_message_from_a_postfix_log(tmp_path, smtp_ws
     """The user's path: `cxctl send` reports the ids in doubt; `cxctl reconcile --relay-log` settles each one."""
     ws, db = smtp_ws(transport="outbox")
     ids = send_helpers.add_invitations(db, ws, [{"email": f"p{i}@example.com"} for i in range(4)])
-    runs = [db.execute("INSERT INTO send_runs (pid, started_at) VALUES (1, '2026-11-23 09:00:00')").lastrowid,
-            db.execute("INSERT INTO send_runs (pid, started_at) VALUES (2, '2026-11-23 09:30:00')").lastrowid]
+    runs = [
+        db.execute("INSERT INTO send_runs (pid, started_at) VALUES (1, '2026-11-23 09:00:00')").lastrowid,
+        db.execute("INSERT INTO send_runs (pid, started_at) VALUES (2, '2026-11-23 09:30:00')").lastrowid,
+    ]
     # ids[0] sent before the crash, ids[1] and ids[2] in flight when it came, ids[3] sent by the next run.
-    for invitation, status, run in ((ids[0], "sent", runs[0]), (ids[1], "sending", runs[0]),
-                                    (ids[2], "sending", runs[0]), (ids[3], "sent", runs[1])):
-        db.execute("UPDATE invitations SET status = ?, run_id = ?, message_id = '<cx.' || id || '.x@boutique.example>' "
-                   "WHERE id = ?", [status, run, invitation])
+    for invitation, status, run in (
+        (ids[0], "sent", runs[0]),
+        (ids[1], "sending", runs[0]),
+        (ids[2], "sending", runs[0]),
+        (ids[3], "sent", runs[1]),
+    ):
+        db.execute(
+            "UPDATE invitations SET status = ?, run_id = ?, message_id = '<cx.' || id || '.x@boutique.example>' "
+            "WHERE id = ?",
+            [status, run, invitation],
+        )
     log = tmp_path / "mail.log"
     lines = []
     for n, invitation in enumerate((ids[0], ids[1], ids[3])):
         qid = f"4F{n}A2B3C"
-        lines += [f"Nov 23 09:00:0{n} mx postfix/cleanup[1]: {qid}: message-id=<cx.{invitation}.x@boutique.example>",
-                  f"Nov 23 09:00:0{n} mx postfix/qmgr[2]: {qid}: from=<avis@boutique.example>, size=9, nrcpt=1 (queue active)"]
+        lines += [
+            f"Nov 23 09:00:0{n} mx postfix/cleanup[1]: {qid}: message-id=<cx.{invitation}.x@boutique.example>",
+            f"Nov 23 09:00:0{n} mx postfix/qmgr[2]: {qid}: from=<avis@boutique.example>, size=9, nrcpt=1 (queue active)",
+        ]
     # ids[2]: the relay saw its header, but the client died before the end of DATA: never queued.
     lines.append(f"Nov 23 09:00:09 mx postfix/cleanup[1]: 4F9Z: message-id=<cx.{ids[2]}.x@boutique.example>")
     log.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -190,7 +229,10 @@ def test_reconcile_cli_settles_each_message_from_a_postfix_log(tmp_path, smtp_ws
     code, out, _ = cli("reconcile", "-w", str(workspace_dir), "--relay-log", str(log), "--json")
     result = json.loads(out)
     assert code == 0, out
-    assert [(d["invitation"], d["verdict"]) for d in result["decisions"]] == [(ids[1], "delivered"), (ids[2], "not_delivered")]
+    assert [(d["invitation"], d["verdict"]) for d in result["decisions"]] == [
+        (ids[1], "delivered"),
+        (ids[2], "not_delivered"),
+    ]
     status = dict(db.execute("SELECT id, status FROM invitations WHERE id IN (?, ?)", [ids[1], ids[2]]).fetchall())
     assert status == {ids[1]: "sent", ids[2]: "planned"}
 
@@ -201,11 +243,20 @@ def test_reconcile_keeps_in_doubt_what_the_evidence_cannot_decide(tmp_path, smtp
     ws, db = smtp_ws(transport="outbox")
     ids = send_helpers.add_invitations(db, ws, [{"email": "a@example.com"}, {"email": "b@example.com"}])
     run = db.execute("INSERT INTO send_runs (pid, started_at) VALUES (1, '2026-11-23 09:00:00')").lastrowid
-    db.execute("UPDATE invitations SET status = 'sent', run_id = ?, message_id = '<cx.1.x@b.example>' WHERE id = ?", [run, ids[0]])
-    db.execute("UPDATE invitations SET status = 'in_doubt', run_id = ?, message_id = '<cx.2.x@b.example>' WHERE id = ?", [run, ids[1]])
+    db.execute(
+        "UPDATE invitations SET status = 'sent', run_id = ?, message_id = '<cx.1.x@b.example>' WHERE id = ?",
+        [run, ids[0]],
+    )
+    db.execute(
+        "UPDATE invitations SET status = 'in_doubt', run_id = ?, message_id = '<cx.2.x@b.example>' WHERE id = ?",
+        [run, ids[1]],
+    )
     log = tmp_path / "exim_mainlog"
-    log.write_text("2026-11-23 09:00:01 1rABCD-000123-AB <= avis@b.example H=localhost [127.0.0.1] P=esmtp S=900 "
-                   "id=cx.1.x@b.example\n", encoding="utf-8")
+    log.write_text(
+        "2026-11-23 09:00:01 1rABCD-000123-AB <= avis@b.example H=localhost [127.0.0.1] P=esmtp S=900 "
+        "id=cx.1.x@b.example\n",
+        encoding="utf-8",
+    )
     now = parse_now(NOW)
     report = reconcile(db, now, [log], [], dry_run=True)
     assert [(d.invitation, d.verdict) for d in report.decisions] == [(ids[1], "undecided")]
@@ -217,7 +268,10 @@ def test_reconcile_keeps_in_doubt_what_the_evidence_cannot_decide(tmp_path, smtp
 def test_reconcile_reads_an_mbox_journal(tmp_path, smtp_ws, send_helpers):
     ws, db = smtp_ws(transport="outbox")
     ids = send_helpers.add_invitations(db, ws, [{"email": "a@example.com"}])
-    db.execute("UPDATE invitations SET status = 'in_doubt', run_id = 1, message_id = '<cx.9.t@b.example>' WHERE id = ?", [ids[0]])
+    db.execute(
+        "UPDATE invitations SET status = 'in_doubt', run_id = 1, message_id = '<cx.9.t@b.example>' WHERE id = ?",
+        [ids[0]],
+    )
     box = mailbox.mbox(tmp_path / "journal.mbox")
     box.add(b"From: avis@b.example\nMessage-ID: <cx.9.t@b.example>\nSubject: x\n\nbody\n")
     box.close()

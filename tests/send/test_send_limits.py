@@ -8,8 +8,8 @@ import pytest
 from aiosmtpd.smtp import AuthResult
 
 from cxctl.core.errors import UsageError
-from cxctl.delivery.send import deliver
 from cxctl.core.timeutil import parse_now
+from cxctl.delivery.send import deliver
 from cxctl.delivery.transport import SmtpTransport
 
 NOW = "2026-11-23T10:00:00+00:00"
@@ -30,12 +30,16 @@ def test_rate_limit_spaces_the_messages(smtp_server, smtp_ws, send_helpers):
     assert time.monotonic() - start >= 0.45  # 11 messages at 20/s: 10 intervals of 50 ms
 
 
-@pytest.mark.parametrize("setting, reason, full_at, still_full_at, free_at", [
-    ("max_per_hour", "hourly_cap", "2026-11-23T10:10", "2026-11-23T10:50", "2026-11-23T11:30"),
-    ("max_per_day", "daily_cap", "2026-11-23T18:00", "2026-11-24T09:00", "2026-11-24T18:30"),
-])
-def test_hourly_and_daily_caps_count_what_was_already_sent(smtp_server, smtp_ws, send_helpers, setting, reason,
-                                                           full_at, still_full_at, free_at):
+@pytest.mark.parametrize(
+    "setting, reason, full_at, still_full_at, free_at",
+    [
+        ("max_per_hour", "hourly_cap", "2026-11-23T10:10", "2026-11-23T10:50", "2026-11-23T11:30"),
+        ("max_per_day", "daily_cap", "2026-11-23T18:00", "2026-11-24T09:00", "2026-11-24T18:30"),
+    ],
+)
+def test_hourly_and_daily_caps_count_what_was_already_sent(
+    smtp_server, smtp_ws, send_helpers, setting, reason, full_at, still_full_at, free_at
+):
     """smtp.max_per_hour / max_per_day over the last hour / 24 hours: what goes over waits, planned."""
     sink = send_helpers.Sink()
     ws, db = smtp_ws(smtp_server(sink))
@@ -73,15 +77,21 @@ class Authenticator:
 
 
 def start_auth_server(handler, authenticator) -> int:
-    from aiosmtpd.controller import Controller
-
     import socket
+
+    from aiosmtpd.controller import Controller
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=authenticator,
-                            auth_require_tls=False, auth_required=True)
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_require_tls=False,
+        auth_required=True,
+    )
     controller.start()
     return port, controller
 
@@ -142,8 +152,26 @@ def tls_context(tmp_path_factory):
         pytest.skip("openssl is not installed")
     folder = tmp_path_factory.mktemp("tls")
     key, cert = folder / "key.pem", folder / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(cert), str(key))
     return context, cert
@@ -217,6 +245,8 @@ def test_a_login_that_times_out_stops_the_run_at_once_with_the_fix(smtp_ws, send
         assert report.stopped and "did not answer the login within 1 s" in report.stopped
         assert "smtp.port" in report.stopped and "s3cret-pw" not in report.stopped
         assert (report.sent, report.failed) == (0, 0)
-        assert db.execute("SELECT status, COUNT(*), MAX(attempts) FROM invitations GROUP BY status").fetchall() == [("planned", 10, 0)]
+        assert db.execute("SELECT status, COUNT(*), MAX(attempts) FROM invitations GROUP BY status").fetchall() == [
+            ("planned", 10, 0)
+        ]
     finally:
         controller.stop()

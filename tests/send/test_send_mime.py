@@ -4,34 +4,57 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import datetime, timezone
+import types
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import types
-
+from cxctl.delivery.mime import MessageBuilder, Rendered, clean_header_text
 from cxctl.workspace.model import Settings
-from cxctl.delivery.mime import MessageBuilder, clean_header_text
-from cxctl.delivery.mime import Rendered
 
-EXPECTED_HEADERS = ["From", "Reply-To", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe",
-                    "List-Unsubscribe-Post", "X-Cxctl-Invitation", "MIME-Version", "Content-Type"]
+EXPECTED_HEADERS = [
+    "From",
+    "Reply-To",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "X-Cxctl-Invitation",
+    "MIME-Version",
+    "Content-Type",
+]
 
-WS = types.SimpleNamespace(settings=Settings(
-    name="Boutique", sender={"name": "Service Client Élodie", "address": "avis@boutique.example",
-                             "reply_to": "service@boutique.example"},
-    survey_url="https://survey.example/s?t={token}", unsubscribe_url="https://boutique.example/u?t={token}",
-    unsubscribe_mailto="desinscription@boutique.example"))
+WS = types.SimpleNamespace(
+    settings=Settings(
+        name="Boutique",
+        sender={
+            "name": "Service Client Élodie",
+            "address": "avis@boutique.example",
+            "reply_to": "service@boutique.example",
+        },
+        survey_url="https://survey.example/s?t={token}",
+        unsubscribe_url="https://boutique.example/u?t={token}",
+        unsubscribe_mailto="desinscription@boutique.example",
+    )
+)
 
 header_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=120)
 
 
 def build(ws, name: str, subject: str, text: str = "Bonjour", html: str = "<p>Bonjour</p>"):
     builder = MessageBuilder(ws)
-    _, data = builder.build(invitation_id=7, token="abc.def", to_name=name, to_address="zoe@example.fr",
-                            rendered=Rendered(subject, text, html), date=datetime(2026, 11, 23, 10, tzinfo=timezone.utc),
-                            unsubscribe_url="https://boutique.example/u?t=abc.def")
+    _, data = builder.build(
+        invitation_id=7,
+        token="abc.def",
+        to_name=name,
+        to_address="zoe@example.fr",
+        rendered=Rendered(subject, text, html),
+        date=datetime(2026, 11, 23, 10, tzinfo=UTC),
+        unsubscribe_url="https://boutique.example/u?t=abc.def",
+    )
     return data, email.message_from_bytes(data, policy=email.policy.default)
 
 

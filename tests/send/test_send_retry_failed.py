@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from cxctl.delivery.send import RetryFailed, deliver, send_campaign
 from cxctl.core.timeutil import parse_now
+from cxctl.delivery.send import RetryFailed, deliver, send_campaign
 from cxctl.delivery.transport import SmtpTransport
 
 NOW = "2026-11-23T10:00:00+00:00"
@@ -18,7 +18,8 @@ def statuses(db):
 
 
 def test_retry_failed_sends_again_what_the_server_refused_of_one_moment_since_a_time(
-        smtp_server, smtp_ws, send_helpers, workspace_dir, cli):
+    smtp_server, smtp_ws, send_helpers, workspace_dir, cli
+):
     sink = send_helpers.FlakySink(refusals=1, code="554 5.6.0 message refused (server misconfigured)")
     ws, db = smtp_ws(smtp_server(sink))
     early = send_helpers.add_invitations(db, ws, [{"email": "early@example.com"}], now="2026-11-23T08:00:00+00:00")
@@ -30,8 +31,19 @@ def test_retry_failed_sends_again_what_the_server_refused_of_one_moment_since_a_
     # Refused for good: nothing is due any more, and nothing would ever send them again.
     assert deliver(ws, db, parse_now("2026-11-23T12:00:00+00:00"), SmtpTransport(ws.settings.smtp)).due == 0
 
-    code, out, err = cli("send", "-w", str(workspace_dir), "--now", "2026-11-23T12:00:00+00:00", "--moment",
-                         "delivery_csat", "--retry-failed", "--since", "2026-11-23T09:00:00+00:00", "--json")
+    code, out, err = cli(
+        "send",
+        "-w",
+        str(workspace_dir),
+        "--now",
+        "2026-11-23T12:00:00+00:00",
+        "--moment",
+        "delivery_csat",
+        "--retry-failed",
+        "--since",
+        "2026-11-23T09:00:00+00:00",
+        "--json",
+    )
     report = json.loads(out)
     assert code == 0, err
     assert (report["retried_failed"], report["sent"]) == (3, 3)
@@ -40,8 +52,14 @@ def test_retry_failed_sends_again_what_the_server_refused_of_one_moment_since_a_
 
     code, _, err = cli("send", "-w", str(workspace_dir), "--now", "2026-11-23T12:00:00+00:00", "--since", "2026-11-23")
     assert code == 2 and "--since goes with --retry-failed" in err
-    report = send_campaign(ws, db, parse_now("2026-11-23T12:30:00+00:00"), SmtpTransport(ws.settings.smtp),
-                           moment="delivery_csat", retry_failed=RetryFailed())
+    report = send_campaign(
+        ws,
+        db,
+        parse_now("2026-11-23T12:30:00+00:00"),
+        SmtpTransport(ws.settings.smtp),
+        moment="delivery_csat",
+        retry_failed=RetryFailed(),
+    )
     assert (report.retried_failed, report.sent) == (1, 1) and statuses(db)["early@example.com"] == "sent"
     assert sorted(sink.per_address().values()) == [1, 1, 1, 1]
     assert len(early) == 1
@@ -62,7 +80,8 @@ def test_a_given_up_never_delivered_invitation_is_not_already_invited(smtp_serve
     assert (report.planned, report.failed) == (1, 1)  # planned again, refused again
     assert db.execute("SELECT id, token, reopened FROM invitations").fetchall() == [(ids[0], token, 1)]
 
-    report = send_campaign(ws, db, parse_now("2026-11-27T10:00:00+00:00"), SmtpTransport(ws.settings.smtp),
-                           moment="delivery_csat")
+    report = send_campaign(
+        ws, db, parse_now("2026-11-27T10:00:00+00:00"), SmtpTransport(ws.settings.smtp), moment="delivery_csat"
+    )
     assert report.plan_exclusions.get("already_invited") == 1 and report.planned == 0  # no loop
     assert sink.messages == []

@@ -10,9 +10,9 @@ import pytest
 
 from cxctl.core import tokens
 from cxctl.core.errors import UsageError
-from cxctl.delivery.signing import SecretChangedError, keyring
-from cxctl.delivery.send import send_campaign
 from cxctl.core.timeutil import parse_now
+from cxctl.delivery.send import send_campaign
+from cxctl.delivery.signing import SecretChangedError, keyring
 from cxctl.delivery.transport import OutboxTransport
 
 OLD = "test-secret-do-not-use-in-production"
@@ -34,7 +34,9 @@ def test_the_store_keeps_a_fingerprint_never_the_key(smtp_ws, send_helpers):
     assert OLD not in dump and OLD.encode().hex() not in dump
 
 
-def test_a_changed_secret_is_refused_before_anything_is_planned_or_sent(smtp_ws, send_helpers, monkeypatch, cli, workspace_dir):
+def test_a_changed_secret_is_refused_before_anything_is_planned_or_sent(
+    smtp_ws, send_helpers, monkeypatch, cli, workspace_dir
+):
     ws, db = smtp_ws(transport="outbox")
     send_helpers.add_invitations(db, ws, [{"email": "a@example.com"}])
     assert send(ws, db).sent == 1
@@ -45,7 +47,9 @@ def test_a_changed_secret_is_refused_before_anything_is_planned_or_sent(smtp_ws,
     assert NEW not in str(error.value) and OLD not in str(error.value)
     assert "CXCTL_SECRET_PREVIOUS" in str(error.value)
     assert db.execute("SELECT status FROM invitations WHERE email = 'b@example.com'").fetchone()[0] == "planned"
-    code, _, err = cli("send", "-w", str(workspace_dir), "--now", "2026-11-23T10:00:00+00:00", "--moment", "delivery_csat")
+    code, _, err = cli(
+        "send", "-w", str(workspace_dir), "--now", "2026-11-23T10:00:00+00:00", "--moment", "delivery_csat"
+    )
     assert code == 1 and "not the secret that signed the links already sent" in err and NEW not in err
 
 

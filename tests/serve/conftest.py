@@ -137,8 +137,11 @@ class ThreadServer:
         from cxctl.web.server import log_config
 
         self.port = port
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=log_config(),
-                                                    lifespan="off", server_header=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_config=log_config(), lifespan="off", server_header=False
+            )
+        )
         sockets = [sock] if sock is not None else None
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets}, daemon=True)
 
@@ -186,10 +189,13 @@ class ServeWorkspace:
             contact_id = db.execute(
                 "INSERT INTO contacts (external_id, email, email_hash, first_name, language, segment, attributes, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, 'particulier', '{}', '2026-11-01 00:00:00', '2026-11-01 00:00:00')",
-                [f"C-{address}", address, store.email_hash(address), "Anaïs", language]).lastrowid
-            db.execute("INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) "
-                       "VALUES (?, ?, 'order_delivered', ?, '{\"order_id\": \"A1\"}', '2026-11-22 11:00:00')",
-                       [f"E-{address}", contact_id, occurred_at])
+                [f"C-{address}", address, store.email_hash(address), "Anaïs", language],
+            ).lastrowid
+            db.execute(
+                "INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) "
+                "VALUES (?, ?, 'order_delivered', ?, '{\"order_id\": \"A1\"}', '2026-11-22 11:00:00')",
+                [f"E-{address}", contact_id, occurred_at],
+            )
         db.conn.close()
 
     def send(self, cli, now: str = SEND_NOW) -> dict:
@@ -250,6 +256,13 @@ def serve_helpers():
     """Module-level helpers for test files (importlib mode cannot import conftest)."""
     import types
 
-    return types.SimpleNamespace(SEND_NOW=SEND_NOW, SERVE_NOW=SERVE_NOW, SECRET=SECRET, message_links=message_links,
-                                 one_click_link=one_click_link, free_port=free_port, reserve_port=reserve_port,
-                                 ThreadServer=ThreadServer)
+    return types.SimpleNamespace(
+        SEND_NOW=SEND_NOW,
+        SERVE_NOW=SERVE_NOW,
+        SECRET=SECRET,
+        message_links=message_links,
+        one_click_link=one_click_link,
+        free_port=free_port,
+        reserve_port=reserve_port,
+        ThreadServer=ThreadServer,
+    )

@@ -15,8 +15,15 @@ import httpx
 import pytest
 
 INSTALL = "apt-get update && apt-get install -y chromium chromium-driver"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
 COMMENT = "Livreur très aimable, mais colis abîmé à l'arrivée — déçue. Ça arrive, j'espère que ça s'améliorera !"
 
 
@@ -82,7 +89,8 @@ def test_a_respondent_answers_from_the_one_click_link_in_french(sent, browser, s
 
     # The click starts a navigation: wait for the new page (the old one's elements go stale meanwhile).
     WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda b: b.find_element(By.TAG_NAME, "h1").text == "Merci !")
+        lambda b: b.find_element(By.TAG_NAME, "h1").text == "Merci !"
+    )
     assert "Votre réponse est enregistrée." in browser.page_source
     browser.save_screenshot(str(tmp_path / "thanks-1280.png"))
     browser.set_window_size(360, 800)

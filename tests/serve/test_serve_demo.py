@@ -27,7 +27,9 @@ def test_the_demo_links_to_the_local_page_and_its_link_records_an_answer(tmp_pat
 
     from cxctl.web.app import create_app
 
-    server = serve_helpers.ThreadServer(create_app(ws, now=datetime.fromisoformat(result.responses_now)), port, sock).start()
+    server = serve_helpers.ThreadServer(
+        create_app(ws, now=datetime.fromisoformat(result.responses_now)), port, sock
+    ).start()
     try:
         page = httpx.get(result.link)
         assert page.status_code == 200 and " checked" in page.text

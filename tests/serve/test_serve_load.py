@@ -16,8 +16,12 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "serve_answers.py"
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_every_answer_is_stored_once_while_a_send_runs_on_the_same_store(record_property):
-    done = subprocess.run([sys.executable, str(BENCH), "--clients", "20", "--answers", "1000", "--send", "200", "--no-bare",
-                           "--json"], capture_output=True, text=True, timeout=540)
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--clients", "20", "--answers", "1000", "--send", "200", "--no-bare", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
     assert done.returncode in (0, 1), done.stderr[-3000:]
     result = json.loads(done.stdout)
     run = result["with_send"]
@@ -32,5 +36,7 @@ def test_every_answer_is_stored_once_while_a_send_runs_on_the_same_store(record_
     assert result["ok"]
     for key in ("answers_per_second", "p50_ms", "p99_ms"):
         record_property(key, run[key])
-    print(f"\n{run['answers']} answers from 20 clients during a send of 200: {run['answers_per_second']} answers/s, "
-          f"p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms")
+    print(
+        f"\n{run['answers']} answers from 20 clients during a send of 200: {run['answers_per_second']} answers/s, "
+        f"p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms"
+    )

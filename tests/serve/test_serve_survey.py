@@ -32,8 +32,10 @@ def checked(page: str) -> list[str]:
 def responses(served) -> list[tuple]:
     db = served.db()
     try:
-        return db.execute("SELECT r.invitation_id, r.status, r.source, r.score_nps, a.question, a.value_num, a.value_text"
-                          " FROM responses r JOIN answers a ON a.response_id = r.id ORDER BY r.id, a.question").fetchall()
+        return db.execute(
+            "SELECT r.invitation_id, r.status, r.source, r.score_nps, a.question, a.value_num, a.value_text"
+            " FROM responses r JOIN answers a ON a.response_id = r.id ORDER BY r.id, a.question"
+        ).fetchall()
     finally:
         db.conn.close()
 
@@ -49,14 +51,20 @@ def test_one_click_link_preselects_the_score_and_records_nothing(sent, serve_hel
     assert sent.count("responses") == 0
     # The English contact's page speaks English.
     english = httpx.get(serve_helpers.one_click_link(sent.message_to("bob@example.com"), 3))
-    assert '<html lang="en">' in english.text and "Would you recommend" in english.text and checked(english.text) == ["3"]
+    assert (
+        '<html lang="en">' in english.text and "Would you recommend" in english.text and checked(english.text) == ["3"]
+    )
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
 
 
 def test_post_records_once_through_the_import_path_and_every_command_sees_it(sent, serve_helpers, cli):
     base = sent.serve()
     token = token_of(serve_helpers.one_click_link(sent.message_to("anais@example.fr"), 4))
-    answer = {"nps": "4", "nps_raisons": ["livraison", "prix"], "nps_pourquoi": "Livré en retard, carton abîmé. Déçue !"}
+    answer = {
+        "nps": "4",
+        "nps_raisons": ["livraison", "prix"],
+        "nps_pourquoi": "Livré en retard, carton abîmé. Déçue !",
+    }
     done = httpx.post(f"{base}/s/{token}", data=answer)
     assert done.status_code == 200 and "Merci !" in done.text and "23 décembre 2026" in done.text
     assert responses(sent) == [
@@ -76,7 +84,9 @@ def test_post_records_once_through_the_import_path_and_every_command_sees_it(sen
     assert followup["contact"]["email"] == "anais@example.fr"
     code, out, _ = cli("reasons", *ws, "--json")
     assert sorted((r["reason"], r["category"], r["count"]) for r in json.loads(out)) == [
-        ("livraison", "detractor", 1), ("prix", "detractor", 1)]
+        ("livraison", "detractor", 1),
+        ("prix", "detractor", 1),
+    ]
     code, out, _ = cli("verbatims", *ws, "--json")
     assert "retard" in out
     code, out, _ = cli("export-person", "anais@example.fr", *ws)
@@ -95,8 +105,10 @@ def test_a_second_submission_replaces_the_first(sent, serve_helpers, cli):
     assert httpx.post(f"{base}/s/{token}", data={"nps": "5", "nps_pourquoi": "Finalement, non."}).status_code == 200
     # Identical again: left unchanged, still one response.
     assert httpx.post(f"{base}/s/{token}", data={"nps": "5", "nps_pourquoi": "Finalement, non."}).status_code == 200
-    assert responses(sent) == [(1, "counted", "cxctl", 5, "nps", 5.0, None),
-                               (1, "counted", "cxctl", 5, "nps_pourquoi", None, "Finalement, non.")]
+    assert responses(sent) == [
+        (1, "counted", "cxctl", 5, "nps", 5.0, None),
+        (1, "counted", "cxctl", 5, "nps_pourquoi", None, "Finalement, non."),
+    ]
     code, out, _ = cli("scorecard", "-w", str(sent.root), "--json", "--now", "2026-11-25T10:00:00+00:00")
     row = json.loads(out)["rows"][0]
     assert row["responses"] == 1 and row["indicators"]["nps"]["n"] == 1 and row["indicators"]["nps"]["value"] == -100.0
@@ -135,18 +147,21 @@ def test_after_the_answer_window_the_page_is_closed_in_the_contacts_language(sen
     assert sent.count("responses") == 0
 
 
-@pytest.mark.parametrize("data, field, message", [
-    ({"nps": "11"}, "nps", "choisissez une note de 0 à 10"),
-    ({"nps": "-1"}, "nps", "choisissez une note de 0 à 10"),
-    ({"nps": "٣"}, "nps", "choisissez une note de 0 à 10"),  # a digit, but not an ASCII one
-    ({"nps": ["3", "4"]}, "nps", "une seule réponse possible"),
-    ({"nps": "8", "nps_raisons": "meteo"}, "nps_raisons", "choisissez parmi les réponses proposées"),
-    ({"nps": "8", "nps_pourquoi": "x" * 2001}, "nps_pourquoi", "2000 caractères au plus (vous en avez écrit 2001)"),
-    ({"nps": "8", "nps_pourquoi": "caché\x00"}, "nps_pourquoi", "caractères invisibles"),
-    ({"nps_raisons": "prix"}, "nps", "cette question demande une réponse"),
-    ({"nps": "8", "admin": "1"}, "", "champ inattendu « admin »"),
-    ({}, "nps", "cette question demande une réponse"),  # nothing at all: the required score is named
-])
+@pytest.mark.parametrize(
+    "data, field, message",
+    [
+        ({"nps": "11"}, "nps", "choisissez une note de 0 à 10"),
+        ({"nps": "-1"}, "nps", "choisissez une note de 0 à 10"),
+        ({"nps": "٣"}, "nps", "choisissez une note de 0 à 10"),  # a digit, but not an ASCII one
+        ({"nps": ["3", "4"]}, "nps", "une seule réponse possible"),
+        ({"nps": "8", "nps_raisons": "meteo"}, "nps_raisons", "choisissez parmi les réponses proposées"),
+        ({"nps": "8", "nps_pourquoi": "x" * 2001}, "nps_pourquoi", "2000 caractères au plus (vous en avez écrit 2001)"),
+        ({"nps": "8", "nps_pourquoi": "caché\x00"}, "nps_pourquoi", "caractères invisibles"),
+        ({"nps_raisons": "prix"}, "nps", "cette question demande une réponse"),
+        ({"nps": "8", "admin": "1"}, "", "champ inattendu « admin »"),
+        ({}, "nps", "cette question demande une réponse"),  # nothing at all: the required score is named
+    ],
+)
 def test_invalid_fields_are_refused_with_the_field_named_and_nothing_stored(sent, serve_helpers, data, field, message):
     base = sent.serve()
     token = token_of(serve_helpers.one_click_link(sent.message_to("anais@example.fr"), 9))
@@ -186,7 +201,9 @@ def test_a_forgotten_persons_link_stores_nothing(sent, serve_helpers, cli):
     assert code == 0, err
     base = sent.serve()
     assert httpx.get(link).status_code == 404
-    assert httpx.post(f"{base}/s/{token_of(link)}", data={"nps": "9", "nps_pourquoi": "Je suis Anaïs"}).status_code == 404
+    assert (
+        httpx.post(f"{base}/s/{token_of(link)}", data={"nps": "9", "nps_pourquoi": "Je suis Anaïs"}).status_code == 404
+    )
     assert sent.count("responses") == 0
 
 
@@ -209,7 +226,9 @@ def test_posts_are_rate_limited_per_client_address(sent, serve_helpers):
     assert httpx.get(f"{base}/s/{token}").status_code == 200  # reading the page is not limited
 
 
-def test_links_signed_before_a_secret_rotation_still_open_and_a_wrong_secret_is_refused(sent, serve_helpers, cli, monkeypatch):
+def test_links_signed_before_a_secret_rotation_still_open_and_a_wrong_secret_is_refused(
+    sent, serve_helpers, cli, monkeypatch
+):
     """The page checks tokens with the keyring: after `send --rotate-secret`, links already in mailboxes
     (signed with the previous secret, given in CXCTL_SECRET_PREVIOUS) keep working during the grace period."""
     from cxctl.delivery.signing import SecretChangedError

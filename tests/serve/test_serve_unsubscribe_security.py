@@ -44,8 +44,9 @@ def test_rfc8058_one_click_post_suppresses_and_the_next_send_skips_the_address(s
     assert url.startswith(sent.base + "/u/")
     sent.serve()
     # What a mail provider sends: no cookie, the RFC 8058 body, url-encoded (multipart is the other form).
-    first = httpx.post(url, content=b"List-Unsubscribe=One-Click",
-                       headers={"content-type": "application/x-www-form-urlencoded"})
+    first = httpx.post(
+        url, content=b"List-Unsubscribe=One-Click", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert first.status_code == 200 and "Vous êtes désinscrit" in first.text
     again = httpx.post(url, files={"List-Unsubscribe": (None, "One-Click")})
     assert again.status_code == 200
@@ -62,8 +63,11 @@ def test_rfc8058_one_click_post_suppresses_and_the_next_send_skips_the_address(s
 def new_deliveries(served, occurred_at: str) -> None:
     db = served.db()
     for contact_id, address in db.execute("SELECT id, email FROM contacts").fetchall():
-        db.execute("INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) VALUES "
-                   "(?, ?, 'order_delivered', ?, '{}', ?)", [f"E-{occurred_at}-{address}", contact_id, occurred_at, occurred_at])
+        db.execute(
+            "INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) VALUES "
+            "(?, ?, 'order_delivered', ?, '{}', ?)",
+            [f"E-{occurred_at}-{address}", contact_id, occurred_at, occurred_at],
+        )
     db.conn.close()
 
 
@@ -113,30 +117,54 @@ def test_every_response_carries_the_security_headers(sent, serve_helpers):
     token = link.split("/s/")[1].split("?")[0]
     form = {"content-type": "application/x-www-form-urlencoded"}
     answers = [
-        httpx.get(link), httpx.get(f"{base}/u/{token}"), httpx.get(f"{base}/healthz"), httpx.get(f"{base}/static/cxctl.css"),
-        httpx.get(f"{base}/s/forged.token"), httpx.post(f"{base}/s/{token}", data={"nps": "12"}),
-        httpx.post(f"{base}/s/{token}", content=b"x" * 70_000, headers=form), httpx.delete(f"{base}/s/{token}"),
+        httpx.get(link),
+        httpx.get(f"{base}/u/{token}"),
+        httpx.get(f"{base}/healthz"),
+        httpx.get(f"{base}/static/cxctl.css"),
+        httpx.get(f"{base}/s/forged.token"),
+        httpx.post(f"{base}/s/{token}", data={"nps": "12"}),
+        httpx.post(f"{base}/s/{token}", content=b"x" * 70_000, headers=form),
+        httpx.delete(f"{base}/s/{token}"),
     ]
     assert [a.status_code for a in answers] == [200, 200, 200, 200, 404, 400, 413, 405]
     for answer in answers:
         headers = answer.headers
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
-        assert "default-src 'none'" in headers["content-security-policy"] and "script-src" not in headers["content-security-policy"]
+        assert (
+            "default-src 'none'" in headers["content-security-policy"]
+            and "script-src" not in headers["content-security-policy"]
+        )
         assert headers["referrer-policy"] == "no-referrer"
         assert headers["x-content-type-options"] == "nosniff"
         assert "server" not in headers
     assert answers[0].headers["cache-control"] == "no-store"
     # No external asset: the page loads only its own stylesheet.
     assert 'href="/static/cxctl.css"' in answers[0].text and "http" not in answers[0].text.split("<body>")[0].replace(
-        'content="width=device-width', "")
+        'content="width=device-width', ""
+    )
 
 
 def test_a_real_cxctl_serve_keeps_tokens_and_secrets_out_of_its_log_and_pages(sent, serve_helpers, tmp_path):
     env = {**os.environ, "CXCTL_SECRET": serve_helpers.SECRET, "PYTHONUNBUFFERED": "1"}
     log = (tmp_path / "serve.log").open("w+b")
     port = sent.release_port()  # the real command binds it itself
-    process = subprocess.Popen([sys.executable, "-m", "cxctl", "serve", "-w", str(sent.root), "--port", str(port),
-                                "--now", serve_helpers.SERVE_NOW], stdout=log, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cxctl",
+            "serve",
+            "-w",
+            str(sent.root),
+            "--port",
+            str(port),
+            "--now",
+            serve_helpers.SERVE_NOW,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -151,9 +179,13 @@ def test_a_real_cxctl_serve_keeps_tokens_and_secrets_out_of_its_log_and_pages(se
         link = serve_helpers.one_click_link(message, 8)
         token = link.split("/s/")[1].split("?")[0]
         signature = link.rsplit("sig=", 1)[1]
-        pages = [httpx.get(link), httpx.post(f"{sent.base}/s/{token}", data={"nps": "8", "nps_pourquoi": "Parfait"}),
-                 httpx.get(f"{sent.base}/u/{token}"), httpx.post(f"{sent.base}/u/{token}", data={"List-Unsubscribe": "One-Click"}),
-                 httpx.get(f"{sent.base}/s/{token}.forged?q=nps&score=1&sig={signature}")]
+        pages = [
+            httpx.get(link),
+            httpx.post(f"{sent.base}/s/{token}", data={"nps": "8", "nps_pourquoi": "Parfait"}),
+            httpx.get(f"{sent.base}/u/{token}"),
+            httpx.post(f"{sent.base}/u/{token}", data={"List-Unsubscribe": "One-Click"}),
+            httpx.get(f"{sent.base}/s/{token}.forged?q=nps&score=1&sig={signature}"),
+        ]
         assert [p.status_code for p in pages] == [200, 200, 200, 200, 404]
     finally:
         process.send_signal(signal.SIGINT)

@@ -48,8 +48,9 @@ def test_errors_exit_1_with_one_line_each(cli, in_parent):
     write(in_parent / "extra.yaml", BAD_MOMENT)
     code, out, err = cli("validate", "ws")
     assert code == 1
-    assert out == ("ws/extra.yaml:7:23: moments.m1.questions[1]: error: unknown question 'nps_whyy' "
-                   "(did you mean 'nps_why'?)\n")
+    assert out == (
+        "ws/extra.yaml:7:23: moments.m1.questions[1]: error: unknown question 'nps_whyy' (did you mean 'nps_why'?)\n"
+    )
     assert "invalid — 1 error(s)" in err
 
 
@@ -57,7 +58,10 @@ def test_warnings_pass_unless_strict(cli, in_parent):
     write(in_parent / "extra.yaml", UNTARGETED_MOMENT)
     code, out, _ = cli("validate", "ws")
     assert code == 0
-    assert out == "ws/extra.yaml:2:3: moments.m1: warning: moment 'm1' has no target: add targets (nps, csat, ces) to read it against a goal\n"
+    assert (
+        out
+        == "ws/extra.yaml:2:3: moments.m1: warning: moment 'm1' has no target: add targets (nps, csat, ces) to read it against a goal\n"
+    )
     code, _, err = cli("validate", "ws", "--strict")
     assert code == 1
     assert "--strict: warnings fail" in err
@@ -71,23 +75,34 @@ def test_json_format(cli, in_parent):
     report = json.loads(out)
     assert (report["valid"], report["errors"], report["warnings"]) == (False, 1, 0)
     assert report["workspaces"] == [{"root": "ws", "files": 3, "errors": 1, "warnings": 0}]
-    assert report["problems"] == [{
-        "file": "ws/extra.yaml", "line": 7, "column": 23, "path": "moments.m1.questions[1]", "severity": "error",
-        "message": "unknown question 'nps_whyy' (did you mean 'nps_why'?)",
-    }]
+    assert report["problems"] == [
+        {
+            "file": "ws/extra.yaml",
+            "line": 7,
+            "column": 23,
+            "path": "moments.m1.questions[1]",
+            "severity": "error",
+            "message": "unknown question 'nps_whyy' (did you mean 'nps_why'?)",
+        }
+    ]
 
 
 def test_github_format(cli, in_parent):
     write(in_parent / "extra.yaml", BAD_MOMENT)
     code, out, _ = cli("validate", "ws", "--format", "github")
     assert code == 1
-    assert out == ("::error file=ws/extra.yaml,line=7,col=23,title=cxctl validate::moments.m1.questions[1]: "
-                   "unknown question 'nps_whyy' (did you mean 'nps_why'?)\n")
+    assert out == (
+        "::error file=ws/extra.yaml,line=7,col=23,title=cxctl validate::moments.m1.questions[1]: "
+        "unknown question 'nps_whyy' (did you mean 'nps_why'?)\n"
+    )
 
 
 def test_github_annotation_escapes_properties_and_newlines():
     problem = Problem("a,b:c.yaml", 3, 4, "x", "50% done\nnext", "warning")
-    assert github_annotation(problem) == "::warning file=a%2Cb%3Ac.yaml,line=3,col=4,title=cxctl validate::x: 50%25 done%0Anext"
+    assert (
+        github_annotation(problem)
+        == "::warning file=a%2Cb%3Ac.yaml,line=3,col=4,title=cxctl validate::x: 50%25 done%0Anext"
+    )
 
 
 @pytest.mark.parametrize("args", [("validate", "nowhere"), ("validate", "ws", "--format", "xml")])
@@ -115,7 +130,9 @@ def test_a_folder_of_workspaces_checks_each(cli, in_parent):
     report = json.loads(out)
     assert code == 1
     assert [(w["root"], w["errors"]) for w in report["workspaces"]] == [
-        ("programmes/boutique", 0), ("programmes/magasins/lyon", 1)]
+        ("programmes/boutique", 0),
+        ("programmes/magasins/lyon", 1),
+    ]
     assert [p["file"] for p in report["problems"]] == ["programmes/magasins/lyon/extra.yaml"]
 
 
@@ -148,16 +165,23 @@ def test_init_writes_a_workspace_that_validates(cli, tmp_path):
     target = tmp_path / "programme"
     code, _, err = cli("init", str(target), "--name", "Mon programme")
     assert code == 0
-    assert {p.name for p in target.iterdir()} == {"cxctl.yaml", "journeys.yaml", "questions.yaml", "moments.yaml",
-                                                   "cxctl.schema.json"}
+    assert {p.name for p in target.iterdir()} == {
+        "cxctl.yaml",
+        "journeys.yaml",
+        "questions.yaml",
+        "moments.yaml",
+        "cxctl.schema.json",
+    }
     assert 'name: "Mon programme"' in (target / "cxctl.yaml").read_text(encoding="utf-8")
     code, out, _ = cli("validate", str(target), "--strict")
     assert (code, out) == (0, "")
     code, out, _ = cli("init", str(tmp_path / "other"), "--json")
     written = json.loads(out)
     assert code == 0 and written["folder"] == str(tmp_path / "other")
-    assert sorted(written["created"]) == sorted(str(tmp_path / "other" / name) for name in (
-        "cxctl.yaml", "journeys.yaml", "questions.yaml", "moments.yaml", "cxctl.schema.json"))
+    assert sorted(written["created"]) == sorted(
+        str(tmp_path / "other" / name)
+        for name in ("cxctl.yaml", "journeys.yaml", "questions.yaml", "moments.yaml", "cxctl.schema.json")
+    )
     # The schema it writes for editors accepts the files it writes.
     validator = jsonschema.Draft202012Validator(json.loads((target / "cxctl.schema.json").read_text(encoding="utf-8")))
     for path in target.glob("*.yaml"):
@@ -172,17 +196,25 @@ def test_reading_commands_on_a_new_workspace_create_no_store(cli, tmp_path, monk
     monkeypatch.setenv("CXCTL_SECRET", "test-secret-of-some-length")
     target = tmp_path / "programme"
     assert cli("init", str(target))[0] == 0
-    for args in (("plan", "--now", "2026-11-20T10:00"), ("scorecard", "--now", "2026-11-20T10:00", "--json"),
-                 ("scorecard", "--by", "segment,month", "--now", "2026-11-20T10:00", "--json"),
-                 ("followups", "--json"), ("contacts", "list", "--json"), ("suppress", "list", "--json"),
-                 ("responses", "quarantine", "--json"), ("ops", "count", "complaint", "--json")):
+    for args in (
+        ("plan", "--now", "2026-11-20T10:00"),
+        ("scorecard", "--now", "2026-11-20T10:00", "--json"),
+        ("scorecard", "--by", "segment,month", "--now", "2026-11-20T10:00", "--json"),
+        ("followups", "--json"),
+        ("contacts", "list", "--json"),
+        ("suppress", "list", "--json"),
+        ("responses", "quarantine", "--json"),
+        ("ops", "count", "complaint", "--json"),
+    ):
         code, out, err = cli(*args, "-w", str(target))
         assert code == 0, (args, err)
     assert not (target / "cxctl.db").exists()
     assert cli("db", "status", "-w", str(target))[0] == 0  # status creates it: it reports the schema
 
 
-@pytest.mark.parametrize("name", ["2024", "yes", "null", "Programme: 2025", "#1 Satisfaction", "[x]", 'Le "grand" baromètre'])
+@pytest.mark.parametrize(
+    "name", ["2024", "yes", "null", "Programme: 2025", "#1 Satisfaction", "[x]", 'Le "grand" baromètre']
+)
 def test_init_writes_any_name_as_text(cli, tmp_path, name):
     target = tmp_path / "p"
     assert cli("init", str(target), "--name", name)[0] == 0

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from cxctl.validation import check_workspace, load_workspace
 from cxctl.core.resources import examples_dir
+from cxctl.validation import check_workspace, load_workspace
 from cxctl.workspace.operations import json_schema
 
 EXAMPLES = examples_dir()
@@ -73,12 +73,21 @@ def test_ecommerce_moments_cover_the_issue():
     assert types == ["nps", "multiple_choice", "open"]
     why = ws.questions[nps.questions[2]].ask_if
     assert (why.question, why.at_most) == ("nps", 6)
-    assert all(isinstance(ws.questions[q].text, dict) and set(ws.questions[q].text) == {"fr", "en"} for q in ws.questions)
+    assert all(
+        isinstance(ws.questions[q].text, dict) and set(ws.questions[q].text) == {"fr", "en"} for q in ws.questions
+    )
 
 
 def test_immobilier_addresses_each_moment_to_a_role():
     ws = load_workspace(EXAMPLES / "immobilier")
-    assert ws.journeys["vefa"].stages == ["reservation", "financement", "signature", "construction", "livraison", "apres_vente"]
+    assert ws.journeys["vefa"].stages == [
+        "reservation",
+        "financement",
+        "signature",
+        "construction",
+        "livraison",
+        "apres_vente",
+    ]
     roles = {moment_id: set(m.audience.role or []) for moment_id, m in ws.moments.items()}
     assert all(r and r <= {"requester", "buyer", "user"} for r in roles.values()), roles
     assert roles["acte_authentique"] == {"buyer"}

@@ -14,8 +14,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cxctl.workspace.model import WorkspaceFile
 from cxctl.validation import check_workspace
+from cxctl.workspace.model import WorkspaceFile
 
 ids = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 durations = st.builds(lambda n, unit: f"{n}{unit}", st.integers(1, 60), st.sampled_from("mhdw"))
@@ -52,8 +52,11 @@ def workspace(draw):
     if scored and draw(st.booleans()):
         follow_up = "why_" + scored[0][:8]
         if follow_up not in questions:
-            questions[follow_up] = {"type": "open", "text": draw(localised),
-                                    "ask_if": {"question": scored[0], "at_most": draw(st.integers(0, 6))}}
+            questions[follow_up] = {
+                "type": "open",
+                "text": draw(localised),
+                "ask_if": {"question": scored[0], "at_most": draw(st.integers(0, 6))},
+            }
     moments = {}
     for moment_id in draw(st.lists(ids, min_size=1, max_size=4, unique=True)):
         kind = draw(st.sampled_from(["relational", "transactional", "in_the_moment"]))
@@ -61,18 +64,28 @@ def workspace(draw):
         if follow_up and scored[0] in asked:
             asked.append(follow_up)
         moment = {
-            "journey": journey_id, "stage": draw(st.sampled_from(stages)), "kind": kind, "questions": asked,
-            "sample": draw(st.floats(0.01, 1.0)), "priority": draw(st.integers(1, 200)),
+            "journey": journey_id,
+            "stage": draw(st.sampled_from(stages)),
+            "kind": kind,
+            "questions": asked,
+            "sample": draw(st.floats(0.01, 1.0)),
+            "priority": draw(st.integers(1, 200)),
             "audience": {"segment": draw(st.lists(texts, max_size=2))} if draw(st.booleans()) else {},
             "targets": {"nps": draw(st.integers(-100, 100))} if draw(st.booleans()) else {},
         }
         if channels and draw(st.booleans()):
             moment["channel"] = draw(st.sampled_from(channels))
         if kind == "relational":
-            moment["schedule"] = draw(st.sampled_from([{"every": "quarter"}, {"every": "30d"}, {"cron": "0 9 1 */3 *"}]))
+            moment["schedule"] = draw(
+                st.sampled_from([{"every": "quarter"}, {"every": "30d"}, {"cron": "0 9 1 */3 *"}])
+            )
         else:
             delay = draw(st.integers(0, 20))
-            moment["trigger"] = {"event": draw(ids), "delay": f"{delay}h", "expires": f"{delay + draw(st.integers(1, 30))}d"}
+            moment["trigger"] = {
+                "event": draw(ids),
+                "delay": f"{delay}h",
+                "expires": f"{delay + draw(st.integers(1, 30))}d",
+            }
             if kind == "transactional" and draw(st.booleans()):
                 moment["reminders"] = {"count": draw(st.integers(0, 2)), "after": draw(durations)}
         moments[moment_id] = moment
@@ -83,13 +96,16 @@ def workspace(draw):
         "priority": draw(st.permutations(list(moments))),
     }
     settings_block = {
-        "name": draw(texts), "sender": {"name": draw(texts), "address": "avis@test.example"},
+        "name": draw(texts),
+        "sender": {"name": draw(texts), "address": "avis@test.example"},
         "survey_url": "https://s.example/{moment}?t={token}",
         "timezone": draw(st.sampled_from(["Europe/Paris", "America/Montreal", "UTC", "Asia/Tokyo"])),
-        "default_language": "fr", "languages": ["fr", "en"],
+        "default_language": "fr",
+        "languages": ["fr", "en"],
     }
-    model = WorkspaceFile.model_validate({"workspace": settings_block, "journeys": journeys, "questions": questions,
-                                          "moments": moments, "rules": rules})
+    model = WorkspaceFile.model_validate(
+        {"workspace": settings_block, "journeys": journeys, "questions": questions, "moments": moments, "rules": rules}
+    )
     return model, draw(st.integers(1, 4))
 
 
@@ -142,4 +158,5 @@ def test_an_unknown_question_is_reported_exactly_where_it_is_written(tmp_path, g
     errors = [p for p in check_workspace([root]).problems if p.severity == "error"]
     index = len(model.moments[moment_id].questions) - 1
     assert [(Path(p.file).resolve(), p.line, p.column, p.path) for p in errors] == [
-        (path.resolve(), line, column, f"moments.{moment_id}.questions[{index}]")]
+        (path.resolve(), line, column, f"moments.{moment_id}.questions[{index}]")
+    ]
