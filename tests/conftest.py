@@ -5,6 +5,7 @@ Each area keeps its own fixtures in tests/<area>/conftest.py.
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -123,3 +124,58 @@ def cli():
         return code, out.getvalue(), err.getvalue()
 
     return invoke
+
+
+# --- a real browser -------------------------------------------------------------------------------
+
+CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium chromium-driver"
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",  # the machine's network is closed: no background calls
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+)
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """A factory of headless Debian chromium sessions (Selenium + chromium-driver, nothing downloaded).
+
+    Without a browser the test is skipped with the command that installs one; under CI (CI set, where
+    .ci/run installs it) a missing browser fails the test instead, so browser tests are never dropped
+    silently. Each session gets a fresh profile and is closed after the test."""
+    import shutil
+
+    binary = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
+    driver_path = shutil.which("chromedriver")
+    if binary is None or driver_path is None:
+        message = f"no headless chromium and chromedriver on PATH: install them with `{CHROMIUM_INSTALL}`"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must run the browser tests: .ci/run installs them)")
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    sessions = []
+
+    def start(width: int = 1280, height: int = 1000, logs: bool = False):
+        options = webdriver.ChromeOptions()
+        options.binary_location = binary
+        for flag in CHROMIUM_FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--user-data-dir={tmp_path / f'chromium-profile-{len(sessions)}'}")
+        options.add_argument(f"--window-size={width},{height}")
+        if logs:
+            options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+        driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+        driver.set_page_load_timeout(30)
+        sessions.append(driver)
+        return driver
+
+    yield start
+    for driver in sessions:
+        driver.quit()
