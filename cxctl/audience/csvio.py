@@ -57,11 +57,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from cxctl.audience.csvscan import CELL_LIMIT, CONTROL, CONTROL_NAMES, INVALID, Scan, scan_file
 from cxctl.core.csvnames import parse_delimiter, parse_encoding, unique_keys
 from cxctl.core.errors import ImportFileError, UsageError
+
+if TYPE_CHECKING:
+    from _csv import Reader, Writer  # the types csv.reader() and csv.writer() return
 
 DELIMITERS = (",", ";", "\t", "|")
 FOOTER_TEXT = re.compile(
@@ -121,7 +124,7 @@ class CsvTable:
     notes: list[str] = field(default_factory=list)
     scan: Scan | None = None
     _handle: io.TextIOBase | None = None
-    _reader: object = None
+    _reader: Reader | None = None  # set by _open()
     _offset: int = 0  # file line of the reader's line 0 (the reader restarts after an unclosed quote)
     _raw: io.TextIOBase | None = None  # a second handle on the file, for the lines a record ran over
     _raw_lines: list[tuple[int, str]] = field(default_factory=list)
@@ -152,14 +155,16 @@ class CsvTable:
 
     def _next(self) -> tuple[int, int, list[str]] | None:
         """Next raw record with the lines it starts and ends on, or None at the end of the file."""
-        start = self._offset + self._reader.line_num + 1
+        reader = self._reader
+        assert reader is not None, "records are read after _open()"
+        start = self._offset + reader.line_num + 1
         try:
-            fields = next(self._reader)
+            fields = next(reader)
         except StopIteration:
             return None
         except (csv.Error, UnicodeDecodeError) as exc:
             raise self._error(exc, start) from None
-        return start, self._offset + self._reader.line_num, fields
+        return start, self._offset + reader.line_num, fields
 
     def _error(self, exc: Exception, start: int) -> ImportFileError:
         if isinstance(exc, UnicodeDecodeError):
@@ -301,6 +306,7 @@ class CsvTable:
         broken = next(csv.reader(lines[:1], delimiter=self.delimiter, strict=False), [])
         if broken:
             broken[-1] = broken[-1].rstrip("\r\n")
+        assert self._handle is not None, "records are read after _open(), before close()"
         self._reader = csv.reader(itertools.chain(lines[1:], self._handle), delimiter=self.delimiter, strict=False)
         self._offset = number
         self._raw_lines = [(n, text) for n, text in self._raw_lines if n > number]
@@ -342,6 +348,7 @@ class CsvTable:
             ):
                 yield number, fields, None
                 reader = self._reader
+                assert reader is not None, "set by _open(), as _next() just read from it"
                 offset = self._offset
                 last = reader.line_num
                 try:
@@ -450,8 +457,8 @@ class RejectsWriter:
     def __init__(self, path: Path, header: list[str], delimiter: str = ","):
         self.path, self.header, self.delimiter = path, header, delimiter
         self.count = 0
-        self._handle = None
-        self._writer = None
+        self._handle: io.TextIOWrapper | None = None
+        self._writer: Writer | None = None
         self._last = 0
         self._sorted = True
 
