@@ -16,8 +16,9 @@ from __future__ import annotations
 import marshal
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import sqlite_utils
 
@@ -45,7 +46,15 @@ class Tally:
 Batch = tuple[list[list], list[list], list[tuple[int, str]]]
 
 
-def converted_batches(table, convert, log, tally: Tally, stored: dict[str, int]) -> Iterator[Batch]:
+class Batches(Protocol):
+    """Batches that can be stopped before the end: `converted_batches`' generator, or the worker's."""
+
+    def __iter__(self) -> Iterator[Batch]: ...
+
+    def close(self) -> None: ...
+
+
+def converted_batches(table, convert, log, tally: Tally, stored: dict[str, int]) -> Generator[Batch, None, None]:
     """Yield (rows, repeats, suppressions) batches of the good rows; rejects go to `log`, counts to
     `tally`. A row whose key an earlier row had goes to `repeats`, so that the first copies can be
     inserted with a plain INSERT (a quarter cheaper than INSERT OR REPLACE) and only repeats replace.
@@ -124,7 +133,7 @@ def parallel_possible(size: int) -> bool:
 
 def in_worker(
     produce: Callable[[], Iterator[Batch]], finish: Callable[[], Tally]
-) -> tuple[Iterator[Batch], Callable[[], Tally]]:
+) -> tuple[Batches, Callable[[], Tally]]:
     """Run `produce()` in a forked process; return (the batches it yields, a function giving `finish()`'s
     result computed in the worker). The pipe holds a few batches at most, so memory stays bounded.
 
@@ -154,7 +163,7 @@ def in_worker(
     sender.close()
     outcome: list[Tally] = []
 
-    def batches() -> Iterator[Batch]:
+    def batches() -> Generator[Batch, None, None]:
         try:
             while True:
                 try:
@@ -186,7 +195,7 @@ def in_worker(
 class _Batches:
     """The worker's batches; `close()` stops the worker even when no batch was read yet."""
 
-    def __init__(self, generator: Iterator[Batch], stop: Callable[[], None]):
+    def __init__(self, generator: Generator[Batch, None, None], stop: Callable[[], None]):
         self.generator, self.stop = generator, stop
 
     def __iter__(self) -> Iterator[Batch]:
@@ -214,7 +223,7 @@ def _sql_text(value: str) -> str:
 
 
 def load_fresh(
-    db: sqlite_utils.Database, batches: Iterator[Batch], staged: list[str], stamp: str, finish: Callable[[], Tally]
+    db: sqlite_utils.Database, batches: Iterable[Batch], staged: list[str], stamp: str, finish: Callable[[], Tally]
 ) -> tuple[Tally, int, int]:
     """Insert the rows straight into an empty `contacts` (id = row number); returns (tally, inserted,
     duplicates merged after the loop). Within the file the last row of a key wins: rows with an
@@ -269,7 +278,7 @@ def load_fresh(
 
 
 def load_staged(
-    db: sqlite_utils.Database, batches: Iterator[Batch], staged: list[str], finish: Callable[[], Tally]
+    db: sqlite_utils.Database, batches: Iterable[Batch], staged: list[str], finish: Callable[[], Tally]
 ) -> Tally:
     """Stage the rows in temp.stage_contacts for `merge_staged`; keep only the last row of each key."""
     conn = db.conn

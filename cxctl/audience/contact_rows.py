@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from operator import itemgetter
+from typing import Any, Protocol
 
 from cxctl.audience import values
 from cxctl.core import emails
@@ -18,6 +20,16 @@ from cxctl.workspace.model import CONTACT_FIELDS
 from cxctl.workspace.presets import Resolved
 
 FORGOTTEN = "forgotten (GDPR erasure)"
+
+
+class Converter(Protocol):
+    """The generated per-row function (see `build_converter`) and the raw-cell readers it carries."""
+
+    digest: Callable[[list[str]], str]
+    key: Callable[[list[str]], str]
+    suppressed: Callable[[list[str]], str | None] | None
+
+    def __call__(self, number: int, fields: list[str]) -> list[Any]: ...
 
 
 def _suppression_sources(ws: Workspace | None, resolved: Resolved) -> list[tuple[int, frozenset[str], str]]:
@@ -32,7 +44,9 @@ def _suppression_sources(ws: Workspace | None, resolved: Resolved) -> list[tuple
     return sources
 
 
-def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str]):
+def build_converter(
+    resolved: Resolved, ws: Workspace | None, forgotten: set[str]
+) -> tuple[Converter, list[str], list[str]]:
     """Build the per-row function: fields → [row number, external id, email, email hash, *staged
     fields, attributes JSON, row hash], or raise ValueError with the reject reason.
 
@@ -150,7 +164,7 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
         "    elif not external_id: raise ValueError(NO_KEY)",
         "    else: email = email_hash = None",
     ]
-    namespace = {
+    namespace: dict[str, Any] = {  # exec()'s globals: the generated source's names, of any type
         "normalise": normalise,
         "fast": emails.fast,
         "blake2b": hashlib.blake2b,
@@ -205,7 +219,7 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
             source.append("    if external_id: external_id = ext_map.get(external_id.lower(), external_id)")
         source.append("    return external_id")
     exec(compile("\n".join(source), "<cxctl contacts converter>", "exec"), namespace)
-    convert = namespace["convert"]
+    convert: Converter = namespace["convert"]
     convert.digest, convert.key = namespace["digest"], namespace["key"]
     convert.suppressed = suppress_reason if suppress else None
 

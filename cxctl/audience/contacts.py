@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +34,8 @@ from pathlib import Path
 import sqlite_utils
 
 from cxctl.audience.contact_bulk import (
+    Batch,
+    Batches,
     Tally,
     add_suppressions,
     converted_batches,
@@ -270,7 +272,7 @@ def import_contacts(
         db.execute("PRAGMA temp.cache_size = -32768")
         collecting = gc.isenabled()
         gc.disable()  # the loop makes a million short-lived lists and no cycles: collections are pure cost
-        batches = None
+        batches: Batches | None = None
         try:
             with import_transaction(db, log, result, now, dry_run):
                 fresh = db.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts)").fetchone()[0]
@@ -287,7 +289,7 @@ def import_contacts(
                 )
                 tally = Tally()
 
-                def produce():
+                def produce() -> Generator[Batch, None, None]:
                     return converted_batches(table, convert, log, tally, stored)
 
                 def finish() -> Tally:
