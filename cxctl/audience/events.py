@@ -109,7 +109,11 @@ def import_events(
 
         def convert(fields: list[str]) -> tuple:
             nonlocal day_first
-            get = lambda name: fields[idx[name]].strip() if idx[name] is not None else ""  # noqa: E731
+
+            def get(name: str) -> str:
+                index = idx[name]
+                return fields[index].strip() if index is not None else ""
+
             for name, index in sized:
                 values.check_length(fields[index], f"column {table.header[index]!r} ({name})", values.FIELD_LIMIT)
             external_id, raw_email = get("external_id"), get("email")

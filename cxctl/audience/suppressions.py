@@ -169,7 +169,7 @@ def import_suppressions(
             for number, fields in readable_rows(table, result, log):
                 try:
                     address = emails.normalise(fields[email_index])
-                    why = default_reason
+                    why: str | None = default_reason
                     if reason_index is not None and fields[reason_index].strip():
                         why = _REASON_BY_WORD.get(fields[reason_index].strip().lower())
                         if why is None:
