@@ -47,7 +47,9 @@ def _encoded_words(text: str, first_line_used: int = 0) -> list[str]:
     def budget(used: int) -> int:  # bytes that fit: 12 characters of =?utf-8?b?...?= overhead, 4 base64 per 3 bytes
         return max(3, min(45, (78 - used - 12) // 4 * 3))
 
-    words, chunk, size, limit = [], [], 0, budget(first_line_used)
+    words: list[str] = []
+    chunk: list[str] = []
+    size, limit = 0, budget(first_line_used)
     for ch in text:
         n = len(ch.encode("utf-8"))
         if chunk and size + n > limit:

@@ -60,3 +60,9 @@ class Outcome:
     tries: int = 0
     error: str | None = None
     at: datetime | None = None
+
+    @property
+    def sent_at(self) -> datetime:
+        """When a sent message was handed over (a "sent" outcome always carries its time)."""
+        assert self.at is not None, "a sent outcome is made with at=clock()"
+        return self.at

@@ -38,7 +38,7 @@ class TemplateError(CxError):
 
 
 def _html_name(name: str | None) -> bool:
-    return bool(name) and name.endswith(".html.j2")
+    return name is not None and name.endswith(".html.j2")
 
 
 def make_environment(ws: Workspace) -> SandboxedEnvironment:
@@ -147,15 +147,18 @@ class Renderer:
             else:
                 default = ws.settings.default_language
                 labels = {k: localise(v, lang, default) for k, v in question.labels.items()}
+                scale = question.scale
+                assert scale is not None, "Question's validator gives NPS, CSAT and CES questions a min and a max"
+                low, high = scale
                 self._score[key] = {
                     "id": moment.questions[0],
                     "type": question.type,
                     "text": localise(question.text, lang, default),
-                    "min": question.min,
-                    "max": question.max,
+                    "min": low,
+                    "max": high,
                     "labels": labels,
-                    "low_label": labels.get(question.min, ""),
-                    "high_label": labels.get(question.max, ""),
+                    "low_label": labels.get(low, ""),
+                    "high_label": labels.get(high, ""),
                 }
         return self._score[key]
 
@@ -171,6 +174,7 @@ class Renderer:
     ) -> dict[str, Any]:
         """Everything a template may use (documented in docs/sending.md, "Messages and templates")."""
         settings = self.ws.settings
+        assert settings.survey_url is not None, "set by the settings' validator (default_links) or refused"
         survey_url = self.link(settings.survey_url, token, moment_id, lang)
         unsubscribe_url = unsubscribe_link(self.ws, token, moment_id, lang)
         score = self.score_question(moment_id, lang)
@@ -235,6 +239,7 @@ class Renderer:
     def _where(self, template: jinja2.Template, exc: BaseException) -> str:
         """`file:line` of the failing template line (jinja maps template lines into the traceback)."""
         path = template.filename or template.name
+        assert path is not None, "templates come from the loader, which names them"
         try:
             shown = str(Path(path).relative_to(self.ws.root))
         except ValueError:
@@ -351,7 +356,7 @@ def check_templates(ws: Workspace, secret: bytes = b"check-templates") -> list[t
     for moment_id, moment in ws.moments.items():
         # Every invitation is an email, whatever touchpoint (`channel`) the moment measures.
         reminders = [False] + ([True] if moment.reminders and moment.reminders.count else [])
-        seen: set[tuple[str, ...]] = set()
+        seen: set[tuple[str | None, ...]] = set()
         for lang in dict.fromkeys([ws.settings.default_language, *ws.settings.languages]):
             for reminder in reminders:
                 try:

@@ -148,7 +148,8 @@ class _Delivery:
         if (
             moment.trigger is not None
             and row["event_occurred_at"]
-            and from_db(row["event_occurred_at"]) + moment.trigger.expires < self.now
+            and (occurred := from_db(row["event_occurred_at"])) is not None
+            and occurred + moment.trigger.expires < self.now
         ):
             return "expired", "expired"
         if row["kind"] == "reminder":
@@ -222,7 +223,7 @@ class _Delivery:
             conn.executemany(
                 "UPDATE invitations SET status = 'sent', sent_at = ?, message_id = ?, attempts = ?, last_error = NULL, "
                 "next_attempt_at = NULL, updated_at = ? WHERE id = ?",
-                [(to_db(o.at), o.item.message_id, o.item.prev_attempts + 1, stamp, o.item.id) for o in sent],
+                [(to_db(o.sent_at), o.item.message_id, o.item.prev_attempts + 1, stamp, o.item.id) for o in sent],
             )
             for outcome in finished:
                 if outcome.result != "sent":
@@ -396,7 +397,10 @@ class _Delivery:
                         exhausted = True
                         break
                     prepared = self.prepare(row)
-                    (ahead if isinstance(prepared, Prepared) else immediate).append(prepared)
+                    if isinstance(prepared, Prepared):
+                        ahead.append(prepared)
+                    else:
+                        immediate.append(prepared)
                 free = 0 if self.stopped else window - outstanding
                 starting, ahead = ahead[:free], ahead[free:]
                 marked = self.record(finished + immediate, starting)

@@ -108,9 +108,11 @@ def keyring(
         previous = [(stored, to_db(now + settings.token_grace_period))]
     keys: list[bytes] = []
     for fp, until in previous:
-        in_grace = until is None or from_db(until) > now
+        expires = from_db(until)  # None: no end to the grace period
+        in_grace = expires is None or expires > now
         loaded = old is not None and fingerprint(old) == fp and in_grace
         if loaded:
+            assert old is not None, "loaded only when the previous secret is given"
             keys.append(old)
         status.previous.append({"fingerprint": fp, "verify_until": until, "loaded": loaded})
     return Keyring(secret, tuple(keys)), status

@@ -163,7 +163,7 @@ class SmtpConnection(Connection):
         try:
             await client.connect()
             if t.username is not None and t.password is not None:
-                await self._login(client)
+                await self._login(client, t.username, t.password)
         except aiosmtplib.SMTPException as exc:
             if type(exc) is aiosmtplib.SMTPException:
                 # aiosmtplib raises the bare class when the server lacks what the settings ask for (AUTH,
@@ -177,13 +177,13 @@ class SmtpConnection(Connection):
             raise
         return client
 
-    async def _login(self, client: aiosmtplib.SMTP) -> None:
+    async def _login(self, client: aiosmtplib.SMTP, username: str, password: str) -> None:
         """Log in on an open connection. A login the server never answers is a configuration problem
         (wrong port or security for AUTH, a relay that only takes mail from its network), not an outage:
         the run stops at once with the fix instead of retrying for minutes (issue 14)."""
         t = self.transport
         try:
-            await client.login(t.username, t.password)
+            await client.login(username, password)
         except (TimeoutError, aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPServerDisconnected) as exc:
             client.close()
             waited = t.settings.timeout.total_seconds()
