@@ -252,6 +252,7 @@ class Engine:
 
     def gather_events(self, mid: str, m: Moment) -> None:
         trigger = m.trigger
+        assert trigger is not None, "an event moment has a trigger (Moment's validator)"
         where, params = audience_sql(m.audience, with_event=True)
         only, only_params = self.contact_filter("e.contact_id")
         key = "? || '|' || e.contact_id || '|e' || e.id"
@@ -306,6 +307,7 @@ class Engine:
         )
 
     def gather_wave(self, mid: str, m: Moment) -> None:
+        assert m.schedule is not None, "a relational moment has a schedule (Moment's validator)"
         wave = wave_for(m.schedule, self.now, self.ws.settings.timezone)
         self.waves[mid] = wave
         where, params = audience_sql(m.audience, with_event=False)
@@ -496,7 +498,10 @@ class Engine:
 
     def spread_limit(self, mid: str, m: Moment, survivors: int, already_today: int) -> int | None:
         """With `schedule.spread`, today's share of the wave: what remains over the days left to spread it."""
-        if m.kind != "relational" or m.schedule.spread is None:
+        if m.kind != "relational":
+            return None
+        assert m.schedule is not None, "a relational moment has a schedule (Moment's validator)"
+        if m.schedule.spread is None:
             return None
         wave = self.waves[mid]
         spread_end = wave.start + m.schedule.spread
@@ -520,6 +525,8 @@ class Engine:
             params,
         )
         for contact_id, moment, event_id, wave, send_at, language, email, key in rows:
+            when = from_db(send_at)
+            assert when is not None, "every placed row has its slot's send_at (plan_slots, joined)"
             if language not in languages:
                 languages[language] = pick_language(language, ws.settings.languages, ws.settings.default_language)
             planned.append(
@@ -530,7 +537,7 @@ class Engine:
                     event_id,
                     wave,
                     None,
-                    from_db(send_at),
+                    when,
                     languages[language],
                     email,
                     key,

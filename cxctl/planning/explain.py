@@ -223,7 +223,8 @@ def _verdict(ws, engine: Engine, row: dict) -> MomentVerdict:
     recontact = recontact_for(ws, m)
     if recontact:
         ml = row["moment_last"]
-        free = from_db(ml) + recontact if ml else None
+        last_for_moment = from_db(ml) if ml else None
+        free = last_for_moment + recontact if last_for_moment is not None else None
         checks.append(
             Check(
                 "recontact",

@@ -60,7 +60,8 @@ def list_exclusions(engine: Engine, by_moment: dict[str, dict[str, int]]) -> lis
                 params.append(moment)
             rows = engine.sql(" UNION ALL ".join(parts) + " ORDER BY 1, 2", params)
             if reason in REPEATED_DETAILS:
-                one = {}.setdefault  # 300,000 daily-cap exclusions share two or three texts
+                texts: dict[str, str] = {}
+                one = texts.setdefault  # 300,000 daily-cap exclusions share two or three texts
                 out.extend(
                     [
                         Exclusion(contact_id, moment, reason, one(text, text), event_id, wave)

@@ -116,11 +116,11 @@ def audience_sql(audience: Audience, *, with_event: bool) -> tuple[str, list[Any
         base = _in_list("substr(c.language, 1, instr(c.language || '-', '-') - 1)", wanted, params)
         terms.append(f"({full} OR {base})")
     for name, value in audience.contact.items():
-        column = CONTACT_COLUMNS.get(name)
-        if column is None:
+        expr = CONTACT_COLUMNS.get(name)
+        if expr is None:
             params.append(json_path(name))
-            column = "json_extract(c.attributes, ?)"
-        terms.append(_in_list(column, _texts(value), params))
+            expr = "json_extract(c.attributes, ?)"
+        terms.append(_in_list(expr, _texts(value), params))
     if with_event:
         for name, value in audience.event.items():
             params.append(json_path(name))
