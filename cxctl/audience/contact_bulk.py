@@ -18,7 +18,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import sqlite_utils
 
@@ -46,10 +46,16 @@ class Tally:
 Batch = tuple[list[list], list[list], list[tuple[int, str]]]
 
 
-class Batches(Protocol):
-    """Batches that can be stopped before the end: `converted_batches`' generator, or the worker's."""
+# A batch for in_worker: a tuple of row lists, which marshal carries (the responses import has its own).
+T = TypeVar("T", bound=tuple[list[Any], ...])
+T_co = TypeVar("T_co", covariant=True)
+R = TypeVar("R")  # what `finish` returns
 
-    def __iter__(self) -> Iterator[Batch]: ...
+
+class Batches(Protocol[T_co]):
+    """Batches that can be stopped before the end: a generator such as `converted_batches`, or the worker's."""
+
+    def __iter__(self) -> Iterator[T_co]: ...
 
     def close(self) -> None: ...
 
@@ -131,9 +137,7 @@ def parallel_possible(size: int) -> bool:
     return size >= PARALLEL_BYTES and (os.cpu_count() or 1) > 1 and "fork" in multiprocessing.get_all_start_methods()
 
 
-def in_worker(
-    produce: Callable[[], Iterator[Batch]], finish: Callable[[], Tally]
-) -> tuple[Batches, Callable[[], Tally]]:
+def in_worker(produce: Callable[[], Iterable[T]], finish: Callable[[], R]) -> tuple[Batches[T], Callable[[], R]]:
     """Run `produce()` in a forked process; return (the batches it yields, a function giving `finish()`'s
     result computed in the worker). The pipe holds a few batches at most, so memory stays bounded.
 
@@ -161,9 +165,9 @@ def in_worker(
     process = context.Process(target=work, name="cxctl-import-rows", daemon=True)
     process.start()
     sender.close()
-    outcome: list[Tally] = []
+    outcome: list[R] = []
 
-    def batches() -> Generator[Batch, None, None]:
+    def batches() -> Generator[T, None, None]:
         try:
             while True:
                 try:
@@ -192,13 +196,13 @@ def in_worker(
     return _Batches(batches(), stop), lambda: outcome[0]
 
 
-class _Batches:
+class _Batches(Generic[T]):
     """The worker's batches; `close()` stops the worker even when no batch was read yet."""
 
-    def __init__(self, generator: Generator[Batch, None, None], stop: Callable[[], None]):
+    def __init__(self, generator: Generator[T, None, None], stop: Callable[[], None]):
         self.generator, self.stop = generator, stop
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[T]:
         return self.generator
 
     def close(self) -> None:

@@ -272,7 +272,7 @@ def import_contacts(
         db.execute("PRAGMA temp.cache_size = -32768")
         collecting = gc.isenabled()
         gc.disable()  # the loop makes a million short-lived lists and no cycles: collections are pure cost
-        batches: Batches | None = None
+        batches: Batches[Batch] | None = None
         try:
             with import_transaction(db, log, result, now, dry_run):
                 fresh = db.execute("SELECT NOT EXISTS (SELECT 1 FROM contacts)").fetchone()[0]
