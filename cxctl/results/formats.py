@@ -317,8 +317,11 @@ def _open_jsonl(path: Path) -> Export:
             continue
         try:
             value = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             bad.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits: no `msg` nor `colno`
+            bad.append((number, f"not valid JSON ({exc})"))
             continue
         if not isinstance(value, dict):
             bad.append((number, "not a JSON object"))
