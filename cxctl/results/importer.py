@@ -150,7 +150,13 @@ def _plan_for(ws: Workspace, export: Export, moment_id: str) -> _Plan:
         if column is not None and column.strip() == NOT_EXPORTED:
             continue
         if column is not None:
-            readers.append(QuestionReader.build(qid, question, export.column((), column)))
+            given = export.column((), column)
+            if given is None:  # an empty name: Export.column has nothing to look for
+                raise ImportFileError(
+                    f"{export.path}: moments.{moment_id}.responses.columns.{qid} is empty: name the export column "
+                    f'that answers it, or write {qid}: "{NOT_EXPORTED}" if this export does not hold it'
+                )
+            readers.append(QuestionReader.build(qid, question, given))
             continue
         wordings = [qid] + ([question.text] if isinstance(question.text, str) else list(question.text.values()))
         index = export.column(wordings)
