@@ -14,10 +14,11 @@ import functools
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -53,6 +54,12 @@ _TAILS = {f":{m:02d}:{sec:02d}": f":{m:02d}:{sec:02d}" for m in range(60) for se
 _TAILS.update({f":{m:02d}": f":{m:02d}:00" for m in range(60)})
 
 
+def _utc_offset(naive: datetime, tz: ZoneInfo) -> timedelta:
+    offset = naive.replace(tzinfo=tz).utcoffset()
+    assert offset is not None, "a datetime with a ZoneInfo always has an offset"
+    return offset
+
+
 class _Clock:
     """Export times → (UTC store text, local day), fast: the UTC offset is cached per local hour, since a
     zone's offset only changes at whole-hour transitions (a million-row import parses a million times).
@@ -85,7 +92,7 @@ class _Clock:
                 naive = None
             if naive is not None:
                 if offset is None:
-                    offset = self.offsets[hour] = naive.replace(tzinfo=self.tz).utcoffset()
+                    offset = self.offsets[hour] = _utc_offset(naive, self.tz)
                 return (naive - offset).isoformat(" "), text[:10]
         when = parse_time(text, self.tz, utc=self.utc, order=self.order, date_format=self.date_format)
         if self.order is None and not self.date_format:
@@ -102,10 +109,34 @@ class _Clock:
             return None
         offset = self.offsets.get(hour)
         if offset is None:
-            offset = self.offsets[hour] = naive.replace(tzinfo=self.tz).utcoffset()
+            offset = self.offsets[hour] = _utc_offset(naive, self.tz)
         if offset.total_seconds() % 3600:
             return None
         return (naive - offset).isoformat(" ")[:13]
+
+
+# A staging batch: (rows of temp.stage, rows of temp.stage_answers).
+_Batch = tuple[list[tuple], list[tuple]]
+
+
+@dataclass
+class _Tally:
+    """What reading the rows learnt besides the batches (sent back from the worker process at the end)."""
+
+    rows_read: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    quarantine: list[tuple] = field(default_factory=list)
+    moment: str | None = None
+    notes: list[str] = field(default_factory=list)
+    facts: Facts = field(default_factory=Facts)
+
+
+# `in_worker` is annotated with the contacts import's batch and tally types, but it only passes on what `produce`
+# yields (marshal) and what `finish` returns (pickle): these tuples and `_Tally` travel the same way.
+_in_worker = cast(
+    "Callable[[Callable[[], Iterator[_Batch]], Callable[[], _Tally]], tuple[Iterator[_Batch], Callable[[], _Tally]]]",
+    in_worker,
+)
 
 
 @dataclass
@@ -401,12 +432,12 @@ def _import(
         db.execute(statement)
     db.execute("DELETE FROM temp.stage")
     db.execute("DELETE FROM temp.stage_answers")
-    tally: dict = {}
+    tally = _Tally()
 
-    def produce() -> Iterator[tuple[list[tuple], list[tuple]]]:
+    def produce() -> Iterator[_Batch]:
         """Read and check every row; yield the staging batches (response rows, answer rows). What else it
         learns (quarantined rows, counts) goes to `tally`, since this may run in a forked worker."""
-        nonlocal chosen
+        nonlocal chosen, tally
         stage: list[tuple] = []
         answers: list[tuple] = []
         quarantine: list[tuple] = []
@@ -462,6 +493,9 @@ def _import(
                 chosen = found[0]
                 plans[chosen] = _plan_for(ws, export, chosen)
             moment_id = fields[moment_i].strip() if moment_i is not None else chosen
+            assert moment_id is not None, (
+                "no moment column: _choose_moment named the moment, or the first known token did (above)"
+            )
             plan = plans.get(moment_id)
             if plan is None:
                 if moment_id not in ws.moments:
@@ -503,7 +537,7 @@ def _import(
                 continue
             values = []
             errors = []
-            scores = [None, None, None]
+            scores: list[int | None] = [None, None, None]
             for reader in plan.readers:
                 try:
                     value = reader.read(fields[reader.index])
@@ -513,6 +547,7 @@ def _import(
                 if value is not None:
                     values.append((number, reader.id, value[0], value[1]))
                     if reader.indicator is not None:
+                        assert value[0] is not None, "an indicator (nps, csat, ces) reads as a number"
                         scores[reader.indicator] = int(value[0])
             if errors:
                 quarantine_row(number, fields, "invalid", "; ".join(errors), moment_id)
@@ -559,7 +594,7 @@ def _import(
                 stage, answers = [], []
         if stage:
             yield stage, answers
-        tally.update(
+        tally = _Tally(
             rows_read=rows_read,
             skipped=dict(skipped),
             quarantine=quarantine,
@@ -583,7 +618,7 @@ def _import(
 
     if chosen != "?" and parallel_possible(export.path.stat().st_size):
         # Big files: a forked worker reads and checks while this process writes the staging batches.
-        batches, finish = in_worker(produce, lambda: tally)
+        batches, finish = _in_worker(produce, lambda: tally)
     else:
         batches, finish = produce(), lambda: tally
     try:
@@ -603,14 +638,14 @@ def _import(
             batches.close()
     result = finish()
     report.rows_read, report.skipped, quarantine, facts = (
-        result["rows_read"],
-        result["skipped"],
-        result["quarantine"],
-        result["facts"],
+        result.rows_read,
+        result.skipped,
+        result.quarantine,
+        result.facts,
     )
-    report.notes.extend(result["notes"])
-    if report.moment is None and result["moment"] not in (None, "?"):
-        report.moment = result["moment"]
+    report.notes.extend(result.notes)
+    if report.moment is None and result.moment not in (None, "?"):
+        report.moment = result.moment
     settle(ws, db, export, report, quarantine, imported_at, secret, columns, facts, reread=reread)
     return report
 
@@ -644,7 +679,12 @@ def list_quarantine(
     if moment:
         sql += " WHERE moment = ?"
         params.append(moment)
-    return [QuarantineRow(*row[:7], json.loads(row[7])) for row in db.execute(sql + " ORDER BY id", params).fetchall()]
+    return [
+        QuarantineRow(id_, source, moment_, file_name, row_number, kind, reason, json.loads(raw))
+        for id_, source, moment_, file_name, row_number, kind, reason, raw in db.execute(
+            sql + " ORDER BY id", params
+        ).fetchall()
+    ]
 
 
 def question_label(ws: Workspace, qid: str) -> str:
