@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,7 +133,7 @@ class Export:
     sha256: str
     time_zone: str | None = None
     convention: Convention = field(default_factory=Convention)
-    _close: object = None
+    _close: Callable[[], None] | None = None
     named: bool = False  # the format was given (--format), not detected
 
     def close(self) -> None:
