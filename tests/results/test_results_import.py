@@ -487,11 +487,10 @@ def test_fast_local_time_reading_agrees_with_the_full_parser_across_dst():
     from hypothesis import strategies as st
 
     from cxctl.core.timeutil import to_db
-    from cxctl.results.formats import DAY_FIRST, parse_time
-    from cxctl.results.importer import _Clock
+    from cxctl.results.formats import DAY_FIRST, Clock, parse_time
 
     paris = ZoneInfo("Europe/Paris")
-    clock = _Clock(paris, paris, utc=False, order=DAY_FIRST)
+    clock = Clock(paris, paris, utc=False, order=DAY_FIRST)
     around = st.sampled_from(
         [datetime(2026, 3, 29), datetime(2026, 10, 25), datetime(2026, 12, 31), datetime(2026, 6, 1)]
     )
