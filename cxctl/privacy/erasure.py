@@ -240,7 +240,7 @@ def _sweep_text(db: sqlite_utils.Database, needles: list[str]) -> int:
         if table in _SKIP_SWEEP or table.startswith("_"):
             continue
         # WITHOUT ROWID tables (e.g. answers) are addressed by their primary key instead of rowid.
-        keys = db[table].pks
+        keys = db.table(table).pks  # a table, not a view: the name comes from table_names()
         key_list = ", ".join(f"[{k}]" for k in keys)
         key_where = " AND ".join(f"[{k}] = ?" for k in keys)
         columns = [c.name for c in db[table].columns if c.type.upper() in ("TEXT", "") or "CHAR" in c.type.upper()]

@@ -134,6 +134,7 @@ class QuestionReader:
                 raise ValueProblem(f"{self.id}: {text!r} is not a number of the {q.min}–{q.max} scale")
             if number != int(number):
                 raise ValueProblem(f"{self.id}: {text!r} is not a whole number of the {q.min}–{q.max} scale")
+            assert q.min is not None and q.max is not None, "Question._scale gives every scale its min and max"
             if not q.min <= number <= q.max:
                 raise ValueProblem(f"{self.id}: {text!r} is outside the {q.min}–{q.max} scale")
             return float(number), None

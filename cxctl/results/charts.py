@@ -17,8 +17,12 @@ import hashlib
 import io
 import re
 import threading
+from typing import TYPE_CHECKING, Any
 
-STYLE = {
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType  # the rcParams names rc_context accepts
+
+STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",
     "svg.hashsalt": None,
     "font.family": "sans-serif",

@@ -43,14 +43,16 @@ class FollowupList:
 
 def _flags(ws: Workspace, moment: str) -> dict[str, tuple[str, float]]:
     """question id → (reason, threshold): at or below the threshold needs a call-back."""
-    out = {}
+    out: dict[str, tuple[str, float]] = {}
     for qid in ws.moments[moment].questions:
         q = ws.questions[qid]
         if q.type == "nps":
             out[qid] = ("detractor", 6)
         elif q.type == "csat":
+            assert q.min is not None, "Question._scale gives CSAT its default min"
             out[qid] = ("dissatisfied", q.min + 1)
         elif q.type == "ces":
+            assert q.min is not None, "Question._scale gives CES its default min"
             out[qid] = ("high_effort", q.min + 2)
     return out
 

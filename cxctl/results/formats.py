@@ -11,16 +11,16 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cxctl.audience.csvio import open_csv
 from cxctl.audience.values import impossible_in_format
 from cxctl.core.errors import ImportFileError, UsageError
-from cxctl.core.timeutil import nonexistent_date
+from cxctl.core.timeutil import nonexistent_date, to_db
 
 FORMATS = ("qualtrics", "surveymonkey", "google_forms", "typeform", "limesurvey", "generic", "jsonl")
 
@@ -133,7 +133,7 @@ class Export:
     sha256: str
     time_zone: str | None = None
     convention: Convention = field(default_factory=Convention)
-    _close: object = None
+    _close: Callable[[], None] | None = None
     named: bool = False  # the format was given (--format), not detected
 
     def close(self) -> None:
@@ -317,8 +317,11 @@ def _open_jsonl(path: Path) -> Export:
             continue
         try:
             value = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             bad.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits: no `msg` nor `colno`
+            bad.append((number, f"not valid JSON ({exc})"))
             continue
         if not isinstance(value, dict):
             bad.append((number, "not a JSON object"))
@@ -520,3 +523,69 @@ def scan_date_order(
         if ambiguous is None and plain >= give_up_after:
             break
     return DateOrderScan(None, None, ambiguous, ambiguous_count)
+
+
+# `:MM:SS` / `:MM` endings of ISO local times → the store's `:MM:SS` (a whole-hour UTC shift leaves them as they are).
+_TAILS = {f":{m:02d}:{sec:02d}": f":{m:02d}:{sec:02d}" for m in range(60) for sec in range(60)}
+_TAILS.update({f":{m:02d}": f":{m:02d}:00" for m in range(60)})
+
+
+def _utc_offset(naive: datetime, tz: ZoneInfo) -> timedelta:
+    offset = naive.replace(tzinfo=tz).utcoffset()
+    assert offset is not None, "a datetime with a ZoneInfo always has an offset"
+    return offset
+
+
+class Clock:
+    """Export times → (UTC store text, local day), fast: the UTC offset is cached per local hour, since a
+    zone's offset only changes at whole-hour transitions (a million-row import parses a million times).
+    With a whole-hour offset the UTC text is the cached UTC hour plus the minutes and seconds as written."""
+
+    def __init__(
+        self, tz: ZoneInfo, local: ZoneInfo, *, utc: bool, order: str | None = None, date_format: str | None = None
+    ):
+        self.tz, self.local, self.utc, self.order, self.date_format = tz, local, utc, order, date_format
+        self.same_zone = not utc and str(tz) == str(local) and not date_format
+        self.offsets: dict[str, timedelta] = {}
+        self.hours: dict[
+            str, str | None
+        ] = {}  # local 'YYYY-MM-DD HH' → UTC 'YYYY-MM-DD HH', None: not a whole-hour shift
+
+    def read(self, text: str) -> tuple[str, str]:
+        if self.same_zone and len(text) in (16, 19) and text[4] == "-" and text[10] in " T":
+            hour = text[:13]
+            tail = _TAILS.get(text[13:])
+            if tail is not None:
+                utc_hour = self.hours.get(hour, "")
+                if utc_hour == "":
+                    utc_hour = self.hours[hour] = self._utc_hour(hour)
+                if utc_hour is not None:
+                    return utc_hour + tail, text[:10]
+            offset = self.offsets.get(hour)
+            try:
+                naive = datetime.fromisoformat(text)
+            except ValueError:
+                naive = None
+            if naive is not None:
+                if offset is None:
+                    offset = self.offsets[hour] = _utc_offset(naive, self.tz)
+                return (naive - offset).isoformat(" "), text[:10]
+        when = parse_time(text, self.tz, utc=self.utc, order=self.order, date_format=self.date_format)
+        if self.order is None and not self.date_format:
+            # A file has one date order: the first date that can be read one way only fixes it for the rest.
+            evidence = slash_evidence(text)
+            if evidence in (DAY_FIRST, MONTH_FIRST):
+                self.order = evidence
+        return to_db(when), when.astimezone(self.local).date().isoformat()
+
+    def _utc_hour(self, hour: str) -> str | None:
+        try:
+            naive = datetime.fromisoformat(hour + ":00")
+        except ValueError:
+            return None
+        offset = self.offsets.get(hour)
+        if offset is None:
+            offset = self.offsets[hour] = _utc_offset(naive, self.tz)
+        if offset.total_seconds() % 3600:
+            return None
+        return (naive - offset).isoformat(" ")[:13]

@@ -14,10 +14,11 @@ import functools
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -32,12 +33,11 @@ from cxctl.results.answers import INDICATORS, QuestionReader, ValueProblem
 from cxctl.results.formats import (
     DAY_FIRST,
     MONTH_FIRST,
+    Clock,
     Export,
     not_recognised,
     open_export,
-    parse_time,
     scan_date_order,
-    slash_evidence,
     strptime_for,
 )
 from cxctl.results.response_store import STAGE_DDL, Facts, ImportReport, Problem, rebuild_rollups, settle  # noqa: F401 (public here too)
@@ -48,64 +48,28 @@ LOOSE_TOKEN_NAMES = {"t", "tok"}  # short names a column may have for another re
 FALSE_WORDS = {"0", "false", "faux", "no", "non", "n", "f", "partial"}
 
 
-# `:MM:SS` / `:MM` endings of ISO local times → the store's `:MM:SS` (a whole-hour UTC shift leaves them as they are).
-_TAILS = {f":{m:02d}:{sec:02d}": f":{m:02d}:{sec:02d}" for m in range(60) for sec in range(60)}
-_TAILS.update({f":{m:02d}": f":{m:02d}:00" for m in range(60)})
+# A staging batch: (rows of temp.stage, rows of temp.stage_answers).
+_Batch = tuple[list[tuple], list[tuple]]
 
 
-class _Clock:
-    """Export times → (UTC store text, local day), fast: the UTC offset is cached per local hour, since a
-    zone's offset only changes at whole-hour transitions (a million-row import parses a million times).
-    With a whole-hour offset the UTC text is the cached UTC hour plus the minutes and seconds as written."""
+@dataclass
+class _Tally:
+    """What reading the rows learnt besides the batches (sent back from the worker process at the end)."""
 
-    def __init__(
-        self, tz: ZoneInfo, local: ZoneInfo, *, utc: bool, order: str | None = None, date_format: str | None = None
-    ):
-        self.tz, self.local, self.utc, self.order, self.date_format = tz, local, utc, order, date_format
-        self.same_zone = not utc and str(tz) == str(local) and not date_format
-        self.offsets: dict[str, timedelta] = {}
-        self.hours: dict[
-            str, str | None
-        ] = {}  # local 'YYYY-MM-DD HH' → UTC 'YYYY-MM-DD HH', None: not a whole-hour shift
+    rows_read: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    quarantine: list[tuple] = field(default_factory=list)
+    moment: str | None = None
+    notes: list[str] = field(default_factory=list)
+    facts: Facts = field(default_factory=Facts)
 
-    def read(self, text: str) -> tuple[str, str]:
-        if self.same_zone and len(text) in (16, 19) and text[4] == "-" and text[10] in " T":
-            hour = text[:13]
-            tail = _TAILS.get(text[13:])
-            if tail is not None:
-                utc_hour = self.hours.get(hour, "")
-                if utc_hour == "":
-                    utc_hour = self.hours[hour] = self._utc_hour(hour)
-                if utc_hour is not None:
-                    return utc_hour + tail, text[:10]
-            offset = self.offsets.get(hour)
-            try:
-                naive = datetime.fromisoformat(text)
-            except ValueError:
-                naive = None
-            if naive is not None:
-                if offset is None:
-                    offset = self.offsets[hour] = naive.replace(tzinfo=self.tz).utcoffset()
-                return (naive - offset).isoformat(" "), text[:10]
-        when = parse_time(text, self.tz, utc=self.utc, order=self.order, date_format=self.date_format)
-        if self.order is None and not self.date_format:
-            # A file has one date order: the first date that can be read one way only fixes it for the rest.
-            evidence = slash_evidence(text)
-            if evidence in (DAY_FIRST, MONTH_FIRST):
-                self.order = evidence
-        return to_db(when), when.astimezone(self.local).date().isoformat()
 
-    def _utc_hour(self, hour: str) -> str | None:
-        try:
-            naive = datetime.fromisoformat(hour + ":00")
-        except ValueError:
-            return None
-        offset = self.offsets.get(hour)
-        if offset is None:
-            offset = self.offsets[hour] = naive.replace(tzinfo=self.tz).utcoffset()
-        if offset.total_seconds() % 3600:
-            return None
-        return (naive - offset).isoformat(" ")[:13]
+# `in_worker` is annotated with the contacts import's batch and tally types, but it only passes on what `produce`
+# yields (marshal) and what `finish` returns (pickle): these tuples and `_Tally` travel the same way.
+_in_worker = cast(
+    "Callable[[Callable[[], Iterator[_Batch]], Callable[[], _Tally]], tuple[Iterator[_Batch], Callable[[], _Tally]]]",
+    in_worker,
+)
 
 
 @dataclass
@@ -150,7 +114,13 @@ def _plan_for(ws: Workspace, export: Export, moment_id: str) -> _Plan:
         if column is not None and column.strip() == NOT_EXPORTED:
             continue
         if column is not None:
-            readers.append(QuestionReader.build(qid, question, export.column((), column)))
+            given = export.column((), column)
+            if given is None:  # an empty name: Export.column has nothing to look for
+                raise ImportFileError(
+                    f"{export.path}: moments.{moment_id}.responses.columns.{qid} is empty: name the export column "
+                    f'that answers it, or write {qid}: "{NOT_EXPORTED}" if this export does not hold it'
+                )
+            readers.append(QuestionReader.build(qid, question, given))
             continue
         wordings = [qid] + ([question.text] if isinstance(question.text, str) else list(question.text.values()))
         index = export.column(wordings)
@@ -374,7 +344,7 @@ def _import(
     if date_format is None and mapping0 is not None and mapping0.format in (None, export.format):
         date_format = mapping0.date_format
     order = None if date_format or reopen is None else _date_order(export, reopen, [sub_i, start_i], conv.date_order)
-    clock = _Clock(tz, local, utc=conv.utc, order=order, date_format=date_format)
+    clock = Clock(tz, local, utc=conv.utc, order=order, date_format=date_format)
     reading = date_format or order or ""
     report = ImportReport(str(export.path), export.format, None if chosen == "?" else chosen)
     plans: dict[str, _Plan] = {}
@@ -395,12 +365,12 @@ def _import(
         db.execute(statement)
     db.execute("DELETE FROM temp.stage")
     db.execute("DELETE FROM temp.stage_answers")
-    tally: dict = {}
+    tally = _Tally()
 
-    def produce() -> Iterator[tuple[list[tuple], list[tuple]]]:
+    def produce() -> Iterator[_Batch]:
         """Read and check every row; yield the staging batches (response rows, answer rows). What else it
         learns (quarantined rows, counts) goes to `tally`, since this may run in a forked worker."""
-        nonlocal chosen
+        nonlocal chosen, tally
         stage: list[tuple] = []
         answers: list[tuple] = []
         quarantine: list[tuple] = []
@@ -456,6 +426,9 @@ def _import(
                 chosen = found[0]
                 plans[chosen] = _plan_for(ws, export, chosen)
             moment_id = fields[moment_i].strip() if moment_i is not None else chosen
+            assert moment_id is not None, (
+                "no moment column: _choose_moment named the moment, or the first known token did (above)"
+            )
             plan = plans.get(moment_id)
             if plan is None:
                 if moment_id not in ws.moments:
@@ -497,7 +470,7 @@ def _import(
                 continue
             values = []
             errors = []
-            scores = [None, None, None]
+            scores: list[int | None] = [None, None, None]
             for reader in plan.readers:
                 try:
                     value = reader.read(fields[reader.index])
@@ -507,6 +480,7 @@ def _import(
                 if value is not None:
                     values.append((number, reader.id, value[0], value[1]))
                     if reader.indicator is not None:
+                        assert value[0] is not None, "an indicator (nps, csat, ces) reads as a number"
                         scores[reader.indicator] = int(value[0])
             if errors:
                 quarantine_row(number, fields, "invalid", "; ".join(errors), moment_id)
@@ -553,7 +527,7 @@ def _import(
                 stage, answers = [], []
         if stage:
             yield stage, answers
-        tally.update(
+        tally = _Tally(
             rows_read=rows_read,
             skipped=dict(skipped),
             quarantine=quarantine,
@@ -577,7 +551,7 @@ def _import(
 
     if chosen != "?" and parallel_possible(export.path.stat().st_size):
         # Big files: a forked worker reads and checks while this process writes the staging batches.
-        batches, finish = in_worker(produce, lambda: tally)
+        batches, finish = _in_worker(produce, lambda: tally)
     else:
         batches, finish = produce(), lambda: tally
     try:
@@ -597,14 +571,14 @@ def _import(
             batches.close()
     result = finish()
     report.rows_read, report.skipped, quarantine, facts = (
-        result["rows_read"],
-        result["skipped"],
-        result["quarantine"],
-        result["facts"],
+        result.rows_read,
+        result.skipped,
+        result.quarantine,
+        result.facts,
     )
-    report.notes.extend(result["notes"])
-    if report.moment is None and result["moment"] not in (None, "?"):
-        report.moment = result["moment"]
+    report.notes.extend(result.notes)
+    if report.moment is None and result.moment not in (None, "?"):
+        report.moment = result.moment
     settle(ws, db, export, report, quarantine, imported_at, secret, columns, facts, reread=reread)
     return report
 
@@ -638,7 +612,12 @@ def list_quarantine(
     if moment:
         sql += " WHERE moment = ?"
         params.append(moment)
-    return [QuarantineRow(*row[:7], json.loads(row[7])) for row in db.execute(sql + " ORDER BY id", params).fetchall()]
+    return [
+        QuarantineRow(id_, source, moment_, file_name, row_number, kind, reason, json.loads(raw))
+        for id_, source, moment_, file_name, row_number, kind, reason, raw in db.execute(
+            sql + " ORDER BY id", params
+        ).fetchall()
+    ]
 
 
 def question_label(ws: Workspace, qid: str) -> str:

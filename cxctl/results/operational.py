@@ -94,8 +94,9 @@ def durations(
     for end, start in db.execute(sql, [start_type, end_type, *params]).fetchall():
         if start is None:
             continue
-        end_at = from_db(end)
-        hours = (end_at - from_db(start)).total_seconds() / 3600
+        end_at, start_at = from_db(end), from_db(start)
+        assert end_at is not None and start_at is not None, "occurred_at is NOT NULL; start was checked above"
+        hours = (end_at - start_at).total_seconds() / 3600
         groups[period_label(end_at.astimezone(local).date(), by)].append(hours)
     rows = []
     for period in sorted(groups):
@@ -152,7 +153,9 @@ def counts(
     for (occurred,) in db.execute(
         f"SELECT occurred_at FROM events WHERE type = ?{where}", [event_type, *params]
     ).fetchall():
-        tally[period_label(from_db(occurred).astimezone(local).date(), by)] += 1
+        occurred_at = from_db(occurred)
+        assert occurred_at is not None, "events.occurred_at is NOT NULL"
+        tally[period_label(occurred_at.astimezone(local).date(), by)] += 1
     return [CountRow(p, tally[p]) for p in sorted(tally)]
 
 

@@ -85,7 +85,7 @@ def store_responses(
                 next((q for q in questions if ws.questions[q].type == kind), None) for kind in INDICATOR_TYPES
             ]
         scores = [
-            int(answers[q][0]) if q in answers and answers[q][0] is not None else None for q in indicators[moment]
+            int(score) if q in answers and (score := answers[q][0]) is not None else None for q in indicators[moment]
         ]
         submitted, day = to_db(response.submitted_at), response.submitted_at.astimezone(local).date().isoformat()
         ordered = [(qid, *answers[qid]) for qid in ws.moments[moment].questions if qid in answers]

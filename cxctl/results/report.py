@@ -105,6 +105,8 @@ def figure(name: str, ind: Indicator | None) -> Figure | None:
     (the Wilson interval of a proportion, value ± margin otherwise)."""
     if ind is None:
         return None
+    low: float | None
+    high: float | None
     if ind.interval is not None:
         low, high = ind.interval
     elif ind.value is not None and ind.margin is not None:
@@ -174,8 +176,9 @@ def build_report(
     periods = period_labels(since_day, until_day, granularity)
     moments = [moment] if moment else list(ws.moments)
     by_moment = {row.group["moment"]: row for row in card.rows}
-    timed = defaultdict(dict)
+    timed: dict[str, dict[str, ScoreRow]] = defaultdict(dict)
     for row in compute_scorecard(ws, db, now, by=["moment", granularity], **common).rows:
+        assert row.period is not None, "a scorecard by period labels each row with its period"
         timed[row.group["moment"]][row.period] = row
     ages = open_followup_ages(ws, db, now, since_day, until_day, moments)
     extra = beside_scorecard(ws, db, ops, granularity, since_day, until_day) if ops else []
@@ -183,7 +186,7 @@ def build_report(
     if by:
         for row in compute_scorecard(ws, db, now, by=["moment", by], **common).rows:
             breakdown[row.group["moment"]].append((row.group[by] or "(none)", figures(row), row.responses))
-    reasons = defaultdict(Counter)
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
     for r in reason_counts(ws, db, moment, since_day, until_day):
         label = next(
             (
@@ -198,15 +201,15 @@ def build_report(
     sections = []
     for mid in moments:
         spec = ws.moments[mid]
-        row = by_moment.get(mid)
+        moment_row = by_moment.get(mid)
         section = Section(
             "moment",
             mid,
             localise(spec.name, language, ws.settings.default_language) or mid,
             f"{localise(ws.journeys[spec.journey].name, language, ws.settings.default_language)} · {spec.stage}",
-            row.responses if row else 0,
-            row.sent if row else 0,
-            figures(row),
+            moment_row.responses if moment_row else 0,
+            moment_row.sent if moment_row else 0,
+            figures(moment_row),
         )
         section.trends = _trends(timed.get(mid, {}), periods)
         section.distributions = _distributions(ws, values.get(mid, {}))
@@ -262,8 +265,9 @@ def _stage_sections(
         for r in compute_scorecard(ws, db, now, by=["journey", "stage"], **common).rows
     }
     timed: dict[tuple, dict[str, ScoreRow]] = defaultdict(dict)
-    for row in compute_scorecard(ws, db, now, by=["journey", "stage", granularity], **common).rows:
-        timed[(row.group["journey"], row.group["stage"])][row.period] = row
+    for timed_row in compute_scorecard(ws, db, now, by=["journey", "stage", granularity], **common).rows:
+        assert timed_row.period is not None, "a scorecard by period labels each row with its period"
+        timed[(timed_row.group["journey"], timed_row.group["stage"])][timed_row.period] = timed_row
     out = []
     for jid, journey in ws.journeys.items():
         for stage in journey.stages:

@@ -87,8 +87,8 @@ class ScoreRow:
 @dataclass
 class Scorecard:
     by: list[str]
-    since: str | None
-    until: str | None
+    since: str  # the days covered, inclusive: compute_scorecard resolves the defaults
+    until: str
     min_responses: int
     rows: list[ScoreRow]
     moment: str | None = None
@@ -447,7 +447,7 @@ def _rows(
         cell.sent += data["sent"]
         cell.uninvited += data.get("uninvited", 0)
         spec = ws.moments[moment_id]
-        kinds = {}
+        kinds: dict[str, str] = {}  # question type → the moment's first question of that type
         for qid in spec.questions:
             kinds.setdefault(ws.questions[qid].type, qid)
         for (qid, value), n in data["scores"].items():
@@ -457,10 +457,12 @@ def _rows(
             if question.type == "nps":
                 cell.nps[value] += n
             elif question.type == "csat":
+                assert question.max is not None, "Question._scale gives CSAT its default max"
                 top = question.top_box or 2
                 cell.csat_n += n
                 cell.csat_k += n if value > question.max - top else 0
             elif question.type == "ces":
+                assert question.max is not None, "Question._scale gives CES its default max"
                 cell.ces[value] += n
                 cell.ces_agree += n if value >= question.max - 2 else 0
     minimum = ws.settings.min_responses
@@ -468,9 +470,9 @@ def _rows(
     for group, by_label in sorted(cells.items()):
         labels = [label for label in order if label in shown] if times else ["current"]
         for label in labels:
-            cell = by_label.get(label)
-            if cell is None:
+            if label not in by_label:
                 continue
+            cell = by_label[label]
             previous = None
             if times:
                 index = order.index(label)

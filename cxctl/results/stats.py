@@ -179,16 +179,20 @@ def proportion_change(now: Proportion, before: Proportion) -> Change | None:
         return None
     pooled = (now.k + before.k) / (now.n + before.n)
     variance = pooled * (1 - pooled) * (1 / now.n + 1 / before.n) * 100.0**2
-    return _change(now.value - before.value, variance)
+    now_value, before_value = now.value, before.value
+    assert now_value is not None and before_value is not None, "both n > 0 (checked above)"
+    return _change(now_value - before_value, variance)
 
 
 def mean_change(now: Mean, before: Mean) -> Change | None:
     """Welch's z for two means (normal approximation; scorecard cells have n ≥ min_responses)."""
     if now.n == 0 or before.n == 0:
         return None
+    now_value, before_value = now.value, before.value
+    assert now_value is not None and before_value is not None, "both n > 0 (checked above)"
     if now.variance is None or before.variance is None:
-        return Change(now.value - before.value, None, False)
-    return _change(now.value - before.value, now.variance / now.n + before.variance / before.n)
+        return Change(now_value - before_value, None, False)
+    return _change(now_value - before_value, now.variance / now.n + before.variance / before.n)
 
 
 SPARK = "▁▂▃▄▅▆▇█"

@@ -346,8 +346,8 @@ def reason_counts(
     of the responses submitted on local days `since`..`until` (ISO, inclusive; open when None)."""
     if moment is not None and moment not in ws.moments:
         raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
-    counts: Counter = Counter()
-    bases: Counter = Counter()
+    counts: Counter[tuple[str, str, str, str, str]] = Counter()  # (moment, segment, question, category, reason)
+    bases: Counter[tuple[str, str, str, str]] = Counter()  # (moment, segment, question, category)
     for m in [moment] if moment else list(ws.moments):
         qs = ws.moments[m].questions
         choice_qs = [q for q in qs if ws.questions[q].type in CHOICE_TYPES]

@@ -129,9 +129,9 @@ def test_cli_prune_json_and_forget_json(retention_workspace, helpers, cli):
     code, out, err = cli("export-person", "NOPE", "-w", str(retention_workspace))
     assert code == 2 and "no contact has the external id 'NOPE'" in err
     assert (
-        cli("export-person", "OLD", "-w", str(retention_workspace), "--json")[:2]
-        == cli("export-person", "OLD", "-w", str(retention_workspace))[:2]
-    )  # --json accepted: always JSON
+        cli("export-person", "OLD", "-w", str(retention_workspace), "--now", "2026-11-22T09:00", "--json")[:2]
+        == cli("export-person", "OLD", "-w", str(retention_workspace), "--now", "2026-11-22T09:00")[:2]
+    )  # --json accepted: always JSON (one --now: the real clock may tick between the two calls)
     code, out, err = cli("export-person", "OLD", "-w", str(retention_workspace))
     assert code == 0 and json.loads(out)["contacts"][0]["external_id"] == "OLD"
 

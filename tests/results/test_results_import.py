@@ -487,11 +487,10 @@ def test_fast_local_time_reading_agrees_with_the_full_parser_across_dst():
     from hypothesis import strategies as st
 
     from cxctl.core.timeutil import to_db
-    from cxctl.results.formats import DAY_FIRST, parse_time
-    from cxctl.results.importer import _Clock
+    from cxctl.results.formats import DAY_FIRST, Clock, parse_time
 
     paris = ZoneInfo("Europe/Paris")
-    clock = _Clock(paris, paris, utc=False, order=DAY_FIRST)
+    clock = Clock(paris, paris, utc=False, order=DAY_FIRST)
     around = st.sampled_from(
         [datetime(2026, 3, 29), datetime(2026, 10, 25), datetime(2026, 12, 31), datetime(2026, 6, 1)]
     )
@@ -572,3 +571,20 @@ def test_an_impossible_date_names_its_value_and_the_fix(text, message):
     with pytest.raises(ValueError) as caught:
         parse_time(text, ZoneInfo("Europe/Paris"), order=DAY_FIRST)
     assert str(caught.value) == message
+
+
+def test_a_jsonl_number_too_long_for_python_is_an_unreadable_line_not_a_crash(results_ws, sql, tmp_path):
+    """json.loads raises a plain ValueError (no `msg`, no `colno`) for an integer of more than 4300 digits: the
+    line goes to quarantine like any other line that is not JSON, and the lines around it land."""
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00", names=("alice",))
+    path = tmp_path / "big.jsonl"
+    path.write_text(
+        f'{{"response_id": "j-1", "token": "{t["alice"]}", "submitted_at": "2026-10-05T08:00:00Z", "nps": 9}}\n'
+        f'{{"response_id": "j-2", "submitted_at": "2026-10-05T09:00:00Z", "nps": {"1" * 5000}}}\n',
+        encoding="utf-8",
+    )
+    report = import_responses(ws, db, path, NOW, moment="nps_relational")
+    assert report.counted == 1 and answer(db, "ALICE", "nps_relational", "nps") == 9
+    assert [(p.row, p.kind) for p in report.problems] == [(2, "unreadable")]
+    assert report.problems[0].reason.startswith("not valid JSON (")

@@ -570,3 +570,26 @@ def test_google_forms_email_column_named_email(results_ws, sql, tmp_path):
     )
     report = import_responses(ws, db, path, NOW)
     assert report.counted == 1 and report.duplicates == 1 and report.problems == []
+
+
+def test_an_empty_column_in_the_mapping_is_an_error_with_the_fix(results_ws, sql, tmp_path):
+    """`columns: {nps: ""}` named no column: the reader got no column index and the import crashed (TypeError)."""
+    from cxctl.validation import load_workspace
+
+    ws, db = results_ws
+    yaml = ws.root / "ecommerce.yaml"
+    yaml.write_text(yaml.read_text(encoding="utf-8").replace("{nps: Q1,", '{nps: "",'), encoding="utf-8")
+    ws = load_workspace(ws.root)
+    t = invite(db, sql, "nps_relational", "2026-10-01 08:00:00", "ann")
+    path = qualtrics(
+        tmp_path,
+        "q.csv",
+        [
+            f"2026-10-05 10:00:00,2026-10-05 10:01:00,IP Address,100,True,2026-10-05 10:01:00,R_1,,,9,Bien,Le prix,{t['ann']}"
+        ],
+        ("How likely are you to recommend us to a friend?", "Why this score?", "What matters most?"),
+    )
+    with pytest.raises(ImportFileError) as caught:
+        import_responses(ws, db, path, NOW)
+    assert "moments.nps_relational.responses.columns.nps is empty" in str(caught.value)
+    assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 0
