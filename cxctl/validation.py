@@ -147,8 +147,8 @@ def find_workspaces(paths: list[Path]) -> list[list[Path]]:
         if path.is_dir() and not (path / WORKSPACE_FILE).is_file():
             nested = _nested_workspaces(path)
             if nested:
-                for root in nested:
-                    groups.setdefault(root.resolve(), [root])
+                for nested_root in nested:
+                    groups.setdefault(nested_root.resolve(), [nested_root])
                 continue
         root = _workspace_root(path)
         if root is None:

@@ -46,7 +46,7 @@ def prune_command(
     if json_:
         output.print_json(result)
         return
-    rows = []
+    rows: list[tuple[str, str | None, str | None, str, int | str]] = []
     for rule in result.rules:
         if rule.period is None:
             rows.append((rule.name, "not set", "", "", ""))

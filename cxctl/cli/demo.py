@@ -399,9 +399,11 @@ def unanswered_link(db, maildir: Path) -> str | None:
     import email.policy
     import html as html_text
 
-    box = mailbox.Maildir(maildir, create=False) if maildir.is_dir() else {}
+    if not maildir.is_dir():
+        return None
+    box = mailbox.Maildir(maildir, create=False)
     fallback = None
-    for key in sorted(box.keys()) if box else []:
+    for key in sorted(box.keys()):
         message = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
         body = message.get_body(("html",))
         links = [

@@ -82,9 +82,10 @@ def report_command(
     partial = out.with_name(out.name + ".partial")
     partial.write_text(html, encoding="utf-8")
     partial.replace(out)
+    size = len(html.encode("utf-8"))
     summary = {
         "file": str(out),
-        "bytes": len(html.encode("utf-8")),
+        "bytes": size,
         "since": report.since,
         "until": report.until,
         "moments": len(report.moments),
@@ -95,7 +96,7 @@ def report_command(
         return
     output.info(
         f"report {report.since} → {report.until} ({len(report.moments)} moment(s), by {report.granularity}) "
-        f"written to {out} ({summary['bytes'] // 1024} KB): open it in a browser, or print it to PDF"
+        f"written to {out} ({size // 1024} KB): open it in a browser, or print it to PDF"
     )
 
 

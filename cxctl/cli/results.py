@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.text import Text
@@ -14,6 +15,9 @@ from rich.text import Text
 from cxctl import store
 from cxctl.cli.common import JsonOption, MomentOption, NowOption, WorkspaceOption, now_for, open_workspace
 from cxctl.core import output
+
+if TYPE_CHECKING:
+    from cxctl.results.verbatims import ReasonCount
 
 responses_app = typer.Typer(help="Survey responses: import tool exports, review the quarantine.", no_args_is_help=True)
 # No help= here: the callback's docstring (with its example) is the group's help.
@@ -317,6 +321,7 @@ def scorecard_command(
     db = store.read(ws.database)
     card = compute_scorecard(ws, db, now_for(ws, now), by=by.split(","), since=since, until=until, moment=moment)
     granularity = next((b for b in card.by if b in TIME_DIMENSIONS), "month")
+    assert card.since is not None and card.until is not None, "compute_scorecard resolves the period it covers"
     indicators = beside_scorecard(ws, db, ops, granularity, card.since, card.until) if ops else []
     _warn_unknown_types(ws, db, [t for indicator in indicators for t in indicator.types])
     fmt = "json" if json_ else format
@@ -543,9 +548,9 @@ def reasons_command(moment: MomentOption = None, json_: JsonOption = False, work
         )
 
 
-def _by_moment_and_question(rows):
+def _by_moment_and_question(rows: list[ReasonCount]) -> Iterator[tuple[str, list[ReasonCount]]]:
     """The reason counts split into one table per moment and question: four columns read at 80."""
-    groups: dict[tuple[str, str], list] = {}
+    groups: dict[tuple[str, str], list[ReasonCount]] = {}
     for r in rows:
         groups.setdefault((r.moment, r.question), []).append(r)
     for (moment_id, question), part in groups.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -20,14 +20,17 @@ from cxctl.cli.common import (
 )
 from cxctl.core import output
 
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID  # annotations only: __enter__ imports it when a terminal needs it
+
 
 class _Progress:
     """A rich progress bar on a terminal; plain log lines (every 10 %) under cron and CI."""
 
     def __init__(self) -> None:
         self.terminal = output.stderr.is_terminal
-        self.bar = None
-        self.task = None
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
         self.next_log = 0
         self.started = time.monotonic()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 
@@ -125,7 +125,7 @@ def table(
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
     *,
-    justify: dict[str, str] | None = None,
+    justify: dict[str, JustifyMethod] | None = None,
     compact: bool = False,
     no_wrap: Sequence[str] = (),
     lines: bool = False,

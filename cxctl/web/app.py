@@ -176,7 +176,7 @@ async def read_pairs(request: Request, max_body: int) -> list[tuple[str, str]]:
     if declared is not None and (not declared.isdigit() or int(declared) > max_body):
         raise BodyProblem(413 if declared.isdigit() else 400)
     if declared is not None:  # the usual case: the length is known and within the limit
-        body = await request.body()
+        body: bytes | bytearray = await request.body()
         if len(body) > max_body:
             raise BodyProblem(413)
     else:  # chunked: count while reading
@@ -212,9 +212,12 @@ async def read_pairs(request: Request, max_body: int) -> list[tuple[str, str]]:
             ).parse()
         except (MultiPartException, ValueError, KeyError):
             raise BodyProblem(400) from None
-        if any(not isinstance(value, str) for _, value in form.multi_items()):
-            raise BodyProblem(400)
-        return [(name, value) for name, value in form.multi_items()]
+        pairs = []
+        for name, value in form.multi_items():
+            if not isinstance(value, str):  # a file part (max_files=0 should refuse them already)
+                raise BodyProblem(400)
+            pairs.append((name, value))
+        return pairs
     raise BodyProblem(415)
 
 
@@ -253,7 +256,7 @@ class SurveyApp:
         self.refresh_keys()
         self.writer = AnswerWriter(self.write_answers)
         self.zone = ZoneInfo(ws.settings.timezone)
-        self.thanks_pages: dict[tuple, bytes] = {}
+        self.thanks_pages: dict[tuple, bytes | memoryview] = {}  # starlette types Response.body so
 
     def write_answers(self, responses: list) -> list:
         """A batch of answers, in one transaction (runs in a worker thread)."""
@@ -428,6 +431,7 @@ class SurveyApp:
         """The thank-you page; it only depends on the language and the closing day, so it is rendered once
         per pair (under load, most answers share both)."""
         lang = invitation.page_lang
+        assert invitation.closes is not None, "thanks follows an answer, taken only while the invitation is open"
         until = invitation.closes.astimezone(self.zone).date()
         key = (lang, until, request.scope.get("root_path", ""))
         html = self.thanks_pages.get(key)

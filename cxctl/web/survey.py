@@ -23,7 +23,7 @@ from cxctl.results.page_answers import OneResponse, StoredResponse, store_respon
 from cxctl.store import email_hash
 from cxctl.web.texts import page_language, say
 from cxctl.workspace.loader import Workspace
-from cxctl.workspace.model import DEFAULT_SCALES, AskIf, localise
+from cxctl.workspace.model import DEFAULT_SCALES, AskIf, Question, localise
 
 MAX_TEXT = 2000  # characters of one open answer (a long complaint fits; a pasted file does not)
 SCALE_TYPES = ("nps", "csat", "ces", "rating")
@@ -166,6 +166,12 @@ class Field:
     max_chars: int = MAX_TEXT
 
 
+def _scale(q: Question) -> tuple[int, int]:
+    """The bounds of a scale question (nps, csat, ces, rating)."""
+    assert q.scale is not None, "Question's validator gives every scale question its min and max, or refuses it"
+    return q.scale
+
+
 def fields_for(ws: Workspace, moment: str, language: str, page_lang: str) -> list[Field]:
     """The moment's questions, in order, worded in `language` (then the workspace default)."""
     default = ws.settings.default_language
@@ -175,10 +181,11 @@ def fields_for(ws: Workspace, moment: str, language: str, page_lang: str) -> lis
         item = Field(qid, q.type, localise(q.text, language, default), q.required and q.ask_if is None)
         if q.type in SCALE_TYPES:
             labels = {k: localise(v, language, default) for k, v in q.labels.items()}
-            item.points = [(n, labels.get(n, "")) for n in range(q.min, q.max + 1)]
-            fallback = q.type in DEFAULT_SCALES and (q.min, q.max) == DEFAULT_SCALES[q.type]
-            item.low = labels.get(q.min) or (say(page_lang, f"low_{q.type}") if fallback else "")
-            item.high = labels.get(q.max) or (say(page_lang, f"high_{q.type}") if fallback else "")
+            low, high = _scale(q)
+            item.points = [(n, labels.get(n, "")) for n in range(low, high + 1)]
+            fallback = q.type in DEFAULT_SCALES and (low, high) == DEFAULT_SCALES[q.type]
+            item.low = labels.get(low) or (say(page_lang, f"low_{q.type}") if fallback else "")
+            item.high = labels.get(high) or (say(page_lang, f"high_{q.type}") if fallback else "")
         elif q.type in ("single_choice", "multiple_choice"):
             item.choices = [(c.id, localise(c.label, language, default)) for c in q.choices]
             item.multiple = q.type == "multiple_choice"
@@ -200,7 +207,8 @@ def preselected(
     if not score.isdigit() or not check_score(secret, link_token, score, tag):
         return {}
     q = ws.questions[qid]
-    return {qid: score} if q.min <= int(score) <= q.max else {}
+    low, high = _scale(q)
+    return {qid: score} if low <= int(score) <= high else {}
 
 
 # --- reading a submitted form ---------------------------------------------------------------------------
@@ -236,8 +244,9 @@ def read_form(ws: Workspace, moment: str, pairs: list[tuple[str, str]], page_lan
                 reading.errors[qid] = say(page_lang, "err_one")
             elif given:
                 text = given[0].strip()
-                if not (text.isascii() and text.isdigit() and q.min <= int(text) <= q.max):
-                    reading.errors[qid] = say(page_lang, "err_scale", min=q.min, max=q.max)
+                low, high = _scale(q)
+                if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
+                    reading.errors[qid] = say(page_lang, "err_scale", min=low, max=high)
                 else:
                     reading.answers[qid] = (float(int(text)), None)
         elif q.type in ("single_choice", "multiple_choice"):
@@ -316,7 +325,7 @@ def unsubscribe(db: sqlite_utils.Database, invitation: Invitation, now: datetime
     returns how many were new. A forgotten person's address survives as its hash only: suppressed by it."""
     stamp = to_db(now)
     note = f"one-click unsubscribe (invitation {invitation.id})"
-    rows = [(email_hash(address), address) for address in invitation.addresses]
+    rows: list[tuple[str, str | None]] = [(email_hash(address), address) for address in invitation.addresses]
     if not rows and invitation.address_hash:
         rows = [(invitation.address_hash, None)]
     added = 0

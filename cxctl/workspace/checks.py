@@ -28,7 +28,7 @@ from cxctl.workspace.settings_checks import (
     raw_get,
     template_problems,
 )
-from cxctl.workspace.yamlfile import ParsedFile, mark_for
+from cxctl.workspace.yamlfile import ParsedFile, Path_, mark_for
 
 SCORED_TYPES = ("nps", "csat", "ces", "rating")
 CHOICE_TYPES = ("single_choice", "multiple_choice")
@@ -51,7 +51,7 @@ def _check_moments(
     languages = [lang for _, lang in _str_list(raw_get(settings_raw, "languages")) if is_language(lang)] or [
         default_language
     ]
-    template_verdicts: dict[str, list[Problem]] = {}
+    template_verdicts: dict[str, list[tuple[str, str]]] = {}  # template -> (message, severity)
 
     for moment_id, (parsed, raw) in declared.raw["moments"].items():
         if not isinstance(raw, dict):
@@ -291,8 +291,9 @@ def _check_condition(parsed: ParsedFile, base: tuple, condition: dict, target_id
         )
     if kind in CHOICE_TYPES:
         choice_ids = [c.get("id") for c in raw_get(target, "choices") or [] if isinstance(c, dict)]
-        values = condition.get("any_of") if isinstance(condition.get("any_of"), list) else []
-        pairs = [(("any_of", i), v) for i, v in enumerate(values)]
+        any_of = condition.get("any_of")
+        values = any_of if isinstance(any_of, list) else []
+        pairs: list[tuple[Path_, Any]] = [(("any_of", i), v) for i, v in enumerate(values)]
         if "equals" in condition:
             pairs.append((("equals",), condition["equals"]))
         for where, value in pairs:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from cxctl.core.errors import Problem, UsageError, did_you_mean
 from cxctl.workspace.model import (
@@ -237,7 +238,7 @@ _QUOTED = re.compile(r"'([^']*)'")
 _YAML_BOOL_HINT = "; YAML reads yes/no/on/off (and NO, the country code) as true/false: put the value in quotes"
 
 
-def _message(error: dict, loc: Path_, data: Any) -> tuple[str, Path_]:
+def _message(error: ErrorDetails, loc: Path_, data: Any) -> tuple[str, Path_]:
     """A readable message that ends with the fix, and the (possibly refined) place."""
     kind, message, value = error["type"], error["msg"], error.get("input")
     if message.startswith("Value error, "):
@@ -245,7 +246,7 @@ def _message(error: dict, loc: Path_, data: Any) -> tuple[str, Path_]:
     if kind == "extra_forbidden":
         key = loc[-1]
         allowed = _model_fields_at(loc[:-1])
-        hint = did_you_mean(key, allowed)
+        hint = did_you_mean(str(key), allowed)  # an unknown key: a string (pydantic refuses others before)
         if not hint and allowed:
             hint = f": remove it, or use one of {', '.join(allowed)}"
         return f"unknown key {key!r}" + hint, loc

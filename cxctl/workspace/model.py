@@ -51,7 +51,7 @@ class SmtpSettings(Model):
 
     host: str = "127.0.0.1"
     """SMTP server."""
-    port: int = Field(25, ge=1, le=65535)
+    port: int = Field(default=25, ge=1, le=65535)
     """SMTP port (587 with starttls, 465 with tls)."""
     security: Literal["none", "starttls", "tls"] = "none"
     """Connection security; a login needs starttls or tls (none only to a relay on 127.0.0.1)."""
@@ -59,19 +59,19 @@ class SmtpSettings(Model):
     """Name of the environment variable holding the SMTP user."""
     password_env: EnvVar | None = None
     """Name of the environment variable holding the SMTP password."""
-    concurrency: int = Field(4, ge=1, le=64)
+    concurrency: int = Field(default=4, ge=1, le=64)
     """Parallel SMTP connections."""
-    rate_per_second: float | None = Field(None, gt=0)
+    rate_per_second: float | None = Field(default=None, gt=0)
     """Throttle: messages per second."""
-    max_per_hour: int | None = Field(None, ge=1)
+    max_per_hour: int | None = Field(default=None, ge=1)
     """Provider quota per hour."""
-    max_per_day: int | None = Field(None, ge=1)
+    max_per_day: int | None = Field(default=None, ge=1)
     """Provider quota per day."""
     timeout: Duration = timedelta(seconds=30)
     """Per-message timeout."""
-    max_consecutive_failures: int = Field(10, ge=1)
+    max_consecutive_failures: int = Field(default=10, ge=1)
     """Stop the run after this many failures in a row."""
-    max_attempts: int | None = Field(None, ge=1)
+    max_attempts: int | None = Field(default=None, ge=1)
     """Optional cap on the runs that try one message (quick retries within a run count as one); by default
     a temporary failure is given up on a clock (give_up_after), not a count."""
     retry_schedule: list[Duration] = Field(
@@ -114,7 +114,7 @@ class Settings(Model):
     name: str
     """The programme's name (for the team: scorecards, reports); customers see `company`."""
     company: Text | None = Field(
-        None, examples=["Assurance Horizon", {"fr": "Assurance Horizon", "en": "Horizon Insurance"}]
+        default=None, examples=["Assurance Horizon", {"fr": "Assurance Horizon", "en": "Horizon Insurance"}]
     )
     """The company's name as customers know it, per language if it differs; the default templates' footer
     names it ("you are a customer of …"). Unset: they say "one of our customers"."""
@@ -128,11 +128,13 @@ class Settings(Model):
     """IANA time zone of the team; contacts may have their own."""
     sender: Sender
     """Who the invitations come from."""
-    public_url: str | None = Field(None, examples=["https://avis.example.fr"])
+    public_url: str | None = Field(default=None, examples=["https://avis.example.fr"])
     """Address at which `cxctl serve` is reached (https, behind your proxy); its pages become the default survey_url and unsubscribe_url."""
-    survey_url: str | None = Field(None, examples=["https://survey.example.com/s/{moment}?lang={lang}&t={token}"])
+    survey_url: str | None = Field(
+        default=None, examples=["https://survey.example.com/s/{moment}?lang={lang}&t={token}"]
+    )
     """Link to the survey ({token}, {moment}, {lang} replaced; any form tool: put {token} in a hidden field). Default with public_url: {public_url}/s/{token}."""
-    unsubscribe_url: str | None = Field(None, examples=["https://example.com/unsubscribe?t={token}"])
+    unsubscribe_url: str | None = Field(default=None, examples=["https://example.com/unsubscribe?t={token}"])
     """Opt-out link ({token} is replaced); also sent as List-Unsubscribe. Default with public_url: {public_url}/u/{token}."""
     unsubscribe_mailto: str | None = None
     """Opt-out address for the List-Unsubscribe header."""
@@ -152,7 +154,7 @@ class Settings(Model):
     """SMTP settings (transport: smtp)."""
     retention: Retention = Field(default_factory=Retention)
     """How long personal data is kept."""
-    min_responses: int = Field(30, ge=1, description="Below this n a scorecard cell is marked insufficient.")
+    min_responses: int = Field(default=30, ge=1, description="Below this n a scorecard cell is marked insufficient.")
 
     _links = model_validator(mode="after")(default_links)
 
@@ -230,7 +232,7 @@ class Question(Model):
     """Follow-up condition on another question's answer."""
     required: bool = False
     """The respondent must answer."""
-    top_box: int | None = Field(None, description="CSAT: how many top answers count as satisfied (default 2).")
+    top_box: int | None = Field(default=None, description="CSAT: how many top answers count as satisfied (default 2).")
 
     @model_validator(mode="after")
     def _scale(self) -> Question:
@@ -280,14 +282,14 @@ class Schedule(Model):
     """Relational waves: exactly one of `every` (quarter, month, or a duration) or `cron`."""
 
     every: str | None = Field(
-        None,
+        default=None,
         examples=["quarter", "month", "90d"],
         json_schema_extra={"pattern": r"^(quarter|month|year|week)$|" + DURATION_PATTERN},
     )
     """quarter, month, year, week, or a duration such as 90d."""
-    cron: str | None = Field(None, examples=["0 9 1 */3 *"])
+    cron: str | None = Field(default=None, examples=["0 9 1 */3 *"])
     """Five-field cron expression, in the workspace time zone."""
-    spread: Duration | None = Field(None, description="Spread a wave over this long (with a daily cap).")
+    spread: Duration | None = Field(default=None, description="Spread a wave over this long (with a daily cap).")
 
     @model_validator(mode="after")
     def _one(self) -> Schedule:
@@ -335,7 +337,7 @@ class Audience(Model):
     """Contact countries (any of), e.g. FR, BE."""
     language: list[Language] | None = None
     """Contact languages (any of)."""
-    role: list[str] | None = Field(None, description="B2B roles, e.g. requester, buyer, user.")
+    role: list[str] | None = Field(default=None, description="B2B roles, e.g. requester, buyer, user.")
     contact: dict[AttributeName, AttributeFilter] = Field(default_factory=dict, description="Other contact attributes.")
     event: dict[AttributeName, AttributeFilter] = Field(
         default_factory=dict, description="Attributes of the triggering event."
@@ -345,18 +347,22 @@ class Audience(Model):
 class Reminders(Model):
     """Reminders to non-responders."""
 
-    count: int = Field(1, ge=0, le=5)
+    count: int = Field(default=1, ge=0, le=5)
     """How many reminders to non-responders."""
     after: Duration = timedelta(days=3)
     """Wait after the invitation (and between reminders)."""
 
 
+def _working_days() -> list[Weekday]:
+    return ["mon", "tue", "wed", "thu", "fri"]
+
+
 class SendWindow(Model):
     """When messages may go out, in the contact's own time zone."""
 
-    days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    days: list[Weekday] = Field(default_factory=_working_days)
     """Days messages may go out (mon…sun)."""
-    hours: str = Field("09:00-19:00", pattern=HOURS_PATTERN)
+    hours: str = Field(default="09:00-19:00", pattern=HOURS_PATTERN)
     """Hours, HH:MM-HH:MM in the contact's time zone."""
 
     def bounds(self) -> tuple[time, time]:
@@ -372,11 +378,11 @@ class SendWindow(Model):
 class Targets(Model):
     """Targets per indicator, shown as met or missed on scorecards."""
 
-    nps: float | None = Field(None, ge=-100, le=100)
+    nps: float | None = Field(default=None, ge=-100, le=100)
     """Target NPS (−100…100)."""
-    csat: float | None = Field(None, ge=0, le=100, description="% satisfied (top-2 box).")
-    ces: float | None = Field(None, ge=1, le=7, description="Mean effort score.")
-    response_rate: float | None = Field(None, ge=0, le=100)
+    csat: float | None = Field(default=None, ge=0, le=100, description="% satisfied (top-2 box).")
+    ces: float | None = Field(default=None, ge=1, le=7, description="Mean effort score.")
+    response_rate: float | None = Field(default=None, ge=0, le=100)
     """Target response rate, in %."""
 
 
@@ -432,8 +438,8 @@ class Moment(Model):
     """Relational: when waves go out."""
     audience: Audience = Field(default_factory=Audience)
     """Who is asked (all conditions must hold)."""
-    sample: float = Field(1.0, gt=0, le=1, description="Share of eligible people invited (hash-based, stable).")
-    priority: int = Field(100, ge=1, description="1 is the highest; rules.priority, when given, comes first.")
+    sample: float = Field(default=1.0, gt=0, le=1, description="Share of eligible people invited (hash-based, stable).")
+    priority: int = Field(default=100, ge=1, description="1 is the highest; rules.priority, when given, comes first.")
     channel: Identifier = "email"
     """Channel of the journey this moment measures."""
     template: str = "invitation"
@@ -445,9 +451,9 @@ class Moment(Model):
     targets: Targets = Field(default_factory=Targets)
     """Targets per indicator."""
     recontact: Duration | None = Field(
-        None, description="Do not invite the same person for this moment again within this period."
+        default=None, description="Do not invite the same person for this moment again within this period."
     )
-    daily_cap: int | None = Field(None, ge=1)
+    daily_cap: int | None = Field(default=None, ge=1)
     """At most this many invitations per day for this moment."""
     send_window: SendWindow | None = None
     """Overrides rules.send_window for this moment."""
@@ -509,13 +515,13 @@ class Rules(Model):
     """Minimum time between two invitations to one person, all moments together."""
     cap: Cap | None = None
     """At most N invitations per person in a rolling window."""
-    recontact: Duration | None = Field(None, description="Default per-moment recontact period.")
-    max_reminders: int = Field(2, ge=0, le=5)
+    recontact: Duration | None = Field(default=None, description="Default per-moment recontact period.")
+    max_reminders: int = Field(default=2, ge=0, le=5)
     """Upper bound for every moment's reminders.count."""
     send_window: SendWindow = Field(default_factory=SendWindow)
     """When messages may go out."""
     priority: list[Identifier] = Field(default_factory=list, description="Moment ids, highest priority first.")
-    daily_cap: int | None = Field(None, ge=1, description="Invitations per day, all moments together.")
+    daily_cap: int | None = Field(default=None, ge=1, description="Invitations per day, all moments together.")
     suppression_sources: list[SuppressionSource] = Field(default_factory=list)
     """Opt-out flags read from contact attributes."""
 
@@ -542,14 +548,16 @@ class Mapping(Model):
 
     kind: Literal["contacts", "events"] = "contacts"
     """contacts or events."""
-    preset: str | None = Field(None, description="Start from a built-in preset (salesforce_report, hubspot, …).")
+    preset: str | None = Field(
+        default=None, description="Start from a built-in preset (salesforce_report, hubspot, …)."
+    )
     columns: dict[str, str] = Field(default_factory=dict, description="export column → field (or attribute name)")
-    date_format: str | None = Field(None, examples=["%d/%m/%Y", "%d/%m/%Y %H:%M"])
+    date_format: str | None = Field(default=None, examples=["%d/%m/%Y", "%d/%m/%Y %H:%M"])
     """strptime format of the file's dates, e.g. %d/%m/%Y."""
     decimal_comma: bool | None = None
     """Numbers are written 4,5."""
     values: dict[str, dict[str, str]] = Field(default_factory=dict, description="field → {export value: stored value}")
-    event_type: str | None = Field(None, description="Fixed event type when the file has no type column.")
+    event_type: str | None = Field(default=None, description="Fixed event type when the file has no type column.")
     encoding: str | None = None
     """File encoding (detected when absent)."""
     delimiter: str | None = None

@@ -339,7 +339,7 @@ def resolve(
             target = auto.get(key)
         if target in (IGNORE, "ignore"):
             columns.append(Column(index, name, "ignore", key))
-        elif target in fields and target not in taken:
+        elif target is not None and target in fields and target not in taken:
             taken.add(target)
             columns.append(Column(index, name, "field", target))
         else:

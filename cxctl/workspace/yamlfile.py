@@ -39,12 +39,19 @@ def format_path(path: Path_) -> str:
     return out
 
 
-def _walk(node: yaml.Node, path: Path_, marks: dict, problems: list[Problem], display: str) -> None:
+def _walk(
+    node: yaml.Node, path: Path_, marks: dict[Path_, tuple[int, int]], problems: list[Problem], display: str
+) -> None:
     marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, yaml.Node] = {}
+        seen: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key_node, yaml.ScalarNode):
+                # A block as a key (`? [a, b]`) has no name for the path. The safe constructor refuses
+                # it ("found unhashable key"), so parse_yaml reports a syntax error and nothing
+                # recorded below it would ever be shown.
+                continue
+            key: str = key_node.value
             if key == "<<":
                 continue
             child = path + (key,)
