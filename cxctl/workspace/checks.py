@@ -17,6 +17,7 @@ from typing import Any
 from cxctl.core.errors import Problem, did_you_mean
 from cxctl.workspace.fields import is_language
 from cxctl.workspace.loader import SECTIONS, WORKSPACE_FILE, Declared, Workspace, collect_declared
+from cxctl.workspace.channel_checks import check_channels, check_consent_mappings
 from cxctl.workspace.model import Rules, Settings, WorkspaceFile
 from cxctl.workspace.settings_checks import (
     TemplateFiles,
@@ -406,6 +407,8 @@ def cross_check(
     problems.extend(_check_rules(declared, incomplete, rules_place))
     problems.extend(check_mappings(declared))
     problems.extend(check_settings(settings, settings_place))
+    problems.extend(check_channels(declared, settings, settings_place, templates, rules))
+    problems.extend(check_consent_mappings(declared))
 
     if settings is None:
         return None, problems
