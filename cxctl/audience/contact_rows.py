@@ -82,7 +82,7 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
 
     def slow_attributes(fields: list[str]) -> dict:
         attrs = {}
-        for key, index in zip(attr_keys, attr_idx):
+        for key, index in zip(attr_keys, attr_idx, strict=True):
             value = fields[index].strip()
             if value:
                 if key in maps:
@@ -202,7 +202,7 @@ def build_converter(resolved: Resolved, ws: Workspace | None, forgotten: set[str
         source.append("    attributes = '{}'")
     elif attr_plain:
         source.append("    parts = []")
-        for n, (prefix, index) in enumerate(zip(attr_prefixes, attr_idx)):
+        for n, (prefix, index) in enumerate(zip(attr_prefixes, attr_idx, strict=True)):
             namespace[f"prefix_{n}"] = prefix
             source.append(f"    value = fields[{index}].strip()")
             source.append(f"    if value: parts.append(prefix_{n} + quote(value))")

@@ -385,7 +385,7 @@ def _rows(db: sqlite_utils.Database, sql: str, params: Any = ()) -> list[dict[st
     names = [d[0] for d in cursor.description]
     out = []
     for row in cursor.fetchall():
-        item = dict(zip(names, row))
+        item = dict(zip(names, row, strict=True))
         for key in ("attributes",):
             if isinstance(item.get(key), str):
                 with contextlib.suppress(ValueError):

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from cxctl.core.errors import Problem, did_you_mean
+from cxctl.workspace.channel_checks import check_channels, check_consent_mappings
 from cxctl.workspace.fields import is_language
 from cxctl.workspace.loader import SECTIONS, WORKSPACE_FILE, Declared, Workspace, collect_declared
-from cxctl.workspace.channel_checks import check_channels, check_consent_mappings
 from cxctl.workspace.model import Rules, Settings, WorkspaceFile
 from cxctl.workspace.settings_checks import (
     TemplateFiles,

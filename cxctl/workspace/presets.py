@@ -370,7 +370,7 @@ def resolve(
     declared = {normalise_header(k): v for k, v in (mapping.columns if mapping else {}).items()}
     taken: set[str] = set()
     columns: list[Column] = []
-    for index, (name, key) in enumerate(zip(header, keys)):
+    for index, (name, key) in enumerate(zip(header, keys, strict=True)):
         target = declared.get(key)
         if target is None and preset is not None and kind == "contacts":
             target = preset.columns.get(key)
