@@ -70,6 +70,10 @@ class Renderer:
 
     # --- template choice --------------------------------------------------------------------
 
+    def has(self, filename: str) -> bool:
+        """Whether a template file exists, in the workspace's folder or the bundled defaults."""
+        return filename in self._existing
+
     def language_for(self, wanted: str | None) -> str:
         """The contact's language if the workspace speaks it (or its base), else the default."""
         settings = self.ws.settings
