@@ -444,7 +444,7 @@ def preview(
                 f"no contact with id or external id {contact!r}: check `cxctl contacts list`, or omit --contact for a sample"
             )
         names = [d[0] for d in db.execute("SELECT * FROM contacts LIMIT 0").description]
-        person = contact_vars(dict(zip(names, row)))
+        person = contact_vars(dict(zip(names, row, strict=True)))
         event = None
         trigger = ws.moments[moment_id].trigger
         if trigger is not None:

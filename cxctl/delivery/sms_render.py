@@ -18,7 +18,7 @@ import jinja2
 
 from cxctl.core import tokens
 from cxctl.delivery.render import Renderer, TemplateError, contact_vars, event_vars, sample_variables
-from cxctl.delivery.sms_text import SmsSize, measure
+from cxctl.delivery.sms_text import SmsSize, measure, sms_file
 from cxctl.workspace.model import localise
 
 if TYPE_CHECKING:
@@ -236,15 +236,6 @@ class SmsPreview:
         return asdict(self)
 
 
-def sms_file(invitation: str | int, to: str, sender: str, message: SmsMessage) -> bytes:
-    """The outbox's form of an SMS: a few headers, a blank line, the text (UTF-8)."""
-    head = (
-        f"To: {to}\nFrom: {sender}\nInvitation: {invitation}\nEncoding: {message.size.encoding}\n"
-        f"Segments: {message.size.segments}\nLength: {message.size.units}\n\n"
-    )
-    return (head + message.text + "\n").encode("utf-8")
-
-
 def preview_sms(
     ws: Workspace,
     db: Any,
@@ -325,7 +316,7 @@ def preview_sms(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (f"{moment_id}.{used}" + (".reminder" if reminder else "") + ".sms")
     sender = ws.settings.sms.sender or ws.settings.sender.name
-    path.write_bytes(sms_file("preview", to, sender, message))
+    path.write_bytes(sms_file("preview", to, sender, message.text))
     size = message.size
     return SmsPreview(
         moment_id,

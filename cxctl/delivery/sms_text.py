@@ -47,3 +47,13 @@ def measure(text: str) -> SmsSize:
         return SmsSize(encoding, units, 1, single, outside)
     segments = -(-units // multi)
     return SmsSize(encoding, units, segments, multi, outside)
+
+
+def sms_file(invitation: str | int, to: str, sender: str, text: str) -> bytes:
+    """The outbox's form of an SMS (a `.sms` file): a few headers, a blank line, the text, in UTF-8."""
+    size = measure(text)
+    head = (
+        f"To: {to}\nFrom: {sender}\nInvitation: {invitation}\nEncoding: {size.encoding}\n"
+        f"Segments: {size.segments}\nLength: {size.units}\n\n"
+    )
+    return (head + text + "\n").encode("utf-8")
