@@ -172,12 +172,14 @@ class Renderer:
         reminder: bool,
         contact: dict[str, Any],
         event: dict[str, Any] | None,
+        scores: bool = True,
     ) -> dict[str, Any]:
-        """Everything a template may use (documented in docs/sending.md, "Messages and templates")."""
+        """Everything a template may use (documented in docs/sending.md, "Messages and templates").
+        `scores=False` leaves out the signed one-click links (an SMS has room for one link only)."""
         settings = self.ws.settings
         survey_url = self.link(settings.survey_url, token, moment_id, lang)
         unsubscribe_url = unsubscribe_link(self.ws, token, moment_id, lang)
-        score = self.score_question(moment_id, lang)
+        score = self.score_question(moment_id, lang) if scores else None
         if score is not None:
             sep = "&" if "?" in survey_url else "?"
             qid = quote(score["id"], safe="")

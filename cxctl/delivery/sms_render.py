@@ -94,7 +94,7 @@ class SmsRenderer:
     ) -> dict[str, Any]:
         """The email's variables, with the SMS link as `survey_url` and the opt-out wording as `opt_out`."""
         variables = self.renderer.variables(
-            token=token, moment_id=moment_id, lang=lang, reminder=reminder, contact=contact, event=event
+            token=token, moment_id=moment_id, lang=lang, reminder=reminder, contact=contact, event=event, scores=False
         )
         variables["survey_url"] = sms_link(self.ws, self.renderer, token, moment_id, lang)
         variables["opt_out"] = opt_out_text(self.ws, lang)

@@ -16,6 +16,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -153,6 +154,13 @@ class TwilioTransport(HttpSmsTransport):
         # HTTP Basic with the Account SID and the Auth Token, built once; it goes in this header and nowhere else.
         self.authorization = "Basic " + base64.b64encode(f"{self.account_sid}:{token}".encode()).decode("ascii")
         self.url = f"{twilio.base_url.rstrip('/')}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        self.parsed_url = httpx.URL(self.url)
+        self.headers = {
+            "Authorization": self.authorization,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+            "User-Agent": "cxctl",
+        }
 
     @property
     def base_url(self) -> str:
@@ -170,7 +178,8 @@ class TwilioTransport(HttpSmsTransport):
             form["From"] = sender
         if twilio.status_callback:
             form["StatusCallback"] = twilio.status_callback
-        return client.build_request("POST", self.url, data=form, headers={"Authorization": self.authorization})
+        # Encoded here, with the URL parsed once: httpx's own form path costs more than the rest of a send.
+        return httpx.Request("POST", self.parsed_url, content=urlencode(form).encode("ascii"), headers=self.headers)
 
     def outcome(self, response: httpx.Response) -> str | None:
         data = _json(response)
@@ -204,6 +213,13 @@ class BrevoTransport(HttpSmsTransport):
         super().__init__(settings)
         self.api_key = env(settings.brevo.api_key_env, "sms.brevo.api_key_env")
         self.url = f"{self.base_url}/v3/transactionalSMS/send"
+        self.parsed_url = httpx.URL(self.url)
+        self.headers = {
+            "api-key": self.api_key,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "cxctl",
+        }
 
     @property
     def base_url(self) -> str:
@@ -226,8 +242,8 @@ class BrevoTransport(HttpSmsTransport):
         }
         if brevo.web_url:
             body["webUrl"] = brevo.web_url
-        return client.build_request(
-            "POST", self.url, json=body, headers={"api-key": self.api_key, "accept": "application/json"}
+        return httpx.Request(
+            "POST", self.parsed_url, content=json.dumps(body, ensure_ascii=False).encode("utf-8"), headers=self.headers
         )
 
     def outcome(self, response: httpx.Response) -> str | None:

@@ -31,6 +31,7 @@ class Wave:
     end: datetime
 
 
+@lru_cache(maxsize=4096)
 def zone(name: str | None, fallback: str) -> ZoneInfo:
     """The contact's time zone, or the workspace's when missing or unknown (never raises)."""
     for candidate in (name, fallback):
@@ -139,6 +140,7 @@ def _holidays(region: str, year: int) -> frozenset[date]:
         return frozenset()
 
 
+@lru_cache(maxsize=1024)
 def holiday_region(country: str | None, default_region: str) -> str:
     """The calendar of public holidays for a contact: their country's when known, else the default region's."""
     code = (country or "").strip().upper()
