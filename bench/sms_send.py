@@ -189,7 +189,7 @@ def bare_loop(root: str, concurrency: int, result) -> None:
 
     async def main() -> tuple[float, int]:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(timeout=15, limits=limits) as client:
+        async with httpx.AsyncClient(timeout=15, limits=limits) as client:  # one shared pool, as httpx users write it
             requests = [
                 transport.request(client, transport.sender(), phone, text, str(n))
                 for n, (phone, text) in enumerate(texts)

@@ -348,14 +348,13 @@ class _Delivery(OutcomeRecorder):
                     await wake.wait()
                     # One more turn of the loop: answers that arrived together are recorded in one transaction.
                     await asyncio.sleep(0)
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
                 wake.clear()
         finally:
             for _ in workers:
                 queue.put_nowait(None)
             await asyncio.gather(*workers, return_exceptions=True)
-            closing = getattr(self.transport, "aclose", None)  # an HTTP provider's client (its pooled connections)
-            if closing is not None:
-                await closing()
             if results:  # after an unexpected error: record what did go, so it is not left in doubt
                 self.record(results[:], [])
                 results.clear()
