@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import os
 import time
 from collections import Counter
@@ -38,7 +37,7 @@ from cxctl.delivery.outcomes import Outcome, Prepared, SendReport
 from cxctl.delivery.recording import OutcomeRecorder
 from cxctl.delivery.render import Renderer, TemplateError, contact_vars, event_vars
 from cxctl.delivery.retries import RetryFailed, reopen_failed  # noqa: F401  (RetryFailed: part of this API)
-from cxctl.delivery.sms_delivery import number_of, prepare_sms, sms_refusal, suppressed_numbers
+from cxctl.delivery.sms_delivery import number_of, prepare_sms, sms_refusal
 from cxctl.delivery.sms_render import SmsRenderer
 from cxctl.delivery.sms_transport import MAX_HOLD_SECONDS, make_sms_transport
 from cxctl.delivery.transport import RateLimiter, SendFailure, Transport

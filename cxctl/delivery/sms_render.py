@@ -19,13 +19,11 @@ import jinja2
 from cxctl.core import tokens
 from cxctl.delivery.render import Renderer, TemplateError, contact_vars, event_vars, sample_variables
 from cxctl.delivery.sms_text import SmsSize, measure, sms_file
+from cxctl.workspace.fields import SURVEY_PATH
 from cxctl.workspace.model import localise
 
 if TYPE_CHECKING:
     from cxctl.workspace.loader import Workspace
-
-# The survey page of `cxctl serve` (cxctl.web) answers on <public_url>/s/<token>: keep this path in step with it.
-PUBLIC_SURVEY_PATH = "/s/"
 
 
 @dataclass(frozen=True)
@@ -39,12 +37,12 @@ class SmsMessage:
 
 
 def sms_link(ws: Workspace, renderer: Renderer, token: str, moment_id: str, lang: str) -> str:
-    """cxctl's own page when `workspace.public_url` is set (the web stage's setting; read with getattr so this
-    works before and after it exists), else the survey tool's link with {token}, {moment}, {lang} filled in."""
-    public = getattr(ws.settings, "public_url", None)
+    """cxctl's own page (`cxctl serve`) when `workspace.public_url` is set, its short path costing the fewest
+    characters, else the survey tool's link with {token}, {moment}, {lang} filled in."""
+    public = ws.settings.public_url
     if public:
-        return f"{str(public).rstrip('/')}{PUBLIC_SURVEY_PATH}{quote(token, safe='')}"
-    return renderer.link(ws.settings.survey_url, token, moment_id, lang)
+        return f"{public.rstrip('/')}{SURVEY_PATH.replace('{token}', quote(token, safe=''))}"
+    return renderer.link(ws.settings.survey_url or "", token, moment_id, lang)  # set once loaded (default_links)
 
 
 def opt_out_text(ws: Workspace, lang: str) -> str:
