@@ -12,20 +12,30 @@ from typing import Any
 
 from cxctl.core.errors import Problem, UsageError, WorkspaceError
 from cxctl.delivery.render import check_templates
+from cxctl.delivery.sms_render import SmsCheck, check_sms_templates
 from cxctl.workspace.checks import cross_check
 from cxctl.workspace.loader import WORKSPACE_FILE, LoadResult, Workspace, read_files
 
 
-def check_workspace(paths: list[Path] | None = None) -> LoadResult:
-    """Parse, validate and cross-check every file; return the workspace (if valid) and all problems."""
+def check_workspace(paths: list[Path] | None = None, sms_sizes: list[SmsCheck] | None = None) -> LoadResult:
+    """Parse, validate and cross-check every file; return the workspace (if valid) and all problems.
+    `sms_sizes`, when given, receives the encoding and segments of each SMS template (for `validate`)."""
     read = read_files(paths)
     problems = list(read.problems)
+
+    def render_templates(ws: Workspace) -> list[tuple[str, str, str]]:
+        found = [(moment_id, message, "error") for moment_id, message in check_templates(ws)]
+        sms_problems, sizes = check_sms_templates(ws)
+        if sms_sizes is not None:
+            sms_sizes.extend(sizes)
+        return found + sms_problems
+
     workspace, found = cross_check(
         read.root,
         read.parsed,
         had_errors=any(p.severity == "error" for p in problems),
         incomplete=read.incomplete,
-        render_templates=check_templates,
+        render_templates=render_templates,
     )
     files = read.files
     problems.extend(found)
@@ -56,6 +66,8 @@ class WorkspaceReport:
     root: Path
     files: list[Path]
     problems: list[Problem]
+    sms: list[SmsCheck] = field(default_factory=list)
+    """Each SMS template's encoding and segments with sample data (shown by validate)."""
 
     @property
     def errors(self) -> int:
@@ -96,7 +108,13 @@ class ValidationReport:
             "errors": self.errors,
             "warnings": self.warnings,
             "workspaces": [
-                {"root": str(w.root), "files": len(w.files), "errors": w.errors, "warnings": w.warnings}
+                {
+                    "root": str(w.root),
+                    "files": len(w.files),
+                    "errors": w.errors,
+                    "warnings": w.warnings,
+                    **({"sms": [vars(c) for c in w.sms]} if w.sms else {}),
+                }
                 for w in self.workspaces
             ],
             "problems": [
@@ -162,10 +180,11 @@ def validate(paths: list[Path], strict: bool = False) -> ValidationReport:
     """Check every workspace the paths name; return all problems of all of them."""
     reports = []
     for group in find_workspaces(paths):
-        result = check_workspace(group)
+        sizes: list[SmsCheck] = []
+        result = check_workspace(group, sms_sizes=sizes)
         root = group[0] if group[0].is_dir() else group[0].parent
         problems = result.problems + (relay_capability_problems(result.workspace) if result.workspace else [])
-        reports.append(WorkspaceReport(root, result.files, problems))
+        reports.append(WorkspaceReport(root, result.files, problems, sizes))
     return ValidationReport(reports, strict=strict)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any, Protocol
 
-from cxctl.audience import values
+from cxctl.audience import phones, values
 from cxctl.core import emails
 from cxctl.core.csvnames import normalise_header
 from cxctl.workspace.loader import Workspace
@@ -58,15 +58,24 @@ def build_converter(
     maps = resolved.values
     suppress = _suppression_sources(ws, resolved)
     date_format, comma = resolved.date_format, resolved.decimal_comma
-    validators = {"language": values.language, "timezone": values.timezone}
+    validators = {
+        "language": values.language,
+        "timezone": values.timezone,
+        "sms_consent": phones.consent,
+        "email_consent": phones.consent,
+    }
     special, plain = [], []
     for name in CONTACT_FIELDS[2:]:
         if name in field_index:
-            if name in validators or name in maps:
+            if name in validators or name in maps or name == "phone":
                 special.append((name, field_index[name], maps.get(name), validators.get(name)))
             else:
                 plain.append((name, field_index[name]))
-    staged = [name for name, *_ in special] + [name for name, _ in plain]
+    # A phone cell stages two values: the number in E.164 and its hash (the key of SMS suppressions).
+    staged = [n for name, *_ in special for n in ((name, "phone_hash") if name == "phone" else (name,))]
+    staged += [name for name, _ in plain]
+    region = ws.settings.sms.default_region if ws is not None else "FR"
+    i_country = field_index.get("country")
     plain_idx = [index for _, index in plain]
     attr_keys = [c.name for c in resolved.columns if c.target == "attribute"]
     attr_idx = [c.index for c in resolved.columns if c.target == "attribute"]
@@ -87,7 +96,7 @@ def build_converter(
 
     def slow_attributes(fields: list[str]) -> dict:
         attrs = {}
-        for key, index in zip(attr_keys, attr_idx):
+        for key, index in zip(attr_keys, attr_idx, strict=True):
             value = fields[index].strip()
             if value:
                 if key in maps:
@@ -182,7 +191,7 @@ def build_converter(
         **{f"cells_{n}": itemgetter(*indexes) for n, indexes in enumerate(by_limit.values()) if len(indexes) > 1},
     }
     values_out = ["number", "external_id or None", "email", "email_hash"]
-    for n, (_, index, table, check) in enumerate(special):
+    for n, (name, index, table, check) in enumerate(special):
         source.append(f"    v{n} = fields[{index}].strip()")
         if table:
             namespace[f"table_{n}"] = table
@@ -191,12 +200,23 @@ def build_converter(
             namespace[f"check_{n}"] = check
             source.append(f"    if v{n}: v{n} = check_{n}(v{n})")
         values_out.append(f"v{n} or None")
+        if name == "phone":
+            # Read in the row's country when it has one (a Belgian 0470… in a French file), else the default region.
+            country = f"fields[{i_country}]" if i_country is not None else "None"
+            namespace.update(
+                mobile_e164=phones.mobile_e164,
+                region_for=phones.region_for,
+                phone_hash=phones.phone_hash,
+                region=region,
+            )
+            source.append(f"    if v{n}: v{n} = mobile_e164(v{n}, region_for({country}, region))")
+            values_out.append(f"phone_hash(v{n}) if v{n} else None")
     values_out += [f"fields[{i}].strip() or None" for i in plain_idx]
     if not attr_keys:
         source.append("    attributes = '{}'")
     elif attr_plain:
         source.append("    parts = []")
-        for n, (prefix, index) in enumerate(zip(attr_prefixes, attr_idx)):
+        for n, (prefix, index) in enumerate(zip(attr_prefixes, attr_idx, strict=True)):
             namespace[f"prefix_{n}"] = prefix
             source.append(f"    value = fields[{index}].strip()")
             source.append(f"    if value: parts.append(prefix_{n} + quote(value))")

@@ -84,6 +84,7 @@ class DemoResult:
             "Where to look:",
             f"  workspace   {folder}/cxctl.yaml (and the other YAML files: journeys, moments, questions, rules)",
             f"  messages    {self.maildir}  (a Maildir: open it with `mutt -f {self.maildir}` or any mail client)",
+            f"  SMS         {folder}/outbox/sms  (one .sms file per SMS: number, encoding, segments, text)",
             f"  database    {self.database}  (SQLite: `sqlite3 {self.database} .tables`)",
             f"  responses   {folder}/{RESPONSES_FILE}  (the generated survey export that was imported)",
             f"  report      {folder}/{REPORT_FILE}  (the results as one HTML page: open it in a browser, print it to PDF)",
@@ -506,18 +507,22 @@ def _plan_and_send(ws, db, now: datetime, maildir: Path, add) -> None:
     finally:
         ws.settings.transport, ws.settings.smtp = saved
     messages = count_messages(maildir)
+    sms_folder = ws.root / ws.settings.sms.outbox
+    sms = len(list(sms_folder.glob("*.sms"))) if sms_folder.is_dir() else 0
     later = db.execute("SELECT COUNT(*) FROM invitations WHERE status = 'planned'").fetchone()[0]
+    texts = f", {sms} SMS in {ws.settings.sms.outbox}/ (the contacts who accepted SMS)" if sms else ""
     add(
         DemoStep(
             "send",
             "ok" if report.stopped is None and report.failed == 0 else "failed",
-            f"{report.sent} message(s) sent over SMTP to 127.0.0.1:{server.port}, {messages} in the Maildir, "
+            f"{report.sent} message(s) sent over SMTP to 127.0.0.1:{server.port}, {messages} in the Maildir{texts}, "
             f"{report.failed} failed, {later} scheduled for later (send window, delay, spread)",
             {
                 "sent": report.sent,
                 "failed": report.failed,
                 "bounced": report.bounced,
                 "maildir_messages": messages,
+                "sms_outbox": sms,
                 "scheduled_later": later,
                 "skipped": report.skipped,
             },

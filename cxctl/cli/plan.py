@@ -106,6 +106,8 @@ def _render_explanation(result) -> None:
     for verdict in result.moments:
         target = f"event #{verdict.event_id}" if verdict.event_id else (f"wave {verdict.wave}" if verdict.wave else "")
         head = verdict.verdict + (f" ({verdict.reason})" if verdict.reason else "")
+        if verdict.channel and any(c.rule == "channel" for c in verdict.checks):
+            head += f" by {verdict.channel}"
         if verdict.send_at:
             head += f", sends {verdict.send_at:%Y-%m-%d %H:%M} UTC ({verdict.send_at_local})"
         output.print_table(

@@ -204,18 +204,43 @@ def preview_command(
         Optional[Path],
         typer.Option("--output", "-o", help="Folder for the .eml and .html files (default <outbox>/preview)."),
     ] = None,
+    channel: Annotated[
+        str, typer.Option("--channel", help="email, or sms: the SMS text with its encoding and segments.")
+    ] = "email",
     workspace: WorkspaceOption = None,
     now: NowOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Render a moment's message in the terminal and write it as .eml and .html.
+    """Render a moment's message in the terminal and write it as .eml and .html (or .sms with --channel sms).
 
     Example: cxctl preview delivery_csat --contact C-1042 --lang fr
     """
+    from cxctl.core.errors import UsageError
     from cxctl.delivery.render import preview
 
+    if channel not in ("email", "sms"):
+        raise UsageError(f"--channel {channel!r}: use email or sms")
     ws = open_workspace(workspace)
     db = store.read(ws.database) if contact is not None else None
+    if channel == "sms":
+        from cxctl.delivery.sms_render import preview_sms
+
+        sms = preview_sms(ws, db, moment, now_for(ws, now), contact=contact, lang=lang, reminder=reminder, out_dir=out)
+        if json_:
+            output.print_json(sms.to_dict())
+            return
+        output.stdout.print(
+            f"{sms.moment} ({sms.language}{', reminder' if sms.reminder else ''}) SMS for {sms.contact} "
+            f"to {sms.to}: {sms.summary}",
+            markup=False,
+            highlight=False,
+        )
+        output.stdout.print("")
+        output.stdout.print(sms.text, markup=False, highlight=False)
+        for warning in sms.warnings:
+            output.warn(warning)
+        output.info(f"written: {sms.path}")
+        return
     result = preview(ws, db, moment, now_for(ws, now), contact=contact, lang=lang, reminder=reminder, out_dir=out)
     if json_:
         output.print_json(result)

@@ -61,6 +61,13 @@ def validate_command(
     else:
         for problem in report.problems:
             sys.stdout.write(problem.format() + "\n")
+    if format_ is Format.text:
+        for w in report.workspaces:
+            for size in w.sms:  # what each SMS costs, with sample data: the encoding and the billed segments
+                output.info(
+                    f"sms {size.moment} ({size.language}{', reminder' if size.reminder else ''}): "
+                    f"{size.template}: {size.summary}"
+                )
     if format_ is not Format.json:
         files = sum(len(w.files) for w in report.workspaces)
         roots = ", ".join(str(w.root) for w in report.workspaces)

@@ -32,6 +32,7 @@ class SendReport:
     errors: list[dict[str, Any]] = field(default_factory=list)
     would_send: int = 0
     plan_exclusions: dict[str, int] = field(default_factory=dict)
+    by_channel: dict[str, dict[str, Any]] = field(default_factory=dict)  # email / sms: each channel's own counts
 
     @property
     def ok(self) -> bool:
@@ -51,6 +52,7 @@ class Prepared:
     prev_status: str
     prev_attempts: int
     first_tried_at: str | None = None
+    channel: str = "email"
 
 
 @dataclass
@@ -60,6 +62,9 @@ class Outcome:
     tries: int = 0
     error: str | None = None
     at: datetime | None = None
+    ref: str | None = None  # the provider's id for a sent SMS (delivery receipts name it)
+    retry_after: float | None = None  # seconds the server asked to wait before a retry (HTTP 429)
+    reason: str | None = None  # a bounce's suppression reason (bounce, or opt_out at the provider)
 
     @property
     def sent_at(self) -> datetime:

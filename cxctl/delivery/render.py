@@ -70,6 +70,10 @@ class Renderer:
 
     # --- template choice --------------------------------------------------------------------
 
+    def has(self, filename: str) -> bool:
+        """Whether a template file exists, in the workspace's folder or the bundled defaults."""
+        return filename in self._existing
+
     def language_for(self, wanted: str | None) -> str:
         """The contact's language if the workspace speaks it (or its base), else the default."""
         settings = self.ws.settings
@@ -171,13 +175,15 @@ class Renderer:
         reminder: bool,
         contact: dict[str, Any],
         event: dict[str, Any] | None,
+        scores: bool = True,
     ) -> dict[str, Any]:
-        """Everything a template may use (documented in docs/sending.md, "Messages and templates")."""
+        """Everything a template may use (documented in docs/sending.md, "Messages and templates").
+        `scores=False` leaves out the signed one-click links (an SMS has room for one link only)."""
         settings = self.ws.settings
         assert settings.survey_url is not None, "set by the settings' validator (default_links) or refused"
         survey_url = self.link(settings.survey_url, token, moment_id, lang)
         unsubscribe_url = unsubscribe_link(self.ws, token, moment_id, lang)
-        score = self.score_question(moment_id, lang)
+        score = self.score_question(moment_id, lang) if scores else None
         if score is not None:
             sep = "&" if "?" in survey_url else "?"
             qid = quote(score["id"], safe="")
@@ -445,7 +451,7 @@ def preview(
                 f"no contact with id or external id {contact!r}: check `cxctl contacts list`, or omit --contact for a sample"
             )
         names = [d[0] for d in db.execute("SELECT * FROM contacts LIMIT 0").description]
-        person = contact_vars(dict(zip(names, row)))
+        person = contact_vars(dict(zip(names, row, strict=True)))
         event = None
         trigger = ws.moments[moment_id].trigger
         if trigger is not None:

@@ -4,20 +4,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlite_utils
 
 from cxctl.core.timeutil import from_db, to_db
 
 
-def next_try(smtp, attempts: int, first_tried_at: str | None, now: datetime) -> datetime | None:
-    """When a temporarily failed message is tried again: after smtp.retry_schedule's wait for this
-    attempt, unless that falls past smtp.give_up_after from the first try (or max_attempts is reached)."""
+def next_try(
+    smtp, attempts: int, first_tried_at: str | None, now: datetime, retry_after: float | None = None
+) -> datetime | None:
+    """When a temporarily failed message is tried again: after the retry_schedule's wait for this attempt
+    (or the server's Retry-After, when longer), unless that falls past give_up_after from the first try (or
+    max_attempts is reached). `smtp` is the channel's settings: smtp, or sms."""
     if smtp.max_attempts is not None and attempts >= smtp.max_attempts:
         return None
     first = from_db(first_tried_at) or now
-    nxt = now + smtp.retry_wait(attempts)
+    nxt = now + max(smtp.retry_wait(attempts), timedelta(seconds=retry_after or 0))
     return nxt if nxt <= first + smtp.give_up_after else None
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import os
 import time
 from collections import Counter
@@ -35,8 +34,12 @@ from cxctl.delivery.in_doubt import Selection, in_doubt_ids, settle_by_id
 from cxctl.delivery.lock import database_file, send_lock  # noqa: F401  (part of this module's API)
 from cxctl.delivery.mime import MessageBuilder
 from cxctl.delivery.outcomes import Outcome, Prepared, SendReport
+from cxctl.delivery.recording import OutcomeRecorder
 from cxctl.delivery.render import Renderer, TemplateError, contact_vars, event_vars
-from cxctl.delivery.retries import RetryFailed, next_try, reopen_failed  # noqa: F401  (RetryFailed: part of this API)
+from cxctl.delivery.retries import RetryFailed, reopen_failed  # noqa: F401  (RetryFailed: part of this API)
+from cxctl.delivery.sms_delivery import number_of, prepare_sms, sms_refusal
+from cxctl.delivery.sms_render import SmsRenderer
+from cxctl.delivery.sms_transport import MAX_HOLD_SECONDS, make_sms_transport
 from cxctl.delivery.transport import RateLimiter, SendFailure, Transport
 from cxctl.store import email_hash
 from cxctl.workspace.loader import Workspace
@@ -46,7 +49,9 @@ IN_RUN_RETRY_DELAYS = (1.0, 5.0)  # seconds before each retry of a temporary fai
 ProgressCallback = Callable[[int, int], None]
 
 
-class _Delivery:
+class _Delivery(OutcomeRecorder):
+    """One channel's delivery run: email through `transport` (SMTP or outbox), or SMS (a provider or outbox)."""
+
     def __init__(
         self,
         ws: Workspace,
@@ -58,12 +63,16 @@ class _Delivery:
         dry_run: bool,
         progress: ProgressCallback | None,
         retry_delays: tuple[float, ...],
+        channel: str = "email",
     ):
         self.ws, self.db, self.now, self.transport = ws, db, now, transport
         self.limit, self.moment, self.dry_run, self.progress = limit, moment, dry_run, progress
         self.retry_delays = retry_delays
+        self.channel = channel
         self.smtp = ws.settings.smtp
+        self.limits = ws.settings.sms if channel == "sms" else ws.settings.smtp  # retries, caps, failures in a row
         self.renderer = Renderer(ws, ws.secret())
+        self.sms = SmsRenderer(ws, self.renderer)
         self.builder = MessageBuilder(ws)
         self.report = SendReport(transport=transport.describe(), dry_run=dry_run)
         self.skipped: Counter[str] = Counter()
@@ -114,13 +123,14 @@ class _Delivery:
         if self.limit is not None:
             budgets.append((self.limit, "limit"))
         for cap, span, reason in (
-            (self.smtp.max_per_hour, timedelta(hours=1), "hourly_cap"),
-            (self.smtp.max_per_day, timedelta(days=1), "daily_cap"),
+            (self.limits.max_per_hour, timedelta(hours=1), "hourly_cap"),
+            (self.limits.max_per_day, timedelta(days=1), "daily_cap"),
         ):
-            if cap is not None and self.transport.name == "smtp":
+            if cap is not None and self.transport.name != "outbox":  # a provider's quota, for this channel alone
                 used = self.db.execute(
-                    "SELECT COUNT(*) FROM invitations WHERE sent_at > ? AND status IN ('sent', 'bounced')",
-                    [to_db(self.now - span)],
+                    "SELECT COUNT(*) FROM invitations WHERE sent_at > ? AND status IN ('sent', 'bounced')"
+                    " AND channel = ?",
+                    [to_db(self.now - span), self.channel],
                 ).fetchone()[0]
                 budgets.append((max(0, cap - used), reason))
         if not budgets:
@@ -133,10 +143,18 @@ class _Delivery:
         moment = self.ws.moments.get(row["moment"])
         if moment is None:
             return "unknown_moment", None
+        if self.channel == "sms":
+            refused = sms_refusal(
+                self.ws, row, self.clock(), bool(row.get("suppressed")) or number_of(row) in self.bounced_now
+            )
+            if refused is not None:
+                return refused
         address = row["contact_email"] or row["email"]  # the contact's current address, if it changed since planning
-        if row["forgotten_at"] or not address:
+        if self.channel == "sms":
+            pass  # the number was checked above; the email address plays no part
+        elif row["forgotten_at"] or not address:
             return "forgotten" if row["forgotten_at"] else "no_email", "cancelled"
-        if (
+        elif (
             row.get("suppressed")
             or address in self.bounced_now
             or (
@@ -145,12 +163,8 @@ class _Delivery:
             )
         ):
             return "suppressed", "cancelled"
-        if (
-            moment.trigger is not None
-            and row["event_occurred_at"]
-            and (occurred := from_db(row["event_occurred_at"])) is not None
-            and occurred + moment.trigger.expires < self.now
-        ):
+        occurred = from_db(row["event_occurred_at"]) if moment.trigger is not None else None
+        if moment.trigger is not None and occurred is not None and occurred + moment.trigger.expires < self.now:
             return "expired", "expired"
         if row["kind"] == "reminder":
             if row["answered"]:
@@ -159,9 +173,14 @@ class _Delivery:
                 return f"parent_{row['parent_status']}", "cancelled"
             if row["parent_status"] != "sent":
                 return "parent_not_sent", None
-        if self.smtp.max_attempts is not None and row["attempts"] >= self.smtp.max_attempts:
+        if self.limits.max_attempts is not None and row["attempts"] >= self.limits.max_attempts:
             return "max_attempts", None
-        if not self.smtp.smtputf8 and self.transport.name == "smtp" and not address.rpartition("@")[0].isascii():
+        if (
+            self.channel == "email"
+            and not self.smtp.smtputf8
+            and self.transport.name == "smtp"
+            and not address.rpartition("@")[0].isascii()
+        ):
             # Decided here, not on the wire: the server would refuse it (no SMTPUTF8), every time.
             return "needs_smtputf8", "failed"
         return None
@@ -172,6 +191,13 @@ class _Delivery:
         if refused is not None:
             return Outcome(row, "skip:" + refused[0], error=refused[1])
         address = row["contact_email"] or row["email"]
+        if self.channel == "sms":
+            try:
+                return prepare_sms(
+                    self.sms, row, self.renderer.language_for(row["language"] or row["contact_language"])
+                )
+            except TemplateError as exc:
+                return Outcome(row, "rejected", tries=1, error=f"template: {exc}")
         try:
             lang, templates = self.renderer.templates(
                 row["moment"],
@@ -205,118 +231,6 @@ class _Delivery:
             row["id"], address, data, message_id, row["kind"], row["status"], row["attempts"], row.get("first_tried_at")
         )
 
-    # --- recording ----------------------------------------------------------------------------
-
-    def record(self, finished: list[Outcome], starting: list[Prepared]) -> list[Prepared]:
-        """One transaction: the outcomes of finished messages, then the next rows marked `sending`.
-        Returns the rows actually marked (a row changed by someone else is left alone)."""
-        if not finished and not starting:
-            return []
-        stamp = to_db(self.clock())
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            sent = [o for o in finished if o.result == "sent"]
-            for outcome in sent:
-                self.report.sent += 1
-                self.report.reminders += outcome.item.kind == "reminder"
-            conn.executemany(
-                "UPDATE invitations SET status = 'sent', sent_at = ?, message_id = ?, attempts = ?, last_error = NULL, "
-                "next_attempt_at = NULL, updated_at = ? WHERE id = ?",
-                [(to_db(o.sent_at), o.item.message_id, o.item.prev_attempts + 1, stamp, o.item.id) for o in sent],
-            )
-            for outcome in finished:
-                if outcome.result != "sent":
-                    self._record_one(outcome, stamp)
-            before = conn.total_changes
-            # The Message-ID is stored before the message goes: the relay's log or a journal copy can then
-            # say whether a message in doubt after a crash arrived (cxctl.delivery.in_doubt.reconcile).
-            conn.executemany(
-                "UPDATE invitations SET status = 'sending', message_id = ?, run_id = ?, "
-                "first_tried_at = COALESCE(first_tried_at, ?), updated_at = ? WHERE id = ? AND status = ?",
-                [(item.message_id, self.run_id, stamp, stamp, item.id, item.prev_status) for item in starting],
-            )
-            marked = starting
-            if conn.total_changes - before != len(starting):  # a row changed under us: send only those we marked
-                ids = {
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT id FROM invitations WHERE status = 'sending' AND id IN (SELECT value FROM json_each(?))",
-                        [json.dumps([item.id for item in starting])],
-                    )
-                }
-                marked = [item for item in starting if item.id in ids]
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return marked
-
-    def _record_one(self, outcome: Outcome, stamp: str) -> None:
-        db, result, report = self.db, outcome.result, self.report
-        item = outcome.item
-        if result.startswith("skip:"):
-            reason = result[5:]
-            self.skipped[reason] += 1
-            if outcome.error:  # the new status
-                db.execute(
-                    "UPDATE invitations SET status = ?, last_error = ?, next_attempt_at = NULL, updated_at = ? "
-                    "WHERE id = ?",
-                    [outcome.error, reason, stamp, item["id"]],
-                )
-            if reason == "needs_smtputf8":
-                self.report.failed += 1
-                self._error(
-                    item["id"],
-                    "failed",
-                    "the address has a non-ASCII local part and the server is not declared "
-                    "to accept SMTPUTF8 (smtp.smtputf8: false): correct the address, or set smtp.smtputf8: true "
-                    "if the server supports it, then `cxctl send --retry-failed`",
-                )
-            return
-        item_id = item.id if isinstance(item, Prepared) else item["id"]
-        prev_attempts = item.prev_attempts if isinstance(item, Prepared) else item["attempts"]
-        # Quick retries within this run are one attempt: the cross-run budget is counted in runs.
-        attempts = prev_attempts + (1 if outcome.tries else 0)
-        if result == "untried":
-            db.execute(
-                "UPDATE invitations SET status = ?, updated_at = ? WHERE id = ?", [item.prev_status, stamp, item_id]
-            )
-            self.skipped["not_tried"] += 1
-        elif result == "bounce":
-            report.bounced += 1
-            self.bounced_now.add(item.address)
-            db.execute(
-                "UPDATE invitations SET status = 'bounced', attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
-                [attempts, outcome.error, stamp, item_id],
-            )
-            db.execute(
-                "INSERT OR IGNORE INTO suppressions (email_hash, email, reason, source, note, created_at) "
-                "VALUES (?, ?, 'bounce', 'send', ?, ?)",
-                [email_hash(item.address), item.address, f"invitation {item_id}: {outcome.error}", stamp],
-            )
-            self._error(item_id, "bounced", outcome.error)
-        else:  # temporary or rejected: failed, retried later unless permanent or out of attempts
-            report.failed += 1
-            retry_at = (
-                next_try(self.smtp, attempts, getattr(item, "first_tried_at", None), self.clock())
-                if result == "temporary"
-                else None
-            )
-            next_at = to_db(retry_at) if retry_at else None
-            db.execute(
-                "UPDATE invitations SET status = 'failed', attempts = ?, next_attempt_at = ?, last_error = ?, "
-                "updated_at = ? WHERE id = ?",
-                [attempts, next_at, outcome.error, stamp, item_id],
-            )
-            self._error(item_id, "failed", outcome.error, next_at)
-
-    def _error(self, item_id: int, status: str, error: str | None, next_at: str | None = None) -> None:
-        if len(self.report.errors) < 50:
-            self.report.errors.append(
-                {"invitation": item_id, "status": status, "error": error, "next_attempt_at": next_at}
-            )
-
     # --- the loop -----------------------------------------------------------------------------
 
     async def worker(
@@ -324,6 +238,12 @@ class _Delivery:
     ) -> None:
         holder: list = [None]  # this worker's connection, opened on first use and reused
         sender = self.ws.settings.sender.address
+        if self.channel == "sms":
+            sender = (
+                getattr(self.transport, "sender", lambda: "")()
+                or self.ws.settings.sms.sender
+                or self.ws.settings.sender.name
+            )
         try:
             while True:
                 item = await queue.get()
@@ -350,24 +270,33 @@ class _Delivery:
                     holder[0] = self.transport.connect()
                 await limiter.wait()
                 tries += 1
-                await holder[0].send(sender, item.address, item.data, str(item.id))
+                ref = await holder[0].send(sender, item.address, item.data, str(item.id))
                 self.consecutive = 0
-                return Outcome(item, "sent", tries, at=self.clock())
+                return Outcome(item, "sent", tries, at=self.clock(), ref=ref)
             except TransportError as exc:  # authentication refused, outbox unwritable: nothing can go
                 self.stopped = str(exc)
                 return Outcome(item, "untried") if tries <= 1 else Outcome(item, "temporary", tries, str(exc))
             except SendFailure as failure:
-                if failure.kind == "temporary" and tries < allowed and not self.stopped:
+                wait = failure.retry_after
+                if wait is not None:  # 429 Retry-After: the provider asks every connection to wait, not only this one
+                    limiter.hold(min(wait, MAX_HOLD_SECONDS))
+                if (
+                    failure.kind == "temporary"
+                    and tries < allowed
+                    and not self.stopped
+                    and (wait or 0) <= MAX_HOLD_SECONDS
+                ):
                     await asyncio.sleep(self.retry_delays[tries - 1])
                     continue
                 if failure.kind != "bounce":
                     self.consecutive += 1
-                    if self.consecutive >= self.smtp.max_consecutive_failures and not self.stopped:
+                    if self.consecutive >= self.limits.max_consecutive_failures and not self.stopped:
+                        server = "SMS provider" if self.channel == "sms" else "mail server"
                         self.stopped = (
-                            f"{self.consecutive} consecutive failures, the last: {failure}: is the mail "
-                            f"server up? Untried invitations stay planned; rerun later"
+                            f"{self.consecutive} consecutive failures, the last: {failure}: is the {server} "
+                            f"up? Untried invitations stay planned; rerun later"
                         )
-                return Outcome(item, failure.kind, tries, str(failure))
+                return Outcome(item, failure.kind, tries, str(failure), retry_after=wait, reason=failure.reason)
 
     async def run(self) -> None:
         concurrency = max(1, self.transport.concurrency)
@@ -380,7 +309,7 @@ class _Delivery:
         budget = self.budget()
         handed = 0
         outstanding = 0
-        rows = due_rows(self.db, self.now, self.moment)
+        rows = due_rows(self.db, self.now, self.moment, self.channel)
         exhausted = False
         ahead: list[Prepared] = []  # rendered, not yet marked: still `planned` if the process dies
         try:
@@ -416,6 +345,10 @@ class _Delivery:
                     break
                 if not results and outstanding:
                     await wake.wait()
+                    # One more turn of the loop: answers that arrived together are recorded in one transaction.
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
                 wake.clear()
         finally:
             for _ in workers:
@@ -434,7 +367,7 @@ class _Delivery:
 
         secret = self.ws.secret()
         for p in plan.planned:
-            if p.send_at > self.now or (self.moment and p.moment != self.moment):
+            if p.send_at > self.now or (self.moment and p.moment != self.moment) or p.channel != self.channel:
                 continue
             if self.db.execute("SELECT 1 FROM invitations WHERE dedupe_key = ?", [p.dedupe_key]).fetchone():
                 continue
@@ -443,7 +376,7 @@ class _Delivery:
             found = cursor.fetchone()
             if found is None:
                 continue
-            row = dict(zip(names, found))
+            row = dict(zip(names, found, strict=True))
             row.update(
                 id=0,
                 token=new_token(secret),
@@ -454,6 +387,8 @@ class _Delivery:
                 email=p.email,
                 attempts=0,
                 status="planned",
+                channel=p.channel,
+                phone=p.phone,
             )
             self.total += 1
             yield row
@@ -461,7 +396,7 @@ class _Delivery:
     def dry_run_all(self, plan: Any = None) -> None:
         budget = self.budget()
         extra = self.unrecorded_rows(plan) if plan is not None else iter(())
-        for row in itertools.chain(due_rows(self.db, self.now, self.moment), extra):
+        for row in itertools.chain(due_rows(self.db, self.now, self.moment, self.channel), extra):
             if budget is not None and self.report.would_send >= budget:
                 break
             prepared = self.prepare(row)
@@ -471,7 +406,7 @@ class _Delivery:
                 self.skipped[prepared.result[5:]] += 1
             else:
                 self.report.failed += 1
-                self._error(row["id"], "failed", prepared.error)
+                self.error(row["id"], "failed", prepared.error)
             self.done += 1
             if self.progress:
                 self.progress(self.done, self.total)
@@ -480,7 +415,8 @@ class _Delivery:
 
     def count_due(self) -> int:
         return self.db.execute(
-            f"SELECT COUNT(*) FROM invitations i WHERE {DUE_WHERE}", {"now": to_db(self.now), "moment": self.moment}
+            f"SELECT COUNT(*) FROM invitations i WHERE {DUE_WHERE}",
+            {"now": to_db(self.now), "moment": self.moment, "channel": self.channel},
         ).fetchone()[0]
 
 
@@ -501,14 +437,19 @@ def deliver(
     plan: Any = None,
     retry_failed: RetryFailed | None = None,
     check_secret: bool = True,
+    sms_transport: Transport | None = None,
 ) -> SendReport:
     """Send the due invitations and reminders (planned with send_at ≤ now, and failed ones whose next
-    try has come). Holds the send lock (LockedError when another run has it, unless `wait`).
-    With dry_run, renders every due message (and those of `plan` not yet recorded) and changes nothing.
-    Raises SecretChangedError when CXCTL_SECRET is not the one that signed the links already sent."""
+    try has come): the emails through `transport`, then the SMS through `sms_transport` (default: the
+    workspace's, built only when an SMS is due). Both go through one state machine, one after the other, so
+    at most one channel's concurrency is in flight when the process dies. Holds the send lock (LockedError
+    when another run has it, unless `wait`). With dry_run, renders every due message (and those of `plan`
+    not yet recorded) and changes nothing. Raises SecretChangedError when CXCTL_SECRET is not the one that
+    signed the links already sent."""
     from cxctl.delivery.signing import keyring
 
     run = _Delivery(ws, db, now, transport, limit, moment, dry_run, progress, retry_delays)
+    runs = [run]
     lock = contextlib.nullcontext() if dry_run else send_lock(database_file(db), wait)
     with lock:
         if check_secret:
@@ -519,21 +460,77 @@ def deliver(
             run.settle_in_doubt(resend_in_doubt, accept_in_doubt)
             if retry_failed is not None:
                 run.report.retried_failed = reopen_failed(db, now, moment, retry_failed.since)
-        run.total = run.report.due = run.count_due()
-        if dry_run:
-            run.dry_run_all(plan)
-            run.report.due = run.total
-        else:
+        if not dry_run:
             run.start_run()
-            try:
-                asyncio.run(run.run())
-            finally:
-                run.finish_run()
-    report = run.report
-    report.skipped = dict(sorted(run.skipped.items()))
-    report.stopped = run.stopped
-    report.max_in_flight = run.max_in_flight
-    report.elapsed_seconds = round(time.monotonic() - run.started, 3)
+        try:
+            for channel in ("email", "sms"):
+                if channel == "sms":
+                    probe = _Delivery(ws, db, now, transport, limit, moment, dry_run, progress, retry_delays, "sms")
+                    if not probe.count_due() and not (
+                        dry_run and plan is not None and any(p.channel == "sms" for p in plan.planned)
+                    ):
+                        continue
+                    run = _Delivery(
+                        ws,
+                        db,
+                        now,
+                        sms_transport or make_sms_transport(ws),
+                        limit,
+                        moment,
+                        dry_run,
+                        progress,
+                        retry_delays,
+                        "sms",
+                    )
+                    run.run_id, run.started = runs[0].run_id, runs[0].started
+                    if limit is not None:  # --limit counts messages of both channels
+                        run.limit = max(
+                            0, limit - sum(r.report.sent + r.report.failed + r.report.bounced for r in runs)
+                        )
+                    runs.append(run)
+                run.total = run.report.due = run.count_due()
+                if dry_run:
+                    run.dry_run_all(plan)
+                    run.report.due = run.total
+                else:
+                    asyncio.run(run.run())
+        finally:
+            if not dry_run:
+                runs[0].finish_run()
+    return _merged(runs)
+
+
+def _merged(runs: list[_Delivery]) -> SendReport:
+    """One report for the run: the email run's, with the SMS run's counts added and each channel's apart."""
+    report = runs[0].report
+    skipped: Counter[str] = Counter()
+    for run in runs:
+        part = run.report
+        skipped.update(run.skipped)
+        report.by_channel[run.channel] = {
+            "transport": part.transport,
+            "due": part.due,
+            "sent": part.sent,
+            "failed": part.failed,
+            "bounced": part.bounced,
+            "would_send": part.would_send,
+            "skipped": dict(sorted(run.skipped.items())),
+            "stopped": run.stopped,
+        }
+        if run is runs[0]:
+            continue
+        report.transport += f"; {part.transport}"
+        for name in ("due", "sent", "reminders", "failed", "bounced", "would_send"):
+            setattr(report, name, getattr(report, name) + getattr(part, name))
+        report.errors += part.errors[: max(0, 50 - len(report.errors))]
+    if len(runs) > 1:
+        runs[0].count_in_doubt()  # after both channels: what is left in doubt
+    report.skipped = dict(sorted(skipped.items()))
+    report.stopped = next((r.stopped for r in runs if r.stopped), None)
+    report.max_in_flight = max(r.max_in_flight for r in runs)
+    report.elapsed_seconds = round(time.monotonic() - runs[0].started, 3)
+    if len(runs) == 1:
+        report.by_channel = {}  # email only: the report reads as it always did
     return report
 
 
@@ -552,6 +549,7 @@ def send_campaign(
     accept_in_doubt: Selection = None,
     retry_failed: RetryFailed | None = None,
     rotate_secret: bool = False,
+    sms_transport: Transport | None = None,
 ) -> SendReport:
     """`cxctl send`: plan (compute_plan → record_plan) and deliver, all under the send lock, so two
     overlapping runs can neither plan nor send the same invitation twice."""
@@ -585,6 +583,7 @@ def send_campaign(
             plan=plan if dry_run else None,
             retry_failed=retry_failed,
             check_secret=False,
+            sms_transport=sms_transport,
         )
     report.planned = planned if not dry_run else len(plan.planned)
     report.plan_exclusions = dict(plan.counts)

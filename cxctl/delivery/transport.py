@@ -23,11 +23,22 @@ class SendFailure(Exception):
     """One message could not be sent. kind: 'temporary' | 'bounce' (5xx on the recipient) | 'rejected'
     (5xx on the message); `connection` is True when the connection itself failed."""
 
-    def __init__(self, kind: str, message: str, code: int | None = None, connection: bool = False):
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        code: int | None = None,
+        connection: bool = False,
+        *,
+        retry_after: float | None = None,
+        reason: str = "bounce",
+    ):
         super().__init__(message)
         self.kind = kind
         self.code = code
         self.connection = connection
+        self.retry_after = retry_after  # seconds the server asked to wait (HTTP 429 Retry-After), if any
+        self.reason = reason  # for a bounce: the suppression's reason (bounce, or opt_out at the provider)
 
 
 class RateLimiter:
@@ -37,18 +48,21 @@ class RateLimiter:
         self.interval = 1.0 / rate if rate else 0.0
         self._next = 0.0
 
+    def hold(self, seconds: float) -> None:
+        """No send on any connection for `seconds` (the provider answered 429 with Retry-After)."""
+        self._next = max(self._next, time.monotonic() + seconds)
+
     async def wait(self) -> None:
-        if not self.interval:
-            return
         now = time.monotonic()
         slot = max(now, self._next)
-        self._next = slot + self.interval
+        self._next = max(self._next, slot + self.interval)
         if slot > now:
             await asyncio.sleep(slot - now)
 
 
 class Connection:
-    async def send(self, sender: str, recipient: str, data: bytes, name: str) -> None:
+    async def send(self, sender: str, recipient: str, data: bytes, name: str) -> str | None:
+        """Hand one message over; return the provider's id for it when it gives one (an SMS API does)."""
         raise NotImplementedError
 
     async def close(self) -> None:

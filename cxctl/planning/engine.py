@@ -18,6 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from cxctl.core.timeutil import from_db, to_db
+from cxctl.planning.channels import channel_sql, sms_join, uses_sms
 from cxctl.planning.listing import list_exclusions as listing
 from cxctl.planning.plans import (
     Exclusion,
@@ -30,7 +31,15 @@ from cxctl.planning.plans import (
 )
 from cxctl.planning.reminders import plan_reminders
 from cxctl.planning.rules import audience_sql, draw, given_up_sql, live_sql, pick_language, span, suppression_source_sql
-from cxctl.planning.schedule import Wave, local_day_bounds, next_opening, wave_for, zone
+from cxctl.planning.schedule import (
+    Wave,
+    holiday_region,
+    local_day_bounds,
+    next_opening,
+    next_sms_opening,
+    wave_for,
+    zone,
+)
 from cxctl.workspace.model import Moment
 
 # Expired events are reported for this long after their expiry, then dropped silently, so a daily
@@ -78,7 +87,7 @@ class Engine:
         self.contact_id = contact_id
         self.ranked = sorted(ws.moments, key=ws.moment_rank)
         self.waves: dict[str, Wave] = {}
-        self.slots: dict[tuple[str, str], tuple[datetime, date]] = {}
+        self.slots: dict[tuple[str, str, str, str], tuple[datetime, date]] = {}
         self.source = suppression_source_sql(ws.rules.suppression_sources)
         self.details = True  # keep the data behind each exclusion (see `run`)
 
@@ -176,7 +185,7 @@ class Engine:
             " event_id INTEGER, wave TEXT, eligible_at TEXT, rank INTEGER, sample REAL, email TEXT,"
             " language TEXT, tz TEXT, forgotten_at TEXT, supp_reason TEXT, supp_since TEXT, source_flag TEXT,"
             " inv_id INTEGER, inv_status TEXT, last_any TEXT, last_moment TEXT, cap_count INTEGER, moment_last TEXT,"
-            " reason TEXT, detail TEXT)"
+            " reason TEXT, detail TEXT, channel TEXT, country TEXT)"
         )
         self.sql(
             "CREATE TEMP TABLE plan_waved (moment TEXT, contact_id INTEGER, id INTEGER, status TEXT, counts INTEGER,"
@@ -211,18 +220,26 @@ class Engine:
             if self.details
             else ", ".join(["NULL"] * 10)
         )
+        channel = channel_sql(m.channels)
+        if m.channels == ["email"]:  # as before channels: the address's own reasons, then an email refusal
+            reach = (
+                f"  WHEN s.email_hash IS NOT NULL OR {source_sql} IS NOT NULL THEN 'suppressed'"
+                "  WHEN c.email IS NULL OR trim(c.email) = '' THEN 'no_email'"
+                "  WHEN c.email_consent = 0 THEN 'no_channel'"
+            )
+        else:  # a CRM do-not-contact flag stops every channel; a suppressed address or number only its own
+            reach = f"  WHEN {source_sql} IS NOT NULL THEN 'suppressed'  WHEN ({channel}) IS NULL THEN 'no_channel'"
         sql = (
             f" {rank}, ?, c.email, c.language, COALESCE(c.timezone, ''), {details},"
             " CASE WHEN c.forgotten_at IS NOT NULL OR f.email_hash IS NOT NULL THEN 'forgotten'"
-            f"  WHEN s.email_hash IS NOT NULL OR {source_sql} IS NOT NULL THEN 'suppressed'"
-            "  WHEN c.email IS NULL OR trim(c.email) = '' THEN 'no_email'"
+            f"{reach}"
             f"  WHEN {invited}.id IS NOT NULL AND {counted} THEN 'already_invited'"
             "  WHEN h.last_any > ? THEN 'quiet_period'"
             "  WHEN h.cap_count >= ? THEN 'cap'"
             f"  WHEN {last} > ? THEN 'recontact'"
             # Last of the per-person rules: the (Python) draw is computed only for who reaches it.
             f"  WHEN ? < 1 AND cx_draw(c.id, ?, {key}) >= ? THEN 'not_sampled'"
-            " END"
+            f" END, {channel}, COALESCE(c.country, '')"
         )
         params = [
             m.sample,
@@ -244,7 +261,7 @@ class Engine:
         sql = (
             " LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
             " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
-            " LEFT JOIN plan_hist h ON h.contact_id = c.id"
+            " LEFT JOIN plan_hist h ON h.contact_id = c.id" + (sms_join() if uses_sms(m.channels) else "")
         )
         if recontact_for(self.ws, m) is None:
             return sql, []
@@ -261,7 +278,7 @@ class Engine:
         self.sql(
             "INSERT INTO plan_eval (contact_id, moment, event_id, wave, eligible_at, rank, sample, email,"
             " language, tz, forgotten_at, supp_reason, supp_since, source_flag, inv_id, inv_status, last_any, last_moment,"
-            " cap_count, moment_last, reason)"
+            " cap_count, moment_last, reason, channel, country)"
             f" SELECT e.contact_id, ?, e.id, NULL, datetime(e.occurred_at, ?),{rules_sql}"
             " FROM events e JOIN contacts c ON c.id = e.contact_id"
             f" LEFT JOIN invitations i ON i.dedupe_key = {key}{joins}"
@@ -326,7 +343,7 @@ class Engine:
         self.sql(
             "INSERT INTO plan_eval (contact_id, moment, event_id, wave, eligible_at, rank, sample, email,"
             " language, tz, forgotten_at, supp_reason, supp_since, source_flag, inv_id, inv_status, last_any, last_moment,"
-            " cap_count, moment_last, reason)"
+            " cap_count, moment_last, reason, channel, country)"
             f" SELECT c.id, ?, NULL, ?, ?,{rules_sql}"
             " FROM contacts c LEFT JOIN plan_waved w ON w.moment = ? AND w.contact_id = c.id"
             f"{joins}"
@@ -385,39 +402,50 @@ class Engine:
         )
         self.sql(
             "CREATE TEMP TABLE plan_ok (id INTEGER PRIMARY KEY, contact_id INTEGER, moment TEXT, rank INTEGER,"
-            " eligible_at TEXT, event_id INTEGER, tz TEXT, rn INTEGER, top_moment TEXT)"
+            " eligible_at TEXT, event_id INTEGER, tz TEXT, rn INTEGER, top_moment TEXT, channel TEXT, country TEXT)"
         )
         self.sql(
-            "INSERT INTO plan_ok SELECT id, contact_id, moment, rank, eligible_at, event_id, tz, 1, moment"
+            "INSERT INTO plan_ok SELECT id, contact_id, moment, rank, eligible_at, event_id, tz, 1, moment, channel, country"
             " FROM plan_eval WHERE reason IS NULL AND contact_id NOT IN (SELECT contact_id FROM plan_multi)"
         )
         self.sql(
             "INSERT INTO plan_ok SELECT id, contact_id, moment, rank, eligible_at, event_id, tz,"
-            " ROW_NUMBER() OVER w, FIRST_VALUE(moment) OVER w"
+            " ROW_NUMBER() OVER w, FIRST_VALUE(moment) OVER w, channel, country"
             " FROM plan_eval WHERE reason IS NULL AND contact_id IN (SELECT contact_id FROM plan_multi)"
             " WINDOW w AS (PARTITION BY contact_id ORDER BY rank, eligible_at, event_id)"
         )
 
-    def slot(self, tz: str, moment: str) -> tuple[datetime, date]:
-        """Send time (next window opening in the contact's zone) and its day in the workspace zone."""
-        key = (tz, moment)
+    def slot(self, tz: str, moment: str, channel: str = "email", country: str = "") -> tuple[datetime, date]:
+        """Send time (next window opening in the contact's zone; for an SMS, within the SMS hours too, and not
+        on a public holiday of the contact's country) and its day in the workspace zone."""
+        key = (tz, moment, channel, country if channel == "sms" else "")
         if key not in self.slots:
-            send_at = next_opening(
-                self.now, zone(tz, self.ws.settings.timezone), send_window_for(self.ws, self.ws.moments[moment])
-            )
+            m, place = self.ws.moments[moment], zone(tz, self.ws.settings.timezone)
+            if channel == "sms":
+                sms = self.ws.settings.sms
+                send_at = next_sms_opening(
+                    self.now,
+                    place,
+                    send_window_for(self.ws, m),
+                    m.sms_hours or sms.hours,
+                    holiday_region(country, sms.default_region),
+                )
+            else:
+                send_at = next_opening(self.now, place, send_window_for(self.ws, m))
             self.slots[key] = (send_at, send_at.astimezone(zone(self.ws.settings.timezone, "UTC")).date())
         return self.slots[key]
 
     def send_windows(self) -> None:
         self.sql(
-            "CREATE TEMP TABLE plan_slots (tz TEXT, moment TEXT, send_at TEXT, send_day TEXT, PRIMARY KEY (tz, moment))"
+            "CREATE TEMP TABLE plan_slots (tz TEXT, moment TEXT, channel TEXT, country TEXT, send_at TEXT, send_day TEXT,"
+            " PRIMARY KEY (tz, moment, channel, country))"
         )
-        groups = self.sql("SELECT DISTINCT tz, moment FROM plan_ok WHERE rn = 1").fetchall()
+        groups = self.sql("SELECT DISTINCT tz, moment, channel, country FROM plan_ok WHERE rn = 1").fetchall()
         rows = []
-        for tz, moment in groups:
-            send_at, day = self.slot(tz, moment)
-            rows.append((tz, moment, to_db(send_at), day.isoformat()))
-        self.conn.executemany("INSERT INTO plan_slots VALUES (?, ?, ?, ?)", rows)
+        for tz, moment, channel, country in groups:
+            send_at, day = self.slot(tz, moment, channel, country)
+            rows.append((tz, moment, channel, country, to_db(send_at), day.isoformat()))
+        self.conn.executemany("INSERT INTO plan_slots VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     def day_counts(self, days: set[str]) -> dict[str, Counter]:
         """Live invitations already counted on each workspace-local day, per moment."""
@@ -465,7 +493,8 @@ class Engine:
             " SELECT o.id, o.contact_id, o.moment, o.rank, o.eligible_at, o.event_id, s.send_at, s.send_day,"
             "  q.remaining AS moment_left,"
             "  (o.event_id IS NOT NULL AND s.send_at >= datetime(o.eligible_at, m.expiry_mod)) AS too_late"
-            " FROM plan_ok o JOIN plan_slots s ON s.tz = o.tz AND s.moment = o.moment"
+            " FROM plan_ok o JOIN plan_slots s ON s.tz = o.tz AND s.moment = o.moment AND s.channel = o.channel"
+            "  AND s.country = o.country"
             " JOIN plan_moments m ON m.moment = o.moment"
             " LEFT JOIN plan_quota q ON q.moment = o.moment AND q.send_day = s.send_day WHERE o.rn = 1"
         )
@@ -518,13 +547,14 @@ class Engine:
         rows = self.sql(
             # The dedupe key is built for the planned rows only (the same text as the candidate queries use).
             "SELECT f.contact_id, f.moment, f.event_id, e.wave, f.send_at, e.language, e.email,"
-            " e.moment || '|' || e.contact_id || CASE WHEN e.event_id IS NULL THEN '|w' || e.wave ELSE '|e' || e.event_id END"
+            " e.moment || '|' || e.contact_id || CASE WHEN e.event_id IS NULL THEN '|w' || e.wave ELSE '|e' || e.event_id END,"
+            " e.channel, CASE WHEN e.channel = 'sms' THEN (SELECT phone FROM contacts c WHERE c.id = f.contact_id) END"
             " FROM plan_final f JOIN plan_eval e ON e.id = f.id"
             " WHERE NOT f.too_late AND NOT f.moment_cut AND (f.day_left IS NULL OR f.day_n <= f.day_left)"
             f"{where.replace('moment', 'f.moment')}",
             params,
         )
-        for contact_id, moment, event_id, wave, send_at, language, email, key in rows:
+        for contact_id, moment, event_id, wave, send_at, language, email, key, channel, phone in rows:
             when = from_db(send_at)
             assert when is not None, "every placed row has its slot's send_at (plan_slots, joined)"
             if language not in languages:
@@ -541,6 +571,8 @@ class Engine:
                     languages[language],
                     email,
                     key,
+                    channel,
+                    phone,
                 )
             )
         # Counted without the joins the listing needs (the wave, the detail). A listed run reads the

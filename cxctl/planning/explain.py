@@ -16,10 +16,11 @@ import sqlite_utils
 from cxctl.core.emails import normalise
 from cxctl.core.errors import UsageError
 from cxctl.core.timeutil import from_db, to_db
+from cxctl.planning.channels import channel_options, describe_choice
 from cxctl.planning.engine import Engine
 from cxctl.planning.plans import Exclusion, PlannedInvitation, check_moment, recontact_for, send_window_for
 from cxctl.planning.rules import audience_sql, draw, span
-from cxctl.planning.schedule import zone
+from cxctl.planning.schedule import holiday_region, zone
 from cxctl.store import email_hash
 
 
@@ -47,6 +48,8 @@ class MomentVerdict:
     """The person's time zone (theirs, else the workspace's): the details give local times in it."""
     send_at_local: str | None = None
     """send_at in that time zone, e.g. `10:00 Europe/Paris`."""
+    channel: str | None = None
+    """The channel the invitation would go by (the first of the moment's channels that reaches the person)."""
 
 
 @dataclass
@@ -93,7 +96,7 @@ def explain(ws, db: sqlite_utils.Database, now: datetime, contact: str, moment: 
             " ORDER BY e.rank, e.eligible_at, e.event_id"
         )
         names = [d[0] for d in rows.description]
-        candidates = [dict(zip(names, r)) for r in rows.fetchall()]
+        candidates = [dict(zip(names, r, strict=True)) for r in rows.fetchall()]
         verdicts: list[MomentVerdict] = []
         seen = set()
         for row in candidates:
@@ -177,22 +180,30 @@ def _verdict(ws, engine: Engine, row: dict) -> MomentVerdict:
         )
     forgotten = row["forgotten_at"]
     checks.append(Check("forgotten", not forgotten, f"forgotten on {forgotten[:10]}" if forgotten else "not forgotten"))
-    suppressed = row["supp_reason"] or row["source_flag"]
-    checks.append(
-        Check(
-            "suppressed",
-            not suppressed,
-            (
-                f"suppressed ({row['supp_reason']}, since {row['supp_since'][:10]})"
-                if row["supp_reason"]
-                else row["source_flag"]
+    channel = "email"
+    if m.channels == ["email"]:
+        suppressed = row["supp_reason"] or row["source_flag"]
+        checks.append(
+            Check(
+                "suppressed",
+                not suppressed,
+                (
+                    f"suppressed ({row['supp_reason']}, since {row['supp_since'][:10]})"
+                    if row["supp_reason"]
+                    else row["source_flag"]
+                )
+                if suppressed
+                else "no suppression for this address",
             )
-            if suppressed
-            else "no suppression for this address",
         )
-    )
-    has_email = bool(row["email"] and row["email"].strip())
-    checks.append(Check("no_email", has_email, row["email"] if has_email else "no email address"))
+        has_email = bool(row["email"] and row["email"].strip())
+        checks.append(Check("no_email", has_email, row["email"] if has_email else "no email address"))
+    else:
+        # Several channels: a suppressed address or number only closes its own channel (cxctl.planning.channels).
+        checks.append(Check("suppressed", not row["source_flag"], row["source_flag"] or "no do-not-contact flag"))
+        chosen, text = describe_choice(channel_options(engine.conn, row["contact_id"], m.channels))
+        checks.append(Check("channel", chosen is not None, text))
+        channel = chosen or channel
     checks.append(
         Check(
             "already_invited",
@@ -268,11 +279,20 @@ def _verdict(ws, engine: Engine, row: dict) -> MomentVerdict:
             )
         )
         window = send_window_for(ws, m)
+        sms_hours = ""
+        if row["channel"] == "sms":
+            hours, region = (
+                m.sms_hours or ws.settings.sms.hours,
+                holiday_region(row["country"], ws.settings.sms.default_region),
+            )
+            sms_hours = f", within the SMS hours {hours.hours} on {','.join(hours.days)}" + (
+                "" if hours.public_holidays else f", not on a public holiday ({region})"
+            )
         checks.append(
             Check(
                 "send_window",
                 True,
-                f"{window.hours} on {','.join(window.days)} in "
+                f"{window.hours} on {','.join(window.days)}{sms_hours} in "
                 f"{row['tz'] or ws.settings.timezone}: sends at {_at(row['final_send_at'], tz)}",
             )
         )
@@ -289,6 +309,7 @@ def _verdict(ws, engine: Engine, row: dict) -> MomentVerdict:
         checks,
         zone(tz, "UTC").key,
         local_time(row["final_send_at"], tz) if planned else None,
+        (row["channel"] or channel) if planned else None,
     )
 
 

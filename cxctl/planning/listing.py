@@ -15,7 +15,7 @@ from cxctl.planning.rules import span
 
 # Exclusion reasons whose detail texts repeat (the others name a draw, a time or an invitation):
 # a listed run keeps one string per distinct text.
-REPEATED_DETAILS = frozenset({"forgotten", "suppressed", "no_email", "lower_priority", "daily_cap"})
+REPEATED_DETAILS = frozenset({"forgotten", "suppressed", "no_email", "no_channel", "lower_priority", "daily_cap"})
 
 
 def list_exclusions(engine: Engine, by_moment: dict[str, dict[str, int]]) -> list[Exclusion]:
@@ -84,6 +84,8 @@ def detail_sql() -> str:
         " WHEN 'suppressed' THEN COALESCE('the address is suppressed (' || supp_reason || ', since '"
         "  || substr(supp_since, 1, 10) || ')', source_flag)"
         " WHEN 'no_email' THEN 'the contact has no email address'"
+        " WHEN 'no_channel' THEN 'none of the moment''s channels reaches the person (an SMS needs a mobile number, SMS"
+        "  consent and no STOP; an email an address neither suppressed nor refused): plan --explain says which'"
         " WHEN 'already_invited' THEN printf('invitation #%d already exists for this %s (status %s)', inv_id,"
         "  CASE WHEN wave IS NULL THEN 'event' ELSE 'wave ' || wave END, inv_status)"
         " WHEN 'not_sampled' THEN printf('sample draw %.4f is not below the sample share %g',"

@@ -35,6 +35,8 @@ class PlannedInvitation:
     language: str
     email: str
     dedupe_key: str
+    channel: str = "email"  # the first of the moment's channels the person can receive (cxctl.planning.channels)
+    phone: str | None = None  # the number an SMS goes to (E.164)
 
 
 @dataclass(slots=True)
@@ -95,6 +97,8 @@ def record_plan(db: sqlite_utils.Database, ws, plan: Plan, now: datetime) -> int
             p.parent_id,
             p.language,
             p.email,
+            p.channel,
+            p.phone,
             to_db(p.send_at),
             stamp,
             stamp,
@@ -109,10 +113,11 @@ def record_plan(db: sqlite_utils.Database, ws, plan: Plan, now: datetime) -> int
         before = conn.total_changes
         conn.executemany(
             "INSERT INTO invitations (dedupe_key, token, contact_id, moment, event_id, wave, kind, parent_id,"
-            " language, email, send_at, status, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)"
+            " language, email, channel, phone, send_at, status, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)"
             " ON CONFLICT (dedupe_key) DO UPDATE SET status = 'planned', attempts = 0, first_tried_at = NULL,"
             " send_at = excluded.send_at, email = excluded.email, language = excluded.language,"
+            " channel = excluded.channel, phone = excluded.phone,"
             " reopened = reopened + 1, updated_at = excluded.updated_at,"
             " last_error = 'planned again (never delivered) after: ' || COALESCE(last_error, '?')"
             f" WHERE {given_up_sql('invitations')}",

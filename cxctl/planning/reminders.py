@@ -41,10 +41,13 @@ def plan_reminders(engine: Engine, plan: Plan, only: str | None, list_exclusions
             " (SELECT COUNT(*) FROM invitations r INDEXED BY invitations_parent WHERE r.parent_id = i.id),"
             " (SELECT COUNT(*) FROM invitations r INDEXED BY invitations_parent WHERE r.parent_id = i.id AND r.status <> 'sent'),"
             " (SELECT MAX(r.sent_at) FROM invitations r INDEXED BY invitations_parent WHERE r.parent_id = i.id),"
-            " (SELECT e.occurred_at FROM events e WHERE e.id = i.event_id)"
+            " (SELECT e.occurred_at FROM events e WHERE e.id = i.event_id),"
+            # A reminder goes by its invitation's channel; an SMS one needs the number, consent and no STOP still.
+            " i.channel, c.phone, c.sms_consent, ss.reason, ss.created_at, COALESCE(c.country, '')"
             " FROM invitations i INDEXED BY invitations_fatigue JOIN contacts c ON c.id = i.contact_id"
             " LEFT JOIN forgotten f ON f.email_hash = c.email_hash"
             " LEFT JOIN suppressions s ON s.email_hash = c.email_hash"
+            " LEFT JOIN sms_suppressions ss ON ss.phone_hash = c.phone_hash"
             f" WHERE i.kind = 'invitation' AND {live_sql('i')} AND COALESCE(i.sent_at, i.send_at) > ?"
             " AND COALESCE(i.sent_at, i.send_at) <= ? AND i.status = 'sent' AND i.moment = ?"
             f" AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.invitation_id = i.id){only_contact}",
@@ -68,6 +71,12 @@ def plan_reminders(engine: Engine, plan: Plan, only: str | None, list_exclusions
             pending,
             last_reminder,
             occurred_at,
+            channel,
+            phone,
+            sms_consent,
+            ss_reason,
+            ss_since,
+            country,
         ) in rows:
             number = done + 1
             if done >= count or pending:
@@ -80,6 +89,16 @@ def plan_reminders(engine: Engine, plan: Plan, only: str | None, list_exclusions
             reason = detail = None
             if forgotten_at:
                 reason, detail = "forgotten", f"the person was forgotten on {forgotten_at[:10]}: never contacted again"
+            elif channel == "sms":
+                if source_flag:
+                    reason, detail = "suppressed", source_flag
+                elif ss_reason:
+                    reason, detail = (
+                        "suppressed",
+                        f"the number is suppressed for SMS ({ss_reason}, since {ss_since[:10]})",
+                    )
+                elif not phone or sms_consent != 1:
+                    reason, detail = "no_channel", "the SMS reminder has no number or no SMS consent any more"
             elif supp_reason or source_flag:
                 reason = "suppressed"
                 detail = (
@@ -92,7 +111,7 @@ def plan_reminders(engine: Engine, plan: Plan, only: str | None, list_exclusions
             if reason is None and expires is not None and occurred_at is not None:
                 # The survey closes with its event (trigger.expires): `send` would drop this reminder as
                 # expired, so the plan does not show it as planned.
-                send_at, _ = engine.slot(tz, mid)
+                send_at, _ = engine.slot(tz, mid, channel, country)
                 if from_db(occurred_at) + expires < send_at:
                     reason = "expired"
                     detail = (
@@ -116,7 +135,7 @@ def plan_reminders(engine: Engine, plan: Plan, only: str | None, list_exclusions
                         )
                     )
                 continue
-            send_at, _ = engine.slot(tz, mid)
+            send_at, _ = engine.slot(tz, mid, channel, country)
             plan.planned.append(
                 PlannedInvitation(
                     contact_id,
@@ -129,5 +148,7 @@ def plan_reminders(engine: Engine, plan: Plan, only: str | None, list_exclusions
                     language or pick_language(None, engine.ws.settings.languages, engine.ws.settings.default_language),
                     email,
                     f"{parent}|r{number}",
+                    channel,
+                    phone if channel == "sms" else None,
                 )
             )

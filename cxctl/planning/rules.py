@@ -20,6 +20,7 @@ REASONS = (
     "forgotten",  # the person was forgotten (GDPR erasure): never contacted again
     "suppressed",  # the address is suppressed (opt-out, bounce, complaint, CRM flag)
     "no_email",  # no address to write to
+    "no_channel",  # none of the moment's channels reaches the person (no SMS consent, email refused...)
     "already_invited",  # an invitation exists for this event / this wave
     "quiet_period",  # invited by any moment less than rules.quiet_period ago
     "cap",  # rules.cap.max invitations already in the rolling window

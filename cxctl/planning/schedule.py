@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from cxctl.core.durations import parse_duration
 from cxctl.core.timeutil import local_midnight
+from cxctl.workspace.channels import SmsHours
 from cxctl.workspace.fields import WEEKDAYS
 from cxctl.workspace.model import Schedule, SendWindow
 
@@ -29,6 +31,7 @@ class Wave:
     end: datetime
 
 
+@lru_cache(maxsize=4096)
 def zone(name: str | None, fallback: str) -> ZoneInfo:
     """The contact's time zone, or the workspace's when missing or unknown (never raises)."""
     for candidate in (name, fallback):
@@ -120,3 +123,85 @@ def _utc(day: date, at: time, tz: ZoneInfo) -> datetime:
 def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """UTC start and end of a local calendar day (23 or 25 hours long on DST days)."""
     return local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
+
+
+# --- SMS hours (issue 16) -----------------------------------------------------------------------
+
+SMS_LOOKAHEAD_DAYS = 45  # a window of two days a week behind a string of holidays still opens within this
+
+
+@lru_cache(maxsize=256)
+def _holidays(region: str, year: int) -> frozenset[date]:
+    import holidays
+
+    try:
+        return frozenset(holidays.country_holidays(region, years=year))
+    except NotImplementedError:  # a region the library does not know: no holiday rather than no SMS ever
+        return frozenset()
+
+
+@lru_cache(maxsize=1024)
+def holiday_region(country: str | None, default_region: str) -> str:
+    """The calendar of public holidays for a contact: their country's when known, else the default region's."""
+    code = (country or "").strip().upper()
+    return code if code and code in _supported_regions() else default_region
+
+
+@lru_cache(maxsize=1)
+def _supported_regions() -> frozenset[str]:
+    import holidays
+
+    return frozenset(holidays.list_supported_countries())
+
+
+def is_holiday(day: date, region: str) -> bool:
+    return day in _holidays(region, day.year)
+
+
+def sms_allowed_at(when: datetime, tz: ZoneInfo, hours: SmsHours, region: str) -> bool:
+    """True when an SMS may go out at `when` (the person's local day and hour; holidays of `region`)."""
+    local = when.astimezone(tz)
+    start, end = hours.bounds()
+    if WEEKDAYS[local.weekday()] not in hours.days:
+        return False
+    if not hours.public_holidays and is_holiday(local.date(), region):
+        return False
+    return start <= local.time().replace(tzinfo=None) < end
+
+
+def next_sms_opening(now: datetime, tz: ZoneInfo, window: SendWindow, hours: SmsHours, region: str) -> datetime:
+    """The first instant at or after `now` inside both the send window and the SMS hours (no Sunday, no
+    public holiday of `region` unless allowed), in time zone `tz`, as aware UTC.
+
+    Both are lists of intervals over the coming days; the answer is the start of the first overlap that
+    has not ended (or `now` itself inside one)."""
+    now = now.astimezone(UTC)
+    today = now.astimezone(tz).date()
+    w_start, w_end = window.bounds()
+    w_days = {WEEKDAYS.index(d) for d in window.days}
+    s_start, s_end = hours.bounds()
+    s_days = {WEEKDAYS.index(d) for d in hours.days}
+    windows: list[tuple[datetime, datetime]] = []
+    smses: list[tuple[datetime, datetime]] = []
+    for offset in range(-1, SMS_LOOKAHEAD_DAYS):
+        day = today + timedelta(days=offset)
+        if day.weekday() in w_days:
+            windows.append(
+                (_utc(day, w_start, tz), _utc(day if w_end > w_start else day + timedelta(days=1), w_end, tz))
+            )
+        if day.weekday() in s_days and (hours.public_holidays or not is_holiday(day, region)):
+            smses.append((_utc(day, s_start, tz), _utc(day, s_end, tz)))
+    i = j = 0
+    while i < len(windows) and j < len(smses):
+        start = max(windows[i][0], smses[j][0], now)
+        end = min(windows[i][1], smses[j][1])
+        if start < end:
+            return start
+        if windows[i][1] <= smses[j][1]:
+            i += 1
+        else:
+            j += 1
+    raise ValueError(
+        f"no time within {SMS_LOOKAHEAD_DAYS} days is both in the send window {window.hours} on "
+        f"{','.join(window.days)} and in the SMS hours {hours.hours} on {','.join(hours.days)}"
+    )

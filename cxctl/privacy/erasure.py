@@ -185,6 +185,12 @@ def erase_contacts(db: sqlite_utils.Database, ws: Workspace | None, now: datetim
         "UPDATE suppressions SET email = NULL, note = NULL WHERE (email IS NOT NULL OR note IS NOT NULL) AND email_hash IN "
         "(SELECT email_hash FROM contacts WHERE id IN (SELECT id FROM _privacy_ids) AND email_hash IS NOT NULL)",
     )
+    # The same for numbers: an SMS STOP stays honoured through the number's hash (issue 16).
+    changes["suppressions"] += changed_rows(
+        db,
+        "UPDATE sms_suppressions SET phone = NULL, note = NULL WHERE (phone IS NOT NULL OR note IS NOT NULL) AND phone_hash IN "
+        "(SELECT phone_hash FROM contacts WHERE id IN (SELECT id FROM _privacy_ids) AND phone_hash IS NOT NULL)",
+    )
     erased = [c.name for c in db["contacts"].columns if c.name not in KEPT_CONTACT_COLUMNS and not c.notnull]
     nulls = ", ".join(f"[{name}] = NULL" for name in erased)
     changes["contacts"] = changed_rows(
@@ -201,8 +207,8 @@ def erase_contacts(db: sqlite_utils.Database, ws: Workspace | None, now: datetim
     )
     changes["invitations"] = changed_rows(
         db,
-        "UPDATE invitations SET email = NULL, last_error = NULL "
-        "WHERE contact_id IN (SELECT id FROM _privacy_ids) AND (email IS NOT NULL OR last_error IS NOT NULL)",
+        "UPDATE invitations SET email = NULL, phone = NULL, last_error = NULL "
+        "WHERE contact_id IN (SELECT id FROM _privacy_ids) AND (email IS NOT NULL OR phone IS NOT NULL OR last_error IS NOT NULL)",
     )
     person_responses = (
         "SELECT id FROM responses WHERE contact_id IN (SELECT id FROM _privacy_ids) "
@@ -379,7 +385,7 @@ def _rows(db: sqlite_utils.Database, sql: str, params: Any = ()) -> list[dict[st
     names = [d[0] for d in cursor.description]
     out = []
     for row in cursor.fetchall():
-        item = dict(zip(names, row))
+        item = dict(zip(names, row, strict=True))
         for key in ("attributes",):
             if isinstance(item.get(key), str):
                 with contextlib.suppress(ValueError):

@@ -368,6 +368,43 @@ def _m7_settle_and_keys(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m8_sms(db: sqlite_utils.Database) -> None:
+    """A second channel (issue 16): a contact's mobile number (E.164) and consent per channel; each
+    invitation's channel, the number it went to and the provider's id for it (delivery receipts name it);
+    suppressions of numbers, kept apart from those of addresses (an SMS STOP is not an email opt-out).
+
+    contacts.sms_consent: 1 consented, 0 refused, NULL unknown (no SMS). contacts.email_consent: 0 refused,
+    else email may be used (as before this migration). phone_hash keys the SMS suppressions, like email_hash.
+    Idempotent, like migration 7."""
+    for table, added in (
+        (
+            "contacts",
+            (("phone", "TEXT"), ("phone_hash", "TEXT"), ("sms_consent", "INTEGER"), ("email_consent", "INTEGER")),
+        ),
+        ("invitations", (("channel", "TEXT NOT NULL DEFAULT 'email'"), ("phone", "TEXT"), ("provider_ref", "TEXT"))),
+    ):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})").fetchall()}
+        for name, declaration in added:
+            if name not in columns:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")  # constant names, not input
+    _run_script(
+        db,
+        """
+        CREATE INDEX IF NOT EXISTS contacts_phone_hash ON contacts(phone_hash) WHERE phone_hash IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS invitations_provider_ref ON invitations(provider_ref) WHERE provider_ref IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS sms_suppressions (
+            id INTEGER PRIMARY KEY,
+            phone_hash TEXT NOT NULL UNIQUE,
+            phone TEXT,
+            reason TEXT NOT NULL,
+            source TEXT,
+            note TEXT,
+            created_at TEXT NOT NULL
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
     (2, "invitations", _m2_invitations),
@@ -376,4 +413,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (5, "lean contacts", _m5_lean_contacts),
     (6, "retries count", _m6_retries_count),
     (7, "settle and keys", _m7_settle_and_keys),
+    (8, "sms", _m8_sms),
 ]

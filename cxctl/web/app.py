@@ -36,7 +36,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cxctl import store
+from cxctl.core.errors import UsageError
 from cxctl.core.timeutil import parse_now, utcnow
+from cxctl.delivery.sms_hooks import SignatureError, handle_sms_hook
 from cxctl.validation import load_workspace
 from cxctl.web import survey
 from cxctl.web.texts import TEXTS, long_date, page_language, say
@@ -493,6 +495,40 @@ class SurveyApp:
             return self.not_found(request)
         return self.message(request, invitation.page_lang, 200, "unsub_done_title", "unsub_done_body")
 
+    # --- SMS provider webhooks (issue 16) ---------------------------------------------------------------
+
+    async def sms_hook(self, request: Request) -> Response:
+        """STOP replies and delivery receipts from an SMS provider (cxctl.delivery.sms_hooks): verified by
+        its signature (Twilio) or bearer token (Brevo), applied in one short transaction; 403 when the
+        check fails, and nothing is applied."""
+        provider = request.path_params["provider"]
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > self.max_body:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        body = await request.body()
+        # The URL the provider signed is the public one (behind a proxy the request reaches us on another).
+        public = (self.ws.settings.public_url or "").rstrip("/")
+        url = (
+            public + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            if public
+            else str(request.url)
+        )
+        ws, connections, now, headers = self.ws, self.connections, self.clock(), dict(request.headers)
+
+        def apply(db):
+            with connections.write_lock:
+                return handle_sms_hook(ws, db, provider, url, headers, body, now)
+
+        try:
+            report = await self.in_thread(apply)
+        except SignatureError:
+            return JSONResponse({"error": "signature"}, status_code=403)
+        except UsageError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404 if "unknown SMS provider" in str(exc) else 503)
+        if provider == "twilio":  # Twilio reads TwiML: an empty Response sends no reply to the person
+            return Response("<Response></Response>", media_type="text/xml")
+        return JSONResponse({"stops": report.stops, "bounces": report.bounces, "delivered": report.delivered})
+
     # --- the rest ---------------------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
@@ -526,6 +562,7 @@ class SurveyApp:
             Route("/s/{token}", self.survey_post, methods=["POST"]),
             Route("/u/{token}", self.unsubscribe_get, methods=["GET"]),
             Route("/u/{token}", self.unsubscribe_post, methods=["POST"]),
+            Route("/hooks/sms/{provider}", self.sms_hook, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/static/cxctl.css", self.stylesheet, methods=["GET"]),
         ]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cxctl.core.errors import Problem, did_you_mean
+from cxctl.workspace.channel_checks import check_channels, check_consent_mappings
 from cxctl.workspace.fields import is_language
 from cxctl.workspace.loader import SECTIONS, WORKSPACE_FILE, Declared, Workspace, collect_declared
 from cxctl.workspace.model import Rules, Settings, WorkspaceFile
@@ -340,13 +341,13 @@ def cross_check(
     files: list[tuple[ParsedFile, WorkspaceFile]],
     had_errors: bool,
     incomplete: bool = False,
-    render_templates: Callable[[Workspace], list[tuple[str, str]]] | None = None,
+    render_templates: Callable[[Workspace], list[tuple[str, str, str]]] | None = None,
 ) -> tuple[Workspace | None, list[Problem]]:
     """Merge the files into one workspace and check every reference across them.
 
     `incomplete` means some file could not be parsed: unknown-id errors are then not reported, since
     the missing ids may well be in that file. `render_templates` (the sending stage's template check,
-    passed in by cxctl.validation so this stage does not import it) returns (moment id, message) pairs.
+    passed in by cxctl.validation so this stage does not import it) returns (moment id, message, severity) triples.
     """
     problems: list[Problem] = []
     for parsed, _ in files:
@@ -407,6 +408,8 @@ def cross_check(
     problems.extend(_check_rules(declared, incomplete, rules_place))
     problems.extend(check_mappings(declared))
     problems.extend(check_settings(settings, settings_place))
+    problems.extend(check_channels(declared, settings, settings_place, templates, rules))
+    problems.extend(check_consent_mappings(declared))
 
     if settings is None:
         return None, problems
@@ -426,10 +429,12 @@ def cross_check(
         places=places,
     )
     if render_templates is not None and not any(p.severity == "error" for p in problems):
-        for moment_id, message in render_templates(workspace):
+        for moment_id, message, severity in render_templates(workspace):
             parsed, raw = declared.raw["moments"][moment_id]
             problems.append(
-                problem_at(parsed, ("moments", moment_id) + (("template",) if "template" in raw else ()), message)
+                problem_at(
+                    parsed, ("moments", moment_id) + (("template",) if "template" in raw else ()), message, severity
+                )
             )
     return workspace, problems
 

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from cxctl.core.durations import parse_duration
+from cxctl.workspace.channels import DeliveryChannel, SmsHours, SmsSettings
 from cxctl.workspace.fields import (
     DURATION_PATTERN,
     HOURS_PATTERN,
@@ -152,6 +153,8 @@ class Settings(Model):
     """Folder the outbox transport writes to."""
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     """SMTP settings (transport: smtp)."""
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    """The SMS channel: transport (outbox, twilio, brevo), sender, opt-out wording, hours, phone region."""
     retention: Retention = Field(default_factory=Retention)
     """How long personal data is kept."""
     min_responses: int = Field(default=30, ge=1, description="Below this n a scorecard cell is marked insufficient.")
@@ -421,6 +424,11 @@ class ResponseMapping(Model):
 MomentKind = Literal["relational", "transactional", "in_the_moment"]
 
 
+def _email_only() -> list[DeliveryChannel]:
+    """A moment's channels when it names none: email, as before SMS existed."""
+    return ["email"]
+
+
 class Moment(Model):
     """A key moment of a journey, measured by a short survey."""
 
@@ -442,8 +450,13 @@ class Moment(Model):
     priority: int = Field(default=100, ge=1, description="1 is the highest; rules.priority, when given, comes first.")
     channel: Identifier = "email"
     """Channel of the journey this moment measures."""
+    channels: list[DeliveryChannel] = Field(default_factory=_email_only, min_length=1, examples=[["sms", "email"]])
+    """How the invitation reaches the person, in order of preference: the first the person can receive (an SMS
+    needs a mobile number and SMS consent) is used. Not `channel`, the touchpoint being measured."""
+    sms_hours: SmsHours | None = None
+    """Overrides workspace.sms.hours for this moment's SMS."""
     template: str = "invitation"
-    """Email template name (files <name>.<lang>.subject/txt/html.j2)."""
+    """Template name (files <name>.<lang>.subject/txt/html.j2, and <name>.<lang>.sms.j2 for SMS)."""
     questions: list[Identifier] = Field(min_length=1)
     """Question ids, in the order asked."""
     reminders: Reminders | None = None
@@ -539,6 +552,9 @@ CONTACT_FIELDS = (
     "segment",
     "company",
     "role",
+    "phone",
+    "sms_consent",
+    "email_consent",
 )
 EVENT_FIELDS = ("event_id", "external_id", "email", "type", "occurred_at")
 

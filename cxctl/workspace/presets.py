@@ -3,7 +3,8 @@ header names, and the workspace's own mappings (`mappings:` in the YAML, `--mapp
 
 Every header is first normalised with `cxctl.audience.csvio.normalise_header` (`Adresse e-mail` →
 `adresse_e_mail`), so matching ignores case, accents, spaces and punctuation. A column maps to a
-field (contacts: external_id, email, first_name, last_name, language, timezone, country, segment,
+field (contacts: external_id, email, first_name, last_name, language, timezone, country, segment, phone,
+sms_consent, email_consent,
 company, role; events: event_id, external_id, email, type, occurred_at), to `attributes.<name>`, or
 (by default) to an attribute named by its normalised header. Presets may also ignore a column (e.g.
 Dynamics' row checksum, which changes at every export).
@@ -195,6 +196,44 @@ for _field, _names in {
         "compte",
     ),
     "role": ("role", "b2b_role", "contact_role", "role_b2b", "fonction", "job_role"),
+    "phone": (
+        "phone",
+        "mobile",
+        "mobile_phone",
+        "mobilephone",
+        "phone_number",
+        "cell",
+        "cell_phone",
+        "portable",
+        "telephone_portable",
+        "tel_portable",
+        "mobile_number",
+        "numero_de_portable",
+        "numero_mobile",
+        "gsm",
+        "telephone_mobile",
+        "tel_mobile",
+    ),
+    "sms_consent": (
+        "sms_consent",
+        "sms_opt_in",
+        "sms_optin",
+        "opt_in_sms",
+        "optin_sms",
+        "consentement_sms",
+        "accord_sms",
+        "consent_sms",
+    ),
+    "email_consent": (
+        "email_consent",
+        "email_opt_in",
+        "email_optin",
+        "opt_in_email",
+        "optin_email",
+        "consentement_email",
+        "consentement_e_mail",
+        "accord_email",
+    ),
 }.items():
     for _name in _names:
         AUTO_CONTACTS[_name] = _field
@@ -331,7 +370,7 @@ def resolve(
     declared = {normalise_header(k): v for k, v in (mapping.columns if mapping else {}).items()}
     taken: set[str] = set()
     columns: list[Column] = []
-    for index, (name, key) in enumerate(zip(header, keys)):
+    for index, (name, key) in enumerate(zip(header, keys, strict=True)):
         target = declared.get(key)
         if target is None and preset is not None and kind == "contacts":
             target = preset.columns.get(key)

@@ -51,7 +51,11 @@ def test_demo_runs_the_whole_loop_into_a_maildir(tmp_path: Path, cli, no_secret)
             "WHERE i.kind = 'invitation' AND i.status = 'sent' GROUP BY i.moment"
         )
     }
-    assert printed == stored and sum(sent for sent, _ in printed.values()) == len(messages)
+    texts = sorted((folder / "outbox" / "sms").glob("*.sms"))  # issue 16: who accepted SMS gets one, not an email
+    assert len(texts) == 1 and ", 1 SMS in outbox/sms/" in sent_line
+    head, _, body = texts[0].read_text(encoding="utf-8").partition("\n\n")
+    assert head.startswith("To: +33612345678\nFrom: LUMEN\n") and body.rstrip().endswith("STOP au 36111")
+    assert printed == stored and sum(sent for sent, _ in printed.values()) == len(messages) + len(texts)
     assert "Where to look:" in out and str(maildir) in out
     assert "CXCTL_SECRET was not set" in out
 

@@ -238,3 +238,162 @@ def send_helpers():
         RefusingSink=RefusingSink,
         DroppingSink=DroppingSink,
     )
+
+
+# --- SMS (issue 16): a local provider server and a workspace that sends SMS to it --------------------
+
+SMS_MOMENT = """\
+moments:
+  repair_sms:
+    journey: ecommerce
+    stage: support
+    kind: transactional
+    trigger: {event: repair_done, delay: 0s, expires: 7d}
+    questions: [csat]
+    targets: {csat: 80}
+    channels: [sms, email]
+    reminders: {count: 1, after: 2d}
+"""
+
+SMS_SETTINGS = """\
+  sms:
+    transport: {transport}
+    sender: BOUTIQUE
+    opt_out: {{fr: STOP au 36111, en: Reply STOP to 36111}}
+    concurrency: {concurrency}
+    max_consecutive_failures: {max_failures}
+    retry_schedule: [10m, 30m, 2h]
+    give_up_after: 1d
+    timeout: 5s
+    twilio: {{from_number: "+33644600000", base_url: "{url}"}}
+    brevo: {{base_url: "{url}"}}
+"""
+
+
+def _provider_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "cxctl_test_sms_providers", Path(__file__).with_name("sms_providers.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def sms_provider(monkeypatch):
+    """start(**options) -> a running ProviderServer on 127.0.0.1 (Twilio and Brevo contracts); credentials exported."""
+    module = _provider_module()
+    servers = []
+
+    def start(**options):
+        server = module.ProviderServer(**options)
+        server.start()
+        servers.append(server)
+        monkeypatch.setenv("TWILIO_ACCOUNT_SID", server.account_sid)
+        monkeypatch.setenv("TWILIO_AUTH_TOKEN", server.auth_token)
+        monkeypatch.setenv("BREVO_API_KEY", server.api_key)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def write_sms_config(
+    root: Path,
+    url: str = "http://127.0.0.1:9",
+    transport: str = "twilio",
+    concurrency: int = 4,
+    max_failures: int = 5,
+    smtp_port: int = 25,
+) -> Path:
+    """The SMTP test workspace plus an SMS block sending to `url`, and a moment preferring SMS."""
+    write_smtp_config(root, smtp_port, transport="outbox")
+    config = root / "cxctl.yaml"
+    text = config.read_text(encoding="utf-8").replace(
+        "\nrules:",
+        SMS_SETTINGS.format(transport=transport, url=url, concurrency=concurrency, max_failures=max_failures)
+        + "\nrules:",
+        1,
+    )
+    config.write_text(text.replace("priority: [support_ces,", "priority: [repair_sms, support_ces,"), encoding="utf-8")
+    (root / "sms.yaml").write_text(SMS_MOMENT, encoding="utf-8")
+    return root
+
+
+def add_sms_invitations(db, ws, people: list[dict], moment: str = "repair_sms", now: str = NOW) -> list[int]:
+    """Contacts with a mobile and SMS consent, a repair event each, one planned SMS invitation each, due at `now`."""
+    from cxctl.audience.phones import phone_hash
+
+    stamp = to_db(parse_now(now))
+    secret = ws.secret()
+    ids = []
+    for i, person in enumerate(people):
+        phone = person["phone"]
+        address = person.get("email")
+        contact_id = db.execute(
+            "INSERT INTO contacts (external_id, email, email_hash, phone, phone_hash, sms_consent, first_name, language,"
+            " timezone, country, attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?)",
+            [
+                person.get("external_id", f"S{i}-{phone}"),
+                address,
+                store.email_hash(address) if address else None,
+                phone,
+                phone_hash(phone),
+                person.get("sms_consent", 1),
+                person.get("first_name"),
+                person.get("language", "fr"),
+                person.get("timezone"),
+                person.get("country", "FR"),
+                stamp,
+                stamp,
+            ],
+        ).lastrowid
+        event_id = db.execute(
+            "INSERT INTO events (event_key, contact_id, type, occurred_at, attributes, imported_at) VALUES (?, ?, ?, ?, '{}', ?)",
+            [f"R-{contact_id}-{i}", contact_id, "repair_done", stamp, stamp],
+        ).lastrowid
+        ids.append(
+            db.execute(
+                "INSERT INTO invitations (dedupe_key, token, contact_id, moment, event_id, kind, language, email, channel, phone,"
+                " send_at, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'invitation', ?, ?, 'sms', ?, ?, 'planned', ?, ?)",
+                [
+                    f"{moment}|{contact_id}|e{event_id}",
+                    tokens.new_token(secret),
+                    contact_id,
+                    moment,
+                    event_id,
+                    person.get("language", "fr"),
+                    address,
+                    phone,
+                    stamp,
+                    stamp,
+                    stamp,
+                ],
+            ).lastrowid
+        )
+    return ids
+
+
+@pytest.fixture
+def sms_ws(workspace_dir):
+    """make(url, transport=..., concurrency=..., max_failures=...) -> (workspace, db)."""
+
+    def make(url: str = "http://127.0.0.1:9", **kwargs):
+        write_sms_config(workspace_dir, url, **kwargs)
+        ws = load_workspace(workspace_dir)
+        return ws, store.connect(ws.database)
+
+    return make
+
+
+@pytest.fixture
+def sms_helpers():
+    import types
+
+    return types.SimpleNamespace(NOW=NOW, add_sms_invitations=add_sms_invitations, write_sms_config=write_sms_config)
