@@ -368,6 +368,66 @@ def _m7_settle_and_keys(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m8_followup_cases(db: sqlite_utils.Database) -> None:
+    """Follow-ups become cases (issue 17): a state (open → contacted → resolved, or unreachable, no_action),
+    an owner, a due date, the first contact, the outcome, and a history of every change with who and when.
+
+    The `followups` table is rebuilt (done_at may now be empty: an open case is not done); its rows, all
+    `done` call-backs, become resolved cases whose note is the outcome. note stays the latest note, so
+    forget and prune, which clear it, keep working; a writer of the old columns only still gets a valid row.
+    """
+    columns = {row[1] for row in db.execute("PRAGMA table_info(followups)").fetchall()}
+    if "opened_at" not in columns:  # idempotent: a store already rebuilt is left as it is
+        _run_script(db,
+            """
+            CREATE TABLE followups_cases (
+                response_id INTEGER PRIMARY KEY REFERENCES responses(id) ON DELETE CASCADE,
+                status TEXT NOT NULL DEFAULT 'open',
+                note TEXT,
+                done_at TEXT,
+                categories TEXT NOT NULL DEFAULT '[]',
+                owner TEXT,
+                owner_rule TEXT,
+                due_at TEXT,
+                opened_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                first_contact_at TEXT,
+                outcome TEXT,
+                updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                updated_by TEXT
+            );
+            INSERT INTO followups_cases (response_id, status, note, done_at, outcome, opened_at, first_contact_at,
+                                         updated_at, updated_by)
+                SELECT f.response_id, CASE f.status WHEN 'done' THEN 'resolved' ELSE f.status END, f.note, f.done_at, f.note,
+                       COALESCE((SELECT r.imported_at FROM responses r WHERE r.id = f.response_id), f.done_at),
+                       f.done_at, f.done_at, 'migration'
+                FROM followups f;
+            DROP TABLE followups;
+            ALTER TABLE followups_cases RENAME TO followups;
+            """)
+    _run_script(db,
+        """
+        CREATE INDEX IF NOT EXISTS followups_state ON followups(status, due_at);
+        CREATE INDEX IF NOT EXISTS followups_owner ON followups(owner, status);
+        CREATE TABLE IF NOT EXISTS followup_history (
+            id INTEGER PRIMARY KEY,
+            response_id INTEGER NOT NULL REFERENCES followups(response_id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            by TEXT,
+            action TEXT NOT NULL,
+            from_status TEXT,
+            to_status TEXT,
+            owner TEXT,
+            due_at TEXT,
+            note TEXT
+        );
+        CREATE INDEX IF NOT EXISTS followup_history_case ON followup_history(response_id, id);
+        INSERT INTO followup_history (response_id, at, by, action, from_status, to_status, note)
+            SELECT response_id, COALESCE(done_at, updated_at), 'migration', 'migrated', NULL, status, note FROM followups
+            WHERE updated_by = 'migration'
+              AND NOT EXISTS (SELECT 1 FROM followup_history h WHERE h.response_id = followups.response_id);
+        """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
     (2, "invitations", _m2_invitations),
@@ -376,4 +436,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (5, "lean contacts", _m5_lean_contacts),
     (6, "retries count", _m6_retries_count),
     (7, "settle and keys", _m7_settle_and_keys),
+    (8, "follow-up cases", _m8_followup_cases),
 ]

@@ -115,26 +115,16 @@ def init_workspace(folder: Path, force: bool = False, name: str | None = None) -
 # --- key reference (docs) ---------------------------------------------------------------------
 
 REFERENCE_SECTIONS = [
-    ("workspace", "Settings"),
-    ("workspace.sender", "Sender"),
-    ("workspace.smtp", "SmtpSettings"),
-    ("workspace.retention", "Retention"),
-    ("journeys.<id>", "Journey"),
-    ("questions.<id>", "Question"),
-    ("questions.<id>.choices[]", "Choice"),
-    ("questions.<id>.ask_if", "AskIf"),
-    ("moments.<id>", "Moment"),
-    ("moments.<id>.trigger", "Trigger"),
-    ("moments.<id>.schedule", "Schedule"),
-    ("moments.<id>.audience", "Audience"),
-    ("moments.<id>.reminders", "Reminders"),
-    ("moments.<id>.targets", "Targets"),
-    ("moments.<id>.send_window, rules.send_window", "SendWindow"),
-    ("moments.<id>.responses", "ResponseMapping"),
-    ("rules", "Rules"),
-    ("rules.cap", "Cap"),
-    ("rules.suppression_sources[]", "SuppressionSource"),
-    ("mappings.<id>", "Mapping"),
+    ("workspace", "Settings"), ("workspace.sender", "Sender"), ("workspace.smtp", "SmtpSettings"),
+    ("workspace.retention", "Retention"), ("journeys.<id>", "Journey"), ("questions.<id>", "Question"),
+    ("questions.<id>.choices[]", "Choice"), ("questions.<id>.ask_if", "AskIf"), ("moments.<id>", "Moment"),
+    ("moments.<id>.trigger", "Trigger"), ("moments.<id>.schedule", "Schedule"), ("moments.<id>.audience", "Audience"),
+    ("moments.<id>.reminders", "Reminders"), ("moments.<id>.targets", "Targets"),
+    ("moments.<id>.send_window, rules.send_window", "SendWindow"), ("moments.<id>.responses", "ResponseMapping"),
+    ("rules", "Rules"), ("rules.cap", "Cap"), ("rules.suppression_sources[]", "SuppressionSource"),
+    ("mappings.<id>", "Mapping"), ("followups", "FollowupSettings"), ("followups.owners[]", "OwnerRule"),
+    ("followups.owners[].when", "OwnerWhen"), ("followups.calendar", "WorkCalendar"), ("followups.alerts", "Alerts"),
+    ("followups.alerts.webhooks[]", "Webhook"), ("deliverability", "Deliverability"),
 ]
 
 
@@ -208,11 +198,12 @@ def reference_markdown() -> str:
     """A Markdown table per YAML object, generated from the model (docs/workspace-keys.md embeds it)."""
     import typing
 
+    from cxctl.workspace import followup_model
     from cxctl.workspace import model as campaign
 
     out = []
     for where, class_name in REFERENCE_SECTIONS:
-        model = getattr(campaign, class_name)
+        model = getattr(campaign, class_name, None) or getattr(followup_model, class_name)
         doc = (model.__doc__ or "").strip().splitlines()[0]
         out.append(f"#### `{where}`\n\n{doc}\n\n| key | type | default | meaning |\n|---|---|---|---|")
         for key, info in model.model_fields.items():
