@@ -62,11 +62,13 @@ def followups_list(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from cxctl.results.alerts import plan_case_alerts
     from cxctl.results.followups import list_followups
 
     ws = open_workspace(workspace)
     result = list_followups(ws, store.read(ws.database), since=since, moment=moment, include_done=all_,
-                            now=now_for(ws, now), states=_states(state), owner=owner, overdue_only=overdue)
+                            now=now_for(ws, now), states=_states(state), owner=owner, overdue_only=overdue,
+                            on_open=plan_case_alerts(ws))
     if json_:
         output.print_json(result.items)
         return
@@ -130,10 +132,14 @@ def followups_table(ws, items):
 
 
 def _change(id: int, action: str, by: str | None, now: str | None, workspace, json_: bool, **values) -> None:
+    from cxctl.results.alerts import deliver_alerts, plan_case_alerts
     from cxctl.results.cases import change_case
 
     ws = open_workspace(workspace)
-    change = change_case(ws, store.connect(ws.database), id, action, now_for(ws, now), who(by), **values)
+    db = store.connect(ws.database)
+    change = change_case(ws, db, id, action, now_for(ws, now), who(by), on_assign=plan_case_alerts(ws), **values)
+    if action == "assign" and ws.followups.alerts is not None:
+        _report_alerts(deliver_alerts(ws, db, now_for(ws, now)))
     if json_:
         output.print_json(change)
         return
@@ -230,6 +236,84 @@ def followups_show(id: IdArgument, json_: JsonOption = False, now: NowOption = N
     output.print_table("history (UTC)", ["at", "by", "action", "state", "owner", "note"],
                        [[h.at, h.by or "", h.action, f"{h.from_status or ''} → {h.to_status or ''}".strip(" →"),
                          h.owner or "", h.note or ""] for h in history], compact=True)
+
+
+def tell_owners(ws, db, now) -> None:
+    """After answers were stored (`responses import`): open their cases and alert the owners; what the
+    alerts did goes to stderr (the import's own output is unchanged)."""
+    from cxctl.results.alerts import answers_stored
+
+    done = answers_stored(ws, db, now)
+    if done.opened:
+        output.info(f"{len(done.opened)} follow-up case(s) opened: `cxctl followups` lists them")
+    if done.alerts is not None:
+        _report_alerts(done.alerts)
+
+
+def _report_alerts(report) -> None:
+    if report.sent or report.failed or report.retry:
+        output.info(f"alerts: {report.sent} sent" + (f", {report.failed} failed" if report.failed else "")
+                    + (f", {report.retry} to retry" if report.retry else ""))
+    for error in report.errors[:10]:
+        output.warn(f"alert {error['alert']} ({error['channel']}): {error['error']}"
+                    + (" — tried again by the next `cxctl followups alerts`" if error["retry"] else ""))
+    if report.in_doubt:
+        output.warn(f"{report.in_doubt} alert(s) in doubt after a crash (ids {', '.join(map(str, report.in_doubt_ids[:20]))}): "
+                    f"they may have gone; `cxctl followups alerts --resend-in-doubt` sends them again, "
+                    f"--accept-in-doubt counts them as sent")
+
+
+@followups_app.command("alerts")
+def followups_alerts(
+    resend_in_doubt: Annotated[bool, typer.Option("--resend-in-doubt", help="The alerts in doubt after a crash did not arrive: send them again.")] = False,
+    accept_in_doubt: Annotated[bool, typer.Option("--accept-in-doubt", help="The alerts in doubt did arrive: count them as sent.")] = False,
+    json_: JsonOption = False, now: NowOption = None, workspace: WorkspaceOption = None,
+) -> None:
+    """Send the alerts still due: cases opened by answers stored elsewhere, retries, and after a crash (cron).
+
+    Exit 1 when an alert failed or is in doubt.
+
+    Example: cxctl followups alerts
+    """
+    from cxctl.results.alerts import answers_stored, deliver_alerts
+
+    ws = open_workspace(workspace)
+    db = store.connect(ws.database)
+    at = now_for(ws, now)
+    answers_stored(ws, db, at, deliver=False)
+    report = deliver_alerts(ws, db, at, resend_in_doubt=resend_in_doubt, accept_in_doubt=accept_in_doubt)
+    if json_:
+        output.print_json(report)
+    else:
+        _report_alerts(report)
+        if report.ok and not report.sent:
+            output.info("no alert to send")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@followups_app.command("digest")
+def followups_digest(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the overdue cases per owner; send nothing.")] = False,
+    json_: JsonOption = False, now: NowOption = None, workspace: WorkspaceOption = None,
+) -> None:
+    """Tell each owner (email) and each chat channel of the cases overdue now — once a day, for cron.
+
+    Example (crontab, weekdays at 8:30): 30 8 * * 1-5  cxctl followups digest -w /srv/cx
+    """
+    from cxctl.results.alerts import digest
+
+    ws = open_workspace(workspace)
+    result = digest(ws, store.connect(ws.database), now_for(ws, now), dry_run=dry_run)
+    if json_:
+        output.print_json(result)
+    else:
+        output.print_table(f"overdue cases on {result.day}", ["owner", "cases", "ids"],
+                           [[owner or "(no owner)", len(ids), " ".join(map(str, ids))] for owner, ids in result.overdue.items()])
+        if ws.followups.alerts is None:
+            output.info("no alert is configured (followups.alerts): nothing was sent")
+        elif not dry_run:
+            _report_alerts(result.report)
+    raise typer.Exit(0 if result.report.ok else 1)
 
 
 def register(app: typer.Typer) -> None:

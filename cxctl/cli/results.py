@@ -122,6 +122,7 @@ def responses_import(
             output.info("skipped (never count): " + ", ".join(f"{n} {k}" for k, n in sorted(report.skipped.items())))
     for note in report.notes:
         output.warn(note)
+    followups.tell_owners(ws, db, now_for(ws, now))
     for problem in report.problems[:20]:
         output.warn(f"{report.file}:{problem.row}: {problem.kind}: {problem.reason}")
     if report.problems:

@@ -21,6 +21,7 @@ from cxctl.results.cases import (
     CLOSED,
     STATES,
     SYSTEM,
+    CaseHook,
     case_flags,
     change_case,
     followup_sql,
@@ -70,11 +71,11 @@ def team_language(ws: Workspace) -> str:
 
 def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | None = None, moment: str | None = None,
                    include_done: bool = False, now: datetime | None = None, states: list[str] | None = None,
-                   owner: str | None = None, overdue_only: bool = False) -> FollowupList:
+                   owner: str | None = None, overdue_only: bool = False, on_open: CaseHook | None = None) -> FollowupList:
     """The follow-up cases: counted responses with a low NPS (≤ 6), CSAT (bottom two) or CES (≤ 3 on 1–7).
 
     Cases not opened yet (answers stored by an older cxctl) are opened first, with their owners and due
-    dates. Active cases (open, contacted, unreachable) come first, overdue ones at the top, then by due
+    dates (`on_open`: cxctl.results.alerts plans their alerts). Active cases (open, contacted, unreachable) come first, overdue ones at the top, then by due
     date; closed ones (resolved, no_action) only with `include_done` or when `states` names them.
     Forgotten people (`cxctl forget`) are left out: their answers still count, but nobody is left to call.
     """
@@ -84,7 +85,7 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
     if unknown:
         raise UsageError(f"unknown state {unknown[0]!r}: use one of {', '.join(STATES)}")
     now = now or utcnow()
-    open_cases(ws, db, now)
+    open_cases(ws, db, now, on_open=on_open)
     sql, params = followup_sql(ws, [moment] if moment else list(ws.moments))
     if sql is None:
         return FollowupList()
@@ -94,6 +95,14 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
         params.append(start)
     wanted = set(states or (STATES if include_done else ACTIVE))
     ids = [row[0] for row in db.execute(sql, params).fetchall()]
+    items = [f for f in load_followups(ws, db, ids, now)
+             if f.status in wanted and (owner is None or (f.owner or "") == owner) and (f.overdue or not overdue_only)]
+    items.sort(key=lambda f: (f.status in CLOSED, not f.overdue, f.due_at is None, f.due_at or "", f.submitted_at, f.id))
+    return FollowupList(items)
+
+
+def load_followups(ws: Workspace, db: sqlite_utils.Database, ids: list[int], now: datetime) -> list[Followup]:
+    """The follow-ups of these response ids, with their case, answers and event (in no particular order)."""
     language = team_language(ws)
     items = []
     for chunk_start in range(0, len(ids), 500):
@@ -115,12 +124,7 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
         for (rid, submitted, m, ext, first, last, email, segment, company, role, etype, eat, eattrs, fstatus, note,
              case_owner, due_at, opened_at, first_contact, outcome, done_at) in rows:
             status = "resolved" if fstatus == "done" else (fstatus or "open")
-            if status not in wanted or (owner is not None and (case_owner or "") != owner):
-                continue
-            late = overdue(due_at, status, now)
-            if overdue_only and not late:
-                continue
-            flags = case_flags(ws, m)
+            flags = case_flags(ws, m) if m in ws.moments else {}
             reasons, scores, comments, chosen = [], {}, [], []
             for qid, num, text in answers.get(rid, []):
                 if num is not None:
@@ -136,10 +140,9 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
             items.append(Followup(rid, submitted, m, sorted(set(reasons)), scores, " / ".join(comments),
                                   {"external_id": ext, "first_name": first, "last_name": last, "email": email,
                                    "segment": segment, "company": company, "role": role},
-                                  event, status in CLOSED, note, chosen, status, case_owner, due_at, late, opened_at,
-                                  first_contact, outcome, done_at))
-    items.sort(key=lambda f: (f.status in CLOSED, not f.overdue, f.due_at is None, f.due_at or "", f.submitted_at, f.id))
-    return FollowupList(items)
+                                  event, status in CLOSED, note, chosen, status, case_owner, due_at,
+                                  overdue(due_at, status, now), opened_at, first_contact, outcome, done_at))
+    return items
 
 
 def mark_done(ws: Workspace, db: sqlite_utils.Database, response_id: int, note: str | None, now: datetime,

@@ -428,6 +428,33 @@ def _m8_followup_cases(db: sqlite_utils.Database) -> None:
         """)
 
 
+def _m9_alerts(db: sqlite_utils.Database) -> None:
+    """Alerts to case owners (email, Slack, Teams), sent once per case, event and channel: alert_key is
+    unique, and the states mirror the invitations' (planned → sending → sent | failed; a row left
+    `sending` by a dead run is in_doubt and never re-sent silently). payload holds a digest's case ids."""
+    _run_script(db,
+        """
+        CREATE TABLE IF NOT EXISTS alerts (
+            id INTEGER PRIMARY KEY,
+            alert_key TEXT NOT NULL UNIQUE,
+            response_id INTEGER REFERENCES followups(response_id) ON DELETE CASCADE,
+            event TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            payload TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL DEFAULT 'planned',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            message_id TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status, id);
+        CREATE INDEX IF NOT EXISTS alerts_case ON alerts(response_id);
+        """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
     (2, "invitations", _m2_invitations),
@@ -437,4 +464,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (6, "retries count", _m6_retries_count),
     (7, "settle and keys", _m7_settle_and_keys),
     (8, "follow-up cases", _m8_followup_cases),
+    (9, "alerts", _m9_alerts),
 ]
