@@ -455,6 +455,32 @@ def _m9_alerts(db: sqlite_utils.Database) -> None:
         """)
 
 
+def _m10_bounces(db: sqlite_utils.Database) -> None:
+    """Bounces and complaints that arrive after the SMTP session (`cxctl bounces import`): one row per
+    report and address (report_key is the report's Message-ID, else a hash of its bytes, so importing a
+    mailbox twice changes nothing); the moment and the invitation's day are kept for the rates, even
+    once retention deletes the invitation. Addresses only as their hash."""
+    _run_script(db,
+        """
+        CREATE TABLE IF NOT EXISTS bounces (
+            id INTEGER PRIMARY KEY,
+            report_key TEXT NOT NULL,
+            email_hash TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            invitation_id INTEGER REFERENCES invitations(id) ON DELETE SET NULL,
+            moment TEXT,
+            sent_day TEXT,
+            matched_by TEXT,
+            diagnostic TEXT,
+            source TEXT,
+            imported_at TEXT NOT NULL,
+            UNIQUE (report_key, email_hash)
+        );
+        CREATE INDEX IF NOT EXISTS bounces_address ON bounces(email_hash, kind);
+        CREATE INDEX IF NOT EXISTS bounces_moment_day ON bounces(moment, sent_day, kind);
+        """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
     (2, "invitations", _m2_invitations),
@@ -465,4 +491,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (7, "settle and keys", _m7_settle_and_keys),
     (8, "follow-up cases", _m8_followup_cases),
     (9, "alerts", _m9_alerts),
+    (10, "bounces", _m10_bounces),
 ]
