@@ -35,7 +35,7 @@ from cxctl.delivery.in_doubt import Selection, in_doubt_ids, settle_by_id
 from cxctl.delivery.lock import database_file, send_lock  # noqa: F401  (part of this module's API)
 from cxctl.delivery.mime import MessageBuilder
 from cxctl.delivery.outcomes import Outcome, Prepared, SendReport
-from cxctl.delivery.render import Renderer, TemplateError, contact_vars, event_vars
+from cxctl.delivery.rates import delivery_rates, over_ceiling
 from cxctl.delivery.retries import RetryFailed, next_try, reopen_failed  # noqa: F401  (RetryFailed: part of this API)
 from cxctl.delivery.transport import RateLimiter, SendFailure, Transport
 from cxctl.store import email_hash
@@ -76,6 +76,7 @@ class _Delivery:
         self.bounced_now: set[str] = set()  # addresses that bounced during this run
         self.run_id: int | None = None
         self.max_in_flight = 0  # the most rows `sending` at once in this run (measured: ≤ concurrency)
+        self.stopped_moments: dict[str, str] = {}  # moment → why: its complaint rate crossed the ceiling
 
     def clock(self) -> datetime:
         """The run's `now` moved on by the real time elapsed (sent_at, Date, next tries)."""
@@ -133,6 +134,8 @@ class _Delivery:
         moment = self.ws.moments.get(row["moment"])
         if moment is None:
             return "unknown_moment", None
+        if row["moment"] in self.stopped_moments:
+            return "complaint_ceiling", None  # stays planned: it goes once the rate is back under the ceiling
         address = row["contact_email"] or row["email"]  # the contact's current address, if it changed since planning
         if row["forgotten_at"] or not address:
             return "forgotten" if row["forgotten_at"] else "no_email", "cancelled"
@@ -515,6 +518,7 @@ def deliver(
             run.settle_in_doubt(resend_in_doubt, accept_in_doubt)
             if retry_failed is not None:
                 run.report.retried_failed = reopen_failed(db, now, moment, retry_failed.since)
+        run.stopped_moments = over_ceiling(ws, db, now, [moment] if moment else list(ws.moments))
         run.total = run.report.due = run.count_due()
         if dry_run:
             run.dry_run_all(plan)
@@ -529,6 +533,9 @@ def deliver(
     report.skipped = dict(sorted(run.skipped.items()))
     report.stopped = run.stopped
     report.max_in_flight = run.max_in_flight
+    report.stopped_moments = run.stopped_moments
+    report.rates = delivery_rates(ws, db, now - ws.deliverability.rate_window, run.clock() + timedelta(seconds=1),
+                                  [moment] if moment else None)
     report.elapsed_seconds = round(time.monotonic() - run.started, 3)
     return report
 

@@ -87,17 +87,8 @@ class StoreStatus:
     counts: dict[str, int]
 
 
-COUNTED_TABLES = (
-    "contacts",
-    "events",
-    "suppressions",
-    "invitations",
-    "responses",
-    "answers",
-    "quarantine",
-    "followups",
-    "import_log",
-)
+COUNTED_TABLES = ("contacts", "events", "suppressions", "invitations", "responses", "answers", "quarantine", "followups",
+                  "import_log", "alerts", "bounces")
 
 
 def status(db: sqlite_utils.Database, path: Path | str) -> StoreStatus:
