@@ -67,7 +67,8 @@ def delivery_rates(ws: Workspace, db: sqlite_utils.Database, since: datetime, un
         cell = counts.setdefault((moment, day), [0, 0, 0, 0])
         cell[2 if kind == "soft" else 3] += n
     wanted = set(moments) if moments else None
-    rows, totals = [], {}
+    rows: list[RateRow] = []
+    totals: dict[str, list[int]] = {}
     for (moment, day), (sent, hard, soft, complaints) in sorted(counts.items()):
         if wanted is not None and moment not in wanted:
             continue
