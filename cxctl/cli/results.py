@@ -359,6 +359,7 @@ def scorecard_command(
         )
     for note in card.notes:
         output.warn(note)
+    _print_closed_loop(card.closed_loop)
     for indicator in indicators:
         if indicator.kind == "duration":
             output.print_table(
@@ -372,6 +373,21 @@ def scorecard_command(
                 ["period", "count"],
                 [[r.period, r.count] for r in indicator.rows],
             )
+
+
+def _print_closed_loop(loop) -> None:
+    """The closed-loop figures under the scores, when the period has cases."""
+    if loop is None or not loop.cases:
+        return
+    rows = [["cases opened", loop.cases, ""],
+            ["contacted within deadline", "" if loop.contacted_in_time_share is None else f"{loop.contacted_in_time_share:.0f} %",
+             f"{loop.contacted_in_time} of {loop.with_deadline}"],
+            ["median time to first contact", "" if loop.median_hours_to_contact is None else f"{loop.median_hours_to_contact:g} h",
+             f"n {loop.contacted}"]]
+    if loop.resurveyed_n and loop.others_n:
+        rows.append(["NPS after a resolved case", f"{loop.resurveyed_nps:g}", f"n {loop.resurveyed_n}"])
+        rows.append(["NPS of the other answers", f"{loop.others_nps:g}", f"n {loop.others_n}"])
+    output.print_table("closed loop", ["", "value", "of"], rows, compact=True)
 
 
 def reasons_command(moment: MomentOption = None, json_: JsonOption = False, workspace: WorkspaceOption = None) -> None:

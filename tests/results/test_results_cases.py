@@ -293,3 +293,30 @@ followups:
         (ws.root / "suivi.yaml").write_text(f"followups:\n  calendar: {{holidays: {code}}}\n", encoding="utf-8")
         problems = [p for p in check_workspace([ws.root]).problems if p.path == "followups.calendar.holidays"]
         assert [p.line for p in problems] == [2] and message in problems[0].message
+
+
+def test_closed_loop_figures_beside_the_scores(cases_ws, sql, tmp_path, cli):
+    """Contacted within deadline, median time to first contact, and the NPS of the customers who answered
+    again after a resolved case against the rest — in `scorecard --json` as an added key."""
+    ws, db = cases_ws
+    cases = seed(ws, db, sql, tmp_path)
+    change_case(ws, db, cases["N0"].id, "contact", OPENED + timedelta(hours=1), "marie")  # due Mon 11:00: in time
+    change_case(ws, db, cases["N1"].id, "contact", OPENED + timedelta(days=4), "marie")  # due Mon 15:00: late
+    change_case(ws, db, cases["N1"].id, "resolve", OPENED + timedelta(days=4, hours=1), "marie", outcome="avoir")
+    # N1's customer answers again after the resolution: a promoter now.
+    cid = db.execute("SELECT id FROM contacts WHERE external_id = 'N1'").fetchone()[0]
+    token = sql.add_invitation(db, cid, "nps_relational", "2026-12-23 08:00:00")
+    _import(ws, db, tmp_path, "again.csv", ["response_id", "token", "submitted_at", "nps", "nps_why", "nps_reason"],
+            [["again-1", token, "2026-12-23 10:00", 10, "", "prix"]], "nps_relational", OPENED + timedelta(days=5))
+    code, out, err = cli("scorecard", "-w", str(ws.root), "--now", "2026-12-29T12:00", "--since", "2026-12-01", "--json")
+    assert code == 0, err
+    card = json.loads(out)
+    assert "rows" in card and "by" in card  # the existing keys stay
+    loop = card["closed_loop"]
+    # D0 and D1 (due 29th 10:00) are overdue and never reached: 1 of 4 decided cases in time.
+    assert (loop["cases"], loop["with_deadline"], loop["contacted_in_time"], loop["contacted_in_time_share"]) == (4, 4, 1, 25.0)
+    assert (loop["median_hours_to_contact"], loop["contacted"]) == (48.5, 2)  # 1 h and 96 h
+    assert (loop["resurveyed_nps"], loop["resurveyed_n"]) == (100.0, 1)
+    assert (loop["others_nps"], loop["others_n"]) == (-33.3, 3)  # 3, 5 and 10
+    code, out, err = cli("scorecard", "-w", str(ws.root), "--now", "2026-12-29T12:00", "--since", "2026-12-01")
+    assert "contacted within deadline" in out and "25 %" in out and "NPS after a resolved case" in out
