@@ -69,7 +69,8 @@ def closed_loop_figures(ws: Workspace, db: sqlite_utils.Database, since: date, u
             decided += 1
         elif first or due_at < now:
             decided += 1
-    resurveyed, others = [], []
+    resurveyed: list[int] = []
+    others: list[int] = []
     for score, after in db.execute("""
             SELECT r.score_nps, EXISTS (SELECT 1 FROM followups f JOIN responses o ON o.id = f.response_id
                                         WHERE o.contact_id = r.contact_id AND f.status = 'resolved'
