@@ -10,9 +10,9 @@ counted in the working hours of the workspace calendar (days, hours, public holi
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
 from cxctl.workspace.fields import (
     HOURS_PATTERN,
@@ -74,39 +74,43 @@ def holiday_calendar(code: str, year: int) -> dict[date, str]:
                          f"or the country alone", "holidays") from None
 
 
+def _as_list(value: Any) -> Any:
+    # `moment: delivery_csat` reads as a list of one: rules are written by people, not schemas.
+    return [value] if isinstance(value, str) else value
+
+
+_ONE_OR_MANY = WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+Ids = Annotated[list[Identifier], BeforeValidator(_as_list), _ONE_OR_MANY]
+Texts = Annotated[list[str], BeforeValidator(_as_list), _ONE_OR_MANY]
+Categories = Annotated[list[Category], BeforeValidator(_as_list), _ONE_OR_MANY]
+Languages = Annotated[list[Language], BeforeValidator(_as_list), _ONE_OR_MANY]
+
+
 class OwnerWhen(Model):
     """Conditions of an owner rule; all must hold (a list means any of)."""
 
-    moment: list[Identifier] | None = None
+    moment: Ids | None = None
     """Key moments (any of)."""
-    journey: list[Identifier] | None = None
+    journey: Ids | None = None
     """Journeys (any of)."""
-    stage: list[Identifier] | None = None
+    stage: Ids | None = None
     """Stages (any of)."""
-    category: list[Category] | None = None
+    category: Categories | None = None
     """Why the case opened: detractor, dissatisfied, high_effort (any of)."""
-    segment: list[str] | None = None
+    segment: Texts | None = None
     """Contact segments (any of)."""
-    country: list[str] | None = None
+    country: Texts | None = None
     """Contact countries (any of)."""
-    language: list[Language] | None = None
+    language: Languages | None = None
     """Contact languages (any of)."""
-    company: list[str] | None = None
+    company: Texts | None = None
     """Contact companies (any of)."""
-    role: list[str] | None = None
+    role: Texts | None = None
     """Contact roles (any of)."""
     contact: dict[AttributeName, AttributeFilter] = Field(default_factory=dict)
     """Other contact attributes, e.g. {region: Sud}."""
     event: dict[AttributeName, AttributeFilter] = Field(default_factory=dict)
     """Attributes of the event behind the survey, e.g. {store: Lyon}."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lists(cls, data):
-        # `moment: delivery_csat` reads as a list of one: rules are written by people, not schemas.
-        if isinstance(data, dict):
-            return {k: [v] if k not in ("contact", "event") and isinstance(v, str) else v for k, v in data.items()}
-        return data
 
     @model_validator(mode="after")
     def _something(self) -> OwnerWhen:
