@@ -26,9 +26,10 @@ def bounces_import(
 ) -> None:
     """Read delivery status notifications (RFC 3464), abuse reports (ARF) and the common non-standard
     bounces; suppress hard-bounced and complaining addresses (a complaint stops every moment for the
-    person), count soft bounces. Importing the same mailbox again changes nothing. For cron.
+    person), count soft bounces. Importing the same mailbox again changes nothing. For cron; the IMAP
+    password comes from $CXCTL_IMAP_PASSWORD.
 
-    Example: CXCTL_IMAP_PASSWORD=… cxctl bounces import imaps://bounces@mail.example.com/INBOX --move-to Processed
+    Example: cxctl bounces import imaps://bounces@mail.example.com/INBOX --move-to Processed
     """
     from cxctl.delivery.bounces import import_bounces
     from cxctl.delivery.mailboxes import open_source

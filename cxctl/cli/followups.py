@@ -298,7 +298,7 @@ def followups_digest(
 ) -> None:
     """Tell each owner (email) and each chat channel of the cases overdue now — once a day, for cron.
 
-    Example (crontab, weekdays at 8:30): 30 8 * * 1-5  cxctl followups digest -w /srv/cx
+    Example: cxctl followups digest -w /srv/cx   (from cron, e.g. weekdays at 8:30: 30 8 * * 1-5)
     """
     from cxctl.results.alerts import digest
 
