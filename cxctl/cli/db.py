@@ -15,7 +15,9 @@ db_app = typer.Typer(help="The SQLite store: schema version, row counts, retenti
 
 @db_app.command("status")
 def status_command(
-    workspace: WorkspaceOption = None, json_: JsonOption = False, now: NowOption = None,
+    workspace: WorkspaceOption = None,
+    json_: JsonOption = False,
+    now: NowOption = None,
     days: Annotated[int, typer.Option("--days", min=1, help="Bounce and complaint rates over this many days.")] = 14,
 ) -> None:
     """Show the schema version, the row count of each table, and the bounce and complaint rates per moment

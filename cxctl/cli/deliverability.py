@@ -10,16 +10,32 @@ from cxctl import store
 from cxctl.cli.common import JsonOption, NowOption, WorkspaceOption, now_for, open_workspace
 from cxctl.core import output
 
-bounces_app = typer.Typer(help="Bounces and spam complaints that come back later: suppress the addresses.",
-                          no_args_is_help=True)
+bounces_app = typer.Typer(
+    help="Bounces and spam complaints that come back later: suppress the addresses.", no_args_is_help=True
+)
 
 
 @bounces_app.command("import")
 def bounces_import(
-    source: Annotated[str, typer.Argument(help="A Maildir folder, an mbox file, or imaps://[user@]host[:port]/Folder.")],
-    move_to: Annotated[Optional[str], typer.Option("--move-to", help="Move the processed messages to this folder (IMAP folder, Maildir++ subfolder, or mbox file beside the source).")] = None,
-    user_env: Annotated[str, typer.Option("--user-env", help="IMAP: the environment variable holding the login (when the address has no user@).")] = "CXCTL_IMAP_USER",
-    password_env: Annotated[str, typer.Option("--password-env", help="IMAP: the environment variable holding the password.")] = "CXCTL_IMAP_PASSWORD",
+    source: Annotated[
+        str, typer.Argument(help="A Maildir folder, an mbox file, or imaps://[user@]host[:port]/Folder.")
+    ],
+    move_to: Annotated[
+        Optional[str],
+        typer.Option(
+            "--move-to",
+            help="Move the processed messages to this folder (IMAP folder, Maildir++ subfolder, or mbox file beside the source).",
+        ),
+    ] = None,
+    user_env: Annotated[
+        str,
+        typer.Option(
+            "--user-env", help="IMAP: the environment variable holding the login (when the address has no user@)."
+        ),
+    ] = "CXCTL_IMAP_USER",
+    password_env: Annotated[
+        str, typer.Option("--password-env", help="IMAP: the environment variable holding the password.")
+    ] = "CXCTL_IMAP_PASSWORD",
     json_: JsonOption = False,
     now: NowOption = None,
     workspace: WorkspaceOption = None,
@@ -45,9 +61,16 @@ def bounces_import(
     if json_:
         output.print_json(result)
         return
-    counts = {"read": result.read, "hard": result.hard, "soft": result.soft, "complaints": result.complaints,
-              "not bounces": result.not_bounces, "already": result.already_imported, "suppressed": result.suppressed,
-              "moved": result.moved}
+    counts = {
+        "read": result.read,
+        "hard": result.hard,
+        "soft": result.soft,
+        "complaints": result.complaints,
+        "not bounces": result.not_bounces,
+        "already": result.already_imported,
+        "suppressed": result.suppressed,
+        "moved": result.moved,
+    }
     output.print_table(f"bounces from {mailbox.name}", list(counts), [list(counts.values())])
     if result.cancelled:
         output.info(f"{result.cancelled} planned invitation(s) cancelled: their person complained")

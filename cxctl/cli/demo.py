@@ -571,8 +571,9 @@ def _cases(ws, db, responses_now: datetime, maildir: Path, add) -> None:
 
     saved = ws.settings.transport, ws.settings.smtp
     ws.settings.transport = "smtp"
-    ws.settings.smtp = ws.settings.smtp.model_copy(update={"host": "127.0.0.1", "security": "none", "username_env": None,
-                                                           "password_env": None})
+    ws.settings.smtp = ws.settings.smtp.model_copy(
+        update={"host": "127.0.0.1", "security": "none", "username_env": None, "password_env": None}
+    )
     try:
         with MailServer(maildir) as server:
             ws.settings.smtp.port = server.port
@@ -585,13 +586,23 @@ def _cases(ws, db, responses_now: datetime, maildir: Path, add) -> None:
     if not done.opened:
         add(DemoStep("follow-up cases", "skipped", "no unhappy answer, so no case to open"))
         return
-    first = db.execute("SELECT response_id, owner, due_at FROM followups WHERE response_id = ?", [done.opened[0]]).fetchone()
+    first = db.execute(
+        "SELECT response_id, owner, due_at FROM followups WHERE response_id = ?", [done.opened[0]]
+    ).fetchone()
     sent = done.alerts.sent if done.alerts else 0
-    add(DemoStep("follow-up cases", "ok" if done.alerts is None or done.alerts.ok else "failed",
-                 f"{len(done.opened)} case(s) opened; case {first[0]} goes to {first[1] or 'nobody'}, due {first[2]} UTC; "
-                 f"{sent} alert(s) emailed to the owners, in the Maildir",
-                 {"opened": len(done.opened), "first_case": {"id": first[0], "owner": first[1], "due_at": first[2]},
-                  "alerts_sent": sent}))
+    add(
+        DemoStep(
+            "follow-up cases",
+            "ok" if done.alerts is None or done.alerts.ok else "failed",
+            f"{len(done.opened)} case(s) opened; case {first[0]} goes to {first[1] or 'nobody'}, due {first[2]} UTC; "
+            f"{sent} alert(s) emailed to the owners, in the Maildir",
+            {
+                "opened": len(done.opened),
+                "first_case": {"id": first[0], "owner": first[1], "due_at": first[2]},
+                "alerts_sent": sent,
+            },
+        )
+    )
 
 
 def _results(ws, db, responses_now: datetime, add) -> None:

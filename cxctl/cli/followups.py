@@ -19,12 +19,35 @@ from cxctl.core import output
 followups_app = typer.Typer(invoke_without_command=True)
 
 IdArgument = Annotated[int, typer.Argument(help="The case ID (as listed by `cxctl followups`).")]
-ByOption = Annotated[Optional[str], typer.Option("--by", help="Who made the change (recorded in the history). Default: $USER.")]
+ByOption = Annotated[
+    Optional[str], typer.Option("--by", help="Who made the change (recorded in the history). Default: $USER.")
+]
 NoteOption = Annotated[Optional[str], typer.Option("--note", help="What was said or done.")]
-CSV_COLUMNS = ["id", "submitted_at", "moment", "reasons", "scores", "comment", "external_id", "name", "email", "segment",
-               "event", "event_attributes", "done", "note", "chosen_reasons",
-               # New columns go at the end: scripts reading the CSV by position keep working.
-               "status", "owner", "due_at", "overdue", "opened_at", "first_contact_at", "outcome"]
+CSV_COLUMNS = [
+    "id",
+    "submitted_at",
+    "moment",
+    "reasons",
+    "scores",
+    "comment",
+    "external_id",
+    "name",
+    "email",
+    "segment",
+    "event",
+    "event_attributes",
+    "done",
+    "note",
+    "chosen_reasons",
+    # New columns go at the end: scripts reading the CSV by position keep working.
+    "status",
+    "owner",
+    "due_at",
+    "overdue",
+    "opened_at",
+    "first_contact_at",
+    "outcome",
+]
 
 
 def who(by: str | None) -> str:
@@ -44,9 +67,17 @@ def _states(values: list[str] | None) -> list[str] | None:
 @followups_app.callback()
 def followups_list(
     ctx: typer.Context,
-    since: Annotated[Optional[str], typer.Option("--since", help="Answers from this day (inclusive, ISO, workspace time zone).")] = None,
+    since: Annotated[
+        Optional[str], typer.Option("--since", help="Answers from this day (inclusive, ISO, workspace time zone).")
+    ] = None,
     moment: MomentOption = None,
-    state: Annotated[Optional[list[str]], typer.Option("--state", help="Only these states: open, contacted, unreachable, resolved, no_action (repeatable or comma-separated). Default: the active ones.")] = None,
+    state: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--state",
+            help="Only these states: open, contacted, unreachable, resolved, no_action (repeatable or comma-separated). Default: the active ones.",
+        ),
+    ] = None,
     owner: Annotated[Optional[str], typer.Option("--owner", help="Only this owner's cases.")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only the cases past their due date.")] = False,
     all_: Annotated[bool, typer.Option("--all", help="Include the closed ones (resolved, no_action).")] = False,
@@ -66,9 +97,18 @@ def followups_list(
     from cxctl.results.followups import list_followups
 
     ws = open_workspace(workspace)
-    result = list_followups(ws, store.read(ws.database), since=since, moment=moment, include_done=all_,
-                            now=now_for(ws, now), states=_states(state), owner=owner, overdue_only=overdue,
-                            on_open=plan_case_alerts(ws))
+    result = list_followups(
+        ws,
+        store.read(ws.database),
+        since=since,
+        moment=moment,
+        include_done=all_,
+        now=now_for(ws, now),
+        states=_states(state),
+        owner=owner,
+        overdue_only=overdue,
+        on_open=plan_case_alerts(ws),
+    )
     if json_:
         output.print_json(result.items)
         return
@@ -79,19 +119,43 @@ def followups_list(
         return
     output.print_renderable(followups_table(ws, result.items))
     if not result.items:
-        output.info("nobody to call back" + (f" for {moment}" if moment else "") + (f" since {since}" if since else "")
-                    + (f" owned by {owner}" if owner else "")
-                    + ("" if all_ or state else " (closed ones are hidden: --all shows them)"))
+        output.info(
+            "nobody to call back"
+            + (f" for {moment}" if moment else "")
+            + (f" since {since}" if since else "")
+            + (f" owned by {owner}" if owner else "")
+            + ("" if all_ or state else " (closed ones are hidden: --all shows them)")
+        )
 
 
 def _csv_row(f) -> list:
-    attributes = output.to_json((f.event or {}).get("attributes", {})).replace("\n", "").replace("  ", "") if f.event else ""
-    return [f.id, f.submitted_at, f.moment, ",".join(f.reasons), " ".join(f"{k}={v:g}" for k, v in f.scores.items()),
-            f.comment, f.contact["external_id"] or "", " ".join(x for x in (f.contact["first_name"], f.contact["last_name"]) if x),
-            f.contact["email"] or "", f.contact["segment"] or "", (f.event or {}).get("type", ""), attributes,
-            "yes" if f.done else "", f.note or "", " | ".join(c["label"] for c in f.chosen_reasons),
-            f.status, f.owner or "", f.due_at or "", "yes" if f.overdue else "", f.opened_at or "",
-            f.first_contact_at or "", f.outcome or ""]
+    attributes = (
+        output.to_json((f.event or {}).get("attributes", {})).replace("\n", "").replace("  ", "") if f.event else ""
+    )
+    return [
+        f.id,
+        f.submitted_at,
+        f.moment,
+        ",".join(f.reasons),
+        " ".join(f"{k}={v:g}" for k, v in f.scores.items()),
+        f.comment,
+        f.contact["external_id"] or "",
+        " ".join(x for x in (f.contact["first_name"], f.contact["last_name"]) if x),
+        f.contact["email"] or "",
+        f.contact["segment"] or "",
+        (f.event or {}).get("type", ""),
+        attributes,
+        "yes" if f.done else "",
+        f.note or "",
+        " | ".join(c["label"] for c in f.chosen_reasons),
+        f.status,
+        f.owner or "",
+        f.due_at or "",
+        "yes" if f.overdue else "",
+        f.opened_at or "",
+        f.first_contact_at or "",
+        f.outcome or "",
+    ]
 
 
 def followups_table(ws, items):
@@ -116,19 +180,28 @@ def followups_table(ws, items):
             state.append(f"due {at(f.due_at)}")
         lines.append(" · ".join(state))
         name = " ".join(x for x in (f.contact["first_name"], f.contact["last_name"]) if x)
-        lines.append(" · ".join(x for x in (name, f.contact["email"], f.contact["external_id"], f.contact["segment"]) if x))
+        lines.append(
+            " · ".join(x for x in (name, f.contact["email"], f.contact["external_id"], f.contact["segment"]) if x)
+        )
         if f.chosen_reasons:
             lines.append("chose: " + ", ".join(c["label"] for c in f.chosen_reasons))
         if f.comment:
             lines.append(f"“{f.comment}”")
         if f.event:
             # The caller needs the order number or the store at hand: the event's attributes go with its type.
-            lines.append(" · ".join([f.event["type"]] + [f"{k}: {v}" for k, v in (f.event.get("attributes") or {}).items()]))
+            lines.append(
+                " · ".join([f.event["type"]] + [f"{k}: {v}" for k, v in (f.event.get("attributes") or {}).items()])
+            )
         if f.outcome or f.note:
             lines.append(("outcome: " + f.outcome) if f.outcome else f"note: {f.note}")
         rows.append([f.id, "\n".join(lines)])
-    return output.table(f"{len(items)} follow-up(s) · times in {ws.settings.timezone}", ["id", "follow-up"], rows,
-                        compact=True, lines=True)
+    return output.table(
+        f"{len(items)} follow-up(s) · times in {ws.settings.timezone}",
+        ["id", "follow-up"],
+        rows,
+        compact=True,
+        lines=True,
+    )
 
 
 def _change(id: int, action: str, by: str | None, now: str | None, workspace, json_: bool, **values) -> None:
@@ -143,17 +216,27 @@ def _change(id: int, action: str, by: str | None, now: str | None, workspace, js
     if json_:
         output.print_json(change)
         return
-    text = {"assign": f"assigned to {change.owner}", "contact": "contacted", "unreachable": "unreachable",
-            "resolve": "resolved", "no_action": "closed with no action"}[action]
-    output.info(f"case {id}: {change.previous_status} → {change.status} ({text}) by {change.by}"
-                + (" (outcome replaced)" if change.replaced else ""))
+    text = {
+        "assign": f"assigned to {change.owner}",
+        "contact": "contacted",
+        "unreachable": "unreachable",
+        "resolve": "resolved",
+        "no_action": "closed with no action",
+    }[action]
+    output.info(
+        f"case {id}: {change.previous_status} → {change.status} ({text}) by {change.by}"
+        + (" (outcome replaced)" if change.replaced else "")
+    )
 
 
 @followups_app.command("assign")
 def followups_assign(
     id: IdArgument,
     to: Annotated[str, typer.Option("--to", help="The new owner (an address gets the alert).")],
-    note: NoteOption = None, by: ByOption = None, json_: JsonOption = False, now: NowOption = None,
+    note: NoteOption = None,
+    by: ByOption = None,
+    json_: JsonOption = False,
+    now: NowOption = None,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Give a case to another owner (who is told, when alerts are on); the due date stays.
@@ -167,8 +250,14 @@ def followups_assign(
 def followups_contact(
     id: IdArgument,
     note: NoteOption = None,
-    unreachable: Annotated[bool, typer.Option("--unreachable", help="Tried, but nobody answered: the case stays owed (and overdue once due).")] = False,
-    by: ByOption = None, json_: JsonOption = False, now: NowOption = None, workspace: WorkspaceOption = None,
+    unreachable: Annotated[
+        bool,
+        typer.Option("--unreachable", help="Tried, but nobody answered: the case stays owed (and overdue once due)."),
+    ] = False,
+    by: ByOption = None,
+    json_: JsonOption = False,
+    now: NowOption = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Record a call-back: the customer was reached (contacted), or --unreachable.
 
@@ -181,8 +270,13 @@ def followups_contact(
 def followups_resolve(
     id: IdArgument,
     outcome: Annotated[Optional[str], typer.Option("--outcome", help="What was done for the customer.")] = None,
-    no_action: Annotated[bool, typer.Option("--no-action", help="Close without acting (e.g. the customer declined the call).")] = False,
-    note: NoteOption = None, by: ByOption = None, json_: JsonOption = False, now: NowOption = None,
+    no_action: Annotated[
+        bool, typer.Option("--no-action", help="Close without acting (e.g. the customer declined the call).")
+    ] = False,
+    note: NoteOption = None,
+    by: ByOption = None,
+    json_: JsonOption = False,
+    now: NowOption = None,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Close a case: resolved with its outcome, or --no-action. Resolving again replaces the outcome.
@@ -194,7 +288,11 @@ def followups_resolve(
 
 @followups_app.command("done")
 def followups_done(
-    id: IdArgument, note: NoteOption = None, by: ByOption = None, json_: JsonOption = False, now: NowOption = None,
+    id: IdArgument,
+    note: NoteOption = None,
+    by: ByOption = None,
+    json_: JsonOption = False,
+    now: NowOption = None,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Record that a follow-up was done: the case is resolved with the note as its outcome (a second call
@@ -213,7 +311,9 @@ def followups_done(
 
 
 @followups_app.command("show")
-def followups_show(id: IdArgument, json_: JsonOption = False, now: NowOption = None, workspace: WorkspaceOption = None) -> None:
+def followups_show(
+    id: IdArgument, json_: JsonOption = False, now: NowOption = None, workspace: WorkspaceOption = None
+) -> None:
     """One case with its history: every change, who made it and when.
 
     Example: cxctl followups show 42
@@ -233,9 +333,22 @@ def followups_show(id: IdArgument, json_: JsonOption = False, now: NowOption = N
         output.print_json({"case": found[0], "history": history})
         return
     output.print_renderable(followups_table(ws, found))
-    output.print_table("history (UTC)", ["at", "by", "action", "state", "owner", "note"],
-                       [[h.at, h.by or "", h.action, f"{h.from_status or ''} → {h.to_status or ''}".strip(" →"),
-                         h.owner or "", h.note or ""] for h in history], compact=True)
+    output.print_table(
+        "history (UTC)",
+        ["at", "by", "action", "state", "owner", "note"],
+        [
+            [
+                h.at,
+                h.by or "",
+                h.action,
+                f"{h.from_status or ''} → {h.to_status or ''}".strip(" →"),
+                h.owner or "",
+                h.note or "",
+            ]
+            for h in history
+        ],
+        compact=True,
+    )
 
 
 def tell_owners(ws, db, now) -> None:
@@ -252,22 +365,36 @@ def tell_owners(ws, db, now) -> None:
 
 def _report_alerts(report) -> None:
     if report.sent or report.failed or report.retry:
-        output.info(f"alerts: {report.sent} sent" + (f", {report.failed} failed" if report.failed else "")
-                    + (f", {report.retry} to retry" if report.retry else ""))
+        output.info(
+            f"alerts: {report.sent} sent"
+            + (f", {report.failed} failed" if report.failed else "")
+            + (f", {report.retry} to retry" if report.retry else "")
+        )
     for error in report.errors[:10]:
-        output.warn(f"alert {error['alert']} ({error['channel']}): {error['error']}"
-                    + (" — tried again by the next `cxctl followups alerts`" if error["retry"] else ""))
+        output.warn(
+            f"alert {error['alert']} ({error['channel']}): {error['error']}"
+            + (" — tried again by the next `cxctl followups alerts`" if error["retry"] else "")
+        )
     if report.in_doubt:
-        output.warn(f"{report.in_doubt} alert(s) in doubt after a crash (ids {', '.join(map(str, report.in_doubt_ids[:20]))}): "
-                    f"they may have gone; `cxctl followups alerts --resend-in-doubt` sends them again, "
-                    f"--accept-in-doubt counts them as sent")
+        output.warn(
+            f"{report.in_doubt} alert(s) in doubt after a crash (ids {', '.join(map(str, report.in_doubt_ids[:20]))}): "
+            f"they may have gone; `cxctl followups alerts --resend-in-doubt` sends them again, "
+            f"--accept-in-doubt counts them as sent"
+        )
 
 
 @followups_app.command("alerts")
 def followups_alerts(
-    resend_in_doubt: Annotated[bool, typer.Option("--resend-in-doubt", help="The alerts in doubt after a crash did not arrive: send them again.")] = False,
-    accept_in_doubt: Annotated[bool, typer.Option("--accept-in-doubt", help="The alerts in doubt did arrive: count them as sent.")] = False,
-    json_: JsonOption = False, now: NowOption = None, workspace: WorkspaceOption = None,
+    resend_in_doubt: Annotated[
+        bool,
+        typer.Option("--resend-in-doubt", help="The alerts in doubt after a crash did not arrive: send them again."),
+    ] = False,
+    accept_in_doubt: Annotated[
+        bool, typer.Option("--accept-in-doubt", help="The alerts in doubt did arrive: count them as sent.")
+    ] = False,
+    json_: JsonOption = False,
+    now: NowOption = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Send the alerts still due: cases opened by answers stored elsewhere, retries, and after a crash (cron).
 
@@ -294,7 +421,9 @@ def followups_alerts(
 @followups_app.command("digest")
 def followups_digest(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the overdue cases per owner; send nothing.")] = False,
-    json_: JsonOption = False, now: NowOption = None, workspace: WorkspaceOption = None,
+    json_: JsonOption = False,
+    now: NowOption = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Tell each owner (email) and each chat channel of the cases overdue now — once a day, for cron.
 
@@ -307,8 +436,11 @@ def followups_digest(
     if json_:
         output.print_json(result)
     else:
-        output.print_table(f"overdue cases on {result.day}", ["owner", "cases", "ids"],
-                           [[owner or "(no owner)", len(ids), " ".join(map(str, ids))] for owner, ids in result.overdue.items()])
+        output.print_table(
+            f"overdue cases on {result.day}",
+            ["owner", "cases", "ids"],
+            [[owner or "(no owner)", len(ids), " ".join(map(str, ids))] for owner, ids in result.overdue.items()],
+        )
         if ws.followups.alerts is None:
             output.info("no alert is configured (followups.alerts): nothing was sent")
         elif not dry_run:

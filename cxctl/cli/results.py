@@ -379,11 +379,19 @@ def _print_closed_loop(loop) -> None:
     """The closed-loop figures under the scores, when the period has cases."""
     if loop is None or not loop.cases:
         return
-    rows = [["cases opened", loop.cases, ""],
-            ["contacted within deadline", "" if loop.contacted_in_time_share is None else f"{loop.contacted_in_time_share:.0f} %",
-             f"{loop.contacted_in_time} of {loop.with_deadline}"],
-            ["median time to first contact", "" if loop.median_hours_to_contact is None else f"{loop.median_hours_to_contact:g} h",
-             f"n {loop.contacted}"]]
+    rows = [
+        ["cases opened", loop.cases, ""],
+        [
+            "contacted within deadline",
+            "" if loop.contacted_in_time_share is None else f"{loop.contacted_in_time_share:.0f} %",
+            f"{loop.contacted_in_time} of {loop.with_deadline}",
+        ],
+        [
+            "median time to first contact",
+            "" if loop.median_hours_to_contact is None else f"{loop.median_hours_to_contact:g} h",
+            f"n {loop.contacted}",
+        ],
+    ]
     if loop.resurveyed_n and loop.others_n:
         rows.append(["NPS after a resolved case", f"{loop.resurveyed_nps:g}", f"n {loop.resurveyed_n}"])
         rows.append(["NPS of the other answers", f"{loop.others_nps:g}", f"n {loop.others_n}"])

@@ -175,14 +175,18 @@ def _print_report(report) -> None:
         output.info(f"--retry-failed: {report.retried_failed} failed invitation(s) planned again")
     if report.in_doubt:
         ids = ",".join(str(i) for i in report.in_doubt_ids[:20]) + (",…" if report.in_doubt > 20 else "")
-        output.warn(f"{report.in_doubt} message(s) were in flight when a previous run died ({ids}): they may or may not "
-                    f"have arrived, so they are not re-sent, and every run reports them (exit 1) until each is settled: "
-                    f"`cxctl reconcile --relay-log FILE` (or --mailbox PATH) decides each from the server's evidence; or "
-                    f"by hand, --accept-in-doubt IDS (they arrived) and --resend-in-doubt IDS (they did not)")
+        output.warn(
+            f"{report.in_doubt} message(s) were in flight when a previous run died ({ids}): they may or may not "
+            f"have arrived, so they are not re-sent, and every run reports them (exit 1) until each is settled: "
+            f"`cxctl reconcile --relay-log FILE` (or --mailbox PATH) decides each from the server's evidence; or "
+            f"by hand, --accept-in-doubt IDS (they arrived) and --resend-in-doubt IDS (they did not)"
+        )
     print_rates(report.rates, "bounces and complaints (by the day messages went)")
     for moment, why in report.stopped_moments.items():
-        output.error(f"{moment} not sent: {why}; its invitations stay planned — find the cause (list, content, "
-                     f"frequency) before you raise the ceiling")
+        output.error(
+            f"{moment} not sent: {why}; its invitations stay planned — find the cause (list, content, "
+            f"frequency) before you raise the ceiling"
+        )
     if report.stopped:
         output.error(f"stopped: {report.stopped}")
 
@@ -191,14 +195,33 @@ def print_rates(rates, title: str) -> None:
     """Rates per moment and day against the bulk-sender thresholds (complaints under 0.3 %)."""
     if not rates:
         return
+
     def pct(value):
         return "" if value is None else f"{value:.2f}"
-    output.print_table(title, ["moment", "day", "sent", "hard", "soft", "compl.", "bounce %", "compl. %", ""],
-                       [[r.moment, r.day or "total", r.sent, r.hard_bounces, r.soft_bounces, r.complaints,
-                         pct(r.bounce_rate), pct(r.complaint_rate), "" if r.verdict == "ok" else r.verdict.upper()]
-                        for r in rates], compact=True)
-    output.info("thresholds: complaints under 0.3 % (Gmail, Yahoo bulk-sender rules; aim under 0.1 %: watch), "
-                "hard bounces under 2 %")
+
+    output.print_table(
+        title,
+        ["moment", "day", "sent", "hard", "soft", "compl.", "bounce %", "compl. %", ""],
+        [
+            [
+                r.moment,
+                r.day or "total",
+                r.sent,
+                r.hard_bounces,
+                r.soft_bounces,
+                r.complaints,
+                pct(r.bounce_rate),
+                pct(r.complaint_rate),
+                "" if r.verdict == "ok" else r.verdict.upper(),
+            ]
+            for r in rates
+        ],
+        compact=True,
+    )
+    output.info(
+        "thresholds: complaints under 0.3 % (Gmail, Yahoo bulk-sender rules; aim under 0.1 %: watch), "
+        "hard bounces under 2 %"
+    )
 
 
 def preview_command(

@@ -64,7 +64,7 @@ def _original_headers(message: email.message.Message) -> email.message.Message |
             for marker in ("\nX-Cxctl-Invitation:", "\nMessage-ID:", "\nMessage-Id:"):
                 start = text.find(marker)
                 if start >= 0:
-                    block = text[text.rfind("\n\n", 0, start) + 2:]
+                    block = text[text.rfind("\n\n", 0, start) + 2 :]
                     return HeaderParser().parsestr(block.lstrip())
     return None
 
@@ -123,14 +123,18 @@ def read_report(raw: bytes) -> Report:
     original = _original_headers(message)
     invitation_header = (original.get("X-Cxctl-Invitation") if original is not None else None) or ""
     invitation = int(invitation_header) if invitation_header.strip().isdigit() else None
-    original_id = (original.get("Message-ID") if original is not None else None)
+    original_id = original.get("Message-ID") if original is not None else None
     feedback = _feedback(message)
     if feedback is not None:
         if (feedback.get("Feedback-Type") or "abuse").strip().lower() in NOT_COMPLAINTS:
             return Report(key, "none", [])
-        recipients = _addresses(feedback.get_all("Original-Rcpt-To") or
-                                ([original.get("To")] if original is not None and original.get("To") else []))
-        return Report(key, "complaint", recipients, invitation, original_id, f"feedback-type {feedback.get('Feedback-Type')}")
+        recipients = _addresses(
+            feedback.get_all("Original-Rcpt-To")
+            or ([original.get("To")] if original is not None and original.get("To") else [])
+        )
+        return Report(
+            key, "complaint", recipients, invitation, original_id, f"feedback-type {feedback.get('Feedback-Type')}"
+        )
     try:
         temporary, permanent = all_failures(message)
     except Exception:  # a detector choking on a broken message: the message is left for a person
@@ -162,8 +166,10 @@ class BounceImport:
 
 def _invitation(db: sqlite_utils.Database, report: Report, hashed: str) -> tuple[tuple | None, str | None]:
     """(id, moment, sent_at, address hash) of the invitation the report is about, and how it was found."""
-    query = ("SELECT i.id, i.moment, COALESCE(i.sent_at, i.send_at), COALESCE(c.email_hash, ?) FROM invitations i"
-             " JOIN contacts c ON c.id = i.contact_id WHERE ")
+    query = (
+        "SELECT i.id, i.moment, COALESCE(i.sent_at, i.send_at), COALESCE(c.email_hash, ?) FROM invitations i"
+        " JOIN contacts c ON c.id = i.contact_id WHERE "
+    )
     if report.invitation is not None:
         found = db.execute(query + "i.id = ?", [hashed, report.invitation]).fetchone()
         # The header is only trusted when the address agrees: a forged report cannot suppress someone else.
@@ -173,13 +179,21 @@ def _invitation(db: sqlite_utils.Database, report: Report, hashed: str) -> tuple
         found = db.execute(query + "i.message_id = ?", [hashed, report.original_message_id.strip()]).fetchone()
         if found is not None and found[3] == hashed:
             return found, "message_id"
-    found = db.execute(query + "c.email_hash = ? AND i.status IN ('sent', 'bounced') ORDER BY i.sent_at DESC LIMIT 1",
-                       [hashed, hashed]).fetchone()
+    found = db.execute(
+        query + "c.email_hash = ? AND i.status IN ('sent', 'bounced') ORDER BY i.sent_at DESC LIMIT 1", [hashed, hashed]
+    ).fetchone()
     return (found, "address") if found is not None else (None, None)
 
 
-def import_bounces(ws: Workspace, db: sqlite_utils.Database, source: Source, now: datetime, *,
-                   move_to: str | None = None, name: str | None = None) -> BounceImport:
+def import_bounces(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    source: Source,
+    now: datetime,
+    *,
+    move_to: str | None = None,
+    name: str | None = None,
+) -> BounceImport:
     """Read every message of `source`, record the bounces and complaints, apply them; move the processed
     messages (bounces, complaints, already imported) to `move_to` when given."""
     result = BounceImport(name or source.name)
@@ -207,8 +221,15 @@ def import_bounces(ws: Workspace, db: sqlite_utils.Database, source: Source, now
     return result
 
 
-def _apply(db: sqlite_utils.Database, report: Report, address: str, result: BounceImport, stamp: str, local: ZoneInfo,
-           limit: int) -> None:
+def _apply(
+    db: sqlite_utils.Database,
+    report: Report,
+    address: str,
+    result: BounceImport,
+    stamp: str,
+    local: ZoneInfo,
+    limit: int,
+) -> None:
     hashed = email_hash(address)
     found, how = _invitation(db, report, hashed)
     known = found is not None or db.execute("SELECT 1 FROM contacts WHERE email_hash = ?", [hashed]).fetchone()
@@ -218,15 +239,30 @@ def _apply(db: sqlite_utils.Database, report: Report, address: str, result: Boun
 
         sent = from_db(found[2])
         sent_day = sent.astimezone(local).date().isoformat() if sent else None
-    inserted = db.execute("INSERT OR IGNORE INTO bounces (report_key, email_hash, kind, invitation_id, moment, sent_day,"
-                          " matched_by, diagnostic, source, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          [report.key, hashed, report.kind, found[0] if found else None, found[1] if found else None,
-                           sent_day, how, report.diagnostic, result.source, stamp]).rowcount
+    inserted = db.execute(
+        "INSERT OR IGNORE INTO bounces (report_key, email_hash, kind, invitation_id, moment, sent_day,"
+        " matched_by, diagnostic, source, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            report.key,
+            hashed,
+            report.kind,
+            found[0] if found else None,
+            found[1] if found else None,
+            sent_day,
+            how,
+            report.diagnostic,
+            result.source,
+            stamp,
+        ],
+    ).rowcount
     if not inserted:
         result.already_imported += 1
         return
-    setattr(result, {"hard": "hard", "soft": "soft", "complaint": "complaints"}[report.kind],
-            getattr(result, {"hard": "hard", "soft": "soft", "complaint": "complaints"}[report.kind]) + 1)
+    setattr(
+        result,
+        {"hard": "hard", "soft": "soft", "complaint": "complaints"}[report.kind],
+        getattr(result, {"hard": "hard", "soft": "soft", "complaint": "complaints"}[report.kind]) + 1,
+    )
     if how:
         result.matched_by[how] = result.matched_by.get(how, 0) + 1
     if not known:
@@ -234,20 +270,33 @@ def _apply(db: sqlite_utils.Database, report: Report, address: str, result: Boun
         return
     note = f"{report.kind} bounce" if report.kind != "complaint" else "spam complaint"
     if report.kind == "hard" and found is not None:
-        db.execute("UPDATE invitations SET status = 'bounced', last_error = ?, updated_at = ? WHERE id = ? AND status = 'sent'",
-                   [f"late bounce: {report.diagnostic or 'permanent failure'}", stamp, found[0]])
+        db.execute(
+            "UPDATE invitations SET status = 'bounced', last_error = ?, updated_at = ? WHERE id = ? AND status = 'sent'",
+            [f"late bounce: {report.diagnostic or 'permanent failure'}", stamp, found[0]],
+        )
     suppress = report.kind in ("hard", "complaint")
     if report.kind == "soft":
-        count = db.execute("SELECT COUNT(*) FROM bounces WHERE email_hash = ? AND kind = 'soft'", [hashed]).fetchone()[0]
+        count = db.execute("SELECT COUNT(*) FROM bounces WHERE email_hash = ? AND kind = 'soft'", [hashed]).fetchone()[
+            0
+        ]
         suppress, note = count >= limit, f"{count} soft bounces (deliverability.soft_bounce_limit: {limit})"
     if suppress:
         result.suppressed += db.execute(
             "INSERT OR IGNORE INTO suppressions (email_hash, email, reason, source, note, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [hashed, address, "complaint" if report.kind == "complaint" else "bounce", "bounces import",
-             f"{note}, invitation {found[0] if found else '?'}", stamp]).rowcount
+            [
+                hashed,
+                address,
+                "complaint" if report.kind == "complaint" else "bounce",
+                "bounces import",
+                f"{note}, invitation {found[0] if found else '?'}",
+                stamp,
+            ],
+        ).rowcount
     if report.kind == "complaint":
         # A complaint is about the sender, not one survey: every moment stops for this person.
         result.cancelled += db.execute(
             "UPDATE invitations SET status = 'cancelled', last_error = 'spam complaint', updated_at = ?"
             " WHERE contact_id IN (SELECT id FROM contacts WHERE email_hash = ?)"
-            " AND (status = 'planned' OR (status = 'failed' AND next_attempt_at IS NOT NULL))", [stamp, hashed]).rowcount
+            " AND (status = 'planned' OR (status = 'failed' AND next_attempt_at IS NOT NULL))",
+            [stamp, hashed],
+        ).rowcount

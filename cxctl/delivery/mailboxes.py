@@ -90,11 +90,15 @@ class ImapSource(Source):
     def __init__(self, url: str, user_env: str, password_env: str):
         parts = urlsplit(url)
         if parts.password:
-            raise UsageError(f"{parts.scheme}://…: the password does not go in the address (it would land in shell "
-                             f"history and cron logs): put it in the environment variable {password_env}")
+            raise UsageError(
+                f"{parts.scheme}://…: the password does not go in the address (it would land in shell "
+                f"history and cron logs): put it in the environment variable {password_env}"
+            )
         host = parts.hostname or ""
         if parts.scheme == "imap" and host not in LOOPBACK:
-            raise UsageError(f"imap://{host}: a mailbox password is not sent in clear over the network: use imaps://{host}")
+            raise UsageError(
+                f"imap://{host}: a mailbox password is not sent in clear over the network: use imaps://{host}"
+            )
         user = unquote(parts.username) if parts.username else os.environ.get(user_env)
         password = os.environ.get(password_env)
         if not user or not password:
@@ -108,8 +112,10 @@ class ImapSource(Source):
                 self.client = imaplib.IMAP4(host, parts.port or 143, timeout=30)
             self.client.login(user, password)
         except (OSError, imaplib.IMAP4.error) as exc:
-            raise UsageError(f"{parts.scheme}://{host}: cannot log in ({exc}): check the address and the credentials "
-                             f"in {user_env}/{password_env}") from None
+            raise UsageError(
+                f"{parts.scheme}://{host}: cannot log in ({exc}): check the address and the credentials "
+                f"in {user_env}/{password_env}"
+            ) from None
         status, _ = self.client.select(_quote(self.folder))
         if status != "OK":
             raise UsageError(f"{parts.scheme}://{host}: no folder {self.folder!r}: name an existing folder, e.g. INBOX")
@@ -150,8 +156,10 @@ def open_source(source: str, *, user_env: str = "CXCTL_IMAP_USER", password_env:
     path = Path(source)
     if path.is_dir():
         if not (path / "cur").is_dir() or not (path / "new").is_dir():
-            raise UsageError(f"{path} is a folder but not a Maildir (no cur/ and new/): name the Maildir, an mbox file, "
-                             f"or imaps://host/Folder")
+            raise UsageError(
+                f"{path} is a folder but not a Maildir (no cur/ and new/): name the Maildir, an mbox file, "
+                f"or imaps://host/Folder"
+            )
         return MaildirSource(path)
     if path.is_file():
         return MboxSource(path)

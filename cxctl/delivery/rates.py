@@ -48,22 +48,27 @@ def _row(moment: str, day: str | None, sent: int, hard: int, soft: int, complain
     return RateRow(moment, day, sent, hard, soft, complaints, bounce, complaint, _verdict(bounce, complaint))
 
 
-def delivery_rates(ws: Workspace, db: sqlite_utils.Database, since: datetime, until: datetime,
-                   moments: list[str] | None = None) -> list[RateRow]:
+def delivery_rates(
+    ws: Workspace, db: sqlite_utils.Database, since: datetime, until: datetime, moments: list[str] | None = None
+) -> list[RateRow]:
     """Per moment and local day between `since` and `until`, then one total row per moment (day None)."""
     tz = ZoneInfo(ws.settings.timezone)
     counts: dict[tuple[str, str], list[int]] = {}
     for moment, sent_at, status in db.execute(
-            "SELECT moment, sent_at, status FROM invitations WHERE sent_at IS NOT NULL AND sent_at >= ? AND sent_at < ?"
-            " AND status IN ('sent', 'bounced')", [to_db(since), to_db(until)]):
+        "SELECT moment, sent_at, status FROM invitations WHERE sent_at IS NOT NULL AND sent_at >= ? AND sent_at < ?"
+        " AND status IN ('sent', 'bounced')",
+        [to_db(since), to_db(until)],
+    ):
         day = datetime.fromisoformat(sent_at + "+00:00").astimezone(tz).date().isoformat()
         cell = counts.setdefault((moment, day), [0, 0, 0, 0])
         cell[0] += 1
         cell[1] += status == "bounced"
     first, last = since.astimezone(tz).date().isoformat(), until.astimezone(tz).date().isoformat()
     for moment, day, kind, n in db.execute(
-            "SELECT moment, sent_day, kind, COUNT(*) FROM bounces WHERE moment IS NOT NULL AND sent_day BETWEEN ? AND ?"
-            " AND kind IN ('soft', 'complaint') GROUP BY moment, sent_day, kind", [first, last]):
+        "SELECT moment, sent_day, kind, COUNT(*) FROM bounces WHERE moment IS NOT NULL AND sent_day BETWEEN ? AND ?"
+        " AND kind IN ('soft', 'complaint') GROUP BY moment, sent_day, kind",
+        [first, last],
+    ):
         cell = counts.setdefault((moment, day), [0, 0, 0, 0])
         cell[2 if kind == "soft" else 3] += n
     wanted = set(moments) if moments else None
@@ -88,7 +93,9 @@ def over_ceiling(ws: Workspace, db: sqlite_utils.Database, now: datetime, moment
     stopped = {}
     for row in delivery_rates(ws, db, now - rules.rate_window, now + timedelta(seconds=1), moments):
         if row.day is None and row.sent >= rules.min_sent and (row.complaint_rate or 0) >= rules.max_complaint_rate:
-            stopped[row.moment] = (f"{row.complaints} complaint(s) for {row.sent} message(s) sent in the last "
-                                   f"{format_duration(rules.rate_window)} ({row.complaint_rate:g} %, ceiling "
-                                   f"deliverability.max_complaint_rate {rules.max_complaint_rate:g} %)")
+            stopped[row.moment] = (
+                f"{row.complaints} complaint(s) for {row.sent} message(s) sent in the last "
+                f"{format_duration(rules.rate_window)} ({row.complaint_rate:g} %, ceiling "
+                f"deliverability.max_complaint_rate {rules.max_complaint_rate:g} %)"
+            )
     return stopped

@@ -36,6 +36,7 @@ from cxctl.delivery.lock import database_file, send_lock  # noqa: F401  (part of
 from cxctl.delivery.mime import MessageBuilder
 from cxctl.delivery.outcomes import Outcome, Prepared, SendReport
 from cxctl.delivery.rates import delivery_rates, over_ceiling
+from cxctl.delivery.render import Renderer, TemplateError, contact_vars, event_vars
 from cxctl.delivery.retries import RetryFailed, next_try, reopen_failed  # noqa: F401  (RetryFailed: part of this API)
 from cxctl.delivery.transport import RateLimiter, SendFailure, Transport
 from cxctl.store import email_hash
@@ -534,8 +535,9 @@ def deliver(
     report.stopped = run.stopped
     report.max_in_flight = run.max_in_flight
     report.stopped_moments = run.stopped_moments
-    report.rates = delivery_rates(ws, db, now - ws.deliverability.rate_window, run.clock() + timedelta(seconds=1),
-                                  [moment] if moment else None)
+    report.rates = delivery_rates(
+        ws, db, now - ws.deliverability.rate_window, run.clock() + timedelta(seconds=1), [moment] if moment else None
+    )
     report.elapsed_seconds = round(time.monotonic() - run.started, 3)
     return report
 

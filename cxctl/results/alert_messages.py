@@ -22,19 +22,43 @@ from cxctl.results.followups import Followup
 
 TEXTS = {
     "fr": {
-        "opened": "Nouveau cas à rappeler", "assigned": "Cas qui vous est confié", "digest": "Cas en retard",
-        "detractor": "détracteur", "dissatisfied": "insatisfait", "high_effort": "effort élevé",
-        "due": "à rappeler avant le", "no_due": "sans échéance", "owner": "responsable", "nobody": "personne",
-        "chose": "a choisi", "comment": "commentaire", "customer": "client", "case": "cas", "overdue_since": "en retard depuis",
-        "see": "Voir le cas : cxctl followups show {id}", "digest_intro": "{n} cas en retard à la date du {day} :",
+        "opened": "Nouveau cas à rappeler",
+        "assigned": "Cas qui vous est confié",
+        "digest": "Cas en retard",
+        "detractor": "détracteur",
+        "dissatisfied": "insatisfait",
+        "high_effort": "effort élevé",
+        "due": "à rappeler avant le",
+        "no_due": "sans échéance",
+        "owner": "responsable",
+        "nobody": "personne",
+        "chose": "a choisi",
+        "comment": "commentaire",
+        "customer": "client",
+        "case": "cas",
+        "overdue_since": "en retard depuis",
+        "see": "Voir le cas : cxctl followups show {id}",
+        "digest_intro": "{n} cas en retard à la date du {day} :",
         "sent_by": "Message automatique de cxctl : ne pas répondre.",
     },
     "en": {
-        "opened": "New case to call back", "assigned": "Case assigned to you", "digest": "Overdue cases",
-        "detractor": "detractor", "dissatisfied": "dissatisfied", "high_effort": "high effort",
-        "due": "call back before", "no_due": "no due date", "owner": "owner", "nobody": "nobody",
-        "chose": "chose", "comment": "comment", "customer": "customer", "case": "case", "overdue_since": "overdue since",
-        "see": "See the case: cxctl followups show {id}", "digest_intro": "{n} overdue case(s) on {day}:",
+        "opened": "New case to call back",
+        "assigned": "Case assigned to you",
+        "digest": "Overdue cases",
+        "detractor": "detractor",
+        "dissatisfied": "dissatisfied",
+        "high_effort": "high effort",
+        "due": "call back before",
+        "no_due": "no due date",
+        "owner": "owner",
+        "nobody": "nobody",
+        "chose": "chose",
+        "comment": "comment",
+        "customer": "customer",
+        "case": "case",
+        "overdue_since": "overdue since",
+        "see": "See the case: cxctl followups show {id}",
+        "digest_intro": "{n} overdue case(s) on {day}:",
         "sent_by": "Automatic message from cxctl: do not reply.",
     },
 }
@@ -73,8 +97,12 @@ def case_text(case: Followup, event: str, language: str, tz: ZoneInfo) -> AlertT
     common = [f"{t['owner']}: {case.owner or t['nobody']} · {due}"] + ([f"{t['chose']}: {chosen}"] if chosen else [])
     name = " ".join(x for x in (case.contact.get("first_name"), case.contact.get("last_name")) if x)
     customer = " · ".join(x for x in (name, case.contact.get("external_id")) if x)
-    private = [headline, *common] + ([f"{t['customer']}: {customer}"] if customer else []) \
-        + ([f"{t['comment']}: “{case.comment}”"] if case.comment else []) + ["", t["see"].format(id=case.id)]
+    private = (
+        [headline, *common]
+        + ([f"{t['customer']}: {customer}"] if customer else [])
+        + ([f"{t['comment']}: “{case.comment}”"] if case.comment else [])
+        + ["", t["see"].format(id=case.id)]
+    )
     return AlertText(f"[cxctl] {headline} · {due}", private, headline, common + [t["see"].format(id=case.id)])
 
 
@@ -84,8 +112,10 @@ def digest_text(cases: list[Followup], day: str, language: str, tz: ZoneInfo, pr
     title = f"{t['digest']} · {day}"
     lines = [t["digest_intro"].format(n=len(cases), day=day)]
     for case in cases:
-        line = f"#{case.id} · {case.moment} · {_why(case, t)} · {t['owner']}: {case.owner or t['nobody']} · " \
-               f"{t['overdue_since']} {_when(case.due_at, tz)}"
+        line = (
+            f"#{case.id} · {case.moment} · {_why(case, t)} · {t['owner']}: {case.owner or t['nobody']} · "
+            f"{t['overdue_since']} {_when(case.due_at, tz)}"
+        )
         if private:
             name = " ".join(x for x in (case.contact.get("first_name"), case.contact.get("last_name")) if x)
             line += f" · {name}" if name else ""
@@ -93,8 +123,9 @@ def digest_text(cases: list[Followup], day: str, language: str, tz: ZoneInfo, pr
     return AlertText(f"[cxctl] {title} ({len(cases)})", lines, title, lines)
 
 
-def email_bytes(text: AlertText, sender: str, recipient: str, message_id: str, alert_id: int, date: datetime,
-                language: str) -> bytes:
+def email_bytes(
+    text: AlertText, sender: str, recipient: str, message_id: str, alert_id: int, date: datetime, language: str
+) -> bytes:
     """The alert as an RFC 5322 message. Auto-Submitted keeps vacation responders from answering (RFC 3834)."""
     message = EmailMessage()
     message["From"] = sender
@@ -116,15 +147,27 @@ def _slack_escape(value: str) -> str:
 def slack_payload(text: AlertText) -> dict[str, Any]:
     """Slack incoming webhook: `text` is the notification's fallback, `blocks` the message (Block Kit)."""
     body = "\n".join(_slack_escape(line) for line in text.chat_lines)
-    return {"text": _slack_escape(text.chat_title),
-            "blocks": [{"type": "header", "text": {"type": "plain_text", "text": text.chat_title[:150]}},
-                       {"type": "section", "text": {"type": "mrkdwn", "text": body[:3000]}}]}
+    return {
+        "text": _slack_escape(text.chat_title),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": text.chat_title[:150]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": body[:3000]}},
+        ],
+    }
 
 
 def teams_payload(text: AlertText) -> dict[str, Any]:
     """Microsoft Teams incoming webhook (and Workflows webhooks): a message with one Adaptive Card attachment."""
-    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard", "version": "1.4",
-            "body": [{"type": "TextBlock", "text": text.chat_title, "weight": "Bolder", "size": "Medium", "wrap": True}]
-            + [{"type": "TextBlock", "text": line, "wrap": True, "spacing": "Small"} for line in text.chat_lines]}
-    return {"type": "message",
-            "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+    card = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [{"type": "TextBlock", "text": text.chat_title, "weight": "Bolder", "size": "Medium", "wrap": True}]
+        + [{"type": "TextBlock", "text": line, "wrap": True, "spacing": "Small"} for line in text.chat_lines],
+    }
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
+    }

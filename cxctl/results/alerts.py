@@ -87,8 +87,11 @@ def plan_case_alerts(ws: Workspace) -> CaseHook | None:
                 # person is told again, a rerun is not.
                 key = f"{event}:{case_id}:{channel}:{recipient}" + (f":{stamp}" if event == "assigned" else "")
                 rows.append((key, case_id, event, channel, recipient, stamp, stamp))
-        db.conn.executemany("INSERT OR IGNORE INTO alerts (alert_key, response_id, event, channel, recipient, created_at,"
-                            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO alerts (alert_key, response_id, event, channel, recipient, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
     return plan
 
@@ -101,8 +104,15 @@ class AnswersStored:
     alerts: AlertReport | None
 
 
-def answers_stored(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, response_ids: list[int] | None = None,
-                   transport: Transport | None = None, deliver: bool = True) -> AnswersStored:
+def answers_stored(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    now: datetime,
+    *,
+    response_ids: list[int] | None = None,
+    transport: Transport | None = None,
+    deliver: bool = True,
+) -> AnswersStored:
     """An answer was stored: open the cases it calls for (of `response_ids`, or every answer without its
     case) and tell their owners at once. `deliver` False only plans the alerts (`followups alerts` sends them)."""
     opened = open_cases(ws, db, now, response_ids=response_ids, on_open=plan_case_alerts(ws))
@@ -114,27 +124,42 @@ def answers_stored(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, r
 
 # --- delivery ------------------------------------------------------------------------------------
 
+
 def _settle_in_doubt(db: sqlite_utils.Database, report: AlertReport, now: datetime, resend: bool, accept: bool) -> None:
     stamp = to_db(now)
     with transaction(db):
         ids = [r[0] for r in db.execute("SELECT id FROM alerts WHERE status IN ('sending', 'in_doubt') ORDER BY id")]
         db.execute("UPDATE alerts SET status = 'in_doubt', updated_at = ? WHERE status = 'sending'", [stamp])
         if resend:
-            report.resent_in_doubt = db.execute("UPDATE alerts SET status = 'planned', last_error = 'resent after a crash',"
-                                                " updated_at = ? WHERE status = 'in_doubt'", [stamp]).rowcount
+            report.resent_in_doubt = db.execute(
+                "UPDATE alerts SET status = 'planned', last_error = 'resent after a crash',"
+                " updated_at = ? WHERE status = 'in_doubt'",
+                [stamp],
+            ).rowcount
         elif accept:
-            report.accepted_in_doubt = db.execute("UPDATE alerts SET status = 'sent', sent_at = COALESCE(sent_at, ?),"
-                                                  " last_error = 'accepted after a crash', updated_at = ?"
-                                                  " WHERE status = 'in_doubt'", [stamp, stamp]).rowcount
+            report.accepted_in_doubt = db.execute(
+                "UPDATE alerts SET status = 'sent', sent_at = COALESCE(sent_at, ?),"
+                " last_error = 'accepted after a crash', updated_at = ?"
+                " WHERE status = 'in_doubt'",
+                [stamp, stamp],
+            ).rowcount
     report.in_doubt_ids = [] if resend or accept else ids
 
 
-def _record(db: sqlite_utils.Database, alert_id: int, status: str, now: datetime, error: str | None = None,
-            attempts: int | None = None) -> None:
+def _record(
+    db: sqlite_utils.Database,
+    alert_id: int,
+    status: str,
+    now: datetime,
+    error: str | None = None,
+    attempts: int | None = None,
+) -> None:
     with transaction(db):
-        db.execute("UPDATE alerts SET status = ?, last_error = ?, attempts = COALESCE(?, attempts),"
-                   " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, updated_at = ? WHERE id = ?",
-                   [status, error, attempts, status, to_db(now), to_db(now), alert_id])
+        db.execute(
+            "UPDATE alerts SET status = ?, last_error = ?, attempts = COALESCE(?, attempts),"
+            " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, updated_at = ? WHERE id = ?",
+            [status, error, attempts, status, to_db(now), to_db(now), alert_id],
+        )
 
 
 class _Sender:
@@ -150,7 +175,9 @@ class _Sender:
 
     def text(self, row: dict[str, Any], private: bool):
         if row["event"] == "digest":
-            cases = sorted(load_followups(self.ws, self.db, json.loads(row["payload"]), self.now), key=lambda f: f.due_at or "")
+            cases = sorted(
+                load_followups(self.ws, self.db, json.loads(row["payload"]), self.now), key=lambda f: f.due_at or ""
+            )
             return digest_text(cases, row["alert_key"].split(":")[1], self.language, self.tz, private)
         case = load_followups(self.ws, self.db, [row["response_id"]], self.now)[0]
         return case_text(case, row["event"], self.language, self.tz)
@@ -158,9 +185,12 @@ class _Sender:
     def send(self, row: dict[str, Any]) -> None:
         """Hand one alert over; raise SendFailure (temporary or not) when it could not go."""
         if row["channel"] == "email":
-            sender = (self.ws.followups.alerts.sender if self.ws.followups.alerts else None) or self.ws.settings.sender.address
-            data = email_bytes(self.text(row, True), sender, row["recipient"], row["message_id"], row["id"], self.now,
-                               self.language)
+            sender = (
+                self.ws.followups.alerts.sender if self.ws.followups.alerts else None
+            ) or self.ws.settings.sender.address
+            data = email_bytes(
+                self.text(row, True), sender, row["recipient"], row["message_id"], row["id"], self.now, self.language
+            )
             if self.transport is None:
                 self.transport = make_transport(self.ws)
             if self.connection is None:
@@ -169,9 +199,14 @@ class _Sender:
             return
         url = os.environ.get(row["recipient"])
         if not url:
-            raise SendFailure("temporary", f"the environment variable {row['recipient']} (named by followups.alerts."
-                                           f"webhooks[].url_env) is not set: export the webhook's URL in it")
-        payload = slack_payload(self.text(row, False)) if row["channel"] == "slack" else teams_payload(self.text(row, False))
+            raise SendFailure(
+                "temporary",
+                f"the environment variable {row['recipient']} (named by followups.alerts."
+                f"webhooks[].url_env) is not set: export the webhook's URL in it",
+            )
+        payload = (
+            slack_payload(self.text(row, False)) if row["channel"] == "slack" else teams_payload(self.text(row, False))
+        )
         import httpx
 
         if self.client is None:
@@ -183,8 +218,11 @@ class _Sender:
         if answer.status_code >= 400:
             kind = "temporary" if answer.status_code in (408, 429) or answer.status_code >= 500 else "rejected"
             # The URL is a secret: the error names the variable, never the address.
-            raise SendFailure(kind, f"{row['channel']} webhook ({row['recipient']}) answered {answer.status_code} "
-                                    f"{answer.text[:200]!r}", answer.status_code)
+            raise SendFailure(
+                kind,
+                f"{row['channel']} webhook ({row['recipient']}) answered {answer.status_code} {answer.text[:200]!r}",
+                answer.status_code,
+            )
 
     async def _email(self, sender: str, recipient: str, data: bytes, name: str) -> None:
         try:
@@ -198,9 +236,17 @@ class _Sender:
             self.client.close()
 
 
-def deliver_alerts(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, transport: Transport | None = None,
-                   resend_in_doubt: bool = False, accept_in_doubt: bool = False, wait: bool = True,
-                   report: AlertReport | None = None) -> AlertReport:
+def deliver_alerts(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    now: datetime,
+    *,
+    transport: Transport | None = None,
+    resend_in_doubt: bool = False,
+    accept_in_doubt: bool = False,
+    wait: bool = True,
+    report: AlertReport | None = None,
+) -> AlertReport:
     """Send every planned alert, one at a time, under the alerts lock (LockedError when another run has it
     and not `wait`). Rows left `sending` by a dead run become in_doubt and stay so until settled."""
     if resend_in_doubt and accept_in_doubt:
@@ -212,7 +258,9 @@ def deliver_alerts(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, t
         try:
             after = 0
             while True:
-                cursor = db.execute("SELECT * FROM alerts WHERE status = 'planned' AND id > ? ORDER BY id LIMIT 1", [after])
+                cursor = db.execute(
+                    "SELECT * FROM alerts WHERE status = 'planned' AND id > ? ORDER BY id LIMIT 1", [after]
+                )
                 found = cursor.fetchone()
                 if found is None:
                     break
@@ -220,8 +268,11 @@ def deliver_alerts(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, t
                 after = row["id"]
                 row["message_id"] = row["message_id"] or _message_id(ws, row["id"])
                 with transaction(db):  # committed before it goes: after a crash, this row is in doubt
-                    db.execute("UPDATE alerts SET status = 'sending', message_id = ?, attempts = attempts + 1, updated_at = ?"
-                               " WHERE id = ?", [row["message_id"], to_db(now), row["id"]])
+                    db.execute(
+                        "UPDATE alerts SET status = 'sending', message_id = ?, attempts = attempts + 1, updated_at = ?"
+                        " WHERE id = ?",
+                        [row["message_id"], to_db(now), row["id"]],
+                    )
                 try:
                     sender.send(row)
                 except TransportError:  # login refused, outbox unwritable: it did not go, and nothing else can
@@ -235,8 +286,9 @@ def deliver_alerts(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, t
                     else:
                         report.retry += 1
                     if len(report.errors) < 50:
-                        report.errors.append({"alert": row["id"], "channel": row["channel"], "error": str(failure),
-                                              "retry": not final})
+                        report.errors.append(
+                            {"alert": row["id"], "channel": row["channel"], "error": str(failure), "retry": not final}
+                        )
                     continue
                 _record(db, row["id"], "sent", now)
                 report.sent += 1
@@ -255,6 +307,7 @@ def _message_id(ws: Workspace, alert_id: int) -> str:
 
 # --- the digest ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Digest:
     """`followups digest`: the overdue cases per owner on one day, and what was sent."""
@@ -264,8 +317,14 @@ class Digest:
     report: AlertReport
 
 
-def digest(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, transport: Transport | None = None,
-           dry_run: bool = False) -> Digest:
+def digest(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    now: datetime,
+    *,
+    transport: Transport | None = None,
+    dry_run: bool = False,
+) -> Digest:
     """Plan one digest per owner (email) and per webhook of the cases overdue at `now`, at most once per
     local day (a second cron run that day sends nothing), then send every planned alert."""
     from cxctl.results.followups import list_followups
@@ -290,8 +349,11 @@ def digest(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, transport
             rows.append((f"digest:{day}:{hook.kind}:{hook.url_env}", hook.kind, hook.url_env, json.dumps(chosen)))
     with transaction(db):
         before = db.conn.total_changes
-        db.conn.executemany("INSERT OR IGNORE INTO alerts (alert_key, event, channel, recipient, payload, created_at, updated_at)"
-                            " VALUES (?, 'digest', ?, ?, ?, ?, ?)", [(*r, stamp, stamp) for r in rows])
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO alerts (alert_key, event, channel, recipient, payload, created_at, updated_at)"
+            " VALUES (?, 'digest', ?, ?, ?, ?, ?)",
+            [(*r, stamp, stamp) for r in rows],
+        )
         report.planned = db.conn.total_changes - before
     deliver_alerts(ws, db, now, transport=transport, report=report)
     return Digest(day, overdue, report)

@@ -45,15 +45,18 @@ def _nps(scores: list[int]) -> float | None:
     return None if score is None else round(score, 1)
 
 
-def closed_loop_figures(ws: Workspace, db: sqlite_utils.Database, since: date, until: date, now: datetime,
-                        moment: str | None = None) -> ClosedLoop:
+def closed_loop_figures(
+    ws: Workspace, db: sqlite_utils.Database, since: date, until: date, now: datetime, moment: str | None = None
+) -> ClosedLoop:
     """The figures for the cases opened (and the answers given) between `since` and `until`, inclusive
     local days of the workspace."""
     tz = ZoneInfo(ws.settings.timezone)
     start, end = to_db(local_midnight(since, tz)), to_db(local_midnight(date.fromordinal(until.toordinal() + 1), tz))
-    rows = db.execute("""SELECT f.opened_at, f.due_at, f.first_contact_at FROM followups f JOIN responses r ON r.id = f.response_id
+    rows = db.execute(
+        """SELECT f.opened_at, f.due_at, f.first_contact_at FROM followups f JOIN responses r ON r.id = f.response_id
                          WHERE f.opened_at >= ? AND f.opened_at < ? AND (? IS NULL OR r.moment = ?)""",
-                      [start, end, moment, moment]).fetchall()
+        [start, end, moment, moment],
+    ).fetchall()
     in_time = decided = 0
     hours = []
     for opened, due, first in rows:
@@ -71,13 +74,25 @@ def closed_loop_figures(ws: Workspace, db: sqlite_utils.Database, since: date, u
             decided += 1
     resurveyed: list[int] = []
     others: list[int] = []
-    for score, after in db.execute("""
+    for score, after in db.execute(
+        """
             SELECT r.score_nps, EXISTS (SELECT 1 FROM followups f JOIN responses o ON o.id = f.response_id
                                         WHERE o.contact_id = r.contact_id AND f.status = 'resolved'
                                           AND f.done_at IS NOT NULL AND f.done_at < r.submitted_at)
             FROM responses r WHERE r.status = 'counted' AND r.score_nps IS NOT NULL AND r.submitted_at >= ?
-              AND r.submitted_at < ? AND (? IS NULL OR r.moment = ?)""", [start, end, moment, moment]):
+              AND r.submitted_at < ? AND (? IS NULL OR r.moment = ?)""",
+        [start, end, moment, moment],
+    ):
         (resurveyed if after else others).append(score)
-    return ClosedLoop(len(rows), decided, in_time, round(100 * in_time / decided, 1) if decided else None,
-                      round(median(hours), 1) if hours else None, len(hours), _nps(resurveyed), len(resurveyed),
-                      _nps(others), len(others))
+    return ClosedLoop(
+        len(rows),
+        decided,
+        in_time,
+        round(100 * in_time / decided, 1) if decided else None,
+        round(median(hours), 1) if hours else None,
+        len(hours),
+        _nps(resurveyed),
+        len(resurveyed),
+        _nps(others),
+        len(others),
+    )

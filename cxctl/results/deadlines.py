@@ -144,8 +144,9 @@ def add_working_time(start: datetime, amount: timedelta, calendar: WorkCalendar,
                     return (begin + remaining).astimezone(UTC)
                 remaining -= available
         day += timedelta(days=1)
-    raise CxError("followups.calendar has no working hour in the next five years (days, holidays, closed): "
-                  "give it working days")
+    raise CxError(
+        "followups.calendar has no working hour in the next five years (days, holidays, closed): give it working days"
+    )
 
 
 def working_time_between(start: datetime, end: datetime, calendar: WorkCalendar, tz: ZoneInfo) -> timedelta:

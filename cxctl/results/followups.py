@@ -69,9 +69,19 @@ def team_language(ws: Workspace) -> str:
     return ws.followups.language or ws.settings.default_language
 
 
-def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | None = None, moment: str | None = None,
-                   include_done: bool = False, now: datetime | None = None, states: list[str] | None = None,
-                   owner: str | None = None, overdue_only: bool = False, on_open: CaseHook | None = None) -> FollowupList:
+def list_followups(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    *,
+    since: str | None = None,
+    moment: str | None = None,
+    include_done: bool = False,
+    now: datetime | None = None,
+    states: list[str] | None = None,
+    owner: str | None = None,
+    overdue_only: bool = False,
+    on_open: CaseHook | None = None,
+) -> FollowupList:
     """The follow-up cases: counted responses with a low NPS (≤ 6), CSAT (bottom two) or CES (≤ 3 on 1–7).
 
     Cases not opened yet (answers stored by an older cxctl) are opened first, with their owners and due
@@ -95,9 +105,14 @@ def list_followups(ws: Workspace, db: sqlite_utils.Database, *, since: str | Non
         params.append(start)
     wanted = set(states or (STATES if include_done else ACTIVE))
     ids = [row[0] for row in db.execute(sql, params).fetchall()]
-    items = [f for f in load_followups(ws, db, ids, now)
-             if f.status in wanted and (owner is None or (f.owner or "") == owner) and (f.overdue or not overdue_only)]
-    items.sort(key=lambda f: (f.status in CLOSED, not f.overdue, f.due_at is None, f.due_at or "", f.submitted_at, f.id))
+    items = [
+        f
+        for f in load_followups(ws, db, ids, now)
+        if f.status in wanted and (owner is None or (f.owner or "") == owner) and (f.overdue or not overdue_only)
+    ]
+    items.sort(
+        key=lambda f: (f.status in CLOSED, not f.overdue, f.due_at is None, f.due_at or "", f.submitted_at, f.id)
+    )
     return FollowupList(items)
 
 
@@ -108,7 +123,8 @@ def load_followups(ws: Workspace, db: sqlite_utils.Database, ids: list[int], now
     for chunk_start in range(0, len(ids), 500):
         chunk = ids[chunk_start : chunk_start + 500]
         marks = ",".join("?" * len(chunk))
-        rows = db.execute(f"""SELECT r.id, r.submitted_at, r.moment, c.external_id, c.first_name, c.last_name, c.email,
+        rows = db.execute(
+            f"""SELECT r.id, r.submitted_at, r.moment, c.external_id, c.first_name, c.last_name, c.email,
                                   c.segment, c.company, c.role, e.type, e.occurred_at, e.attributes, f.status, f.note,
                                   f.owner, f.due_at, f.opened_at, f.first_contact_at, f.outcome, f.done_at
                               FROM responses r LEFT JOIN contacts c ON c.id = r.contact_id
@@ -121,8 +137,29 @@ def load_followups(ws: Workspace, db: sqlite_utils.Database, ids: list[int], now
             f"SELECT response_id, question, value_num, value_text FROM answers WHERE response_id IN ({marks})", chunk
         ).fetchall():
             answers.setdefault(rid, []).append((qid, num, text))
-        for (rid, submitted, m, ext, first, last, email, segment, company, role, etype, eat, eattrs, fstatus, note,
-             case_owner, due_at, opened_at, first_contact, outcome, done_at) in rows:
+        for (
+            rid,
+            submitted,
+            m,
+            ext,
+            first,
+            last,
+            email,
+            segment,
+            company,
+            role,
+            etype,
+            eat,
+            eattrs,
+            fstatus,
+            note,
+            case_owner,
+            due_at,
+            opened_at,
+            first_contact,
+            outcome,
+            done_at,
+        ) in rows:
             status = "resolved" if fstatus == "done" else (fstatus or "open")
             flags = case_flags(ws, m) if m in ws.moments else {}
             reasons, scores, comments, chosen = [], {}, [], []
@@ -134,24 +171,54 @@ def load_followups(ws: Workspace, db: sqlite_utils.Database, ids: list[int], now
                 elif text and ws.questions.get(qid) and ws.questions[qid].type == "open":
                     comments.append(text)
                 elif text and ws.questions.get(qid) and ws.questions[qid].type in CHOICE_TYPES:
-                    chosen += [{"question": qid, "id": choice, "label": choice_label(ws, qid, choice, language)}
-                               for choice in chosen_ids(text)]
-            event = None if etype is None else {"type": etype, "occurred_at": eat, "attributes": json.loads(eattrs or "{}")}
-            items.append(Followup(rid, submitted, m, sorted(set(reasons)), scores, " / ".join(comments),
-                                  {"external_id": ext, "first_name": first, "last_name": last, "email": email,
-                                   "segment": segment, "company": company, "role": role},
-                                  event, status in CLOSED, note, chosen, status, case_owner, due_at,
-                                  overdue(due_at, status, now), opened_at, first_contact, outcome, done_at))
+                    chosen += [
+                        {"question": qid, "id": choice, "label": choice_label(ws, qid, choice, language)}
+                        for choice in chosen_ids(text)
+                    ]
+            event = (
+                None if etype is None else {"type": etype, "occurred_at": eat, "attributes": json.loads(eattrs or "{}")}
+            )
+            items.append(
+                Followup(
+                    rid,
+                    submitted,
+                    m,
+                    sorted(set(reasons)),
+                    scores,
+                    " / ".join(comments),
+                    {
+                        "external_id": ext,
+                        "first_name": first,
+                        "last_name": last,
+                        "email": email,
+                        "segment": segment,
+                        "company": company,
+                        "role": role,
+                    },
+                    event,
+                    status in CLOSED,
+                    note,
+                    chosen,
+                    status,
+                    case_owner,
+                    due_at,
+                    overdue(due_at, status, now),
+                    opened_at,
+                    first_contact,
+                    outcome,
+                    done_at,
+                )
+            )
     return items
 
 
-def mark_done(ws: Workspace, db: sqlite_utils.Database, response_id: int, note: str | None, now: datetime,
-              by: str = SYSTEM) -> dict:
+def mark_done(
+    ws: Workspace, db: sqlite_utils.Database, response_id: int, note: str | None, now: datetime, by: str = SYSTEM
+) -> dict:
     """`followups done ID --note`, as before cases: resolve the case with the note as its outcome (a second
     call replaces it). Returns what was recorded."""
     change = change_case(ws, db, response_id, "resolve", now, by, note=note, outcome=note)
-    return {"id": response_id, "status": "done", "note": note, "done_at": change.at,
-            "replaced": change.replaced}
+    return {"id": response_id, "status": "done", "note": note, "done_at": change.at, "replaced": change.replaced}
 
 
 AGE_BUCKETS = ((0, 2, "0-2"), (3, 7, "3-7"), (8, 30, "8-30"), (31, None, "31+"))

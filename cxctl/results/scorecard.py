@@ -200,9 +200,16 @@ def compute_scorecard(
     finally:
         db.execute("COMMIT")
     rows = _rows(ws, cells, groups, times, order, shown)
-    return Scorecard(by, since_day.isoformat(), until_day.isoformat(), ws.settings.min_responses, rows, moment,
-                     _mixing_notes(ws, rows, by) + _uninvited_notes(ws, rows, moments),
-                     closed_loop_figures(ws, db, since_day, until_day, now, moment))
+    return Scorecard(
+        by,
+        since_day.isoformat(),
+        until_day.isoformat(),
+        ws.settings.min_responses,
+        rows,
+        moment,
+        _mixing_notes(ws, rows, by) + _uninvited_notes(ws, rows, moments),
+        closed_loop_figures(ws, db, since_day, until_day, now, moment),
+    )
 
 
 def _mixing_notes(ws: Workspace, rows: list[ScoreRow], by: list[str]) -> list[str]:

@@ -87,8 +87,19 @@ class StoreStatus:
     counts: dict[str, int]
 
 
-COUNTED_TABLES = ("contacts", "events", "suppressions", "invitations", "responses", "answers", "quarantine", "followups",
-                  "import_log", "alerts", "bounces")
+COUNTED_TABLES = (
+    "contacts",
+    "events",
+    "suppressions",
+    "invitations",
+    "responses",
+    "answers",
+    "quarantine",
+    "followups",
+    "import_log",
+    "alerts",
+    "bounces",
+)
 
 
 def status(db: sqlite_utils.Database, path: Path | str) -> StoreStatus:

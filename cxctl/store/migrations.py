@@ -378,7 +378,8 @@ def _m8_followup_cases(db: sqlite_utils.Database) -> None:
     """
     columns = {row[1] for row in db.execute("PRAGMA table_info(followups)").fetchall()}
     if "opened_at" not in columns:  # idempotent: a store already rebuilt is left as it is
-        _run_script(db,
+        _run_script(
+            db,
             """
             CREATE TABLE followups_cases (
                 response_id INTEGER PRIMARY KEY REFERENCES responses(id) ON DELETE CASCADE,
@@ -403,8 +404,10 @@ def _m8_followup_cases(db: sqlite_utils.Database) -> None:
                 FROM followups f;
             DROP TABLE followups;
             ALTER TABLE followups_cases RENAME TO followups;
-            """)
-    _run_script(db,
+            """,
+        )
+    _run_script(
+        db,
         """
         CREATE INDEX IF NOT EXISTS followups_state ON followups(status, due_at);
         CREATE INDEX IF NOT EXISTS followups_owner ON followups(owner, status);
@@ -425,14 +428,16 @@ def _m8_followup_cases(db: sqlite_utils.Database) -> None:
             SELECT response_id, COALESCE(done_at, updated_at), 'migration', 'migrated', NULL, status, note FROM followups
             WHERE updated_by = 'migration'
               AND NOT EXISTS (SELECT 1 FROM followup_history h WHERE h.response_id = followups.response_id);
-        """)
+        """,
+    )
 
 
 def _m9_alerts(db: sqlite_utils.Database) -> None:
     """Alerts to case owners (email, Slack, Teams), sent once per case, event and channel: alert_key is
     unique, and the states mirror the invitations' (planned → sending → sent | failed; a row left
     `sending` by a dead run is in_doubt and never re-sent silently). payload holds a digest's case ids."""
-    _run_script(db,
+    _run_script(
+        db,
         """
         CREATE TABLE IF NOT EXISTS alerts (
             id INTEGER PRIMARY KEY,
@@ -452,7 +457,8 @@ def _m9_alerts(db: sqlite_utils.Database) -> None:
         );
         CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status, id);
         CREATE INDEX IF NOT EXISTS alerts_case ON alerts(response_id);
-        """)
+        """,
+    )
 
 
 def _m10_bounces(db: sqlite_utils.Database) -> None:
@@ -460,7 +466,8 @@ def _m10_bounces(db: sqlite_utils.Database) -> None:
     report and address (report_key is the report's Message-ID, else a hash of its bytes, so importing a
     mailbox twice changes nothing); the moment and the invitation's day are kept for the rates, even
     once retention deletes the invitation. Addresses only as their hash."""
-    _run_script(db,
+    _run_script(
+        db,
         """
         CREATE TABLE IF NOT EXISTS bounces (
             id INTEGER PRIMARY KEY,
@@ -478,7 +485,8 @@ def _m10_bounces(db: sqlite_utils.Database) -> None:
         );
         CREATE INDEX IF NOT EXISTS bounces_address ON bounces(email_hash, kind);
         CREATE INDEX IF NOT EXISTS bounces_moment_day ON bounces(moment, sent_day, kind);
-        """)
+        """,
+    )
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [

@@ -264,8 +264,11 @@ class SurveyApp:
         with self.connections.write_lock:
             stored = survey.record_answers(self.ws, self.connections.db(), responses, self.secret)
             ids = [s.response_id for s in stored if s.response_id is not None and s.status == "counted"]
-            opened = answers_stored(self.ws, self.connections.db(), self.clock(), response_ids=ids, deliver=False).opened \
-                if ids else []
+            opened = (
+                answers_stored(self.ws, self.connections.db(), self.clock(), response_ids=ids, deliver=False).opened
+                if ids
+                else []
+            )
         if opened and self.ws.followups.alerts is not None:
             threading.Thread(target=self.tell_owners, daemon=True).start()
         return stored
@@ -281,8 +284,9 @@ class SurveyApp:
         except Exception as exc:  # the alerts stay planned: `cxctl followups alerts` (cron) sends them
             import logging
 
-            logging.getLogger("cxctl.serve").warning("follow-up alerts not sent now (%s): they wait for "
-                                                     "`cxctl followups alerts`", exc)
+            logging.getLogger("cxctl.serve").warning(
+                "follow-up alerts not sent now (%s): they wait for `cxctl followups alerts`", exc
+            )
         finally:
             db.conn.close()
 

@@ -14,13 +14,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cxctl.core.errors import Problem, did_you_mean
 from cxctl.workspace.deliverability_model import Deliverability
 from cxctl.workspace.fields import is_language
 from cxctl.workspace.followup_checks import check_followups
 from cxctl.workspace.followup_model import FollowupSettings
-from cxctl.workspace.model import Rules, Settings, WorkspaceFile
-from cxctl.core.errors import Problem
-from cxctl.core.errors import did_you_mean
 from cxctl.workspace.loader import SECTIONS, WORKSPACE_FILE, Declared, Workspace, collect_declared
 from cxctl.workspace.model import Rules, Settings, WorkspaceFile
 from cxctl.workspace.settings_checks import (
@@ -366,8 +364,14 @@ def cross_check(
         for section in ("followups", "deliverability"):
             if section in parsed.data:
                 if section in once:
-                    problems.append(problem_at(parsed, (section,), f"a second {section} block (the first is in "
-                                             f"{once[section][0].display}): declare it once per workspace; merge them"))
+                    problems.append(
+                        problem_at(
+                            parsed,
+                            (section,),
+                            f"a second {section} block (the first is in "
+                            f"{once[section][0].display}): declare it once per workspace; merge them",
+                        )
+                    )
                 else:
                     once[section] = (parsed, getattr(model, section))
         if "workspace" in parsed.data:

@@ -378,8 +378,10 @@ def _check_attribute_name(value: str) -> str:
     # Attribute names become SQLite JSON paths ($."name", bound, never spliced); a double quote cannot be
     # escaped inside one, so such a name would silently match nothing.
     if '"' in value:
-        raise ValueError(f"attribute name {value!r} contains a double quote, which attribute names cannot hold: "
-                         f"rename the column or map it to another name")
+        raise ValueError(
+            f"attribute name {value!r} contains a double quote, which attribute names cannot hold: "
+            f"rename the column or map it to another name"
+        )
     return value
 
 

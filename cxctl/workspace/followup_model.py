@@ -53,7 +53,10 @@ class WorkCalendar(Model):
         if start >= end:
             raise FieldError(f"working hours {self.hours!r} end before they start: write e.g. 09:00-18:00", "hours")
         if not self.days:
-            raise FieldError("a calendar without a working day never reaches a deadline: list days, e.g. [mon, tue, wed, thu, fri]", "days")
+            raise FieldError(
+                "a calendar without a working day never reaches a deadline: list days, e.g. [mon, tue, wed, thu, fri]",
+                "days",
+            )
         if self.holidays is not None:
             holiday_calendar(self.holidays, 2026)  # raises FieldError for an unknown country or subdivision
         return self
@@ -65,13 +68,18 @@ def holiday_calendar(code: str, year: int) -> dict[date, str]:
 
     country, _, subdivision = code.partition("-")
     if country.upper() not in holidays.list_supported_countries():
-        raise FieldError(f"no public holidays known for country {country!r}: write an ISO 3166 code such as FR, BE, "
-                         f"CH, CA or DE", "holidays")
+        raise FieldError(
+            f"no public holidays known for country {country!r}: write an ISO 3166 code such as FR, BE, CH, CA or DE",
+            "holidays",
+        )
     try:
         return dict(holidays.country_holidays(country.upper(), subdiv=subdivision.upper() or None, years=year))
     except NotImplementedError:  # what the library raises for an unknown subdivision
-        raise FieldError(f"country {country.upper()!r} has no subdivision {subdivision!r}: write e.g. CA-QC, DE-BY, "
-                         f"or the country alone", "holidays") from None
+        raise FieldError(
+            f"country {country.upper()!r} has no subdivision {subdivision!r}: write e.g. CA-QC, DE-BY, "
+            f"or the country alone",
+            "holidays",
+        ) from None
 
 
 def _as_list(value: Any) -> Any:
@@ -114,10 +122,15 @@ class OwnerWhen(Model):
 
     @model_validator(mode="after")
     def _something(self) -> OwnerWhen:
-        if not self.contact and not self.event and all(getattr(self, k) is None for k in (
-                "moment", "journey", "stage", "category", *CONTACT_KEYS)):
-            raise ValueError("a rule without a condition matches every case: add one (moment, stage, segment, "
-                             "event: {…}) or use default_owner")
+        if (
+            not self.contact
+            and not self.event
+            and all(getattr(self, k) is None for k in ("moment", "journey", "stage", "category", *CONTACT_KEYS))
+        ):
+            raise ValueError(
+                "a rule without a condition matches every case: add one (moment, stage, segment, "
+                "event: {…}) or use default_owner"
+            )
         return self
 
 
@@ -165,7 +178,9 @@ class FollowupSettings(Model):
     """Owner of the cases no rule matches (none: they stay unassigned)."""
     owners: list[OwnerRule] = Field(default_factory=list)
     """Owner rules, the first matching one wins."""
-    deadlines: dict[Category, Duration] = Field(default_factory=dict, examples=[{"detractor": "48h", "dissatisfied": "72h"}])
+    deadlines: dict[Category, Duration] = Field(
+        default_factory=dict, examples=[{"detractor": "48h", "dissatisfied": "72h"}]
+    )
     """Time to the first contact per category, in working time; a case with several categories takes the shortest."""
     calendar: WorkCalendar = Field(default_factory=WorkCalendar)
     """Working days, hours and holidays in which deadlines count."""

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from cxctl.core.errors import Problem, UsageError, did_you_mean
 from cxctl.workspace.deliverability_model import Deliverability
 from cxctl.workspace.followup_model import FollowupSettings
 from cxctl.workspace.model import (

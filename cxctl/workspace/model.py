@@ -17,10 +17,9 @@ from pydantic import (
 
 from cxctl.core.durations import parse_duration
 from cxctl.workspace.deliverability_model import Deliverability
-from cxctl.workspace.followup_model import FollowupSettings
-
 from cxctl.workspace.fields import (
     DURATION_PATTERN,
+    HOURS_PATTERN,
     AttributeFilter,
     AttributeName,
     Duration,
@@ -34,6 +33,7 @@ from cxctl.workspace.fields import (
     Weekday,
     default_links,
 )
+from cxctl.workspace.followup_model import FollowupSettings
 
 # --- workspace settings -----------------------------------------------------------------------
 

@@ -65,8 +65,9 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):
         import asyncio
 
-        self.messages.append(email.message_from_bytes(envelope.original_content or envelope.content,
-                                                      policy=email.policy.default))
+        self.messages.append(
+            email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        )
         if self.stall_at is not None and len(self.messages) >= self.stall_at:
             self.received.set()
             await asyncio.sleep(60)
@@ -135,10 +136,13 @@ def alerting_ws(results_ws, port: int):
     ws, db = results_ws
     (ws.root / "suivi.yaml").write_text(ALERTS_YAML, encoding="utf-8")
     config = ws.root / "cxctl.yaml"
-    config.write_text(config.read_text(encoding="utf-8").replace(
-        "  token_secret_env: CXCTL_SECRET\n",
-        f"  token_secret_env: CXCTL_SECRET\n  transport: smtp\n  smtp: {{host: 127.0.0.1, port: {port}, concurrency: 1}}\n"),
-        encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "  token_secret_env: CXCTL_SECRET\n",
+            f"  token_secret_env: CXCTL_SECRET\n  transport: smtp\n  smtp: {{host: 127.0.0.1, port: {port}, concurrency: 1}}\n",
+        ),
+        encoding="utf-8",
+    )
     return load_workspace(ws.root), db
 
 
@@ -147,8 +151,16 @@ def export(ws, db, sql, tmp_path, answers, submitted="2026-12-18 09:00") -> Path
     rows = [["response_id", "token", "submitted_at", "nps", "nps_why", "nps_reason"]]
     for ext, segment, score, comment in answers:
         cid = sql.add_contact(db, ext, f"{ext.lower()}@client.example", segment, first_name=f"Prénom-{ext}")
-        rows.append([f"r-{ext}", sql.add_invitation(db, cid, "nps_relational", "2026-12-10 08:00:00"), submitted, score,
-                     comment, "delai"])
+        rows.append(
+            [
+                f"r-{ext}",
+                sql.add_invitation(db, cid, "nps_relational", "2026-12-10 08:00:00"),
+                submitted,
+                score,
+                comment,
+                "delai",
+            ]
+        )
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     path = tmp_path / f"export-{len(list(tmp_path.glob('export-*')))}.csv"
@@ -159,8 +171,17 @@ def export(ws, db, sql, tmp_path, answers, submitted="2026-12-18 09:00") -> Path
 def test_an_import_alerts_owners_by_email_slack_and_teams_once(results_ws, sql, tmp_path, servers, cli):
     port, inbox, hooks = servers()
     ws, db = alerting_ws(results_ws, port)
-    path = export(ws, db, sql, tmp_path, [("P1", "pro", 2, "Colis jamais arrivé <!channel> & rien"),
-                                          ("C1", "particulier", 5, "Trop long"), ("C2", "particulier", 9, "")])
+    path = export(
+        ws,
+        db,
+        sql,
+        tmp_path,
+        [
+            ("P1", "pro", 2, "Colis jamais arrivé <!channel> & rien"),
+            ("C1", "particulier", 5, "Trop long"),
+            ("C2", "particulier", 9, ""),
+        ],
+    )
     code, _, err = cli("responses", "import", str(path), "-w", str(ws.root), "-m", "nps_relational", "--now", NOW_ARG)
     assert code == 0, err
     assert "2 follow-up case(s) opened" in err and "alerts: 5 sent" in err
@@ -188,7 +209,9 @@ def test_an_import_alerts_owners_by_email_slack_and_teams_once(results_ws, sql, 
     assert teams[0]["type"] == "message" and len(teams[0]["attachments"]) == 1
     card = teams[0]["attachments"][0]
     assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
-    assert card["content"]["type"] == "AdaptiveCard" and card["content"]["$schema"].startswith("http://adaptivecards.io/")
+    assert card["content"]["type"] == "AdaptiveCard" and card["content"]["$schema"].startswith(
+        "http://adaptivecards.io/"
+    )
     assert all(block["type"] == "TextBlock" for block in card["content"]["body"])
     chat = json.dumps(hooks.posts, ensure_ascii=False)
     for personal in ("Prénom", "P1", "C1", "client.example", "Colis jamais", "Trop long", "<!channel>"):
@@ -217,8 +240,13 @@ def test_old_answers_open_cases_without_alerts(results_ws, sql, tmp_path, server
     """A back-catalogue import (answers older than alerts.only_within) does not flood the owners."""
     port, inbox, hooks = servers()
     ws, db = alerting_ws(results_ws, port)
-    import_responses(ws, db, export(ws, db, sql, tmp_path, [("O1", "pro", 1, "")], submitted="2026-11-02 09:00"),
-                     NOW, moment="nps_relational")
+    import_responses(
+        ws,
+        db,
+        export(ws, db, sql, tmp_path, [("O1", "pro", 1, "")], submitted="2026-11-02 09:00"),
+        NOW,
+        moment="nps_relational",
+    )
     done = answers_stored(ws, db, NOW)
     assert len(done.opened) == 1 and done.alerts.sent == 0 and inbox.messages == [] and hooks.posts == []
 
@@ -226,13 +254,28 @@ def test_old_answers_open_cases_without_alerts(results_ws, sql, tmp_path, server
 def test_a_reassigned_case_tells_the_new_owner(results_ws, sql, tmp_path, servers, cli):
     port, inbox, hooks = servers()
     ws, db = alerting_ws(results_ws, port)
-    import_responses(ws, db, export(ws, db, sql, tmp_path, [("A1", "particulier", 3, "")]), NOW, moment="nps_relational")
+    import_responses(
+        ws, db, export(ws, db, sql, tmp_path, [("A1", "particulier", 3, "")]), NOW, moment="nps_relational"
+    )
     case = answers_stored(ws, db, NOW).opened[0]
-    code, _, err = cli("followups", "assign", str(case), "--to", "marie@example.fr", "-w", str(ws.root), "--now", NOW_ARG,
-                       "--by", "chef")
+    code, _, err = cli(
+        "followups",
+        "assign",
+        str(case),
+        "--to",
+        "marie@example.fr",
+        "-w",
+        str(ws.root),
+        "--now",
+        NOW_ARG,
+        "--by",
+        "chef",
+    )
     assert code == 0, err
     assert [(m["To"], m["Subject"].split(" #")[0]) for m in inbox.messages] == [
-        ("cx@example.fr", "[cxctl] Nouveau cas à rappeler"), ("marie@example.fr", "[cxctl] Cas qui vous est confié")]
+        ("cx@example.fr", "[cxctl] Nouveau cas à rappeler"),
+        ("marie@example.fr", "[cxctl] Cas qui vous est confié"),
+    ]
 
 
 def test_a_failing_webhook_is_retried_by_the_next_run_and_a_refusal_is_final(results_ws, sql, tmp_path, servers):
@@ -252,9 +295,15 @@ def test_a_missing_webhook_variable_keeps_the_alert_for_later(results_ws, sql, t
     port, inbox, hooks = servers()
     ws, db = alerting_ws(results_ws, port)
     monkeypatch.delenv("TEST_SLACK_WEBHOOK")
-    import_responses(ws, db, export(ws, db, sql, tmp_path, [("M1", "particulier", 3, "")]), NOW, moment="nps_relational")
+    import_responses(
+        ws, db, export(ws, db, sql, tmp_path, [("M1", "particulier", 3, "")]), NOW, moment="nps_relational"
+    )
     report = answers_stored(ws, db, NOW).alerts
-    assert report.retry == 1 and "TEST_SLACK_WEBHOOK" in report.errors[0]["error"] and "is not set" in report.errors[0]["error"]
+    assert (
+        report.retry == 1
+        and "TEST_SLACK_WEBHOOK" in report.errors[0]["error"]
+        and "is not set" in report.errors[0]["error"]
+    )
 
 
 CRASH_SCRIPT = """
@@ -271,14 +320,26 @@ def test_alerts_go_exactly_once_across_a_kill(results_ws, sql, tmp_path, servers
     stall = {"webhook": (None, Hooks(stall_at=2)), "smtp": (Inbox(stall_at=2), None)}[where]
     port, inbox, hooks = servers(*stall)
     ws, db = alerting_ws(results_ws, port)
-    import_responses(ws, db, export(ws, db, sql, tmp_path, [("K1", "particulier", 1, ""), ("K2", "particulier", 2, ""),
-                                                            ("K3", "particulier", 3, "")]), NOW, moment="nps_relational")
+    import_responses(
+        ws,
+        db,
+        export(
+            ws,
+            db,
+            sql,
+            tmp_path,
+            [("K1", "particulier", 1, ""), ("K2", "particulier", 2, ""), ("K3", "particulier", 3, "")],
+        ),
+        NOW,
+        moment="nps_relational",
+    )
     assert len(answers_stored(ws, db, NOW, deliver=False).opened) == 3  # 3 cases × (email, Slack) planned
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     log = tmp_path / "run.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-c", CRASH_SCRIPT, str(ws.root), NOW_ARG], env=env,
-                                   stdout=sink, stderr=sink)
+        process = subprocess.Popen(
+            [sys.executable, "-c", CRASH_SCRIPT, str(ws.root), NOW_ARG], env=env, stdout=sink, stderr=sink
+        )
     waiter = hooks.received if where == "webhook" else inbox.received
     if not waiter.wait(30):
         process.kill()
@@ -291,7 +352,8 @@ def test_alerts_go_exactly_once_across_a_kill(results_ws, sql, tmp_path, servers
     report = deliver_alerts(ws, db, NOW)
     assert report.in_doubt == 1 and not report.ok
     assert sorted(m["X-Cxctl-Alert"] for m in inbox.messages) == sorted(
-        str(r[0]) for r in db.execute("SELECT id FROM alerts WHERE channel = 'email'"))
+        str(r[0]) for r in db.execute("SELECT id FROM alerts WHERE channel = 'email'")
+    )
     subjects = [m["Subject"].split(" · ")[0] for m in inbox.messages]
     assert len(subjects) == len(set(subjects)) == 3  # each case's email once
     cases = [p["text"].split(" · ")[0] for p in hooks.by_path("/slack")]
@@ -303,8 +365,15 @@ def test_alerts_go_exactly_once_across_a_kill(results_ws, sql, tmp_path, servers
 def test_the_digest_tells_each_owner_of_overdue_cases_once_a_day(results_ws, sql, tmp_path, servers, cli):
     port, inbox, hooks = servers()
     ws, db = alerting_ws(results_ws, port)
-    import_responses(ws, db, export(ws, db, sql, tmp_path, [("G1", "pro", 3, ""), ("G2", "particulier", 4, ""),
-                                                            ("G3", "particulier", 5, "")]), NOW, moment="nps_relational")
+    import_responses(
+        ws,
+        db,
+        export(
+            ws, db, sql, tmp_path, [("G1", "pro", 3, ""), ("G2", "particulier", 4, ""), ("G3", "particulier", 5, "")]
+        ),
+        NOW,
+        moment="nps_relational",
+    )
     opened = answers_stored(ws, db, NOW, deliver=False).opened  # due Monday 21 December 15:00 Paris
     change_case(ws, db, opened[2], "contact", NOW, "marie")  # contacted: not overdue
     inbox.messages.clear()
@@ -315,8 +384,10 @@ def test_the_digest_tells_each_owner_of_overdue_cases_once_a_day(results_ws, sql
     assert json.loads(out)["overdue"] == {"pro-cx@example.fr": [opened[0]], "cx@example.fr": [opened[1]]}
     digests = [m for m in inbox.messages if "Cas en retard" in m["Subject"]]
     assert sorted(m["To"] for m in digests) == ["cx@example.fr", "pro-cx@example.fr"]
-    assert f"#{opened[1]} · nps_relational · détracteur (nps 4)" in next(
-        m for m in digests if m["To"] == "cx@example.fr").get_content()
+    assert (
+        f"#{opened[1]} · nps_relational · détracteur (nps 4)"
+        in next(m for m in digests if m["To"] == "cx@example.fr").get_content()
+    )
     slack = [p for p in hooks.by_path("/slack") if p["text"].startswith("Cas en retard")]
     assert len(slack) == 1 and "2 cas en retard" in slack[0]["blocks"][1]["text"]["text"]
     assert len([p for p in hooks.by_path("/teams") if "Cas en retard" in json.dumps(p, ensure_ascii=False)]) == 1

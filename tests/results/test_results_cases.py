@@ -58,21 +58,55 @@ def seed(ws, db, sql, tmp_path, now=OPENED):
     """Two NPS detractors (a pro, a private customer), one promoter, two delivery CSAT answers behind
     Colissimo and Chronopost orders: four cases."""
     rows = []
-    for i, (segment, score, reason) in enumerate([("pro", 3, "delai"), ("particulier", 5, "prix"), ("particulier", 10, "prix")]):
+    for i, (segment, score, reason) in enumerate(
+        [("pro", 3, "delai"), ("particulier", 5, "prix"), ("particulier", 10, "prix")]
+    ):
         cid = sql.add_contact(db, f"N{i}", f"n{i}@example.fr", segment, first_name=f"Nom{i}")
-        rows.append([f"n-{i}", sql.add_invitation(db, cid, "nps_relational", "2026-12-01 08:00:00"),
-                     "2026-12-17 10:00", score, "Trop long" if score < 7 else "", reason])
-    _import(ws, db, tmp_path, "nps.csv", ["response_id", "token", "submitted_at", "nps", "nps_why", "nps_reason"], rows,
-            "nps_relational", now)
+        rows.append(
+            [
+                f"n-{i}",
+                sql.add_invitation(db, cid, "nps_relational", "2026-12-01 08:00:00"),
+                "2026-12-17 10:00",
+                score,
+                "Trop long" if score < 7 else "",
+                reason,
+            ]
+        )
+    _import(
+        ws,
+        db,
+        tmp_path,
+        "nps.csv",
+        ["response_id", "token", "submitted_at", "nps", "nps_why", "nps_reason"],
+        rows,
+        "nps_relational",
+        now,
+    )
     rows = []
     for i, carrier in enumerate(["Colissimo", "Chronopost"]):
         cid = sql.add_contact(db, f"D{i}", f"d{i}@example.fr", "particulier")
-        event = sql.add_event(db, cid, "order_delivered", "2026-12-10 08:00:00",
-                              json.dumps({"carrier": carrier, "order": f"CMD-{i}"}))
-        rows.append([f"d-{i}", sql.add_invitation(db, cid, "delivery_csat", "2026-12-12 08:00:00", event_id=event),
-                     "2026-12-17 11:00", 1, "Colis perdu"])
-    _import(ws, db, tmp_path, "csat.csv", ["response_id", "token", "submitted_at", "csat", "csat_why"], rows,
-            "delivery_csat", now)
+        event = sql.add_event(
+            db, cid, "order_delivered", "2026-12-10 08:00:00", json.dumps({"carrier": carrier, "order": f"CMD-{i}"})
+        )
+        rows.append(
+            [
+                f"d-{i}",
+                sql.add_invitation(db, cid, "delivery_csat", "2026-12-12 08:00:00", event_id=event),
+                "2026-12-17 11:00",
+                1,
+                "Colis perdu",
+            ]
+        )
+    _import(
+        ws,
+        db,
+        tmp_path,
+        "csat.csv",
+        ["response_id", "token", "submitted_at", "csat", "csat_why"],
+        rows,
+        "delivery_csat",
+        now,
+    )
     return {f.contact["external_id"]: f for f in list_followups(ws, db, now=now).items}
 
 
@@ -116,10 +150,12 @@ def test_a_deadline_crossing_a_holiday_skips_it(cases_ws, sql, tmp_path):
 
 
 @settings(max_examples=200, deadline=None)
-@given(start=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31)),
-       minutes=st.integers(min_value=0, max_value=60 * 24 * 10),
-       hours=st.sampled_from(["09:00-18:00", "08:30-12:00", "00:00-24:00", "22:00-23:30"]),
-       days=st.lists(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), min_size=1, unique=True))
+@given(
+    start=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31)),
+    minutes=st.integers(min_value=0, max_value=60 * 24 * 10),
+    hours=st.sampled_from(["09:00-18:00", "08:30-12:00", "00:00-24:00", "22:00-23:30"]),
+    days=st.lists(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), min_size=1, unique=True),
+)
 def test_working_time_adds_up_and_lands_in_working_hours(start, minutes, hours, days):
     """Whatever the calendar (DST changes included), the deadline is exactly the working time asked after
     the start, and it falls on a working day within its hours."""
@@ -145,16 +181,27 @@ def test_transitions_are_recorded_with_who_and_when(cases_ws, sql, tmp_path):
     assert (done.previous_status, done.status, done.owner) == ("contacted", "resolved", "lucas@example.fr")
     history = case_history(db, case.id)
     assert [(h.action, h.from_status, h.to_status, h.by) for h in history] == [
-        ("opened", None, "open", "cxctl"), ("assign", "open", "open", "marie"),
-        ("unreachable", "open", "unreachable", "lucas"), ("contact", "unreachable", "contacted", "lucas"),
-        ("resolve", "contacted", "resolved", "lucas")]
+        ("opened", None, "open", "cxctl"),
+        ("assign", "open", "open", "marie"),
+        ("unreachable", "open", "unreachable", "lucas"),
+        ("contact", "unreachable", "contacted", "lucas"),
+        ("resolve", "contacted", "resolved", "lucas"),
+    ]
     assert [h.at for h in history][1:] == [
-        "2026-12-18 16:00:00", "2026-12-18 17:00:00", "2026-12-18 18:00:00", "2026-12-18 19:00:00"]
-    row = db.execute("SELECT first_contact_at, done_at, outcome, owner_rule FROM followups WHERE response_id = ?",
-                     [case.id]).fetchone()
+        "2026-12-18 16:00:00",
+        "2026-12-18 17:00:00",
+        "2026-12-18 18:00:00",
+        "2026-12-18 19:00:00",
+    ]
+    row = db.execute(
+        "SELECT first_contact_at, done_at, outcome, owner_rule FROM followups WHERE response_id = ?", [case.id]
+    ).fetchone()
     assert row == ("2026-12-18 18:00:00", "2026-12-18 19:00:00", "avoir de 20 €", "assigned")
-    with pytest.raises(UsageError, match=r"case \d+ is resolved: it cannot be marked contacted; what it can still take: "
-                                         r"resolve, note"):
+    with pytest.raises(
+        UsageError,
+        match=r"case \d+ is resolved: it cannot be marked contacted; what it can still take: "
+        r"resolve, note",
+    ):
         change_case(ws, db, case.id, "contact", later, "lucas")
     assert case.id not in [f.id for f in list_followups(ws, db, now=later).items]
     assert [f.status for f in list_followups(ws, db, now=later, states=["resolved"]).items] == ["resolved"]
@@ -178,20 +225,35 @@ def test_list_puts_overdue_first_at_a_fixed_now_and_filters(cases_ws, sql, tmp_p
     assert code == 0, err
     listed = json.loads(out)
     assert [(f["contact"]["external_id"], f["overdue"]) for f in listed] == [
-        ("N0", True), ("N1", False), ("D0", False), ("D1", False)]
-    assert listed[0]["chosen_reasons"] == [{"question": "nps_reason", "id": "delai", "label": "Delivery time"}]  # team: en
+        ("N0", True),
+        ("N1", False),
+        ("D0", False),
+        ("D1", False),
+    ]
+    assert listed[0]["chosen_reasons"] == [
+        {"question": "nps_reason", "id": "delai", "label": "Delivery time"}
+    ]  # team: en
     # Tuesday 16:00: N1 is overdue too, and comes before the others; the contacted N0 is no longer overdue.
     change_case(ws, db, cases["N0"].id, "contact", OPENED + timedelta(days=3), "marie")
     code, out, _ = cli("followups", "-w", str(ws.root), "--now", "2026-12-22T16:00", "--json")
     assert [(f["contact"]["external_id"], f["overdue"], f["status"]) for f in json.loads(out)] == [
-        ("N1", True, "open"), ("N0", False, "contacted"), ("D0", False, "open"), ("D1", False, "open")]
+        ("N1", True, "open"),
+        ("N0", False, "contacted"),
+        ("D0", False, "open"),
+        ("D1", False, "open"),
+    ]
     code, out, _ = cli("followups", "-w", str(ws.root), "--now", "2026-12-22T16:00", "--overdue", "--json")
     assert [f["contact"]["external_id"] for f in json.loads(out)] == ["N1"]
-    code, out, _ = cli("followups", "-w", str(ws.root), "--now", "2026-12-22T16:00", "--owner", "chrono-cx@example.fr", "--csv")
+    code, out, _ = cli(
+        "followups", "-w", str(ws.root), "--now", "2026-12-22T16:00", "--owner", "chrono-cx@example.fr", "--csv"
+    )
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(r["external_id"], r["owner"], r["status"], r["due_at"]) for r in rows] == [
-        ("D1", "chrono-cx@example.fr", "open", "2026-12-29 09:00:00")]
-    code, out, _ = cli("followups", "-w", str(ws.root), "--now", "2026-12-22T16:00", "--state", "contacted,open", "--json")
+        ("D1", "chrono-cx@example.fr", "open", "2026-12-29 09:00:00")
+    ]
+    code, out, _ = cli(
+        "followups", "-w", str(ws.root), "--now", "2026-12-22T16:00", "--state", "contacted,open", "--json"
+    )
     assert len(json.loads(out)) == 4
 
 
@@ -210,17 +272,33 @@ def test_cli_changes_record_by_or_user(cases_ws, sql, tmp_path, cli, monkeypatch
     ws, db = cases_ws
     case = seed(ws, db, sql, tmp_path)["N1"]
     monkeypatch.setenv("USER", "claire")
-    code, _, err = cli("followups", "contact", str(case.id), "-w", str(ws.root), "--now", "2026-12-21T10:00", "--note", "ok")
+    code, _, err = cli(
+        "followups", "contact", str(case.id), "-w", str(ws.root), "--now", "2026-12-21T10:00", "--note", "ok"
+    )
     assert code == 0 and "open → contacted" in err and "by claire" in err
-    code, out, err = cli("followups", "resolve", str(case.id), "-w", str(ws.root), "--now", "2026-12-21T11:00",
-                         "--outcome", "geste commercial", "--by", "marie", "--json")
+    code, out, err = cli(
+        "followups",
+        "resolve",
+        str(case.id),
+        "-w",
+        str(ws.root),
+        "--now",
+        "2026-12-21T11:00",
+        "--outcome",
+        "geste commercial",
+        "--by",
+        "marie",
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out)["status"] == "resolved" and json.loads(out)["by"] == "marie"
     code, out, _ = cli("followups", "show", str(case.id), "-w", str(ws.root), "--json")
     history = json.loads(out)["history"]
     assert [(h["action"], h["by"], h["at"]) for h in history] == [
-        ("opened", "cxctl", "2026-12-18 15:00:00"), ("contact", "claire", "2026-12-21 09:00:00"),
-        ("resolve", "marie", "2026-12-21 10:00:00")]
+        ("opened", "cxctl", "2026-12-18 15:00:00"),
+        ("contact", "claire", "2026-12-21 09:00:00"),
+        ("resolve", "marie", "2026-12-21 10:00:00"),
+    ]
     code, _, err = cli("followups", "contact", str(case.id), "-w", str(ws.root))
     assert code == 2 and "is resolved" in err
 
@@ -229,7 +307,9 @@ def test_done_note_maps_onto_resolved(cases_ws, sql, tmp_path):
     ws, db = cases_ws
     case = seed(ws, db, sql, tmp_path)["D0"]
     mark_done(ws, db, case.id, "Rappelé", OPENED)
-    row = db.execute("SELECT status, outcome, note, first_contact_at FROM followups WHERE response_id = ?", [case.id]).fetchone()
+    row = db.execute(
+        "SELECT status, outcome, note, first_contact_at FROM followups WHERE response_id = ?", [case.id]
+    ).fetchone()
     assert row == ("resolved", "Rappelé", "Rappelé", "2026-12-18 15:00:00")
 
 
@@ -252,9 +332,19 @@ def test_stored_followups_migrate_to_resolved_cases(tmp_path, results_ws, sql):
     """)
     old.close()
     migrated = store.connect(path)
-    assert migrated.execute("SELECT response_id, status, outcome, note, opened_at, first_contact_at, done_at FROM followups"
-                            ).fetchall() == [(7, "resolved", "Rappelée, geste commercial", "Rappelée, geste commercial",
-                                              "2026-10-02 08:00:00", "2026-10-03 09:00:00", "2026-10-03 09:00:00")]
+    assert migrated.execute(
+        "SELECT response_id, status, outcome, note, opened_at, first_contact_at, done_at FROM followups"
+    ).fetchall() == [
+        (
+            7,
+            "resolved",
+            "Rappelée, geste commercial",
+            "Rappelée, geste commercial",
+            "2026-10-02 08:00:00",
+            "2026-10-03 09:00:00",
+            "2026-10-03 09:00:00",
+        )
+    ]
     assert [h.action for h in case_history(migrated, 7)] == ["migrated"]
     store.migrate(migrated)  # again: nothing changes
     assert migrated.execute("SELECT COUNT(*) FROM followup_history").fetchone()[0] == 1
@@ -269,7 +359,8 @@ def test_opening_is_idempotent_and_forgotten_people_get_no_case(cases_ws, sql, t
 
 def test_validate_checks_the_followup_rules(results_ws):
     ws, _ = results_ws
-    (ws.root / "suivi.yaml").write_text("""\
+    (ws.root / "suivi.yaml").write_text(
+        """\
 followups:
   default_owner: Équipe CX
   alerts: {email: true}
@@ -279,17 +370,28 @@ followups:
       owner: lyon@example.fr
     - when: {moment: nps_relational, event: {store: Lyon}}
       owner: lyon@example.fr
-""", encoding="utf-8")
-    found = {(p.path, p.severity): (p.line, p.message) for p in check_workspace([ws.root]).problems
-             if p.file.endswith("suivi.yaml")}
+""",
+        encoding="utf-8",
+    )
+    found = {
+        (p.path, p.severity): (p.line, p.message)
+        for p in check_workspace([ws.root]).problems
+        if p.file.endswith("suivi.yaml")
+    }
     assert found[("followups.owners[0].when.moment", "error")][1].startswith(
-        "unknown moment 'delivery_cast' (did you mean 'delivery_csat'?)")
+        "unknown moment 'delivery_cast' (did you mean 'delivery_csat'?)"
+    )
     assert found[("followups.owners[0].when.stage", "error")] == (
-        6, "no journey has a stage 'livraison': use one of delivery, discovery, loyalty, purchase, support, visite")
+        6,
+        "no journey has a stage 'livraison': use one of delivery, discovery, loyalty, purchase, support, visite",
+    )
     assert "relational moment has no event" in found[("followups.owners[1].when.event", "warning")][1]
     assert "'Équipe CX' is not an email address" in found[("followups.default_owner", "warning")][1]
     assert "no deadline for high_effort cases" in found[("followups.deadlines", "warning")][1]
-    for code, message in (("XX", "no public holidays known for country 'XX'"), ("FR-ZZ", "country 'FR' has no subdivision 'ZZ'")):
+    for code, message in (
+        ("XX", "no public holidays known for country 'XX'"),
+        ("FR-ZZ", "country 'FR' has no subdivision 'ZZ'"),
+    ):
         (ws.root / "suivi.yaml").write_text(f"followups:\n  calendar: {{holidays: {code}}}\n", encoding="utf-8")
         problems = [p for p in check_workspace([ws.root]).problems if p.path == "followups.calendar.holidays"]
         assert [p.line for p in problems] == [2] and message in problems[0].message
@@ -306,15 +408,30 @@ def test_closed_loop_figures_beside_the_scores(cases_ws, sql, tmp_path, cli):
     # N1's customer answers again after the resolution: a promoter now.
     cid = db.execute("SELECT id FROM contacts WHERE external_id = 'N1'").fetchone()[0]
     token = sql.add_invitation(db, cid, "nps_relational", "2026-12-23 08:00:00")
-    _import(ws, db, tmp_path, "again.csv", ["response_id", "token", "submitted_at", "nps", "nps_why", "nps_reason"],
-            [["again-1", token, "2026-12-23 10:00", 10, "", "prix"]], "nps_relational", OPENED + timedelta(days=5))
-    code, out, err = cli("scorecard", "-w", str(ws.root), "--now", "2026-12-29T12:00", "--since", "2026-12-01", "--json")
+    _import(
+        ws,
+        db,
+        tmp_path,
+        "again.csv",
+        ["response_id", "token", "submitted_at", "nps", "nps_why", "nps_reason"],
+        [["again-1", token, "2026-12-23 10:00", 10, "", "prix"]],
+        "nps_relational",
+        OPENED + timedelta(days=5),
+    )
+    code, out, err = cli(
+        "scorecard", "-w", str(ws.root), "--now", "2026-12-29T12:00", "--since", "2026-12-01", "--json"
+    )
     assert code == 0, err
     card = json.loads(out)
     assert "rows" in card and "by" in card  # the existing keys stay
     loop = card["closed_loop"]
     # D0 and D1 (due 29th 10:00) are overdue and never reached: 1 of 4 decided cases in time.
-    assert (loop["cases"], loop["with_deadline"], loop["contacted_in_time"], loop["contacted_in_time_share"]) == (4, 4, 1, 25.0)
+    assert (loop["cases"], loop["with_deadline"], loop["contacted_in_time"], loop["contacted_in_time_share"]) == (
+        4,
+        4,
+        1,
+        25.0,
+    )
     assert (loop["median_hours_to_contact"], loop["contacted"]) == (48.5, 2)  # 1 h and 96 h
     assert (loop["resurveyed_nps"], loop["resurveyed_n"]) == (100.0, 1)
     assert (loop["others_nps"], loop["others_n"]) == (-33.3, 3)  # 3, 5 and 10

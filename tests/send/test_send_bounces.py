@@ -24,8 +24,14 @@ from cxctl.validation import load_workspace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 NOW = "2026-11-20T12:00:00+00:00"
-PEOPLE = {"hard": "Camille.Durand@orange.example", "exim": "lea.martin@free.example", "ms": "hugo.b@outlook.example",
-          "gmail": "chloe.petit@gmail.example", "arf": "lucas.moreau@yahoo.example", "ooo": "hugo.bernard@laposte.example"}
+PEOPLE = {
+    "hard": "Camille.Durand@orange.example",
+    "exim": "lea.martin@free.example",
+    "ms": "hugo.b@outlook.example",
+    "gmail": "chloe.petit@gmail.example",
+    "arf": "lucas.moreau@yahoo.example",
+    "ooo": "hugo.bernard@laposte.example",
+}
 
 
 @pytest.fixture
@@ -47,15 +53,38 @@ def bounce_ws(tmp_path, monkeypatch):
     db = store.connect(ws.database)
     values = {}
     for i, (name, address) in enumerate(PEOPLE.items(), start=1):
-        db.execute("INSERT INTO contacts (id, external_id, email, email_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                   [i, f"C{i}", address.lower() if name != "hard" else address, email_hash(address), "2026-01-01", "2026-01-01"])
+        db.execute(
+            "INSERT INTO contacts (id, external_id, email, email_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                i,
+                f"C{i}",
+                address.lower() if name != "hard" else address,
+                email_hash(address),
+                "2026-01-01",
+                "2026-01-01",
+            ],
+        )
         message_id = f"<inv.{i}.7f3a9c@boutique.example>"
-        db.execute("INSERT INTO invitations (id, dedupe_key, token, contact_id, moment, send_at, status, message_id, sent_at,"
-                   " created_at, updated_at) VALUES (?, ?, ?, ?, 'delivery_csat', ?, 'sent', ?, ?, ?, ?)",
-                   [i, f"k{i}", f"t{i}", i, "2026-11-20 09:00:00", message_id, "2026-11-20 09:00:00", "2026-11-20", "2026-11-20"])
+        db.execute(
+            "INSERT INTO invitations (id, dedupe_key, token, contact_id, moment, send_at, status, message_id, sent_at,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, 'delivery_csat', ?, 'sent', ?, ?, ?, ?)",
+            [
+                i,
+                f"k{i}",
+                f"t{i}",
+                i,
+                "2026-11-20 09:00:00",
+                message_id,
+                "2026-11-20 09:00:00",
+                "2026-11-20",
+                "2026-11-20",
+            ],
+        )
         values.update({f"addr_{name}": address, f"mid_{name}": message_id, f"inv_{name}": str(i)})
-    db.execute("INSERT INTO invitations (id, dedupe_key, token, contact_id, moment, send_at, status, created_at, updated_at)"
-               " VALUES (99, 'k99', 't99', 5, 'nps_relational', '2026-11-25 09:00:00', 'planned', '2026-11-20', '2026-11-20')")
+    db.execute(
+        "INSERT INTO invitations (id, dedupe_key, token, contact_id, moment, send_at, status, created_at, updated_at)"
+        " VALUES (99, 'k99', 't99', 5, 'nps_relational', '2026-11-25 09:00:00', 'planned', '2026-11-20', '2026-11-20')"
+    )
     yield ws, db, values
     db.conn.close()
 
@@ -81,12 +110,20 @@ def check_effects(db, result) -> None:
     assert (result.read, result.hard, result.soft, result.complaints, result.not_bounces) == (7, 3, 2, 1, 1)
     assert result.matched_by == {"header": 5, "message_id": 1}  # Microsoft 365 returns the headers without ours
     reasons = dict(db.execute("SELECT email, reason FROM suppressions").fetchall())
-    assert reasons == {PEOPLE["hard"]: "bounce", PEOPLE["exim"]: "bounce", PEOPLE["ms"]: "bounce",
-                       PEOPLE["gmail"]: "bounce", PEOPLE["arf"]: "complaint"}  # the soft ones after 2 (the limit)
+    assert reasons == {
+        PEOPLE["hard"]: "bounce",
+        PEOPLE["exim"]: "bounce",
+        PEOPLE["ms"]: "bounce",
+        PEOPLE["gmail"]: "bounce",
+        PEOPLE["arf"]: "complaint",
+    }  # the soft ones after 2 (the limit)
     statuses = dict(db.execute("SELECT id, status FROM invitations").fetchall())
     assert statuses == {1: "bounced", 2: "bounced", 3: "bounced", 4: "sent", 5: "sent", 6: "sent", 99: "cancelled"}
-    assert db.execute("SELECT last_error FROM invitations WHERE id = 1").fetchone()[0].startswith(
-        "late bounce: 5.1.1 smtp; 550 5.1.1")
+    assert (
+        db.execute("SELECT last_error FROM invitations WHERE id = 1")
+        .fetchone()[0]
+        .startswith("late bounce: 5.1.1 smtp; 550 5.1.1")
+    )
     # Addresses are kept as their hash only; the rates read moment and day.
     assert db.execute("SELECT COUNT(*), COUNT(DISTINCT email_hash) FROM bounces").fetchone() == (6, 5)
     assert set(db.execute("SELECT moment, sent_day FROM bounces").fetchall()) == {("delivery_csat", "2026-11-20")}
@@ -121,7 +158,9 @@ def test_an_mbox_through_the_cli(bounce_ws, tmp_path, cli):
     for data in samples(values).values():
         box.add(data)
     box.flush()
-    code, out, err = cli("bounces", "import", str(path), "-w", str(ws.root), "--now", NOW, "--json", "--move-to", "done.mbox")
+    code, out, err = cli(
+        "bounces", "import", str(path), "-w", str(ws.root), "--now", NOW, "--json", "--move-to", "done.mbox"
+    )
     assert code == 0, err
     result = json.loads(out)
     assert (result["hard"], result["soft"], result["complaints"], result["moved"]) == (3, 2, 1, 6)
@@ -137,7 +176,10 @@ def test_a_forged_invitation_header_cannot_suppress_someone_else(bounce_ws, tmp_
     forged = samples({**values, "inv_exim": "1"})["exim-hard"]
     result = import_bounces(ws, db, open_source(str(make_maildir(tmp_path / "M", {"x": forged}))), store_now())
     assert result.matched_by == {"message_id": 1}
-    assert dict(db.execute("SELECT id, status FROM invitations WHERE id IN (1, 2)").fetchall()) == {1: "sent", 2: "bounced"}
+    assert dict(db.execute("SELECT id, status FROM invitations WHERE id IN (1, 2)").fetchall()) == {
+        1: "sent",
+        2: "bounced",
+    }
 
 
 def test_imap_needs_tls_off_this_machine_and_no_password_in_the_address(monkeypatch):
@@ -190,7 +232,8 @@ def dovecot():
         uid, gid = os.getuid(), os.getgid()
     port = _port()
     (root / "passwd").write_text("bounces:{PLAIN}imap-test-password\n", encoding="utf-8")
-    (root / "dovecot.conf").write_text(f"""\
+    (root / "dovecot.conf").write_text(
+        f"""\
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
@@ -225,9 +268,12 @@ service imap-login {{
 service anvil {{
   chroot =
 }}
-""", encoding="utf-8")
-    process = subprocess.Popen([DOVECOT, "-c", str(root / "dovecot.conf"), "-F"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+""",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        [DOVECOT, "-c", str(root / "dovecot.conf"), "-F"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -264,5 +310,7 @@ def test_an_imap_folder_of_a_real_dovecot(bounce_ws, dovecot, cli, monkeypatch):
     assert len(client.search(None, "ALL")[1][0].split()) == 1  # the out-of-office reply stays, unread
     client.select("Processed")
     assert len(client.search(None, "ALL")[1][0].split()) == 6
-    code, out, _ = cli("bounces", "import", f"imap://127.0.0.1:{port}/Processed", "-w", str(ws.root), "--now", NOW, "--json")
+    code, out, _ = cli(
+        "bounces", "import", f"imap://127.0.0.1:{port}/Processed", "-w", str(ws.root), "--now", NOW, "--json"
+    )
     assert json.loads(out)["already_imported"] == 6 and db.execute("SELECT COUNT(*) FROM bounces").fetchone()[0] == 6

@@ -38,15 +38,35 @@ def busy_ws(tmp_path, monkeypatch):
         moment = "delivery_csat" if i <= 200 or i == 251 else "support_ces"
         status = "planned" if i > 250 else ("bounced" if i <= 2 else "sent")
         sent_at = None if status == "planned" else "2026-11-20 09:30:00"
-        rows.append((i, f"k{i}", f"t{i}", i, moment, "2026-11-20 09:00:00" if sent_at else "2026-11-23 09:00:00", status,
-                     sent_at, "2026-11-20", "2026-11-20"))
-    db.conn.executemany("INSERT INTO contacts (id, external_id, email, email_hash, created_at, updated_at)"
-                        " VALUES (?, ?, ?, ?, '2026-01-01', '2026-01-01')", contacts)
-    db.conn.executemany("INSERT INTO invitations (id, dedupe_key, token, contact_id, moment, send_at, status, sent_at,"
-                        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    db.execute("INSERT INTO bounces (report_key, email_hash, kind, invitation_id, moment, sent_day, imported_at)"
-               " VALUES ('<arf-1@yahoo.example>', ?, 'complaint', 10, 'delivery_csat', '2026-11-20', ?)",
-               [email_hash("c10@client.example"), "2026-11-21 08:00:00"])
+        rows.append(
+            (
+                i,
+                f"k{i}",
+                f"t{i}",
+                i,
+                moment,
+                "2026-11-20 09:00:00" if sent_at else "2026-11-23 09:00:00",
+                status,
+                sent_at,
+                "2026-11-20",
+                "2026-11-20",
+            )
+        )
+    db.conn.executemany(
+        "INSERT INTO contacts (id, external_id, email, email_hash, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, '2026-01-01', '2026-01-01')",
+        contacts,
+    )
+    db.conn.executemany(
+        "INSERT INTO invitations (id, dedupe_key, token, contact_id, moment, send_at, status, sent_at,"
+        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    db.execute(
+        "INSERT INTO bounces (report_key, email_hash, kind, invitation_id, moment, sent_day, imported_at)"
+        " VALUES ('<arf-1@yahoo.example>', ?, 'complaint', 10, 'delivery_csat', '2026-11-20', ?)",
+        [email_hash("c10@client.example"), "2026-11-21 08:00:00"],
+    )
     yield ws, db
     db.conn.close()
 
