@@ -47,9 +47,9 @@ def _root(
 
 
 def _register() -> None:
-    from cxctl.cli import audience, db, plan, privacy, report, results, send, serve, workspace
+    from cxctl.cli import audience, db, deliverability, plan, privacy, report, results, send, serve, workspace
 
-    for module in (workspace, audience, plan, send, serve, results, report, privacy, db):
+    for module in (workspace, audience, plan, send, deliverability, serve, results, report, privacy, db):
         module.register(app)
 
 

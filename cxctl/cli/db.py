@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from cxctl import store
@@ -12,19 +14,34 @@ db_app = typer.Typer(help="The SQLite store: schema version, row counts, retenti
 
 
 @db_app.command("status")
-def status_command(workspace: WorkspaceOption = None, json_: JsonOption = False) -> None:
-    """Show the schema version and the row count of each table.
+def status_command(
+    workspace: WorkspaceOption = None,
+    json_: JsonOption = False,
+    now: NowOption = None,
+    days: Annotated[int, typer.Option("--days", min=1, help="Bounce and complaint rates over this many days.")] = 14,
+) -> None:
+    """Show the schema version, the row count of each table, and the bounce and complaint rates per moment
+    and day against the bulk-sender thresholds.
 
     Example: cxctl db status --json
     """
+    from dataclasses import asdict
+    from datetime import timedelta
+
+    from cxctl.cli.send import print_rates
+    from cxctl.delivery.rates import delivery_rates
+
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
     result = store.status(db, ws.database)
+    when = now_for(ws, now)
+    rates = delivery_rates(ws, db, when - timedelta(days=days), when)
     if json_:
-        output.print_json(result)
+        output.print_json({**asdict(result), "rates": rates})  # rates: a key added, the others unchanged
         return
     output.stdout.print(f"database: {result.path}\nschema version: {result.version} (latest {result.latest})")
     output.print_table(None, ["table", "rows"], sorted(result.counts.items()))
+    print_rates(rates, f"bounces and complaints, last {days} days (by the day messages went)")
 
 
 @db_app.command("prune")

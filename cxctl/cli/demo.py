@@ -368,8 +368,9 @@ def run_demo(
     _import_audience(ws, db, folder, now, add)
     # 3. plan, 4. send
     _plan_and_send(ws, db, now, maildir, add)
-    # 5. responses, 6. import
+    # 5. responses, 6. import, and the cases they open, with their alerts
     _responses(ws, db, folder, responses_now, add)
+    _cases(ws, db, responses_now, maildir, add)
     # 7. scorecard and follow-ups, 8. the report
     _results(ws, db, responses_now, add)
     _report(ws, db, folder / REPORT_FILE, responses_now, add)
@@ -569,6 +570,48 @@ def _responses(ws, db, folder: Path, responses_now: datetime, add) -> None:
     )
 
 
+def _cases(ws, db, responses_now: datetime, maildir: Path, add) -> None:
+    """What `responses import` does next: open the follow-up cases, each with its owner and due date, and
+    alert the owners — by email through the same SMTP server, so the alerts land in the demo's Maildir."""
+    from cxctl.delivery.transport import make_transport
+    from cxctl.results.alerts import answers_stored
+
+    saved = ws.settings.transport, ws.settings.smtp
+    ws.settings.transport = "smtp"
+    ws.settings.smtp = ws.settings.smtp.model_copy(
+        update={"host": "127.0.0.1", "security": "none", "username_env": None, "password_env": None}
+    )
+    try:
+        with MailServer(maildir) as server:
+            ws.settings.smtp.port = server.port
+            done = answers_stored(ws, db, responses_now, transport=make_transport(ws))
+    except CxError as exc:
+        add(DemoStep("follow-up cases", "failed", str(exc)))
+        return
+    finally:
+        ws.settings.transport, ws.settings.smtp = saved
+    if not done.opened:
+        add(DemoStep("follow-up cases", "skipped", "no unhappy answer, so no case to open"))
+        return
+    first = db.execute(
+        "SELECT response_id, owner, due_at FROM followups WHERE response_id = ?", [done.opened[0]]
+    ).fetchone()
+    sent = done.alerts.sent if done.alerts else 0
+    add(
+        DemoStep(
+            "follow-up cases",
+            "ok" if done.alerts is None or done.alerts.ok else "failed",
+            f"{len(done.opened)} case(s) opened; case {first[0]} goes to {first[1] or 'nobody'}, due {first[2]} UTC; "
+            f"{sent} alert(s) emailed to the owners, in the Maildir",
+            {
+                "opened": len(done.opened),
+                "first_case": {"id": first[0], "owner": first[1], "due_at": first[2]},
+                "alerts_sent": sent,
+            },
+        )
+    )
+
+
 def _results(ws, db, responses_now: datetime, add) -> None:
     from cxctl.results.followups import list_followups
     from cxctl.results.scorecard import compute_scorecard
@@ -589,7 +632,7 @@ def _results(ws, db, responses_now: datetime, add) -> None:
             )
         )
     try:
-        found = list_followups(ws, db)
+        found = list_followups(ws, db, now=responses_now)
     except CxError as exc:
         add(DemoStep("follow-ups", "failed", str(exc)))
         return

@@ -13,6 +13,7 @@ import typer
 from rich.text import Text
 
 from cxctl import store
+from cxctl.cli import followups
 from cxctl.cli.common import JsonOption, MomentOption, NowOption, WorkspaceOption, now_for, open_workspace
 from cxctl.core import output
 
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from cxctl.results.verbatims import ReasonCount
 
 responses_app = typer.Typer(help="Survey responses: import tool exports, review the quarantine.", no_args_is_help=True)
-# No help= here: the callback's docstring (with its example) is the group's help.
-followups_app = typer.Typer(invoke_without_command=True)
 ops_app = typer.Typer(help="Operational indicators from events (durations, counts per period).", no_args_is_help=True)
 
 SinceOption = Annotated[
@@ -127,6 +126,7 @@ def responses_import(
             output.info("skipped (never count): " + ", ".join(f"{n} {k}" for k, n in sorted(report.skipped.items())))
     for note in report.notes:
         output.warn(note)
+    followups.tell_owners(ws, db, now_for(ws, now))
     for problem in report.problems[:20]:
         output.warn(f"{report.file}:{problem.row}: {problem.kind}: {problem.reason}")
     if report.problems:
@@ -364,6 +364,7 @@ def scorecard_command(
         )
     for note in card.notes:
         output.warn(note)
+    _print_closed_loop(card.closed_loop)
     for indicator in indicators:
         if indicator.kind == "duration":
             output.print_table(
@@ -379,142 +380,27 @@ def scorecard_command(
             )
 
 
-@followups_app.callback()
-def followups_list(
-    ctx: typer.Context,
-    since: SinceOption = None,
-    moment: MomentOption = None,
-    all_: Annotated[bool, typer.Option("--all", help="Include the ones already done.")] = False,
-    json_: JsonOption = False,
-    csv_: CsvOption = False,
-    workspace: WorkspaceOption = None,
-) -> None:
-    """Answers to call back: detractors (NPS ≤ 6), dissatisfied (CSAT bottom two), high effort (CES ≤ 3), oldest first.
-
-    Example: cxctl followups --moment delivery_csat --csv > a_rappeler.csv
-    """
-    if ctx.invoked_subcommand is not None:
+def _print_closed_loop(loop) -> None:
+    """The closed-loop figures under the scores, when the period has cases."""
+    if loop is None or not loop.cases:
         return
-    from cxctl.results.followups import list_followups
-
-    ws = open_workspace(workspace)
-    result = list_followups(ws, store.read(ws.database), since=since, moment=moment, include_done=all_)
-    if json_:
-        output.print_json(result.items)
-        return
-    columns = [
-        "id",
-        "submitted_at",
-        "moment",
-        "reasons",
-        "scores",
-        "comment",
-        "external_id",
-        "name",
-        "email",
-        "segment",
-        "event",
-        "event_attributes",
-        "done",
-        "note",
-        "chosen_reasons",
-    ]
     rows = [
+        ["cases opened", loop.cases, ""],
         [
-            f.id,
-            f.submitted_at,
-            f.moment,
-            ",".join(f.reasons),
-            " ".join(f"{k}={v:g}" for k, v in f.scores.items()),
-            f.comment,
-            f.contact["external_id"] or "",
-            " ".join(x for x in (f.contact["first_name"], f.contact["last_name"]) if x),
-            f.contact["email"] or "",
-            f.contact["segment"] or "",
-            (f.event or {}).get("type", ""),
-            output.to_json((f.event or {}).get("attributes", {})).replace("\n", "").replace("  ", "")
-            if f.event
-            else "",
-            "yes" if f.done else "",
-            f.note or "",
-            " | ".join(c["label"] for c in f.chosen_reasons),
-        ]
-        for f in result.items
+            "contacted within deadline",
+            "" if loop.contacted_in_time_share is None else f"{loop.contacted_in_time_share:.0f} %",
+            f"{loop.contacted_in_time} of {loop.with_deadline}",
+        ],
+        [
+            "median time to first contact",
+            "" if loop.median_hours_to_contact is None else f"{loop.median_hours_to_contact:g} h",
+            f"n {loop.contacted}",
+        ],
     ]
-    if csv_:
-        # New columns go at the end: scripts reading the CSV by position keep working.
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
-        return
-    output.print_renderable(followups_table(ws, result.items))
-    if not result.items:
-        output.info(
-            "nobody to call back"
-            + (f" for {moment}" if moment else "")
-            + (f" since {since}" if since else "")
-            + ("" if all_ else " (done ones are hidden: --all shows them)")
-        )
-
-
-def followups_table(ws, items):
-    """One card per follow-up, stacked so that it reads at 80 columns: when, moment and why; who; the
-    reasons the customer chose; the comment; the event behind the survey (order number, store…)."""
-    from zoneinfo import ZoneInfo
-
-    from cxctl.core.timeutil import from_db
-
-    local = ZoneInfo(ws.settings.timezone)
-    rows = []
-    for f in items:
-        when = from_db(f.submitted_at).astimezone(local).strftime("%Y-%m-%d %H:%M")
-        scores = ", ".join(f"{k} {v:g}" for k, v in f.scores.items())
-        lines = [f"{when} · {f.moment} · {', '.join(f.reasons)}" + (f" ({scores})" if scores else "")]
-        name = " ".join(x for x in (f.contact["first_name"], f.contact["last_name"]) if x)
-        lines.append(
-            " · ".join(x for x in (name, f.contact["email"], f.contact["external_id"], f.contact["segment"]) if x)
-        )
-        if f.chosen_reasons:
-            lines.append("chose: " + ", ".join(c["label"] for c in f.chosen_reasons))
-        if f.comment:
-            lines.append(f"“{f.comment}”")
-        if f.event:
-            # The caller needs the order number or the store at hand: the event's attributes go with its type.
-            lines.append(
-                " · ".join([f.event["type"]] + [f"{k}: {v}" for k, v in (f.event.get("attributes") or {}).items()])
-            )
-        if f.done:
-            lines.append("done" + (f": {f.note}" if f.note else ""))
-        rows.append([f.id, "\n".join(lines)])
-    return output.table(
-        f"{len(items)} follow-up(s) · times in {ws.settings.timezone}",
-        ["id", "follow-up"],
-        rows,
-        compact=True,
-        lines=True,
-    )
-
-
-@followups_app.command("done")
-def followups_done(
-    id: Annotated[int, typer.Argument(help="The follow-up ID (as listed by `cxctl followups`).")],
-    note: Annotated[Optional[str], typer.Option("--note", help="What was said or done.")] = None,
-    json_: JsonOption = False,
-    now: NowOption = None,
-    workspace: WorkspaceOption = None,
-) -> None:
-    """Record that a follow-up was done (a second call replaces the note); other IDs are refused.
-
-    Example: cxctl followups done 42 --note "Rappelé, geste commercial de 10 €"
-    """
-    from cxctl.results.followups import mark_done
-
-    ws = open_workspace(workspace)
-    done = mark_done(ws, store.connect(ws.database), id, note, now_for(ws, now))
-    if json_:
-        output.print_json(done)
-        return
-    output.info(f"follow-up {id} marked done" + (" (note replaced)" if done["replaced"] else ""))
+    if loop.resurveyed_n and loop.others_n:
+        rows.append(["NPS after a resolved case", f"{loop.resurveyed_nps:g}", f"n {loop.resurveyed_n}"])
+        rows.append(["NPS of the other answers", f"{loop.others_nps:g}", f"n {loop.others_n}"])
+    output.print_table("closed loop", ["", "value", "of"], rows, compact=True)
 
 
 def reasons_command(moment: MomentOption = None, json_: JsonOption = False, workspace: WorkspaceOption = None) -> None:
@@ -661,7 +547,7 @@ def ops_count(
 def register(app: typer.Typer) -> None:
     app.add_typer(responses_app, name="responses")
     app.command("scorecard")(scorecard_command)
-    app.add_typer(followups_app, name="followups")
+    followups.register(app)
     app.command("reasons")(reasons_command)
     app.command("verbatims")(verbatims_command)
     app.add_typer(ops_app, name="ops")

@@ -184,8 +184,47 @@ def _print_report(report) -> None:
             f"`cxctl reconcile --relay-log FILE` (or --mailbox PATH) decides each from the server's evidence; or "
             f"by hand, --accept-in-doubt IDS (they arrived) and --resend-in-doubt IDS (they did not)"
         )
+    print_rates(report.rates, "bounces and complaints (by the day messages went)")
+    for moment, why in report.stopped_moments.items():
+        output.error(
+            f"{moment} not sent: {why}; its invitations stay planned — find the cause (list, content, "
+            f"frequency) before you raise the ceiling"
+        )
     if report.stopped:
         output.error(f"stopped: {report.stopped}")
+
+
+def print_rates(rates, title: str) -> None:
+    """Rates per moment and day against the bulk-sender thresholds (complaints under 0.3 %)."""
+    if not rates:
+        return
+
+    def pct(value):
+        return "" if value is None else f"{value:.2f}"
+
+    output.print_table(
+        title,
+        ["moment", "day", "sent", "hard", "soft", "compl.", "bounce %", "compl. %", ""],
+        [
+            [
+                r.moment,
+                r.day or "total",
+                r.sent,
+                r.hard_bounces,
+                r.soft_bounces,
+                r.complaints,
+                pct(r.bounce_rate),
+                pct(r.complaint_rate),
+                "" if r.verdict == "ok" else r.verdict.upper(),
+            ]
+            for r in rates
+        ],
+        compact=True,
+    )
+    output.info(
+        "thresholds: complaints under 0.3 % (Gmail, Yahoo bulk-sender rules; aim under 0.1 %: watch), "
+        "hard bounces under 2 %"
+    )
 
 
 def preview_command(

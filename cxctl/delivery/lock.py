@@ -27,13 +27,14 @@ def database_file(db: sqlite_utils.Database) -> Path | None:
 
 
 @contextlib.contextmanager
-def send_lock(db_file: Path | None, wait: bool = False) -> Iterator[None]:
-    """Hold `<db>.send.lock` (fcntl.flock) for the run; re-entrant within one process.
+def send_lock(db_file: Path | None, wait: bool = False, purpose: str = "send") -> Iterator[None]:
+    """Hold `<db>.<purpose>.lock` (fcntl.flock) for the run; re-entrant within one process. `purpose`
+    names the command (send; alerts, for `cxctl followups alerts|digest`): each has its own lock.
     Raises LockedError at once when another process holds it, unless `wait`."""
     if db_file is None:
         yield
         return
-    path = f"{db_file}.send.lock"
+    path = f"{db_file}.{purpose}.lock"
     if path in _HELD:
         _HELD[path] += 1
         try:
@@ -48,7 +49,8 @@ def send_lock(db_file: Path | None, wait: bool = False) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise LockedError(
-                f"another `cxctl send` (process {holder}) is running on {db_file}: it holds {path}; "
+                f"another `cxctl {'send' if purpose == 'send' else 'followups ' + purpose}` (process {holder}) is running "
+                f"on {db_file}: it holds {path}; "
                 f"let it finish, or rerun with --wait to start when it does"
             ) from None
         os.ftruncate(fd, 0)

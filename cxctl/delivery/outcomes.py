@@ -33,11 +33,14 @@ class SendReport:
     would_send: int = 0
     plan_exclusions: dict[str, int] = field(default_factory=dict)
     by_channel: dict[str, dict[str, Any]] = field(default_factory=dict)  # email / sms: each channel's own counts
+    stopped_moments: dict[str, str] = field(default_factory=dict)  # moment → why its complaint rate stopped it
+    rates: list[Any] = field(default_factory=list)  # cxctl.delivery.rates.RateRow over deliverability.rate_window
 
     @property
     def ok(self) -> bool:
-        """False when the run needs a look: stopped, failures, or messages in doubt."""
-        return self.stopped is None and self.failed == 0 and self.in_doubt == 0
+        """False when the run needs a look: stopped, failures, messages in doubt, or a moment over its
+        complaint ceiling."""
+        return self.stopped is None and self.failed == 0 and self.in_doubt == 0 and not self.stopped_moments
 
 
 @dataclass

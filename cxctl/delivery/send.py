@@ -34,6 +34,7 @@ from cxctl.delivery.in_doubt import Selection, in_doubt_ids, settle_by_id
 from cxctl.delivery.lock import database_file, send_lock  # noqa: F401  (part of this module's API)
 from cxctl.delivery.mime import MessageBuilder
 from cxctl.delivery.outcomes import Outcome, Prepared, SendReport
+from cxctl.delivery.rates import delivery_rates, over_ceiling
 from cxctl.delivery.recording import OutcomeRecorder
 from cxctl.delivery.render import Renderer, TemplateError, contact_vars, event_vars
 from cxctl.delivery.retries import RetryFailed, reopen_failed  # noqa: F401  (RetryFailed: part of this API)
@@ -85,6 +86,7 @@ class _Delivery(OutcomeRecorder):
         self.bounced_now: set[str] = set()  # addresses that bounced during this run
         self.run_id: int | None = None
         self.max_in_flight = 0  # the most rows `sending` at once in this run (measured: ≤ concurrency)
+        self.stopped_moments: dict[str, str] = {}  # moment → why: its complaint rate crossed the ceiling
 
     def clock(self) -> datetime:
         """The run's `now` moved on by the real time elapsed (sent_at, Date, next tries)."""
@@ -149,6 +151,8 @@ class _Delivery(OutcomeRecorder):
             )
             if refused is not None:
                 return refused
+        if row["moment"] in self.stopped_moments:
+            return "complaint_ceiling", None  # stays planned: it goes once the rate is back under the ceiling
         address = row["contact_email"] or row["email"]  # the contact's current address, if it changed since planning
         if self.channel == "sms":
             pass  # the number was checked above; the email address plays no part
@@ -460,6 +464,7 @@ def deliver(
             run.settle_in_doubt(resend_in_doubt, accept_in_doubt)
             if retry_failed is not None:
                 run.report.retried_failed = reopen_failed(db, now, moment, retry_failed.since)
+        stopped = over_ceiling(ws, db, now, [moment] if moment else list(ws.moments))
         if not dry_run:
             run.start_run()
         try:
@@ -488,6 +493,7 @@ def deliver(
                             0, limit - sum(r.report.sent + r.report.failed + r.report.bounced for r in runs)
                         )
                     runs.append(run)
+                run.stopped_moments = stopped
                 run.total = run.report.due = run.count_due()
                 if dry_run:
                     run.dry_run_all(plan)
@@ -497,7 +503,16 @@ def deliver(
         finally:
             if not dry_run:
                 runs[0].finish_run()
-    return _merged(runs)
+    report = _merged(runs)
+    report.stopped_moments = stopped
+    report.rates = delivery_rates(
+        ws,
+        db,
+        now - ws.deliverability.rate_window,
+        runs[-1].clock() + timedelta(seconds=1),
+        [moment] if moment else None,
+    )
+    return report
 
 
 def _merged(runs: list[_Delivery]) -> SendReport:

@@ -224,9 +224,13 @@ def erase_contacts(db: sqlite_utils.Database, ws: Workspace | None, now: datetim
         f"AND (question IN ({free_marks}) OR (question NOT IN ({fixed_marks}) AND value_num IS NULL))",
         [*free, *fixed],
     )
+    # The call-back notes and outcomes may quote the person: cleared with the case's history notes.
     changes["followups"] = changed_rows(
         db,
-        f"UPDATE followups SET note = NULL WHERE note IS NOT NULL AND response_id IN ({person_responses})",
+        f"UPDATE followups SET note = NULL, outcome = NULL WHERE (note IS NOT NULL OR outcome IS NOT NULL) "
+        f"AND response_id IN ({person_responses})",
+    ) + changed_rows(
+        db, f"UPDATE followup_history SET note = NULL WHERE note IS NOT NULL AND response_id IN ({person_responses})"
     )
     return changes
 
@@ -422,6 +426,24 @@ def export_person(db: sqlite_utils.Database, target: str, now: datetime) -> dict
         response["followup"] = next(
             iter(_rows(db, "SELECT status, note, done_at FROM followups WHERE response_id = ?", [response["id"]])), None
         )
+        response["followup"] = next(
+            iter(
+                _rows(
+                    db,
+                    "SELECT status, note, done_at, owner, due_at, opened_at, first_contact_at, "
+                    "outcome FROM followups WHERE response_id = ?",
+                    [response["id"]],
+                )
+            ),
+            None,
+        )
+        if response["followup"] is not None:
+            response["followup"]["history"] = _rows(
+                db,
+                "SELECT at, by, action, from_status, to_status, owner, note FROM "
+                "followup_history WHERE response_id = ? ORDER BY id",
+                [response["id"]],
+            )
     quarantine = []
     for spelling in person.emails:
         quarantine += _rows(db, "SELECT * FROM quarantine WHERE instr(lower(raw), lower(?)) > 0", [spelling])

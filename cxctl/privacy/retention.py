@@ -85,7 +85,14 @@ def prune(ws: Workspace, db: sqlite_utils.Database, now: datetime, *, dry_run: b
                 [cutoff, *free, *fixed],
             )
             item.changes["followups"] = changed_rows(
-                db, f"UPDATE followups SET note = NULL WHERE note IS NOT NULL AND response_id IN ({old})", [cutoff]
+                db,
+                f"UPDATE followups SET note = NULL, outcome = NULL WHERE (note IS NOT NULL OR outcome IS NOT NULL) "
+                f"AND response_id IN ({old})",
+                [cutoff],
+            ) + changed_rows(
+                db,
+                f"UPDATE followup_history SET note = NULL WHERE note IS NOT NULL AND response_id IN ({old})",
+                [cutoff],
             )
             item.changes["quarantine"] = changed_rows(db, "DELETE FROM quarantine WHERE imported_at < ?", [cutoff])
 

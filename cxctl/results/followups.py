@@ -1,5 +1,6 @@
-"""Closing the loop: the answers someone should call back (detractors, dissatisfied, high effort),
-with the comment, the contact, the moment and the attributes of the event that triggered the survey.
+"""Closing the loop: the cases to call back (detractors, dissatisfied, high effort), with their state,
+owner and due date, the customer's score, the reasons they chose, their comment, the contact and the
+attributes of the event that triggered the survey. The cases themselves live in cxctl.results.cases.
 
 A follow-up is identified by its response id; `done` records the call-back and its note.
 """
@@ -14,7 +15,19 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from cxctl.core.errors import UsageError
-from cxctl.core.timeutil import local_day_range, to_db
+from cxctl.core.timeutil import local_day_range, utcnow
+from cxctl.results.cases import (
+    ACTIVE,
+    CLOSED,
+    STATES,
+    SYSTEM,
+    CaseHook,
+    case_flags,
+    change_case,
+    followup_sql,
+    open_cases,
+    overdue,
+)
 from cxctl.results.verbatims import CHOICE_TYPES, choice_label, chosen_ids
 from cxctl.workspace.loader import Workspace
 
@@ -32,8 +45,18 @@ class Followup:
     done: bool = False
     note: str | None = None
     chosen_reasons: list[dict[str, str]] = field(default_factory=list)
-    """What the customer chose in the moment's choice questions (the NPS+ "why"), with the labels:
-    [{question, id, label}]. `reasons` says why they are a follow-up (detractor, dissatisfied…)."""
+    """What the customer chose in the moment's choice questions (the NPS+ "why"), with the labels in the
+    team's language: [{question, id, label}]. `reasons` says why they are a follow-up (detractor…)."""
+    status: str = "open"
+    """open, contacted, unreachable, resolved or no_action."""
+    owner: str | None = None
+    due_at: str | None = None
+    """UTC; the deadline for the first contact, in the team's working time."""
+    overdue: bool = False
+    opened_at: str | None = None
+    first_contact_at: str | None = None
+    outcome: str | None = None
+    closed_at: str | None = None
 
 
 @dataclass
@@ -41,39 +64,9 @@ class FollowupList:
     items: list[Followup] = field(default_factory=list)
 
 
-def _flags(ws: Workspace, moment: str) -> dict[str, tuple[str, float]]:
-    """question id → (reason, threshold): at or below the threshold needs a call-back."""
-    out: dict[str, tuple[str, float]] = {}
-    for qid in ws.moments[moment].questions:
-        q = ws.questions[qid]
-        if q.type == "nps":
-            out[qid] = ("detractor", 6)
-        elif q.type == "csat":
-            assert q.min is not None, "Question._scale gives CSAT its default min"
-            out[qid] = ("dissatisfied", q.min + 1)
-        elif q.type == "ces":
-            assert q.min is not None, "Question._scale gives CES its default min"
-            out[qid] = ("high_effort", q.min + 2)
-    return out
-
-
-def _followup_sql(ws: Workspace, moments: list[str]) -> tuple[str | None, list]:
-    """The query of the ids of responses that need a call-back (one definition, for the list and for
-    `done`); None when no moment asks a scored question."""
-    conditions, params = [], []
-    for m in moments:
-        for qid, (_, threshold) in _flags(ws, m).items():
-            conditions.append("(r.moment = ? AND a.question = ? AND a.value_num <= ?)")
-            params += [m, qid, threshold]
-    if not conditions:
-        return None, []
-    # A forgotten person's answers stay in the scores, anonymous; there is nobody left to call back.
-    return (
-        f"""SELECT DISTINCT r.id FROM responses r JOIN answers a ON a.response_id = r.id
-                WHERE r.status = 'counted' AND ({" OR ".join(conditions)})
-                  AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = r.contact_id AND c.forgotten_at IS NOT NULL)""",
-        params,
-    )
+def team_language(ws: Workspace) -> str:
+    """The language the team reads labels in: followups.language, else the workspace's default language."""
+    return ws.followups.language or ws.settings.default_language
 
 
 def list_followups(
@@ -83,31 +76,57 @@ def list_followups(
     since: str | None = None,
     moment: str | None = None,
     include_done: bool = False,
+    now: datetime | None = None,
+    states: list[str] | None = None,
+    owner: str | None = None,
+    overdue_only: bool = False,
+    on_open: CaseHook | None = None,
 ) -> FollowupList:
-    """Counted responses with a low NPS (≤ 6), CSAT (bottom two) or CES (≤ 3 on 1–7), oldest first.
+    """The follow-up cases: counted responses with a low NPS (≤ 6), CSAT (bottom two) or CES (≤ 3 on 1–7).
 
+    Cases not opened yet (answers stored by an older cxctl) are opened first, with their owners and due
+    dates (`on_open`: cxctl.results.alerts plans their alerts). Active cases (open, contacted, unreachable) come first, overdue ones at the top, then by due
+    date; closed ones (resolved, no_action) only with `include_done` or when `states` names them.
     Forgotten people (`cxctl forget`) are left out: their answers still count, but nobody is left to call.
     """
     if moment is not None and moment not in ws.moments:
         raise UsageError(f"unknown moment {moment!r}: use one of {', '.join(ws.moments)}")
-    sql, params = _followup_sql(ws, [moment] if moment else list(ws.moments))
+    unknown = [s for s in states or [] if s not in STATES]
+    if unknown:
+        raise UsageError(f"unknown state {unknown[0]!r}: use one of {', '.join(STATES)}")
+    now = now or utcnow()
+    open_cases(ws, db, now, on_open=on_open)
+    sql, params = followup_sql(ws, [moment] if moment else list(ws.moments))
     if sql is None:
         return FollowupList()
     start, _ = local_day_range(since, None, ws.settings.timezone)
     if start:
         sql += " AND r.submitted_at >= ?"
         params.append(start)
+    wanted = set(states or (STATES if include_done else ACTIVE))
     ids = [row[0] for row in db.execute(sql, params).fetchall()]
-    if not include_done and ids:
-        done = {row[0] for row in db.execute("SELECT response_id FROM followups WHERE status = 'done'").fetchall()}
-        ids = [i for i in ids if i not in done]
+    items = [
+        f
+        for f in load_followups(ws, db, ids, now)
+        if f.status in wanted and (owner is None or (f.owner or "") == owner) and (f.overdue or not overdue_only)
+    ]
+    items.sort(
+        key=lambda f: (f.status in CLOSED, not f.overdue, f.due_at is None, f.due_at or "", f.submitted_at, f.id)
+    )
+    return FollowupList(items)
+
+
+def load_followups(ws: Workspace, db: sqlite_utils.Database, ids: list[int], now: datetime) -> list[Followup]:
+    """The follow-ups of these response ids, with their case, answers and event (in no particular order)."""
+    language = team_language(ws)
     items = []
     for chunk_start in range(0, len(ids), 500):
         chunk = ids[chunk_start : chunk_start + 500]
         marks = ",".join("?" * len(chunk))
         rows = db.execute(
             f"""SELECT r.id, r.submitted_at, r.moment, c.external_id, c.first_name, c.last_name, c.email,
-                                  c.segment, c.company, c.role, e.type, e.occurred_at, e.attributes, f.status, f.note
+                                  c.segment, c.company, c.role, e.type, e.occurred_at, e.attributes, f.status, f.note,
+                                  f.owner, f.due_at, f.opened_at, f.first_contact_at, f.outcome, f.done_at
                               FROM responses r LEFT JOIN contacts c ON c.id = r.contact_id
                               LEFT JOIN invitations i ON i.id = r.invitation_id LEFT JOIN events e ON e.id = i.event_id
                               LEFT JOIN followups f ON f.response_id = r.id WHERE r.id IN ({marks})""",
@@ -134,8 +153,15 @@ def list_followups(
             eattrs,
             fstatus,
             note,
+            case_owner,
+            due_at,
+            opened_at,
+            first_contact,
+            outcome,
+            done_at,
         ) in rows:
-            flags = _flags(ws, m)
+            status = "resolved" if fstatus == "done" else (fstatus or "open")
+            flags = case_flags(ws, m) if m in ws.moments else {}
             reasons, scores, comments, chosen = [], {}, [], []
             for qid, num, text in answers.get(rid, []):
                 if num is not None:
@@ -146,7 +172,7 @@ def list_followups(
                     comments.append(text)
                 elif text and ws.questions.get(qid) and ws.questions[qid].type in CHOICE_TYPES:
                     chosen += [
-                        {"question": qid, "id": choice, "label": choice_label(ws, qid, choice)}
+                        {"question": qid, "id": choice, "label": choice_label(ws, qid, choice, language)}
                         for choice in chosen_ids(text)
                     ]
             event = (
@@ -170,36 +196,29 @@ def list_followups(
                         "role": role,
                     },
                     event,
-                    fstatus == "done",
+                    status in CLOSED,
                     note,
                     chosen,
+                    status,
+                    case_owner,
+                    due_at,
+                    overdue(due_at, status, now),
+                    opened_at,
+                    first_contact,
+                    outcome,
+                    done_at,
                 )
             )
-    items.sort(key=lambda f: (f.submitted_at, f.id))
-    return FollowupList(items)
+    return items
 
 
-def mark_done(ws: Workspace, db: sqlite_utils.Database, response_id: int, note: str | None, now: datetime) -> dict:
-    """Record that follow-up `response_id` was done; a second call replaces the note. Only a response
-    `cxctl followups` lists (or listed: done ones stay follow-ups) is accepted, so a mistyped ID
-    cannot file a call-back against a promoter. Returns what was recorded."""
-    moment = db.execute("SELECT moment FROM responses WHERE id = ?", [response_id]).fetchone()
-    if moment is None:
-        raise UsageError(f"no response {response_id}: take the ID from `cxctl followups`")
-    sql, params = _followup_sql(ws, [moment[0]] if moment[0] in ws.moments else [])
-    if sql is None or db.execute(sql + " AND r.id = ?", [*params, response_id]).fetchone() is None:
-        raise UsageError(
-            f"response {response_id} is not a follow-up (no detractor, dissatisfied or high-effort "
-            f"answer, or the person was forgotten): take the ID from `cxctl followups`"
-        )
-    replaced = db.execute("SELECT 1 FROM followups WHERE response_id = ?", [response_id]).fetchone() is not None
-    done_at = to_db(now)
-    db.execute(
-        """INSERT INTO followups (response_id, status, note, done_at) VALUES (?, 'done', ?, ?)
-                  ON CONFLICT (response_id) DO UPDATE SET status = 'done', note = excluded.note, done_at = excluded.done_at""",
-        [response_id, note, done_at],
-    )
-    return {"id": response_id, "status": "done", "note": note, "done_at": done_at, "replaced": replaced}
+def mark_done(
+    ws: Workspace, db: sqlite_utils.Database, response_id: int, note: str | None, now: datetime, by: str = SYSTEM
+) -> dict:
+    """`followups done ID --note`, as before cases: resolve the case with the note as its outcome (a second
+    call replaces it). Returns what was recorded."""
+    change = change_case(ws, db, response_id, "resolve", now, by, note=note, outcome=note)
+    return {"id": response_id, "status": "done", "note": note, "done_at": change.at, "replaced": change.replaced}
 
 
 AGE_BUCKETS = ((0, 2, "0-2"), (3, 7, "3-7"), (8, 30, "8-30"), (31, None, "31+"))
@@ -226,12 +245,12 @@ SCORE_COLUMNS = {"nps": "r.score_nps", "csat": "r.score_csat", "ces": "r.score_c
 
 
 def _ages_conditions(ws: Workspace, moments: list[str]) -> tuple[list[str], list]:
-    """The follow-up conditions of `_followup_sql`, read from the response row's score columns where they
+    """The follow-up conditions of `followup_sql`, read from the response row's score columns where they
     hold the very answer (one question of the type in the moment), so that a report on millions of
     responses walks the covering index instead of joining every answer; the answers elsewhere."""
     conditions, params = [], []
     for m in moments:
-        flags = _flags(ws, m)
+        flags = case_flags(ws, m)
         types = [ws.questions[qid].type for qid in flags]
         for qid, (_, threshold) in flags.items():
             if types.count(ws.questions[qid].type) == 1:
@@ -268,7 +287,8 @@ def open_followup_ages(
     where = f"""FROM responses r WHERE r.status = 'counted' AND r.moment IN ({marks}) AND r.day BETWEEN ? AND ?
                 AND ({" OR ".join(conditions)})
                 AND COALESCE(r.contact_id, 0) NOT IN (SELECT id FROM contacts WHERE forgotten_at IS NOT NULL)
-                AND NOT EXISTS (SELECT 1 FROM followups f WHERE f.response_id = r.id AND f.status = 'done')"""
+                AND NOT EXISTS (SELECT 1 FROM followups f WHERE f.response_id = r.id
+                                AND f.status IN ('done', 'resolved', 'no_action'))"""
     bound = [*moments, since, until, *params]
     age = "MAX(0, CAST(julianday(?) - julianday(r.day) AS INTEGER))"
     today = now.astimezone(ZoneInfo(ws.settings.timezone)).date().isoformat()

@@ -19,6 +19,7 @@ import sqlite_utils
 
 from cxctl.core.errors import UsageError, did_you_mean
 from cxctl.core.timeutil import parse_day
+from cxctl.results.closed_loop import ClosedLoop, closed_loop_figures
 from cxctl.results.contact_breakdown import fetch_by_contact
 from cxctl.results.event_breakdown import EVENT_PREFIX, event_dimensions, event_key, fetch_by_event, json_path
 from cxctl.results.stats import Mean, Nps, Proportion, mean_change, nps_change, proportion_change, sparkline
@@ -96,6 +97,8 @@ class Scorecard:
     notes: list[str] = field(default_factory=list)
     """What the reader must know to read the rows right (e.g. an NPS pooling relational and transactional
     moments); the table prints them under it, stderr for other formats."""
+    closed_loop: ClosedLoop | None = None
+    """Follow-up cases of the period: called back in time, how fast, and the score after (cxctl.results.closed_loop)."""
 
 
 @dataclass
@@ -205,6 +208,7 @@ def compute_scorecard(
         rows,
         moment,
         _mixing_notes(ws, rows, by) + _uninvited_notes(ws, rows, moments),
+        closed_loop_figures(ws, db, since_day, until_day, now, moment),
     )
 
 

@@ -317,15 +317,15 @@ def chosen_ids(text: str | None) -> list[str]:
     return [text]
 
 
-def choice_label(ws: Workspace, question_id: str, choice_id: str) -> str:
-    """The wording of a choice in the workspace's default language (the id when it is not one of the
-    question's choices, e.g. an answer kept from an older version of the question)."""
+def choice_label(ws: Workspace, question_id: str, choice_id: str, language: str | None = None) -> str:
+    """The wording of a choice in `language` (default: the workspace's default language), or the id when it
+    is not one of the question's choices (e.g. an answer kept from an older version of the question)."""
     from cxctl.workspace.model import localise
 
     question = ws.questions.get(question_id)
     for choice in (question.choices or []) if question is not None else []:
         if choice.id == choice_id:
-            return localise(choice.label, ws.settings.default_language, ws.settings.default_language)
+            return localise(choice.label, language or ws.settings.default_language, ws.settings.default_language)
     return choice_id
 
 

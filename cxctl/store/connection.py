@@ -97,6 +97,8 @@ COUNTED_TABLES = (
     "quarantine",
     "followups",
     "import_log",
+    "alerts",
+    "bounces",
 )
 
 

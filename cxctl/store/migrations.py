@@ -405,6 +405,127 @@ def _m8_sms(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m9_followup_cases(db: sqlite_utils.Database) -> None:
+    """Follow-ups become cases (issue 17): a state (open → contacted → resolved, or unreachable, no_action),
+    an owner, a due date, the first contact, the outcome, and a history of every change with who and when.
+
+    The `followups` table is rebuilt (done_at may now be empty: an open case is not done); its rows, all
+    `done` call-backs, become resolved cases whose note is the outcome. note stays the latest note, so
+    forget and prune, which clear it, keep working; a writer of the old columns only still gets a valid row.
+    """
+    columns = {row[1] for row in db.execute("PRAGMA table_info(followups)").fetchall()}
+    if "opened_at" not in columns:  # idempotent: a store already rebuilt is left as it is
+        _run_script(
+            db,
+            """
+            CREATE TABLE followups_cases (
+                response_id INTEGER PRIMARY KEY REFERENCES responses(id) ON DELETE CASCADE,
+                status TEXT NOT NULL DEFAULT 'open',
+                note TEXT,
+                done_at TEXT,
+                categories TEXT NOT NULL DEFAULT '[]',
+                owner TEXT,
+                owner_rule TEXT,
+                due_at TEXT,
+                opened_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                first_contact_at TEXT,
+                outcome TEXT,
+                updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                updated_by TEXT
+            );
+            INSERT INTO followups_cases (response_id, status, note, done_at, outcome, opened_at, first_contact_at,
+                                         updated_at, updated_by)
+                SELECT f.response_id, CASE f.status WHEN 'done' THEN 'resolved' ELSE f.status END, f.note, f.done_at, f.note,
+                       COALESCE((SELECT r.imported_at FROM responses r WHERE r.id = f.response_id), f.done_at),
+                       f.done_at, f.done_at, 'migration'
+                FROM followups f;
+            DROP TABLE followups;
+            ALTER TABLE followups_cases RENAME TO followups;
+            """,
+        )
+    _run_script(
+        db,
+        """
+        CREATE INDEX IF NOT EXISTS followups_state ON followups(status, due_at);
+        CREATE INDEX IF NOT EXISTS followups_owner ON followups(owner, status);
+        CREATE TABLE IF NOT EXISTS followup_history (
+            id INTEGER PRIMARY KEY,
+            response_id INTEGER NOT NULL REFERENCES followups(response_id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            by TEXT,
+            action TEXT NOT NULL,
+            from_status TEXT,
+            to_status TEXT,
+            owner TEXT,
+            due_at TEXT,
+            note TEXT
+        );
+        CREATE INDEX IF NOT EXISTS followup_history_case ON followup_history(response_id, id);
+        INSERT INTO followup_history (response_id, at, by, action, from_status, to_status, note)
+            SELECT response_id, COALESCE(done_at, updated_at), 'migration', 'migrated', NULL, status, note FROM followups
+            WHERE updated_by = 'migration'
+              AND NOT EXISTS (SELECT 1 FROM followup_history h WHERE h.response_id = followups.response_id);
+        """,
+    )
+
+
+def _m10_alerts(db: sqlite_utils.Database) -> None:
+    """Alerts to case owners (email, Slack, Teams), sent once per case, event and channel: alert_key is
+    unique, and the states mirror the invitations' (planned → sending → sent | failed; a row left
+    `sending` by a dead run is in_doubt and never re-sent silently). payload holds a digest's case ids."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS alerts (
+            id INTEGER PRIMARY KEY,
+            alert_key TEXT NOT NULL UNIQUE,
+            response_id INTEGER REFERENCES followups(response_id) ON DELETE CASCADE,
+            event TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            payload TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL DEFAULT 'planned',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            message_id TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status, id);
+        CREATE INDEX IF NOT EXISTS alerts_case ON alerts(response_id);
+        """,
+    )
+
+
+def _m11_bounces(db: sqlite_utils.Database) -> None:
+    """Bounces and complaints that arrive after the SMTP session (`cxctl bounces import`): one row per
+    report and address (report_key is the report's Message-ID, else a hash of its bytes, so importing a
+    mailbox twice changes nothing); the moment and the invitation's day are kept for the rates, even
+    once retention deletes the invitation. Addresses only as their hash."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS bounces (
+            id INTEGER PRIMARY KEY,
+            report_key TEXT NOT NULL,
+            email_hash TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            invitation_id INTEGER REFERENCES invitations(id) ON DELETE SET NULL,
+            moment TEXT,
+            sent_day TEXT,
+            matched_by TEXT,
+            diagnostic TEXT,
+            source TEXT,
+            imported_at TEXT NOT NULL,
+            UNIQUE (report_key, email_hash)
+        );
+        CREATE INDEX IF NOT EXISTS bounces_address ON bounces(email_hash, kind);
+        CREATE INDEX IF NOT EXISTS bounces_moment_day ON bounces(moment, sent_day, kind);
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
     (2, "invitations", _m2_invitations),
@@ -414,4 +535,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (6, "retries count", _m6_retries_count),
     (7, "settle and keys", _m7_settle_and_keys),
     (8, "sms", _m8_sms),
+    (9, "follow-up cases", _m9_followup_cases),
+    (10, "alerts", _m10_alerts),
+    (11, "bounces", _m11_bounces),
 ]

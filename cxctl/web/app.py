@@ -261,9 +261,39 @@ class SurveyApp:
         self.thanks_pages: dict[tuple, bytes | memoryview] = {}  # starlette types Response.body so
 
     def write_answers(self, responses: list) -> list:
-        """A batch of answers, in one transaction (runs in a worker thread)."""
+        """A batch of answers, in one transaction (runs in a worker thread); then their follow-up cases open
+        (cxctl.results.alerts.answers_stored, as after `responses import`) and the owners are told from a
+        thread of their own, so a slow mail server or webhook never holds a page."""
+        from cxctl.results.alerts import answers_stored
+
         with self.connections.write_lock:
-            return survey.record_answers(self.ws, self.connections.db(), responses, self.secret)
+            stored = survey.record_answers(self.ws, self.connections.db(), responses, self.secret)
+            ids = [s.response_id for s in stored if s.response_id is not None and s.status == "counted"]
+            opened = (
+                answers_stored(self.ws, self.connections.db(), self.clock(), response_ids=ids, deliver=False).opened
+                if ids
+                else []
+            )
+        if opened and self.ws.followups.alerts is not None:
+            threading.Thread(target=self.tell_owners, daemon=True).start()
+        return stored
+
+    def tell_owners(self) -> None:
+        """Send the planned alerts on a connection of this thread (the alerts lock keeps runs apart)."""
+        from cxctl import store
+        from cxctl.results.alerts import deliver_alerts
+
+        db = store.connect(self.ws.database)
+        try:
+            deliver_alerts(self.ws, db, self.clock())
+        except Exception as exc:  # the alerts stay planned: `cxctl followups alerts` (cron) sends them
+            import logging
+
+            logging.getLogger("cxctl.serve").warning(
+                "follow-up alerts not sent now (%s): they wait for `cxctl followups alerts`", exc
+            )
+        finally:
+            db.conn.close()
 
     # --- plumbing ---------------------------------------------------------------------------------
 

@@ -16,7 +16,10 @@ from typing import Any
 
 from cxctl.core.errors import Problem, did_you_mean
 from cxctl.workspace.channel_checks import check_channels, check_consent_mappings
+from cxctl.workspace.deliverability_model import Deliverability
 from cxctl.workspace.fields import is_language
+from cxctl.workspace.followup_checks import check_followups
+from cxctl.workspace.followup_model import FollowupSettings
 from cxctl.workspace.loader import SECTIONS, WORKSPACE_FILE, Declared, Workspace, collect_declared
 from cxctl.workspace.model import Rules, Settings, WorkspaceFile
 from cxctl.workspace.settings_checks import (
@@ -358,7 +361,21 @@ def cross_check(
     settings_raw: Any = None
     rules: Rules | None = None
     rules_place: ParsedFile | None = None
+    once: dict[str, tuple[ParsedFile, Any]] = {}  # followups, deliverability: declared once per workspace
     for parsed, model in files:
+        for section in ("followups", "deliverability"):
+            if section in parsed.data:
+                if section in once:
+                    problems.append(
+                        problem_at(
+                            parsed,
+                            (section,),
+                            f"a second {section} block (the first is in "
+                            f"{once[section][0].display}): declare it once per workspace; merge them",
+                        )
+                    )
+                else:
+                    once[section] = (parsed, getattr(model, section))
         if "workspace" in parsed.data:
             if settings_place is not None:
                 problems.append(
@@ -410,6 +427,8 @@ def cross_check(
     problems.extend(check_settings(settings, settings_place))
     problems.extend(check_channels(declared, settings, settings_place, templates, rules))
     problems.extend(check_consent_mappings(declared))
+    followups_place, followups = once.get("followups", (None, None))
+    problems.extend(check_followups(declared, followups_place, followups, incomplete))
 
     if settings is None:
         return None, problems
@@ -427,6 +446,8 @@ def cross_check(
         rules=rules or Rules(),
         mappings=declared.models["mappings"],
         places=places,
+        followups=followups or FollowupSettings(),
+        deliverability=once.get("deliverability", (None, None))[1] or Deliverability(),
     )
     if render_templates is not None and not any(p.severity == "error" for p in problems):
         for moment_id, message, severity in render_templates(workspace):

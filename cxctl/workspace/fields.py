@@ -367,3 +367,22 @@ class Model(BaseModel):
     """Base for every YAML object: unknown keys are errors, values are checked strictly."""
 
     model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True, use_attribute_docstrings=True)
+
+
+# --- attribute filters (audiences, owner rules) ---------------------------------------------------
+
+AttributeFilter = Union[str, int, float, bool, list[Union[str, int, float, bool]]]
+
+
+def _check_attribute_name(value: str) -> str:
+    # Attribute names become SQLite JSON paths ($."name", bound, never spliced); a double quote cannot be
+    # escaped inside one, so such a name would silently match nothing.
+    if '"' in value:
+        raise ValueError(
+            f"attribute name {value!r} contains a double quote, which attribute names cannot hold: "
+            f"rename the column or map it to another name"
+        )
+    return value
+
+
+AttributeName = Annotated[str, AfterValidator(_check_attribute_name)]

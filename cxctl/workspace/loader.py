@@ -19,6 +19,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from cxctl.core.errors import Problem, UsageError, did_you_mean
+from cxctl.workspace.deliverability_model import Deliverability
+from cxctl.workspace.followup_model import FollowupSettings
 from cxctl.workspace.model import (
     Journey,
     Mapping,
@@ -111,6 +113,8 @@ class Workspace:
     rules: Rules
     mappings: dict[str, Mapping]
     places: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    followups: FollowupSettings = field(default_factory=FollowupSettings)
+    deliverability: Deliverability = field(default_factory=Deliverability)
 
     @property
     def database(self) -> Path:
@@ -406,7 +410,7 @@ def _salvage(parsed: ParsedFile) -> WorkspaceFile:
             except ValidationError:
                 pass
         kept[section] = good
-    for single in ("workspace", "rules"):
+    for single in ("workspace", "rules", "followups", "deliverability"):
         if single in data:
             try:
                 WorkspaceFile.model_validate({single: data[single]})

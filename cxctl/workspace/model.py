@@ -8,19 +8,21 @@ objects are checked in `cxctl.workspace.loader`, which knows where each object c
 from __future__ import annotations
 
 from datetime import time, timedelta
-from typing import Annotated, Literal, Union
+from typing import Literal
 
 from pydantic import (
-    AfterValidator,
     Field,
     model_validator,
 )
 
 from cxctl.core.durations import parse_duration
 from cxctl.workspace.channels import DeliveryChannel, SmsHours, SmsSettings
+from cxctl.workspace.deliverability_model import Deliverability
 from cxctl.workspace.fields import (
     DURATION_PATTERN,
     HOURS_PATTERN,
+    AttributeFilter,
+    AttributeName,
     Duration,
     EnvVar,
     FieldError,
@@ -32,6 +34,7 @@ from cxctl.workspace.fields import (
     Weekday,
     default_links,
 )
+from cxctl.workspace.followup_model import FollowupSettings
 
 # --- workspace settings -----------------------------------------------------------------------
 
@@ -314,23 +317,6 @@ class Schedule(Model):
         return self
 
 
-AttributeFilter = Union[str, int, float, bool, list[Union[str, int, float, bool]]]
-
-
-def _check_attribute_name(value: str) -> str:
-    # Attribute names become SQLite JSON paths ($."name", bound, never spliced); a double quote cannot be
-    # escaped inside one, so such a name would silently match nothing.
-    if '"' in value:
-        raise ValueError(
-            f"attribute name {value!r} contains a double quote, which attribute names cannot hold: "
-            f"rename the column or map it to another name"
-        )
-    return value
-
-
-AttributeName = Annotated[str, AfterValidator(_check_attribute_name)]
-
-
 class Audience(Model):
     """Who a moment addresses; every listed condition must hold (lists mean any of)."""
 
@@ -598,6 +584,10 @@ class WorkspaceFile(Model):
     """Solicitation rules (once per workspace)."""
     mappings: dict[Identifier, Mapping] = Field(default_factory=dict)
     """Custom import mappings by id."""
+    followups: FollowupSettings | None = None
+    """Follow-up cases: owners, deadlines, working calendar, alerts (once per workspace)."""
+    deliverability: Deliverability | None = None
+    """Bounces and complaints: when an address is suppressed, when a moment stops (once per workspace)."""
 
 
 def localise(text: Text | None, language: str, default: str) -> str:

@@ -135,6 +135,13 @@ REFERENCE_SECTIONS = [
     ("rules.cap", "Cap"),
     ("rules.suppression_sources[]", "SuppressionSource"),
     ("mappings.<id>", "Mapping"),
+    ("followups", "FollowupSettings"),
+    ("followups.owners[]", "OwnerRule"),
+    ("followups.owners[].when", "OwnerWhen"),
+    ("followups.calendar", "WorkCalendar"),
+    ("followups.alerts", "Alerts"),
+    ("followups.alerts.webhooks[]", "Webhook"),
+    ("deliverability", "Deliverability"),
 ]
 
 
@@ -208,11 +215,12 @@ def reference_markdown() -> str:
     """A Markdown table per YAML object, generated from the model (docs/workspace-keys.md embeds it)."""
     import typing
 
+    from cxctl.workspace import followup_model
     from cxctl.workspace import model as campaign
 
     out = []
     for where, class_name in REFERENCE_SECTIONS:
-        model = getattr(campaign, class_name)
+        model = getattr(campaign, class_name, None) or getattr(followup_model, class_name)
         doc = (model.__doc__ or "").strip().splitlines()[0]
         out.append(f"#### `{where}`\n\n{doc}\n\n| key | type | default | meaning |\n|---|---|---|---|")
         for key, info in model.model_fields.items():

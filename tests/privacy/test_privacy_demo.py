@@ -26,9 +26,17 @@ def test_demo_runs_the_whole_loop_into_a_maildir(tmp_path: Path, cli, no_secret)
     assert steps and all(line.startswith("[ok]") for line in steps), steps
     maildir = folder / "maildir"
     box = mailbox.Maildir(maildir, create=False)
-    messages = list(box)
+    everything = list(box)
+    # The alerts to the case owners land in the same Maildir; the rest are the invitations.
+    alerts = [m for m in everything if m["X-Cxctl-Alert"]]
+    messages = [m for m in everything if not m["X-Cxctl-Alert"]]
     sent_line = next(line for line in steps if line.startswith("[ok] send:"))
     assert f"{len(messages)} in the Maildir" in sent_line and len(messages) > 0
+    cases_line = next(line for line in steps if line.startswith("[ok] follow-up cases:"))
+    assert f"{len(alerts)} alert(s) emailed to the owners" in cases_line and alerts
+    assert " goes to relation-client@maison-lumen.example, due " in cases_line  # one case with its owner
+    assert str(make_header(decode_header(alerts[0]["Subject"]))).startswith("[cxctl] Nouveau cas à rappeler #")
+    assert alerts[0]["To"].endswith("@maison-lumen.example")
     for message in messages:
         assert message["X-Cxctl-Invitation"], "each message names its invitation"
         assert str(make_header(decode_header(message["From"]))).endswith("<avis@maison-lumen.example>")

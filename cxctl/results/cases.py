@@ -1,0 +1,323 @@
+"""Follow-up cases: every answer someone should call back (a detractor, a dissatisfied or high-effort
+customer) opens a case with an owner and a due date (cxctl.results.deadlines), which then moves
+open → contacted → resolved, or to unreachable or no_action. Each change is recorded in
+followup_history with who made it and when.
+
+A case is identified by the id of the response that opened it, as follow-ups always were, so
+`cxctl followups done 42` keeps working: it resolves case 42 with its note as the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlite_utils
+
+from cxctl.core.errors import UsageError
+from cxctl.core.timeutil import from_db, to_db
+from cxctl.results.deadlines import CaseFacts, add_working_time, assign, calendar_zone
+from cxctl.workspace.loader import Workspace
+
+ACTIVE = ("open", "contacted", "unreachable")
+CLOSED = ("resolved", "no_action")
+STATES = ACTIVE + CLOSED
+# action → (states it may start from, the state it leads to; None keeps the state)
+MOVES: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "assign": (ACTIVE, None),
+    "contact": (ACTIVE, "contacted"),
+    "unreachable": (ACTIVE, "unreachable"),
+    "resolve": (ACTIVE + ("resolved",), "resolved"),  # resolving again replaces the outcome (`done` did so)
+    "no_action": (ACTIVE + ("no_action",), "no_action"),
+    "note": (STATES, None),
+}
+SYSTEM = "cxctl"  # `by` of the changes cxctl makes itself (opening a case)
+# Hook run inside the transaction that opens cases or changes an owner: cxctl.results.alerts plans the
+# alerts there, so a case and its alerts are committed together or not at all.
+CaseHook = Callable[[sqlite_utils.Database, list[tuple[int, str | None]], str, datetime], None]
+
+
+def case_flags(ws: Workspace, moment: str) -> dict[str, tuple[str, float]]:
+    """question id → (category, threshold): an answer at or below the threshold needs a call-back."""
+    out = {}
+    for qid in ws.moments[moment].questions:
+        q = ws.questions[qid]
+        if q.type == "nps":
+            out[qid] = ("detractor", 6.0)
+        elif q.type == "csat" and q.min is not None:
+            out[qid] = ("dissatisfied", q.min + 1.0)
+        elif q.type == "ces" and q.min is not None:
+            out[qid] = ("high_effort", q.min + 2.0)
+    return out
+
+
+def followup_sql(ws: Workspace, moments: list[str]) -> tuple[str | None, list]:
+    """The query of the ids of responses that need a call-back (one definition, for the list, the cases
+    and the changes); None when no moment asks a scored question."""
+    conditions, params = [], []
+    for m in moments:
+        for qid, (_, threshold) in case_flags(ws, m).items():
+            conditions.append("(r.moment = ? AND a.question = ? AND a.value_num <= ?)")
+            params += [m, qid, threshold]
+    if not conditions:
+        return None, []
+    # A forgotten person's answers stay in the scores, anonymous; there is nobody left to call back.
+    return (
+        f"""SELECT DISTINCT r.id FROM responses r JOIN answers a ON a.response_id = r.id
+                WHERE r.status = 'counted' AND ({" OR ".join(conditions)})
+                  AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = r.contact_id AND c.forgotten_at IS NOT NULL)""",
+        params,
+    )
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[None]:
+    """One write transaction, or the caller's when one is open already."""
+    if db.conn.in_transaction:
+        yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _facts(ws: Workspace, db: sqlite_utils.Database, ids: list[int]) -> Iterator[tuple[int, str, CaseFacts]]:
+    """(response id, submitted_at, facts) of each response, for the owner rules."""
+    marks = ",".join("?" * len(ids))
+    rows = db.execute(
+        f"""SELECT r.id, r.moment, r.submitted_at, c.segment, c.country, c.language, c.company, c.role,
+                                 c.attributes, e.attributes, e.id IS NOT NULL
+                          FROM responses r LEFT JOIN contacts c ON c.id = r.contact_id
+                          LEFT JOIN invitations i ON i.id = r.invitation_id LEFT JOIN events e ON e.id = i.event_id
+                          WHERE r.id IN ({marks})""",
+        ids,
+    ).fetchall()
+    answers: dict[int, list[tuple[str, float]]] = {}
+    for rid, qid, num in db.execute(
+        f"SELECT response_id, question, value_num FROM answers WHERE value_num IS NOT NULL"
+        f" AND response_id IN ({marks})",
+        ids,
+    ).fetchall():
+        answers.setdefault(rid, []).append((qid, num))
+    for rid, moment, submitted, segment, country, language, company, role, cattrs, eattrs, has_event in rows:
+        flags = case_flags(ws, moment) if moment in ws.moments else {}
+        categories = sorted({flags[q][0] for q, num in answers.get(rid, []) if q in flags and num <= flags[q][1]})
+        contact = {"segment": segment, "country": country, "language": language, "company": company, "role": role}
+        yield (
+            rid,
+            submitted,
+            CaseFacts(
+                moment,
+                categories,
+                contact,
+                json.loads(cattrs or "{}"),
+                json.loads(eattrs or "{}") if has_event else None,
+            ),
+        )
+
+
+def open_cases(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    now: datetime,
+    *,
+    response_ids: list[int] | None = None,
+    on_open: CaseHook | None = None,
+) -> list[int]:
+    """Open a case for every response that needs a call-back and has none yet (of `response_ids`, or all);
+    return the ids opened. Owner and due date come from the `followups:` rules; `on_open` receives
+    [(id, owner)] inside the same transaction."""
+    sql, params = followup_sql(ws, [m for m in ws.moments])
+    if sql is None:
+        return []
+    sql += " AND NOT EXISTS (SELECT 1 FROM followups f WHERE f.response_id = r.id)"
+    if response_ids is not None:
+        sql += " AND r.id IN (SELECT value FROM json_each(?))"
+        params = [*params, json.dumps(response_ids)]
+    stamp = to_db(now)
+    tz = calendar_zone(ws)
+    opened: list[tuple[int, str | None]] = []
+    with transaction(db):
+        ids = [row[0] for row in db.execute(sql, params).fetchall()]
+        for start in range(0, len(ids), 500):
+            rows = []
+            for rid, _submitted, facts in _facts(ws, db, ids[start : start + 500]):
+                chosen = assign(ws, facts)
+                due = (
+                    to_db(add_working_time(now, chosen.deadline, ws.followups.calendar, tz))
+                    if chosen.deadline is not None
+                    else None
+                )
+                rows.append((rid, json.dumps(facts.categories), chosen.owner, chosen.rule, due, stamp, stamp))
+                opened.append((rid, chosen.owner))
+            db.conn.executemany(
+                "INSERT INTO followups (response_id, status, categories, owner, owner_rule, due_at, opened_at,"
+                " updated_at, updated_by) VALUES (?, 'open', ?, ?, ?, ?, ?, ?, 'cxctl')",
+                rows,
+            )
+            db.conn.executemany(
+                "INSERT INTO followup_history (response_id, at, by, action, to_status, owner, due_at, note)"
+                " VALUES (?, ?, 'cxctl', 'opened', 'open', ?, ?, ?)",
+                [(r[0], stamp, r[2], r[4], f"owner from {r[3]}") for r in rows],
+            )
+        if opened and on_open is not None:
+            on_open(db, opened, "opened", now)
+    return [rid for rid, _ in opened]
+
+
+@dataclass
+class CaseChange:
+    """What one `followups assign|contact|resolve|done` did."""
+
+    id: int
+    action: str
+    status: str
+    previous_status: str
+    owner: str | None
+    due_at: str | None
+    note: str | None
+    outcome: str | None
+    at: str
+    by: str
+    replaced: bool = False  # a resolved case resolved again: its outcome was replaced
+
+
+def change_case(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    case_id: int,
+    action: str,
+    now: datetime,
+    by: str,
+    *,
+    note: str | None = None,
+    owner: str | None = None,
+    outcome: str | None = None,
+    on_assign: CaseHook | None = None,
+) -> CaseChange:
+    """Apply one action to case `case_id` and record it; raise UsageError for an ID that is not a follow-up
+    or a move its state does not allow (the message says which moves it does)."""
+    if action not in MOVES:
+        raise UsageError(f"unknown action {action!r}: use one of {', '.join(MOVES)}")
+    _check_is_followup(ws, db, case_id)
+    open_cases(ws, db, now, response_ids=[case_id])
+    allowed, target = MOVES[action]
+    stamp = to_db(now)
+    with transaction(db):
+        row = db.execute(
+            "SELECT status, owner, due_at, first_contact_at, outcome FROM followups WHERE response_id = ?", [case_id]
+        ).fetchone()
+        status = "resolved" if row[0] == "done" else row[0]  # a row written by an older cxctl
+        if status not in allowed:
+            possible = [a for a, (starts, _) in MOVES.items() if status in starts]
+            raise UsageError(
+                f"case {case_id} is {status}: it cannot be {_past(action)}; what it can still take: "
+                f"{', '.join(possible) or 'nothing'} (see `cxctl followups show {case_id}`)"
+            )
+        new_status = target or status
+        new_owner = owner if action == "assign" else row[1]
+        first_contact = row[3] or (stamp if new_status in ("contacted", "resolved") else None)
+        new_outcome = outcome if action in ("resolve", "no_action") else row[4]
+        db.execute(
+            """UPDATE followups SET status = ?, owner = ?, owner_rule = CASE WHEN ? THEN 'assigned' ELSE owner_rule END,
+                          first_contact_at = ?, outcome = ?, note = COALESCE(?, note),
+                          done_at = CASE WHEN ? IN ('resolved', 'no_action') THEN ? ELSE NULL END,
+                          updated_at = ?, updated_by = ? WHERE response_id = ?""",
+            [
+                new_status,
+                new_owner,
+                action == "assign",
+                first_contact,
+                new_outcome,
+                note,
+                new_status,
+                stamp,
+                stamp,
+                by,
+                case_id,
+            ],
+        )
+        db.execute(
+            "INSERT INTO followup_history (response_id, at, by, action, from_status, to_status, owner, due_at, note)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [case_id, stamp, by, action, status, new_status, new_owner, row[2], note or new_outcome],
+        )
+        if action == "assign" and on_assign is not None and new_owner != row[1]:
+            on_assign(db, [(case_id, new_owner)], "assigned", now)
+    return CaseChange(
+        case_id,
+        action,
+        new_status,
+        status,
+        new_owner,
+        row[2],
+        note,
+        new_outcome,
+        stamp,
+        by,
+        replaced=status == new_status == "resolved" and action == "resolve",
+    )
+
+
+def _past(action: str) -> str:
+    return {
+        "assign": "assigned",
+        "contact": "marked contacted",
+        "unreachable": "marked unreachable",
+        "resolve": "resolved",
+        "no_action": "closed with no action",
+        "note": "noted",
+    }[action]
+
+
+def _check_is_followup(ws: Workspace, db: sqlite_utils.Database, response_id: int) -> None:
+    """Only a response `cxctl followups` lists (or listed) is a case, so a mistyped ID cannot file a
+    call-back against a promoter."""
+    if db.execute("SELECT 1 FROM followups WHERE response_id = ?", [response_id]).fetchone():
+        return
+    moment = db.execute("SELECT moment FROM responses WHERE id = ?", [response_id]).fetchone()
+    if moment is None:
+        raise UsageError(f"no response {response_id}: take the ID from `cxctl followups`")
+    sql, params = followup_sql(ws, [moment[0]] if moment[0] in ws.moments else [])
+    if sql is None or db.execute(sql + " AND r.id = ?", [*params, response_id]).fetchone() is None:
+        raise UsageError(
+            f"response {response_id} is not a follow-up (no detractor, dissatisfied or high-effort "
+            f"answer, or the person was forgotten): take the ID from `cxctl followups`"
+        )
+
+
+@dataclass
+class HistoryEntry:
+    at: str
+    by: str | None
+    action: str
+    from_status: str | None
+    to_status: str | None
+    owner: str | None
+    due_at: str | None
+    note: str | None
+
+
+def case_history(db: sqlite_utils.Database, case_id: int) -> list[HistoryEntry]:
+    """Every recorded change of a case, oldest first."""
+    return [
+        HistoryEntry(*row)
+        for row in db.execute(
+            "SELECT at, by, action, from_status, to_status, owner, due_at, note FROM followup_history"
+            " WHERE response_id = ? ORDER BY id",
+            [case_id],
+        ).fetchall()
+    ]
+
+
+def overdue(due_at: str | None, status: str, now: datetime) -> bool:
+    """Past its due date and nobody reached the customer yet (an unreachable customer is still owed a call)."""
+    due = from_db(due_at)
+    return due is not None and status in ("open", "unreachable") and due < now

@@ -1,0 +1,98 @@
+"""Closed-loop figures beside the scores: did the team call back in time, how fast, and does it show in
+what those customers say next?
+
+- contacted within deadline: of the cases opened in the period whose deadline has passed or that were
+  reached, the share first contacted by their due date (cases still inside their deadline wait);
+- median hours to the first contact, for the cases reached;
+- NPS of the customers who answered again after a resolved case, against every other answer of the
+  period (shown when both exist; small n: read the n beside it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from statistics import median
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from cxctl.core.timeutil import from_db, local_midnight, to_db
+from cxctl.results.stats import Nps
+from cxctl.workspace.loader import Workspace
+
+
+@dataclass
+class ClosedLoop:
+    cases: int  # opened in the period
+    with_deadline: int  # of them, decided: reached, or past their due date
+    contacted_in_time: int
+    contacted_in_time_share: float | None  # %
+    median_hours_to_contact: float | None
+    contacted: int
+    resurveyed_nps: float | None  # NPS of answers given after the person's case was resolved
+    resurveyed_n: int
+    others_nps: float | None  # NPS of the period's other answers
+    others_n: int
+
+
+def _nps(scores: list[int]) -> float | None:
+    if not scores:
+        return None
+    promoters = sum(1 for s in scores if s >= 9)
+    detractors = sum(1 for s in scores if s <= 6)
+    score = Nps(promoters, len(scores) - promoters - detractors, detractors).score
+    return None if score is None else round(score, 1)
+
+
+def closed_loop_figures(
+    ws: Workspace, db: sqlite_utils.Database, since: date, until: date, now: datetime, moment: str | None = None
+) -> ClosedLoop:
+    """The figures for the cases opened (and the answers given) between `since` and `until`, inclusive
+    local days of the workspace."""
+    tz = ZoneInfo(ws.settings.timezone)
+    start, end = to_db(local_midnight(since, tz)), to_db(local_midnight(date.fromordinal(until.toordinal() + 1), tz))
+    rows = db.execute(
+        """SELECT f.opened_at, f.due_at, f.first_contact_at FROM followups f JOIN responses r ON r.id = f.response_id
+                         WHERE f.opened_at >= ? AND f.opened_at < ? AND (? IS NULL OR r.moment = ?)""",
+        [start, end, moment, moment],
+    ).fetchall()
+    in_time = decided = 0
+    hours = []
+    for opened, due, first in rows:
+        if first:
+            opened_at, first_at = from_db(opened), from_db(first)
+            if opened_at and first_at:
+                hours.append((first_at - opened_at).total_seconds() / 3600)
+        due_at = from_db(due)
+        if due_at is None:
+            continue
+        if first and first <= due:
+            in_time += 1
+            decided += 1
+        elif first or due_at < now:
+            decided += 1
+    resurveyed: list[int] = []
+    others: list[int] = []
+    for score, after in db.execute(
+        """
+            SELECT r.score_nps, EXISTS (SELECT 1 FROM followups f JOIN responses o ON o.id = f.response_id
+                                        WHERE o.contact_id = r.contact_id AND f.status = 'resolved'
+                                          AND f.done_at IS NOT NULL AND f.done_at < r.submitted_at)
+            FROM responses r WHERE r.status = 'counted' AND r.score_nps IS NOT NULL AND r.submitted_at >= ?
+              AND r.submitted_at < ? AND (? IS NULL OR r.moment = ?)""",
+        [start, end, moment, moment],
+    ):
+        (resurveyed if after else others).append(score)
+    return ClosedLoop(
+        len(rows),
+        decided,
+        in_time,
+        round(100 * in_time / decided, 1) if decided else None,
+        round(median(hours), 1) if hours else None,
+        len(hours),
+        _nps(resurveyed),
+        len(resurveyed),
+        _nps(others),
+        len(others),
+    )
