@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 import sqlite_utils
 
 from cxctl.core.errors import UsageError
+from cxctl.results.closed_loop import ClosedLoop
 from cxctl.results.followups import FollowupAges, open_followup_ages
 from cxctl.results.operational import OpsIndicator, beside_scorecard, counts
 from cxctl.results.scorecard import Indicator, ScoreRow, compute_scorecard, format_value, period_label, period_start
@@ -98,6 +99,7 @@ class Report:
     stages: list[Section]
     followups: FollowupAges
     ops: list[OpsIndicator] = field(default_factory=list)
+    closed_loop: ClosedLoop | None = None  # the scorecard's own figures (cxctl.results.closed_loop)
 
 
 def figure(name: str, ind: Indicator | None) -> Figure | None:
@@ -229,7 +231,7 @@ def build_report(
         sections.append(section)
     attached_specs = {o.spec for s in sections for o in s.ops}
     stages = _stage_sections(ws, db, now, common, granularity, periods, language)
-    return Report(
+    report = Report(
         ws.settings.name,
         language,
         since_day,
@@ -245,6 +247,8 @@ def build_report(
         ages,
         [o for o in extra if o.spec not in attached_specs],
     )
+    report.closed_loop = card.closed_loop
+    return report
 
 
 def _trends(rows: dict[str, ScoreRow], periods: list[str]) -> dict[str, list[Point]]:

@@ -225,3 +225,22 @@ def test_a_trend_at_0_or_100_percent_draws_although_the_interval_misses_it_by_a_
 
     svg = charts.trend("CSAT", ["2026-01", "2026-02"], [100.0, 0.0], [97.1, 1e-12], [99.99999999, 2.9])
     assert svg.startswith("<svg")
+
+
+def test_the_closed_loop_figures_are_the_scorecards(demo_folder: Path, cli, tmp_path: Path):
+    """Issue 17: the closed-loop figures sit beside the scores in the report too, from the same function."""
+    import re
+
+    out = tmp_path / "report.html"
+    code, _, err = cli("report", "-w", str(demo_folder), "--now", DEMO_NOW, "-o", str(out))
+    assert code == 0, err
+    loop = _scorecard(cli, demo_folder, "--by", "moment")["closed_loop"]
+    assert loop["cases"] > 0, "the demo opens follow-up cases"
+    html = out.read_text(encoding="utf-8")
+    table = re.search(r'<table class="numbers" id="closed-loop">(.*?)</table>', html, re.S)
+    assert table, "no closed-loop table in the report"
+    values = re.findall(r'data-value="([^"]*)"', table.group(1))
+    assert values[0] == str(loop["cases"])
+    share = loop["contacted_in_time_share"]
+    assert values[1] == ("" if share is None else str(share))
+    assert "Boucler la boucle" in html or "Closing the loop" in html
