@@ -246,3 +246,30 @@ def test_links_signed_before_a_secret_rotation_still_open_and_a_wrong_secret_is_
     assert page.status_code == 200 and checked(page.text) == ["9"]
     assert httpx.post(f"{base}/s/{token_of(link)}", data={"nps": "9"}).status_code == 200
     assert sent.count("responses") == 1
+
+
+def test_an_answer_on_the_page_opens_a_case_and_tells_its_owner_once(sent, serve_helpers, cli):
+    """Issue 17 through the page: a detractor's POST opens a follow-up case with its owner and deadline, and
+    the owner's alert reaches the mail server once (from a thread of its own: the page does not wait)."""
+    import time
+
+    with (sent.root / "cxctl.yaml").open("a", encoding="utf-8") as yaml_file:
+        yaml_file.write(
+            "\nfollowups:\n  default_owner: cx@lumen.example\n  deadlines: {detractor: 16h}\n  alerts: {email: true}\n"
+        )
+    base = sent.serve()
+    token = token_of(serve_helpers.one_click_link(sent.message_to("anais@example.fr"), 2))
+    assert httpx.post(f"{base}/s/{token}", data={"nps": "2"}).status_code == 200
+    deadline = time.monotonic() + 15
+    alerts: list = []
+    while time.monotonic() < deadline and not alerts:
+        alerts = [m for m in sent.sink.parsed() if m["To"].addresses[0].addr_spec == "cx@lumen.example"]
+        time.sleep(0.2)
+    assert len(alerts) == 1, "the owner is told once"
+    code, out, err = cli("followups", "-w", str(sent.root), "--json")
+    assert code == 0, err
+    [case] = json.loads(out)
+    assert case["owner"] == "cx@lumen.example" and case["status"] == "open"
+    assert httpx.post(f"{base}/s/{token}", data={"nps": "3"}).status_code == 200  # corrected: same case
+    time.sleep(1)
+    assert len([m for m in sent.sink.parsed() if m["To"].addresses[0].addr_spec == "cx@lumen.example"]) == 1
