@@ -1,11 +1,16 @@
-"""Benchmark of the solicitation engine: compute_plan over 1,000,000 contacts, 2,000,000 events and
-10,000,000 past invitations (issue 4: under 15 s and under 1 GB peak on 2 cores).
+"""Benchmark of the solicitation engine and of `cxctl plan --json` over 1,000,000 contacts, 2,000,000 events
+and 10,000,000 past invitations at --scale 1 (issue 4: under 15 s and 1 GB; issue 18: the whole
+`plan --json` command under 10 s and 600 MB).
 
-    python bench/plan_engine.py            # generate bench/data/plan/ once (a few minutes), then measure
-    python bench/plan_engine.py --contacts 100000 --events 200000 --invitations 1000000   # smaller
+    python bench/plan_engine.py [--scale 0.1] [--rounds 3]
 
-The data is generated straight into SQLite with recursive CTEs (no Python loop per row). Each
-measurement runs in a fresh child process, so its peak RSS is the engine's, not the generator's.
+The data is generated straight into SQLite with recursive CTEs (no Python loop per row), once per
+scale, under bench/data/plan/. Each round runs, in this order:
+  1. the baseline: one SQL anti-join of the fatigue rule (every contact without a live invitation in the
+     quiet period) over the same store, in this process: the machine's speed at the engine's kind of work;
+  2. compute_plan counting exclusions (what `send` does), in a fresh process;
+  3. compute_plan listing every exclusion, in a fresh process;
+  4. `cxctl plan --json`, the whole command, output to /dev/null.
 """
 
 from __future__ import annotations
@@ -14,13 +19,15 @@ import argparse
 import json
 import os
 import resource
-import subprocess
+import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
+import harness
+from harness import Row, Sample
+
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 WORKSPACE = """\
@@ -173,8 +180,8 @@ def measure(folder: Path, list_exclusions: bool) -> dict:
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "seconds": round(elapsed, 2),
-        "cpu": round(cpu, 2),
+        "seconds": round(elapsed, 4),
+        "cpu": round(cpu, 4),
         "peak_mb": round(peak_mb),
         "planned": len(plan.planned),
         "reminders": sum(1 for p in plan.planned if p.kind == "reminder"),
@@ -184,53 +191,91 @@ def measure(folder: Path, list_exclusions: bool) -> dict:
     }
 
 
+# The fatigue rule as one anti-join: contacts with no sent or planned invitation in the 30-day quiet period.
+ANTI_JOIN = """
+SELECT COUNT(*) FROM contacts c
+WHERE NOT EXISTS (SELECT 1 FROM invitations i WHERE i.contact_id = c.id AND i.send_at >= ? AND i.status IN ('sent', 'planned'))
+"""
+
+
+def anti_join(folder: Path) -> Sample:
+    conn = sqlite3.connect(folder / "cxctl.db")
+    start = time.perf_counter()
+    conn.execute(ANTI_JOIN, ["2026-10-21 10:00:00"]).fetchone()
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return Sample(elapsed)
+
+
+def engine(folder: Path, mode: str, found: dict) -> Sample:
+    """compute_plan in a fresh process: the engine's own seconds, the process's peak RSS."""
+    measured = harness.run_measured([sys.executable, __file__, "--child", mode, "--folder", str(folder)])
+    result = json.loads(measured.stdout)
+    found[mode] = result
+    return Sample(result["seconds"], peak_mb=measured.peak_mb, cpu=result["cpu"])
+
+
+def plan_json(folder: Path) -> Sample:
+    command = harness.cxctl_command("plan", "-w", str(folder), "--now", NOW.isoformat(), "--json")
+    with open(os.devnull, "w") as sink:
+        return harness.run_measured(command, harness.cxctl_env(), stdout=sink)
+
+
+def run(scale: float, rounds: int) -> list[Row]:
+    contacts = harness.scaled(1_000_000, scale, 2_000)
+    events, invitations = 2 * contacts, 10 * contacts
+    folder = harness.data_dir("plan") / f"{contacts}-{events}-{invitations}"
+    if not (folder / "cxctl.db").exists():
+        started = time.perf_counter()
+        generate(folder, contacts, events, invitations)
+        harness.say(f"generated {folder} in {time.perf_counter() - started:.0f} s")
+    found: dict = {}
+    series = harness.alternate(
+        {
+            "anti-join": lambda: anti_join(folder),
+            "counts": lambda: engine(folder, "counts", found),
+            "list": lambda: engine(folder, "list", found),
+            "plan --json": lambda: plan_json(folder),
+        },
+        rounds,
+    )
+    harness.say(f"  exclusions: {found['list']['counts']}")
+    data = f"{contacts:,} contacts, {events:,} events, {invitations:,} invitations"
+    base = series["anti-join"]
+    base.label = "SQL anti-join of the quiet period"
+    planned = f"{found['list']['planned']:,} planned, {found['list']['excluded']:,} excluded"
+    return [
+        Row(
+            "plan",
+            "compute_plan, exclusions counted (what `send` does)",
+            data,
+            series["counts"],
+            base,
+            "< 15 s, < 1 GB at 1M",
+            planned,
+        ),
+        Row("plan", "compute_plan, every exclusion listed", data, series["list"], base, "< 15 s, < 1 GB at 1M"),
+        Row(
+            "plan",
+            "`cxctl plan --json` to /dev/null (whole command)",
+            data,
+            series["plan --json"],
+            base,
+            "< 10 s, < 600 MB at 1M",
+        ),
+    ]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contacts", type=int, default=1_000_000)
-    parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--invitations", type=int, default=10_000_000)
-    parser.add_argument("--regenerate", action="store_true")
+    parser = harness.arguments(__doc__.splitlines()[0])
     parser.add_argument("--child", choices=["list", "counts"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    os.environ.setdefault("CXCTL_SECRET", "bench-secret-not-for-production")
+    os.environ.setdefault("CXCTL_SECRET", harness.SECRET)
     if args.child:
         print(json.dumps(measure(args.folder, args.child == "list")))
         return
-    folder = ROOT / "data" / f"plan-{args.contacts}-{args.events}-{args.invitations}"
-    if args.regenerate or not (folder / "cxctl.db").exists():
-        started = time.perf_counter()
-        generate(folder, args.contacts, args.events, args.invitations)
-        print(f"generated {folder} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", file=sys.stderr)
-    print("| data | exclusions | wall time | CPU time | peak RSS | planned (reminders) | excluded |")
-    print("|---|---|---|---|---|---|---|")
-    for mode in ("counts", "list"):
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", mode, "--folder", str(folder)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        r = json.loads(out)
-        listing = "counted only" if mode == "counts" else f"listed ({r['exclusions_listed']:,})"
-        print(
-            f"| {args.contacts:,} contacts, {args.events:,} events, {args.invitations:,} invitations | {listing} "
-            f"| {r['seconds']} s | {r['cpu']} s | {r['peak_mb']} MB | {r['planned']:,} ({r['reminders']:,}) | {r['excluded']:,} |"
-        )
-        print(f"  {r['counts']}", file=sys.stderr)
-    # What a user runs: the CLI printing the whole plan as JSON (listed exclusions included), to /dev/null.
-    command = [sys.executable, "-m", "cxctl", "plan", "-w", str(folder), "--now", NOW.isoformat(), "--json"]
-    started = time.perf_counter()
-    with open(os.devnull, "w") as sink:
-        process = subprocess.Popen(command, stdout=sink)
-        _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(command)} failed")
-    print(
-        f"| same data | `cxctl plan --json` (CLI, output to /dev/null) | {time.perf_counter() - started:.2f} s "
-        f"| {usage.ru_utime + usage.ru_stime:.2f} s | {usage.ru_maxrss // 1024} MB | — | — |"
-    )
+    harness.cli(run, __doc__)
 
 
 if __name__ == "__main__":

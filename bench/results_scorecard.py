@@ -1,36 +1,48 @@
-"""Benchmark of the results area (run on demand: `python bench/results_scorecard.py [--scale 0.1] [--import-only [--reuse]]`).
+"""Benchmark of the results area: responses import and scorecards (run on demand:
+`python bench/results_scorecard.py [--scale 0.1] [--rounds 3]`; --scale 1 = 1,000,000 imported and
+5,000,000 scored responses).
 
-Three measurements, each against the baseline the issue names, in the same run, on generated data under
-bench/data/results/ (git-ignored):
+Generated data under bench/data/results/ (git-ignored, reused by later runs of the same scale). Each
+round runs every contender once, baselines first:
 
-1. import: `cxctl responses import` of N_IMPORT responses (generic CSV with tokens) vs the sqlite3
-   shell's `.import` of the same file into an empty table;
-2. scorecard by moment × month over N_SCORE responses vs the plain GROUP BY over the raw response rows
-   run by the sqlite3 shell on the same database file;
-3. scorecard broken down by an arbitrary contact attribute (JSON) over the same N_SCORE responses.
+Import (N_IMPORT responses, generic CSV with tokens, answering N_IMPORT sent invitations):
+  - the sqlite3 shell's `.import` of the file into an empty table (the baseline issue 9 named);
+  - the floor: the same writes done by the sqlite3 shell alone on a copy of the pre-import store (token
+    join, responses with their indexes, NPS and comment answers, the rollups' increments, commit; in C,
+    no checks, no quarantine);
+  - `cxctl responses import` (the CLI, a fresh process), on another copy of the same store.
+Scorecards (N_SCORE counted responses over two years, six moments, N_SCORE/10 contacts):
+  - three plain-SQL baselines for moment × month, weakest to strongest: responses joined to answers;
+    the GROUP BY on the responses' own score columns (through the store's covering index); the same
+    with an expression index on the month (built untimed, dropped after);
+  - `compute_scorecard(by=moment,month)` in a warm process and `cxctl scorecard --by moment,month`
+    cold (a new process; the OS page cache is warm for every contender alike);
+  - a breakdown by a contact attribute: the plain GROUP BY over responses joined to contacts
+    (json_extract of the attribute) against `cxctl scorecard --by region` / `--by canal` /
+    `--by segment,quarter`, each a new process.
+The rollups' full rebuild (what a bulk load that bypasses the import costs) is timed once when the
+store is generated.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
+import json
 import os
 import random
 import shutil
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT.parent))
+import harness
+from harness import Row, Sample
 
-from cxctl import store  # noqa: E402
-from cxctl.core import tokens  # noqa: E402
-from cxctl.validation import load_workspace  # noqa: E402
+from cxctl import store
+from cxctl.core import tokens
+from cxctl.validation import load_workspace
 
-SECRET = "bench-secret-not-for-production"
+SECRET = harness.SECRET
 MOMENTS = [
     ("nps_relational", "nps"),
     ("delivery_csat", "csat"),
@@ -70,24 +82,10 @@ def write_workspace(root: Path) -> None:
     (root / "cxctl.yaml").write_text(text, encoding="utf-8")
 
 
-def timed(label: str, function):
-    start = time.perf_counter()
-    result = function()
-    elapsed = time.perf_counter() - start
-    print(f"  {label}: {elapsed:.2f} s", file=sys.stderr, flush=True)
-    return elapsed, result
-
-
-def shell(db_path: Path, *commands: str) -> float:
-    start = time.perf_counter()
-    subprocess.run(["sqlite3", str(db_path), *commands], check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
-# The writes any importer must make, done by the sqlite3 shell alone (C, no checks, no rollups, no
-# quarantine): stage the file, match each token to its invitation, write responses (with the indexes
-# the scorecard and follow-ups read through) and their NPS answers, commit. Run on a copy of the
-# pre-import database: the floor of the import in this store, whatever the language.
+# The writes any importer must make, done by the sqlite3 shell alone (C, no checks, no quarantine):
+# stage the file, match each token to its invitation, write responses (with the indexes the scorecard
+# and follow-ups read through), their NPS and comment answers, the rollups' increments, commit. Run on a
+# copy of the pre-import store: the floor of the import in this store, whatever the language.
 SHELL_WRITES = """\
 PRAGMA synchronous=NORMAL;
 PRAGMA cache_size=-65536;
@@ -100,54 +98,114 @@ INSERT INTO responses (response_key, content_hash, invitation_id, contact_id, mo
          1, 'counted', CAST(s.nps AS INTEGER), '2027-01-01 00:00:00'
   FROM stage s JOIN invitations i ON i.token = s.token ORDER BY s.rowid;
 INSERT INTO answers SELECT r.id, 'nps', r.score_nps, NULL FROM responses r;
+INSERT INTO answers SELECT r.id, 'nps_why', NULL, s.nps_why FROM stage s JOIN responses r ON r.response_key = s.response_id
+  WHERE s.nps_why <> '';
+INSERT INTO score_rollup (moment, day, question, value, n)
+  SELECT moment, day, 'nps', score_nps, COUNT(*) FROM responses WHERE status = 'counted' GROUP BY 1, 2, 3, 4
+  ON CONFLICT DO UPDATE SET n = n + excluded.n;
+INSERT INTO response_rollup (moment, day, n)
+  SELECT moment, day, COUNT(*) FROM responses WHERE status = 'counted' GROUP BY 1, 2
+  ON CONFLICT DO UPDATE SET n = n + excluded.n;
 COMMIT;
 """
 
+# Moment × month in plain SQL, weakest to strongest.
+JOIN_SQL = (
+    "SELECT r.moment, strftime('%Y-%m', r.submitted_at) AS month, a.question, a.value_num, COUNT(*) "
+    "FROM responses r JOIN answers a ON a.response_id = r.id "
+    "WHERE r.status = 'counted' AND a.value_num IS NOT NULL GROUP BY 1, 2, 3, 4;"
+)
+DIRECT_SQL = (
+    "SELECT moment, substr(day, 1, 7) AS month, score_nps, score_csat, score_ces, COUNT(*) "
+    "FROM responses WHERE status = 'counted' GROUP BY 1, 2, 3, 4, 5;"
+)
+MONTH_INDEX = (
+    "CREATE INDEX bench_month ON responses(status, moment, substr(day, 1, 7), score_nps, score_csat, score_ces);"
+)
+# The breakdown by a contact attribute in plain SQL.
+ATTRIBUTE_SQL = (
+    "SELECT json_extract(c.attributes, '$.region') AS region, r.score_nps, r.score_csat, r.score_ces, COUNT(*) "
+    "FROM responses r JOIN contacts c ON c.id = r.contact_id WHERE r.status = 'counted' GROUP BY 1, 2, 3, 4;"
+)
+NOW = "2027-01-05T00:00:00+00:00"
 
-def bench_import(data: Path, n: int, reuse: bool = False) -> dict:
-    """1,000,000 responses: cxctl import vs sqlite3 `.import` of the same CSV."""
+
+def import_rows(n: int, rounds: int) -> list[Row]:
+    data = harness.data_dir("results")
     ws_root = data / f"import_ws_{n}"
     export = data / f"responses_{n}.csv"
     base = data / f"import_base_{n}.db"
-    if reuse and export.exists() and base.exists():
-        # Same generated data as the last run: copy the pre-import database instead of regenerating it.
-        write_workspace(ws_root)
-        ws = load_workspace(ws_root)
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(ws.database) + suffix).unlink(missing_ok=True)
-        shutil.copyfile(base, ws.database)
-        db = store.connect(ws.database)
-    else:
+    if not (export.exists() and base.exists()):
+        started = time.perf_counter()
         generate_import(data, ws_root, export, base, n)
-        ws = load_workspace(ws_root)
-        db = store.connect(ws.database)
-    baseline_db = data / "shell_import.db"
-    baseline_db.unlink(missing_ok=True)
-    shell_s = shell(baseline_db, ".mode csv", f".import {export} raw_responses")
-    print(f"  sqlite3 .import: {shell_s:.2f} s", file=sys.stderr, flush=True)
-    floor_db = data / "shell_writes.db"
-    shutil.copyfile(base, floor_db)
-    start = time.perf_counter()
-    subprocess.run(
-        ["sqlite3", str(floor_db)],
-        input=SHELL_WRITES.format(export=export),
-        text=True,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    floor_s = time.perf_counter() - start
-    floor_db.unlink()
-    print(f"  the same writes in the sqlite3 shell alone: {floor_s:.2f} s", file=sys.stderr, flush=True)
-    os.environ["CXCTL_SECRET"] = SECRET
-    from cxctl.results.importer import import_responses
+        harness.say(f"generated the import data ({n:,} rows) in {time.perf_counter() - started:.0f} s")
+    write_workspace(ws_root)
+    database = load_workspace(ws_root).database
+    raw_db, floor_db = data / "shell_import.db", data / "shell_writes.db"
 
-    cx_s, report = timed(
-        "cxctl responses import",
-        lambda: import_responses(ws, db, export, datetime(2027, 1, 1, tzinfo=UTC), moment="nps_relational"),
-    )
-    assert report.counted == n, (report.counted, report.quarantined, report.problems[:3])
-    db.conn.close()
-    return {"rows": n, "shell_s": shell_s, "cxctl_s": cx_s, "ratio": cx_s / shell_s, "floor_s": floor_s}
+    def dot_import() -> Sample:
+        harness.remove_db(raw_db)
+        return harness.shell(raw_db, ".mode csv", f".import {export} raw_responses")
+
+    def floor() -> Sample:
+        harness.remove_db(floor_db)
+        shutil.copyfile(base, floor_db)
+        return harness.shell(floor_db, stdin=SHELL_WRITES.format(export=export))
+
+    def cxctl() -> Sample:
+        harness.remove_db(database)
+        shutil.copyfile(base, database)
+        command = harness.cxctl_command(
+            "responses",
+            "import",
+            str(export),
+            "-w",
+            str(ws_root),
+            "--moment",
+            "nps_relational",
+            "--now",
+            "2027-01-01",
+            "--json",
+        )
+        sample = harness.run_measured(command, harness.cxctl_env())
+        report = json.loads(sample.stdout)
+        assert report["counted"] == n, {k: v for k, v in report.items() if not isinstance(v, list)}
+        return sample
+
+    series = harness.alternate({".import": dot_import, "floor": floor, "cxctl": cxctl}, rounds)
+    for path in (raw_db, floor_db):
+        harness.remove_db(path)
+    dot, floor_series = series[".import"], series["floor"]
+    dot.label = "sqlite3 `.import`"
+    data_text = f"{n:,} responses (generic CSV)"
+    floor_series.label = "the same writes by the sqlite3 shell alone"
+    return [
+        Row(
+            "results",
+            "floor: the import's writes by the sqlite3 shell (rollups included)",
+            data_text,
+            floor_series,
+            dot,
+            "",
+            "C, no checks",
+        ),
+        Row(
+            "results",
+            "`cxctl responses import` (CLI, rollups maintained)",
+            data_text,
+            series["cxctl"],
+            dot,
+            "≤ 3× (issue 9)",
+        ),
+        Row(
+            "results",
+            "`cxctl responses import` against its floor",
+            data_text,
+            series["cxctl"],
+            floor_series,
+            "≤ 1.5× the floor",
+        ),
+    ]
 
 
 def generate_import(data: Path, ws_root: Path, export: Path, base: Path, n: int) -> None:
@@ -158,7 +216,7 @@ def generate_import(data: Path, ws_root: Path, export: Path, base: Path, n: int)
     db = store.connect(ws.database)
     rng = random.Random(1)
     secret = SECRET.encode()
-    print(f"generating {n:,} contacts, invitations and a {n:,}-row export…", file=sys.stderr, flush=True)
+    harness.say(f"generating {n:,} contacts, invitations and a {n:,}-row export…")
     start = datetime(2026, 1, 1, tzinfo=UTC)
     toks = [tokens.new_token(secret) for _ in range(n)]
     db.execute("BEGIN")
@@ -188,18 +246,32 @@ def generate_import(data: Path, ws_root: Path, export: Path, base: Path, n: int)
     shutil.copyfile(ws.database, base)
 
 
-def generate_scored_store(data: Path, n: int, folder: str = "score_ws"):
+def generate_scored_store(data: Path, n: int, folder: str | None = None):
     """A workspace under `data/folder` with n counted responses over two years (one per sent invitation,
     n // 10 contacts with a segment and JSON attributes, an open comment on every fifth NPS response),
-    rollups built and ANALYZE run. Returns the loaded workspace (its database is closed). Reused by
-    bench/export_report.py."""
-    ws_root = data / folder
+    rollups built and ANALYZE run. Returns the loaded workspace (its database closed) and the timings of
+    the generation and of the rollups' rebuild, or None when a complete store of that size was reused.
+    Reused by bench/export_report.py.
+
+    Everything is set-based SQL; the secondary indexes are dropped for the load and built once after, in
+    sorted order (a random-order insert into five indexes is what made this take minutes)."""
+    ws_root = data / (folder or f"score_ws_{n}")
+    if (ws_root / "complete").exists():
+        return load_workspace(ws_root), None
+    started = time.perf_counter()
     shutil.rmtree(ws_root, ignore_errors=True)
     write_workspace(ws_root)
     ws = load_workspace(ws_root)
     db = store.connect(ws.database)
     contacts = max(1000, n // 10)
-    print(f"generating {contacts:,} contacts, {n:,} invitations and responses…", file=sys.stderr, flush=True)
+    harness.say(f"generating {contacts:,} contacts, {n:,} invitations and responses…")
+    tables = ("contacts", "invitations", "responses", "answers")
+    indexes = db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN (?, ?, ?, ?)",
+        tables,
+    ).fetchall()
+    for name, _ in indexes:
+        db.execute(f"DROP INDEX {name}")
     q = db.execute
     q("PRAGMA cache_size=-400000")
     q("BEGIN")
@@ -233,95 +305,164 @@ def generate_scored_store(data: Path, n: int, folder: str = "score_ws"):
          SELECT r.id, 'nps_why', NULL, 'Livraison rapide, service client aimable'
          FROM responses r WHERE r.id % 5 = 0 AND r.moment IN ('nps_relational', 'store_nps', 'onboarding_nps')""")
     q("COMMIT")
+    for _, sql in indexes:
+        q(sql)
+    generate = Sample(time.perf_counter() - started)
     from cxctl.results.importer import rebuild_rollups
 
-    timed("rollups built (what imports keep up to date)", lambda: rebuild_rollups(db))
+    rollups = harness.timed(lambda: rebuild_rollups(db))
+    harness.say(f"  rollups rebuilt in {rollups.seconds:.1f} s")
+    started = time.perf_counter()
     q("ANALYZE")
+    q("PRAGMA wal_checkpoint(TRUNCATE)")
+    generate.seconds += time.perf_counter() - started
     db.conn.close()
-    return ws
+    (ws_root / "complete").write_text("generated\n", encoding="utf-8")
+    harness.say(f"  generated in {generate.seconds:.1f} s (rollups apart)")
+    return ws, {"generate": generate, "rollups": rollups}
 
 
-def bench_scorecard(data: Path, n: int) -> dict:
-    """5,000,000 responses: scorecard by moment × month (rollups) vs the shell's GROUP BY over raw rows."""
-    ws = generate_scored_store(data, n)
-    raw_sql = (
-        "SELECT r.moment, strftime('%Y-%m', r.submitted_at) AS month, a.question, a.value_num, COUNT(*) "
-        "FROM responses r JOIN answers a ON a.response_id = r.id "
-        "WHERE r.status = 'counted' AND a.value_num IS NOT NULL GROUP BY 1, 2, 3, 4;"
-    )
+def scorecard_rows(n: int, rounds: int) -> list[Row]:
+    data = harness.data_dir("results")
+    ws, generated = generate_scored_store(data, n)
     db_path = ws.database
-    shell(db_path, "SELECT COUNT(*) FROM answers;")  # warm the page cache for both sides alike
-    shell_s = shell(db_path, raw_sql)
-    print(f"  sqlite3 GROUP BY over raw rows: {shell_s:.2f} s", file=sys.stderr, flush=True)
+    harness.shell(db_path, "SELECT COUNT(*) FROM answers;", "SELECT COUNT(*) FROM responses;")  # warm the page cache
+
+    def with_month_index() -> Sample:
+        harness.shell(db_path, MONTH_INDEX)
+        try:
+            return harness.shell(db_path, DIRECT_SQL)
+        finally:
+            harness.shell(db_path, "DROP INDEX bench_month;")
+
     from cxctl.results.scorecard import compute_scorecard
 
-    db = store.connect(db_path)
-    now = datetime(2027, 1, 5, tzinfo=UTC)
-    compute_scorecard(ws, db, now, by=["moment", "month"])  # first call: temp tables and page cache
-    card_s, card = timed(
-        "cxctl scorecard --by moment,month", lambda: compute_scorecard(ws, db, now, by=["moment", "month"])
+    now = datetime.fromisoformat(NOW)
+    warm_db = store.connect(db_path)
+    compute_scorecard(ws, warm_db, now, by=["moment", "month"])  # first call: temp tables and page cache
+
+    def warm() -> Sample:
+        sample = harness.timed(lambda: found.update(card=compute_scorecard(ws, warm_db, now, by=["moment", "month"])))
+        assert sum(r.responses for r in found["card"].rows) == n
+        return sample
+
+    def cold(by: str) -> Sample:
+        command = harness.cxctl_command("scorecard", "-w", str(ws.root), "--by", by, "--now", NOW, "--json")
+        sample = harness.run_measured(command, harness.cxctl_env())
+        json.loads(sample.stdout)
+        return sample
+
+    found: dict = {}
+    series = harness.alternate(
+        {
+            "join": lambda: harness.shell(db_path, JOIN_SQL),
+            "direct": lambda: harness.shell(db_path, DIRECT_SQL),
+            "month index": with_month_index,
+            "warm": warm,
+            "moment,month": lambda: cold("moment,month"),
+            "attribute SQL": lambda: harness.shell(db_path, ATTRIBUTE_SQL),
+            "region": lambda: cold("region"),
+            "canal": lambda: cold("canal"),
+            "segment,quarter": lambda: cold("segment,quarter"),
+        },
+        rounds,
     )
-    total = sum(r.responses for r in card.rows)
-    assert total == n, (total, n)
-    attr_s, attr = timed(
-        "cxctl scorecard --by canal (JSON attribute)", lambda: compute_scorecard(ws, db, now, by=["canal"])
-    )
-    assert sum(r.responses for r in attr.rows) == n
-    seg_s, _ = timed(
-        "cxctl scorecard --by segment,quarter", lambda: compute_scorecard(ws, db, now, by=["segment", "quarter"])
-    )
-    return {
-        "rows": n,
-        "shell_groupby_s": shell_s,
-        "scorecard_s": card_s,
-        "speedup": shell_s / card_s,
-        "attribute_s": attr_s,
-        "segment_quarter_s": seg_s,
-    }
+    warm_db.conn.close()
+    series["join"].label = "responses ⋈ answers GROUP BY"
+    series["direct"].label = "GROUP BY on the responses' score columns"
+    series["month index"].label = "the same with an expression index on the month"
+    series["attribute SQL"].label = "responses ⋈ contacts GROUP BY json_extract(region)"
+    text = f"{n:,} responses, {max(1000, n // 10):,} contacts"
+    strongest = series["month index"]
+    rows = [
+        Row(
+            "results",
+            "plain SQL: GROUP BY on the score columns",
+            text,
+            series["direct"],
+            series["join"],
+            "",
+            "the store's covering index",
+        ),
+        Row(
+            "results",
+            "plain SQL: with an expression index on the month",
+            text,
+            strongest,
+            series["join"],
+            "",
+            "index built untimed",
+        ),
+        Row(
+            "results",
+            "`compute_scorecard(by=moment,month)`, warm process",
+            text,
+            series["warm"],
+            strongest,
+            "< 1 s at 5M",
+            "rollups",
+        ),
+        Row(
+            "results",
+            "`cxctl scorecard --by moment,month` (new process)",
+            text,
+            series["moment,month"],
+            strongest,
+            "< 1 s at 5M",
+        ),
+        Row(
+            "results",
+            "`cxctl scorecard --by region` (JSON attribute, 13 values; new process)",
+            text,
+            series["region"],
+            series["attribute SQL"],
+            "< 2 s at 5M",
+        ),
+        Row(
+            "results",
+            "`cxctl scorecard --by canal` (JSON attribute, 3 values; new process)",
+            text,
+            series["canal"],
+            series["attribute SQL"],
+            "< 2 s at 5M",
+        ),
+        Row(
+            "results",
+            "`cxctl scorecard --by segment,quarter` (new process)",
+            text,
+            series["segment,quarter"],
+            series["attribute SQL"],
+            "< 2 s at 5M",
+        ),
+    ]
+    if generated:
+        rows.append(
+            Row(
+                "results",
+                "store generation (bulk SQL, indexes built after)",
+                text,
+                harness.Series("generation", [generated["generate"]]),
+                note="once, reused by later runs",
+            )
+        )
+        rows.append(
+            Row(
+                "results",
+                "rollups rebuilt from the raw rows (`rebuild_rollups`)",
+                text,
+                harness.Series("rebuild", [generated["rollups"]]),
+                note="once; what a load that bypasses the import costs",
+            )
+        )
+    return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--scale", type=float, default=1.0, help="1.0 = 1,000,000 imported and 5,000,000 scored responses"
-    )
-    parser.add_argument("--skip-import", action="store_true")
-    parser.add_argument("--skip-scorecard", action="store_true")
-    parser.add_argument(
-        "--import-only", action="store_true", help="only the import measurement (same as --skip-scorecard)"
-    )
-    parser.add_argument(
-        "--reuse", action="store_true", help="reuse the import data generated by an earlier run of the same scale"
-    )
-    args = parser.parse_args()
-    data = ROOT / "data" / "results"
-    data.mkdir(parents=True, exist_ok=True)
-    results = {}
-    if not args.skip_import:
-        results["import"] = bench_import(data, int(1_000_000 * args.scale), args.reuse)
-    if not (args.skip_scorecard or args.import_only):
-        results["scorecard"] = bench_scorecard(data, int(5_000_000 * args.scale))
-    print("| measurement | rows | baseline (sqlite3 shell) | cxctl | ratio | goal |")
-    print("|---|---|---|---|---|---|")
-    if "import" in results:
-        r = results["import"]
-        print(
-            f"| responses import (generic CSV) vs `.import` | {r['rows']:,} | {r['shell_s']:.2f} s | {r['cxctl_s']:.2f} s "
-            f"| {r['ratio']:.2f}× the shell | ≤ 3× |"
-        )
-        print(
-            f"| the same writes by the sqlite3 shell alone (token join, responses + indexes, answers, commit) | {r['rows']:,} "
-            f"| {r['shell_s']:.2f} s | {r['floor_s']:.2f} s | {r['floor_s'] / r['shell_s']:.2f}× the shell | (floor, no checks) |"
-        )
-    if "scorecard" in results:
-        r = results["scorecard"]
-        print(
-            f"| scorecard --by moment,month vs raw GROUP BY | {r['rows']:,} | {r['shell_groupby_s']:.2f} s | "
-            f"{r['scorecard_s']:.3f} s | {r['speedup']:.0f}× faster | < 1 s and ≥ 5× |"
-        )
-        print(f"| scorecard --by canal (JSON attribute) | {r['rows']:,} | — | {r['attribute_s']:.2f} s | — | < 10 s |")
-        print(f"| scorecard --by segment,quarter | {r['rows']:,} | — | {r['segment_quarter_s']:.2f} s | — | — |")
+def run(scale: float, rounds: int) -> list[Row]:
+    os.environ.setdefault("CXCTL_SECRET", SECRET)
+    rows = import_rows(harness.scaled(1_000_000, scale, 2_000), rounds)
+    rows += scorecard_rows(harness.scaled(5_000_000, scale, 5_000), rounds)
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli(run, __doc__)

@@ -1,13 +1,13 @@
 """Benchmark: `deliver` end to end (choose, render, sign, build MIME, send, record state) against a bare
-aiosmtplib loop that only sends the same number of prebuilt messages, same concurrency, same run, to the
-same local aiosmtpd sink (in its own process). Memory: peak RSS of the end-to-end run at two sizes.
+aiosmtplib loop that only sends the same number of prebuilt messages, same concurrency, to the same local
+aiosmtpd sink (in its own process), alternated in every round (bare loop first), each in a fresh process
+on a fresh store. Memory: peak RSS of the end-to-end run at a quarter of the size too (flat is the goal).
 
-    /work/venv/bin/python bench/send_throughput.py [--n 20000] [--concurrency 8]
+    python bench/send_throughput.py [--scale 0.1] [--rounds 3]     # --scale 1 = 20,000 invitations
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import multiprocessing as mp
@@ -15,13 +15,15 @@ import os
 import resource
 import shutil
 import socket
-import sys
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent / "data" / "send"
+import harness
+from harness import Row, Sample
+
 NOW = "2026-11-23T10:00:00+00:00"
-SECRET = "bench-secret-not-for-production"
+SECRET = harness.SECRET
+CONCURRENCY = 8
 
 WORKSPACE = """\
 workspace:
@@ -77,7 +79,7 @@ def run_sink(port: int, counter, ready) -> None:
 
 
 def make_workspace(n: int, port: int, concurrency: int) -> Path:
-    root = DATA / f"ws-{n}"
+    root = harness.data_dir("send") / f"ws-{n}"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     (root / "cxctl.yaml").write_text(WORKSPACE.format(port=port, concurrency=concurrency), encoding="utf-8")
@@ -235,11 +237,9 @@ def in_child(target, *args):
     return value
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=20000)
-    parser.add_argument("--concurrency", type=int, default=8)
-    args = parser.parse_args()
+def run(scale: float, rounds: int) -> list[Row]:
+    n = harness.scaled(20_000, scale, 200)
+    small = max(100, n // 4)
     ctx = mp.get_context("spawn")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -248,33 +248,54 @@ def main() -> None:
     sink = ctx.Process(target=run_sink, args=(port, counter, ready), daemon=True)
     sink.start()
     ready.wait(10)
-    try:
-        small = max(1000, args.n // 4)
-        rows = []
-        for n in (small, args.n):
-            root = make_workspace(n, port, args.concurrency)
-            before = counter.value
-            e2e = in_child(end_to_end, str(root))
-            assert counter.value - before == e2e["sent"] == n, (counter.value - before, e2e)
-            rows.append((f"deliver end to end, {n:,} invitations", n / e2e["seconds"], e2e["rss_mb"]))
-        root = make_workspace(args.n, port, args.concurrency)
+
+    def contender(size: int, target, *args) -> Sample:
+        root = make_workspace(size, port, CONCURRENCY)
         before = counter.value
-        bare = in_child(bare_loop, str(root), args.concurrency)
-        assert counter.value - before == args.n
-        bare_rate = args.n / bare["seconds"]
-        print(
-            f"\n{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, {args.concurrency} connections, "
-            f"sink aiosmtpd in its own process\n"
+        result = in_child(target, str(root), *args)
+        assert counter.value - before == result["sent"] == size, (counter.value - before, result)
+        return Sample(result["seconds"], peak_mb=result.get("rss_mb"))
+
+    try:
+        series = harness.alternate(
+            {
+                "bare": lambda: contender(n, bare_loop, CONCURRENCY),
+                "deliver": lambda: contender(n, end_to_end),
+                "deliver, a quarter": lambda: contender(small, end_to_end),
+            },
+            rounds,
         )
-        print("| run | messages/s | peak RSS (MB) | vs bare loop |")
-        print("|---|---:|---:|---:|")
-        print(f"| bare aiosmtplib loop, {args.n:,} prebuilt messages | {bare_rate:,.0f} | – | 1.00 |")
-        for label, rate, rss in rows:
-            print(f"| {label} | {rate:,.0f} | {rss:,.0f} | {rate / bare_rate:.2f} |")
     finally:
         sink.terminate()
-        shutil.rmtree(DATA, ignore_errors=True)
+        shutil.rmtree(harness.data_dir("send"), ignore_errors=True)
+    bare, full, quarter = series["bare"], series["deliver"], series["deliver, a quarter"]
+    bare.label = f"bare aiosmtplib loop, {n:,} prebuilt messages"
+    share = bare.median / full.median
+    rate = n / full.median
+    quarter_bare = harness.Series(
+        f"bare loop at {n:,}, scaled to {small:,}", [Sample(b.seconds * small / n, load=b.load) for b in bare.samples]
+    )
+    return [
+        Row(
+            "send",
+            f"`deliver` end to end, {CONCURRENCY} connections",
+            f"{n:,} invitations",
+            full,
+            bare,
+            "≥ 0.5 of the bare loop's rate",
+            f"{rate:,.0f} msg/s = {share:.2f} of the bare loop's rate",
+        ),
+        Row(
+            "send",
+            "`deliver` end to end, a quarter of the invitations (memory flat?)",
+            f"{small:,} invitations",
+            quarter,
+            quarter_bare,
+            "flat memory",
+            f"{small / quarter.median:,.0f} msg/s",
+        ),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli(run, __doc__)
