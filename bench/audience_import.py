@@ -1,8 +1,9 @@
 """Benchmark: `cxctl contacts import` against the sqlite3 shell's `.import` of the same file, same run.
 
-    python bench/audience_import.py [--rows 1000000] [--keep]
+    python bench/audience_import.py [--scale 0.1] [--rounds 3]      # --scale 1 = 1,000,000 rows
 
-Generates bench/data/contacts_<rows>.csv (10 columns, git-ignored; reused when present), then times
+Generates bench/data/audience/contacts_<rows>.csv (10 columns, git-ignored; reused when present), then, in
+every round, times
   1. sqlite3 new.db '.import --csv FILE contacts'   (the baseline: no checks, no merge)
   2. the same .import into a WAL database whose table has a unique id and an address index
      (like for like: the journal and the indexes a contacts store needs, still no checks)
@@ -11,25 +12,25 @@ Generates bench/data/contacts_<rows>.csv (10 columns, git-ignored; reused when p
      the importer's own bulk path into a new store (inserts, index build, commit; no parsing)
   5. cxctl contacts import FILE                    (fresh database)
   6. cxctl contacts import FILE                    (again: every row unchanged)
-each in its own process, with its CPU time (including the import's worker process) and the peak
-RSS of the largest process of its tree (os.wait4), and prints a table with the ratio to the baseline. The target (issue 3): ratio <= 3 and peak RSS < 500 MB for 1,000,000 rows.
+each in its own process, with the peak RSS of the largest process of its tree (os.wait4), and prints
+the ratio of each to the baseline. The target (issue 3): ratio <= 3 and peak RSS < 500 MB for 1,000,000
+rows.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
 import shutil
 import subprocess
 import sys
-import time
 import unicodedata
 from pathlib import Path
 
+import harness
+from harness import Row, Sample
+
 HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
 FIRST = ["Jeanne", "Luc", "Amélie", "Zoé", "François", "Hélène", "Paul", "Inès", "Gérard", "Chloé", "Tom", "Anaïs"]
 LAST = ["Martin", "Bernard", "Dubois", "Lefèvre", "Müller", "Moreau", "Petit", "Roux", "Côté", "Lemaître", "Durand"]
 COUNTRIES = ["FR", "BE", "CH", "CA", "LU", "DE"]
@@ -131,141 +132,100 @@ def generate(path: Path, rows: int) -> None:
     tmp.rename(path)
 
 
-def run(command: list[str], env: dict | None = None) -> tuple[float, float, int, str]:
-    """Run one process; return (wall seconds, CPU seconds, peak RSS in MB of that process, stdout)."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out = process.stdout.read()
-    err = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode not in (0,):
-        sys.exit(f"{' '.join(command)} failed ({process.returncode}):\n{err.decode()[-2000:]}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, out.decode()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--keep", action="store_true", help="keep the databases in bench/data/")
-    args = parser.parse_args()
-    source = DATA / f"contacts_{args.rows}.csv"
+def run(scale: float, rounds: int) -> list[Row]:
+    rows = harness.scaled(1_000_000, scale, 1_000)
+    data = harness.data_dir("audience")
+    source = data / f"contacts_{rows}.csv"
     if not source.exists():
-        print(f"generating {source} …", file=sys.stderr)
-        generate(source, args.rows)
+        harness.say(f"generating {source} …")
+        generate(source, rows)
     size_mb = source.stat().st_size / 1e6
-
-    baseline_db = DATA / "baseline.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(baseline_db) + suffix).unlink(missing_ok=True)
-    sqlite3 = shutil.which("sqlite3")
-    if sqlite3 is None:
-        sys.exit("the sqlite3 command-line shell is needed for the baseline: apt-get install sqlite3")
-    base_s, base_cpu, base_rss, _ = run([sqlite3, str(baseline_db), f".import --csv {source} contacts"])
-
-    indexed_db = DATA / "indexed.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(indexed_db) + suffix).unlink(missing_ok=True)
-    indexed_s, indexed_cpu, indexed_rss, _ = run(
-        [
-            sqlite3,
-            str(indexed_db),
-            *INDEXED,
-            f".import --csv --skip 1 {source} contacts",
-            "CREATE INDEX contacts_email ON contacts(email)",
-        ]
-    )
-
-    # The floor of any Python import: csv.reader + executemany into a bare table, one WAL transaction.
-    plain_db = DATA / "plain.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(plain_db) + suffix).unlink(missing_ok=True)
-    plain_s, plain_cpu, plain_rss, _ = run([sys.executable, "-c", PLAIN, str(source), str(plain_db)])
-
-    prepared = DATA / f"contacts_{args.rows}.batches"
+    sqlite3 = harness.sqlite_shell()
+    prepared = data / f"contacts_{rows}.batches"
     if not prepared.exists() or prepared.stat().st_mtime < source.stat().st_mtime:
-        print(f"preparing {prepared} …", file=sys.stderr)
+        harness.say(f"preparing {prepared} …")
         subprocess.run([sys.executable, "-c", PREPARE, str(source), str(prepared)], check=True, cwd=HERE.parent)
-    writes_db = DATA / "writes.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(writes_db) + suffix).unlink(missing_ok=True)
-    writes_s, writes_cpu, writes_rss, _ = run([sys.executable, "-c", WRITES, str(prepared), str(writes_db)])
+    baseline_db, indexed_db, plain_db, writes_db = (
+        data / f"{name}.db" for name in ("baseline", "indexed", "plain", "writes")
+    )
+    ws = data / "ws"
+    env = harness.cxctl_env()
+    cxctl = harness.cxctl_command(
+        "contacts", "import", str(source), "-w", str(ws), "--json", "--now", "2026-01-01T10:00"
+    )
 
-    ws = DATA / "ws"
-    shutil.rmtree(ws, ignore_errors=True)
-    ws.mkdir(parents=True)
-    (ws / "cxctl.yaml").write_text(WORKSPACE, encoding="utf-8")
-    env = {**os.environ, "CXCTL_SECRET": "bench-secret-not-for-production"}
-    cxctl = [
-        sys.executable,
-        "-m",
-        "cxctl",
-        "contacts",
-        "import",
-        str(source),
-        "-w",
-        str(ws),
-        "--json",
-        "--now",
-        "2026-01-01T10:00",
-    ]
-    fresh_s, fresh_cpu, fresh_rss, out = run(cxctl, env)
-    fresh = json.loads(out)
-    again_s, again_cpu, again_rss, out = run(cxctl, env)
-    again = json.loads(out)
-    assert fresh["inserted"] == args.rows and again["unchanged"] == args.rows, (fresh, again)
+    def fresh(path: Path) -> Path:
+        harness.remove_db(path)
+        return path
 
-    rows = [
-        ("sqlite3 .import (baseline)", base_s, base_cpu, base_rss, "-"),
-        (
-            "sqlite3 .import, WAL + unique id + address index",
-            indexed_s,
-            indexed_cpu,
-            indexed_rss,
-            "like for like, no checks",
-        ),
-        ("python csv + executemany (no checks)", plain_s, plain_cpu, plain_rss, "floor of a Python import"),
-        (
-            "cxctl's writes alone (rows prepared)",
-            writes_s,
-            writes_cpu,
-            writes_rss,
-            "inserts + index + commit, no parsing",
-        ),
-        ("cxctl contacts import, fresh", fresh_s, fresh_cpu, fresh_rss, f"{fresh['inserted']:,} inserted"),
-        ("cxctl contacts import, again", again_s, again_cpu, again_rss, f"{again['unchanged']:,} unchanged"),
-    ]
-    version = subprocess.run([sqlite3, "--version"], capture_output=True, text=True).stdout.split()[0]
-    print(
-        f"{args.rows:,} contacts × 10 columns, {size_mb:.0f} MB CSV, {os.cpu_count()} CPU(s), load average "
-        f"{os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]}, SQLite shell {version}"
-    )
-    print()
-    print("| run | wall s | × baseline (wall) | CPU s | × baseline (CPU) | peak RSS MB | result |")
-    print("|---|---:|---:|---:|---:|---:|---|")
-    for name, seconds, cpu, rss, note in rows:
-        print(
-            f"| {name} | {seconds:.1f} | {seconds / base_s:.2f} | {cpu:.1f} | {cpu / base_cpu:.2f} | {rss} | {note} |"
-        )
-    worst = max(fresh_s, again_s) / base_s
-    worst_cpu = max(fresh_cpu, again_cpu) / base_cpu
-    peak = max(fresh_rss, again_rss)
-    print()
-    print(
-        f"target: ≤ 3.00 × baseline and < 500 MB — {'met' if worst <= 3 and peak < 500 else 'MISSED'} "
-        f"(worst {worst:.2f}× wall, {worst_cpu:.2f}× CPU, peak {peak} MB)"
-    )
-    print(
-        f"like for like (.import into a WAL table with the same indexes): fresh {fresh_s / indexed_s:.2f}×; "
-        f"cxctl's writes alone are {writes_s / base_s:.2f}× the baseline before any row is parsed"
-    )
-    if not args.keep:
+    def cxctl_fresh() -> Sample:
         shutil.rmtree(ws, ignore_errors=True)
-        for db_path in (baseline_db, indexed_db, plain_db, writes_db):
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(db_path) + suffix).unlink(missing_ok=True)
+        ws.mkdir(parents=True)
+        (ws / "cxctl.yaml").write_text(WORKSPACE, encoding="utf-8")
+        sample = harness.run_measured(cxctl, env)
+        assert json.loads(sample.stdout)["inserted"] == rows, sample.stdout[:500]
+        return sample
+
+    def cxctl_again() -> Sample:
+        sample = harness.run_measured(cxctl, env)
+        assert json.loads(sample.stdout)["unchanged"] == rows, sample.stdout[:500]
+        return sample
+
+    series = harness.alternate(
+        {
+            ".import": lambda: harness.run_measured(
+                [sqlite3, str(fresh(baseline_db)), f".import --csv {source} contacts"]
+            ),
+            "indexed": lambda: harness.run_measured(
+                [
+                    sqlite3,
+                    str(fresh(indexed_db)),
+                    *INDEXED,
+                    f".import --csv --skip 1 {source} contacts",
+                    "CREATE INDEX contacts_email ON contacts(email)",
+                ]
+            ),
+            "plain": lambda: harness.run_measured([sys.executable, "-c", PLAIN, str(source), str(fresh(plain_db))]),
+            "writes": lambda: harness.run_measured(
+                [sys.executable, "-c", WRITES, str(prepared), str(fresh(writes_db))], env
+            ),
+            "fresh": cxctl_fresh,
+            "again": cxctl_again,
+        },
+        rounds,
+    )
+    shutil.rmtree(ws, ignore_errors=True)
+    for path in (baseline_db, indexed_db, plain_db, writes_db):
+        harness.remove_db(path)
+    base = series[".import"]
+    base.label = "sqlite3 `.import`"
+    like = harness.Series("`.import` into a WAL table with the same indexes", series["indexed"].samples)
+    text = f"{rows:,} contacts × 10 columns ({size_mb:.0f} MB)"
+    return [
+        Row(
+            "audience",
+            "`.import` like for like (WAL, unique id, address index)",
+            text,
+            series["indexed"],
+            base,
+            "",
+            "no checks",
+        ),
+        Row("audience", "python csv + executemany", text, series["plain"], base, "", "floor of a Python import"),
+        Row(
+            "audience",
+            "cxctl's writes alone (rows prepared)",
+            text,
+            series["writes"],
+            base,
+            "",
+            "inserts, index, commit; no parsing",
+        ),
+        Row("audience", "`cxctl contacts import`, first", text, series["fresh"], base, "≤ 3×, < 500 MB"),
+        Row("audience", "`cxctl contacts import`, first, like for like", text, series["fresh"], like, ""),
+        Row("audience", "`cxctl contacts import`, again (unchanged)", text, series["again"], base, "≤ 3×, < 500 MB"),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli(run, __doc__)

@@ -1,14 +1,15 @@
-"""Benchmark of `cxctl export` and `cxctl report` (run on demand: `python bench/export_report.py [--scale 0.2] [--rounds 3] [--reuse]`).
+"""Benchmark of `cxctl export` and `cxctl report` (run on demand: `python bench/export_report.py [--scale 0.2] [--rounds 3]`).
 
 On the store bench/results_scorecard.py generates (N = 5,000,000 × scale counted responses over two years,
-six moments, N/10 contacts; same generator), in the same run:
+six moments, N/10 contacts; same generator, reused when already generated), in every round:
 
-1. the responses table exported to Parquet by cxctl, against the sqlite3 shell's `-csv` dump of the same
-   rows (same columns and joins; the shell writes the contact id where cxctl writes its pseudonym), in
-   alternating rounds, min / median / max of each (goal: no slower than the dump);
-2. the whole export (every table) once, for scale;
-3. the report over all N responses (goal: under 10 s) — each cxctl measurement in a fresh process, whose
-   peak resident memory is reported (goal: under 1 GB).
+1. the baseline: the sqlite3 shell's `-csv` dump of the responses rows (same columns and joins as the
+   export; the shell writes the contact id where cxctl writes its pseudonym);
+2. the responses table exported to Parquet by cxctl (goal: no slower than the dump);
+3. the report over all N responses (goal: under 10 s at 5M), read against the same dump (one pass over
+   the rows, as a machine-speed reference);
+each cxctl measurement in a fresh process, whose peak resident memory is reported (goal: under 1 GB).
+The whole export (every table) runs once, after the rounds, for scale.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import harness
+from harness import Row, Sample
+
 ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT.parent))
-sys.path.insert(0, str(ROOT))
 
 SHELL_SQL = """SELECT r.id, r.contact_id, r.moment, 'shop', 'love', 'email', COALESCE(i.language, c.language), r.submitted_at,
 r.day, r.status, r.complete, r.source, r.invitation_id, r.score_nps, r.score_csat, r.score_ces, r.imported_at
@@ -62,14 +63,16 @@ def child(kind: str, workspace: str, out: str) -> None:
     print(json.dumps({"seconds": elapsed, "peak_bytes": peak, "rows": rows}))
 
 
-def run_child(kind: str, workspace: Path, out: Path) -> dict:
+def run_child(kind: str, workspace: Path, out: Path) -> Sample:
+    """One cxctl measurement in a fresh process: its own seconds, its peak RSS."""
     done = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(workspace), str(out)],
         check=True,
         capture_output=True,
         text=True,
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return Sample(result["seconds"], peak_mb=result["peak_bytes"] / 1024 / 1024, stdout=str(result["rows"]))
 
 
 def shell_dump(db_path: Path, out: Path) -> float:
@@ -79,72 +82,68 @@ def shell_dump(db_path: Path, out: Path) -> float:
     return time.perf_counter() - start
 
 
-def spread(values: list[float]) -> str:
-    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f} s"
+def run(scale: float, rounds: int) -> list[Row]:
+    import results_scorecard
+
+    n = harness.scaled(5_000_000, scale, 5_000)
+    data = harness.data_dir("export_report")
+    folder = f"ws_{n}"
+    ws, _ = results_scorecard.generate_scored_store(data, n, folder)
+    out = data / "out"
+    out.mkdir(exist_ok=True)
+    shell_dump(ws.database, out / "warm.csv")  # the page cache warm for both sides alike
+
+    def export() -> Sample:
+        sample = run_child("export", data / folder, out / "parquet")
+        assert int(sample.stdout) == n, sample.stdout
+        return sample
+
+    series = harness.alternate(
+        {
+            "dump": lambda: Sample(shell_dump(ws.database, out / "responses.csv")),
+            "export": export,
+            "report": lambda: run_child("report", data / folder, out / "report.html"),
+        },
+        rounds,
+    )
+    everything = run_child("export-all", data / folder, out / "all")
+    base = series["dump"]
+    base.label = "sqlite3 -csv dump of the responses rows"
+    text = f"{n:,} responses"
+    mb = 1024 * 1024
+    parquet = (out / "parquet" / "responses.parquet").stat().st_size / mb
+    csv_size = (out / "responses.csv").stat().st_size / mb
+    return [
+        Row(
+            "export",
+            "`cxctl export` responses → Parquet",
+            text,
+            series["export"],
+            base,
+            "≤ the dump, < 1 GB",
+            f"Parquet {parquet:.0f} MB, CSV {csv_size:.0f} MB",
+        ),
+        Row(
+            "export",
+            "`cxctl export`, every table",
+            text,
+            harness.Series("all", [everything]),
+            base,
+            "< 1 GB",
+            f"{int(everything.stdout):,} rows; once",
+        ),
+        Row("report", "`cxctl report` (all moments, by month)", text, series["report"], base, "< 10 s at 5M, < 1 GB"),
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 5,000,000 responses")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the export against the dump")
-    parser.add_argument(
-        "--reuse", action="store_true", help="reuse the store generated by an earlier run of the same scale"
-    )
+    parser = harness.arguments(__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=3, metavar=("KIND", "WORKSPACE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
-    import results_scorecard
-
-    from cxctl.validation import load_workspace
-
-    n = int(5_000_000 * args.scale)
-    data = ROOT / "data" / "export_report"
-    data.mkdir(parents=True, exist_ok=True)
-    folder = f"ws_{n}"
-    if args.reuse and (data / folder / "cxctl.db").exists():
-        ws = load_workspace(data / folder)
-    else:
-        ws = results_scorecard.generate_scored_store(data, n, folder)
-    out = data / "out"
-    out.mkdir(exist_ok=True)
-    shell_dump(ws.database, out / "warm.csv")  # the page cache warm for both sides alike
-    shell_s, export_s, export_peak = [], [], []
-    for round_ in range(args.rounds):
-        shell_s.append(shell_dump(ws.database, out / "responses.csv"))
-        measured = run_child("export", data / folder, out / "parquet")
-        export_s.append(measured["seconds"])
-        export_peak.append(measured["peak_bytes"])
-        assert measured["rows"] == n, measured
-        print(
-            f"  round {round_ + 1}: sqlite3 -csv {shell_s[-1]:.2f} s, cxctl export parquet {export_s[-1]:.2f} s",
-            file=sys.stderr,
-            flush=True,
-        )
-    everything = run_child("export-all", data / folder, out / "all")
-    report = run_child("report", data / folder, out / "report.html")
-    sizes = {p.name: p.stat().st_size for p in (out / "parquet").iterdir()}
-    mb = 1024 * 1024
-    print(f"| measurement ({n:,} responses) | min / median / max | peak memory | goal |")
-    print("|---|---|---|---|")
-    print(f"| sqlite3 -csv dump of the responses rows | {spread(shell_s)} | — | baseline |")
-    print(
-        f"| cxctl export responses → Parquet | {spread(export_s)} | {max(export_peak) / mb:.0f} MB | ≤ the dump, < 1 GB |"
-    )
-    print(
-        f"| cxctl export, every table ({everything['rows']:,} rows) | {everything['seconds']:.2f} s | "
-        f"{everything['peak_bytes'] / mb:.0f} MB | — |"
-    )
-    print(
-        f"| cxctl report (all moments, by month) | {report['seconds']:.2f} s | {report['peak_bytes'] / mb:.0f} MB | "
-        f"< 10 s, < 1 GB |"
-    )
-    print(
-        f"\nParquet {sizes.get('responses.parquet', 0) / mb:.1f} MB against CSV {(out / 'responses.csv').stat().st_size / mb:.1f} MB; "
-        f"report {report['rows'] / 1024:.0f} KB; median ratio export / dump "
-        f"{statistics.median(export_s) / statistics.median(shell_s):.2f}"
-    )
+    harness.cli(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,27 @@
 """Benchmark of `forget`, `export-person` and `db prune` on a store of realistic size.
 
-Run: python bench/privacy_forget.py [contacts]   (default 100 000 contacts; data under bench/data/)
-Each contact has 2 events, 1 invitation; 40 % answered (a score and, for a third, a comment).
-Baseline, in the same run: one full scan of every text column of every table (what any "find this
-address anywhere" check costs), so the figures can be compared across machines.
+Run: python bench/privacy_forget.py [--scale 0.1] [--rounds 3]   (--scale 1 = 100,000 contacts; data under
+bench/data/privacy/). Each contact has 2 events, 1 invitation; 40 % answered (a score and, for a third, a
+comment). Baseline, in every round, first: one full scan of every text column of every table (what any
+"find this address anywhere" check costs), so the figures can be compared across machines. Each round
+forgets other people; `db prune` runs once, after the rounds (it changes the store).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import harness
+from harness import Row
 
 from cxctl import store
 from cxctl.privacy import erasure as privacy
 from cxctl.privacy import retention
 from cxctl.validation import load_workspace
 
-ROOT = Path(__file__).resolve().parent / "data" / "privacy"
 YAML = """\
 workspace:
   name: Bench
@@ -43,7 +44,7 @@ moments:
 
 
 def build(n: int) -> tuple[object, object]:
-    ROOT.mkdir(parents=True, exist_ok=True)
+    ROOT = harness.data_dir("privacy")
     (ROOT / "cxctl.yaml").write_text(YAML, encoding="utf-8")
     for suffix in ("", "-wal", "-shm"):
         Path(str(ROOT / "cxctl.db") + suffix).unlink(missing_ok=True)
@@ -114,17 +115,12 @@ def build(n: int) -> tuple[object, object]:
     return ws, db
 
 
-def timed(label: str, function, rows: list) -> object:
-    start = time.perf_counter()
-    value = function()
-    rows.append((label, time.perf_counter() - start))
-    return value
-
-
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    rows: list[tuple[str, float]] = []
-    ws, db = timed(f"build store ({n} contacts)", lambda: build(n), rows)
+def run(scale: float, rounds: int) -> list[Row]:
+    n = harness.scaled(100_000, scale, 500)
+    found: dict = {}
+    built = harness.timed(lambda: found.update(zip(("ws", "db"), build(n))))
+    ws, db = found["ws"], found["db"]
+    harness.say(f"built the store ({n:,} contacts) in {built.seconds:.1f} s")
     now = datetime(2026, 11, 22, 9, tzinfo=UTC)
 
     def full_scan() -> int:
@@ -136,20 +132,43 @@ def main() -> None:
                 ).fetchone()[0]
         return total
 
-    timed("baseline: LIKE scan of every column of every table", full_scan, rows)
-    target = f"person{n // 2}@example.com"
-    timed("export-person (by email)", lambda: privacy.export_person(db, target, now), rows)
-    timed("forget --dry-run (by email)", lambda: privacy.forget(ws, db, target, now, dry_run=True), rows)
-    timed("forget (by email)", lambda: privacy.forget(ws, db, target, now), rows)
-    timed("forget (by external id)", lambda: privacy.forget(ws, db, f"C{n // 3}", now), rows)
-    result = timed("db prune --dry-run", lambda: retention.prune(ws, db, now, dry_run=True), rows)
-    timed("db prune", lambda: retention.prune(ws, db, now), rows)
-    print(f"| operation ({n} contacts, {2 * n} events, {n} invitations) | seconds |")
-    print("|---|---|")
-    for label, seconds in rows:
-        print(f"| {label} | {seconds:.3f} |")
-    print(f"\nprune changed {result.total} row(s): " + "; ".join(f"{r.name}: {r.changes}" for r in result.rules))
+    people = iter(range(n // 2, n))  # a different person in every round
+    series = harness.alternate(
+        {
+            "scan": lambda: harness.timed(full_scan),
+            "export-person": lambda: harness.timed(
+                lambda: privacy.export_person(db, f"person{n // 2}@example.com", now)
+            ),
+            "forget --dry-run": lambda: harness.timed(
+                lambda: privacy.forget(ws, db, f"person{n // 2}@example.com", now, dry_run=True)
+            ),
+            "forget": lambda: harness.timed(lambda: privacy.forget(ws, db, f"person{next(people)}@example.com", now)),
+            "forget by id": lambda: harness.timed(lambda: privacy.forget(ws, db, f"C{next(people)}", now)),
+            "prune --dry-run": lambda: harness.timed(lambda: retention.prune(ws, db, now, dry_run=True)),
+        },
+        rounds,
+    )
+    result = []
+    prune = harness.timed(lambda: result.append(retention.prune(ws, db, now)))
+    base = series["scan"]
+    base.label = "LIKE scan of every column of every table"
+    text = f"{n:,} contacts, {2 * n:,} events, {n:,} invitations"
+    rows = [
+        Row("privacy", f"`{name}`", text, series[name], base)
+        for name in ("export-person", "forget --dry-run", "forget", "forget by id", "prune --dry-run")
+    ]
+    rows.append(
+        Row(
+            "privacy",
+            "`db prune`",
+            text,
+            harness.Series("prune", [prune]),
+            base,
+            note=f"{result[0].total:,} rows changed; once",
+        )
+    )
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli(run, __doc__)

@@ -13,6 +13,8 @@ library, is what is measured; they share the machine with the server all the sam
 
     .venv/bin/python bench/serve_answers.py [--clients 200] [--answers 20000] [--send 5000] [--repeat 3] [--json]
     .venv/bin/python bench/serve_answers.py --clients 20 --answers 1000 --send 200 --no-bare --json   # the suite's size
+
+`python -m bench` calls run(scale, rounds): 200 clients, 20,000 answers and a send of 5,000 at scale 1.
 """
 
 from __future__ import annotations
@@ -349,7 +351,7 @@ def check_store(root: Path, answers: int, to_send: int | None) -> dict:
     return checks
 
 
-def run(clients: int, answers: int, to_send: int, bare: bool, quiet: bool, repeat: int = 3) -> dict:
+def load_test(clients: int, answers: int, to_send: int, bare: bool, quiet: bool, repeat: int = 3) -> dict:
     from aiosmtpd.controller import Controller
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -423,6 +425,7 @@ def run(clients: int, answers: int, to_send: int, bare: bool, quiet: bool, repea
                 return sorted(runs, key=lambda r: r["answers_per_second"])[len(runs) // 2]
 
             result["cxctl_alone"], result["bare"] = median(alone_runs), median(bare_runs)
+            result["alone_runs"], result["bare_runs"] = alone_runs, bare_runs
             result["rounds"] = [
                 {
                     "cxctl": a["answers_per_second"],
@@ -450,6 +453,45 @@ def run(clients: int, answers: int, to_send: int, bare: bool, quiet: bool, repea
     return result
 
 
+def run(scale: float, rounds: int) -> list:
+    """The shared harness's entry: the load test at `scale`, `rounds` alternating rounds, as table rows."""
+    import harness
+    from harness import Row, Sample, Series
+
+    clients = harness.scaled(200, scale, 10)
+    answers = harness.scaled(20_000, scale, 200)
+    to_send = harness.scaled(5_000, scale, 50)
+    result = load_test(clients, answers, to_send, True, False, rounds)
+    assert result["ok"], json.dumps(result)[:3000]
+
+    def series(label: str, runs: list[dict]) -> Series:
+        return Series(label, [Sample(r["seconds"]) for r in runs])
+
+    bare = series("bare Starlette endpoint, one INSERT a request", result["bare_runs"])
+    text = f"{answers:,} answers, {clients} clients"
+    share = result["share_median_of_rounds"]
+    return [
+        Row(
+            "serve",
+            "`cxctl serve`, answers alone",
+            text,
+            series("alone", result["alone_runs"]),
+            bare,
+            "≥ 0.5 of the bare rate",
+            f"{share:.2f} of the bare rate (median of rounds); p99 {result['cxctl_alone']['p99_ms']} ms",
+        ),
+        Row(
+            "serve",
+            f"`cxctl serve` while `cxctl send` delivers {to_send:,}",
+            text,
+            series("with send", [result["with_send"]]),
+            bare,
+            "",
+            f"{result['with_send']['answers_per_second']:,.0f} answers/s; once",
+        ),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=200)
@@ -466,7 +508,7 @@ def main() -> int:
         run_bare_server(int(args.bare_server[0]), args.bare_server[1])
         return 0
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    result = run(args.clients, args.answers, args.send, not args.no_bare, args.json, args.repeat)
+    result = load_test(args.clients, args.answers, args.send, not args.no_bare, args.json, args.repeat)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0 if result["ok"] else 1
 

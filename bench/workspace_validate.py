@@ -2,24 +2,23 @@
 
 Generates bench/data/workspace_500/ (git-ignored): cxctl.yaml with rules, 10 journeys, 60
 questions, and 500 files of one moment each, written the way a team writes them (comments,
-localised names, targets, reminders). Times, best of several runs:
+localised names, targets, reminders). Times, in every round:
+  - the baseline: every file parsed by libyaml (yaml.CSafeLoader), nothing checked — the floor of
+    reading the workspace;
   - check_workspace() with libyaml (what cxctl uses when PyYAML has it),
   - check_workspace() with the pure-Python YAML parser (the fallback),
   - the `cxctl validate` command, end to end, in a fresh process.
-Run: /work/venv/bin/python bench/workspace_validate.py [--moments 500] [--runs 5]
+Run: python bench/workspace_validate.py [--scale 0.1] [--rounds 3]   (--scale 1 = 500 moment files)
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
+import harness
 import yaml
+from harness import Row
 
 from cxctl.validation import check_workspace
 from cxctl.workspace import yamlfile
@@ -104,50 +103,57 @@ def generate(root: Path, moments: int) -> None:
         (root / "moments" / f"moment_{n:04d}.yaml").write_text(text, encoding="utf-8")
 
 
-def best_of(runs: int, action) -> tuple[float, float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times)
+def run(scale: float, rounds: int) -> list[Row]:
+    moments = harness.scaled(500, scale, 10)
+    root = harness.data_dir("validate") / f"workspace_{moments}"
+    generate(root, moments)
+    files = sorted(root.rglob("*.yaml"))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--moments", type=int, default=500)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    root = HERE / "data" / f"workspace_{args.moments}"
-    generate(root, args.moments)
+    def parse_only() -> None:
+        for path in files:
+            yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 (a safe loader)
 
     def check() -> None:
         result = check_workspace([root])
         assert result.workspace is not None, [p.format() for p in result.errors][:5]
-        assert len(result.workspace.moments) == args.moments
+        assert len(result.workspace.moments) == moments
 
-    rows = []
-    rows.append(("check_workspace (libyaml)", *best_of(args.runs, check)))
-    fast = yamlfile.SafeLoader
-    yamlfile.SafeLoader = yaml.SafeLoader
-    try:
-        rows.append(("check_workspace (pure-Python YAML)", *best_of(args.runs, check)))
-    finally:
-        yamlfile.SafeLoader = fast
-    cxctl = Path(sys.executable).with_name("cxctl")
+    def check_pure_python() -> None:
+        fast = yamlfile.SafeLoader
+        yamlfile.SafeLoader = yaml.SafeLoader
+        try:
+            check()
+        finally:
+            yamlfile.SafeLoader = fast
 
-    def cli() -> None:
-        done = subprocess.run([str(cxctl), "validate", str(root)], capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-
-    rows.append(("cxctl validate (new process)", *best_of(args.runs, cli)))
-    files = len(list(root.rglob("*.yaml")))
-    print(f"workspace: {args.moments} moment files, {files} YAML files; target < 2 s")
-    print("| what | best (s) | median (s) |")
-    print("|---|---:|---:|")
-    for name, best, median in rows:
-        print(f"| {name} | {best:.3f} | {median:.3f} |")
+    series = harness.alternate(
+        {
+            "parse": lambda: harness.timed(parse_only),
+            "check": lambda: harness.timed(check),
+            "pure": lambda: harness.timed(check_pure_python),
+            "cli": lambda: harness.run_measured(harness.cxctl_command("validate", str(root)), harness.cxctl_env()),
+        },
+        rounds,
+    )
+    shutil.rmtree(root, ignore_errors=True)
+    base = series["parse"]
+    base.label = "libyaml parse of every file, no checks"
+    text = f"{moments} moment files, {len(files)} YAML files"
+    return [
+        Row("validate", "`check_workspace()` (libyaml)", text, series["check"], base, "< 2 s at 500"),
+        Row(
+            "validate",
+            "`check_workspace()` (pure-Python YAML)",
+            text,
+            series["pure"],
+            base,
+            "< 2 s at 500",
+            "the fallback",
+        ),
+        Row("validate", "`cxctl validate` (new process)", text, series["cli"], base, "< 2 s at 500"),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    harness.cli(run, __doc__)
