@@ -44,19 +44,22 @@ def plan_command(
         else:
             _render_explanation(result)
         return
-    plan = compute_plan(ws, db, when, moment)
     if json_:
-        output.print_json_streamed(
-            {
-                "now": plan.now,
-                "waves": plan.waves,
-                "planned": plan.planned,
-                "counts": plan.counts,
-                "by_moment": plan.by_moment,
-                "exclusions": plan.exclusions,
-            }
-        )
+        from cxctl.planning.engine import streamed_plan
+
+        with streamed_plan(ws, db, when, moment) as (plan, exclusions):
+            output.print_json_streamed(
+                {
+                    "now": plan.now,
+                    "waves": plan.waves,
+                    "planned": plan.planned,
+                    "counts": plan.counts,
+                    "by_moment": plan.by_moment,
+                    "exclusions": exclusions,
+                }
+            )
         return
+    plan = compute_plan(ws, db, when, moment)
     _render_plan(plan)
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -92,27 +92,30 @@ def print_json(data: Any) -> None:
 _ITEM = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(", ", ": ")).encode
 
 
-def _write_list(value: list, indent: str) -> None:
-    """A JSON array written item by item, one per line by the C encoder: never whole in memory."""
+def _write_list(value: Iterable[Any], indent: str) -> None:
+    """A JSON array written item by item, one per line by the C encoder: never whole in memory (an
+    iterator is consumed as it is written)."""
     write = sys.stdout.write
     write("[")
     chunk: list[str] = []
+    i = -1
     for i, element in enumerate(value):
         chunk.append(("," if i else "") + "\n  " + indent + _ITEM(element))
         if len(chunk) >= 4096:
             write("".join(chunk))
             chunk.clear()
-    write("".join(chunk) + (f"\n{indent}]" if value else "]"))
+    write("".join(chunk) + (f"\n{indent}]" if i >= 0 else "]"))
 
 
 def print_json_streamed(data: dict[str, Any]) -> None:
-    """print_json for a dict whose lists may hold a million items (`plan --json`): its lists are streamed
-    (the indented one-shot form took 2.5 GB and 34 s for a plan listing a million exclusions)."""
+    """print_json for a dict whose lists may hold a million items (`plan --json`): its lists, and its
+    iterators (read as they are written), are streamed (the indented one-shot form took 2.5 GB and 34 s
+    for a plan listing a million exclusions)."""
     write = sys.stdout.write
     write("{")
     for n, (key, value) in enumerate(data.items()):
         write(("," if n else "") + "\n  " + json.dumps(key, ensure_ascii=False) + ": ")
-        if isinstance(value, list):
+        if isinstance(value, (list, Iterator)):
             _write_list(value, "  ")
         else:
             write(to_json(value).replace("\n", "\n  "))

@@ -12,13 +12,17 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 import sqlite_utils
 
 from cxctl.core.timeutil import from_db, to_db
 from cxctl.planning.channels import channel_sql, sms_join, uses_sms
+from cxctl.planning.listing import iter_exclusions
 from cxctl.planning.listing import list_exclusions as listing
 from cxctl.planning.plans import (
     Exclusion,
@@ -76,6 +80,26 @@ def compute_plan(
     return engine.run(moment, list_exclusions=list_exclusions)
 
 
+@contextmanager
+def streamed_plan(
+    ws, db: sqlite_utils.Database, now: datetime, moment: str | None = None
+) -> Iterator[tuple[Plan, Iterator[Exclusion]]]:
+    """compute_plan for `plan --json`: yields the plan (its `exclusions` left empty) and an iterator over
+    every exclusion, in compute_plan's order, read from SQLite as it is consumed — a million exclusions
+    are never Python objects at once. The run's working tables live until the block ends; read-only."""
+    check_moment(ws, moment)
+    engine = Engine(ws, db, now)
+    engine.stream_exclusions = True
+    plan = engine.run(moment, list_exclusions=True, keep=True)
+    listed = iter_exclusions(engine, plan.by_moment)
+    try:
+        reminders, plan.exclusions = plan.exclusions, []  # the reminders' exclusions follow the listed ones
+        yield plan, chain(listed, reminders)
+    finally:
+        listed.close()  # a reader stopped half-way holds a cursor that would lock the tables to drop
+        engine.finish()
+
+
 class Engine:
     """One planning run over temporary tables (dropped at the end; the store file is not written)."""
 
@@ -90,6 +114,9 @@ class Engine:
         self.slots: dict[tuple[str, str, str, str], tuple[datetime, date]] = {}
         self.source = suppression_source_sql(ws.rules.suppression_sources)
         self.details = True  # keep the data behind each exclusion (see `run`)
+        self.stream_exclusions = False  # listed exclusions left to `streamed_plan` to read
+        self.own = False
+        self.saved: dict[str, Any] | None = None
 
     # --- plumbing ---------------------------------------------------------------------------------
 
@@ -109,7 +136,7 @@ class Engine:
 
         self.conn.create_function("cx_draw", 3, draw, deterministic=True)
         self.details = list_exclusions
-        own = not self.conn.in_transaction
+        own = self.own = not self.conn.in_transaction
         saved = self.tune() if own and self.contact_id is None else None
         if own:
             self.sql("BEGIN")  # one snapshot for the whole run
@@ -130,8 +157,17 @@ class Engine:
                 self.drop()
             if own and not keep:
                 self.sql("ROLLBACK")
-            if saved:
+            if saved and not keep:
                 self.untune(saved)
+            self.saved = saved if keep else None
+
+    def finish(self) -> None:
+        """End a run kept open (`run(keep=True)` outside a transaction): drop its tables, end its snapshot."""
+        self.drop()
+        if self.own:
+            self.sql("ROLLBACK")
+        if self.saved:
+            self.untune(self.saved)
 
     def tune(self) -> dict[str, Any]:
         """Keep the working tables in memory and give SQLite a larger page cache for this run.
@@ -605,7 +641,7 @@ class Engine:
             by_moment[moment][reason] = n
             counts[reason] += n
         exclusions: list[Exclusion] = []
-        if list_exclusions:
+        if list_exclusions and not self.stream_exclusions:
             exclusions = listing(self, by_moment)
         return Plan(
             self.now,

@@ -4,6 +4,7 @@ its reason and the data behind it, as one sentence. Part of the run of cxctl.pla
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from cxctl.planning.plans import Exclusion, sql_modifier
@@ -19,13 +20,17 @@ REPEATED_DETAILS = frozenset({"forgotten", "suppressed", "no_email", "no_channel
 
 
 def list_exclusions(engine: Engine, by_moment: dict[str, dict[str, int]]) -> list[Exclusion]:
-    """Every exclusion, ordered by moment, reason, contact and event.
+    """Every exclusion, ordered by moment, reason, contact and event (iter_exclusions, kept)."""
+    return list(iter_exclusions(engine, by_moment))
+
+
+def iter_exclusions(engine: Engine, by_moment: dict[str, dict[str, int]]) -> Iterator[Exclusion]:
+    """Every exclusion, ordered by moment, reason, contact and event, read from SQLite as it is consumed.
 
     One query per (moment, reason) in that order, read through the index `collect` made: the moment,
     reason and wave are then the same string objects for the whole group (a million exclusions
     share a handful) and never cross from SQLite, and no sort carries the detail texts."""
     detail = detail_sql()
-    out: list[Exclusion] = []
     for moment in sorted(by_moment):
         wave = engine.waves[moment].id if moment in engine.waves else None
         for reason in sorted(by_moment[moment]):
@@ -62,17 +67,11 @@ def list_exclusions(engine: Engine, by_moment: dict[str, dict[str, int]]) -> lis
             if reason in REPEATED_DETAILS:
                 texts: dict[str, str] = {}
                 one = texts.setdefault  # 300,000 daily-cap exclusions share two or three texts
-                out.extend(
-                    [
-                        Exclusion(contact_id, moment, reason, one(text, text), event_id, wave)
-                        for contact_id, event_id, text in rows
-                    ]
-                )
+                for contact_id, event_id, text in rows:
+                    yield Exclusion(contact_id, moment, reason, one(text, text), event_id, wave)
             else:
-                out.extend(
-                    [Exclusion(contact_id, moment, reason, text, event_id, wave) for contact_id, event_id, text in rows]
-                )
-    return out
+                for contact_id, event_id, text in rows:
+                    yield Exclusion(contact_id, moment, reason, text, event_id, wave)
 
 
 def detail_sql() -> str:
