@@ -4,7 +4,7 @@ its reason and the data behind it, as one sentence. Part of the run of cxctl.pla
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from cxctl.planning.plans import Exclusion, sql_modifier
@@ -24,7 +24,7 @@ def list_exclusions(engine: Engine, by_moment: dict[str, dict[str, int]]) -> lis
     return list(iter_exclusions(engine, by_moment))
 
 
-def iter_exclusions(engine: Engine, by_moment: dict[str, dict[str, int]]) -> Iterator[Exclusion]:
+def iter_exclusions(engine: Engine, by_moment: dict[str, dict[str, int]]) -> Generator[Exclusion, None, None]:
     """Every exclusion, ordered by moment, reason, contact and event, read from SQLite as it is consumed.
 
     One query per (moment, reason) in that order, read through the index `collect` made: the moment,
