@@ -105,6 +105,8 @@ class Row:
         """The ratio within each round (both sides run moments apart)."""
         if self.baseline is None:
             return []
+        if len(self.baseline.samples) != len(self.measured.samples):
+            return []
         return [m.seconds / b.seconds for m, b in zip(self.measured.samples, self.baseline.samples) if b.seconds > 0]
 
     def ratio_text(self) -> str:
@@ -153,14 +155,20 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def alternate(contenders: dict[str, Callable[[], Sample | float]], rounds: int) -> dict[str, Series]:
-    """Run every contender once per round, in the given order (baseline first), `rounds` times.
+def alternate(
+    contenders: dict[str, Callable[[], Sample | float]], rounds: int, once: Sequence[str] = ()
+) -> dict[str, Series]:
+    """Run every contender once per round, in the given order (baseline first), `rounds` times; those
+    named in `once` (a slow reference kept for the record, never the baseline a goal is read against)
+    only in the first round.
 
     Each contender times itself (its untimed set-up stays outside the figure) and returns a Sample or
     its seconds."""
     series = {name: Series(name) for name in contenders}
     for round_ in range(rounds):
         for name, contender in contenders.items():
+            if round_ and name in once:
+                continue
             result = contender()
             sample = result if isinstance(result, Sample) else Sample(float(result))
             series[name].samples.append(sample)
