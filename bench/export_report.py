@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -59,7 +58,7 @@ def child(kind: str, workspace: str, out: str) -> None:
         Path(out).write_text(html, encoding="utf-8")
         rows = len(html.encode("utf-8"))
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = harness.own_peak_mb() * 1024 * 1024
     print(json.dumps({"seconds": elapsed, "peak_bytes": peak, "rows": rows}))
 
 

@@ -226,6 +226,17 @@ def run_measured(command: Sequence[str], env: dict[str, str] | None = None, stdo
     return Sample(elapsed, peak_mb=int(peak_kb) / 1024, cpu=float(cpu), stdout=out.decode(errors="replace"))
 
 
+def own_peak_mb() -> float:
+    """This process's peak RSS since its exec (VmHWM): unlike ru_maxrss, which Linux carries over from the
+    process that forked it, so a child of a large bench would report the bench's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def cxctl_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "cxctl", *args]
 

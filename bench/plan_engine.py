@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sqlite3
 import sys
 import time
@@ -178,7 +177,7 @@ def measure(folder: Path, list_exclusions: bool) -> dict:
     started, cpu = time.perf_counter(), time.process_time()
     plan = compute_plan(ws, db, NOW, list_exclusions=list_exclusions)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = harness.own_peak_mb()
     return {
         "seconds": round(elapsed, 4),
         "cpu": round(cpu, 4),

@@ -12,7 +12,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import resource
 import shutil
 import socket
 import time
@@ -163,7 +162,7 @@ def end_to_end(root: str, result) -> None:
             "sent": report.sent,
             "failed": report.failed,
             "seconds": elapsed,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_mb": harness.own_peak_mb(),
         }
     )
 
