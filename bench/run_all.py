@@ -28,6 +28,7 @@ BENCHES = {
     "validate": "workspace_validate",
     "privacy": "privacy_forget",
     "send": "send_throughput",
+    "sms": "sms_send",
     "serve": "serve_answers",
     "audience": "audience_import",
     "plan": "plan_engine",

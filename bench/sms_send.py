@@ -2,27 +2,29 @@
 SMS hours, render the text with its opt-out, commit `sending`, POST to the provider, record the outcome and the
 provider's id) against a bare httpx loop that only POSTs the same pre-built requests, with the same concurrency,
 in the same run, to the same local Twilio-contract server (tests/send/sms_providers.py, in its own process).
-Rounds alternate (cxctl, bare, cxctl, bare…) so both see the same machine load; the goal is ≥ 50 %.
+Rounds alternate (bare, cxctl, bare, cxctl…, bench/harness.py) so both see the same machine load; the goal
+is ≥ 50 % of the bare loop's rate.
 
-    .venv/bin/python bench/sms_send.py [--n 3000] [--concurrency 8] [--rounds 3] [--provider twilio|brevo]
+    .venv/bin/python bench/sms_send.py [--scale 0.1] [--rounds 3] [--concurrency 8] [--provider twilio|brevo]
+                                                                   # --scale 1 = 3,000 SMS
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import multiprocessing as mp
 import os
 import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
 
+import harness
+from harness import Row, Sample
+
 HERE = Path(__file__).resolve().parent
-DATA = HERE / "data" / "sms"
 NOW = "2026-11-23T10:00:00+00:00"  # a Monday, 11:00 in Paris: inside the SMS hours
-SECRET = "bench-secret-not-for-production"
+SECRET = harness.SECRET
 
 WORKSPACE = """\
 workspace:
@@ -82,7 +84,7 @@ def credentials() -> None:
 
 
 def make_workspace(n: int, url: str, concurrency: int, provider: str) -> Path:
-    root = DATA / f"ws-{n}"
+    root = harness.data_dir("sms") / f"ws-{n}"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     (root / "cxctl.yaml").write_text(
@@ -220,34 +222,51 @@ def in_child(target, *args) -> dict:
     return outcome
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--provider", choices=("twilio", "brevo"), default="twilio")
-    args = parser.parse_args()
+def run(scale: float, rounds: int, concurrency: int = 8, provider: str = "twilio") -> list[Row]:
+    n = harness.scaled(3_000, scale, 100)
     context = mp.get_context("fork")
     port, ready = context.Value("i", 0), context.Event()
     server = context.Process(target=run_server, args=(port, ready), daemon=True)
     server.start()
     ready.wait(10)
-    url = f"http://127.0.0.1:{port.value}"
-    root = make_workspace(args.n, url, args.concurrency, args.provider)
-    cx, bare = [], []
-    for n in range(args.rounds):
-        a = in_child(end_to_end, str(root))
-        b = in_child(bare_loop, str(root), args.concurrency)
-        assert a["sent"] == b["sent"] == args.n, (a, b)
-        cx.append(args.n / a["seconds"])
-        bare.append(args.n / b["seconds"])
-        print(f"round {n + 1}: cxctl {cx[-1]:.0f} SMS/s, bare httpx {bare[-1]:.0f} SMS/s ({cx[-1] / bare[-1]:.0%})")
-    ratio = statistics.median(c / b for c, b in zip(cx, bare, strict=True))
-    print(
-        f"{args.provider}, {args.n} SMS, concurrency {args.concurrency}: cxctl median {statistics.median(cx):.0f} SMS/s, "
-        f"bare httpx median {statistics.median(bare):.0f} SMS/s: {ratio:.0%} of the bare loop (goal ≥ 50 %)"
-    )
-    server.kill()
+    try:
+        root = make_workspace(n, f"http://127.0.0.1:{port.value}", concurrency, provider)
+
+        def contender(target, *args) -> Sample:
+            outcome = in_child(target, str(root), *args)
+            assert outcome["sent"] == n, outcome
+            return Sample(outcome["seconds"])
+
+        series = harness.alternate(
+            {"bare": lambda: contender(bare_loop, concurrency), "deliver": lambda: contender(end_to_end)}, rounds
+        )
+    finally:
+        server.kill()
+        shutil.rmtree(harness.data_dir("sms"), ignore_errors=True)
+    bare, cxctl = series["bare"], series["deliver"]
+    bare.label = f"bare httpx loop, {n:,} prebuilt requests"
+    return [
+        Row(
+            "sms",
+            f"`deliver` SMS end to end ({provider}, {concurrency} at once)",
+            f"{n:,} SMS",
+            cxctl,
+            bare,
+            "≥ 0.5 of the bare loop's rate",
+            f"{n / cxctl.median:,.0f} SMS/s = {bare.median / cxctl.median:.2f} of the bare loop's rate",
+        )
+    ]
+
+
+def main() -> None:
+    parser = harness.arguments(__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--provider", choices=("twilio", "brevo"), default="twilio")
+    args = parser.parse_args()
+    rows = run(args.scale, args.rounds, args.concurrency, args.provider)
+    print(harness.machine_line(rows))
+    print()
+    print(harness.table(rows))
 
 
 if __name__ == "__main__":

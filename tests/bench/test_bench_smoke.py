@@ -31,7 +31,7 @@ def test_python_m_bench_runs_every_bench_at_the_smallest_scale(tmp_path):
     assert table.startswith("<!-- Written by `python -m bench`")
     assert "Measured " in table and " cores, " in table and "Python " in table and "SQLite " in table
     benches = {line.split(" | ")[0].removeprefix("| ") for line in table.splitlines() if line.startswith("| ")}
-    assert benches >= {"validate", "privacy", "send", "serve", "audience", "plan", "results", "export", "report"}
+    assert benches >= {"validate", "privacy", "send", "sms", "serve", "audience", "plan", "results", "export", "report"}
     assert "failed" not in table
     # Every row that has a baseline carries its ratio.
     for line in table.splitlines():
