@@ -6,7 +6,7 @@
 Each bench alternates its baseline and cxctl over --rounds rounds (bench/harness.py); the table gives
 min / median / max of both and the ratio of the medians, under a line naming the date and the machine
 (CPU model, cores, Python and SQLite versions, the load average during the runs). --docs also writes it to
-docs/benchmark-results.md, which docs/benchmarks.md includes: the figures in the docs come from there.
+docs/generated/benchmark-results.md, which docs/benchmarks.md includes: the figures in the docs come from there.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ BENCHES = {
     "results": "results_scorecard",
     "export": "export_report",
 }
-DOCS_TABLE = harness.REPO / "docs" / "benchmark-results.md"
+DOCS_TABLE = harness.REPO / "docs" / "generated" / "benchmark-results.md"
 
 
 def render(rows: list[harness.Row], scale: str, rounds: int, seconds: float, failed: dict[str, str]) -> str:
