@@ -45,7 +45,7 @@ def plan_command(
             _render_explanation(result)
         return
     if json_:
-        from cxctl.planning.engine import streamed_plan
+        from cxctl.planning.streamed import streamed_plan
 
         with streamed_plan(ws, db, when, moment) as (plan, exclusions):
             output.print_json_streamed(

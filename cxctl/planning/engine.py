@@ -12,17 +12,13 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from itertools import chain
 from typing import Any
 
 import sqlite_utils
 
 from cxctl.core.timeutil import from_db, to_db
 from cxctl.planning.channels import channel_sql, sms_join, uses_sms
-from cxctl.planning.listing import iter_exclusions
 from cxctl.planning.listing import list_exclusions as listing
 from cxctl.planning.plans import (
     Exclusion,
@@ -78,26 +74,6 @@ def compute_plan(
     check_moment(ws, moment)
     engine = Engine(ws, db, now)
     return engine.run(moment, list_exclusions=list_exclusions)
-
-
-@contextmanager
-def streamed_plan(
-    ws, db: sqlite_utils.Database, now: datetime, moment: str | None = None
-) -> Iterator[tuple[Plan, Iterator[Exclusion]]]:
-    """compute_plan for `plan --json`: yields the plan (its `exclusions` left empty) and an iterator over
-    every exclusion, in compute_plan's order, read from SQLite as it is consumed — a million exclusions
-    are never Python objects at once. The run's working tables live until the block ends; read-only."""
-    check_moment(ws, moment)
-    engine = Engine(ws, db, now)
-    engine.stream_exclusions = True
-    plan = engine.run(moment, list_exclusions=True, keep=True)
-    listed = iter_exclusions(engine, plan.by_moment)
-    try:
-        reminders, plan.exclusions = plan.exclusions, []  # the reminders' exclusions follow the listed ones
-        yield plan, chain(listed, reminders)
-    finally:
-        listed.close()  # a reader stopped half-way holds a cursor that would lock the tables to drop
-        engine.finish()
 
 
 class Engine:

@@ -15,7 +15,8 @@ import pytest
 
 from cxctl import store
 from cxctl.core import output
-from cxctl.planning.engine import compute_plan, streamed_plan
+from cxctl.planning.engine import compute_plan
+from cxctl.planning.streamed import streamed_plan
 from cxctl.validation import load_workspace
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "plan_engine.py"
