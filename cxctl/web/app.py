@@ -31,7 +31,7 @@ import jinja2
 import sqlite_utils
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,7 +40,7 @@ from cxctl.core.errors import UsageError
 from cxctl.core.timeutil import parse_now, utcnow
 from cxctl.delivery.sms_hooks import SignatureError, handle_sms_hook
 from cxctl.validation import load_workspace
-from cxctl.web import survey
+from cxctl.web import report_page, survey
 from cxctl.web.texts import TEXTS, long_date, page_language, say
 from cxctl.workspace.loader import Workspace
 
@@ -258,6 +258,7 @@ class SurveyApp:
         self.refresh_keys()
         self.writer = AnswerWriter(self.write_answers)
         self.zone = ZoneInfo(ws.settings.timezone)
+        self.report_password = report_page.report_password(ws)  # None: no /report on this server
         self.thanks_pages: dict[tuple, bytes | memoryview] = {}  # starlette types Response.body so
 
     def write_answers(self, responses: list) -> list:
@@ -559,6 +560,24 @@ class SurveyApp:
             return Response("<Response></Response>", media_type="text/xml")
         return JSONResponse({"stops": report.stops, "bounces": report.bounces, "delivered": report.delivered})
 
+    # --- the live report --------------------------------------------------------------------------------
+
+    async def report(self, request: Request) -> Response:
+        """GET /report behind HTTP Basic (CXCTL_REPORT_PASSWORD); failed logins share the POST rate limit."""
+        if self.report_password is None:
+            return self.not_found(request)
+        if not report_page.login_ok(request.headers.get("authorization"), self.report_password):
+            if not self.limiter.allow(self.client(request)):
+                return PlainTextResponse("too many attempts: wait a minute", status_code=429)
+            return PlainTextResponse(
+                "login required", status_code=401, headers={"WWW-Authenticate": report_page.CHALLENGE}
+            )
+        query = {k: v for k, v in request.query_params.items() if k in report_page.QUERY_KEYS}
+        status, page = await self.in_thread(lambda db: report_page.report_html(self.ws, db, self.clock(), query))
+        if status != 200:
+            return PlainTextResponse(page, status_code=status)
+        return HTMLResponse(page, headers={"Content-Security-Policy": report_page.CSP})
+
     # --- the rest ---------------------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
@@ -594,6 +613,7 @@ class SurveyApp:
             Route("/u/{token}", self.unsubscribe_post, methods=["POST"]),
             Route("/hooks/sms/{provider}", self.sms_hook, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/report", self.report, methods=["GET"]),
             Route("/static/cxctl.css", self.stylesheet, methods=["GET"]),
         ]
         app = Starlette(routes=routes, exception_handlers={404: self.error_page, 405: self.error_page})
