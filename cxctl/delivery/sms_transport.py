@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 import httpx
 
 from cxctl.core.errors import TransportError, UsageError
-from cxctl.delivery.transport import Connection, SendFailure, Transport
+from cxctl.delivery.transport import Connection, OutboxTransport, SendFailure, Transport
 from cxctl.workspace.channels import SmsSettings
 
 # Twilio error codes (https://www.twilio.com/docs/api/errors) that say the number cannot take this SMS.
@@ -285,26 +285,12 @@ class SmsOutboxConnection(Connection):
         return None
 
 
-class SmsOutboxTransport(Transport):
+class SmsOutboxTransport(OutboxTransport):
     """Writes each SMS as `<invitation id>.sms` (headers, then the text) into a folder."""
 
-    name = "outbox"
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    def connect(self) -> Connection:
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TransportError(
-                f"cannot create the SMS outbox folder {self.folder}: {exc.strerror}: check the path "
-                f"(workspace.sms.outbox) and its permissions"
-            ) from None
-        return SmsOutboxConnection(self.folder)
-
-    def describe(self) -> str:
-        return f"sms outbox {self.folder}"
+    label = "sms outbox"
+    setting = "workspace.sms.outbox"
+    connection_class = SmsOutboxConnection
 
 
 def env(name: str | None, key: str) -> str:

@@ -103,9 +103,13 @@ class OutboxConnection(Connection):
 
 
 class OutboxTransport(Transport):
-    """Writes each message as `<invitation id>.eml` into a folder."""
+    """Writes each message as `<invitation id>.eml` into a folder. The SMS outbox is the same with its own
+    connection (`.sms` files), label and setting."""
 
     name = "outbox"
+    label = "outbox"
+    setting = "workspace.outbox"
+    connection_class: type[Connection] = OutboxConnection
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -115,13 +119,13 @@ class OutboxTransport(Transport):
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TransportError(
-                f"cannot create the outbox folder {self.folder}: {exc.strerror}: check the path "
-                f"(workspace.outbox) and its permissions"
+                f"cannot create the {self.label} folder {self.folder}: {exc.strerror}: check the path "
+                f"({self.setting}) and its permissions"
             ) from None
-        return OutboxConnection(self.folder)
+        return self.connection_class(self.folder)  # type: ignore[call-arg]  # outbox connections take the folder
 
     def describe(self) -> str:
-        return f"outbox {self.folder}"
+        return f"{self.label} {self.folder}"
 
 
 # --- SMTP -------------------------------------------------------------------------------------
