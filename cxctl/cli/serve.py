@@ -46,16 +46,19 @@ def serve_command(
     ] = False,
     now: NowOption = None,
 ) -> None:
-    """Serve the survey page (/s/TOKEN), one-click unsubscribe (/u/TOKEN) and /healthz until Ctrl-C.
+    """Serve the survey page (/s/TOKEN), one-click unsubscribe (/u/TOKEN), /healthz and, with
+    CXCTL_REPORT_PASSWORD set, the live report (/report) until Ctrl-C.
 
     Answers are recorded by POST only, exactly once per invitation, into the workspace's store.
 
     Example: cxctl serve --port 8080 --proxy-headers
     """
+    from cxctl.web.report_page import report_password
     from cxctl.web.server import ServeOptions, serve
 
     ws = open_workspace(workspace)
     ws.secret()  # refuse to start without the signing secret, with the message that says how to set it
+    report_password(ws)  # and with a report password that is refused, before saying it serves
     when = now_for(ws, now) if now else None
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     public = ws.settings.public_url or "(no workspace.public_url: invitations link to survey_url)"
