@@ -77,6 +77,16 @@ class Facts:
     value_counts: Counter = field(default_factory=Counter)  # (moment, day, question, value) of complete rows
     day_counts: Counter = field(default_factory=Counter)  # (moment, day, complete) of all rows
     id_column: str | None = None  # the export's response id column, when it has one
+    # (moment, score slot 0 nps / 1 csat / 2 ces, question): indicator answers staged only as the row's score,
+    # whose answer rows settle writes in SQL (a Python tuple and a bound row per answer saved).
+    indicators: list[tuple[str, int, str]] = field(default_factory=list)
+    digests_in_sql: bool = False  # a staged row_hash may be NULL: settle computes it from the cells if needed
+
+
+def row_digest(joined: str) -> str:
+    """The digest of a row's cells joined by \x1f: the key of its quarantine entry, and the response id of a
+    row without one (also the SQL function `cx_row_digest`, for the rows staged without it)."""
+    return hashlib.sha1(joined.encode()).hexdigest()
 
 
 def settle(
@@ -102,6 +112,12 @@ def settle(
     q = db.execute
     keep_last = [m for m, spec in ws.moments.items() if spec.responses.keep == "last"]
     windows = {m: int(spec.responses.match_window.total_seconds()) for m, spec in ws.moments.items()}
+    # No foreign-key probe per written row: every id written here comes from a join made in this same
+    # write transaction (invitations, contacts, the responses just written), and nothing is deleted from a
+    # parent table. The pragma is a no-op inside a transaction, hence before BEGIN; restored after.
+    checked = q("PRAGMA foreign_keys").fetchone()[0]
+    if checked and not db.conn.in_transaction:
+        q("PRAGMA foreign_keys=OFF")
     q("BEGIN IMMEDIATE")
     try:
         # Newer duplicates of one response id inside the file: the last row wins.
@@ -113,6 +129,8 @@ def settle(
             "UPDATE temp.stage SET invitation_id = i.id, contact_id = i.contact_id, invitation_moment = i.moment"
             " FROM invitations i WHERE i.token = temp.stage.token"
         )
+        if facts.indicators:
+            _stage_indicator_answers(db, facts.indicators)
         if facts.tokenless:
             _match_without_token(db, windows)
         _free_of_invitation(db, ws)
@@ -164,7 +182,8 @@ def settle(
         q(
             """INSERT INTO answers (response_id, question, value_num, value_text)
              SELECT CASE WHEN s.outcome IS NULL THEN ? + s.row_number ELSE s.existing_id END, a.question, a.value_num, a.value_text
-             FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number""",
+             FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number
+             ORDER BY 1, 2""",  # in the table's key order: the indicator answers were staged after the others
             [base],
         )
         if intact:
@@ -181,9 +200,13 @@ def settle(
             quarantine,
         )
         if q("SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = ?)", [export.format]).fetchone()[0]:
+            digest = "s.row_hash"
+            if facts.digests_in_sql:
+                db.conn.create_function("cx_row_digest", 1, row_digest, deterministic=True)
+                digest = "COALESCE(s.row_hash, cx_row_digest(s.fields))"
             q(
-                """DELETE FROM quarantine WHERE source = ? AND row_key IN (
-                     SELECT 'q:' || s.row_hash FROM temp.stage s)""",
+                f"""DELETE FROM quarantine WHERE source = ? AND row_key IN (
+                     SELECT 'q:' || {digest} FROM temp.stage s)""",
                 [export.format],
             )
             if facts.id_column:
@@ -215,10 +238,28 @@ def settle(
     except BaseException:
         q("ROLLBACK")
         raise
+    finally:
+        if checked:
+            q("PRAGMA foreign_keys=ON")
     for entry in quarantine:
         report.quarantined[entry[5]] = report.quarantined.get(entry[5], 0) + 1
         report.problems.append(Problem(entry[4], entry[5], entry[6]))
     report.problems.sort(key=lambda p: p.row)
+
+
+def _stage_indicator_answers(db: sqlite_utils.Database, indicators: list[tuple[str, int, str]]) -> None:
+    """The answer rows of the indicator questions, from the staged scores (the reader staged no answer row
+    for them), so every later step finds all the answers in temp.stage_answers."""
+    q = db.execute
+    q("CREATE TEMP TABLE IF NOT EXISTS stage_indicators (moment TEXT, slot INTEGER, question TEXT)")
+    q("DELETE FROM temp.stage_indicators")
+    db.conn.executemany("INSERT INTO temp.stage_indicators VALUES (?, ?, ?)", indicators)
+    q("""INSERT INTO temp.stage_answers (row_number, question, value_num, value_text)
+         SELECT row_number, question, value, NULL FROM (
+             SELECT s.row_number, i.question,
+                    CASE i.slot WHEN 0 THEN s.score_nps WHEN 1 THEN s.score_csat ELSE s.score_ces END AS value
+             FROM temp.stage s JOIN temp.stage_indicators i ON i.moment = s.moment)
+         WHERE value IS NOT NULL""")
 
 
 def _drop_free_text_of_the_forgotten(ws: Workspace, db: sqlite_utils.Database, *, few: bool = False) -> None:
@@ -503,7 +544,7 @@ def quarantine_entry(
 ) -> tuple:
     cells = joined.split("\x1f")
     raw = json.dumps(dict(zip(columns, [""] * len(cells) if blank else cells)), ensure_ascii=False)
-    key = "q:" + hashlib.sha1(joined.encode()).hexdigest()
+    key = "q:" + row_digest(joined)
     return (key, export.format, moment_id, export.path.name, number, kind, reason, raw, imported_at)
 
 
