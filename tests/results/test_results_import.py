@@ -390,6 +390,23 @@ def test_a_corrected_response_leaves_the_quarantine(results_ws, sql, tmp_path):
     assert left == ["r2"]  # r2 was never corrected
 
 
+def test_a_row_quarantined_without_its_moment_leaves_the_quarantine_when_it_lands(results_ws, sql, tmp_path):
+    """A row with a response id is staged without its digest; when it lands on a later import (its invitation
+    now known), its quarantine entry — kept without a moment, so only its digest names it — must still go."""
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
+    late = tokens.new_token(sql.secret.encode())
+    path = export(tmp_path, "v.csv", f"r2,{late},2026-10-02 10:00,3", f"r1,{t['alice']},2026-10-02 10:00,9")
+    first = import_responses(ws, db, path, NOW)
+    assert (first.inserted, first.quarantined) == (1, {"unmatched": 1})
+    assert db.execute("SELECT moment FROM quarantine").fetchall() == [(None,)]
+    cid = sql.add_contact(db, "LATE", "late@example.fr")
+    sql.add_invitation(db, cid, "nps_relational", "2026-10-01 08:00:00", token=late)
+    again = import_responses(ws, db, path, NOW)
+    assert (again.inserted, again.unchanged, again.quarantined) == (1, 1, {})
+    assert db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0] == 0
+
+
 def test_nan_and_infinite_scores_are_invalid_rows_not_a_crash(results_ws, sql, tmp_path):
     """float() reads 'NaN' and 'inf': such a cell is quarantined as invalid, the other rows land."""
     ws, db = results_ws
