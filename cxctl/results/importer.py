@@ -40,13 +40,13 @@ from cxctl.results.formats import (
     scan_date_order,
     strptime_for,
 )
+from cxctl.results.quarantine import QuarantineRow, list_quarantine, row_digest  # noqa: F401 (list_quarantine: public here too)
 from cxctl.results.response_store import (  # noqa: F401 (public here too)
     STAGE_DDL,
     Facts,
     ImportReport,
     Problem,
     rebuild_rollups,
-    row_digest,
     settle,
 )
 from cxctl.workspace.loader import Workspace
@@ -399,7 +399,7 @@ def _import(
 
         def quarantine_row(number: int, fields: list[str], kind: str, reason: str, moment_id: str | None) -> None:
             raw = json.dumps(dict(zip(columns, fields)), ensure_ascii=False)
-            key = "q:" + hashlib.sha1("\x1f".join(fields).encode()).hexdigest()
+            key = "q:" + row_digest("\x1f".join(fields))
             quarantine.append((key, export.format, moment_id, export.path.name, number, kind, reason, raw, imported_at))
 
         for number, fields, problem in export.rows:
@@ -603,43 +603,6 @@ def _import(
         report.moment = result.moment
     settle(ws, db, export, report, quarantine, imported_at, secret, columns, facts, reread=reread)
     return report
-
-
-@dataclass
-class QuarantineRow:
-    id: int
-    source: str
-    moment: str | None
-    file_name: str | None
-    row_number: int | None
-    kind: str
-    reason: str
-    raw: dict
-
-
-def list_quarantine(
-    db: sqlite_utils.Database, moment: str | None = None, known: list[str] | None = None
-) -> list[QuarantineRow]:
-    """The rows waiting in quarantine, oldest first. A `moment` that is neither in `known` (the workspace's)
-    nor on a quarantined row is a typo: refused, like everywhere else, rather than an empty list."""
-    sql = "SELECT id, source, moment, file_name, row_number, kind, reason, raw FROM quarantine"
-    params: list = []
-    if (
-        moment
-        and known is not None
-        and moment not in known
-        and db.execute("SELECT 1 FROM quarantine WHERE moment = ? LIMIT 1", [moment]).fetchone() is None
-    ):
-        raise UsageError(f"unknown moment {moment!r}{did_you_mean(moment, known)}: use one of {', '.join(known)}")
-    if moment:
-        sql += " WHERE moment = ?"
-        params.append(moment)
-    return [
-        QuarantineRow(id_, source, moment_, file_name, row_number, kind, reason, json.loads(raw))
-        for id_, source, moment_, file_name, row_number, kind, reason, raw in db.execute(
-            sql + " ORDER BY id", params
-        ).fetchall()
-    ]
 
 
 def question_label(ws: Workspace, qid: str) -> str:

@@ -6,8 +6,6 @@ staging tables this module starts from.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +14,7 @@ import sqlite_utils
 
 from cxctl.core import tokens
 from cxctl.results.formats import Export
+from cxctl.results.quarantine import quarantine_unmatched, row_digest
 from cxctl.store import email_hash
 from cxctl.workspace.loader import Workspace
 
@@ -83,12 +82,6 @@ class Facts:
     digests_in_sql: bool = False  # a staged row_hash may be NULL: settle computes it from the cells if needed
 
 
-def row_digest(joined: str) -> str:
-    """The digest of a row's cells joined by \x1f: the key of its quarantine entry, and the response id of a
-    row without one (also the SQL function `cx_row_digest`, for the rows staged without it)."""
-    return hashlib.sha1(joined.encode()).hexdigest()
-
-
 def settle(
     ws: Workspace,
     db: sqlite_utils.Database,
@@ -134,7 +127,7 @@ def settle(
         if facts.tokenless:
             _match_without_token(db, windows)
         _free_of_invitation(db, ws)
-        removed = _quarantine_unmatched(db, export, quarantine, imported_at, secret, columns, report.skipped)
+        removed = quarantine_unmatched(db, export, quarantine, imported_at, secret, columns, report.skipped)
 
         stored = q("SELECT EXISTS (SELECT 1 FROM responses)").fetchone()[0]
         if stored:
@@ -343,83 +336,6 @@ def _free_of_invitation(db: sqlite_utils.Database, ws: Workspace) -> None:
         )
 
 
-def _quarantine_unmatched(
-    db: sqlite_utils.Database,
-    export: Export,
-    quarantine: list[tuple],
-    imported_at: str,
-    secret: Callable[[], tokens.Keyring | bytes],
-    columns: list[str],
-    skipped: dict[str, int],
-) -> int:
-    """Rows tied to no invitation (unless they count without one), or to another moment's, go to quarantine with
-    the reason (one scan); an unfinished or partial row tied to nothing is only counted in `skipped` under that
-    name, since it would never count (issue 12: they were reported `unmatched`). Returns how many left the
-    staging table."""
-    rows = db.execute(
-        "SELECT row_number, token, email, external_id, contact_id, moment, invitation_moment, fields,"
-        " invitation_id IS NULL, incomplete FROM temp.stage WHERE (invitation_id IS NULL AND NOT free)"
-        " OR invitation_moment <> moment ORDER BY row_number"
-    ).fetchall()
-    if not rows:
-        return 0
-    forgotten: set[str] = set()
-    if any(row[2] for row in rows):
-        forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
-    for number, token, email, external_id, contact_id, moment_id, _, fields, unmatched, incomplete in rows:
-        if not unmatched:
-            continue
-        if email and email_hash(email) in forgotten:
-            # The person asked to be erased: the row is recorded (file, row, reason) with none of its cells.
-            quarantine.append(
-                quarantine_entry(
-                    export, columns, number, fields, "unmatched", FORGOTTEN_REASON, moment_id, imported_at, blank=True
-                )
-            )
-            continue
-        if incomplete:
-            skipped[incomplete] = skipped.get(incomplete, 0) + 1
-            continue
-        # A token no invitation carries is checked against the secret (once per row, only here): a forged
-        # link is named as such. The keys are asked for only then: an export without tokens needs no secret.
-        # A Keyring (current secret, plus the previous one during a rotation's grace period) or a bare secret.
-        keys = secret() if token else b""
-        if token and not (
-            tokens.verify_with_keys(keys, token) if isinstance(keys, tokens.Keyring) else tokens.verify(keys, token)
-        ):
-            reason = "invalid token signature (altered or forged link, or another workspace's secret)"
-        elif token:
-            reason = "unknown token: no invitation carries it (another database, or pruned)"
-        elif contact_id is not None:
-            reason = (
-                f"no invitation of moment {moment_id!r} to this contact within the match window: widen "
-                f"responses.match_window, or set responses.match: contact if this moment is answered without invitation"
-            )
-        elif email or external_id:
-            reason = "no contact with this email or external reference: import the contacts, then import again"
-        else:
-            reason = "no token, email or external reference to match: add the token as a hidden field"
-        quarantine.append(
-            quarantine_entry(export, columns, number, fields, "unmatched", reason, moment_id, imported_at)
-        )
-    for number, _, _, _, _, moment_id, inv_moment, fields, unmatched, _ in rows:
-        if not unmatched:
-            quarantine.append(
-                quarantine_entry(
-                    export,
-                    columns,
-                    number,
-                    fields,
-                    "unmatched",
-                    f"the token belongs to moment {inv_moment!r}, not {moment_id!r}: import with --moment {inv_moment}",
-                    moment_id,
-                    imported_at,
-                )
-            )
-    db.execute("DELETE FROM temp.stage WHERE (invitation_id IS NULL AND NOT free) OR invitation_moment <> moment")
-    return len(rows)
-
-
 def _replace_known(db: sqlite_utils.Database, report: ImportReport, imported_at: str, reread: bool = False) -> None:
     """Known response ids: identical (cells and reading) → unchanged, unless `reread`; an older version →
     unchanged; otherwise replaced."""
@@ -525,27 +441,6 @@ def _answered_before(db: sqlite_utils.Database) -> bool:
             "SELECT EXISTS (SELECT 1 FROM temp.stage s JOIN responses r ON r.invitation_id = s.invitation_id)"
         ).fetchone()[0]
     )
-
-
-FORGOTTEN_REASON = "forgotten (GDPR erasure): this person asked to be erased; the row's cells are not kept"
-
-
-def quarantine_entry(
-    export: Export,
-    columns: list[str],
-    number: int,
-    joined: str,
-    kind: str,
-    reason: str,
-    moment_id: str | None,
-    imported_at: str,
-    *,
-    blank: bool = False,
-) -> tuple:
-    cells = joined.split("\x1f")
-    raw = json.dumps(dict(zip(columns, [""] * len(cells) if blank else cells)), ensure_ascii=False)
-    key = "q:" + row_digest(joined)
-    return (key, export.format, moment_id, export.path.name, number, kind, reason, raw, imported_at)
 
 
 def rebuild_rollups(db: sqlite_utils.Database) -> None:
