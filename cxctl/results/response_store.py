@@ -446,14 +446,23 @@ def _answered_before(db: sqlite_utils.Database) -> bool:
 def rebuild_rollups(db: sqlite_utils.Database) -> None:
     """Recount the scorecard rollups from the raw rows (after a bulk load that bypassed the import, or to repair)."""
     q = db.execute
+    # SQLite's default 2 MB page cache and temporary files, whatever the connection was given (an import sets
+    # 256 MB and memory): the scans below read each page once, and a big cache or an in-memory GROUP BY
+    # only adds fresh memory to fault in (a million responses, CPU of the answers' pass: 1.2 s against 2.0-2.4 s).
+    cache, temp = q("PRAGMA cache_size").fetchone()[0], q("PRAGMA temp_store").fetchone()[0]
+    q("PRAGMA cache_size=-2000")
+    q("PRAGMA temp_store=DEFAULT")
     q("BEGIN IMMEDIATE")
     try:
         q("DELETE FROM score_rollup")
         q("DELETE FROM response_rollup")
         q("DELETE FROM sent_rollup")
+        # The answers first, each finding its response by id: both tables are read in key order. Starting from the
+        # responses' status index read the answers in random order (a million responses: 5.1-5.4 s against 2.8-3.1 s).
         q("""INSERT INTO score_rollup (moment, day, question, value, n)
-             SELECT r.moment, r.day, a.question, CAST(a.value_num AS INTEGER), COUNT(*) FROM responses r
-             JOIN answers a ON a.response_id = r.id WHERE r.status = 'counted' AND a.value_num IS NOT NULL GROUP BY 1, 2, 3, 4""")
+             SELECT r.moment, r.day, a.question, CAST(a.value_num AS INTEGER), COUNT(*) FROM answers a
+             CROSS JOIN responses r ON r.id = a.response_id WHERE r.status = 'counted' AND a.value_num IS NOT NULL
+             GROUP BY 1, 2, 3, 4""")
         q("""INSERT INTO response_rollup (moment, day, n)
              SELECT moment, day, COUNT(*) FROM responses WHERE status = 'counted' GROUP BY 1, 2""")
         q("""INSERT INTO sent_rollup (moment, hour, n)
@@ -463,3 +472,6 @@ def rebuild_rollups(db: sqlite_utils.Database) -> None:
     except BaseException:
         q("ROLLBACK")
         raise
+    finally:
+        q(f"PRAGMA cache_size={int(cache)}")
+        q(f"PRAGMA temp_store={int(temp)}")
