@@ -151,7 +151,10 @@ def open_cases(
         joins = " LEFT JOIN invitations i ON i.id = r.invitation_id LEFT JOIN events e ON e.id = i.event_id"
     wanted = ""
     params: list = []
+    # All cases: the answers first, read in key order, come grouped by response (no sort for the GROUP BY).
+    tables = "answers a CROSS JOIN responses r ON r.id = a.response_id"
     if response_ids is not None:
+        tables = "responses r JOIN answers a ON a.response_id = r.id"  # a few: found by id
         wanted = " AND r.id IN (SELECT value FROM json_each(?))"
         params = [json.dumps(response_ids)]
     stamp = to_db(now)
@@ -175,7 +178,7 @@ def open_cases(
         q(
             f"""INSERT INTO temp.case_open (response_id, moment, mask, facts)
                 SELECT r.id, r.moment, SUM(DISTINCT f.bit), {facts}
-                FROM responses r JOIN answers a ON a.response_id = r.id
+                FROM {tables}
                 JOIN temp.case_flag f ON f.moment = r.moment AND f.question = a.question AND a.value_num <= f.threshold
                 LEFT JOIN contacts c ON c.id = r.contact_id{joins}
                 WHERE r.status = 'counted' AND (c.id IS NULL OR c.forgotten_at IS NULL)
