@@ -102,13 +102,27 @@ def assign(ws: Workspace, facts: CaseFacts) -> Assignment:
     return Assignment(None, "none", default)
 
 
-def _bounds(calendar: WorkCalendar) -> tuple[time, time]:
-    def parse(hhmm: str) -> time:
+def _bounds(calendar: WorkCalendar) -> tuple[time, time | None]:
+    """Opening and closing times of a working day; closing None means midnight at the day's end (24:00)."""
+
+    def parse(hhmm: str) -> time | None:
         h, m = (int(x) for x in hhmm.split(":"))
-        return time(23, 59, 59) if h == 24 else time(h, m)
+        return None if h == 24 else time(h, m)
 
     start, end = calendar.hours.split("-")
-    return parse(start), parse(end)
+    return parse(start) or time(0), parse(end)
+
+
+def _window(day: date, calendar: WorkCalendar, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """A working day's hours as UTC instants. Computed in UTC because Python subtracts two times of one
+    zone on the wall clock: across a DST change that counts an hour that never was, or misses one."""
+    opens, closes = _bounds(calendar)
+    begin = datetime.combine(day, opens, tzinfo=tz).astimezone(UTC)
+    if closes is None:
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    else:
+        end = datetime.combine(day, closes, tzinfo=tz).astimezone(UTC)
+    return begin, end
 
 
 @lru_cache(maxsize=64)
@@ -129,19 +143,17 @@ def calendar_zone(ws: Workspace) -> ZoneInfo:
 def add_working_time(start: datetime, amount: timedelta, calendar: WorkCalendar, tz: ZoneInfo) -> datetime:
     """The UTC instant at which `amount` of working time has passed since `start`. Raises CxError when the
     calendar has no working hour in five years (every day closed)."""
-    opens, closes = _bounds(calendar)
-    local = start.astimezone(tz)
+    now = start.astimezone(UTC)
     remaining = amount
-    day = local.date()
+    day = start.astimezone(tz).date()
     for _ in range(SEARCH_DAYS):
         if is_working_day(calendar, day):
-            day_open = datetime.combine(day, opens, tzinfo=tz)
-            day_close = datetime.combine(day, closes, tzinfo=tz)
-            begin = max(day_open, local) if day == local.date() else day_open
+            day_open, day_close = _window(day, calendar, tz)
+            begin = max(day_open, now)
             if begin < day_close:
                 available = day_close - begin
                 if remaining <= available:
-                    return (begin + remaining).astimezone(UTC)
+                    return begin + remaining
                 remaining -= available
         day += timedelta(days=1)
     raise CxError(
@@ -153,14 +165,13 @@ def working_time_between(start: datetime, end: datetime, calendar: WorkCalendar,
     """Working time from `start` to `end` (zero when end is not after start): the time an owner had."""
     if end <= start:
         return timedelta(0)
-    opens, closes = _bounds(calendar)
-    first, last = start.astimezone(tz), end.astimezone(tz)
+    first, last = start.astimezone(UTC), end.astimezone(UTC)
     total = timedelta(0)
-    day = first.date()
-    while day <= last.date():
+    day = first.astimezone(tz).date()
+    while day <= last.astimezone(tz).date():
         if is_working_day(calendar, day):
-            begin = max(datetime.combine(day, opens, tzinfo=tz), first)
-            finish = min(datetime.combine(day, closes, tzinfo=tz), last)
+            day_open, day_close = _window(day, calendar, tz)
+            begin, finish = max(day_open, first), min(day_close, last)
             if finish > begin:
                 total += finish - begin
         day += timedelta(days=1)
