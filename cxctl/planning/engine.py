@@ -342,9 +342,10 @@ class Engine:
         where, params = audience_sql(m.audience, with_event=False)
         only, only_params = self.contact_filter("c.id")
         # Already invited = any invitation of this moment and wave (not only by dedupe key). The bare
-        # `status` is the one of the MIN(id) row (an SQLite guarantee): no second look-up per person.
+        # `status` is the one of the MIN(id) row: SQLite guarantees it only when MIN is the query's sole
+        # min/max aggregate, hence SUM for `counts` (with MAX beside it, the status was another row's).
         self.sql(
-            f"INSERT INTO plan_waved SELECT moment, contact_id, MIN(id), status, MAX(NOT {given_up_sql('invitations')})"
+            f"INSERT INTO plan_waved SELECT moment, contact_id, MIN(id), status, SUM(NOT {given_up_sql('invitations')}) > 0"
             " FROM invitations"
             f" WHERE moment = ? AND wave = ? AND kind = 'invitation'{self.contact_filter('contact_id')[0]}"
             " GROUP BY contact_id",

@@ -336,6 +336,20 @@ def test_relational_wave_is_invited_once_and_spread_by_daily_cap(make_store):
     assert {p.wave for p in q1.planned} == {"2027Q1"} and len(q1.planned) == 3
 
 
+def test_wave_already_invited_names_the_status_of_the_invitation_it_names(make_store):
+    """The detail names the wave's first invitation and must give that one's status, not another row's
+    (with MAX beside MIN in the wave query, SQLite took the status of the later, counted invitation)."""
+    s = make_store(RULES.replace("30d", "0s"), NPS)
+    c = s.contact("c1")
+    given_up = s.invitation(c, "nps", "2026-10-05 10:00:00", status="failed", wave="2026Q4", key="nps|first")
+    sent = s.invitation(c, "nps", "2026-10-12 10:00:00", wave="2026Q4", key="nps|second")
+    assert given_up < sent
+    plan = compute_plan(s.ws, s.db, NOW)
+    [x] = plan.exclusions
+    assert x.reason == "already_invited"
+    assert x.detail == f"invitation #{given_up} already exists for this wave 2026Q4 (status failed)"
+
+
 def test_spread_divides_the_wave_over_the_days_left(make_store):
     moments = NPS.replace("schedule: {every: quarter}", "schedule: {every: month, spread: 10d}")
     s = make_store(RULES.replace("30d", "0s"), moments)
