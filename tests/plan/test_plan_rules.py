@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import hashlib
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cxctl.core.errors import UsageError
 from cxctl.planning.engine import compute_plan
@@ -449,3 +453,16 @@ def test_reminders_do_not_count_toward_fatigue(make_store):
     s.invitation(c, "support", "2026-11-19 09:00:00", kind="reminder", parent_id=1)
     s.event(c, "order_delivered", "2026-11-17 09:00:00")
     assert planned(compute_plan(s.ws, s.db, NOW)) == {(c, "delivery")}
+
+
+@given(contact_id=st.integers(min_value=1, max_value=2**62), moment=st.text(min_size=1), key=st.text())
+def test_the_sample_draw_is_the_first_64_bits_of_the_sha256_over_2_to_the_64(contact_id, moment, key):
+    """The draw is a contract (same on every run, machine and version): its definition, spelled independently."""
+    digest = hashlib.sha256(f"{contact_id}|{moment}|{key}".encode()).hexdigest()
+    assert draw(contact_id, moment, key) == int(digest[:16], 16) / 2**64
+
+
+def test_the_sample_draws_of_known_people_never_change():
+    """Pinned values (who is sampled in a wave must not move with a new version)."""
+    assert draw(1, "nps", "2026Q4") == 0.17308747176864572
+    assert draw(424242, "delivery", "e17") == 0.16671512636655222
