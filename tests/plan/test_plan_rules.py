@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
