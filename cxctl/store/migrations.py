@@ -526,7 +526,6 @@ def _m11_bounces(db: sqlite_utils.Database) -> None:
     )
 
 
-
 def _m12_wave_state(db: sqlite_utils.Database) -> None:
     """A covering index of a relational wave's invitations (`plan`, issue 18): who already has one for this
     moment and wave, its id and status and whether it counts, read from the index alone instead of one
@@ -540,6 +539,7 @@ def _m12_wave_state(db: sqlite_utils.Database) -> None:
             WHERE kind = 'invitation' AND wave IS NOT NULL;
         """,
     )
+
 
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
