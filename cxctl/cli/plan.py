@@ -45,9 +45,9 @@ def plan_command(
             _render_explanation(result)
         return
     if json_:
-        from cxctl.planning.streamed import streamed_plan
+        from cxctl.planning.streamed import streamed_plan_json
 
-        with streamed_plan(ws, db, when, moment) as (plan, exclusions):
+        with streamed_plan_json(ws, db, when, moment) as (plan, exclusions):
             output.print_json_streamed(
                 {
                     "now": plan.now,
@@ -55,7 +55,7 @@ def plan_command(
                     "planned": plan.planned,
                     "counts": plan.counts,
                     "by_moment": plan.by_moment,
-                    "exclusions": exclusions,
+                    "exclusions": output.EncodedItems(exclusions),
                 }
             )
         return

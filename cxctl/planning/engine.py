@@ -146,13 +146,15 @@ class Engine:
             self.untune(self.saved)
 
     def tune(self) -> dict[str, Any]:
-        """Keep the working tables in memory and give SQLite a larger page cache for this run.
+        """Keep the working tables in memory, with a modest page cache for the store's own pages.
 
-        Switching temp_store drops existing temporary tables, so it is only done when there are none.
-        The whole run stays well under 1 GB (see docs/benchmarks.md, "Planning").
+        The store is read mostly once, in index order, and its pages stay in the OS cache: 16 MB of
+        SQLite cache instead of 128 MB took about 100 MB off `plan --json` at 1M contacts for no
+        measurable time (issue 18, docs/benchmarks.md). Switching temp_store drops existing temporary
+        tables, so it is only done when there are none.
         """
         saved = {name: self.sql(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")}
-        self.sql("PRAGMA cache_size = -131072")
+        self.sql("PRAGMA cache_size = -16384")
         if not self.sql("SELECT 1 FROM sqlite_temp_master LIMIT 1").fetchone():
             self.sql("PRAGMA temp_store = MEMORY")
         return saved
@@ -342,9 +344,10 @@ class Engine:
         where, params = audience_sql(m.audience, with_event=False)
         only, only_params = self.contact_filter("c.id")
         # Already invited = any invitation of this moment and wave (not only by dedupe key). The bare
-        # `status` is the one of the MIN(id) row (an SQLite guarantee): no second look-up per person.
+        # `status` is the one of the MIN(id) row: SQLite guarantees it only when MIN is the query's sole
+        # min/max aggregate, hence SUM for `counts` (with MAX beside it, the status was another row's).
         self.sql(
-            f"INSERT INTO plan_waved SELECT moment, contact_id, MIN(id), status, MAX(NOT {given_up_sql('invitations')})"
+            f"INSERT INTO plan_waved SELECT moment, contact_id, MIN(id), status, SUM(NOT {given_up_sql('invitations')}) > 0"
             " FROM invitations"
             f" WHERE moment = ? AND wave = ? AND kind = 'invitation'{self.contact_filter('contact_id')[0]}"
             " GROUP BY contact_id",

@@ -526,6 +526,21 @@ def _m11_bounces(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m12_wave_state(db: sqlite_utils.Database) -> None:
+    """A covering index of a relational wave's invitations (`plan`, issue 18): who already has one for this
+    moment and wave, its id and status and whether it counts, read from the index alone instead of one
+    table look-up per invitation (1.3 s of `plan` at 1M contacts / 10M invitations). Partial: only the
+    invitations of a wave. Building it on an existing store of 10M invitations takes about 25 s, once."""
+    _run_script(
+        db,
+        """
+        CREATE INDEX IF NOT EXISTS invitations_wave_state
+            ON invitations(moment, wave, contact_id, status, next_attempt_at, sent_at, reopened, kind)
+            WHERE kind = 'invitation' AND wave IS NOT NULL;
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
     (2, "invitations", _m2_invitations),
@@ -538,4 +553,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (9, "follow-up cases", _m9_followup_cases),
     (10, "alerts", _m10_alerts),
     (11, "bounces", _m11_bounces),
+    (12, "wave state", _m12_wave_state),
 ]

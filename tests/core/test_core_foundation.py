@@ -220,6 +220,15 @@ def test_streamed_json_says_what_the_one_shot_json_says(planned, counts):
         output.print_json_streamed(data)
     assert json.loads(streamed.getvalue()) == json.loads(one_shot.getvalue())
     assert streamed.getvalue().endswith("}\n")
+    # Items already encoded (plan --json's exclusions, built by SQLite) are written as the encoder would.
+    encoded = io.StringIO()
+    texts = [
+        json.dumps(dataclasses.asdict(item), separators=(", ", ": "), ensure_ascii=False, default=datetime.isoformat)
+        for item in items
+    ]
+    with contextlib.redirect_stdout(encoded):
+        output.print_json_streamed({**data, "planned": output.EncodedItems(iter(texts))})
+    assert encoded.getvalue() == streamed.getvalue()
 
 
 def test_long_lists_are_streamed_and_still_the_same_json(monkeypatch):

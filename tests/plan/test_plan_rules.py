@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cxctl.core.errors import UsageError
 from cxctl.planning.engine import compute_plan
@@ -336,6 +339,20 @@ def test_relational_wave_is_invited_once_and_spread_by_daily_cap(make_store):
     assert {p.wave for p in q1.planned} == {"2027Q1"} and len(q1.planned) == 3
 
 
+def test_wave_already_invited_names_the_status_of_the_invitation_it_names(make_store):
+    """The detail names the wave's first invitation and must give that one's status, not another row's
+    (with MAX beside MIN in the wave query, SQLite took the status of the later, counted invitation)."""
+    s = make_store(RULES.replace("30d", "0s"), NPS)
+    c = s.contact("c1")
+    given_up = s.invitation(c, "nps", "2026-10-05 10:00:00", status="failed", wave="2026Q4", key="nps|first")
+    sent = s.invitation(c, "nps", "2026-10-12 10:00:00", wave="2026Q4", key="nps|second")
+    assert given_up < sent
+    plan = compute_plan(s.ws, s.db, NOW)
+    [x] = plan.exclusions
+    assert x.reason == "already_invited"
+    assert x.detail == f"invitation #{given_up} already exists for this wave 2026Q4 (status failed)"
+
+
 def test_spread_divides_the_wave_over_the_days_left(make_store):
     moments = NPS.replace("schedule: {every: quarter}", "schedule: {every: month, spread: 10d}")
     s = make_store(RULES.replace("30d", "0s"), moments)
@@ -435,3 +452,16 @@ def test_reminders_do_not_count_toward_fatigue(make_store):
     s.invitation(c, "support", "2026-11-19 09:00:00", kind="reminder", parent_id=1)
     s.event(c, "order_delivered", "2026-11-17 09:00:00")
     assert planned(compute_plan(s.ws, s.db, NOW)) == {(c, "delivery")}
+
+
+@given(contact_id=st.integers(min_value=1, max_value=2**62), moment=st.text(min_size=1), key=st.text())
+def test_the_sample_draw_is_the_first_64_bits_of_the_sha256_over_2_to_the_64(contact_id, moment, key):
+    """The draw is a contract (same on every run, machine and version): its definition, spelled independently."""
+    digest = hashlib.sha256(f"{contact_id}|{moment}|{key}".encode()).hexdigest()
+    assert draw(contact_id, moment, key) == int(digest[:16], 16) / 2**64
+
+
+def test_the_sample_draws_of_known_people_never_change():
+    """Pinned values (who is sampled in a wave must not move with a new version)."""
+    assert draw(1, "nps", "2026Q4") == 0.17308747176864572
+    assert draw(424242, "delivery", "e17") == 0.16671512636655222

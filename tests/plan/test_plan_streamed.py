@@ -12,11 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cxctl import store
 from cxctl.core import output
 from cxctl.planning.engine import compute_plan
-from cxctl.planning.streamed import streamed_plan
+from cxctl.planning.listing import encode_exclusion, json_quote_like_python
+from cxctl.planning.streamed import streamed_plan, streamed_plan_json
 from cxctl.validation import load_workspace
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "plan_engine.py"
@@ -100,3 +103,36 @@ def test_a_streamed_plan_leaves_the_connection_as_it_found_it(bench_store):
     assert [db.conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp_store")] == before
     # And a plan computed afterwards on the same connection is the same.
     assert len(compute_plan(ws, db, NOW).exclusions) == sum(plan.counts.values())
+
+
+def test_this_sqlite_quotes_json_as_python_does(bench_store):
+    """The lines `plan --json` writes are built by SQLite's json_quote only where it escapes as Python does;
+    on this machine it must, or the byte-for-byte test above would not test the SQL-built lines."""
+    assert json_quote_like_python(store.read(load_workspace(bench_store).database).conn)
+
+
+def test_exclusion_lines_built_by_sqlite_are_the_encoded_exclusions_for_any_text(make_store):
+    """A suppression reason is free text carried into the detail: whatever it holds (quotes, backslashes,
+    control characters, accents, emoji), the line SQLite builds is the one Python's encoder writes."""
+    s = make_store(
+        "rules:\n  quiet_period: 30d\n",
+        "moments:\n  delivery: {journey: shop, stage: delivery, kind: transactional, questions: [csat],"
+        " trigger: {event: order_delivered, delay: 2d, expires: 14d}}\n",
+    )
+    c = s.contact("c1")
+    s.event(c, "order_delivered", "2026-11-17 09:00:00")
+    s.suppress("c1@example.com")
+
+    @given(reason=st.text(max_size=40))
+    @settings(max_examples=150, deadline=None)
+    def check(reason: str) -> None:
+        s.db.execute("UPDATE suppressions SET reason = ?", [reason])
+        with streamed_plan(s.ws, s.db, NOW) as (_, exclusions):
+            expected = [encode_exclusion(x) for x in exclusions]
+        with streamed_plan_json(s.ws, s.db, NOW) as (_, lines):
+            written = list(lines)
+        assert written == expected
+        [line] = written
+        assert json.loads(line)["detail"].startswith(f"the address is suppressed ({reason}, since ")
+
+    check()
