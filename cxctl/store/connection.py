@@ -7,12 +7,16 @@ import hashlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from cxctl.core.errors import StoreError
 from cxctl.core.timeutil import to_db, utcnow
 from cxctl.store.migrations import MIGRATIONS
+
+if TYPE_CHECKING:
+    # sqlite-utils imports numpy when it is installed (~0.25 s): imported when a store is opened, not
+    # when a CLI module that opens one is imported (`cxctl --help` imports them all; issue 18).
+    import sqlite_utils
 
 
 def email_hash(email: str) -> str:
@@ -22,6 +26,8 @@ def email_hash(email: str) -> str:
 
 def connect(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) the database with WAL, foreign keys and a busy timeout; migrate it."""
+    import sqlite_utils
+
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +47,8 @@ def read(path: Path | str) -> sqlite_utils.Database:
     """The store for a command that only reads (plan, scorecard, lists): a store not created yet reads
     as an empty one, held in memory, and no file appears in the workspace."""
     if not Path(path).exists():
+        import sqlite_utils
+
         db = sqlite_utils.Database(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False))
         migrate(db)
         return db
