@@ -67,3 +67,13 @@ def test_the_consoles_are_made_once_on_first_use() -> None:
     assert output.stderr.stderr and not output.stdout.stderr
     with pytest.raises(AttributeError, match="no attribute 'console'"):
         _ = output.console
+
+
+def test_the_holiday_countries_are_the_librarys_list() -> None:
+    # Read from the holidays registry without importing each country; must match the public, slow list.
+    import holidays
+
+    from cxctl.workspace.followup_model import holiday_countries
+
+    assert holiday_countries() == frozenset(holidays.list_supported_countries())
+    assert {"FR", "FRA", "GB", "UK", "CA"} <= holiday_countries()
