@@ -16,6 +16,7 @@ from cxctl.core import output
 from cxctl.core.errors import CxError, WorkspaceError
 
 HELP_OPTIONS = {"-h", "--help"}  # a command asked only for its help needs none of its imports
+NO_STORE = {"validate", "schema", "init"}  # commands that never open the store (nor import sqlite-utils)
 
 app = typer.Typer(
     name="cxctl",
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if any(not arg.startswith("-") for arg in args) and not HELP_OPTIONS & set(args):
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    if command is not None and command not in NO_STORE and not HELP_OPTIONS & set(args):
         # A command will run, and its modules import sqlite-utils: import it first, without numpy (issue 18).
         store.import_sqlite_utils()
     try:

@@ -70,13 +70,15 @@ def test_a_command_on_the_store_does_not_import_numpy(tmp_path) -> None:
         "import io, json, sys, contextlib\n"
         "from cxctl.cli.app import run\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    codes = [run(['scorecard', '-w', {str(tmp_path / 'ws')!r}]), run(['db', 'status', '-w', {str(tmp_path / 'ws')!r}])]\n"
-        "imported = [m for m in ('numpy', 'pandas') if m in sys.modules]\n"
+        f"    codes = [run(['validate', {str(tmp_path / 'ws')!r}])]\n"
+        "    imported = [m for m in ('sqlite_utils', 'numpy') if m in sys.modules]\n"  # validate needs no store
+        f"    codes += [run(['scorecard', '-w', {str(tmp_path / 'ws')!r}]), run(['db', 'status', '-w', {str(tmp_path / 'ws')!r}])]\n"
+        "imported += [m for m in ('numpy', 'pandas') if m in sys.modules]\n"
         "import numpy, sqlite_utils\n"  # still importable by whoever needs it (pyarrow, matplotlib)
         "print(json.dumps([codes, imported, sqlite_utils.Database(':memory:').execute('select 1').fetchone()[0]]))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[0, 0], [], 1], done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[0, 0, 0], [], 1], done.stderr
 
 
 def test_the_consoles_are_made_once_on_first_use() -> None:
