@@ -11,9 +11,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from cxctl import __version__
+from cxctl import __version__, store
 from cxctl.core import output
 from cxctl.core.errors import CxError, WorkspaceError
+
+HELP_OPTIONS = {"-h", "--help"}  # a command asked only for its help needs none of its imports
+NO_STORE = {"validate", "schema", "init"}  # commands that never open the store (nor import sqlite-utils)
 
 app = typer.Typer(
     name="cxctl",
@@ -63,6 +66,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    if command is not None and command not in NO_STORE and not HELP_OPTIONS & set(args):
+        # A command will run, and its modules import sqlite-utils: import it first, without numpy (issue 18).
+        store.import_sqlite_utils()
     try:
         result = app(args=argv, standalone_mode=False, prog_name="cxctl")
         return result if isinstance(result, int) else 0

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from cxctl import store
-from cxctl.audience.csvio import CELL_LIMIT
+from cxctl.audience.csvscan import CELL_LIMIT
 from cxctl.audience.values import ATTRIBUTE_LIMIT, FIELD_LIMIT
 from cxctl.cli.common import DryRunOption, JsonOption, NowOption, WorkspaceOption, now_for, open_workspace
 from cxctl.core import output

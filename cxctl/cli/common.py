@@ -1,16 +1,18 @@
-"""Option types shared by every command, so names are the same everywhere."""
+"""Option types shared by every command, so names are the same everywhere.
+
+Every CLI module imports this one, and `cxctl --help` imports every CLI module: the workspace loader
+(pydantic models, jinja2, the store) is imported when a command runs, not here (issue 18: start-up)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from cxctl.core.timeutil import parse_now
-from cxctl.validation import load_workspace
-from cxctl.workspace.loader import Workspace
+if TYPE_CHECKING:
+    from cxctl.workspace.loader import Workspace
 
 WorkspaceOption = Annotated[
     Optional[Path],
@@ -42,8 +44,12 @@ def workspace_path(path: Optional[Path]) -> Path:
 
 def open_workspace(path: Optional[Path]) -> Workspace:
     """Load the workspace or raise WorkspaceError (rendered by the CLI's one error handler)."""
+    from cxctl.validation import load_workspace
+
     return load_workspace(workspace_path(path))
 
 
 def now_for(workspace: Workspace | None, now: Optional[str]):
+    from cxctl.core.timeutil import parse_now
+
     return parse_now(now, workspace.settings.timezone if workspace else "UTC")

@@ -10,8 +10,6 @@ import typer
 from cxctl import store
 from cxctl.cli.common import DryRunOption, JsonOption, NowOption, WorkspaceOption, now_for, open_workspace
 from cxctl.core import output
-from cxctl.core.timeutil import parse_now
-from cxctl.privacy import erasure as privacy
 
 PersonArgument = Annotated[
     str, typer.Argument(help="The person: an external id (e.g. C-1042) or an email address.", show_default=False)
@@ -35,6 +33,8 @@ def forget_command(
     """
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
+    from cxctl.privacy import erasure as privacy
+
     result = privacy.forget(ws, db, person, now_for(ws, now), dry_run=dry_run)
     if json_:
         output.print_json(result)
@@ -73,6 +73,8 @@ def export_person_command(
     """
     ws = open_workspace(workspace)
     db = store.connect(ws.database)
+    from cxctl.privacy import erasure as privacy
+
     data = privacy.export_person(db, person, now_for(ws, now))
     if output_file is None:
         output.print_json(data)
@@ -119,6 +121,7 @@ def demo_command(
     Example: cxctl demo ./cxctl-demo --serve
     """
     from cxctl.cli import demo
+    from cxctl.core.timeutil import parse_now
 
     when = parse_now(now, demo.example_timezone()) if now else None
     if serve and json_:

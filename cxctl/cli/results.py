@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.text import Text
 
 from cxctl import store
 from cxctl.cli import followups
@@ -355,6 +354,8 @@ def scorecard_command(
         raise UsageError(f"unknown --format {format!r}: use table, json, csv or markdown")
     output.print_renderable(scorecard_table(card, granularity))
     if card.rows:
+        from rich.text import Text
+
         output.print_renderable(Text(scorecard_legend(card), style="dim"))
     else:
         output.info(

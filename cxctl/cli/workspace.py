@@ -11,8 +11,6 @@ import typer
 
 from cxctl.cli.common import JsonOption, WorkspaceOption, workspace_path
 from cxctl.core import output
-from cxctl.validation import github_annotation, validate
-from cxctl.workspace.operations import init_workspace, json_schema
 
 
 class Format(str, enum.Enum):  # noqa: UP042 - typer reads choices from a str Enum
@@ -52,6 +50,8 @@ def validate_command(
     if json_:
         format_ = Format.json
     targets = list(paths or []) + ([workspace] if workspace is not None else [])
+    from cxctl.validation import github_annotation, validate
+
     report = validate(targets or [workspace_path(None)], strict=strict)
     if format_ is Format.json:
         output.print_json(report.to_dict())
@@ -90,6 +90,8 @@ def schema_command(
 
     Example: cxctl schema > cxctl.schema.json
     """
+    from cxctl.workspace.operations import json_schema
+
     output.print_json(json_schema())
     return 0
 
@@ -104,6 +106,8 @@ def init_command(
 
     Example: cxctl init mon-programme && cxctl validate mon-programme
     """
+    from cxctl.workspace.operations import init_workspace
+
     result = init_workspace(folder, force=force, name=name)
     if json_:
         output.print_json({"folder": str(result.folder), "created": [str(p) for p in result.created]})

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console, JustifyMethod
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console, JustifyMethod
+    from rich.table import Table
 
 
 def width() -> int:
@@ -38,8 +38,24 @@ def width() -> int:
     return 80
 
 
-stdout = Console(soft_wrap=True, highlight=False)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+def __getattr__(name: str) -> Console:
+    """`output.stdout` and `output.stderr`, the two rich consoles, made on first use: importing rich costs
+    ~0.05 s that `cxctl --help`, `--json` and the quiet commands never need (issue 18)."""
+    if name not in ("stdout", "stderr"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    console = Console(stderr=name == "stderr", soft_wrap=True, highlight=False)
+    globals()[name] = console
+    return console
+
+
+def _stdout() -> Console:
+    return globals().get("stdout") or __getattr__("stdout")
+
+
+def _stderr() -> Console:
+    return globals().get("stderr") or __getattr__("stderr")
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
@@ -155,6 +171,9 @@ def table(
     column wraps (folding a long word) rather than being cut with `…`: nothing shown is lost. `compact`
     drops the vertical rules (two columns' worth of room at 80 columns); `no_wrap` columns keep their
     text whole (names, ids) and the others wrap instead."""
+    from rich import box
+    from rich.table import Table
+
     rows = [list(r) for r in rows]
     t = Table(
         title=title,
@@ -183,20 +202,22 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
 
 def print_renderable(renderable: Any) -> None:
     """A table (or any rich renderable) on stdout, laid out for width()."""
-    stdout.print(renderable, width=width(), soft_wrap=False)
+    _stdout().print(renderable, width=width(), soft_wrap=False)
 
 
 def warn(message: str) -> None:
+    stderr = _stderr()
     stderr.print(
         f"[yellow]warning:[/] {message}" if stderr.is_terminal else f"warning: {message}", markup=stderr.is_terminal
     )
 
 
 def info(message: str) -> None:
-    stderr.print(message, markup=False)
+    _stderr().print(message, markup=False)
 
 
 def error(message: str) -> None:
+    stderr = _stderr()
     if stderr.is_terminal:
         stderr.print(f"[bold red]error:[/] {_escape(message)}")
     else:
@@ -212,6 +233,7 @@ def _escape(text: str) -> str:
 @contextmanager
 def working(message: str):
     """A spinner with `message` on stderr while long work runs, on a terminal only (cron logs stay clean)."""
+    stderr = _stderr()
     if stderr.is_terminal:
         with stderr.status(message):
             yield

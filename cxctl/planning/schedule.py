@@ -15,6 +15,7 @@ from cxctl.core.durations import parse_duration
 from cxctl.core.timeutil import local_midnight
 from cxctl.workspace.channels import SmsHours
 from cxctl.workspace.fields import WEEKDAYS
+from cxctl.workspace.followup_model import holiday_countries
 from cxctl.workspace.model import Schedule, SendWindow
 
 # Whole-day "every: 90d" waves are counted from this Monday, so they fall on the same dates on
@@ -144,14 +145,7 @@ def _holidays(region: str, year: int) -> frozenset[date]:
 def holiday_region(country: str | None, default_region: str) -> str:
     """The calendar of public holidays for a contact: their country's when known, else the default region's."""
     code = (country or "").strip().upper()
-    return code if code and code in _supported_regions() else default_region
-
-
-@lru_cache(maxsize=1)
-def _supported_regions() -> frozenset[str]:
-    import holidays
-
-    return frozenset(holidays.list_supported_countries())
+    return code if code and code in holiday_countries() else default_region
 
 
 def is_holiday(day: date, region: str) -> bool:

@@ -5,14 +5,37 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from cxctl.core.errors import StoreError
 from cxctl.core.timeutil import to_db, utcnow
 from cxctl.store.migrations import MIGRATIONS
+
+if TYPE_CHECKING:
+    # sqlite-utils imports numpy when it is installed (~0.25 s): imported when a store is opened, not
+    # when a CLI module that opens one is imported (`cxctl --help` imports them all; issue 18).
+    import sqlite_utils
+
+
+def import_sqlite_utils() -> None:
+    """Import sqlite-utils without numpy and pandas, unless they are imported already. sqlite-utils
+    imports them, when installed, only to map their scalar types to column types, which cxctl never
+    stores; numpy alone is ~0.15 s of every command that opens the store (issue 18). The CLI calls
+    this before a command runs; pyarrow and matplotlib still import numpy when a command needs them."""
+    if "sqlite_utils" in sys.modules:
+        return
+    blocked = [name for name in ("numpy", "pandas") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # what makes an import raise ImportError
+    try:
+        import sqlite_utils  # noqa: F401
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
 
 
 def email_hash(email: str) -> str:
@@ -22,6 +45,8 @@ def email_hash(email: str) -> str:
 
 def connect(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) the database with WAL, foreign keys and a busy timeout; migrate it."""
+    import sqlite_utils
+
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +66,8 @@ def read(path: Path | str) -> sqlite_utils.Database:
     """The store for a command that only reads (plan, scorecard, lists): a store not created yet reads
     as an empty one, held in memory, and no file appears in the workspace."""
     if not Path(path).exists():
+        import sqlite_utils
+
         db = sqlite_utils.Database(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False))
         migrate(db)
         return db

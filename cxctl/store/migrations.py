@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:  # only annotations use it: importing the store must not import numpy (issue 18)
+    import sqlite_utils
 
 
 def _run_script(db: sqlite_utils.Database, script: str) -> None:

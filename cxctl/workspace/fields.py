@@ -363,10 +363,86 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 HOURS_PATTERN = r"^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
 
 
+def _module_attribute_docs(filename: str) -> dict[str, dict[str, str]]:
+    """class name -> {attribute: the docstring under it}, for every class of one source file."""
+    import ast
+    import inspect
+
+    with open(filename, encoding="utf-8") as source:
+        tree = ast.parse(source.read())
+    found: dict[str, dict[str, str]] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        docs = found[node.name] = {}
+        for statement, following in zip(node.body, node.body[1:]):
+            if (
+                isinstance(statement, ast.AnnAssign)
+                and isinstance(statement.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
+                docs[statement.target.id] = inspect.cleandoc(following.value.value)
+    return found
+
+
+_ATTRIBUTE_DOCS: dict[str, dict[str, dict[str, str]]] = {}
+
+
+def field_description(model: type[BaseModel], name: str) -> str | None:
+    """A field's `description=`, else the docstring written under it (in its class or the nearest base
+    that has one). Read from the source only when the schema or the key reference asks: pydantic's
+    `use_attribute_docstrings` reads it for every model at every workspace load (issue 18: ~0.05 s)."""
+    import inspect
+
+    info = model.model_fields[name]
+    if info.description is not None:
+        return info.description
+    for cls in model.__mro__:
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or cls is BaseModel:
+            continue
+        try:
+            filename = inspect.getsourcefile(cls)
+        except TypeError:  # no source file (a class made at run time): no docstring to read, as for pydantic
+            continue
+        if filename is None:
+            continue
+        if filename not in _ATTRIBUTE_DOCS:
+            _ATTRIBUTE_DOCS[filename] = _module_attribute_docs(filename)
+        doc = _ATTRIBUTE_DOCS[filename].get(cls.__name__, {}).get(name)
+        if doc is not None:
+            return doc
+    return None
+
+
+def _describe_properties(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The JSON Schema of a model gets each field's description (see field_description)."""
+    import inspect
+
+    properties = schema.get("properties", {})
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key in properties and "description" not in properties[key]:
+            description = field_description(model, name)
+            # As pydantic does: a `$ref` does not repeat the description of the model it points to.
+            referenced = info.annotation if isinstance(info.annotation, type) else None
+            if (
+                referenced
+                and issubclass(referenced, BaseModel)
+                and description == inspect.cleandoc(referenced.__doc__ or "")
+            ):
+                continue
+            if description:
+                properties[key]["description"] = description
+
+
 class Model(BaseModel):
     """Base for every YAML object: unknown keys are errors, values are checked strictly."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=False, populate_by_name=True, json_schema_extra=_describe_properties
+    )
 
 
 # --- attribute filters (audiences, owner rules) ---------------------------------------------------

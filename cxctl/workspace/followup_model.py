@@ -10,6 +10,7 @@ counted in the working hours of the workspace calendar (days, hours, public holi
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
@@ -63,8 +64,30 @@ class WorkCalendar(Model):
                 "days",
             )
         if self.holidays is not None:
-            holiday_calendar(self.holidays, 2026)  # raises FieldError for an unknown country or subdivision
+            _check_holidays_code(self.holidays)
         return self
+
+
+def _check_holidays_code(code: str) -> None:
+    """FieldError for an unknown country (read from the library's registry, no country imported) or
+    subdivision (the country's calendar is built to know)."""
+    if "-" in code or code.upper() not in holiday_countries():
+        holiday_calendar(code, 2026)
+
+
+@lru_cache(maxsize=1)
+def holiday_countries() -> frozenset[str]:
+    """The country codes (and aliases: UK, GBR) the holidays library knows. Read from its registry:
+    `holidays.list_supported_countries()` imports each of its 150-odd country modules to list their
+    subdivisions, 0.16 s on every workspace load (issue 18)."""
+    try:
+        from holidays.registry import EntityLoader
+
+        return frozenset(EntityLoader.get_country_codes())
+    except (ImportError, AttributeError):  # an older holidays (the pin allows 0.50): its public, slower list
+        import holidays
+
+        return frozenset(holidays.list_supported_countries())
 
 
 def holiday_calendar(code: str, year: int) -> dict[date, str]:
@@ -72,7 +95,7 @@ def holiday_calendar(code: str, year: int) -> dict[date, str]:
     import holidays
 
     country, _, subdivision = code.partition("-")
-    if country.upper() not in holidays.list_supported_countries():
+    if country.upper() not in holiday_countries():
         raise FieldError(
             f"no public holidays known for country {country!r}: write an ISO 3166 code such as FR, BE, CH, CA or DE",
             "holidays",

@@ -12,7 +12,7 @@ from typing import Any
 
 from cxctl import __version__
 from cxctl.core.errors import CxError
-from cxctl.workspace.fields import DURATION_PATTERN
+from cxctl.workspace.fields import DURATION_PATTERN, field_description
 from cxctl.workspace.model import WorkspaceFile
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -224,7 +224,7 @@ def reference_markdown() -> str:
         doc = (model.__doc__ or "").strip().splitlines()[0]
         out.append(f"#### `{where}`\n\n{doc}\n\n| key | type | default | meaning |\n|---|---|---|---|")
         for key, info in model.model_fields.items():
-            meaning = (info.description or "").replace("|", "\\|").replace("\n", " ")
+            meaning = (field_description(model, key) or "").replace("|", "\\|").replace("\n", " ")
             annotation = typing.Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
             out.append(f"| `{key}` | {_type_name(annotation)} | {_default_text(info)} | {meaning} |")
         out.append("")

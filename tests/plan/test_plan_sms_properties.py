@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import holidays
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -119,6 +120,7 @@ events = st.lists(
 changes = st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["withdraw", "stop"]), st.integers(0, 360)), max_size=4)
 
 
+@pytest.mark.timeout(600)  # a year of daily runs: a loaded machine (or a shared xdist core) gets 10 minutes
 @settings(
     max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )

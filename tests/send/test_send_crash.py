@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 
 import pytest
 
@@ -40,6 +43,27 @@ def start_send(workspace_dir, *args: str) -> subprocess.Popen:
         env=env,
         text=True,
     )
+
+
+class HeldSink:
+    """Accepts every message, each after a pause that lasts until `released` is set, but never longer
+    than 2 s (under the workspace's 5 s SMTP timeout): a run stays in flight for as long as a test needs."""
+
+    def __init__(self):
+        self.messages: list[str] = []
+        self.arrived = 0
+        self.released = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        self.arrived += 1
+        held_until = time.monotonic() + 2
+        while not self.released.is_set() and time.monotonic() < held_until:
+            await asyncio.sleep(0.02)
+        self.messages.append(envelope.rcpt_tos[0])
+        return "250 Message accepted"
+
+    def per_address(self) -> Counter:
+        return Counter(self.messages)
 
 
 def wait_for(condition, timeout: float = 20.0) -> None:
@@ -102,14 +126,17 @@ def test_sigkill_mid_run_then_rerun_sends_everyone_once_and_reports_the_in_doubt
 
 
 def test_two_sends_at_once_on_one_database(smtp_server, smtp_ws, send_helpers, workspace_dir):
-    sink = send_helpers.Sink(delay=0.1)  # 4 s of sending: the second process starts well within it
+    # The sink holds the first run's messages until the second has been refused: under load a second
+    # process took longer to start than a fixed 4 s of sending, found no lock and sent nothing (flaky).
+    sink = HeldSink()
     ws, db = smtp_ws(smtp_server(sink), concurrency=1)
     send_helpers.add_invitations(db, ws, [{"email": f"p{i}@example.com"} for i in range(40)])
 
     first = start_send(workspace_dir)
-    wait_for(lambda: len(sink.messages) >= 1)
+    wait_for(lambda: sink.arrived >= 1, timeout=60)  # the first run is sending, so it holds the lock
     second = start_send(workspace_dir)
-    _, err = second.communicate(timeout=30)
+    _, err = second.communicate(timeout=60)
+    sink.released.set()
     assert second.returncode == 1
     assert "another `cxctl send`" in err and "--wait" in err
 

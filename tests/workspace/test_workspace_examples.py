@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -115,3 +116,48 @@ def test_ecommerce_sample_data_matches_its_mappings_and_triggers():
     assert {e["Type"] for e in events} == {"order_delivered", "ticket_closed", "call_ended"}
     assert {e["Type"] for e in events} <= triggers
     assert all(e["Date"][2:10] == "/11/2026" for e in events)
+
+
+def test_every_key_of_the_schema_says_what_it_means():
+    # The descriptions come from the docstring under each attribute, read only when the schema is asked
+    # for (issue 18: not at every workspace load). A `$ref` does not repeat its model's description.
+    schema = json_schema()
+    for name, definition in schema["$defs"].items():
+        for key, prop in definition.get("properties", {}).items():
+            if "description" not in prop:
+                target = schema["$defs"][prop["$ref"].rsplit("/", 1)[1]]
+                assert target["description"], f"{name}.{key}"
+
+
+def test_a_field_is_described_by_its_docstring_its_description_or_its_base(tmp_path, monkeypatch):
+    import importlib.util
+
+    from cxctl.workspace.fields import field_description
+
+    (tmp_path / "described.py").write_text(
+        "from pydantic import Field\n"
+        "from cxctl.workspace.fields import Model\n\n"
+        "class Base(Model):\n"
+        "    kept: int = 0\n"
+        '    """Inherited,\n    on two lines."""\n'
+        "    explicit: int = Field(default=0, description='From Field.')\n"
+        '    """Not this one."""\n\n'
+        "class Child(Base):\n"
+        "    own: str = ''\n"
+        '    """Its own."""\n'
+        "    bare: str = ''\n",
+        encoding="utf-8",
+    )
+    spec = importlib.util.spec_from_file_location("described", tmp_path / "described.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "described", module)
+    spec.loader.exec_module(module)
+    described = {name: field_description(module.Child, name) for name in ("kept", "explicit", "own", "bare")}
+    assert described == {
+        "kept": "Inherited,\non two lines.",
+        "explicit": "From Field.",
+        "own": "Its own.",
+        "bare": None,
+    }
+    properties = module.Child.model_json_schema()["properties"]
+    assert properties["kept"]["description"] == "Inherited,\non two lines." and "description" not in properties["bare"]
