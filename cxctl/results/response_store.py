@@ -16,7 +16,7 @@ import sqlite_utils
 
 from cxctl.core import tokens
 from cxctl.results.formats import Export
-from cxctl.store import email_hash
+from cxctl.store import dimensions, email_hash
 from cxctl.workspace.loader import Workspace
 
 
@@ -167,6 +167,7 @@ def settle(
              FROM temp.stage s JOIN temp.stage_answers a ON a.row_number = s.row_number""",
             [base],
         )
+        dimensions.add_counted(db, after_id=base)  # the inserted rows, in the rollups of the declared dimensions
         if intact:
             _roll_up_counted(db, report, facts)
         else:
@@ -508,7 +509,8 @@ def quarantine_entry(
 
 
 def rebuild_rollups(db: sqlite_utils.Database) -> None:
-    """Recount the scorecard rollups from the raw rows (after a bulk load that bypassed the import, or to repair)."""
+    """Recount the scorecard rollups, the declared dimensions' too, from the raw rows (after a bulk load that
+    bypassed the import, or to repair)."""
     q = db.execute
     q("BEGIN IMMEDIATE")
     try:
@@ -523,6 +525,7 @@ def rebuild_rollups(db: sqlite_utils.Database) -> None:
         q("""INSERT INTO sent_rollup (moment, hour, n)
              SELECT moment, substr(COALESCE(sent_at, send_at), 1, 13), COUNT(*) FROM invitations
              WHERE status = 'sent' AND kind = 'invitation' GROUP BY 1, 2""")
+        dimensions.recount(db)
         q("COMMIT")
     except BaseException:
         q("ROLLBACK")

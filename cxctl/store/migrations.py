@@ -526,6 +526,15 @@ def _m11_bounces(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m12_dimensions(db: sqlite_utils.Database) -> None:
+    """Rollups per value of the contact and event attributes the workspace lists in `dimensions:` (issue 18):
+    the registry, the counts, and the triggers that keep them at each response's current value. Empty until
+    `cxctl.store.dimensions.sync` builds a dimension; the triggers do nothing while the registry is empty."""
+    from cxctl.store.dimensions import schema
+
+    _run_script(db, schema())
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
     (2, "invitations", _m2_invitations),
@@ -538,4 +547,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (9, "follow-up cases", _m9_followup_cases),
     (10, "alerts", _m10_alerts),
     (11, "bounces", _m11_bounces),
+    (12, "dimensions", _m12_dimensions),
 ]
