@@ -312,13 +312,29 @@ def schema() -> str:
 
 def _count(db: sqlite_utils.Database, dims: str, params: list, responses_where: str = "true") -> None:
     """Add the counted responses (matching `responses_where`) and, unless restricted, the sent invitations of
-    the dimensions matching `dims`."""
-    for statement in _responses_into(
-        "responses r", _response_value("r"), "1", f"r.status = 'counted' AND {responses_where}", dims
-    ):
-        db.execute(statement, params)
+    the dimensions matching `dims`. Each response's value is read once: grouped into a temporary table by
+    (value, moment, day, scores), from which both rollups are filled."""
+    q = db.execute
+    q("DROP TABLE IF EXISTS temp.dim_counts")
+    q(
+        f"""CREATE TEMP TABLE dim_counts AS
+            SELECT d.name AS dimension, r.moment AS moment, r.day AS day, {_response_value("r")} AS value,
+                   r.score_nps AS score_nps, r.score_csat AS score_csat, r.score_ces AS score_ces,
+                   r.invitation_id IS NULL AS uninvited, COUNT(*) AS n
+            FROM rollup_dimensions d, responses r
+            WHERE ({dims}) AND r.status = 'counted' AND ({responses_where}) GROUP BY 1, 2, 3, 4, 5, 6, 7, 8""",
+        params,
+    )
+    q(f"""INSERT INTO dim_score_rollup (dimension, moment, day, value, kind, score, n)
+          SELECT r.dimension, r.moment, r.day, r.value, k.kind, {_score("r")}, SUM(r.n) FROM temp.dim_counts r, {_KIND_ROWS}
+          WHERE {_score("r")} IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6
+          ON CONFLICT DO UPDATE SET n = n + excluded.n""")
+    q("""INSERT INTO dim_response_rollup (dimension, moment, day, value, n, uninvited)
+         SELECT dimension, moment, day, value, SUM(n), SUM(n * uninvited) FROM temp.dim_counts WHERE true GROUP BY 1, 2, 3, 4
+         ON CONFLICT DO UPDATE SET n = n + excluded.n, uninvited = uninvited + excluded.uninvited""")
+    q("DROP TABLE temp.dim_counts")
     if responses_where == "true":
-        db.execute(_sent_into("invitations i", _invitation_value("i"), "1", "true", dims), params)
+        q(_sent_into("invitations i", _invitation_value("i"), "1", "true", dims), params)
 
 
 def _drop(db: sqlite_utils.Database, name: str) -> None:
@@ -374,9 +390,11 @@ def sync(db: sqlite_utils.Database, names: Iterable[str], *, now: str = "") -> S
 
 def recount(db: sqlite_utils.Database) -> None:
     """Recount every built dimension from the raw rows, inside the caller's transaction (rollups rebuild)."""
-    for name in built(db):
+    names = list(built(db))
+    for name in names:
         _drop(db, name)
-    _count(db, "true", [])
+    if names:
+        _count(db, "true", [])
 
 
 def add_counted(db: sqlite_utils.Database, after_id: int) -> None:

@@ -71,6 +71,7 @@ class World:
                 "claim",
                 f"2026-10-{day:02d} 08:00:00",
                 json.dumps({} if nature is None else {"nature": nature}),
+                key=uuid.uuid4().hex,
             )
             self.events.append(event)
         self.tokens.append(
