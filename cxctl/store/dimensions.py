@@ -176,6 +176,7 @@ def schema() -> str:
     moved_contact = _moved(contact_old, contact_new)
     moved_event = _moved(event_old, event_new)
     moved_invitation = _moved(old_event_value, new_event_value)
+    # Keys end with the day (the hour): a period's count for one value is one range of the primary key.
     tables = """
         CREATE TABLE IF NOT EXISTS rollup_dimensions (
             name TEXT PRIMARY KEY,
@@ -192,7 +193,7 @@ def schema() -> str:
             kind INTEGER NOT NULL,
             score INTEGER NOT NULL,
             n INTEGER NOT NULL,
-            PRIMARY KEY (dimension, moment, day, value, kind, score)
+            PRIMARY KEY (dimension, moment, value, kind, score, day)
         ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS dim_response_rollup (
             dimension TEXT NOT NULL,
@@ -201,7 +202,7 @@ def schema() -> str:
             value TEXT NOT NULL,
             n INTEGER NOT NULL,
             uninvited INTEGER NOT NULL,
-            PRIMARY KEY (dimension, moment, day, value)
+            PRIMARY KEY (dimension, moment, value, day)
         ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS dim_sent_rollup (
             dimension TEXT NOT NULL,
@@ -209,7 +210,7 @@ def schema() -> str:
             hour TEXT NOT NULL,
             value TEXT NOT NULL,
             n INTEGER NOT NULL,
-            PRIMARY KEY (dimension, moment, hour, value)
+            PRIMARY KEY (dimension, moment, value, hour)
         ) WITHOUT ROWID;
     """
     triggers = [
