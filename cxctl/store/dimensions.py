@@ -311,31 +311,71 @@ def schema() -> str:
 # --- building, dropping, adding -------------------------------------------------------------------------------
 
 
-def _count(db: sqlite_utils.Database, dims: str, params: list, responses_where: str = "true") -> None:
-    """Add the counted responses (matching `responses_where`) and, unless restricted, the sent invitations of
-    the dimensions matching `dims`. Each response's value is read once: grouped into a temporary table by
-    (value, moment, day, scores), from which both rollups are filled."""
+def _count(db: sqlite_utils.Database, dimension: Dimension, after_id: int | None = None) -> None:
+    """Add to `dimension`'s rollups the counted responses (those with an id above `after_id`, else all, and
+    then the sent invitations too), set-based: each contact's (event's) value is read once into a temporary
+    table, the responses are grouped through the store's covering index, the ones without invitation
+    counted apart through theirs."""
     q = db.execute
+    event = dimension.source == "event"
+    q("DROP TABLE IF EXISTS temp.dim_values")
+    q("CREATE TEMP TABLE dim_values (id INTEGER PRIMARY KEY, value TEXT NOT NULL)")
+    only = "true" if after_id is None else "r.id > :after"
+    owner = "i.event_id" if event else "r.contact_id"
+    join = "LEFT JOIN invitations i ON i.id = r.invitation_id" if event else ""
+    wanted = f"(SELECT {owner} FROM responses r {join} WHERE r.status = 'counted' AND {only})"
+    source = "events x" if event else "contacts x"
+    value = "json_extract(x.attributes, d.path)" if event else _contact_value("x")
+    q(
+        f"""INSERT INTO temp.dim_values SELECT x.id, {_text(value)} FROM rollup_dimensions d, {source}
+            WHERE d.name = :name {"" if after_id is None else "AND x.id IN " + wanted}""",
+        {"name": dimension.name, "after": after_id},
+    )
+    value_of = "COALESCE(v.value, '')"
     q("DROP TABLE IF EXISTS temp.dim_counts")
     q(
         f"""CREATE TEMP TABLE dim_counts AS
-            SELECT d.name AS dimension, r.moment AS moment, r.day AS day, {_response_value("r")} AS value,
-                   r.score_nps AS score_nps, r.score_csat AS score_csat, r.score_ces AS score_ces,
-                   r.invitation_id IS NULL AS uninvited, COUNT(*) AS n
-            FROM rollup_dimensions d, responses r
-            WHERE ({dims}) AND r.status = 'counted' AND ({responses_where}) GROUP BY 1, 2, 3, 4, 5, 6, 7, 8""",
-        params,
+            SELECT r.moment AS moment, r.day AS day, r.score_nps AS score_nps, r.score_csat AS score_csat,
+                   r.score_ces AS score_ces, {value_of} AS value, COUNT(*) AS n
+            FROM responses r {join} LEFT JOIN temp.dim_values v ON v.id = {owner}
+            WHERE r.status = 'counted' AND {only} GROUP BY 1, 2, 3, 4, 5, 6""",
+        {"after": after_id},
     )
-    q(f"""INSERT INTO dim_score_rollup (dimension, moment, day, value, kind, score, n)
-          SELECT r.dimension, r.moment, r.day, r.value, k.kind, {_score("r")}, SUM(r.n) FROM temp.dim_counts r, {_KIND_ROWS}
-          WHERE {_score("r")} IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6
-          ON CONFLICT DO UPDATE SET n = n + excluded.n""")
-    q("""INSERT INTO dim_response_rollup (dimension, moment, day, value, n, uninvited)
-         SELECT dimension, moment, day, value, SUM(n), SUM(n * uninvited) FROM temp.dim_counts WHERE true GROUP BY 1, 2, 3, 4
-         ON CONFLICT DO UPDATE SET n = n + excluded.n, uninvited = uninvited + excluded.uninvited""")
+    q(
+        f"""INSERT INTO dim_score_rollup (dimension, moment, day, value, kind, score, n)
+            SELECT :name, r.moment, r.day, r.value, k.kind, {_score("r")}, SUM(r.n) FROM temp.dim_counts r, {_KIND_ROWS}
+            WHERE {_score("r")} IS NOT NULL GROUP BY 2, 3, 4, 5, 6
+            ON CONFLICT DO UPDATE SET n = n + excluded.n""",
+        {"name": dimension.name},
+    )
+    q(
+        """INSERT INTO dim_response_rollup (dimension, moment, day, value, n, uninvited)
+           SELECT :name, moment, day, value, SUM(n), 0 FROM temp.dim_counts WHERE true GROUP BY 2, 3, 4
+           ON CONFLICT DO UPDATE SET n = n + excluded.n""",
+        {"name": dimension.name},
+    )
+    # Without invitation: no event (value ''), and few rows, found through the index on invitation_id.
+    q(
+        f"""INSERT INTO dim_response_rollup (dimension, moment, day, value, n, uninvited)
+            SELECT :name, r.moment, r.day, {"''" if event else value_of}, 0, COUNT(*)
+            FROM responses r {"" if event else "LEFT JOIN temp.dim_values v ON v.id = r.contact_id"}
+            WHERE r.invitation_id IS NULL AND r.status = 'counted' AND {only} GROUP BY 2, 3, 4
+            ON CONFLICT DO UPDATE SET uninvited = uninvited + excluded.uninvited""",
+        {"name": dimension.name, "after": after_id},
+    )
+    if after_id is None:
+        owner = "i.event_id" if event else "i.contact_id"
+        index = "" if event else "INDEXED BY invitations_sent_hour"
+        q(
+            f"""INSERT INTO dim_sent_rollup (dimension, moment, hour, value, n)
+                SELECT :name, i.moment, substr(COALESCE(i.sent_at, i.send_at), 1, 13), {value_of}, COUNT(*)
+                FROM invitations i {index} LEFT JOIN temp.dim_values v ON v.id = {owner}
+                WHERE i.status = 'sent' AND i.kind = 'invitation' GROUP BY 2, 3, 4
+                ON CONFLICT DO UPDATE SET n = n + excluded.n""",
+            {"name": dimension.name},
+        )
     q("DROP TABLE temp.dim_counts")
-    if responses_where == "true":
-        q(_sent_into("invitations i", _invitation_value("i"), "1", "true", dims), params)
+    q("DROP TABLE temp.dim_values")
 
 
 def _drop(db: sqlite_utils.Database, name: str) -> None:
@@ -372,7 +412,7 @@ def sync(db: sqlite_utils.Database, names: Iterable[str], *, now: str = "") -> S
                 "INSERT INTO rollup_dimensions (name, source, field, path, built_at) VALUES (?, ?, ?, ?, ?)",
                 [d.name, d.source, d.field, d.path, now or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())],
             )
-            _count(db, "d.name = ?", [d.name])
+            _count(db, d)
         db.execute("COMMIT")
     except sqlite3.OperationalError as exc:
         db.execute("ROLLBACK")
@@ -391,15 +431,13 @@ def sync(db: sqlite_utils.Database, names: Iterable[str], *, now: str = "") -> S
 
 def recount(db: sqlite_utils.Database) -> None:
     """Recount every built dimension from the raw rows, inside the caller's transaction (rollups rebuild)."""
-    names = list(built(db))
-    for name in names:
+    for name, dimension in built(db).items():
         _drop(db, name)
-    if names:
-        _count(db, "true", [])
+        _count(db, dimension)
 
 
 def add_counted(db: sqlite_utils.Database, after_id: int) -> None:
     """Add the counted responses with an id above `after_id` (the rows a bulk import just inserted, which no
     trigger saw), inside the caller's transaction. Nothing to do when no dimension is built."""
-    if db.execute(f"SELECT {_ANY}").fetchone()[0]:
-        _count(db, "true", [after_id], "r.id > ?")
+    for dimension in built(db).values():
+        _count(db, dimension, after_id)
