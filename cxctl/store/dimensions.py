@@ -315,7 +315,7 @@ def _count(db: sqlite_utils.Database, dimension: Dimension, after_id: int | None
     """Add to `dimension`'s rollups the counted responses (those with an id above `after_id`, else all, and
     then the sent invitations too), set-based: each contact's (event's) value is read once into a temporary
     table, the responses are grouped through the store's covering index, the ones without invitation
-    counted apart through theirs."""
+    counted apart through theirs. Groups come out in the order of each rollup's key (appended, not scattered)."""
     q = db.execute
     event = dimension.source == "event"
     q("DROP TABLE IF EXISTS temp.dim_values")
@@ -344,13 +344,13 @@ def _count(db: sqlite_utils.Database, dimension: Dimension, after_id: int | None
     q(
         f"""INSERT INTO dim_score_rollup (dimension, moment, day, value, kind, score, n)
             SELECT :name, r.moment, r.day, r.value, k.kind, {_score("r")}, SUM(r.n) FROM temp.dim_counts r, {_KIND_ROWS}
-            WHERE {_score("r")} IS NOT NULL GROUP BY 2, 3, 4, 5, 6
+            WHERE {_score("r")} IS NOT NULL GROUP BY 2, 4, 5, 6, 3
             ON CONFLICT DO UPDATE SET n = n + excluded.n""",
         {"name": dimension.name},
     )
     q(
         """INSERT INTO dim_response_rollup (dimension, moment, day, value, n, uninvited)
-           SELECT :name, moment, day, value, SUM(n), 0 FROM temp.dim_counts WHERE true GROUP BY 2, 3, 4
+           SELECT :name, moment, day, value, SUM(n), 0 FROM temp.dim_counts WHERE true GROUP BY 2, 4, 3
            ON CONFLICT DO UPDATE SET n = n + excluded.n""",
         {"name": dimension.name},
     )
@@ -370,7 +370,7 @@ def _count(db: sqlite_utils.Database, dimension: Dimension, after_id: int | None
             f"""INSERT INTO dim_sent_rollup (dimension, moment, hour, value, n)
                 SELECT :name, i.moment, substr(COALESCE(i.sent_at, i.send_at), 1, 13), {value_of}, COUNT(*)
                 FROM invitations i {index} LEFT JOIN temp.dim_values v ON v.id = {owner}
-                WHERE i.status = 'sent' AND i.kind = 'invitation' GROUP BY 2, 3, 4
+                WHERE i.status = 'sent' AND i.kind = 'invitation' GROUP BY 2, 4, 3
                 ON CONFLICT DO UPDATE SET n = n + excluded.n""",
             {"name": dimension.name},
         )
