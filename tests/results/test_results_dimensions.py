@@ -279,3 +279,35 @@ def test_cli_says_when_it_builds_and_reads_the_rollups(results_ws, sql, tmp_path
     config.write_text(config.read_text().replace("  dimensions: [region]\n", ""), encoding="utf-8")
     code, _, err = cli(*base)
     assert code == 0 and "dropped the rollups of dimension(s) region" in err
+
+
+def test_a_period_that_is_not_one_range_of_days_is_counted_through_the_join(results_ws, sql, tmp_path):
+    """Scorecard periods are ranges of days; should one not be (days 10 and 12 without 11), the breakdown
+    joins each rollup row to its days instead of summing a key range, and counts the same."""
+    from cxctl.results.dimension_breakdown import fetch_by_dimension
+
+    ws, db = results_ws
+    _seeded(ws, db, sql, tmp_path)  # invitations sent on days 5…10, every answer on day 12
+    dimensions.sync(db, ["region"])
+
+    def counts(days: list[int]) -> dict:
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS sc_days (day TEXT, label TEXT)")
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS sc_hours (hour TEXT, label TEXT)")
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS sc_moments (moment TEXT PRIMARY KEY)")
+        for table in ("sc_days", "sc_hours", "sc_moments"):
+            db.execute(f"DELETE FROM temp.{table}")
+        db.execute("INSERT INTO temp.sc_moments VALUES ('nps_relational')")
+        for day in days:
+            db.execute("INSERT INTO temp.sc_days VALUES (?, 'p')", [f"2026-10-{day:02d}"])
+            for hour in range(24):
+                db.execute("INSERT INTO temp.sc_hours VALUES (?, 'p')", [f"2026-10-{day:02d} {hour:02d}"])
+        out = fetch_by_dimension(ws, db, "region", ["nps_relational"])
+        return {key: (cell["responses"], cell["sent"], dict(cell["scores"])) for key, cell in out.items()}
+
+    joined = counts([10, 12])
+    assert joined == {
+        ("nord", "nps_relational", "p"): (2, 0, {("nps", 10): 1, ("nps", 7): 1}),
+        ("sud", "nps_relational", "p"): (2, 0, {("nps", 9): 1, ("nps", 6): 1}),
+        ("", "nps_relational", "p"): (2, 1, {("nps", 8): 1, ("nps", 5): 1}),
+    }
+    assert counts([10, 11, 12]) == joined  # one range: summed, same counts (nothing on day 11)
