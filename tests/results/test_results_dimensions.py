@@ -126,7 +126,7 @@ OPERATIONS = st.one_of(
 )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=st.lists(OPERATIONS, min_size=3, max_size=14))
 def test_rollup_breakdown_equals_the_raw_breakdown(results_ws, sql, tmp_path_factory, operations):
     """Random contacts, invitations, imports (new, replaced, duplicate answers), attribute and event changes and
