@@ -162,7 +162,7 @@ def responses_quarantine(
 
     Example: cxctl responses quarantine --moment delivery_csat
     """
-    from cxctl.results.importer import list_quarantine
+    from cxctl.results.quarantine import list_quarantine
 
     ws = open_workspace(workspace)
     rows = list_quarantine(store.read(ws.database), moment, list(ws.moments))

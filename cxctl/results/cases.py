@@ -88,39 +88,35 @@ def transaction(db: sqlite_utils.Database) -> Iterator[None]:
         raise
 
 
-def _facts(ws: Workspace, db: sqlite_utils.Database, ids: list[int]) -> Iterator[tuple[int, str, CaseFacts]]:
-    """(response id, submitted_at, facts) of each response, for the owner rules."""
-    marks = ",".join("?" * len(ids))
-    rows = db.execute(
-        f"""SELECT r.id, r.moment, r.submitted_at, c.segment, c.country, c.language, c.company, c.role,
-                                 c.attributes, e.attributes, e.id IS NOT NULL
-                          FROM responses r LEFT JOIN contacts c ON c.id = r.contact_id
-                          LEFT JOIN invitations i ON i.id = r.invitation_id LEFT JOIN events e ON e.id = i.event_id
-                          WHERE r.id IN ({marks})""",
-        ids,
-    ).fetchall()
-    answers: dict[int, list[tuple[str, float]]] = {}
-    for rid, qid, num in db.execute(
-        f"SELECT response_id, question, value_num FROM answers WHERE value_num IS NOT NULL"
-        f" AND response_id IN ({marks})",
-        ids,
-    ).fetchall():
-        answers.setdefault(rid, []).append((qid, num))
-    for rid, moment, submitted, segment, country, language, company, role, cattrs, eattrs, has_event in rows:
-        flags = case_flags(ws, moment) if moment in ws.moments else {}
-        categories = sorted({flags[q][0] for q, num in answers.get(rid, []) if q in flags and num <= flags[q][1]})
-        contact = {"segment": segment, "country": country, "language": language, "company": company, "role": role}
-        yield (
-            rid,
-            submitted,
-            CaseFacts(
-                moment,
-                categories,
-                contact,
-                json.loads(cattrs or "{}"),
-                json.loads(eattrs or "{}") if has_event else None,
-            ),
+def _rules_need(ws: Workspace) -> tuple[bool, bool]:
+    """Whether some owner rule tests the contact (its columns or attributes), and whether one tests the event:
+    only then are they part of what makes two cases alike."""
+    contact = event = False
+    for rule in ws.followups.owners:
+        when = rule.when
+        contact = (
+            contact
+            or bool(when.contact)
+            or any(getattr(when, key) is not None for key in ("segment", "country", "language", "company", "role"))
         )
+        event = event or bool(when.event)
+    return contact, event
+
+
+def _facts_of(moment: str, categories: list[str], facts: str) -> CaseFacts:
+    """The CaseFacts of a group of alike cases, from the moment, the categories and the facts text of
+    `open_cases` (empty when no rule tests the contact or the event)."""
+    contact: dict = {}
+    attributes: dict = {}
+    event: dict | None = None
+    if facts:
+        segment, country, language, company, role, cattrs, eattrs, has_event, tested = json.loads(facts)
+        if tested & 1:
+            contact = {"segment": segment, "country": country, "language": language, "company": company, "role": role}
+            attributes = json.loads(cattrs or "{}")
+        if tested & 2:
+            event = json.loads(eattrs or "{}") if has_event else None
+    return CaseFacts(moment, categories, contact, attributes, event)
 
 
 def open_cases(
@@ -132,41 +128,108 @@ def open_cases(
     on_open: CaseHook | None = None,
 ) -> list[int]:
     """Open a case for every response that needs a call-back and has none yet (of `response_ids`, or all);
-    return the ids opened. Owner and due date come from the `followups:` rules; `on_open` receives
-    [(id, owner)] inside the same transaction."""
-    sql, params = followup_sql(ws, [m for m in ws.moments])
-    if sql is None:
+    return the ids opened, in id order. Owner and due date come from the `followups:` rules; `on_open`
+    receives [(id, owner)] inside the same transaction.
+
+    Set-based (an import opens a case for every detractor: 127,344 at 200,000 rows): SQL gathers the cases
+    with their categories and the facts the rules test; the rules run once per group of alike cases
+    (same moment, categories and tested facts), the due date once per deadline; SQL writes the rows."""
+    flags = [
+        (m, qid, category, threshold) for m in ws.moments for qid, (category, threshold) in case_flags(ws, m).items()
+    ]
+    if not flags:
         return []
-    sql += " AND NOT EXISTS (SELECT 1 FROM followups f WHERE f.response_id = r.id)"
+    names = sorted({category for _, _, category, _ in flags})
+    contact, event = _rules_need(ws)
+    facts, joins = "''", ""
+    if contact or event:
+        # Only what a rule tests tells cases apart, so alike cases share one evaluation of the rules.
+        facts = (
+            "json_array(c.segment, c.country, c.language, c.company, c.role, c.attributes, e.attributes,"
+            f" e.id IS NOT NULL, {int(contact) | 2 * int(event)})"
+        )
+        joins = " LEFT JOIN invitations i ON i.id = r.invitation_id LEFT JOIN events e ON e.id = i.event_id"
+    wanted = ""
+    params: list = []
+    # All cases: the answers first, read in key order, come grouped by response (no sort for the GROUP BY).
+    tables = "answers a CROSS JOIN responses r ON r.id = a.response_id"
     if response_ids is not None:
-        sql += " AND r.id IN (SELECT value FROM json_each(?))"
-        params = [*params, json.dumps(response_ids)]
+        tables = "responses r JOIN answers a ON a.response_id = r.id"  # a few: found by id
+        wanted = " AND r.id IN (SELECT value FROM json_each(?))"
+        params = [json.dumps(response_ids)]
     stamp = to_db(now)
     tz = calendar_zone(ws)
-    opened: list[tuple[int, str | None]] = []
+    q = db.execute
     with transaction(db):
-        ids = [row[0] for row in db.execute(sql, params).fetchall()]
-        for start in range(0, len(ids), 500):
-            rows = []
-            for rid, _submitted, facts in _facts(ws, db, ids[start : start + 500]):
-                chosen = assign(ws, facts)
-                due = (
+        q(
+            "CREATE TEMP TABLE IF NOT EXISTS case_flag (moment TEXT, question TEXT, bit INTEGER, threshold REAL, PRIMARY KEY (moment, question))"
+        )
+        q("DELETE FROM temp.case_flag")
+        db.conn.executemany(
+            "INSERT INTO temp.case_flag VALUES (?, ?, ?, ?)",
+            [(m, qid, 1 << names.index(category), threshold) for m, qid, category, threshold in flags],
+        )
+        q(
+            "CREATE TEMP TABLE IF NOT EXISTS case_open (response_id INTEGER PRIMARY KEY, moment TEXT, mask INTEGER, facts TEXT)"
+        )
+        q("DELETE FROM temp.case_open")
+        # The categories as a bit mask: the sum of the distinct bits of the answers at or below their threshold.
+        # A forgotten person's answers stay in the scores, anonymous; there is nobody left to call back (as followup_sql).
+        q(
+            f"""INSERT INTO temp.case_open (response_id, moment, mask, facts)
+                SELECT r.id, r.moment, SUM(DISTINCT f.bit), {facts}
+                FROM {tables}
+                JOIN temp.case_flag f ON f.moment = r.moment AND f.question = a.question AND a.value_num <= f.threshold
+                LEFT JOIN contacts c ON c.id = r.contact_id{joins}
+                WHERE r.status = 'counted' AND (c.id IS NULL OR c.forgotten_at IS NULL)
+                  AND NOT EXISTS (SELECT 1 FROM followups x WHERE x.response_id = r.id){wanted}
+                GROUP BY r.id""",
+            params,
+        )
+        q(
+            "CREATE TEMP TABLE IF NOT EXISTS case_assign (moment TEXT, mask INTEGER, facts TEXT, categories TEXT,"
+            " owner TEXT, owner_rule TEXT, due_at TEXT, PRIMARY KEY (moment, mask, facts))"
+        )
+        q("DELETE FROM temp.case_assign")
+        due_by_deadline: dict = {}
+        groups = []
+        for moment, mask, facts_text in q("SELECT DISTINCT moment, mask, facts FROM temp.case_open").fetchall():
+            categories = [name for i, name in enumerate(names) if mask & (1 << i)]
+            chosen = assign(ws, _facts_of(moment, categories, facts_text))
+            if chosen.deadline not in due_by_deadline:
+                due_by_deadline[chosen.deadline] = (
                     to_db(add_working_time(now, chosen.deadline, ws.followups.calendar, tz))
                     if chosen.deadline is not None
                     else None
                 )
-                rows.append((rid, json.dumps(facts.categories), chosen.owner, chosen.rule, due, stamp, stamp))
-                opened.append((rid, chosen.owner))
-            db.conn.executemany(
-                "INSERT INTO followups (response_id, status, categories, owner, owner_rule, due_at, opened_at,"
-                " updated_at, updated_by) VALUES (?, 'open', ?, ?, ?, ?, ?, ?, 'cxctl')",
-                rows,
+            groups.append(
+                (
+                    moment,
+                    mask,
+                    facts_text,
+                    json.dumps(categories),
+                    chosen.owner,
+                    chosen.rule,
+                    due_by_deadline[chosen.deadline],
+                )
             )
-            db.conn.executemany(
-                "INSERT INTO followup_history (response_id, at, by, action, to_status, owner, due_at, note)"
-                " VALUES (?, ?, 'cxctl', 'opened', 'open', ?, ?, ?)",
-                [(r[0], stamp, r[2], r[4], f"owner from {r[3]}") for r in rows],
-            )
+        db.conn.executemany("INSERT INTO temp.case_assign VALUES (?, ?, ?, ?, ?, ?, ?)", groups)
+        joined = "FROM temp.case_open o JOIN temp.case_assign g ON g.moment = o.moment AND g.mask = o.mask AND g.facts = o.facts"
+        q(
+            f"""INSERT INTO followups (response_id, status, categories, owner, owner_rule, due_at, opened_at, updated_at, updated_by)
+                SELECT o.response_id, 'open', g.categories, g.owner, g.owner_rule, g.due_at, ?, ?, '{SYSTEM}'
+                {joined} ORDER BY o.response_id""",
+            [stamp, stamp],
+        )
+        q(
+            f"""INSERT INTO followup_history (response_id, at, by, action, to_status, owner, due_at, note)
+                SELECT o.response_id, ?, '{SYSTEM}', 'opened', 'open', g.owner, g.due_at, 'owner from ' || g.owner_rule
+                {joined} ORDER BY o.response_id""",
+            [stamp],
+        )
+        opened: list[tuple[int, str | None]] = q(
+            f"SELECT o.response_id, g.owner {joined} ORDER BY o.response_id"
+        ).fetchall()
         if opened and on_open is not None:
             on_open(db, opened, "opened", now)
     return [rid for rid, _ in opened]

@@ -40,7 +40,15 @@ from cxctl.results.formats import (
     scan_date_order,
     strptime_for,
 )
-from cxctl.results.response_store import STAGE_DDL, Facts, ImportReport, Problem, rebuild_rollups, settle  # noqa: F401 (public here too)
+from cxctl.results.quarantine import QuarantineRow, list_quarantine, row_digest  # noqa: F401 (list_quarantine: public here too)
+from cxctl.results.response_store import (  # noqa: F401 (public here too)
+    STAGE_DDL,
+    Facts,
+    ImportReport,
+    Problem,
+    rebuild_rollups,
+    settle,
+)
 from cxctl.workspace.loader import Workspace
 from cxctl.workspace.model import Moment, localise
 
@@ -83,6 +91,11 @@ class _Plan:
     # each stored response's content hash, so a re-import after a mapping change re-reads the rows (issue 12).
     signature: str = ""
     notes: list[str] = field(default_factory=list)
+    # (score slot, question) of the moment's indicators: their answer rows are written from the staged scores.
+    indicators: list[tuple[int, str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.indicators = [(r.indicator, r.id) for r in self.readers if r.indicator is not None]
 
 
 def _token_from(cell: str) -> str:
@@ -386,7 +399,7 @@ def _import(
 
         def quarantine_row(number: int, fields: list[str], kind: str, reason: str, moment_id: str | None) -> None:
             raw = json.dumps(dict(zip(columns, fields)), ensure_ascii=False)
-            key = "q:" + hashlib.sha1("\x1f".join(fields).encode()).hexdigest()
+            key = "q:" + row_digest("\x1f".join(fields))
             quarantine.append((key, export.format, moment_id, export.path.name, number, kind, reason, raw, imported_at))
 
         for number, fields, problem in export.rows:
@@ -442,11 +455,13 @@ def _import(
                     continue
                 plan = plans[moment_id] = _plan_for(ws, export, moment_id)
             joined = "\x1f".join(fields)
-            row_hash = hashlib.sha1(joined.encode()).hexdigest()
             # The stored hash covers the cells and how they are read: a changed mapping re-reads the row.
             content_hash = hashlib.sha1(f"{joined}\x1e{plan.signature}\x1e{reading}".encode()).hexdigest()
             raw_id = fields[rid_i].strip() if rid_i is not None else ""
-            response_id = raw_id or "h" + row_hash
+            # The row's own digest names a response without an id; otherwise settle computes it from the staged
+            # cells only if a quarantined row may have to leave (`cx_row_digest`): a hash per row saved.
+            row_hash = None if raw_id else row_digest(joined)
+            response_id = raw_id or f"h{row_hash}"
             response_key = f"{export.format}:{moment_id}:{response_id}"
             complete, incomplete = 1, None
             if fin_i is not None and fields[fin_i].strip().lower() in FALSE_WORDS:
@@ -478,14 +493,19 @@ def _import(
                     errors.append(str(exc))
                     continue
                 if value is not None:
-                    values.append((number, reader.id, value[0], value[1]))
                     if reader.indicator is not None:
+                        # Staged as the row's score only: settle writes its answer row in SQL (stage_indicators).
                         assert value[0] is not None, "an indicator (nps, csat, ces) reads as a number"
                         scores[reader.indicator] = int(value[0])
+                    else:
+                        values.append((number, reader.id, value[0], value[1]))
             if errors:
                 quarantine_row(number, fields, "invalid", "; ".join(errors), moment_id)
                 continue
             if complete:
+                for slot, qid in plan.indicators:
+                    if scores[slot] is not None:
+                        value_counts[moment_id, day, qid, scores[slot]] += 1
                 for _, qid, value_num, _ in values:
                     if value_num is not None:
                         value_counts[moment_id, day, qid, int(value_num)] += 1
@@ -546,6 +566,8 @@ def _import(
                 value_counts=value_counts,
                 day_counts=day_counts,
                 id_column=columns[rid_i] if rid_i is not None else None,
+                indicators=[(m, slot, qid) for m, plan in plans.items() for slot, qid in plan.indicators],
+                digests_in_sql=True,
             ),
         )
 
@@ -581,43 +603,6 @@ def _import(
         report.moment = result.moment
     settle(ws, db, export, report, quarantine, imported_at, secret, columns, facts, reread=reread)
     return report
-
-
-@dataclass
-class QuarantineRow:
-    id: int
-    source: str
-    moment: str | None
-    file_name: str | None
-    row_number: int | None
-    kind: str
-    reason: str
-    raw: dict
-
-
-def list_quarantine(
-    db: sqlite_utils.Database, moment: str | None = None, known: list[str] | None = None
-) -> list[QuarantineRow]:
-    """The rows waiting in quarantine, oldest first. A `moment` that is neither in `known` (the workspace's)
-    nor on a quarantined row is a typo: refused, like everywhere else, rather than an empty list."""
-    sql = "SELECT id, source, moment, file_name, row_number, kind, reason, raw FROM quarantine"
-    params: list = []
-    if (
-        moment
-        and known is not None
-        and moment not in known
-        and db.execute("SELECT 1 FROM quarantine WHERE moment = ? LIMIT 1", [moment]).fetchone() is None
-    ):
-        raise UsageError(f"unknown moment {moment!r}{did_you_mean(moment, known)}: use one of {', '.join(known)}")
-    if moment:
-        sql += " WHERE moment = ?"
-        params.append(moment)
-    return [
-        QuarantineRow(id_, source, moment_, file_name, row_number, kind, reason, json.loads(raw))
-        for id_, source, moment_, file_name, row_number, kind, reason, raw in db.execute(
-            sql + " ORDER BY id", params
-        ).fetchall()
-    ]
 
 
 def question_label(ws: Workspace, qid: str) -> str:

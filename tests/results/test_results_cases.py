@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cxctl import store
@@ -437,3 +437,89 @@ def test_closed_loop_figures_beside_the_scores(cases_ws, sql, tmp_path, cli):
     assert (loop["others_nps"], loop["others_n"]) == (-33.3, 3)  # 3, 5 and 10
     code, out, err = cli("scorecard", "-w", str(ws.root), "--now", "2026-12-29T12:00", "--since", "2026-12-01")
     assert "contacted within deadline" in out and "25 %" in out and "NPS after a resolved case" in out
+
+
+def test_cases_opened_together_equal_the_rules_applied_case_by_case(cases_ws, sql):
+    """`open_cases` evaluates the rules once per group of alike cases and writes the rows in SQL; each case
+    must get what the rules give that case alone: categories, owner, rule, due date and its history line,
+    whatever mix of moments, scores, segments, carriers and forgotten people."""
+    from cxctl.core.timeutil import to_db
+    from cxctl.results.cases import case_flags
+    from cxctl.results.deadlines import CaseFacts, assign, calendar_zone
+
+    ws, db = cases_ws
+    # moment, question, scale of the scored questions of three moments (delivery_csat has an event rule).
+    scored = [("nps_relational", "nps", (0, 10)), ("delivery_csat", "csat", (1, 5)), ("support_ces", "ces", (1, 7))]
+    answer = st.tuples(
+        st.sampled_from(range(len(scored))),
+        st.integers(0, 10),
+        st.sampled_from(["pro", "particulier", None]),
+        st.sampled_from(["Chronopost", "Colissimo", None]),
+        st.booleans(),  # counted (else partial)
+        st.integers(0, 9),  # 0: the person was forgotten
+    )
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(answer, min_size=1, max_size=12), st.integers(0, 3))
+    def check(answers, already):
+        for table in ("followup_history", "followups", "answers", "responses", "invitations", "events", "contacts"):
+            db.execute(f"DELETE FROM {table}")
+        for i, (k, score, segment, carrier, counted, forgotten) in enumerate(answers):
+            moment, question, (low, high) = scored[k]
+            cid = sql.add_contact(db, f"P{i}", f"p{i}@example.fr", segment)
+            if forgotten == 0:
+                db.execute("UPDATE contacts SET forgotten_at = '2026-12-01 00:00:00' WHERE id = ?", [cid])
+            event = (
+                sql.add_event(db, cid, "order_delivered", "2026-12-10 08:00:00", json.dumps({"carrier": carrier}))
+                if carrier
+                else None
+            )
+            token = sql.add_invitation(db, cid, moment, "2026-12-12 08:00:00", event_id=event)
+            invitation = db.execute("SELECT id FROM invitations WHERE token = ?", [token]).fetchone()[0]
+            db.execute(
+                "INSERT INTO responses (id, response_key, content_hash, invitation_id, contact_id, moment, source,"
+                " submitted_at, day, complete, status, imported_at) VALUES (?, ?, '', ?, ?, ?, 'generic',"
+                " '2026-12-17 10:00:00', '2026-12-17', ?, ?, '2026-12-17 10:00:00')",
+                [i + 1, f"k{i}", invitation, cid, moment, int(counted), "counted" if counted else "partial"],
+            )
+            db.execute(
+                "INSERT INTO answers VALUES (?, ?, ?, NULL)", [i + 1, question, float(min(high, max(low, score)))]
+            )
+        # Some cases exist already (opened by an earlier import): they are left as they are.
+        first = open_cases(ws, db, OPENED, response_ids=list(range(1, already + 1)))
+        opened = open_cases(ws, db, OPENED + timedelta(hours=1))
+        assert not set(first) & set(opened) and opened == sorted(opened)
+        tz, stamp = calendar_zone(ws), to_db(OPENED + timedelta(hours=1))
+        expected = {}
+        for i, (k, score, segment, carrier, counted, forgotten) in enumerate(answers):
+            moment, question, (low, high) = scored[k]
+            category, threshold = case_flags(ws, moment)[question]
+            if i + 1 in first or not counted or forgotten == 0 or min(high, max(low, score)) > threshold:
+                continue
+            facts = CaseFacts(
+                moment,
+                [category],
+                {"segment": segment, "country": None, "language": None, "company": None, "role": None},
+                {},
+                {"carrier": carrier} if carrier else None,
+            )
+            chosen = assign(ws, facts)
+            due = add_working_time(OPENED + timedelta(hours=1), chosen.deadline, ws.followups.calendar, tz)
+            expected[i + 1] = (json.dumps([category]), chosen.owner, chosen.rule, to_db(due), stamp)
+        got = {
+            row[0]: tuple(row[1:])
+            for row in db.execute(
+                "SELECT response_id, categories, owner, owner_rule, due_at, opened_at FROM followups"
+                " WHERE response_id NOT IN (SELECT value FROM json_each(?))",
+                [json.dumps(first)],
+            )
+        }
+        assert opened == sorted(expected) and got == expected
+        history = db.execute(
+            "SELECT response_id, owner, due_at, note FROM followup_history WHERE at = ? ORDER BY id", [stamp]
+        ).fetchall()
+        assert history == [
+            (rid, owner, due, f"owner from {rule}") for rid, (_, owner, rule, due, _) in sorted(expected.items())
+        ]
+
+    check()

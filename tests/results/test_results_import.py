@@ -10,8 +10,9 @@ import pytest
 
 from cxctl.core import tokens
 from cxctl.core.errors import ImportFileError, UsageError
+from cxctl.results.cases import open_cases
 from cxctl.results.formats import open_export
-from cxctl.results.importer import import_responses, list_quarantine
+from cxctl.results.importer import import_responses, list_quarantine, rebuild_rollups
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 
@@ -389,6 +390,23 @@ def test_a_corrected_response_leaves_the_quarantine(results_ws, sql, tmp_path):
     assert left == ["r2"]  # r2 was never corrected
 
 
+def test_a_row_quarantined_without_its_moment_leaves_the_quarantine_when_it_lands(results_ws, sql, tmp_path):
+    """A row with a response id is staged without its digest; when it lands on a later import (its invitation
+    now known), its quarantine entry — kept without a moment, so only its digest names it — must still go."""
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
+    late = tokens.new_token(sql.secret.encode())
+    path = export(tmp_path, "v.csv", f"r2,{late},2026-10-02 10:00,3", f"r1,{t['alice']},2026-10-02 10:00,9")
+    first = import_responses(ws, db, path, NOW)
+    assert (first.inserted, first.quarantined) == (1, {"unmatched": 1})
+    assert db.execute("SELECT moment FROM quarantine").fetchall() == [(None,)]
+    cid = sql.add_contact(db, "LATE", "late@example.fr")
+    sql.add_invitation(db, cid, "nps_relational", "2026-10-01 08:00:00", token=late)
+    again = import_responses(ws, db, path, NOW)
+    assert (again.inserted, again.unchanged, again.quarantined) == (1, 1, {})
+    assert db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0] == 0
+
+
 def test_nan_and_infinite_scores_are_invalid_rows_not_a_crash(results_ws, sql, tmp_path):
     """float() reads 'NaN' and 'inf': such a cell is quarantined as invalid, the other rows land."""
     ws, db = results_ws
@@ -455,7 +473,15 @@ def test_any_sequence_of_imports_keeps_one_counted_response_per_invitation_and_e
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(st.lists(st.lists(row, min_size=1, max_size=6), min_size=1, max_size=3))
     def check(batches):
-        for table in ("answers", "responses", "score_rollup", "response_rollup", "quarantine"):
+        for table in (
+            "followup_history",
+            "followups",
+            "answers",
+            "responses",
+            "score_rollup",
+            "response_rollup",
+            "quarantine",
+        ):
             db.execute(f"DELETE FROM {table}")
         path = tmp_path / "export.csv"
         for batch in batches:
@@ -473,8 +499,22 @@ def test_any_sequence_of_imports_keeps_one_counted_response_per_invitation_and_e
             assert counted == (1 if complete else 0)
         again = import_responses(ws, db, path, NOW, moment="nps_relational")
         assert again.inserted == again.replaced == 0 and rollup_matches_raw(db)
+        # With the follow-up cases opened, the rollups kept by the imports equal a rebuild from scratch, and
+        # every id written with the foreign-key checks off (settle) points at its row.
+        open_cases(ws, db, NOW)
+        kept = rollups(db)
+        rebuild_rollups(db)
+        assert kept == rollups(db) and db.execute("PRAGMA foreign_key_check").fetchall() == []
 
     check()
+
+
+def rollups(db) -> list:
+    """The three rollup tables' counts (zero counts left by the triggers are no count)."""
+    return [
+        db.execute(f"SELECT * FROM {table} WHERE n <> 0 ORDER BY 1, 2, 3").fetchall()
+        for table in ("score_rollup", "response_rollup", "sent_rollup")
+    ]
 
 
 def test_fast_local_time_reading_agrees_with_the_full_parser_across_dst():
