@@ -34,6 +34,21 @@ OpenUntilOption = Annotated[
 CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV for spreadsheets and BI tools.")]
 
 
+def sync_dimensions(ws, db) -> None:
+    """Build the rollups of the dimensions cxctl.yaml lists and not built yet (drop the unlisted ones), saying
+    so on stderr: building reads every response once, later scorecards by them read the rollups."""
+    from cxctl.store.dimensions import sync
+
+    result = sync(db, ws.settings.dimensions)
+    if result.built:
+        output.info(
+            f"built the rollups of dimension(s) {', '.join(result.built)} in {result.seconds:.1f} s: scorecards by "
+            f"{'them' if len(result.built) > 1 else 'it'} now read counts per value"
+        )
+    if result.dropped:
+        output.info(f"dropped the rollups of dimension(s) {', '.join(result.dropped)} (no longer in dimensions:)")
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -125,6 +140,7 @@ def responses_import(
             output.info("skipped (never count): " + ", ".join(f"{n} {k}" for k, n in sorted(report.skipped.items())))
     for note in report.notes:
         output.warn(note)
+    sync_dimensions(ws, db)
     followups.tell_owners(ws, db, now_for(ws, now))
     for problem in report.problems[:20]:
         output.warn(f"{report.file}:{problem.row}: {problem.kind}: {problem.reason}")
@@ -318,6 +334,7 @@ def scorecard_command(
 
     ws = open_workspace(workspace)
     db = store.read(ws.database)
+    sync_dimensions(ws, db)
     card = compute_scorecard(ws, db, now_for(ws, now), by=by.split(","), since=since, until=until, moment=moment)
     granularity = next((b for b in card.by if b in TIME_DIMENSIONS), "month")
     assert card.since is not None and card.until is not None, "compute_scorecard resolves the period it covers"

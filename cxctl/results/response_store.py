@@ -15,7 +15,7 @@ import sqlite_utils
 from cxctl.core import tokens
 from cxctl.results.formats import Export
 from cxctl.results.quarantine import quarantine_unmatched, row_digest
-from cxctl.store import email_hash
+from cxctl.store import dimensions, email_hash
 from cxctl.workspace.loader import Workspace
 
 
@@ -179,6 +179,7 @@ def settle(
              ORDER BY 1, 2""",  # in the table's key order: the indicator answers were staged after the others
             [base],
         )
+        dimensions.add_counted(db, after_id=base)  # the inserted rows, in the rollups of the declared dimensions
         if intact:
             _roll_up_counted(db, report, facts)
         else:
@@ -444,7 +445,8 @@ def _answered_before(db: sqlite_utils.Database) -> bool:
 
 
 def rebuild_rollups(db: sqlite_utils.Database) -> None:
-    """Recount the scorecard rollups from the raw rows (after a bulk load that bypassed the import, or to repair)."""
+    """Recount the scorecard rollups, the declared dimensions' too, from the raw rows (after a bulk load that
+    bypassed the import, or to repair)."""
     q = db.execute
     # SQLite's default 2 MB page cache and temporary files, whatever the connection was given (an import sets
     # 256 MB and memory): the scans below read each page once, and a big cache or an in-memory GROUP BY
@@ -468,6 +470,7 @@ def rebuild_rollups(db: sqlite_utils.Database) -> None:
         q("""INSERT INTO sent_rollup (moment, hour, n)
              SELECT moment, substr(COALESCE(sent_at, send_at), 1, 13), COUNT(*) FROM invitations
              WHERE status = 'sent' AND kind = 'invitation' GROUP BY 1, 2""")
+        dimensions.recount(db)
         q("COMMIT")
     except BaseException:
         q("ROLLBACK")

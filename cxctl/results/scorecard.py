@@ -4,7 +4,9 @@ with 95 % margins, minimum-n flags, targets, change against the previous period 
 Breakdowns by moment, journey, stage and period read the rollups (counts per moment, local day,
 question and value, kept by the import and by triggers): a few hundred thousand rows at most, whatever
 the number of responses. Breakdowns by segment or any contact attribute need the contact of each
-response, so they scan the responses once (set-based, with the attribute read by a bound JSON path).
+response, so they scan the responses once (set-based, with the attribute read by a bound JSON path),
+unless the workspace lists the attribute in `dimensions:`: then they read its rollups
+(cxctl.results.dimension_breakdown).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cxctl.core.errors import UsageError, did_you_mean
 from cxctl.core.timeutil import parse_day
 from cxctl.results.closed_loop import ClosedLoop, closed_loop_figures
 from cxctl.results.contact_breakdown import fetch_by_contact
+from cxctl.results.dimension_breakdown import fetch_by_dimension, rollup_dimension
 from cxctl.results.event_breakdown import EVENT_PREFIX, event_dimensions, event_key, fetch_by_event, json_path
 from cxctl.results.stats import Mean, Nps, Proportion, mean_change, nps_change, proportion_change, sparkline
 from cxctl.workspace.loader import Workspace
@@ -195,8 +198,10 @@ def compute_scorecard(
     # One read transaction: a consistent snapshot, and the temporary tables filled without a commit per row.
     db.execute("BEGIN")
     try:
-        cells = _fetch(ws, db, groups, moments, labels, local, events)
-        _count_uninvited(ws, db, cells, groups, moments, events)
+        dimension = rollup_dimension(db, groups, MOMENT_DIMENSIONS, events)
+        cells = _fetch(ws, db, groups, moments, labels, local, events, dimension)
+        if dimension is None:
+            _count_uninvited(ws, db, cells, groups, moments, events)
     finally:
         db.execute("COMMIT")
     rows = _rows(ws, cells, groups, times, order, shown)
@@ -362,8 +367,10 @@ def _fetch(
     labels: dict[date, list[str]],
     local: ZoneInfo,
     events: Collection[str] = (),
+    dimension: str | None = None,
 ) -> dict[tuple, dict]:
-    """Counts per (contact group values, moment, label): scores, responses, sent invitations."""
+    """Counts per (contact group values, moment, label): scores, responses, sent invitations; read from the
+    rollups of `dimension` when it is the one attribute asked and built (cxctl.results.dimension_breakdown)."""
     q = db.execute
     q("CREATE TEMP TABLE IF NOT EXISTS sc_days (day TEXT, label TEXT)")
     q("CREATE TEMP TABLE IF NOT EXISTS sc_hours (hour TEXT, label TEXT)")
@@ -391,6 +398,8 @@ def _fetch(
         {q_ for m in moments for q_ in ws.moments[m].questions if ws.questions[q_].type in ("nps", "csat", "ces")}
     )
     marks = ",".join("?" * len(scored)) or "NULL"
+    if dimension is not None:
+        return fetch_by_dimension(ws, db, dimension, moments)
     exprs, _, params = _group_sql(ws, groups, events)
     if events:
         return fetch_by_event(ws, db, exprs, params, moments)

@@ -543,6 +543,15 @@ def _m12_wave_state(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m13_dimensions(db: sqlite_utils.Database) -> None:
+    """Rollups per value of the contact and event attributes the workspace lists in `dimensions:` (issue 18):
+    the registry, the counts, and the triggers that keep them at each response's current value. Empty until
+    `cxctl.store.dimensions.sync` builds a dimension; the triggers do nothing while the registry is empty."""
+    from cxctl.store.dimensions import schema
+
+    _run_script(db, schema())
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
     (2, "invitations", _m2_invitations),
@@ -556,4 +565,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (10, "alerts", _m10_alerts),
     (11, "bounces", _m11_bounces),
     (12, "wave state", _m12_wave_state),
+    (13, "dimensions", _m13_dimensions),
 ]

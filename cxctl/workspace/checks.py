@@ -24,6 +24,7 @@ from cxctl.workspace.loader import SECTIONS, WORKSPACE_FILE, Declared, Workspace
 from cxctl.workspace.model import Rules, Settings, WorkspaceFile
 from cxctl.workspace.settings_checks import (
     TemplateFiles,
+    check_dimensions,
     check_mappings,
     check_settings,
     date_format_problem,
@@ -425,6 +426,7 @@ def cross_check(
     problems.extend(_check_rules(declared, incomplete, rules_place))
     problems.extend(check_mappings(declared))
     problems.extend(check_settings(settings, settings_place))
+    problems.extend(check_dimensions(declared, settings, settings_place))
     problems.extend(check_channels(declared, settings, settings_place, templates, rules))
     problems.extend(check_consent_mappings(declared))
     followups_place, followups = once.get("followups", (None, None))

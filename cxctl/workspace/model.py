@@ -161,6 +161,10 @@ class Settings(Model):
     retention: Retention = Field(default_factory=Retention)
     """How long personal data is kept."""
     min_responses: int = Field(default=30, ge=1, description="Below this n a scorecard cell is marked insufficient.")
+    dimensions: list[AttributeName] = Field(default_factory=list, examples=[["region", "event.nature"]])
+    """Contact attributes (or columns such as segment), and event attributes as event.<name>, that scorecards
+    break down by often: cxctl keeps rollups for them, so `scorecard --by region` reads counts per value
+    instead of every response. A response counts under its contact's current value, as without them."""
 
     _links = model_validator(mode="after")(default_links)
 

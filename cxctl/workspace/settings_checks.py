@@ -309,6 +309,52 @@ def check_settings(settings: Settings | None, place: ParsedFile | None) -> list[
     return problems
 
 
+def check_dimensions(declared: Declared, settings: Settings | None, place: ParsedFile | None) -> list[Problem]:
+    """`dimensions:` entries that cannot be what was meant: a built-in breakdown (nothing to keep), a contact
+    field scorecards do not break down by, an empty event attribute, a name listed twice, or a name that no
+    mapping imports but that is close to one that is (a typo: its rollups would count everyone under '')."""
+    from cxctl.store.dimensions import BUILTIN, CONTACT_COLUMNS, EVENT_PREFIX
+
+    problems: list[Problem] = []
+    if settings is None or place is None or not settings.dimensions:
+        return problems
+    mapped: set[str] = set()
+    for _, raw in declared.raw["mappings"].values():
+        columns = raw.get("columns") if isinstance(raw, dict) else None
+        if isinstance(columns, dict):
+            prefix = EVENT_PREFIX if raw.get("kind") == "events" else ""
+            mapped |= {
+                prefix + t[len("attributes.") :]
+                for t in columns.values()
+                if isinstance(t, str) and t.startswith("attributes.")
+            }
+    known = [*CONTACT_COLUMNS, *sorted(mapped)]
+    seen: set[str] = set()
+    for index, name in enumerate(settings.dimensions):
+        where = ("workspace", "dimensions", index)
+        if name in seen:
+            problems.append(problem_at(place, where, f"dimension {name!r} is listed twice: remove one"))
+        seen.add(name)
+        if name in BUILTIN:
+            message = f"{name!r} needs no dimension: scorecards by {', '.join(BUILTIN)} already read rollups; remove it"
+        elif name in CONTACT_FIELDS and name not in CONTACT_COLUMNS:
+            message = (
+                f"{name!r} is a contact field scorecards do not break down by: list an attribute, one of "
+                f"{', '.join(CONTACT_COLUMNS)}, or event.<attribute>"
+            )
+        elif not name.strip() or name.startswith(EVENT_PREFIX) and not name[len(EVENT_PREFIX) :].strip():
+            message = f"dimension {name!r} names no attribute: write the attribute, or event.<attribute> for an event's"
+        elif name not in known and did_you_mean(name, known):
+            message = (
+                f"unknown dimension {name!r}{did_you_mean(name, known)}: no mapping imports it; list a contact "
+                f"attribute, one of {', '.join(CONTACT_COLUMNS)}, or event.<attribute>"
+            )
+        else:
+            continue
+        problems.append(problem_at(place, where, message))
+    return problems
+
+
 def _public_url_problems(settings: Settings, place: ParsedFile) -> list[Problem]:
     """workspace.public_url and the links that point at it: an absolute http(s) address without query, https
     beyond this machine (RFC 8058 one-click unsubscribe and mail providers require it), and links under

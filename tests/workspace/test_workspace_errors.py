@@ -176,6 +176,28 @@ CASES = [
         "unknown moment 'suport_ces' (did you mean 'support_ces'?)",
     ),
     (
+        "dimension_typo",
+        {
+            "cxctl.yaml": SETTINGS_HEAD + "  dimensions: [segment, regoin, event.nature]\n",
+            "mappings.yaml": "mappings:\n  crm:\n    kind: contacts\n    columns: {Region: attributes.region}\n",
+        },
+        [("ws/cxctl.yaml", 5, 25, "workspace.dimensions[1]")],
+        "unknown dimension 'regoin' (did you mean 'region'?): no mapping imports it; list a contact attribute, one of "
+        "segment, country, language, company, role, or event.<attribute>",
+    ),
+    (
+        "dimension_builtin_field_twice_or_empty",
+        {"cxctl.yaml": SETTINGS_HEAD + "  dimensions: [month, email, region, region, event.]\n"},
+        [
+            ("ws/cxctl.yaml", 5, 16, "workspace.dimensions[0]"),
+            ("ws/cxctl.yaml", 5, 23, "workspace.dimensions[1]"),
+            ("ws/cxctl.yaml", 5, 38, "workspace.dimensions[3]"),
+            ("ws/cxctl.yaml", 5, 46, "workspace.dimensions[4]"),
+        ],
+        "'month' needs no dimension: scorecards by moment, journey, stage, week, month, quarter already read rollups; "
+        "remove it",
+    ),
+    (
         "unknown_time_zone",
         {"cxctl.yaml": SETTINGS_HEAD + "  timezone: Europe/Pariss\n"},
         [("ws/cxctl.yaml", 5, 3, "workspace.timezone")],
