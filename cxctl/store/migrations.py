@@ -552,6 +552,24 @@ def _m13_dimensions(db: sqlite_utils.Database) -> None:
     _run_script(db, schema())
 
 
+def _m14_case_scan(db: sqlite_utils.Database) -> None:
+    """What the follow-up cases were last checked against (issue 18): an import opens the cases of the
+    responses it wrote or changed, not of the whole store. `case_scan` holds the thresholds the last check
+    applied and the highest response id it saw; `case_pending` the older responses an import changed since
+    (replaced, or counted again). A store without a row is checked in full once."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS case_scan (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            flags TEXT NOT NULL,
+            through INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS case_pending (response_id INTEGER PRIMARY KEY);
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
     (2, "invitations", _m2_invitations),
@@ -566,4 +584,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (11, "bounces", _m11_bounces),
     (12, "wave state", _m12_wave_state),
     (13, "dimensions", _m13_dimensions),
+    (14, "case scan", _m14_case_scan),
 ]
