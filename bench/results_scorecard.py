@@ -238,6 +238,7 @@ def daily_rows(n: int, rounds: int) -> list[Row]:
             database = load_workspace(root).database
             harness.remove_db(database)
             shutil.copyfile(base, database)
+            os.sync()  # the copy's writeback (900 MB at 1M responses) must not land inside the timed run
             command = harness.cxctl_command(
                 "responses", "import", str(export), "-w", str(root), "--moment", "nps_relational",
                 "--now", "2027-01-01", "--json",
