@@ -558,7 +558,8 @@ def _m14_case_scan(db: sqlite_utils.Database) -> None:
     applied and the highest response id it saw; `case_pending` the older responses an import changed since
     (replaced, or counted again). A store without a row is checked in full once. The indexes spare an import
     a read of every contact (was anyone forgotten?), of the whole quarantine (any row of this tool?) and of
-    every rollup count (which fell to zero after a replacement?)."""
+    every rollup count (which fell to zero after a replacement?). A trigger keeps the mark below the ids
+    SQLite gives again after the highest responses are deleted."""
     _run_script(
         db,
         """
@@ -571,6 +572,14 @@ def _m14_case_scan(db: sqlite_utils.Database) -> None:
         CREATE INDEX IF NOT EXISTS contacts_forgotten ON contacts(forgotten_at) WHERE forgotten_at IS NOT NULL;
         CREATE INDEX IF NOT EXISTS quarantine_source ON quarantine(source, moment);
         CREATE INDEX IF NOT EXISTS score_rollup_empty ON score_rollup(n) WHERE n = 0;
+        -- Response ids are rowids: once the highest rows are deleted (forget, prune) SQLite gives their ids
+        -- again. The mark must stay below every id a new response can get, or its case is never looked for.
+        CREATE TRIGGER IF NOT EXISTS responses_case_scan_delete AFTER DELETE ON responses
+        WHEN old.id <= (SELECT through FROM case_scan WHERE id = 1)
+        BEGIN
+            UPDATE case_scan SET through = (SELECT COALESCE(MAX(id), 0) FROM responses)
+            WHERE id = 1 AND through > (SELECT COALESCE(MAX(id), 0) FROM responses);
+        END;
         """,
     )
 

@@ -652,3 +652,29 @@ def test_changed_thresholds_or_an_unchecked_store_read_every_answer(cases_ws, sq
     db.execute("DELETE FROM followup_history WHERE response_id = 1")
     db.execute("DELETE FROM followups WHERE response_id = 1")
     assert open_cases(ws, db, OPENED, everything=True) == [1]
+
+
+def test_a_response_id_given_again_after_a_deletion_still_gets_its_case(cases_ws, sql, tmp_path):
+    """Response ids are rowids: once `forget` or `db prune` deletes the newest responses, SQLite gives their
+    ids again. The next import's detractor must still get its case, though its id is not above the mark."""
+    ws, db = cases_ws
+    seed(ws, db, sql, tmp_path)
+    newest = db.execute("SELECT MAX(id) FROM responses").fetchone()[0]
+    assert db.execute("SELECT 1 FROM followups WHERE response_id = ?", [newest]).fetchone()
+    # What forget and db prune do (cases cascade), to the two newest.
+    db.execute("DELETE FROM responses WHERE id >= ?", [newest - 1])
+    cid = sql.add_contact(db, "LATE", "late@example.fr", "particulier")
+    token = sql.add_invitation(db, cid, "nps_relational", "2026-12-01 08:00:00")
+    _import(
+        ws,
+        db,
+        tmp_path,
+        "late.csv",
+        ["response_id", "token", "submitted_at", "nps"],
+        [["late", token, "2026-12-17 12:00", 2]],
+        "nps_relational",
+        OPENED,
+    )
+    again = db.execute("SELECT id FROM responses WHERE response_key LIKE '%late%'").fetchone()[0]
+    assert again <= newest  # an id the last check already covered: its case cannot come from the mark alone
+    assert open_cases(ws, db, OPENED) == [again]  # what `cxctl responses import` calls after the import
