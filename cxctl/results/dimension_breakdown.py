@@ -16,6 +16,9 @@ from cxctl.results.event_breakdown import EVENT_PREFIX, event_key
 from cxctl.store.dimensions import built
 from cxctl.workspace.loader import Workspace
 
+LABEL_COLUMNS = 16
+"""Up to this many period labels, one pass with a sum per label; beyond, a range sum per label."""
+
 
 def rollup_dimension(
     db: sqlite_utils.Database, groups: list[str], builtin: Collection[str], events: Collection[str]
@@ -67,6 +70,8 @@ def fetch_by_dimension(ws: Workspace, db: sqlite_utils.Database, name: str, mome
     hours = _ranges(db, "sc_hours", "hour", "':00'")
     if days is None or hours is None:
         return _fetch_joined(ws, db, name, moments)
+    if len(days) <= LABEL_COLUMNS and len(hours) <= LABEL_COLUMNS:
+        return _fetch_one_pass(ws, db, name, moments, days, hours)
     q("CREATE TEMP TABLE IF NOT EXISTS dim_days (label TEXT, first TEXT, last TEXT)")
     q("CREATE TEMP TABLE IF NOT EXISTS dim_hours (label TEXT, first TEXT, last TEXT)")
     q("DELETE FROM temp.dim_days")
@@ -116,6 +121,81 @@ def fetch_by_dimension(ws: Workspace, db: sqlite_utils.Database, name: str, mome
     for value, moment_id, label, n in sent:
         if n:
             out[(*value.split("\x1f"), moment_id, label)]["sent"] += n
+    return out
+
+
+def _label_sums(column: str, ranges: list[tuple[str, str, str]], counted: str = "n") -> tuple[str, list[str]]:
+    """One `SUM(CASE …)` column per period label over `column`, adding `counted` (constants of this module);
+    the labels' bounds bound."""
+    sql = ", ".join([f"SUM(CASE WHEN {column} BETWEEN ? AND ? THEN {counted} END)"] * len(ranges))
+    return sql, [bound for _, first, last in ranges for bound in (first, last)]
+
+
+def _fetch_one_pass(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    name: str,
+    moments: list[str],
+    days: list[tuple[str, str, str]],
+    hours: list[tuple[str, str, str]],
+) -> dict[tuple, dict]:
+    """The counts of fetch_by_dimension for a few period labels: each rollup row of the period is read once,
+    in primary-key order, and added to every label whose range holds its day (hour), so nothing is sorted
+    (the range sums read each row once per label covering it, and a first pass for the distinct keys: three
+    times the rows for the default scorecard, whose current period spans every month it also shows)."""
+    out: dict[tuple, dict] = defaultdict(lambda: {"scores": defaultdict(int), "responses": 0, "sent": 0})
+    indicators = {m: indicator_questions(ws, m) for m in moments}
+    free = {m for m in moments if ws.moments[m].responses.match != "invitation"}
+    labels = [label for label, _, _ in days]
+    q = db.execute
+    # `+day`: the period filters rows of the moment's key range, it does not pick an index (the planner would
+    # skip-scan the primary key on the day, then sort for the GROUP BY).
+    sums, bounds = _label_sums("day", days)
+    span = [min(first for _, first, _ in days), max(last for _, _, last in days)]
+    rows = q(
+        f"""SELECT value, moment, kind, score, {sums} FROM dim_score_rollup
+            WHERE dimension = ? AND moment IN (SELECT moment FROM temp.sc_moments) AND +day BETWEEN ? AND ?
+            GROUP BY dimension, moment, value, kind, score""",
+        [*bounds, name, *span],
+    ).fetchall()
+    for value, moment_id, kind, score, *counts in rows:
+        qid = indicators[moment_id][kind]
+        if qid is None:
+            continue
+        key = tuple(value.split("\x1f"))  # keys as the raw breakdown makes them (it splits several groups)
+        for label, n in zip(labels, counts):
+            if n:
+                out[(*key, moment_id, label)]["scores"][(qid, score)] += n
+    uninvited_sums, _ = _label_sums("day", days, "uninvited")
+    rows = q(
+        f"""SELECT value, moment, {sums}, {uninvited_sums}
+            FROM dim_response_rollup
+            WHERE dimension = ? AND moment IN (SELECT moment FROM temp.sc_moments) AND +day BETWEEN ? AND ?
+            GROUP BY dimension, moment, value""",
+        [*bounds, *bounds, name, *span],
+    ).fetchall()
+    for value, moment_id, *counts in rows:
+        key = tuple(value.split("\x1f"))
+        for label, n, uninvited in zip(labels, counts[: len(labels)], counts[len(labels) :]):
+            if not n:
+                continue
+            cell = out[(*key, moment_id, label)]
+            cell["responses"] += n
+            if moment_id in free and uninvited:
+                cell["uninvited"] = cell.get("uninvited", 0) + uninvited
+    sums, bounds = _label_sums("hour", hours)
+    span = [min(first for _, first, _ in hours), max(last for _, _, last in hours)]
+    rows = q(
+        f"""SELECT value, moment, {sums} FROM dim_sent_rollup
+            WHERE dimension = ? AND moment IN (SELECT moment FROM temp.sc_moments) AND +hour BETWEEN ? AND ?
+            GROUP BY dimension, moment, value""",
+        [*bounds, name, *span],
+    ).fetchall()
+    for value, moment_id, *counts in rows:
+        key = tuple(value.split("\x1f"))
+        for label, n in zip([label for label, _, _ in hours], counts):
+            if n:
+                out[(*key, moment_id, label)]["sent"] += n
     return out
 
 
