@@ -17,7 +17,8 @@ from cxctl.store.dimensions import built
 from cxctl.workspace.loader import Workspace
 
 LABEL_COLUMNS = 16
-"""Up to this many period labels, one pass with a sum per label; beyond, a range sum per label."""
+"""Up to this many period labels, the scores are read in one pass with a sum per label; beyond, by a range sum
+per label."""
 
 
 def rollup_dimension(
@@ -70,14 +71,35 @@ def fetch_by_dimension(ws: Workspace, db: sqlite_utils.Database, name: str, mome
     hours = _ranges(db, "sc_hours", "hour", "':00'")
     if days is None or hours is None:
         return _fetch_joined(ws, db, name, moments)
-    if len(days) <= LABEL_COLUMNS and len(hours) <= LABEL_COLUMNS:
-        return _fetch_one_pass(ws, db, name, moments, days, hours)
     q("CREATE TEMP TABLE IF NOT EXISTS dim_days (label TEXT, first TEXT, last TEXT)")
     q("CREATE TEMP TABLE IF NOT EXISTS dim_hours (label TEXT, first TEXT, last TEXT)")
     q("DELETE FROM temp.dim_days")
     q("DELETE FROM temp.dim_hours")
     db.conn.executemany("INSERT INTO temp.dim_days VALUES (?, ?, ?)", days)
     db.conn.executemany("INSERT INTO temp.dim_hours VALUES (?, ?, ?)", hours)
+    # The sent invitations are kept per hour (≈ 17,500 rows per value and moment over two years): a range
+    # sum per label beats adding each row to every label (measured at 5M), and the values are found by
+    # seeking the next one in the key rather than by reading every row.
+    sent = q(
+        """WITH RECURSIVE g(moment, value) AS (
+               SELECT m.moment, (SELECT MIN(value) FROM dim_sent_rollup WHERE dimension = :name AND moment = m.moment)
+               FROM temp.sc_moments m
+               UNION ALL
+               SELECT g.moment, (SELECT MIN(value) FROM dim_sent_rollup
+                                 WHERE dimension = :name AND moment = g.moment AND value > g.value)
+               FROM g WHERE g.value IS NOT NULL)
+           SELECT g.value, g.moment, p.label,
+                  (SELECT SUM(s.n) FROM dim_sent_rollup s WHERE s.dimension = :name AND s.moment = g.moment
+                     AND s.value = g.value AND s.hour BETWEEN p.first AND p.last)
+           FROM g CROSS JOIN temp.dim_hours p WHERE g.value IS NOT NULL""",
+        {"name": name},
+    ).fetchall()
+    for value, moment_id, label, n in sent:
+        if n:
+            out[(*value.split("\x1f"), moment_id, label)]["sent"] += n
+    if len(days) <= LABEL_COLUMNS:
+        _scores_one_pass(ws, db, name, moments, days, out)
+        return out
     scores = q(
         """SELECT g.value, g.moment, p.label, g.kind, g.score,
                   (SELECT SUM(r.n) FROM dim_score_rollup r WHERE r.dimension = :name AND r.moment = g.moment
@@ -109,18 +131,6 @@ def fetch_by_dimension(ws: Workspace, db: sqlite_utils.Database, name: str, mome
         cell["responses"] += n
         if moment_id in free and uninvited:
             cell["uninvited"] = cell.get("uninvited", 0) + uninvited
-    sent = q(
-        """SELECT g.value, g.moment, p.label,
-                  (SELECT SUM(s.n) FROM dim_sent_rollup s WHERE s.dimension = :name AND s.moment = g.moment
-                     AND s.value = g.value AND s.hour BETWEEN p.first AND p.last)
-           FROM (SELECT DISTINCT s.moment, s.value FROM temp.sc_moments m
-                 CROSS JOIN dim_sent_rollup s ON s.dimension = :name AND s.moment = m.moment) g
-           CROSS JOIN temp.dim_hours p""",
-        {"name": name},
-    ).fetchall()
-    for value, moment_id, label, n in sent:
-        if n:
-            out[(*value.split("\x1f"), moment_id, label)]["sent"] += n
     return out
 
 
@@ -131,19 +141,19 @@ def _label_sums(column: str, ranges: list[tuple[str, str, str]], counted: str = 
     return sql, [bound for _, first, last in ranges for bound in (first, last)]
 
 
-def _fetch_one_pass(
+def _scores_one_pass(
     ws: Workspace,
     db: sqlite_utils.Database,
     name: str,
     moments: list[str],
     days: list[tuple[str, str, str]],
-    hours: list[tuple[str, str, str]],
-) -> dict[tuple, dict]:
-    """The counts of fetch_by_dimension for a few period labels: each rollup row of the period is read once,
-    in primary-key order, and added to every label whose range holds its day (hour), so nothing is sorted
-    (the range sums read each row once per label covering it, and a first pass for the distinct keys: three
-    times the rows for the default scorecard, whose current period spans every month it also shows)."""
-    out: dict[tuple, dict] = defaultdict(lambda: {"scores": defaultdict(int), "responses": 0, "sent": 0})
+    out: dict[tuple, dict],
+) -> None:
+    """The scores and responses of fetch_by_dimension for a few period labels, added to `out`: each rollup row
+    of the period is read once, in primary-key order, and added to every label whose range holds its day, so
+    nothing is sorted (the range sums read each row once per label covering it, after a pass for the distinct
+    keys: three times the rows for the default scorecard, whose current period spans the months it shows;
+    ≈ 730 rows per key at 5M, where the hourly sent rows have ≈ 17,500 and take the range sums)."""
     indicators = {m: indicator_questions(ws, m) for m in moments}
     free = {m for m in moments if ws.moments[m].responses.match != "invitation"}
     labels = [label for label, _, _ in days]
@@ -183,20 +193,6 @@ def _fetch_one_pass(
             cell["responses"] += n
             if moment_id in free and uninvited:
                 cell["uninvited"] = cell.get("uninvited", 0) + uninvited
-    sums, bounds = _label_sums("hour", hours)
-    span = [min(first for _, first, _ in hours), max(last for _, _, last in hours)]
-    rows = q(
-        f"""SELECT value, moment, {sums} FROM dim_sent_rollup
-            WHERE dimension = ? AND moment IN (SELECT moment FROM temp.sc_moments) AND +hour BETWEEN ? AND ?
-            GROUP BY dimension, moment, value""",
-        [*bounds, name, *span],
-    ).fetchall()
-    for value, moment_id, *counts in rows:
-        key = tuple(value.split("\x1f"))
-        for label, n in zip([label for label, _, _ in hours], counts):
-            if n:
-                out[(*key, moment_id, label)]["sent"] += n
-    return out
 
 
 def _fetch_joined(ws: Workspace, db: sqlite_utils.Database, name: str, moments: list[str]) -> dict[tuple, dict]:
