@@ -20,8 +20,7 @@ from cxctl.store import dimensions
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 DIMENSIONS = ["region", "segment", "event.nature"]
-# (by, since): a few period labels are summed in one pass over the rollups, many (the weeks since June,
-# more than dimension_breakdown.LABEL_COLUMNS) by a range sum per label: both paths are checked.
+# (by, since): the period labels of a scorecard, few (October) and many (the weeks since June, 28 labels).
 BREAKDOWNS = [
     (["region"], "2026-10-01"),
     (["segment", "week"], "2026-10-01"),
