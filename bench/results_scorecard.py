@@ -22,6 +22,8 @@ Scorecards (N_SCORE counted responses over two years, six moments, N_SCORE/10 co
     `--by segment,quarter`, each a new process.
 The rollups' full rebuild (what a bulk load that bypasses the import costs) is timed once when the
 store is generated.
+Daily import (daily_rows, also with CXCTL_BENCH_RESULTS_PART=daily alone): 1,000 rows into the scored store
+(its cases opened) against the same file into a store of its 1,000 invitations only, alternating.
 Dimensions (dimension_rows): `cxctl scorecard --by region` with region declared in `dimensions:` (a copy
 of the store with its rollups, built and timed once) against the same command undeclared and the plain
 GROUP BY, alternating.
@@ -35,6 +37,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -209,6 +212,102 @@ def import_rows(n: int, rounds: int) -> list[Row]:
             "≤ 1.5× the floor",
         ),
     ]
+
+
+DAILY = 1000  # rows of the daily import
+
+
+def daily_rows(n: int, rounds: int) -> list[Row]:
+    """A daily import of 1,000 rows into the scored store of n responses (its cases opened and checked
+    already, as a store in use) against the same file into a store holding only its 1,000 invitations:
+    what the import pays for the history. Each round imports into a fresh copy of each store."""
+    data = harness.data_dir("results")
+    big_root, small_root = data / f"daily_ws_{n}", data / "daily_ws_empty"
+    export, big_base, small_base = (
+        data / f"daily_{DAILY}.csv",
+        data / f"daily_base_{n}.db",
+        data / "daily_base_empty.db",
+    )
+    if not (export.exists() and big_base.exists() and small_base.exists()):
+        started = time.perf_counter()
+        generate_daily(data, n, big_root, small_root, export, big_base, small_base)
+        harness.say(f"generated the daily import data in {time.perf_counter() - started:.0f} s")
+
+    def contender(root: Path, base: Path) -> Callable[[], Sample]:
+        def run() -> Sample:
+            database = load_workspace(root).database
+            harness.remove_db(database)
+            shutil.copyfile(base, database)
+            os.sync()  # the copy's writeback (900 MB at 1M responses) must not land inside the timed run
+            command = harness.cxctl_command(
+                "responses", "import", str(export), "-w", str(root), "--moment", "nps_relational",
+                "--now", "2027-01-01", "--json",
+            )  # fmt: skip
+            sample = harness.run_measured(command, harness.cxctl_env())
+            assert json.loads(sample.stdout)["counted"] == DAILY, sample.stdout[:500]
+            return sample
+
+        return run
+
+    series = harness.alternate(
+        {"empty": contender(small_root, small_base), "big": contender(big_root, big_base)}, rounds
+    )
+    series["empty"].label = f"the same import into a store of its {DAILY:,} invitations only"
+    return [
+        Row(
+            "results",
+            f"`cxctl responses import` of {DAILY:,} rows into a store of {n:,} responses",
+            f"{DAILY:,} responses (generic CSV)",
+            series["big"],
+            series["empty"],
+            "≤ 1.5× (cost of the file, not of the store)",
+        )
+    ]
+
+
+def generate_daily(
+    data: Path, n: int, big_root: Path, small_root: Path, export: Path, big_base: Path, small_base: Path
+) -> None:
+    """The scored store of n responses with 1,000 more sent invitations and its cases opened (the check
+    recorded), a store of those 1,000 invitations only, and the 1,000-row export answering them."""
+    from cxctl.results.cases import open_cases
+
+    ws_big, _ = generate_scored_store(data, n)
+    rng = random.Random(2)
+    secret = SECRET.encode()
+    toks = [tokens.new_token(secret) for _ in range(DAILY)]
+    first = n // 10 + 1_000_000  # contact ids above the scored store's
+    when = datetime(2027, 1, 1, tzinfo=UTC)
+    for root, source in ((big_root, ws_big.database), (small_root, None)):
+        shutil.rmtree(root, ignore_errors=True)
+        write_workspace(root)
+        ws = load_workspace(root)
+        if source is not None:
+            shutil.copyfile(source, ws.database)
+        db = store.connect(ws.database)
+        db.execute("BEGIN")
+        db.conn.executemany(
+            "INSERT INTO contacts (id, external_id, email, segment, attributes, created_at, updated_at)"
+            " VALUES (?, ?, ?, 'pro', '{}', '2026-12-01 00:00:00', '2026-12-01 00:00:00')",
+            ((first + i, f"D{i}", f"d{i}@example.com") for i in range(DAILY)),
+        )
+        db.conn.executemany(
+            "INSERT INTO invitations (dedupe_key, token, contact_id, moment, send_at, status, sent_at, created_at,"
+            " updated_at) VALUES (?, ?, ?, 'nps_relational', ?, 'sent', ?, ?, ?)",
+            ((f"daily{i}", toks[i], first + i, t, t, t, t) for i in range(DAILY) for t in ["2026-12-30 08:00:00"]),
+        )
+        db.execute("COMMIT")
+        started = time.perf_counter()
+        opened = open_cases(ws, db, when)
+        harness.say(f"  {root.name}: {len(opened):,} cases opened in {time.perf_counter() - started:.1f} s")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.conn.close()
+        shutil.copyfile(ws.database, big_base if source is not None else small_base)
+    with open(export, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["response_id", "token", "submitted_at", "nps", "nps_why"])
+        for i in range(DAILY):
+            writer.writerow([f"d{i}", toks[i], "2026-12-31 10:00:00", rng.randint(0, 10), "Trop cher" if i % 5 else ""])
 
 
 def generate_import(data: Path, ws_root: Path, export: Path, base: Path, n: int) -> None:
@@ -573,11 +672,17 @@ def dimension_rows(n: int, rounds: int) -> list[Row]:
 
 def run(scale: float, rounds: int) -> list[Row]:
     os.environ.setdefault("CXCTL_SECRET", SECRET)
-    # CXCTL_BENCH_RESULTS_PART=import (or scorecard, or dimensions) runs one part only, e.g. while working on
-    # the import.
+    # CXCTL_BENCH_RESULTS_PART=import (or daily, scorecard, dimensions) runs one part only, e.g. while working
+    # on the import.
     part = os.environ.get("CXCTL_BENCH_RESULTS_PART", "")
-    rows = [] if part in ("scorecard", "dimensions") else import_rows(harness.scaled(1_000_000, scale, 2_000), rounds)
-    if part not in ("import", "dimensions"):
+    if part == "dimensions":
+        return dimension_rows(harness.scaled(5_000_000, scale, 5_000), rounds)
+    rows = [] if part in ("scorecard", "daily") else import_rows(harness.scaled(1_000_000, scale, 2_000), rounds)
+    if part in ("", "import", "daily"):
+        rows += daily_rows(harness.scaled(5_000_000, scale, 5_000), rounds)
+    if part == "daily":
+        return rows
+    if part != "import":
         rows += scorecard_rows(harness.scaled(5_000_000, scale, 5_000), rounds)
     if part != "import":
         rows += dimension_rows(harness.scaled(5_000_000, scale, 5_000), rounds)

@@ -126,10 +126,17 @@ def open_cases(
     *,
     response_ids: list[int] | None = None,
     on_open: CaseHook | None = None,
+    everything: bool = False,
 ) -> list[int]:
     """Open a case for every response that needs a call-back and has none yet (of `response_ids`, or all);
     return the ids opened, in id order. Owner and due date come from the `followups:` rules; `on_open`
     receives [(id, owner)] inside the same transaction.
+
+    Without `response_ids` only the responses not checked yet are read (issue 18: a daily import of 1,000
+    rows must not read a store of millions): those above the highest id the last check saw, and those an
+    import changed since (`case_pending`, filled by `settle`). Nothing else can start to need a call-back, as
+    no other write raises a status or lowers a score. The whole store is read when the thresholds changed
+    since (a question became csat…), when the store was never checked, or with `everything`.
 
     Set-based (an import opens a case for every detractor: 127,344 at 200,000 rows): SQL gathers the cases
     with their categories and the facts the rules test; the rules run once per group of alike cases
@@ -137,8 +144,75 @@ def open_cases(
     flags = [
         (m, qid, category, threshold) for m in ws.moments for qid, (category, threshold) in case_flags(ws, m).items()
     ]
+    if response_ids is None:
+        return _open_unchecked(ws, db, now, flags, on_open, everything)
     if not flags:
         return []
+    return _open(
+        ws,
+        db,
+        now,
+        flags,
+        on_open,
+        [
+            (
+                "responses r JOIN answers a ON a.response_id = r.id",
+                " AND r.id IN (SELECT value FROM json_each(?))",
+                [json.dumps(response_ids)],
+            )
+        ],
+    )
+
+
+def _open_unchecked(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    now: datetime,
+    flags: list[tuple[str, str, str, float]],
+    on_open: CaseHook | None,
+    everything: bool,
+) -> list[int]:
+    """`open_cases` of the responses not checked yet (all when the thresholds changed), then record the check:
+    in the same transaction, so a crash leaves the mark where the cases are."""
+    signature = json.dumps(sorted(flags))
+    with transaction(db):
+        mark = db.execute("SELECT flags, through FROM case_scan WHERE id = 1").fetchone()
+        top = db.execute("SELECT COALESCE(MAX(id), 0) FROM responses").fetchone()[0]
+        opened: list[int] = []
+        if flags:
+            # All cases: the answers first, read in key order, come grouped by response (no sort for the GROUP BY).
+            scan = "answers a CROSS JOIN responses r ON r.id = a.response_id"
+            if everything or mark is None or mark[0] != signature:
+                parts: list[tuple[str, str, list]] = [(scan, "", [])]
+            else:
+                parts = [
+                    (scan, " AND a.response_id > ?", [mark[1]]),
+                    (
+                        "case_pending p CROSS JOIN responses r ON r.id = p.response_id JOIN answers a ON a.response_id = r.id",
+                        " AND r.id <= ?",
+                        [mark[1]],
+                    ),
+                ]
+            opened = _open(ws, db, now, flags, on_open, parts)
+        db.execute(
+            "INSERT INTO case_scan (id, flags, through) VALUES (1, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET flags = excluded.flags, through = excluded.through",
+            [signature, top],
+        )
+        db.execute("DELETE FROM case_pending")
+    return opened
+
+
+def _open(
+    ws: Workspace,
+    db: sqlite_utils.Database,
+    now: datetime,
+    flags: list[tuple[str, str, str, float]],
+    on_open: CaseHook | None,
+    parts: list[tuple[str, str, list]],
+) -> list[int]:
+    """Open the cases of the responses `parts` find: (tables, extra condition, its parameters), each read
+    into the same set of cases."""
     names = sorted({category for _, _, category, _ in flags})
     contact, event = _rules_need(ws)
     facts, joins = "''", ""
@@ -149,14 +223,6 @@ def open_cases(
             f" e.id IS NOT NULL, {int(contact) | 2 * int(event)})"
         )
         joins = " LEFT JOIN invitations i ON i.id = r.invitation_id LEFT JOIN events e ON e.id = i.event_id"
-    wanted = ""
-    params: list = []
-    # All cases: the answers first, read in key order, come grouped by response (no sort for the GROUP BY).
-    tables = "answers a CROSS JOIN responses r ON r.id = a.response_id"
-    if response_ids is not None:
-        tables = "responses r JOIN answers a ON a.response_id = r.id"  # a few: found by id
-        wanted = " AND r.id IN (SELECT value FROM json_each(?))"
-        params = [json.dumps(response_ids)]
     stamp = to_db(now)
     tz = calendar_zone(ws)
     q = db.execute
@@ -175,17 +241,18 @@ def open_cases(
         q("DELETE FROM temp.case_open")
         # The categories as a bit mask: the sum of the distinct bits of the answers at or below their threshold.
         # A forgotten person's answers stay in the scores, anonymous; there is nobody left to call back (as followup_sql).
-        q(
-            f"""INSERT INTO temp.case_open (response_id, moment, mask, facts)
-                SELECT r.id, r.moment, SUM(DISTINCT f.bit), {facts}
-                FROM {tables}
-                JOIN temp.case_flag f ON f.moment = r.moment AND f.question = a.question AND a.value_num <= f.threshold
-                LEFT JOIN contacts c ON c.id = r.contact_id{joins}
-                WHERE r.status = 'counted' AND (c.id IS NULL OR c.forgotten_at IS NULL)
-                  AND NOT EXISTS (SELECT 1 FROM followups x WHERE x.response_id = r.id){wanted}
-                GROUP BY r.id""",
-            params,
-        )
+        for tables, wanted, params in parts:
+            q(
+                f"""INSERT OR IGNORE INTO temp.case_open (response_id, moment, mask, facts)
+                    SELECT r.id, r.moment, SUM(DISTINCT f.bit), {facts}
+                    FROM {tables}
+                    JOIN temp.case_flag f ON f.moment = r.moment AND f.question = a.question AND a.value_num <= f.threshold
+                    LEFT JOIN contacts c ON c.id = r.contact_id{joins}
+                    WHERE r.status = 'counted' AND (c.id IS NULL OR c.forgotten_at IS NULL)
+                      AND NOT EXISTS (SELECT 1 FROM followups x WHERE x.response_id = r.id){wanted}
+                    GROUP BY r.id""",
+                params,
+            )
         q(
             "CREATE TEMP TABLE IF NOT EXISTS case_assign (moment TEXT, mask INTEGER, facts TEXT, categories TEXT,"
             " owner TEXT, owner_rule TEXT, due_at TEXT, PRIMARY KEY (moment, mask, facts))"

@@ -67,8 +67,16 @@ def quarantine_unmatched(
     if not rows:
         return 0
     forgotten: set[str] = set()
-    if any(row[2] for row in rows):
-        forgotten = {r[0] for r in db.execute("SELECT email_hash FROM forgotten")}
+    hashes = sorted({email_hash(row[2]) for row in rows if row[2]})
+    if hashes:
+        # Only these addresses are looked up: the list of erased people grows with the years, not with the file.
+        forgotten = {
+            r[0]
+            for r in db.execute(
+                "SELECT email_hash FROM forgotten WHERE email_hash IN (SELECT value FROM json_each(?))",
+                [json.dumps(hashes)],
+            )
+        }
     for number, token, email, external_id, contact_id, moment_id, _, fields, unmatched, incomplete in rows:
         if not unmatched:
             continue

@@ -184,6 +184,12 @@ def settle(
             _roll_up_counted(db, report, facts)
         else:
             _roll_up(db, report)
+        # Older responses this import replaced or counted again: the next check of the cases reads them
+        # (cxctl.results.cases.open_cases), with the new ids above its mark, instead of the whole store.
+        if report.replaced or not intact:
+            q("""INSERT OR IGNORE INTO case_pending (response_id)
+                 SELECT id FROM temp.target WHERE src = 'r'
+                 UNION SELECT existing_id FROM temp.stage WHERE outcome = 'replace'""")
         # A row quarantined again keeps one entry, with the latest reason (a mapping fixed in between
         # changes why it does not match); a row that lands now leaves the quarantine it may have been in.
         db.conn.executemany(

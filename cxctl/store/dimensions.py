@@ -15,8 +15,10 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:  # annotations only: `validate` reads this module's names and never opens a store
+    import sqlite_utils
 
 CONTACT_COLUMNS = ("segment", "country", "language", "company", "role")
 """Contact columns a scorecard breaks down by (the same as cxctl.results.scorecard's)."""

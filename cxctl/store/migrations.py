@@ -552,6 +552,29 @@ def _m13_dimensions(db: sqlite_utils.Database) -> None:
     _run_script(db, schema())
 
 
+def _m14_case_scan(db: sqlite_utils.Database) -> None:
+    """What the follow-up cases were last checked against (issue 18): an import opens the cases of the
+    responses it wrote or changed, not of the whole store. `case_scan` holds the thresholds the last check
+    applied and the highest response id it saw; `case_pending` the older responses an import changed since
+    (replaced, or counted again). A store without a row is checked in full once. The indexes spare an import
+    a read of every contact (was anyone forgotten?), of the whole quarantine (any row of this tool?) and of
+    every rollup count (which fell to zero after a replacement?)."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS case_scan (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            flags TEXT NOT NULL,
+            through INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS case_pending (response_id INTEGER PRIMARY KEY);
+        CREATE INDEX IF NOT EXISTS contacts_forgotten ON contacts(forgotten_at) WHERE forgotten_at IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS quarantine_source ON quarantine(source, moment);
+        CREATE INDEX IF NOT EXISTS score_rollup_empty ON score_rollup(n) WHERE n = 0;
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (1, "audience", _m1_audience),
     (2, "invitations", _m2_invitations),
@@ -566,4 +589,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[sqlite_utils.Database], None]]] = [
     (11, "bounces", _m11_bounces),
     (12, "wave state", _m12_wave_state),
     (13, "dimensions", _m13_dimensions),
+    (14, "case scan", _m14_case_scan),
 ]

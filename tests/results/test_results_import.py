@@ -628,3 +628,49 @@ def test_a_jsonl_number_too_long_for_python_is_an_unreadable_line_not_a_crash(re
     assert report.counted == 1 and answer(db, "ALICE", "nps_relational", "nps") == 9
     assert [(p.row, p.kind) for p in report.problems] == [(2, "unreadable")]
     assert report.problems[0].reason.startswith("not valid JSON (")
+
+
+def test_an_import_into_a_store_in_use_reads_no_table_of_the_store_in_full(results_ws, sql, tmp_path):
+    """Issue 18: a daily import costs what its file holds, not what the store holds. Every statement of a
+    second import (new rows, a newer version, a second answer to one invitation, a row matched by email,
+    unknown tokens and addresses) and of the cases it opens is planned without a full scan of a store table (SQLite
+    without statistics assumes big tables, so these plans are the ones a big store gets)."""
+    ws, db = results_ws
+    t = people(db, sql, "nps_relational", "2026-10-01 08:00:00")
+    path = tmp_path / "first.csv"
+    path.write_text(
+        f"response_id,token,submitted_at,nps\nr1,{t['alice']},2026-10-02 10:00,9\nr2,{t['bob']},2026-10-02 10:00,3\n",
+        encoding="utf-8",
+    )
+    import_responses(ws, db, path, NOW, moment="nps_relational")
+    open_cases(ws, db, NOW)
+    forged = tokens.new_token(b"another workspace")
+    path = tmp_path / "second.csv"
+    path.write_text(
+        "response_id,token,submitted_at,nps,email\n"
+        f"r1,{t['alice']},2026-10-03 10:00,2,\nr3,{t['bob']},2026-10-03 10:00,8,\nr4,{t['carol']},2026-10-03 10:00,1,\n"
+        f"r5,,2026-10-03 10:00,4,erin@example.fr\nr6,{forged},2026-10-03 10:00,5,\n"
+        # More than 100 rows: the import asks whether anyone was forgotten of the store, not row by row.
+        + "".join(f"x{i},,2026-10-03 10:00,5,nobody{i}@example.fr\n" for i in range(100)),
+        encoding="utf-8",
+    )
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    report = import_responses(ws, db, path, NOW, moment="nps_relational")
+    opened = open_cases(ws, db, NOW)
+    db.conn.set_trace_callback(None)
+    assert (report.inserted, report.replaced, report.quarantined_total) == (3, 1, 101) and opened
+    store_tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    # One row per dimension, migration, signing key, and the mark of the cases checked.
+    store_tables -= {"rollup_dimensions", "migrations", "signing_keys", "case_scan"}
+    full_scans = []
+    for statement in dict.fromkeys(statements):
+        if statement.split(None, 1)[0].upper() not in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH"):
+            continue
+        if statement.strip() == "SELECT EXISTS (SELECT 1 FROM responses)":
+            continue  # stops at the first row
+        for row in db.execute("EXPLAIN QUERY PLAN " + statement).fetchall():
+            words = row[3].split()
+            if words[0] == "SCAN" and words[1] in store_tables:
+                full_scans.append((row[3], " ".join(statement.split())[:160]))
+    assert full_scans == [], "\n".join(map(str, full_scans))
