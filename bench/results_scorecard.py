@@ -595,21 +595,25 @@ def dimension_rows(n: int, rounds: int) -> list[Row]:
     for path in (ws.database, declared / "cxctl.db"):
         harness.shell(path, "SELECT COUNT(*) FROM responses;")  # warm the page cache alike
 
-    def cold(root: Path, by: str) -> Sample:
+    def cold(root: Path, by: str, code: str | None = None) -> Sample:
         command = harness.cxctl_command("scorecard", "-w", str(root), "--by", by, "--now", NOW, "--json")
-        sample = harness.run_measured(command, harness.cxctl_env())
+        env = harness.cxctl_env() if code is None else {**harness.cxctl_env(), "PYTHONPATH": code}
+        sample = harness.run_measured(command, env)
         assert sum(row["responses"] for row in json.loads(sample.stdout)["rows"]) == n
         return sample
 
-    series = harness.alternate(
-        {
-            "attribute SQL": lambda: harness.shell(ws.database, ATTRIBUTE_SQL),
-            "raw": lambda: cold(ws.root, "region"),
-            "declared": lambda: cold(declared, "region"),
-            "declared canal": lambda: cold(declared, "canal"),
-        },
-        rounds,
-    )
+    contenders = {
+        "attribute SQL": lambda: harness.shell(ws.database, ATTRIBUTE_SQL),
+        "raw": lambda: cold(ws.root, "region"),
+        "declared": lambda: cold(declared, "region"),
+        "declared canal": lambda: cold(declared, "canal"),
+    }
+    # CXCTL_BENCH_BEFORE=<a checkout of the code before a change> adds the declared command run by that code,
+    # in the same rounds (run the bench from outside both trees: `python -m` puts the current folder first).
+    before = os.environ.get("CXCTL_BENCH_BEFORE")
+    if before:
+        contenders["declared, before"] = lambda: cold(declared, "region", before)
+    series = harness.alternate(contenders, rounds)
     series["attribute SQL"].label = "responses ⋈ contacts GROUP BY json_extract(region)"
     text = f"{n:,} responses, {max(1000, n // 10):,} contacts"
     rows = [
@@ -641,6 +645,18 @@ def dimension_rows(n: int, rounds: int) -> list[Row]:
             "scans the responses",
         ),
     ]
+    if before:
+        rows.append(
+            Row(
+                "results",
+                f"`cxctl scorecard --by region`, region declared, the code of {before} (new process)",
+                text,
+                series["declared, before"],
+                series["attribute SQL"],
+                "",
+                "its rollups",
+            )
+        )
     if build is not None:
         rows.append(
             Row(
@@ -656,8 +672,11 @@ def dimension_rows(n: int, rounds: int) -> list[Row]:
 
 def run(scale: float, rounds: int) -> list[Row]:
     os.environ.setdefault("CXCTL_SECRET", SECRET)
-    # CXCTL_BENCH_RESULTS_PART=import (or scorecard) runs one part only, e.g. while working on the import.
+    # CXCTL_BENCH_RESULTS_PART=import (or daily, scorecard, dimensions) runs one part only, e.g. while working
+    # on the import.
     part = os.environ.get("CXCTL_BENCH_RESULTS_PART", "")
+    if part == "dimensions":
+        return dimension_rows(harness.scaled(5_000_000, scale, 5_000), rounds)
     rows = [] if part in ("scorecard", "daily") else import_rows(harness.scaled(1_000_000, scale, 2_000), rounds)
     if part in ("", "import", "daily"):
         rows += daily_rows(harness.scaled(5_000_000, scale, 5_000), rounds)

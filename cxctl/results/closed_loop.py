@@ -19,6 +19,7 @@ import sqlite_utils
 
 from cxctl.core.timeutil import from_db, local_midnight, to_db
 from cxctl.results.stats import Nps
+from cxctl.store.dimensions import built
 from cxctl.workspace.loader import Workspace
 
 
@@ -70,20 +71,7 @@ def closed_loop_figures(
             decided += 1
         elif first or due_at < now:
             decided += 1
-    # Counted in SQL (one row back, not one per answer: half a million NPS answers at 1M responses).
-    after = """EXISTS (SELECT 1 FROM followups f JOIN responses o ON o.id = f.response_id
-                         WHERE o.contact_id = r.contact_id AND f.status = 'resolved'
-                           AND f.done_at IS NOT NULL AND f.done_at < r.submitted_at)"""
-    resolved = db.execute("SELECT EXISTS (SELECT 1 FROM followups WHERE status = 'resolved')").fetchone()[0]
-    counts = db.execute(
-        f"""SELECT COALESCE(SUM(after AND s >= 9), 0), COALESCE(SUM(after AND s BETWEEN 7 AND 8), 0),
-                   COALESCE(SUM(after AND s <= 6), 0), COALESCE(SUM(NOT after AND s >= 9), 0),
-                   COALESCE(SUM(NOT after AND s BETWEEN 7 AND 8), 0), COALESCE(SUM(NOT after AND s <= 6), 0)
-            FROM (SELECT r.score_nps AS s, {after if resolved else "0"} AS after
-                  FROM responses r WHERE r.status = 'counted' AND r.score_nps IS NOT NULL AND r.submitted_at >= ?
-                    AND r.submitted_at < ? AND (? IS NULL OR r.moment = ?))""",
-        [start, end, moment, moment],
-    ).fetchone()
+    counts = _nps_counts(db, since, until, moment)
     resurveyed, others = counts[:3], counts[3:]
     return ClosedLoop(
         len(rows),
@@ -97,3 +85,47 @@ def closed_loop_figures(
         _nps(*others),
         sum(others),
     )
+
+
+_BUCKETS = """COALESCE(SUM(CASE WHEN after AND s >= 9 THEN n END), 0),
+              COALESCE(SUM(CASE WHEN after AND s BETWEEN 7 AND 8 THEN n END), 0),
+              COALESCE(SUM(CASE WHEN after AND s <= 6 THEN n END), 0),
+              COALESCE(SUM(CASE WHEN NOT after AND s >= 9 THEN n END), 0),
+              COALESCE(SUM(CASE WHEN NOT after AND s BETWEEN 7 AND 8 THEN n END), 0),
+              COALESCE(SUM(CASE WHEN NOT after AND s <= 6 THEN n END), 0)"""
+
+
+def _nps_counts(db: sqlite_utils.Database, since: date, until: date, moment: str | None) -> tuple[int, ...]:
+    """Promoters, passives, detractors among the counted NPS answers of the period given after the person's
+    case was resolved, then among the others; the period is the responses' local `day`, as for the scores.
+
+    Counted in SQL, one row back. With no resolved case every answer is an "other": the counts come from the
+    NPS rollup of a declared dimension when there is one (all values together: every counted response, a few
+    hundred thousand rows whatever their number), else from the covering index on (status, moment, day,
+    score_nps). Only a resolved case needs each answer's contact and time (the table's rows)."""
+    days = [since.isoformat(), until.isoformat()]
+    resolved = db.execute("SELECT EXISTS (SELECT 1 FROM followups WHERE status = 'resolved')").fetchone()[0]
+    if not resolved:
+        dimension = next(iter(sorted(built(db))), None)
+        if dimension is not None:
+            return db.execute(
+                f"""SELECT {_BUCKETS} FROM (SELECT score AS s, 0 AS after, n FROM dim_score_rollup
+                    WHERE dimension = ? AND kind = 0 AND day BETWEEN ? AND ? AND (? IS NULL OR moment = ?))""",
+                [dimension, *days, moment, moment],
+            ).fetchone()
+        return db.execute(
+            f"""SELECT {_BUCKETS} FROM (SELECT r.score_nps AS s, 0 AS after, 1 AS n FROM responses r
+                WHERE r.status = 'counted' AND r.score_nps IS NOT NULL AND r.day BETWEEN ? AND ?
+                  AND (? IS NULL OR r.moment = ?))""",
+            [*days, moment, moment],
+        ).fetchone()
+    return db.execute(
+        f"""SELECT {_BUCKETS}
+            FROM (SELECT r.score_nps AS s, 1 AS n,
+                         EXISTS (SELECT 1 FROM followups f JOIN responses o ON o.id = f.response_id
+                                 WHERE o.contact_id = r.contact_id AND f.status = 'resolved'
+                                   AND f.done_at IS NOT NULL AND f.done_at < r.submitted_at) AS after
+                  FROM responses r WHERE r.status = 'counted' AND r.score_nps IS NOT NULL AND r.day BETWEEN ? AND ?
+                    AND (? IS NULL OR r.moment = ?))""",
+        [*days, moment, moment],
+    ).fetchone()

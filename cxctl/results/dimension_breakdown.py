@@ -52,13 +52,26 @@ def _ranges(db: sqlite_utils.Database, table: str, column: str, step: str) -> li
     return [(label, first, last) for label, first, last, _, _ in rows]
 
 
+def _values(table: str) -> str:
+    """A CTE `v(moment, value)` of the (moment, value) keys of `table` (a constant of this module) for the
+    scorecard's moments, each found by seeking the next one in the primary key, never reading every row."""
+    return f"""v(moment, value) AS (
+        SELECT m.moment, (SELECT MIN(value) FROM {table} WHERE dimension = :name AND moment = m.moment)
+        FROM temp.sc_moments m
+        UNION ALL
+        SELECT v.moment, (SELECT MIN(value) FROM {table} WHERE dimension = :name AND moment = v.moment AND value > v.value)
+        FROM v WHERE v.value IS NOT NULL)"""
+
+
 def fetch_by_dimension(ws: Workspace, db: sqlite_utils.Database, name: str, moments: list[str]) -> dict[tuple, dict]:
     """Counts per (value, moment, label) from the rollups of dimension `name`, over the period of the
     scorecard's temporary tables (sc_days, sc_hours, sc_moments): scores, responses, sent, and the counted
     responses without invitation of the moments that take them (responses.match contact/none).
 
     Each period label covers a range of days (hours): its count for one (moment, value, score) is the sum of
-    one range of the primary key, so nothing is sorted and each row is read once per label covering it."""
+    one range of the primary key, so nothing is sorted and each row is read once per label covering it. The
+    keys themselves are found by seeking from one to the next (a few hundred), not by a pass over every row
+    (at 5M that pass cost more than the sums: 0.55 s against 0.08 s for the scores)."""
     out: dict[tuple, dict] = defaultdict(lambda: {"scores": defaultdict(int), "responses": 0, "sent": 0})
     indicators = {m: indicator_questions(ws, m) for m in moments}
     free = {m for m in moments if ws.moments[m].responses.match != "invitation"}
@@ -74,12 +87,21 @@ def fetch_by_dimension(ws: Workspace, db: sqlite_utils.Database, name: str, mome
     db.conn.executemany("INSERT INTO temp.dim_days VALUES (?, ?, ?)", days)
     db.conn.executemany("INSERT INTO temp.dim_hours VALUES (?, ?, ?)", hours)
     scores = q(
-        """SELECT g.value, g.moment, p.label, g.kind, g.score,
+        f"""WITH RECURSIVE {_values("dim_score_rollup")},
+           g(moment, value, kind, score) AS (
+               SELECT v.moment, v.value, k.kind,
+                      (SELECT MIN(score) FROM dim_score_rollup
+                       WHERE dimension = :name AND moment = v.moment AND value = v.value AND kind = k.kind)
+               FROM v, (SELECT 0 AS kind UNION ALL SELECT 1 UNION ALL SELECT 2) k WHERE v.value IS NOT NULL
+               UNION ALL
+               SELECT g.moment, g.value, g.kind,
+                      (SELECT MIN(score) FROM dim_score_rollup WHERE dimension = :name AND moment = g.moment
+                         AND value = g.value AND kind = g.kind AND score > g.score)
+               FROM g WHERE g.score IS NOT NULL)
+           SELECT g.value, g.moment, p.label, g.kind, g.score,
                   (SELECT SUM(r.n) FROM dim_score_rollup r WHERE r.dimension = :name AND r.moment = g.moment
                      AND r.value = g.value AND r.kind = g.kind AND r.score = g.score AND r.day BETWEEN p.first AND p.last)
-           FROM (SELECT DISTINCT r.moment, r.value, r.kind, r.score FROM temp.sc_moments m
-                 CROSS JOIN dim_score_rollup r ON r.dimension = :name AND r.moment = m.moment) g
-           CROSS JOIN temp.dim_days p""",
+           FROM g CROSS JOIN temp.dim_days p WHERE g.score IS NOT NULL""",
         {"name": name},
     ).fetchall()
     # Keys as the raw breakdown makes them (it splits on the separator of several groups).
@@ -88,12 +110,12 @@ def fetch_by_dimension(ws: Workspace, db: sqlite_utils.Database, name: str, mome
         if qid is not None and n:
             out[(*value.split("\x1f"), moment_id, label)]["scores"][(qid, score)] += n
     responses = q(
-        """SELECT g.value, g.moment, p.label, SUM(r.n), SUM(r.uninvited)
-           FROM (SELECT DISTINCT r.moment, r.value FROM temp.sc_moments m
-                 CROSS JOIN dim_response_rollup r ON r.dimension = :name AND r.moment = m.moment) g
-           CROSS JOIN temp.dim_days p
-           CROSS JOIN dim_response_rollup r ON r.dimension = :name AND r.moment = g.moment AND r.value = g.value
+        f"""WITH RECURSIVE {_values("dim_response_rollup")}
+           SELECT v.value, v.moment, p.label, SUM(r.n), SUM(r.uninvited)
+           FROM v CROSS JOIN temp.dim_days p
+           CROSS JOIN dim_response_rollup r ON r.dimension = :name AND r.moment = v.moment AND r.value = v.value
                 AND r.day BETWEEN p.first AND p.last
+           WHERE v.value IS NOT NULL
            GROUP BY 1, 2, 3""",
         {"name": name},
     ).fetchall()
@@ -105,12 +127,11 @@ def fetch_by_dimension(ws: Workspace, db: sqlite_utils.Database, name: str, mome
         if moment_id in free and uninvited:
             cell["uninvited"] = cell.get("uninvited", 0) + uninvited
     sent = q(
-        """SELECT g.value, g.moment, p.label,
-                  (SELECT SUM(s.n) FROM dim_sent_rollup s WHERE s.dimension = :name AND s.moment = g.moment
-                     AND s.value = g.value AND s.hour BETWEEN p.first AND p.last)
-           FROM (SELECT DISTINCT s.moment, s.value FROM temp.sc_moments m
-                 CROSS JOIN dim_sent_rollup s ON s.dimension = :name AND s.moment = m.moment) g
-           CROSS JOIN temp.dim_hours p""",
+        f"""WITH RECURSIVE {_values("dim_sent_rollup")}
+           SELECT v.value, v.moment, p.label,
+                  (SELECT SUM(s.n) FROM dim_sent_rollup s WHERE s.dimension = :name AND s.moment = v.moment
+                     AND s.value = v.value AND s.hour BETWEEN p.first AND p.last)
+           FROM v CROSS JOIN temp.dim_hours p WHERE v.value IS NOT NULL""",
         {"name": name},
     ).fetchall()
     for value, moment_id, label, n in sent:

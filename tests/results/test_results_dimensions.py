@@ -20,7 +20,14 @@ from cxctl.store import dimensions
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 DIMENSIONS = ["region", "segment", "event.nature"]
-BREAKDOWNS = [["region"], ["segment", "week"], ["moment", "event.nature"], ["region", "month"]]
+# (by, since): the period labels of a scorecard, few (October) and many (the weeks since June, 28 labels).
+BREAKDOWNS = [
+    (["region"], "2026-10-01"),
+    (["segment", "week"], "2026-10-01"),
+    (["moment", "event.nature"], "2026-10-01"),
+    (["region", "month"], "2026-10-01"),
+    (["region", "week"], "2026-06-01"),
+]
 REGIONS = st.sampled_from(["nord", "sud", "est", None, 3])
 NATURES = st.sampled_from(["vol", "bris", None])
 
@@ -32,9 +39,9 @@ def _attributes(region) -> str:
 def _figures(ws, db):
     """Rows and notes of each breakdown, or the refusal (a dimension no contact or event has)."""
     out = []
-    for by in BREAKDOWNS:
+    for by, since in BREAKDOWNS:
         try:
-            card = compute_scorecard(ws, db, NOW, by=by, since="2026-10-01", until="2026-10-31")
+            card = compute_scorecard(ws, db, NOW, by=by, since=since, until="2026-10-31")
         except UsageError as exc:
             out.append(str(exc))
         else:
