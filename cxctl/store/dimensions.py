@@ -165,7 +165,9 @@ def _trigger(name: str, when: str, statements: Iterable[str]) -> str:
 
 
 def schema() -> str:
-    """The tables and triggers of migration 13 (SQL text built from constants)."""
+    """The tables and triggers of migration 13 (SQL text built from constants). Migration 13 runs this text
+    once per store: a later change here reaches existing stores only through a new migration that drops and
+    recreates what changed."""
     # An invitation's event changed: its responses move from the old event's value to the new one's.
     old_event_value = _text("(SELECT json_extract(e.attributes, d.path) FROM events e WHERE e.id = old.event_id)")
     new_event_value = _text("(SELECT json_extract(e.attributes, d.path) FROM events e WHERE e.id = new.event_id)")
