@@ -57,8 +57,10 @@ def _decode(names: list[str], cell: bytes | None) -> str:
 
 
 def _unpivot(names: list[str], counts) -> list[tuple[str, int]]:
-    """(total, n₁…n_k) → [(group, n)], the rows of no group (no contact, or none of the values) first."""
+    """(total, n₁…n_k) → [(group, n)], the rows of no group (no contact, or none of the values) first. A
+    column whose rows all have no contact (anonymous answers, responses.match none) sums to NULL: 0."""
     total, *parts = counts
+    parts = [n or 0 for n in parts]
     return [(names[0], total - sum(parts))] + list(zip(names[1:], parts))
 
 
