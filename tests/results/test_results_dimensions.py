@@ -95,6 +95,15 @@ class World:
             )
         )
 
+    def move(self, contact: int, region) -> None:
+        """A contact's region changes (the triggers move its counts)."""
+        cid = self.contacts[contact % len(self.contacts)]
+        self.db.execute("UPDATE contacts SET attributes = ? WHERE id = ?", [_attributes(region), cid])
+
+    def resegment(self, contact: int, segment) -> None:
+        cid = self.contacts[contact % len(self.contacts)]
+        self.db.execute("UPDATE contacts SET segment = ? WHERE id = ?", [segment, cid])
+
     def answer(self, rows) -> None:
         """rows: (response id number, invitation number, day, score); a known response id is replaced when later."""
         self.imports += 1
@@ -177,12 +186,9 @@ def test_rollup_breakdown_equals_the_raw_breakdown(results_ws, sql, tmp_path_fac
         elif kind == "answer":
             world.answer(args[0])
         elif kind == "move":
-            cid = world.contacts[args[0] % len(world.contacts)]
-            db.execute("UPDATE contacts SET attributes = ? WHERE id = ?", [_attributes(args[1]), cid])
+            world.move(*args)
         elif kind == "resegment":
-            db.execute(
-                "UPDATE contacts SET segment = ? WHERE id = ?", [args[1], world.contacts[args[0] % len(world.contacts)]]
-            )
+            world.resegment(*args)
         elif kind == "renature" and world.events:
             event = world.events[args[0] % len(world.events)]
             db.execute(
@@ -280,12 +286,9 @@ def test_answers_without_invitation_count_the_same_from_the_rollups(results_ws, 
         elif kind == "free":
             world.answer_free(*args)
         elif kind == "move":
-            cid = world.contacts[args[0] % len(world.contacts)]
-            db.execute("UPDATE contacts SET attributes = ? WHERE id = ?", [_attributes(args[1]), cid])
+            world.move(*args)
         elif kind == "resegment":
-            db.execute(
-                "UPDATE contacts SET segment = ? WHERE id = ?", [args[1], world.contacts[args[0] % len(world.contacts)]]
-            )
+            world.resegment(*args)
         elif kind == "forget":
             cid = world.contacts[args[0] % len(world.contacts)]
             if db.execute("SELECT forgotten_at IS NULL FROM contacts WHERE id = ?", [cid]).fetchone()[0]:
