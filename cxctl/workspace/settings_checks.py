@@ -349,6 +349,20 @@ def check_dimensions(declared: Declared, settings: Settings | None, place: Parse
                 f"unknown dimension {name!r}{did_you_mean(name, known)}: no mapping imports it; list a contact "
                 f"attribute, one of {', '.join(CONTACT_COLUMNS)}, or event.<attribute>"
             )
+        elif name not in known and not name.startswith(EVENT_PREFIX):
+            # Unmapped columns are kept as attributes under their normalised header, so this may be right; but a
+            # name no export carries counts every response under '' (no value), which must not pass unsaid.
+            problems.append(
+                problem_at(
+                    place,
+                    where,
+                    f"no mapping names the attribute {name!r}: it must be a column of your contact exports, under its "
+                    f"normalised header (accents removed, lower case, '_' between words: 'Région' is 'region'); "
+                    f"otherwise every response counts under no value",
+                    severity="warning",
+                )
+            )
+            continue
         else:
             continue
         problems.append(problem_at(place, where, message))

@@ -591,3 +591,12 @@ def test_an_attribute_named_like_a_secret_is_a_filter(check):
 def test_a_mapped_column_named_password_is_not_a_secret(check):
     problems = check({"extra.yaml": "mappings:\n  crm:\n    columns: {Password: '-', Mot de passe: '-'}\n"})
     assert [p for p in problems if "secret" in p.message] == []
+
+
+def test_a_dimension_no_mapping_names_is_a_warning_not_an_error(check):
+    """An unmapped column is kept as an attribute, so an unknown dimension may be right: said, not refused."""
+    problems = check({"cxctl.yaml": SETTINGS_HEAD + "  dimensions: [segment, regoin]\n"})
+    assert [(p.severity, p.path) for p in problems if "dimensions" in p.path] == [
+        ("warning", "workspace.dimensions[1]")
+    ]
+    assert "no mapping names the attribute 'regoin'" in next(p.message for p in problems if "dimensions" in p.path)
